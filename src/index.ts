@@ -1,0 +1,69 @@
+/**
+ * kiln — a WebGPU tensor engine: lazy tensors fused into WGSL kernels, the same in the browser and in Node.
+ *
+ *   import * as k from 'kiln';
+ *   await k.init();
+ *   const y = k.tensor([[1, 2], [3, 4]]).matmul(k.randn([2, 3])).relu();
+ *   console.log(await y.tolist());
+ */
+import { init as initDevice, deviceInfo, destroyDevice, type DeviceInfo, type InitOptions } from './wgsl/device.js';
+import { memoryInfo, resetRuntime, resetStats, runtimeStats, trimPool, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
+import { defineElementwise, type ElementwiseSpec } from './tensor/ops.js';
+import { applyElementwise, syncDeviceLimits, Tensor, type TensorLike } from './tensor/tensor.js';
+
+export type { DType, TypedArray } from './tensor/dtype.js';
+export type { Device } from './tensor/node.js';
+export type { DeviceInfo, InitOptions, MemoryInfo, RuntimeStats };
+export {
+  Tensor, tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye,
+  manualSeed, getRngState, setRngState, rand, randn, randint,
+  where, cat, stack, matmul, realize, setFusion, setDefaultDevice, getDefaultDevice, withDevice,
+  type TensorLike, type NestedArray, type CreateOptions, type ReduceOptions,
+} from './tensor/tensor.js';
+export { scope, keep } from './tensor/memory.js';
+export { deviceInfo };
+export { philox4x32 } from './wgsl/rng.js';
+
+/** Acquires the WebGPU device: navigator.gpu in browsers; Dawn in Node (hardware, else lavapipe, else SwiftShader). */
+export async function init(opts: InitOptions = {}): Promise<DeviceInfo> {
+  const info = await initDevice(opts);
+  syncDeviceLimits();
+  return info;
+}
+
+/** Releases the device and all GPU memory (lets Node exit). */
+export function destroy(): void {
+  trimPool();
+  destroyDevice();
+  resetRuntime();
+}
+
+/** Counters: kernels, dispatches, submits, pipelines compiled, bytes allocated, readbacks. */
+export function stats(): RuntimeStats {
+  return runtimeStats();
+}
+
+/** Resets the counters of `stats()`. */
+export { resetStats };
+
+/** Live and pooled GPU buffers and bytes. */
+export function memory(): MemoryInfo {
+  return memoryInfo();
+}
+
+/** Frees pooled GPU buffers that no tensor uses. */
+export { trimPool };
+
+/**
+ * Registers a user elementwise op: a WGSL expression over `$0`, `$1`… (or a builder), a float64 reference,
+ * and optionally a dtype rule, helper WGSL functions and a VJP. It fuses like built-in ops.
+ * Returns a function applying it with broadcasting.
+ *
+ *   const swish = k.defineOp({ name: 'swish', arity: 1, float: true,
+ *     wgsl: '$0 / (1.0 + exp(-$0))', ref: (x) => x / (1 + Math.exp(-x)) });
+ *   swish(x)
+ */
+export function defineOp(spec: ElementwiseSpec<Tensor>): (...inputs: TensorLike[]) => Tensor {
+  const def = defineElementwise(spec);
+  return (...inputs: TensorLike[]) => applyElementwise(def.name, inputs);
+}

@@ -1,0 +1,410 @@
+/**
+ * The scheduler: cuts the pending graph into kernels. Elementwise chains, views (as index math),
+ * random numbers and gathers fuse into one kernel; a reduction or matmul becomes the core of a kernel
+ * whose elementwise consumer fuses in as its epilogue; a node is stored only when it must be (a target,
+ * several consumers, a broadcast of computed values, a matmul operand, or the storage-binding limit).
+ */
+import { type DType, byteSize, wgslType } from './dtype.js';
+import { elementwiseDef, BASE_HELPERS, RNG_HELPERS } from './ops.js';
+import { LazyNode, baseOf, type MovementArg } from './node.js';
+import { contiguousStrides, numel, reshapeStrided, type StridedView } from './shape.js';
+import * as ir from '../wgsl/ir.js';
+import type { Expr, VT } from '../wgsl/ir.js';
+import type { Kernel, MatmulOperand } from '../wgsl/kernels.js';
+
+/** Scheduler switches (fusion can be turned off to test that it does not change results). */
+export const scheduleConfig = {
+  fusion: true,
+  /** Inputs one kernel may bind (the device limit minus the output), set at init. */
+  maxInputs: 9,
+};
+
+/** A kernel to launch and the nodes it reads and writes. */
+export interface PlannedKernel {
+  kernel: Kernel;
+  inputs: LazyNode[];
+  params: Uint32Array;
+  out: LazyNode;
+}
+
+interface Index {
+  flat?: Expr;
+  coords?: Expr[];
+  shape: readonly number[];
+}
+
+const GID: Expr = ir.v('gid');
+
+function flatOf(idx: Index): Expr {
+  if (idx.flat) return idx.flat;
+  const st = contiguousStrides(idx.shape);
+  let e: Expr = ir.int(0);
+  idx.coords!.forEach((c, i) => {
+    if (idx.shape[i] !== 1) e = ir.add(e, ir.mul(c, ir.int(st[i]!)));
+  });
+  return e;
+}
+
+function coordsOf(idx: Index): Expr[] {
+  if (idx.coords) return idx.coords;
+  const st = contiguousStrides(idx.shape);
+  const f = idx.flat!;
+  return idx.shape.map((d, i) => {
+    if (d === 1) return ir.int(0);
+    const q = ir.div(f, st[i]!);
+    return i === 0 ? q : ir.mod(q, d);
+  });
+}
+
+const vt = (dt: DType): VT => wgslType(dt) as VT;
+
+const f32 = new Float32Array(1);
+const f32u = new Uint32Array(f32.buffer);
+function paramBits(value: number, dt: DType): number {
+  switch (dt) {
+    case 'f32': case 'f16': f32[0] = value; return f32u[0]!;
+    case 'i32': return (value | 0) >>> 0;
+    case 'u32': return value >>> 0;
+    case 'bool': return value ? 1 : 0;
+  }
+}
+
+/** Builds the expression bodies of one kernel. */
+class KernelBuilder {
+  inputs: LazyNode[] = [];
+  private slots = new Map<LazyNode, number>();
+  params: number[] = [];
+  private paramSlots = new Map<string, number>();
+  helpers = new Set<string>();
+  core: LazyNode | null = null;
+
+  constructor(private readonly sched: Scheduler, readonly root: LazyNode) {}
+
+  slot(n: LazyNode): number {
+    let s = this.slots.get(n);
+    if (s === undefined) {
+      s = this.inputs.length;
+      this.inputs.push(n);
+      this.slots.set(n, s);
+    }
+    return s;
+  }
+
+  param(value: number, dt: DType): Expr {
+    const bits = paramBits(value, dt);
+    const t = vt(dt);
+    const key = `${bits}`;
+    let s = this.paramSlots.get(key);
+    if (s === undefined) {
+      s = this.params.length;
+      this.params.push(bits);
+      this.paramSlots.set(key, s);
+    }
+    return { k: 'param', slot: s, t };
+  }
+
+  load(n: LazyNode, idx: Index): Expr {
+    return { k: 'load', slot: this.slot(n), idx: flatOf(idx), t: vt(n.dtype), half: n.dtype === 'f16', bool: n.dtype === 'bool' };
+  }
+
+  /** The value of node `n` at index `idx` (in n's shape). */
+  value(n: LazyNode, idx: Index): Expr {
+    if (n.realized) return this.load(n, idx);
+    if (n !== this.root && this.sched.isMaterialized(n)) {
+      this.sched.plan(n);
+      return this.load(n, idx);
+    }
+    switch (n.kind) {
+      case 'movement': return this.movement(n, idx);
+      case 'leaf': return this.leaf(n, idx);
+      case 'elementwise': {
+        const def = elementwiseDef(n.op);
+        for (const h of def.helpers) this.helpers.add(h);
+        const args = n.src.map((s) => this.value(s, idx));
+        const ctx = { inDtypes: n.src.map((s) => s.dtype), outDtype: n.dtype, arg: n.arg };
+        return ir.call(`${n.op}:${JSON.stringify(n.arg ?? null)}:${ctx.inDtypes.join(',')}`, (a) => def.wgsl(a, ctx), args, vt(n.dtype));
+      }
+      case 'gather': {
+        const [x, index] = n.src as [LazyNode, LazyNode];
+        const axis = n.arg as number;
+        const c = coordsOf(idx).slice();
+        const size = x.shape[axis]!;
+        const raw = this.value(index, idx);
+        const wrapped = ir.select(raw, ir.add(raw, ir.int(size)), ir.lt(raw, ir.int(0)));
+        c[axis] = ir.clampIdx(wrapped, size);
+        return this.value(x, { coords: c, shape: x.shape });
+      }
+      case 'contiguous': return this.value(n.src[0]!, idx);
+      case 'reduce':
+      case 'matmul': {
+        if (this.core === null && idx.flat === GID && this.sched.consumerCount(n) <= 1) {
+          this.core = n;
+          return ir.v('acc', n.kind === 'matmul' ? 'f32' : vt(n.dtype));
+        }
+        this.sched.forceMaterialize(n);
+        this.sched.plan(n);
+        return this.load(n, idx);
+      }
+    }
+  }
+
+  private leaf(n: LazyNode, idx: Index): Expr {
+    if (n.op === 'const') return this.param(n.arg as number, n.dtype);
+    if (n.op === 'rng') {
+      this.helpers.add(RNG_HELPERS);
+      const a = n.arg as { key: [number, number]; ctr: number; word: number };
+      const k0 = this.param(a.key[0], 'u32');
+      const k1 = this.param(a.key[1], 'u32');
+      const ctr = this.param(a.ctr, 'u32');
+      const words = ir.call('philox', (x) => `kiln_philox(vec4<u32>(u32(${x[0]}), ${x[1]}, 0u, 0u), vec2<u32>(${x[2]}, ${x[3]}))`, [flatOf(idx), ctr, k0, k1], 'vec4u');
+      return ir.call(`word${a.word}`, (x) => `${x[0]}.${'xyzw'[a.word]}`, [words], 'u32');
+    }
+    if (n.op === 'iota') {
+      const f = flatOf(idx);
+      return n.dtype === 'i32' ? f : ir.call(`to_${n.dtype}`, (x) => `${vt(n.dtype)}(${x[0]})`, [f], vt(n.dtype));
+    }
+    throw new Error(`kiln internal error: unknown leaf op '${n.op}'`);
+  }
+
+  private movement(n: LazyNode, idx: Index): Expr {
+    const src = n.src[0]!;
+    const m = n.arg as MovementArg;
+    switch (m.op) {
+      case 'reshape': return this.value(src, { flat: flatOf(idx), shape: src.shape });
+      case 'permute': {
+        const c = coordsOf(idx);
+        const sc = new Array<Expr>(src.shape.length);
+        m.perm.forEach((p, i) => (sc[p] = c[i]!));
+        return this.value(src, { coords: sc, shape: src.shape });
+      }
+      case 'expand': {
+        const c = coordsOf(idx);
+        return this.value(src, { coords: c.map((e, i) => (src.shape[i] === 1 ? ir.int(0) : e)), shape: src.shape });
+      }
+      case 'shrink': {
+        const c = coordsOf(idx);
+        return this.value(src, { coords: c.map((e, i) => ir.add(e, ir.int(m.ranges[i]![0]))), shape: src.shape });
+      }
+      case 'flip': {
+        const c = coordsOf(idx);
+        return this.value(src, { coords: c.map((e, i) => (m.axes.includes(i) ? ir.sub(ir.int(src.shape[i]! - 1), e) : e)), shape: src.shape });
+      }
+      case 'pad': {
+        const c = coordsOf(idx);
+        let valid: Expr = ir.lit(true, 'bool');
+        const sc = c.map((e, i) => {
+          const [before, after] = m.pads[i]!;
+          if (before === 0 && after === 0) return e;
+          const s = ir.sub(e, ir.int(before));
+          const size = src.shape[i]!;
+          if (before > 0) valid = ir.and(valid, ir.lt(ir.int(-1), s));
+          if (after > 0) valid = ir.and(valid, ir.lt(s, ir.int(size)));
+          return ir.clampIdx(s, size);
+        });
+        const inner = this.value(src, { coords: sc, shape: src.shape });
+        return ir.select(ir.lit(m.value, vt(n.dtype)), inner, valid);
+      }
+    }
+  }
+}
+
+/** Plans the kernels that realize a set of target nodes. */
+export class Scheduler {
+  readonly planned: PlannedKernel[] = [];
+  private materialize = new Set<LazyNode>();
+  private done = new Set<LazyNode>();
+  private consumers = new Map<LazyNode, Set<LazyNode>>();
+  private expanded = new Set<LazyNode>();
+
+  constructor(targets: LazyNode[]) {
+    const seen = new Set<LazyNode>();
+    const stack = [...targets];
+    while (stack.length) {
+      const n = stack.pop()!;
+      if (seen.has(n) || n.realized) continue;
+      seen.add(n);
+      if (n.kind !== 'movement') {
+        for (const s of n.src) {
+          const { base, expands } = this.walk(s);
+          if (base.realized) continue;
+          let set = this.consumers.get(base);
+          if (!set) this.consumers.set(base, (set = new Set()));
+          set.add(n);
+          if (expands) this.expanded.add(base);
+        }
+      }
+      for (const s of n.src) stack.push(s);
+    }
+    for (const t of targets) if (!t.realized) this.materialize.add(t);
+    for (const n of seen) {
+      if (n.kind === 'contiguous') this.materialize.add(n);
+      if (n.kind === 'elementwise' || n.kind === 'gather') {
+        if (!scheduleConfig.fusion || this.consumerCount(n) > 1 || this.expanded.has(n)) this.materialize.add(n);
+      }
+      if ((n.kind === 'reduce' || n.kind === 'matmul') && !scheduleConfig.fusion) this.materialize.add(n);
+    }
+    for (const t of targets) if (!t.realized) this.plan(t);
+  }
+
+  private walk(n: LazyNode): { base: LazyNode; expands: boolean } {
+    let expands = false;
+    while (n.kind === 'movement' && !n.realized) {
+      const m = n.arg as MovementArg;
+      if (m.op === 'expand' && numel(m.shape) > n.src[0]!.size) expands = true;
+      n = n.src[0]!;
+    }
+    return { base: n, expands };
+  }
+
+  /** Distinct consumer nodes of `n` in the pending graph (targets count as one more). */
+  consumerCount(n: LazyNode): number {
+    return (this.consumers.get(n)?.size ?? 0) + (this.materialize.has(n) && !this.consumers.has(n) ? 1 : 0);
+  }
+
+  isMaterialized(n: LazyNode): boolean {
+    return this.materialize.has(n);
+  }
+
+  forceMaterialize(n: LazyNode): void {
+    this.materialize.add(n);
+  }
+
+  /** Plans the kernel computing `n` (after the kernels it depends on). */
+  plan(n: LazyNode): void {
+    if (this.done.has(n) || n.realized) return;
+    this.done.add(n);
+    this.materialize.add(n);
+    let kernel = this.build(n);
+    // respect the storage-buffer limit: store the widest fused input subtree and rebuild
+    let guard = 0;
+    while (kernel.b.inputs.length > scheduleConfig.maxInputs && guard++ < 64) {
+      const victim = this.widestFused(n, kernel.b.core);
+      if (!victim) throw new Error(`kiln: an op reads ${kernel.b.inputs.length} tensors at once, more than this device's ${scheduleConfig.maxInputs} storage bindings per kernel`);
+      this.materialize.add(victim);
+      kernel = this.build(n);
+    }
+    this.planned.push({ kernel: kernel.k, inputs: kernel.b.inputs, params: new Uint32Array(kernel.b.params), out: n });
+  }
+
+  private widestFused(root: LazyNode, core: LazyNode | null): LazyNode | null {
+    let best: LazyNode | null = null;
+    let bestCount = 1;
+    const leafCount = new Map<LazyNode, Set<LazyNode>>();
+    const leaves = (n: LazyNode): Set<LazyNode> => {
+      let s = leafCount.get(n);
+      if (s) return s;
+      s = new Set();
+      if (n.realized || (n !== root && this.materialize.has(n))) s.add(n);
+      else for (const c of n.src) for (const l of leaves(c)) s.add(l);
+      leafCount.set(n, s);
+      if (n !== root && n !== core && !this.materialize.has(n) && !n.realized && (n.kind === 'elementwise' || n.kind === 'gather') && s.size > bestCount) {
+        best = n;
+        bestCount = s.size;
+      }
+      return s;
+    };
+    leaves(root);
+    return best;
+  }
+
+  private build(n: LazyNode): { k: Kernel; b: KernelBuilder } {
+    const b = new KernelBuilder(this, n);
+    let epilogue: Expr;
+    if (n.kind === 'reduce' || n.kind === 'matmul') {
+      b.core = n;
+      epilogue = ir.v('acc', n.kind === 'matmul' ? 'f32' : vt(n.dtype));
+    } else {
+      epilogue = b.value(n, { flat: GID, shape: n.shape });
+    }
+    const base = () => ({ inputs: b.inputs.map((x) => x.dtype), outDtype: n.dtype, nParams: b.params.length, helpers: [BASE_HELPERS, ...b.helpers].join('\n') });
+    const core = b.core;
+    if (!core) return { k: { kind: 'elementwise', size: n.size, value: epilogue, ...base() }, b };
+    if (core.kind === 'reduce') {
+      const { op, axes } = core.arg as { op: 'sum' | 'max'; axes: number[] };
+      const src = core.src[0]!;
+      const inShape = src.shape;
+      const redShape = axes.map((a) => inShape[a]!);
+      const R = numel(redShape);
+      const O = core.size;
+      const o = ir.v('o');
+      const r = ir.v('r');
+      const trailing = axes.every((a, i) => a === inShape.length - axes.length + i);
+      let idx: Index;
+      if (trailing) idx = { flat: ir.add(ir.mul(o, ir.int(R)), r), shape: inShape };
+      else {
+        const oc = coordsOf({ flat: o, shape: core.shape });
+        const rc = coordsOf({ flat: r, shape: redShape });
+        idx = { coords: inShape.map((_, i) => (axes.includes(i) ? rc[axes.indexOf(i)]! : oc[i]!)), shape: inShape };
+      }
+      const body = b.value(src, idx);
+      return { k: { kind: 'reduce', op, outSize: O, redSize: R, accType: vt(core.dtype), body, epilogue, ...base() }, b };
+    }
+    // matmul: both operands must be strided views of stored buffers
+    const [A, B] = core.src as [LazyNode, LazyNode];
+    const batchShape = core.shape.slice(0, -2);
+    const M = A.shape[A.shape.length - 2]!;
+    const K = A.shape[A.shape.length - 1]!;
+    const N = B.shape[B.shape.length - 1]!;
+    const opA = this.operand(A, b);
+    const opB = this.operand(B, b);
+    return { k: { kind: 'matmul', batchShape, M, N, K, a: opA, b: opB, epilogue, ...base() }, b };
+  }
+
+  private operand(x: LazyNode, b: KernelBuilder): MatmulOperand {
+    let view = stridedView(x);
+    if (!view || !(view.base.realized || this.canStore(view.base))) view = null;
+    if (!view) {
+      // store the operand itself (a copy that applies its views)
+      this.materialize.add(x);
+      this.plan(x);
+      view = { base: x, view: { shape: [...x.shape], strides: contiguousStrides(x.shape), offset: 0 } };
+    } else if (!view.base.realized) {
+      this.materialize.add(view.base);
+      this.plan(view.base);
+    }
+    const r = view.view.shape.length;
+    return {
+      slot: b.slot(view.base),
+      offset: view.view.offset,
+      batchStrides: view.view.strides.slice(0, r - 2),
+      rowStride: view.view.strides[r - 2]!,
+      colStride: view.view.strides[r - 1]!,
+    };
+  }
+
+  private canStore(n: LazyNode): boolean {
+    return n.kind !== 'movement';
+  }
+}
+
+/** Expresses a chain of movement ops as one strided view of its base, or null (pad, incompatible reshape). */
+export function stridedView(n: LazyNode): { base: LazyNode; view: StridedView } | null {
+  const chain: LazyNode[] = [];
+  let base = n;
+  while (base.kind === 'movement' && !base.realized) {
+    chain.push(base);
+    base = base.src[0]!;
+  }
+  let v: StridedView | null = { shape: [...base.shape], strides: contiguousStrides(base.shape), offset: 0 };
+  for (let i = chain.length - 1; i >= 0 && v; i--) {
+    const node = chain[i]!;
+    const m = node.arg as MovementArg;
+    const cur: StridedView = v;
+    switch (m.op) {
+      case 'reshape': v = reshapeStrided(cur, m.shape); break;
+      case 'permute': v = { shape: m.perm.map((p) => cur.shape[p]!), strides: m.perm.map((p) => cur.strides[p]!), offset: cur.offset }; break;
+      case 'expand': v = { shape: [...m.shape], strides: cur.strides.map((s, d) => (cur.shape[d] === 1 && m.shape[d] !== 1 ? 0 : s)), offset: cur.offset }; break;
+      case 'shrink': v = { shape: m.ranges.map(([a, b]) => b - a), strides: cur.strides, offset: cur.offset + m.ranges.reduce((acc, [a], d) => acc + a * cur.strides[d]!, 0) }; break;
+      case 'flip': v = { shape: cur.shape, strides: cur.strides.map((s, d) => (m.axes.includes(d) ? -s : s)), offset: cur.offset + m.axes.reduce((acc, d) => acc + (cur.shape[d]! - 1) * cur.strides[d]!, 0) }; break;
+      case 'pad': v = m.pads.every(([a, b]) => a === 0 && b === 0) ? cur : null; break;
+    }
+  }
+  return v ? { base, view: v } : null;
+}
+
+/** Bytes of the stored form of a node. */
+export function storageBytes(n: LazyNode): number {
+  return Math.max(4, Math.ceil((n.size * byteSize(n.dtype)) / 4) * 4);
+}
+
+export { baseOf };

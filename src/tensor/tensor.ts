@@ -1,0 +1,1014 @@
+/**
+ * The Tensor: a handle on a lazy graph node. Ops check shapes and dtypes at the call site and record
+ * nodes; values are computed when read (`await t.data()`), when `k.realize()` is called, or when an
+ * optimizer steps. Every op below is either a registered primitive or a composite of primitives.
+ */
+import { type DType, type TypedArray, allocHostArray, checkDType, coerce, floatToHalf, halfToFloat, isFloat, promote } from './dtype.js';
+import { elementwiseDef } from './ops.js';
+import { LazyNode, storageHooks, type Device, type MovementArg } from './node.js';
+import { broadcastShapes, checkShape, contiguousStrides, fmt, normAxes, normAxis, numel, shapesEqual, type Shape } from './shape.js';
+import { keep as keepTensor, scope, track } from './memory.js';
+import { realizeReference } from './reference.js';
+import { Scheduler, scheduleConfig, storageBytes, type PlannedKernel } from './schedule.js';
+import { seedKey } from '../wgsl/rng.js';
+import { gpu, hasDevice } from '../wgsl/device.js';
+import { acquireBuffer, execute, executeAndRead, releaseBuffer, uploadBuffer, type Launch } from '../wgsl/runtime.js';
+
+storageHooks.release = (n: LazyNode) => {
+  if (n.buffer) releaseBuffer(n.buffer);
+};
+
+/** Nested JS arrays of numbers or booleans. */
+export type NestedArray = number | boolean | NestedArray[];
+
+/** Options of creation functions. */
+export interface CreateOptions {
+  dtype?: DType;
+  device?: Device;
+}
+
+let defaultDevice: Device = 'webgpu';
+
+/** Sets the device new tensors are created on ('webgpu' or the float64 'cpu' reference). */
+export function setDefaultDevice(d: Device): void {
+  if (d !== 'webgpu' && d !== 'cpu') throw new Error(`setDefaultDevice: unknown device '${d}'; expected 'webgpu' or 'cpu'`);
+  defaultDevice = d;
+}
+
+/** The device new tensors are created on. */
+export function getDefaultDevice(): Device {
+  return defaultDevice;
+}
+
+/** Runs `fn` with new tensors created on `device`. */
+export function withDevice<T>(device: Device, fn: () => T): T {
+  const prev = defaultDevice;
+  setDefaultDevice(device);
+  try {
+    const r = fn();
+    if (r instanceof Promise) return r.finally(() => (defaultDevice = prev)) as T;
+    defaultDevice = prev;
+    return r;
+  } catch (e) {
+    defaultDevice = prev;
+    throw e;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Realization
+
+let chain: Promise<unknown> = Promise.resolve();
+/** Runs `fn` after every earlier realization has been submitted (one at a time). */
+function serialize<T>(fn: () => Promise<T>): Promise<T> {
+  const next = chain.then(fn, fn);
+  chain = next.catch(() => undefined);
+  return next;
+}
+
+function launchesFor(planned: PlannedKernel[]): Launch[] {
+  const launches: Launch[] = [];
+  for (const p of planned) {
+    const { buffer, bytes } = acquireBuffer(storageBytes(p.out));
+    launches.push({ kernel: p.kernel, inputs: p.inputs.map((n) => n.buffer!), params: p.params, out: buffer });
+    p.out.buffer = buffer;
+    p.out.bufferBytes = bytes;
+  }
+  // sources are dropped only after every launch captured its input buffers
+  for (const p of planned) p.out.becomeBuffer({});
+  return launches;
+}
+
+async function realizeNodes(nodes: LazyNode[], reads: LazyNode[] = []): Promise<ArrayBuffer[]> {
+  const cpu = nodes.filter((n) => n.device === 'cpu');
+  if (cpu.length) realizeReference(cpu);
+  const gpuNodes = nodes.filter((n) => n.device === 'webgpu' && !n.realized);
+  const gpuReads = reads.filter((n) => n.device === 'webgpu');
+  if (!gpuNodes.length && !gpuReads.length) return [];
+  gpu();
+  return serialize(async (): Promise<ArrayBuffer[] | (() => Promise<ArrayBuffer[]>)> => {
+    const pending = gpuNodes.filter((n) => !n.realized && !n.freed);
+    const launches = pending.length ? launchesFor(new Scheduler(pending).planned) : [];
+    if (!gpuReads.length) {
+      await execute(launches);
+      return [];
+    }
+    for (const n of gpuReads) if (!n.buffer) throw new Error('kiln: cannot read a disposed tensor');
+    return executeAndRead(launches, gpuReads.map((n) => ({ buffer: n.buffer!, bytes: storageBytes(n) })));
+  }).then((r) => (typeof r === 'function' ? r() : r));
+}
+
+interface PendingRead {
+  node: LazyNode;
+  resolve: (v: Float64Array | ArrayBuffer) => void;
+  reject: (e: unknown) => void;
+}
+let pendingReads: PendingRead[] = [];
+let flushScheduled = false;
+
+function flushReads(): void {
+  flushScheduled = false;
+  const batch = pendingReads;
+  pendingReads = [];
+  const nodes = [...new Set(batch.map((r) => r.node))];
+  const gpuNodes = nodes.filter((n) => n.device === 'webgpu');
+  realizeNodes(nodes, gpuNodes).then(
+    (buffers) => {
+      for (const r of batch) {
+        if (r.node.device === 'cpu') r.resolve(r.node.host!);
+        else r.resolve(buffers[gpuNodes.indexOf(r.node)]!);
+        r.node.release();
+      }
+    },
+    (e) => {
+      for (const r of batch) {
+        r.reject(e);
+        r.node.release();
+      }
+    },
+  );
+}
+
+/** Reads a node's values; reads requested in the same tick share one submit and one map. */
+function readNode(node: LazyNode): Promise<Float64Array | ArrayBuffer> {
+  node.retain();
+  return new Promise((resolve, reject) => {
+    pendingReads.push({ node, resolve, reject });
+    if (!flushScheduled) {
+      flushScheduled = true;
+      queueMicrotask(flushReads);
+    }
+  });
+}
+
+function decode(raw: Float64Array | ArrayBuffer, dtype: DType, n: number): TypedArray {
+  if (raw instanceof Float64Array) {
+    if (isFloat(dtype)) return raw.slice(0, n);
+    const out = allocHostArray(dtype, n);
+    for (let i = 0; i < n; i++) out[i] = raw[i]!;
+    return out;
+  }
+  switch (dtype) {
+    case 'f32': return new Float32Array(raw, 0, n);
+    case 'i32': return new Int32Array(raw, 0, n);
+    case 'u32': return new Uint32Array(raw, 0, n);
+    case 'bool': return Uint8Array.from(new Uint32Array(raw, 0, n));
+    case 'f16': {
+      const h = new Uint16Array(raw, 0, n);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = halfToFloat(h[i]!);
+      return out;
+    }
+  }
+}
+
+/** Computes the given tensors now (one submit); resolves when the work is queued on the GPU. */
+export async function realize(...tensors: Tensor[]): Promise<void> {
+  await realizeNodes(tensors.map((t) => t.node));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Node construction helpers
+
+function mk(op: string, kind: LazyNode['kind'], src: LazyNode[], shape: number[], dtype: DType, device: Device, arg?: unknown): Tensor {
+  return new Tensor(new LazyNode(op, kind, src, shape, dtype, device, arg));
+}
+
+function deviceOf(op: string, ts: Tensor[]): Device {
+  const d = ts[0]?.device ?? defaultDevice;
+  for (const t of ts) {
+    if (t.device !== d) throw new Error(`${op}: tensors are on different devices (${d} and ${t.device}); move them to one device first`);
+  }
+  return d;
+}
+
+/** A 0-d constant of dtype on device. */
+function constNode(value: number, dtype: DType, device: Device): Tensor {
+  return mk('const', 'leaf', [], [], dtype, device, coerce(value, dtype));
+}
+
+function movement(t: Tensor, arg: MovementArg, shape: number[]): Tensor {
+  return mk(arg.op, 'movement', [t.node], shape, t.dtype, t.device, arg);
+}
+
+/** A tensor or a JS number (a "weak" scalar that adopts the tensor operands' dtype). */
+export type TensorLike = Tensor | number | boolean;
+
+function scalarDtype(v: number | boolean, tensorDtypes: DType[]): DType {
+  if (typeof v === 'boolean') return tensorDtypes.length ? tensorDtypes.reduce(promote) : 'bool';
+  const t = tensorDtypes.length ? tensorDtypes.reduce(promote) : Number.isInteger(v) ? 'f32' : 'f32';
+  if (!Number.isInteger(v) && !isFloat(t)) return 'f32';
+  return t;
+}
+
+/** Applies a registered elementwise op with broadcasting and dtype casting. */
+export function applyElementwise(op: string, inputs: TensorLike[], arg?: unknown): Tensor {
+  const def = elementwiseDef(op);
+  if (inputs.length !== def.arity) throw new Error(`${op}: expected ${def.arity} inputs, got ${inputs.length}`);
+  const tensors = inputs.filter((x): x is Tensor => x instanceof Tensor);
+  for (const x of inputs) {
+    if (!(x instanceof Tensor) && typeof x !== 'number' && typeof x !== 'boolean') throw new TypeError(`${op}: expected tensors or numbers, got ${describe(x)}`);
+  }
+  const device = deviceOf(op, tensors);
+  const tds = tensors.map((t) => t.dtype);
+  const ts = inputs.map((x) => (x instanceof Tensor ? x : constNode(Number(x), scalarDtype(x, tds), device)));
+  const inDt = def.inputs(ts.map((t) => t.dtype), arg);
+  const shape = broadcastShapes(op, ...ts.map((t) => t.shape));
+  const nodes = ts.map((t, i) => broadcastTo(t.cast(inDt[i]!), shape).node);
+  return mk(op, 'elementwise', nodes, shape, def.dtype(inDt, arg), device, arg);
+}
+
+function describe(x: unknown): string {
+  if (x === null) return 'null';
+  if (Array.isArray(x)) return 'an array (wrap it with k.tensor)';
+  return typeof x;
+}
+
+function broadcastTo(t: Tensor, shape: number[]): Tensor {
+  if (shapesEqual(t.shape, shape)) return t;
+  let x = t;
+  if (x.shape.length < shape.length) x = x.reshape([...new Array(shape.length - x.shape.length).fill(1), ...x.shape]);
+  if (shapesEqual(x.shape, shape)) return x;
+  return movement(x, { op: 'expand', shape }, shape);
+}
+
+function inferShape(data: NestedArray): number[] {
+  const shape: number[] = [];
+  let d: NestedArray = data;
+  while (Array.isArray(d)) {
+    shape.push(d.length);
+    d = d[0] as NestedArray;
+  }
+  return shape;
+}
+
+function flatten(data: NestedArray, shape: number[], out: number[], depth = 0): void {
+  if (depth === shape.length) {
+    if (Array.isArray(data)) throw new Error(`tensor: ragged nested array (expected a scalar at depth ${depth})`);
+    if (typeof data !== 'number' && typeof data !== 'boolean') throw new TypeError(`tensor: expected numbers or booleans, got ${typeof data}`);
+    out.push(Number(data));
+    return;
+  }
+  if (!Array.isArray(data) || data.length !== shape[depth]) throw new Error(`tensor: ragged nested array (expected length ${shape[depth]} at depth ${depth})`);
+  for (const x of data) flatten(x, shape, out, depth + 1);
+}
+
+function hostArray(values: ArrayLike<number>, dtype: DType): ArrayBufferView {
+  switch (dtype) {
+    case 'f32': return values instanceof Float32Array ? values : Float32Array.from(values);
+    case 'i32': return values instanceof Int32Array ? values : Int32Array.from(values, (v) => coerce(v, 'i32'));
+    case 'u32': return values instanceof Uint32Array ? values : Uint32Array.from(values, (v) => coerce(v, 'u32'));
+    case 'bool': return Uint32Array.from(values, (v) => (v ? 1 : 0));
+    case 'f16': return Uint16Array.from(values, (v) => floatToHalf(v));
+  }
+}
+
+function fromHost(values: ArrayLike<number>, shape: number[], dtype: DType, device: Device): Tensor {
+  const node = new LazyNode('buffer', 'leaf', [], shape, dtype, device);
+  if (device === 'cpu') {
+    const h = new Float64Array(values.length);
+    for (let i = 0; i < values.length; i++) h[i] = coerce(values[i]!, dtype);
+    node.host = h;
+  } else {
+    if (dtype === 'f16' && !gpu().f16) throw new Error("tensor: dtype 'f16' needs the adapter feature 'shader-f16', which this adapter lacks");
+    const b = uploadBuffer(hostArray(values, dtype));
+    node.buffer = b.buffer;
+    node.bufferBytes = b.bytes;
+  }
+  return new Tensor(node);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Creation
+
+/** Creates a tensor from nested arrays, a typed array or a number (copying the data). */
+export function tensor(data: NestedArray | TypedArray | ArrayLike<number>, opts: CreateOptions & { shape?: number[] } = {}): Tensor {
+  const device = opts.device ?? defaultDevice;
+  let values: ArrayLike<number>;
+  let shape: number[];
+  let inferred: DType = 'f32';
+  if (ArrayBuffer.isView(data)) {
+    values = data as ArrayLike<number>;
+    shape = opts.shape ?? [values.length];
+    if (data instanceof Int32Array) inferred = 'i32';
+    else if (data instanceof Uint32Array) inferred = 'u32';
+  } else {
+    shape = inferShape(data as NestedArray);
+    const flat: number[] = [];
+    flatten(data as NestedArray, shape, flat);
+    values = flat;
+    let d: unknown = data;
+    while (Array.isArray(d)) d = d[0];
+    if (typeof d === 'boolean') inferred = 'bool';
+    if (opts.shape) {
+      if (numel(opts.shape) !== flat.length) throw new Error(`tensor: shape ${fmt(opts.shape)} does not match ${flat.length} values`);
+      shape = opts.shape;
+    }
+  }
+  checkShape('tensor', shape);
+  if (numel(shape) !== values.length) throw new Error(`tensor: shape ${fmt(shape)} needs ${numel(shape)} values, got ${values.length}`);
+  const dtype = opts.dtype ? checkDType(opts.dtype, 'tensor') : inferred;
+  return fromHost(values, shape, dtype, device);
+}
+
+/** A tensor filled with `value`. */
+export function full(shape: Shape, value: number | boolean, opts: CreateOptions = {}): Tensor {
+  checkShape('full', shape);
+  const dtype = opts.dtype ? checkDType(opts.dtype, 'full') : typeof value === 'boolean' ? 'bool' : 'f32';
+  const c = constNode(Number(value), dtype, opts.device ?? defaultDevice);
+  return broadcastTo(c, [...shape]);
+}
+
+/** Zeros. */
+export function zeros(shape: Shape, opts: CreateOptions = {}): Tensor {
+  return full(shape, 0, opts);
+}
+
+/** Ones. */
+export function ones(shape: Shape, opts: CreateOptions = {}): Tensor {
+  return full(shape, 1, opts);
+}
+
+/** Zeros with the shape, dtype and device of `t`. */
+export function zerosLike(t: Tensor, opts: CreateOptions = {}): Tensor {
+  return full(t.shape, 0, { dtype: t.dtype, device: t.device, ...opts });
+}
+
+/** Ones with the shape, dtype and device of `t`. */
+export function onesLike(t: Tensor, opts: CreateOptions = {}): Tensor {
+  return full(t.shape, 1, { dtype: t.dtype, device: t.device, ...opts });
+}
+
+function iota(n: number, dtype: DType, device: Device): Tensor {
+  return mk('iota', 'leaf', [], [n], dtype, device);
+}
+
+/** Values start, start+step, … below end (like torch.arange); `arange(n)` counts 0..n-1. */
+export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
+  if (end === undefined) { end = start; start = 0; }
+  if (step === 0 || !Number.isFinite(step)) throw new Error(`arange: step must be a non-zero finite number, got ${step}`);
+  const n = Math.max(0, Math.ceil((end - start) / step));
+  const allInt = [start, end, step].every(Number.isInteger);
+  const dtype = opts.dtype ?? (allInt ? 'i32' : 'f32');
+  const device = opts.device ?? defaultDevice;
+  return scope(() => {
+    const i = iota(n, isFloat(dtype) ? 'f32' : dtype === 'u32' ? 'u32' : 'i32', device);
+    return (step === 1 ? i : i.mul(step)).add(start).cast(dtype);
+  });
+}
+
+/** `steps` evenly spaced values from start to end inclusive (endpoints exact). */
+export function linspace(start: number, end: number, steps: number, opts: CreateOptions = {}): Tensor {
+  if (!Number.isInteger(steps) || steps < 0) throw new Error(`linspace: steps must be a non-negative integer, got ${steps}`);
+  const device = opts.device ?? defaultDevice;
+  const dtype = opts.dtype ?? 'f32';
+  if (steps <= 1) return full([steps], start, { dtype, device });
+  const step = (end - start) / (steps - 1);
+  return scope(() => {
+    const i = iota(steps, 'f32', device);
+    const half = Math.floor(steps / 2);
+    return where(i.lt(half), i.mul(step).add(start), i.sub(steps - 1).mul(step).add(end)).cast(dtype);
+  });
+}
+
+/** Identity matrix n×m. */
+export function eye(n: number, m = n, opts: CreateOptions = {}): Tensor {
+  const device = opts.device ?? defaultDevice;
+  return scope(() => iota(n, 'i32', device).reshape([n, 1]).eq(iota(m, 'i32', device).reshape([1, m])).cast(opts.dtype ?? 'f32'));
+}
+
+// ------------------------------------------------------------------------------------------------
+// Random numbers (counter-based Philox: the same stream on the GPU, the CPU reference and the browser)
+
+const rngState = { seed: 0, counter: 0 };
+
+/** Seeds the global generator (resets its counter). */
+export function manualSeed(seed: number): void {
+  seedKey(seed);
+  rngState.seed = seed;
+  rngState.counter = 0;
+}
+
+/** The generator state, for checkpoints. */
+export function getRngState(): { seed: number; counter: number } {
+  return { ...rngState };
+}
+
+/** Restores a generator state from `getRngState()`. */
+export function setRngState(s: { seed: number; counter: number }): void {
+  seedKey(s.seed);
+  rngState.seed = s.seed;
+  rngState.counter = s.counter;
+}
+
+function randomBits(shape: number[], device: Device, words: number): Tensor[] {
+  checkShape('random', shape);
+  const key = seedKey(rngState.seed);
+  const ctr = rngState.counter;
+  rngState.counter = (rngState.counter + 1) >>> 0;
+  return Array.from({ length: words }, (_, word) => mk('rng', 'leaf', [], shape, 'u32', device, { key, ctr, word }));
+}
+
+/** Uniform floats in [0, 1). */
+export function rand(shape: Shape, opts: CreateOptions = {}): Tensor {
+  const device = opts.device ?? defaultDevice;
+  return scope(() => applyElementwise('uniform_bits', randomBits([...shape], device, 1)).cast(opts.dtype ?? 'f32'));
+}
+
+/** Standard normal floats (Box–Muller on two Philox words). */
+export function randn(shape: Shape, opts: CreateOptions = {}): Tensor {
+  const device = opts.device ?? defaultDevice;
+  return scope(() => applyElementwise('normal_bits', randomBits([...shape], device, 2)).cast(opts.dtype ?? 'f32'));
+}
+
+/** Integers uniform in [low, high) (modulo reduction of 32 random bits; bias below 2^-32·(high-low)). */
+export function randint(low: number, high: number, shape: Shape, opts: CreateOptions = {}): Tensor {
+  if (!Number.isInteger(low) || !Number.isInteger(high) || high <= low) throw new Error(`randint: need integers low < high, got ${low}, ${high}`);
+  const device = opts.device ?? defaultDevice;
+  return scope(() => {
+    const [bits] = randomBits([...shape], device, 1);
+    return bits!.mod(high - low >>> 0).cast('i32').add(low).cast(opts.dtype ?? 'i32');
+  });
+}
+
+// ------------------------------------------------------------------------------------------------
+// Free functions
+
+/** Elementwise choice: cond ? a : b (broadcasting). */
+export function where(cond: TensorLike, a: TensorLike, b: TensorLike): Tensor {
+  return applyElementwise('where', [cond, a, b]);
+}
+
+/** Concatenates along an existing axis. */
+export function cat(tensors: Tensor[], axis = 0): Tensor {
+  if (!Array.isArray(tensors) || tensors.length === 0) throw new Error('cat: expected a non-empty array of tensors');
+  const first = tensors[0]!;
+  const ax = normAxis('cat', axis, first.rank);
+  const dtype = tensors.map((t) => t.dtype).reduce(promote);
+  deviceOf('cat', tensors);
+  for (const t of tensors) {
+    if (t.rank !== first.rank || t.shape.some((d, i) => i !== ax && d !== first.shape[i])) {
+      throw new Error(`cat: shapes ${tensors.map((x) => fmt(x.shape)).join(', ')} must match except along axis ${ax}`);
+    }
+  }
+  if (tensors.length === 1) return first.cast(dtype).contiguousView();
+  const total = tensors.reduce((s, t) => s + t.shape[ax]!, 0);
+  return scope(() => {
+    let offset = 0;
+    let out: Tensor | null = null;
+    for (const t of tensors) {
+      const pads = t.shape.map((_, i) => (i === ax ? [offset, total - offset - t.shape[ax]!] : [0, 0]) as [number, number]);
+      offset += t.shape[ax]!;
+      const p = t.cast(dtype).pad(pads);
+      out = out === null ? p : dtype === 'bool' ? out.logicalOr(p) : out.add(p);
+    }
+    return out!.cast(dtype);
+  });
+}
+
+/** Stacks along a new axis. */
+export function stack(tensors: Tensor[], axis = 0): Tensor {
+  if (!Array.isArray(tensors) || tensors.length === 0) throw new Error('stack: expected a non-empty array of tensors');
+  const first = tensors[0]!;
+  for (const t of tensors) if (!shapesEqual(t.shape, first.shape)) throw new Error(`stack: all tensors must have the same shape, got ${tensors.map((x) => fmt(x.shape)).join(', ')}`);
+  const ax = normAxis('stack', axis, first.rank + 1);
+  return scope(() => cat(tensors.map((t) => t.unsqueeze(ax)), ax));
+}
+
+/** Matrix product with batch broadcasting (see Tensor.matmul). */
+export function matmul(a: Tensor, b: Tensor): Tensor {
+  return a.matmul(b);
+}
+
+// ------------------------------------------------------------------------------------------------
+
+/** Options of reductions. */
+export interface ReduceOptions {
+  keepDim?: boolean;
+}
+
+/** A handle on a lazy tensor. Methods follow PyTorch names in camelCase. */
+export class Tensor {
+  /** The graph node (internal). */
+  node: LazyNode;
+  private _disposed = false;
+
+  constructor(node: LazyNode) {
+    this.node = node.retain();
+    track(this);
+  }
+
+  /** Dimensions. */
+  get shape(): number[] {
+    return this.node.shape;
+  }
+  /** Element type. */
+  get dtype(): DType {
+    return this.node.dtype;
+  }
+  /** 'webgpu' or the float64 'cpu' reference. */
+  get device(): Device {
+    return this.node.device;
+  }
+  /** Number of dimensions. */
+  get rank(): number {
+    return this.node.shape.length;
+  }
+  /** Number of elements. */
+  get size(): number {
+    return this.node.size;
+  }
+  /** True after `dispose()`. */
+  get disposed(): boolean {
+    return this._disposed;
+  }
+
+  /** Frees this handle's claim on the storage (the node lives on while other work needs it). */
+  dispose(): void {
+    if (this._disposed) return;
+    this._disposed = true;
+    this.node.release();
+  }
+
+  /** `using t = …` support. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Keeps this tensor alive past the enclosing scopes. */
+  keep(): this {
+    return keepTensor(this);
+  }
+
+  private check(op: string): void {
+    if (this._disposed) throw new Error(`${op}: the tensor was disposed`);
+  }
+
+  toString(): string {
+    return `Tensor(shape=${fmt(this.shape)}, dtype=${this.dtype}, device=${this.device})`;
+  }
+
+  // ---- readback ---------------------------------------------------------------------------------
+
+  /** Values as a typed array (Float32Array for f32/f16, Int32Array, Uint32Array, Uint8Array for bool; Float64Array on the cpu reference). */
+  async data(): Promise<TypedArray> {
+    this.check('data');
+    const raw = await readNode(this.node);
+    return decode(raw, this.dtype, this.size);
+  }
+
+  /** The single value of a one-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new Error(`item: tensor of shape ${fmt(this.shape)} has ${this.size} elements; expected exactly one`);
+    return (await this.data())[0]!;
+  }
+
+  /** Values as nested JS arrays. */
+  async tolist(): Promise<NestedArray> {
+    const d = Array.from(await this.data(), (x) => (this.dtype === 'bool' ? x !== 0 : x)) as (number | boolean)[];
+    if (this.rank === 0) return d[0]!;
+    const build = (dim: number, off: number): NestedArray => {
+      const n = this.shape[dim]!;
+      const st = contiguousStrides(this.shape)[dim]!;
+      return Array.from({ length: n }, (_, i) => (dim === this.rank - 1 ? d[off + i]! : build(dim + 1, off + i * st)));
+    };
+    return build(0, 0);
+  }
+
+  // ---- elementwise -------------------------------------------------------------------------------
+
+  /** a + b */ add(o: TensorLike): Tensor { return applyElementwise('add', [this, o]); }
+  /** a − b */ sub(o: TensorLike): Tensor { return applyElementwise('sub', [this, o]); }
+  /** a · b */ mul(o: TensorLike): Tensor { return applyElementwise('mul', [this, o]); }
+  /** a / b (true division; integer floor division is `floorDiv`) */
+  div(o: TensorLike): Tensor { return applyElementwise('div', [this, o]); }
+  /** ⌊a / b⌋ */ floorDiv(o: TensorLike): Tensor { return applyElementwise('floordiv', [this, o]); }
+  /** Remainder with the sign of the divisor (Python/PyTorch `remainder`). */
+  mod(o: TensorLike): Tensor { return applyElementwise('mod', [this, o]); }
+  /** a^b (small integer and ½ exponents use exact multiplications / sqrt). */
+  pow(o: TensorLike): Tensor {
+    if (typeof o === 'number') {
+      if (o === 1) return this.cast(isFloat(this.dtype) ? this.dtype : 'f32').contiguousView();
+      if (o === 2) return scope(() => { const x = this.float(); return x.mul(x); });
+      if (o === 3) return scope(() => { const x = this.float(); return x.mul(x).mul(x); });
+      if (o === 0.5) return this.sqrt();
+      if (o === -1) return this.recip();
+    }
+    return applyElementwise('pow', [this, o]);
+  }
+  /** −a */ neg(): Tensor { return applyElementwise('neg', [this]); }
+  /** 1/a */ recip(): Tensor { return applyElementwise('recip', [this]); }
+  /** |a| */ abs(): Tensor { return applyElementwise('abs', [this]); }
+  /** sign(a) ∈ {−1, 0, 1} */ sign(): Tensor { return applyElementwise('sign', [this]); }
+  /** eᵃ */ exp(): Tensor { return applyElementwise('exp', [this]); }
+  /** ln a */ log(): Tensor { return applyElementwise('log', [this]); }
+  /** ln(1+a), accurate near 0 */ log1p(): Tensor { return applyElementwise('log1p', [this]); }
+  /** eᵃ−1, accurate near 0 */ expm1(): Tensor { return applyElementwise('expm1', [this]); }
+  /** √a */ sqrt(): Tensor { return applyElementwise('sqrt', [this]); }
+  /** 1/√a */ rsqrt(): Tensor { return scope(() => this.sqrt().recip()); }
+  /** sin a */ sin(): Tensor { return applyElementwise('sin', [this]); }
+  /** cos a */ cos(): Tensor { return applyElementwise('cos', [this]); }
+  /** tanh a */ tanh(): Tensor { return applyElementwise('tanh', [this]); }
+  /** 1/(1+e⁻ᵃ) */ sigmoid(): Tensor { return applyElementwise('sigmoid', [this]); }
+  /** erf a */ erf(): Tensor { return applyElementwise('erf', [this]); }
+  /** ⌊a⌋ */ floor(): Tensor { return applyElementwise('floor', [this]); }
+  /** ⌈a⌉ */ ceil(): Tensor { return applyElementwise('ceil', [this]); }
+  /** round half to even */ round(): Tensor { return applyElementwise('round', [this]); }
+  /** toward zero */ trunc(): Tensor { return applyElementwise('trunc', [this]); }
+  /** max(a, 0) */ relu(): Tensor { return this.maximum(0); }
+  /** a if a ≥ 0 else slope·a */
+  leakyRelu(slope = 0.01): Tensor { return scope(() => where(this.ge(0), this, this.mul(slope))); }
+  /** a·σ(a) */ silu(): Tensor { return scope(() => this.mul(this.sigmoid())); }
+  /** GELU, exact (erf) or with the tanh approximation. */
+  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor {
+    if (approximate !== 'none' && approximate !== 'tanh') throw new Error(`gelu: approximate must be 'none' or 'tanh', got ${JSON.stringify(approximate)}`);
+    return scope(() => {
+      const x = this.float();
+      if (approximate === 'tanh') return x.mul(0.5).mul(x.mul(x).mul(x).mul(0.044715).add(x).mul(Math.sqrt(2 / Math.PI)).tanh().add(1));
+      return x.mul(0.5).mul(x.mul(Math.SQRT1_2).erf().add(1));
+    });
+  }
+  /** log(1+e^(βa))/β, linear above `threshold` (PyTorch semantics). */
+  softplus(beta = 1, threshold = 20): Tensor {
+    return scope(() => {
+      const x = this.float();
+      const bx = beta === 1 ? x : x.mul(beta);
+      const sp = bx.maximum(0).add(bx.abs().neg().exp().log1p());
+      return where(bx.gt(threshold), x, beta === 1 ? sp : sp.div(beta));
+    });
+  }
+  /** Limits values to [min, max] (either may be omitted). */
+  clamp(min?: TensorLike | null, max?: TensorLike | null): Tensor {
+    if ((min === undefined || min === null) && (max === undefined || max === null)) throw new Error('clamp: give at least one of min and max');
+    return scope(() => {
+      let x: Tensor = this;
+      if (max !== undefined && max !== null) x = x.minimum(max);
+      if (min !== undefined && min !== null) x = x.maximum(min);
+      return x === this ? this.contiguousView() : x;
+    });
+  }
+  /** Elementwise maximum (NaN propagates). */ maximum(o: TensorLike): Tensor { return applyElementwise('maximum', [this, o]); }
+  /** Elementwise minimum (NaN propagates). */ minimum(o: TensorLike): Tensor { return applyElementwise('minimum', [this, o]); }
+  /** a < b */ lt(o: TensorLike): Tensor { return applyElementwise('lt', [this, o]); }
+  /** a ≤ b */ le(o: TensorLike): Tensor { return applyElementwise('le', [this, o]); }
+  /** a > b */ gt(o: TensorLike): Tensor { return o instanceof Tensor ? o.lt(this) : applyElementwise('lt', [o, this]); }
+  /** a ≥ b */ ge(o: TensorLike): Tensor { return o instanceof Tensor ? o.le(this) : applyElementwise('le', [o, this]); }
+  /** a == b */ eq(o: TensorLike): Tensor { return applyElementwise('eq', [this, o]); }
+  /** a ≠ b */ ne(o: TensorLike): Tensor { return applyElementwise('ne', [this, o]); }
+  /** logical and */ logicalAnd(o: TensorLike): Tensor { return applyElementwise('logical_and', [this, o]); }
+  /** logical or */ logicalOr(o: TensorLike): Tensor { return applyElementwise('logical_or', [this, o]); }
+  /** logical xor */ logicalXor(o: TensorLike): Tensor { return applyElementwise('logical_xor', [this, o]); }
+  /** logical not */ logicalNot(): Tensor { return applyElementwise('logical_not', [this]); }
+  /** NaN test */ isnan(): Tensor { return applyElementwise('isnan', [this]); }
+  /** this where cond else other (PyTorch's `x.where(cond, y)`). */
+  where(cond: TensorLike, other: TensorLike): Tensor { return where(cond, this, other); }
+
+  /** Converts to another dtype (f32→int truncates toward zero; → bool tests ≠ 0). */
+  cast(dtype: DType): Tensor {
+    checkDType(dtype, 'cast');
+    if (dtype === this.dtype) return this;
+    return mk('cast', 'elementwise', [this.node], [...this.shape], dtype, this.device, dtype);
+  }
+  /** cast to f32 (no-op for floats). */
+  float(): Tensor { return isFloat(this.dtype) ? this : this.cast('f32'); }
+  /** cast to i32 */ int(): Tensor { return this.cast('i32'); }
+
+  // ---- movement (views: no copy) -----------------------------------------------------------------
+
+  /** A new handle on the same values (an identity view). */
+  contiguousView(): Tensor {
+    return movement(this, { op: 'reshape', shape: [...this.shape] }, [...this.shape]);
+  }
+
+  /** Same values, new shape (one entry may be −1). */
+  reshape(shape: Shape): Tensor {
+    const s = [...shape];
+    const neg = s.filter((d) => d === -1).length;
+    if (neg > 1 || s.some((d) => !Number.isInteger(d) || d < -1)) throw new Error(`reshape: invalid shape ${fmt(s)} (non-negative integers and at most one -1)`);
+    if (neg) {
+      const known = s.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+      if (known === 0 || this.size % known !== 0) throw new Error(`reshape: cannot reshape ${fmt(this.shape)} (${this.size} elements) to ${fmt(s)}`);
+      s[s.indexOf(-1)] = this.size / known;
+    }
+    if (numel(s) !== this.size) throw new Error(`reshape: cannot reshape ${fmt(this.shape)} (${this.size} elements) to ${fmt(s)} (${numel(s)} elements)`);
+    if (shapesEqual(s, this.shape)) return this;
+    return movement(this, { op: 'reshape', shape: s }, s);
+  }
+  /** Alias of reshape (never copies in kiln: views are index math). */
+  view(shape: Shape): Tensor { return this.reshape(shape); }
+
+  /** Reorders dimensions. */
+  permute(perm: number[]): Tensor {
+    if (perm.length !== this.rank) throw new Error(`permute: expected ${this.rank} axes for shape ${fmt(this.shape)}, got ${JSON.stringify(perm)}`);
+    const p = perm.map((a) => normAxis('permute', a, this.rank));
+    if (new Set(p).size !== p.length) throw new Error(`permute: ${JSON.stringify(perm)} is not a permutation of the ${this.rank} axes`);
+    if (p.every((a, i) => a === i)) return this;
+    return movement(this, { op: 'permute', perm: p }, p.map((a) => this.shape[a]!));
+  }
+  /** Swaps two axes. */
+  transpose(a = -2, b = -1): Tensor {
+    const x = normAxis('transpose', a, this.rank), y = normAxis('transpose', b, this.rank);
+    const p = Array.from({ length: this.rank }, (_, i) => i);
+    p[x] = y; p[y] = x;
+    return this.permute(p);
+  }
+  /** All axes reversed (the matrix transpose for 2-D). */
+  get T(): Tensor { return this.permute(Array.from({ length: this.rank }, (_, i) => this.rank - 1 - i)); }
+  /** The last two axes swapped (batched matrix transpose). */
+  get mT(): Tensor {
+    if (this.rank < 2) throw new Error(`mT: needs at least 2 dimensions, got shape ${fmt(this.shape)}`);
+    return this.transpose(-2, -1);
+  }
+  /** Broadcasts size-1 dims (and new leading dims) to `shape`; −1 keeps a size. */
+  expand(shape: Shape): Tensor {
+    const s = [...shape];
+    if (s.length < this.rank) throw new Error(`expand: target ${fmt(s)} has fewer dimensions than ${fmt(this.shape)}`);
+    const off = s.length - this.rank;
+    const out = s.map((d, i) => (d === -1 ? (i < off ? NaN : this.shape[i - off]!) : d));
+    out.forEach((d, i) => {
+      const cur = i < off ? 1 : this.shape[i - off]!;
+      if (!Number.isInteger(d) || d < 0 || (cur !== 1 && cur !== d)) throw new Error(`expand: cannot expand ${fmt(this.shape)} to ${fmt(s)} (dimension ${i}: ${cur} → ${shape[i]})`);
+    });
+    return broadcastTo(this, out);
+  }
+  /** Broadcasts to the shape of `other`. */
+  expandAs(other: Tensor): Tensor { return this.expand(other.shape); }
+  /** Removes size-1 axes (all, or the given ones). */
+  squeeze(axis?: number | number[]): Tensor {
+    const axes = axis === undefined ? this.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : normAxes('squeeze', axis, this.rank);
+    for (const a of axes) if (this.shape[a] !== 1) throw new Error(`squeeze: axis ${a} of shape ${fmt(this.shape)} has size ${this.shape[a]}, not 1`);
+    return this.reshape(this.shape.filter((_, i) => !axes.includes(i)));
+  }
+  /** Inserts a size-1 axis. */
+  unsqueeze(axis: number): Tensor {
+    const a = normAxis('unsqueeze', axis, this.rank + 1);
+    const s = [...this.shape];
+    s.splice(a, 0, 1);
+    return this.reshape(s);
+  }
+  /** Merges axes start..end into one. */
+  flatten(start = 0, end = -1): Tensor {
+    if (this.rank === 0) return this.reshape([1]);
+    const s = normAxis('flatten', start, this.rank), e = normAxis('flatten', end, this.rank);
+    if (e < s) throw new Error(`flatten: end axis ${end} comes before start axis ${start}`);
+    const shape = [...this.shape.slice(0, s), numel(this.shape.slice(s, e + 1)), ...this.shape.slice(e + 1)];
+    return this.reshape(shape);
+  }
+  /** Elements start..end (exclusive, negatives count from the end, step ≥ 1) along one axis. */
+  slice(axis: number, start = 0, end?: number, step = 1): Tensor {
+    const a = normAxis('slice', axis, this.rank);
+    const n = this.shape[a]!;
+    const clampI = (v: number) => Math.min(Math.max(v < 0 ? v + n : v, 0), n);
+    const s = clampI(start), e = Math.max(s, clampI(end ?? n));
+    if (!Number.isInteger(step) || step < 1) throw new Error(`slice: step must be a positive integer, got ${step}`);
+    const ranges = this.shape.map((d, i) => (i === a ? [s, e] : [0, d]) as [number, number]);
+    let x = this.shrink(ranges);
+    if (step > 1) {
+      const len = e - s;
+      const m = Math.ceil(len / step);
+      const padded = x.pad(this.shape.map((_, i) => (i === a ? [0, m * step - len] : [0, 0]) as [number, number]));
+      const sh = [...padded.shape];
+      sh.splice(a, 1, m, step);
+      x = padded.reshape(sh).slice(a + 1, 0, 1).squeeze(a + 1);
+    }
+    return x;
+  }
+  /** `length` elements from `start` along an axis (torch.narrow). */
+  narrow(axis: number, start: number, length: number): Tensor {
+    const a = normAxis('narrow', axis, this.rank);
+    if (start < 0) start += this.shape[a]!;
+    if (start < 0 || length < 0 || start + length > this.shape[a]!) throw new Error(`narrow: range [${start}, ${start + length}) is outside axis ${a} of size ${this.shape[a]}`);
+    return this.slice(a, start, start + length);
+  }
+  private shrink(ranges: [number, number][]): Tensor {
+    if (ranges.every(([a, b], i) => a === 0 && b === this.shape[i])) return this;
+    return movement(this, { op: 'shrink', ranges }, ranges.map(([a, b]) => b - a));
+  }
+  /** Reverses the order along the given axes. */
+  flip(axes: number | number[]): Tensor {
+    const ax = normAxes('flip', axes, this.rank);
+    if (!ax.length) return this;
+    return movement(this, { op: 'flip', axes: ax }, [...this.shape]);
+  }
+  /** Pads each axis with [before, after] elements of `value` (negative amounts crop). */
+  pad(pads: [number, number][], value = 0): Tensor {
+    if (!Array.isArray(pads) || pads.length !== this.rank || pads.some((p) => !Array.isArray(p) || p.length !== 2 || !p.every(Number.isInteger))) {
+      throw new Error(`pad: expected ${this.rank} [before, after] integer pairs for shape ${fmt(this.shape)}, got ${JSON.stringify(pads)}`);
+    }
+    const crop = pads.map(([b, a], i) => [Math.max(0, -b), this.shape[i]! - Math.max(0, -a)] as [number, number]);
+    if (crop.some(([s, e]) => e < s)) throw new Error(`pad: negative padding ${JSON.stringify(pads)} removes more than shape ${fmt(this.shape)} has`);
+    const x = this.shrink(crop);
+    const pos = pads.map(([b, a]) => [Math.max(0, b), Math.max(0, a)] as [number, number]);
+    if (pos.every(([b, a]) => b === 0 && a === 0)) return x;
+    return movement(x, { op: 'pad', pads: pos, value: coerce(value, this.dtype) }, x.shape.map((d, i) => d + pos[i]![0] + pos[i]![1]));
+  }
+  /** Materializes the values in a new contiguous buffer. */
+  contiguous(): Tensor {
+    return mk('contiguous', 'contiguous', [this.node], [...this.shape], this.dtype, this.device);
+  }
+  /** Splits into pieces of `size` (or the listed sizes) along an axis. */
+  split(sizes: number | number[], axis = 0): Tensor[] {
+    const a = normAxis('split', axis, this.rank);
+    const n = this.shape[a]!;
+    const list = typeof sizes === 'number' ? Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes)) : sizes;
+    if (list.reduce((s, x) => s + x, 0) !== n) throw new Error(`split: sizes ${JSON.stringify(sizes)} do not add up to ${n} (axis ${a} of ${fmt(this.shape)})`);
+    let off = 0;
+    return list.map((len) => { const t = this.slice(a, off, off + len); off += len; return t; });
+  }
+  /** Splits into `chunks` nearly equal pieces along an axis. */
+  chunk(chunks: number, axis = 0): Tensor[] {
+    const a = normAxis('chunk', axis, this.rank);
+    return this.split(Math.ceil(this.shape[a]! / chunks), a);
+  }
+
+  // ---- reductions ---------------------------------------------------------------------------------
+
+  private reducePrim(op: 'sum' | 'max', axes: number[], keepDim: boolean): Tensor {
+    const shape = this.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    let out: Tensor;
+    if (!axes.length) out = this;
+    else out = mk('reduce', 'reduce', [this.node], shape, this.dtype, this.device, { op, axes });
+    return keepDim ? out : out.reshape(this.shape.filter((_, i) => !axes.includes(i)));
+  }
+  /** Sum over axes (all by default). Bool sums count as i32. */
+  sum(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
+    const axes = normAxes('sum', axis, this.rank);
+    return scope(() => (this.dtype === 'bool' ? this.cast('i32') : this).reducePrim('sum', axes, !!opts.keepDim));
+  }
+  /** Mean over axes. */
+  mean(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
+    const axes = normAxes('mean', axis, this.rank);
+    const n = axes.reduce((s, a) => s * this.shape[a]!, 1);
+    return scope(() => this.float().reducePrim('sum', axes, !!opts.keepDim).div(n));
+  }
+  /** Maximum over axes (NaN propagates). */
+  max(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
+    const axes = normAxes('max', axis, this.rank);
+    if (!this.size) throw new Error(`max: cannot reduce an empty tensor of shape ${fmt(this.shape)}`);
+    return scope(() => (this.dtype === 'bool' ? this.cast('i32') : this).reducePrim('max', axes, !!opts.keepDim).cast(this.dtype));
+  }
+  /** Minimum over axes (NaN propagates). */
+  min(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
+    const axes = normAxes('min', axis, this.rank);
+    if (!this.size) throw new Error(`min: cannot reduce an empty tensor of shape ${fmt(this.shape)}`);
+    return scope(() => {
+      const x = this.dtype === 'bool' ? this.cast('i32') : this;
+      if (isFloat(x.dtype)) return x.neg().reducePrim('max', axes, !!opts.keepDim).neg().cast(this.dtype);
+      const c = x.dtype === 'u32' ? 0xffffffff : -1; // order-reversing without overflow: c − x
+      return full([], c, { dtype: x.dtype, device: x.device }).sub(full([], c, { dtype: x.dtype, device: x.device }).sub(x).reducePrim('max', axes, !!opts.keepDim)).cast(this.dtype);
+    });
+  }
+  private argReduce(name: string, axis: number | undefined, keepDim: boolean, useMax: boolean): Tensor {
+    return scope(() => {
+      if (axis === undefined) {
+        const r = this.flatten().argReduce(name, 0, false, useMax);
+        return keepDim ? r.reshape(this.shape.map(() => 1)) : r;
+      }
+      const a = normAxis(name, axis, this.rank);
+      const n = this.shape[a]!;
+      const m = useMax ? this.max(a, { keepDim: true }) : this.min(a, { keepDim: true });
+      const idx = iota(n, 'i32', this.device).reshape(this.shape.map((_, i) => (i === a ? n : 1)));
+      const hit = isFloat(this.dtype) ? this.eq(m).logicalOr(this.isnan()) : this.eq(m);
+      return where(hit, idx, n).min(a, { keepDim });
+    });
+  }
+  /** Index of the maximum along an axis (first on ties; NaN counts as the maximum). */
+  argmax(axis?: number, opts: ReduceOptions = {}): Tensor { return this.argReduce('argmax', axis, !!opts.keepDim, true); }
+  /** Index of the minimum along an axis (first on ties). */
+  argmin(axis?: number, opts: ReduceOptions = {}): Tensor { return this.argReduce('argmin', axis, !!opts.keepDim, false); }
+  /** Variance (two-pass, `correction` 1 = unbiased like PyTorch's default). */
+  var(axis?: number | number[], opts: ReduceOptions & { correction?: number } = {}): Tensor {
+    const axes = normAxes('var', axis, this.rank);
+    const n = axes.reduce((s, a) => s * this.shape[a]!, 1);
+    const correction = opts.correction ?? 1;
+    return scope(() => {
+      const x = this.float();
+      const d = x.sub(x.mean(axes, { keepDim: true }));
+      return d.mul(d).sum(axes, { keepDim: opts.keepDim }).div(Math.max(n - correction, 0));
+    });
+  }
+  /** Standard deviation. */
+  std(axis?: number | number[], opts: ReduceOptions & { correction?: number } = {}): Tensor {
+    return scope(() => this.var(axis, opts).sqrt());
+  }
+  /** log Σ exp, stable (shifted by the maximum). */
+  logsumexp(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
+    const axes = normAxes('logsumexp', axis, this.rank);
+    return scope(() => {
+      const x = this.float();
+      const m = x.max(axes, { keepDim: true });
+      const shift = where(m.abs().eq(Infinity), 0, m);
+      const r = x.sub(shift).exp().sum(axes, { keepDim: true }).log().add(shift);
+      return opts.keepDim ? r : r.squeeze(axes);
+    });
+  }
+  /** Softmax along an axis (stable). */
+  softmax(axis = -1): Tensor {
+    const a = normAxis('softmax', axis, this.rank);
+    return scope(() => {
+      const x = this.float();
+      const e = x.sub(x.max(a, { keepDim: true })).exp();
+      return e.div(e.sum(a, { keepDim: true }));
+    });
+  }
+  /** log softmax along an axis (stable). */
+  logSoftmax(axis = -1): Tensor {
+    const a = normAxis('logSoftmax', axis, this.rank);
+    return scope(() => this.float().sub(this.logsumexp(a, { keepDim: true })));
+  }
+  /** Inclusive prefix sum along an axis (a masked reduction: O(n²) work per row, fine for n up to a few thousand). */
+  cumsum(axis = 0): Tensor {
+    const a = normAxis('cumsum', axis, this.rank);
+    return scope(() => {
+      const x = (this.dtype === 'bool' ? this.cast('i32') : this).transpose(a, -1);
+      const n = x.shape[x.rank - 1]!;
+      const i = iota(n, 'i32', this.device);
+      const mask = i.reshape([1, n]).le(i.reshape([n, 1])); // [out j, in i]: i ≤ j
+      const r = where(mask, x.unsqueeze(-2), 0).sum(-1);
+      return r.transpose(a, -1);
+    });
+  }
+
+  // ---- indexing ----------------------------------------------------------------------------------
+
+  /** out[…i…] = this[…index[…i…]…] along `axis` (PyTorch gather; negative indices wrap, out-of-range clamp). */
+  gather(axis: number, index: Tensor): Tensor {
+    const a = normAxis('gather', axis, this.rank);
+    if (!(index instanceof Tensor)) throw new TypeError('gather: index must be a Tensor');
+    if (index.dtype !== 'i32' && index.dtype !== 'u32') throw new TypeError(`gather: index must be i32 or u32, got ${index.dtype}`);
+    if (index.rank !== this.rank) throw new Error(`gather: index of shape ${fmt(index.shape)} must have the same rank as input ${fmt(this.shape)}`);
+    index.shape.forEach((d, i) => {
+      if (i !== a && d > this.shape[i]!) throw new Error(`gather: index shape ${fmt(index.shape)} exceeds input ${fmt(this.shape)} at axis ${i}`);
+    });
+    deviceOf('gather', [this, index]);
+    return scope(() => mk('gather', 'gather', [this.node, index.cast('i32').node], [...index.shape], this.dtype, this.device, a));
+  }
+  /** Selects entries of a 1-D index along an axis. */
+  indexSelect(axis: number, index: Tensor): Tensor {
+    const a = normAxis('indexSelect', axis, this.rank);
+    if (index.rank !== 1) throw new Error(`indexSelect: index must be 1-D, got shape ${fmt(index.shape)}`);
+    const L = index.shape[0]!;
+    const shape = this.shape.map((d, i) => (i === a ? L : d));
+    return scope(() => this.gather(a, index.reshape(this.shape.map((_, i) => (i === a ? L : 1))).expand(shape)));
+  }
+  /** this + src scattered by index along axis (PyTorch scatter_add; index and src share a shape). Deterministic. */
+  scatterAdd(axis: number, index: Tensor, src: Tensor): Tensor {
+    const a = normAxis('scatterAdd', axis, this.rank);
+    if (index.dtype !== 'i32' && index.dtype !== 'u32') throw new TypeError(`scatterAdd: index must be i32 or u32, got ${index.dtype}`);
+    if (!shapesEqual(index.shape, src.shape)) throw new Error(`scatterAdd: index ${fmt(index.shape)} and src ${fmt(src.shape)} must have the same shape`);
+    if (index.rank !== this.rank || index.shape.some((d, i) => i !== a && d !== this.shape[i])) {
+      throw new Error(`scatterAdd: index ${fmt(index.shape)} must match input ${fmt(this.shape)} on every axis but ${a}`);
+    }
+    return scope(() => {
+      const n = this.shape[a]!;
+      const idx = index.cast('i32').transpose(a, -1).unsqueeze(-2); // [..., 1, m]
+      const s = src.cast(this.dtype).transpose(a, -1).unsqueeze(-2);
+      const targets = iota(n, 'i32', this.device).reshape([n, 1]);
+      const contrib = where(idx.eq(targets), s, 0).sum(-1).cast(this.dtype); // [..., n]
+      return this.add(contrib.transpose(a, -1));
+    });
+  }
+  /** One-hot encoding along a new last axis. */
+  oneHot(numClasses: number, opts: { dtype?: DType } = {}): Tensor {
+    if (this.dtype !== 'i32' && this.dtype !== 'u32') throw new TypeError(`oneHot: expected integer class indices, got ${this.dtype}`);
+    if (!Number.isInteger(numClasses) || numClasses < 1) throw new Error(`oneHot: numClasses must be a positive integer, got ${numClasses}`);
+    return scope(() => this.cast('i32').unsqueeze(-1).eq(iota(numClasses, 'i32', this.device)).cast(opts.dtype ?? 'i32'));
+  }
+
+  // ---- linear algebra ------------------------------------------------------------------------------
+
+  /** Matrix product with NumPy/PyTorch semantics: 1-D operands, batch broadcasting; transposed views cost nothing. */
+  matmul(other: Tensor): Tensor {
+    if (!(other instanceof Tensor)) throw new TypeError('matmul: expected a Tensor');
+    if (this.rank === 0 || other.rank === 0) throw new Error(`matmul: both operands need at least 1 dimension, got ${fmt(this.shape)} and ${fmt(other.shape)}`);
+    const device = deviceOf('matmul', [this, other]);
+    return scope(() => {
+      let a: Tensor = this, b: Tensor = other;
+      const aVec = a.rank === 1, bVec = b.rank === 1;
+      if (aVec) a = a.reshape([1, a.shape[0]!]);
+      if (bVec) b = b.reshape([b.shape[0]!, 1]);
+      const K = a.shape[a.rank - 1]!;
+      if (b.shape[b.rank - 2] !== K) throw new Error(`matmul: shapes ${fmt(this.shape)} and ${fmt(other.shape)} are not aligned (inner dimensions ${K} and ${b.shape[b.rank - 2]})`);
+      const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+      const M = a.shape[a.rank - 2]!, N = b.shape[b.rank - 1]!;
+      let dt = promote(a.dtype, b.dtype);
+      if (!isFloat(dt)) dt = 'f32';
+      a = a.cast(dt).expand([...batch, M, K]);
+      b = b.cast(dt).expand([...batch, K, N]);
+      let out = mk('matmul', 'matmul', [a.node, b.node], [...batch, M, N], dt, device);
+      if (aVec) out = out.squeeze(-2);
+      if (bVec) out = out.squeeze(-1);
+      return out;
+    });
+  }
+}
+
+/** Applies one scheduling config change (fusion on/off) for tests and debugging. */
+export function setFusion(on: boolean): void {
+  scheduleConfig.fusion = on;
+}
+
+/** Storage-binding limit per kernel (inputs), from the device. */
+export function syncDeviceLimits(): void {
+  if (hasDevice()) scheduleConfig.maxInputs = gpu().info.limits.maxStorageBuffersPerShaderStage - 1;
+}

@@ -1,0 +1,209 @@
+/**
+ * Device acquisition for the browser (navigator.gpu) and Node (Dawn through the `webgpu` package).
+ * In Node with no hardware adapter, kiln prefers Mesa's lavapipe (Dawn finds it by itself once installed)
+ * and falls back to the SwiftShader Vulkan driver shipped with Debian's chromium.
+ */
+
+/** Which kind of adapter kiln is running on. */
+export type DriverKind = 'hardware' | 'lavapipe' | 'swiftshader' | 'software' | 'unknown';
+
+/** What `deviceInfo()` reports. */
+export interface DeviceInfo {
+  platform: 'node' | 'browser';
+  driver: DriverKind;
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  features: string[];
+  limits: {
+    maxStorageBuffersPerShaderStage: number;
+    maxStorageBufferBindingSize: number;
+    maxBufferSize: number;
+    maxComputeWorkgroupStorageSize: number;
+    maxComputeInvocationsPerWorkgroup: number;
+    maxComputeWorkgroupSizeX: number;
+    maxComputeWorkgroupsPerDimension: number;
+    maxUniformBufferBindingSize: number;
+  };
+  /** Set when a software Vulkan driver was chosen through VK_ICD_FILENAMES. */
+  icd?: string;
+}
+
+/** Options of `init()`. */
+export interface InitOptions {
+  /** Use this device instead of acquiring one (kiln does not destroy it). */
+  device?: GPUDevice;
+  powerPreference?: GPUPowerPreference;
+}
+
+/** The live device state. */
+export interface DeviceState {
+  device: GPUDevice;
+  info: DeviceInfo;
+  f16: boolean;
+  /** The first uncaptured error or loss, re-thrown at the next operation. */
+  error: Error | null;
+  owned: boolean;
+}
+
+let state: DeviceState | null = null;
+/** Dawn's GPU objects must stay referenced while any adapter or device lives (GC of them crashes Dawn). */
+const dawnInstances: GPU[] = [];
+let initPromise: Promise<DeviceState> | null = null;
+
+/** SwiftShader's Vulkan ICD as installed by Debian's chromium package. */
+export const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+const INSTALL_HINT =
+  'No WebGPU adapter found. On Debian 12 as root run `bash scripts/setup-system.sh` from the kiln repository, or:\n' +
+  "  echo 'deb http://deb.debian.org/debian bookworm-backports main' > /etc/apt/sources.list.d/backports.list\n" +
+  '  apt-get update && apt-get install -y libvulkan1 chromium && apt-get install -y -t bookworm-backports mesa-vulkan-drivers\n' +
+  '(lavapipe from Mesa >= 24 is the software adapter; Mesa 22 is rejected by Dawn; chromium provides the SwiftShader fallback).';
+
+const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof (globalThis as { window?: unknown }).window === 'undefined';
+
+function classify(info: GPUAdapterInfo): DriverKind {
+  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
+  if (text.includes('swiftshader')) return 'swiftshader';
+  if (text.includes('llvmpipe') || text.includes('lavapipe')) return 'lavapipe';
+  if (text.includes('software') || text.includes('warp')) return 'software';
+  return text.trim() ? 'hardware' : 'unknown';
+}
+
+async function nodeAdapter(powerPreference: GPUPowerPreference | undefined): Promise<{ adapter: GPUAdapter; icd?: string }> {
+  const modName = 'webgpu';
+  let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+  try {
+    mod = await import(/* @vite-ignore */ modName);
+  } catch (e) {
+    throw new Error(`kiln.init: cannot load the 'webgpu' package (Dawn for Node): ${(e as Error).message}. Run \`npm install\`.`);
+  }
+  for (const [k, v] of Object.entries(mod.globals)) {
+    if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
+  }
+  const tryCreate = async (): Promise<GPUAdapter | null> => {
+    try {
+      const instance = mod.create([]);
+      dawnInstances.push(instance);
+      return await instance.requestAdapter(powerPreference ? { powerPreference } : undefined);
+    } catch {
+      return null;
+    }
+  };
+  const userIcd = process.env.VK_ICD_FILENAMES;
+  const adapter = await tryCreate();
+  if (adapter) return { adapter, icd: userIcd };
+  if (!userIcd) {
+    const fs = await import(/* @vite-ignore */ 'node:fs');
+    if (fs.existsSync(SWIFTSHADER_ICD)) {
+      process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
+      const fallback = await tryCreate();
+      if (fallback) return { adapter: fallback, icd: SWIFTSHADER_ICD };
+      delete process.env.VK_ICD_FILENAMES;
+    }
+  }
+  throw new Error(`kiln.init: ${INSTALL_HINT}`);
+}
+
+async function acquire(opts: InitOptions): Promise<DeviceState> {
+  if (opts.device) {
+    return finish(opts.device, null, undefined, false);
+  }
+  let adapter: GPUAdapter | null;
+  let icd: string | undefined;
+  if (isNode) {
+    ({ adapter, icd } = await nodeAdapter(opts.powerPreference));
+  } else {
+    const gpu = (globalThis as { navigator?: Navigator }).navigator?.gpu;
+    if (!gpu) throw new Error('kiln.init: WebGPU is not available in this browser (navigator.gpu is undefined). Use a browser with WebGPU enabled (Chrome/Edge 113+, Firefox 141+, Safari 26+).');
+    adapter = await gpu.requestAdapter(opts.powerPreference ? { powerPreference: opts.powerPreference } : undefined);
+    if (!adapter) throw new Error('kiln.init: navigator.gpu.requestAdapter() returned no adapter; WebGPU may be disabled or blocklisted for this GPU.');
+  }
+  const a = adapter!.limits;
+  const requiredLimits: Record<string, number> = {
+    maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
+    maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
+    maxBufferSize: a.maxBufferSize,
+    maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
+    maxComputeWorkgroupSizeX: a.maxComputeWorkgroupSizeX,
+    maxComputeWorkgroupSizeY: a.maxComputeWorkgroupSizeY,
+    maxComputeWorkgroupsPerDimension: a.maxComputeWorkgroupsPerDimension,
+  };
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (adapter!.features.has('shader-f16')) requiredFeatures.push('shader-f16');
+  const device = await adapter!.requestDevice({ requiredLimits, requiredFeatures });
+  return finish(device, adapter!, icd, true);
+}
+
+function finish(device: GPUDevice, adapter: GPUAdapter | null, icd: string | undefined, owned: boolean): DeviceState {
+  const ai = (adapter?.info ?? (device as unknown as { adapterInfo?: GPUAdapterInfo }).adapterInfo) as GPUAdapterInfo | undefined;
+  const l = device.limits;
+  const info: DeviceInfo = {
+    platform: isNode ? 'node' : 'browser',
+    driver: ai ? classify(ai) : 'unknown',
+    vendor: ai?.vendor ?? '',
+    architecture: ai?.architecture ?? '',
+    device: ai?.device ?? '',
+    description: ai?.description ?? '',
+    features: [...device.features].sort(),
+    limits: {
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+      maxUniformBufferBindingSize: l.maxUniformBufferBindingSize,
+    },
+  };
+  if (icd) info.icd = icd;
+  const s: DeviceState = { device, info, f16: device.features.has('shader-f16'), error: null, owned };
+  device.addEventListener('uncapturederror', (ev) => {
+    const e = (ev as GPUUncapturedErrorEvent).error;
+    s.error ??= new Error(`kiln: WebGPU error: ${e.message}`);
+  });
+  void device.lost.then((li) => {
+    if (state === s && li.reason !== 'destroyed') s.error ??= new Error(`kiln: the WebGPU device was lost (${li.reason}): ${li.message}`);
+  });
+  return s;
+}
+
+/** Acquires the WebGPU device (idempotent). In Node picks hardware, then lavapipe, then SwiftShader. */
+export async function init(opts: InitOptions = {}): Promise<DeviceInfo> {
+  if (state) return state.info;
+  initPromise ??= acquire(opts);
+  try {
+    state = await initPromise;
+  } finally {
+    initPromise = null;
+  }
+  return state.info;
+}
+
+/** The active device state; throws a clear error before `init()`. */
+export function gpu(): DeviceState {
+  if (!state) throw new Error('kiln: no device; call `await k.init()` first');
+  if (state.error) throw state.error;
+  return state;
+}
+
+/** True once `init()` has succeeded. */
+export function hasDevice(): boolean {
+  return state !== null;
+}
+
+/** Describes the adapter in use (driver kind, names, features, limits). */
+export function deviceInfo(): DeviceInfo {
+  return gpu().info;
+}
+
+/** Releases the device (Dawn's threads then let Node exit). Tensors on it become unusable. */
+export function destroyDevice(): void {
+  if (!state) return;
+  const s = state;
+  state = null;
+  if (s.owned) s.device.destroy();
+}

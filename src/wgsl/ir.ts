@@ -1,0 +1,178 @@
+/**
+ * A small scalar expression IR for kernel bodies. Index math and elementwise work are both expressed
+ * here; `Emitter` prints it as WGSL with common-subexpression elimination and constant folding.
+ */
+
+/** Value types inside kernels (`vec4u` only for raw Philox output). */
+export type VT = 'f32' | 'i32' | 'u32' | 'bool' | 'vec4u';
+
+/** An IR expression. */
+export type Expr =
+  | { k: 'lit'; v: number | boolean; t: VT }
+  | { k: 'param'; slot: number; t: VT }
+  | { k: 'var'; name: string; t: VT }
+  | { k: 'load'; slot: number; idx: Expr; t: VT; half: boolean; bool: boolean }
+  | { k: 'call'; key: string; f: (args: string[]) => string; args: Expr[]; t: VT };
+
+/** A literal. */
+export function lit(v: number | boolean, t: VT): Expr {
+  return { k: 'lit', v, t };
+}
+/** An i32 literal (index math). */
+export function int(v: number): Expr {
+  return { k: 'lit', v, t: 'i32' };
+}
+/** A named variable (function parameter or loop counter). */
+export function v(name: string, t: VT = 'i32'): Expr {
+  return { k: 'var', name, t };
+}
+/** A call of a WGSL fragment; `key` must identify the fragment for CSE. */
+export function call(key: string, f: (args: string[]) => string, args: Expr[], t: VT): Expr {
+  return { k: 'call', key, f, args, t };
+}
+
+function isLit(e: Expr, val?: number): e is { k: 'lit'; v: number; t: VT } {
+  return e.k === 'lit' && (val === undefined || e.v === val);
+}
+
+/** i32 addition with folding. */
+export function add(a: Expr, b: Expr): Expr {
+  if (isLit(a) && isLit(b)) return int((a.v as number) + (b.v as number));
+  if (isLit(a, 0)) return b;
+  if (isLit(b, 0)) return a;
+  return call('+', (x) => `(${x[0]} + ${x[1]})`, [a, b], 'i32');
+}
+/** i32 multiplication with folding. */
+export function mul(a: Expr, b: Expr): Expr {
+  if (isLit(a) && isLit(b)) return int((a.v as number) * (b.v as number));
+  if (isLit(a, 0) || isLit(b, 0)) return int(0);
+  if (isLit(a, 1)) return b;
+  if (isLit(b, 1)) return a;
+  return call('*', (x) => `(${x[0]} * ${x[1]})`, [a, b], 'i32');
+}
+/** i32 subtraction with folding. */
+export function sub(a: Expr, b: Expr): Expr {
+  if (isLit(a) && isLit(b)) return int((a.v as number) - (b.v as number));
+  if (isLit(b, 0)) return a;
+  return call('-', (x) => `(${x[0]} - ${x[1]})`, [a, b], 'i32');
+}
+/** Non-negative i32 division by a positive constant. */
+export function div(a: Expr, d: number): Expr {
+  if (d === 1) return a;
+  if (isLit(a)) return int(Math.floor((a.v as number) / d));
+  return call('/', (x) => `(${x[0]} / ${x[1]})`, [a, int(d)], 'i32');
+}
+/** Non-negative i32 remainder by a positive constant. */
+export function mod(a: Expr, d: number): Expr {
+  if (d === 1) return int(0);
+  if (isLit(a)) return int((a.v as number) % d);
+  return call('%', (x) => `(${x[0]} % ${x[1]})`, [a, int(d)], 'i32');
+}
+/** i32 comparison `a < b` (bool). */
+export function lt(a: Expr, b: Expr): Expr {
+  if (isLit(a) && isLit(b)) return lit((a.v as number) < (b.v as number), 'bool');
+  return call('<', (x) => `(${x[0]} < ${x[1]})`, [a, b], 'bool');
+}
+/** bool conjunction with folding. */
+export function and(a: Expr, b: Expr): Expr {
+  if (a.k === 'lit' && a.v === true) return b;
+  if (b.k === 'lit' && b.v === true) return a;
+  return call('&&', (x) => `(${x[0]} && ${x[1]})`, [a, b], 'bool');
+}
+/** `select(f, t, c)` with folding. */
+export function select(f: Expr, t: Expr, c: Expr): Expr {
+  if (c.k === 'lit') return c.v ? t : f;
+  return call('select', (x) => `select(${x[0]}, ${x[1]}, ${x[2]})`, [f, t, c], t.t);
+}
+/** Clamps an i32 index into [0, n-1]. */
+export function clampIdx(a: Expr, n: number): Expr {
+  if (isLit(a)) return int(Math.min(Math.max(a.v as number, 0), Math.max(n - 1, 0)));
+  return call('clamp', (x) => `clamp(${x[0]}, 0, ${x[1]})`, [a, int(Math.max(n - 1, 0))], 'i32');
+}
+
+/** WGSL text of a literal of type t. */
+export function litText(value: number | boolean, t: VT): string {
+  if (t === 'bool') return value ? 'true' : 'false';
+  const n = Number(value);
+  if (t === 'i32') return `${n | 0}`;
+  if (t === 'u32') return `${n >>> 0}u`;
+  if (Number.isNaN(n)) return 'kiln_nan()';
+  if (n === Infinity) return 'kiln_inf()';
+  if (n === -Infinity) return '(-kiln_inf())';
+  const f = Math.fround(n);
+  if (Object.is(f, -0)) return '-0.0';
+  let s = f.toString();
+  if (!/[.e]/.test(s)) s += '.0';
+  return s.startsWith('-') ? `(${s})` : s;
+}
+
+function keyOf(e: Expr, memo: Map<Expr, string>): string {
+  const cached = memo.get(e);
+  if (cached) return cached;
+  let k: string;
+  switch (e.k) {
+    case 'lit': k = `${e.t}:${String(e.v)}`; break;
+    case 'param': k = `p${e.slot}`; break;
+    case 'var': k = `$${e.name}`; break;
+    case 'load': k = `L${e.slot}[${keyOf(e.idx, memo)}]`; break;
+    case 'call': k = `${e.key}(${e.args.map((a) => keyOf(a, memo)).join(',')})`; break;
+  }
+  memo.set(e, k);
+  return k;
+}
+
+/** WGSL spelling of a value type. */
+export function vtText(t: VT): string {
+  return t === 'vec4u' ? 'vec4<u32>' : t;
+}
+
+/**
+ * Prints expressions as WGSL `let` statements with CSE. Child emitters (loop bodies) see the names
+ * of their parent but add statements to their own block.
+ */
+export class Emitter {
+  readonly lines: string[] = [];
+  private names: Map<string, string>;
+  private keys = new Map<Expr, string>();
+
+  constructor(private readonly counter = { n: 0 }, parent?: Emitter, private readonly indent = '  ') {
+    this.names = new Map(parent?.names ?? []);
+  }
+
+  /** A nested block (e.g. a loop body) sharing this block's names. */
+  child(indent = this.indent + '  '): Emitter {
+    return new Emitter(this.counter, this, indent);
+  }
+
+  /** Emits `e` and returns WGSL text naming its value. */
+  emit(e: Expr): string {
+    switch (e.k) {
+      case 'lit': return litText(e.v, e.t);
+      case 'var': return e.name;
+      case 'param': {
+        const word = `P.v[${e.slot >> 2}].${'xyzw'[e.slot & 3]}`;
+        return e.t === 'u32' ? word : e.t === 'bool' ? `(${word} != 0u)` : `bitcast<${e.t}>(${word})`;
+      }
+      default: break;
+    }
+    const key = keyOf(e, this.keys);
+    const known = this.names.get(key);
+    if (known) return known;
+    let text: string;
+    if (e.k === 'load') {
+      const raw = `B${e.slot}[${this.emit(e.idx)}]`;
+      text = e.half ? `f32(${raw})` : e.bool ? `(${raw} != 0u)` : raw;
+    } else {
+      text = e.f(e.args.map((a) => this.emit(a)));
+    }
+    const name = `v${this.counter.n++}`;
+    this.lines.push(`${this.indent}let ${name}: ${vtText(e.t)} = ${text};`);
+    this.names.set(key, name);
+    return name;
+  }
+
+  /** Adds a raw statement. */
+  stmt(s: string): void {
+    this.lines.push(this.indent + s);
+  }
+}

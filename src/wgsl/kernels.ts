@@ -1,0 +1,318 @@
+/**
+ * Kernel templates: turn a kernel description (IR bodies + sizes) into WGSL passes.
+ * Three shapes of kernel cover every primitive: elementwise (one output per invocation), reduce (a loop
+ * over the reduced elements, split in two passes when there are few outputs) and matmul (register-blocked
+ * tiles). Each takes an elementwise epilogue so the surrounding elementwise work fuses into it.
+ */
+import { type DType, wgslStorageType, wgslType } from '../tensor/dtype.js';
+import { Emitter, type Expr, type VT } from './ir.js';
+
+/** Parts every kernel has. */
+interface KernelBase {
+  /** dtypes of the input buffers, by binding slot. */
+  inputs: DType[];
+  outDtype: DType;
+  /** Number of 32-bit uniform parameters. */
+  nParams: number;
+  /** WGSL helper functions the bodies call. */
+  helpers: string;
+}
+
+/** out[gid] = value(gid). */
+export interface ElementwiseKernel extends KernelBase {
+  kind: 'elementwise';
+  size: number;
+  value: Expr; // vars: gid
+}
+
+/** out[gid] = epilogue(gid, reduce_{r < redSize} body(o = gid, r)). */
+export interface ReduceKernel extends KernelBase {
+  kind: 'reduce';
+  op: 'sum' | 'max';
+  outSize: number;
+  redSize: number;
+  accType: VT;
+  body: Expr; // vars: o, r
+  epilogue: Expr; // vars: gid, acc
+}
+
+/** A strided operand of a matmul. */
+export interface MatmulOperand {
+  slot: number;
+  offset: number;
+  /** strides over the (broadcast) batch dims, then the row and column strides. */
+  batchStrides: number[];
+  rowStride: number;
+  colStride: number;
+}
+
+/** out[b, m, n] = epilogue(gid, Σ_k A[b, m, k] · B[b, k, n]). */
+export interface MatmulKernel extends KernelBase {
+  kind: 'matmul';
+  batchShape: number[];
+  M: number;
+  N: number;
+  K: number;
+  a: MatmulOperand;
+  b: MatmulOperand;
+  epilogue: Expr; // vars: gid, acc
+}
+
+/** Any kernel description. */
+export type Kernel = ElementwiseKernel | ReduceKernel | MatmulKernel;
+
+/** A binding of one pass. */
+export type Binding =
+  | { kind: 'in'; slot: number }
+  | { kind: 'out' }
+  | { kind: 'scratch'; write: boolean }
+  | { kind: 'params' };
+
+/** One compute dispatch. */
+export interface Pass {
+  code: string;
+  workgroups: [number, number, number];
+  bindings: Binding[];
+  /** Bytes of the scratch buffer shared by the passes of one kernel. */
+  scratchBytes?: number;
+}
+
+/** Tuning knobs chosen per adapter. */
+export interface KernelConfig {
+  maxWorkgroupsPerDim: number;
+  /** Target number of partial sums for a split reduction. */
+  reducePartials: number;
+  /** Minimum elements one invocation reduces before a split is worth it. */
+  reduceMinChunk: number;
+  /** Partial r mapping: 'chunk' (contiguous per invocation) or 'stride' (interleaved). */
+  reduceMapping: 'chunk' | 'stride';
+  /** Matmul register tile (rows × cols per invocation). */
+  matmulTile: [number, number];
+}
+
+const WG = 64;
+
+function grid(invocations: number, perWg: number, cfg: KernelConfig): { wg: [number, number, number]; nx: number } {
+  const groups = Math.max(1, Math.ceil(invocations / perWg));
+  const nx = Math.min(groups, cfg.maxWorkgroupsPerDim);
+  const ny = Math.ceil(groups / nx);
+  if (ny > cfg.maxWorkgroupsPerDim) throw new Error(`kiln: kernel of ${invocations} invocations exceeds the dispatch limits of this device`);
+  return { wg: [nx, ny, 1], nx };
+}
+
+function header(k: KernelBase, extra: { scratchIn?: boolean; scratchOut?: boolean } = {}): { text: string; bindings: Binding[] } {
+  const lines: string[] = [];
+  const bindings: Binding[] = [];
+  if (k.inputs.includes('f16') || k.outDtype === 'f16') lines.push('enable f16;');
+  k.inputs.forEach((dt, slot) => {
+    lines.push(`@group(0) @binding(${bindings.length}) var<storage, read> B${slot}: array<${wgslStorageType(dt)}>;`);
+    bindings.push({ kind: 'in', slot });
+  });
+  if (extra.scratchIn) {
+    lines.push(`@group(0) @binding(${bindings.length}) var<storage, read> S_in: array<SCRATCH_T>;`);
+    bindings.push({ kind: 'scratch', write: false });
+  }
+  if (extra.scratchOut) {
+    lines.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> S_out: array<SCRATCH_T>;`);
+    bindings.push({ kind: 'scratch', write: true });
+  } else {
+    lines.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> OUT: array<${wgslStorageType(k.outDtype)}>;`);
+    bindings.push({ kind: 'out' });
+  }
+  if (k.nParams > 0) {
+    lines.push(`struct Params { v: array<vec4<u32>, ${Math.ceil(k.nParams / 4)}> };`);
+    lines.push(`@group(0) @binding(${bindings.length}) var<uniform> P: Params;`);
+    bindings.push({ kind: 'params' });
+  }
+  return { text: lines.join('\n'), bindings };
+}
+
+function storeText(dt: DType, value: string): string {
+  if (dt === 'bool') return `select(0u, 1u, ${value})`;
+  if (dt === 'f16') return `f16(${value})`;
+  return value;
+}
+
+/** Prints `fn name(args) -> T { … return expr; }`. */
+function fnOf(name: string, args: string, ret: VT, body: Expr): string {
+  const em = new Emitter();
+  const r = em.emit(body);
+  return `fn ${name}(${args}) -> ${ret === 'vec4u' ? 'vec4<u32>' : ret} {\n${em.lines.join('\n')}\n  return ${r};\n}`;
+}
+
+/** Renders a kernel description to its compute passes. */
+export function render(k: Kernel, cfg: KernelConfig): Pass[] {
+  switch (k.kind) {
+    case 'elementwise': return [renderElementwise(k, cfg)];
+    case 'reduce': return renderReduce(k, cfg);
+    case 'matmul': return [renderMatmul(k, cfg)];
+  }
+}
+
+function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass {
+  const { text, bindings } = header(k);
+  const { wg, nx } = grid(k.size, WG, cfg);
+  const code = `${text}
+${k.helpers}
+${fnOf('value', 'gid: i32', k.value.t, k.value)}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let gid = i32((wid.y * ${nx}u + wid.x) * ${WG}u + lid);
+  if (gid >= ${k.size}) { return; }
+  OUT[gid] = ${storeText(k.outDtype, 'value(gid)')};
+}`;
+  return { code, workgroups: wg, bindings };
+}
+
+function identity(op: 'sum' | 'max', t: VT): string {
+  if (op === 'sum') return t === 'f32' ? '0.0' : t === 'u32' ? '0u' : '0';
+  return t === 'f32' ? '(-kiln_inf())' : t === 'u32' ? '0u' : 'i32(-2147483647 - 1)';
+}
+
+function combine(op: 'sum' | 'max', t: VT, acc: string, x: string): string {
+  if (op === 'sum') return `${acc} = ${acc} + ${x};`;
+  // max propagates NaN like PyTorch
+  return t === 'f32' ? `${acc} = select(max(${acc}, ${x}), ${x}, ${x} != ${x} || ${acc} != ${acc});` : `${acc} = max(${acc}, ${x});`;
+}
+
+/** Chooses how many partial sums a reduction is split into (1 = a single pass). */
+export function reduceSplit(outSize: number, redSize: number, cfg: KernelConfig): number {
+  if (outSize >= cfg.reducePartials / 4 || redSize < 2 * cfg.reduceMinChunk) return 1;
+  const want = Math.ceil(cfg.reducePartials / outSize);
+  return Math.max(1, Math.min(want, Math.floor(redSize / cfg.reduceMinChunk)));
+}
+
+function renderReduce(k: ReduceKernel, cfg: KernelConfig): Pass[] {
+  const t = k.accType;
+  const tt = t === 'vec4u' ? 'u32' : t;
+  const epi = fnOf('epilogue', `gid: i32, acc: ${tt}`, k.epilogue.t, k.epilogue);
+  const body = fnOf('body', 'o: i32, r: i32', t, k.body);
+  const S = reduceSplit(k.outSize, k.redSize, cfg);
+  if (S === 1) {
+    const { text, bindings } = header(k);
+    const { wg, nx } = grid(k.outSize, WG, cfg);
+    const code = `${text}
+${k.helpers}
+${body}
+${epi}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let gid = i32((wid.y * ${nx}u + wid.x) * ${WG}u + lid);
+  if (gid >= ${k.outSize}) { return; }
+  var acc: ${tt} = ${identity(k.op, t)};
+  for (var r = 0; r < ${k.redSize}; r++) {
+    let x = body(gid, r);
+    ${combine(k.op, t, 'acc', 'x')}
+  }
+  OUT[gid] = ${storeText(k.outDtype, 'epilogue(gid, acc)')};
+}`;
+    return [{ code, workgroups: wg, bindings }];
+  }
+  // pass 1: S partials per output, each over a chunk of C elements
+  const C = Math.ceil(k.redSize / S);
+  const p1 = header(k, { scratchOut: true });
+  const g1 = grid(k.outSize * S, WG, cfg);
+  const rExpr = cfg.reduceMapping === 'chunk' ? `s * ${C} + j` : `j * ${S} + s`;
+  const code1 = `${p1.text.replace('SCRATCH_T', tt)}
+${k.helpers}
+${body}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = i32((wid.y * ${g1.nx}u + wid.x) * ${WG}u + lid);
+  if (t >= ${k.outSize * S}) { return; }
+  let o = t / ${S};
+  let s = t % ${S};
+  var acc: ${tt} = ${identity(k.op, t)};
+  for (var j = 0; j < ${C}; j++) {
+    let r = ${rExpr};
+    if (r >= ${k.redSize}) { break; }
+    let x = body(o, r);
+    ${combine(k.op, t, 'acc', 'x')}
+  }
+  S_out[t] = acc;
+}`;
+  // pass 2: reduce the partials and apply the epilogue
+  const p2 = header({ ...k, nParams: k.nParams }, { scratchIn: true });
+  const g2 = grid(k.outSize, WG, cfg);
+  const code2 = `${p2.text.replace('SCRATCH_T', tt)}
+${k.helpers}
+${epi}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let gid = i32((wid.y * ${g2.nx}u + wid.x) * ${WG}u + lid);
+  if (gid >= ${k.outSize}) { return; }
+  var acc: ${tt} = ${identity(k.op, t)};
+  for (var s = 0; s < ${S}; s++) {
+    let x = S_in[gid * ${S} + s];
+    ${combine(k.op, t, 'acc', 'x')}
+  }
+  OUT[gid] = ${storeText(k.outDtype, 'epilogue(gid, acc)')};
+}`;
+  const scratchBytes = k.outSize * S * 4;
+  return [
+    { code: code1, workgroups: g1.wg, bindings: p1.bindings, scratchBytes },
+    { code: code2, workgroups: g2.wg, bindings: p2.bindings, scratchBytes },
+  ];
+}
+
+function operandIndex(op: MatmulOperand, batchShape: number[], row: string, col: string): string {
+  // batch offset from the batch index `b`
+  let off = `${op.offset}`;
+  let rem = 'b';
+  for (let i = batchShape.length - 1; i >= 0; i--) {
+    const d = batchShape[i]!;
+    const st = op.batchStrides[i]!;
+    if (st !== 0 && d > 1) off += ` + ((${rem}) % ${d}) * ${st}`;
+    rem = `(${rem}) / ${d}`;
+  }
+  return `${off} + (${row}) * ${op.rowStride} + (${col}) * ${op.colStride}`;
+}
+
+function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass {
+  const [TM, TN] = cfg.matmulTile;
+  const { text, bindings } = header(k);
+  const epi = fnOf('epilogue', 'gid: i32, acc: f32', k.epilogue.t, k.epilogue);
+  const tilesM = Math.ceil(k.M / TM);
+  const tilesN = Math.ceil(k.N / TN);
+  const batch = k.batchShape.reduce((a, b) => a * b, 1);
+  const total = batch * tilesM * tilesN;
+  const { wg, nx } = grid(total, WG, cfg);
+  const aLoad = (i: number) => `B${k.a.slot}[aBase + min(m0 + ${i}, ${k.M - 1}) * ${k.a.rowStride} + kk * ${k.a.colStride}]`;
+  const bLoad = (j: number) => `B${k.b.slot}[bBase + kk * ${k.b.rowStride} + min(n0 + ${j}, ${k.N - 1}) * ${k.b.colStride}]`;
+  const acc: string[] = [];
+  const body: string[] = [];
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) acc.push(`  var c${i}_${j} = 0.0;`);
+  for (let i = 0; i < TM; i++) body.push(`    let a${i} = f32(${aLoad(i)});`);
+  for (let j = 0; j < TN; j++) body.push(`    let b${j} = f32(${bLoad(j)});`);
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) body.push(`    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`);
+  const stores: string[] = [];
+  for (let i = 0; i < TM; i++) {
+    for (let j = 0; j < TN; j++) {
+      stores.push(`  if (m0 + ${i} < ${k.M} && n0 + ${j} < ${k.N}) { let g = (b * ${k.M} + m0 + ${i}) * ${k.N} + n0 + ${j}; OUT[g] = ${storeText(k.outDtype, `epilogue(g, c${i}_${j})`)}; }`);
+    }
+  }
+  const code = `${text}
+${k.helpers}
+${epi}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = i32((wid.y * ${nx}u + wid.x) * ${WG}u + lid);
+  if (t >= ${total}) { return; }
+  let tn = t % ${tilesN};
+  let tm = (t / ${tilesN}) % ${tilesM};
+  let b = t / ${tilesN * tilesM};
+  let m0 = tm * ${TM};
+  let n0 = tn * ${TN};
+  let aBase = ${operandIndex(k.a, k.batchShape, '0', '0')};
+  let bBase = ${operandIndex(k.b, k.batchShape, '0', '0')};
+${acc.join('\n')}
+  for (var kk = 0; kk < ${k.K}; kk++) {
+${body.join('\n')}
+  }
+${stores.join('\n')}
+}`;
+  return { code, workgroups: wg, bindings };
+}
+
+/** The WGSL type of a dtype inside expressions (re-exported for the scheduler). */
+export { wgslType };

@@ -1,0 +1,310 @@
+/**
+ * The WebGPU runtime: a buffer pool keyed by size class, a pipeline cache keyed by generated source,
+ * one command encoder and one submit per realization, and batched asynchronous readback.
+ */
+import { gpu, type DeviceState } from './device.js';
+import { render, type Binding, type Kernel, type KernelConfig, type Pass } from './kernels.js';
+
+/** Counters exposed through `k.stats()`. */
+export interface RuntimeStats {
+  kernels: number;
+  dispatches: number;
+  submits: number;
+  pipelinesCompiled: number;
+  bytesAllocated: number;
+  buffersAllocated: number;
+  readbacks: number;
+}
+
+/** Live memory as reported by `k.memory()`. */
+export interface MemoryInfo {
+  liveBuffers: number;
+  liveBytes: number;
+  pooledBuffers: number;
+  pooledBytes: number;
+}
+
+/** One kernel ready to encode: its description and the buffers it binds. */
+export interface Launch {
+  kernel: Kernel;
+  inputs: GPUBuffer[];
+  params: Uint32Array;
+  out: GPUBuffer;
+}
+
+const USAGE = GPUBufferUsageFlags();
+function GPUBufferUsageFlags(): number {
+  // evaluated lazily in Node (globals installed by init); constants per the WebGPU spec
+  return 0x80 /* STORAGE */ | 0x04 /* COPY_SRC */ | 0x08 /* COPY_DST */;
+}
+
+/** Rounds a byte count up to its pool size class (≤ 12.5 % waste above 4 KiB). */
+export function sizeClass(bytes: number): number {
+  const b = Math.max(16, Math.ceil(bytes / 16) * 16);
+  if (b <= 4096) return b;
+  const p = 2 ** Math.floor(Math.log2(b));
+  const step = p / 8;
+  return Math.ceil(b / step) * step;
+}
+
+const stats: RuntimeStats = { kernels: 0, dispatches: 0, submits: 0, pipelinesCompiled: 0, bytesAllocated: 0, buffersAllocated: 0, readbacks: 0 };
+const pool = new Map<number, GPUBuffer[]>();
+let pendingFree: GPUBuffer[] = [];
+let pooledBytes = 0;
+let pooledBuffers = 0;
+let liveBytes = 0;
+let liveBuffers = 0;
+const pipelines = new Map<string, GPUComputePipeline>();
+const layouts = new Map<string, GPUBindGroupLayout>();
+let ownerDevice: GPUDevice | null = null;
+
+function ensureDevice(s: DeviceState): void {
+  if (ownerDevice === s.device) return;
+  ownerDevice = s.device;
+  pool.clear();
+  pendingFree = [];
+  pipelines.clear();
+  layouts.clear();
+  pooledBytes = pooledBuffers = liveBytes = liveBuffers = 0;
+}
+
+/** Returns a storage buffer of at least `bytes` (from the pool when possible). */
+export function acquireBuffer(bytes: number): { buffer: GPUBuffer; bytes: number } {
+  const s = gpu();
+  ensureDevice(s);
+  const size = sizeClass(bytes);
+  if (size > s.info.limits.maxStorageBufferBindingSize) {
+    throw new Error(`kiln: a tensor of ${bytes} bytes exceeds this adapter's largest storage binding (${s.info.limits.maxStorageBufferBindingSize} bytes, ${s.info.driver})`);
+  }
+  const list = pool.get(size);
+  let buffer = list?.pop();
+  if (buffer) {
+    pooledBytes -= size;
+    pooledBuffers--;
+  } else {
+    buffer = s.device.createBuffer({ size, usage: USAGE });
+    stats.bytesAllocated += size;
+    stats.buffersAllocated++;
+  }
+  liveBytes += size;
+  liveBuffers++;
+  return { buffer, bytes: size };
+}
+
+/** Returns a buffer to the pool once the work already encoded with it has been submitted. */
+export function releaseBuffer(buffer: GPUBuffer): void {
+  if (ownerDevice === null) return;
+  liveBytes -= buffer.size;
+  liveBuffers--;
+  pendingFree.push(buffer);
+}
+
+function recycle(): void {
+  for (const b of pendingFree) {
+    const list = pool.get(b.size);
+    if (list) list.push(b);
+    else pool.set(b.size, [b]);
+    pooledBytes += b.size;
+    pooledBuffers++;
+  }
+  pendingFree = [];
+}
+
+/** Frees pooled (unused) buffers. */
+export function trimPool(): void {
+  for (const list of pool.values()) for (const b of list) b.destroy();
+  pool.clear();
+  pooledBytes = pooledBuffers = 0;
+}
+
+/** Uploads host data into a new storage buffer. */
+export function uploadBuffer(data: ArrayBufferView): { buffer: GPUBuffer; bytes: number } {
+  const s = gpu();
+  const b = acquireBuffer(Math.max(4, data.byteLength));
+  const n = Math.ceil(data.byteLength / 4) * 4;
+  if (n === data.byteLength) s.device.queue.writeBuffer(b.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+  else {
+    const padded = new Uint8Array(n);
+    padded.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    s.device.queue.writeBuffer(b.buffer, 0, padded);
+  }
+  return b;
+}
+
+function layoutFor(device: GPUDevice, bindings: Binding[]): GPUBindGroupLayout {
+  const key = bindings.map((b) => (b.kind === 'in' || (b.kind === 'scratch' && !b.write) ? 'r' : b.kind === 'params' ? 'u' : 'w')).join('');
+  let l = layouts.get(key);
+  if (!l) {
+    l = device.createBindGroupLayout({
+      entries: [...key].map((c, i) => ({
+        binding: i,
+        visibility: 4 /* COMPUTE */,
+        buffer: { type: c === 'r' ? 'read-only-storage' : c === 'u' ? 'uniform' : 'storage' },
+      })),
+    });
+    layouts.set(key, l);
+  }
+  return l;
+}
+
+async function pipelineFor(device: GPUDevice, pass: Pass): Promise<GPUComputePipeline> {
+  const cached = pipelines.get(pass.code);
+  if (cached) return cached;
+  const layout = device.createPipelineLayout({ bindGroupLayouts: [layoutFor(device, pass.bindings)] });
+  const module = device.createShaderModule({ code: pass.code });
+  let p: GPUComputePipeline;
+  try {
+    p = await device.createComputePipelineAsync({ layout, compute: { module, entryPoint: 'main' } });
+  } catch (e) {
+    const info = await module.getCompilationInfo().catch(() => null);
+    const msgs = info?.messages.map((m) => `${m.type} at ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n') ?? '';
+    const err = new Error(`kiln internal error: a generated kernel failed to compile (${(e as Error).message}). Please report it with the kernel source in error.cause.\n${msgs}`);
+    (err as Error & { cause?: unknown }).cause = pass.code;
+    throw err;
+  }
+  pipelines.set(pass.code, p);
+  stats.pipelinesCompiled++;
+  return p;
+}
+
+/** The kernel tuning for the current adapter. */
+export function kernelConfig(): KernelConfig {
+  const s = gpu();
+  const software = s.info.driver !== 'hardware';
+  return {
+    maxWorkgroupsPerDim: s.info.limits.maxComputeWorkgroupsPerDimension,
+    reducePartials: software ? 4096 : 65536,
+    reduceMinChunk: software ? 256 : 64,
+    reduceMapping: software ? 'chunk' : 'stride',
+    matmulTile: [4, 4],
+  };
+}
+
+/** Encodes the launches into one command encoder (plus optional copies) and submits once. */
+export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst: GPUBuffer; bytes: number; dstOffset: number }[] = []): Promise<void> {
+  const s = gpu();
+  ensureDevice(s);
+  const device = s.device;
+  const cfg = kernelConfig();
+  const rendered = launches.map((l) => render(l.kernel, cfg));
+  const uncompiled = new Set<Pass>();
+  for (const passes of rendered) for (const p of passes) if (!pipelines.has(p.code)) uncompiled.add(p);
+  if (uncompiled.size) await Promise.all([...new Map([...uncompiled].map((p) => [p.code, p])).values()].map((p) => pipelineFor(device, p)));
+  if (s.error) throw s.error;
+
+  // pack every kernel's parameters into one uniform buffer
+  const align = device.limits.minUniformBufferOffsetAlignment;
+  const offsets: number[] = [];
+  let total = 0;
+  for (const l of launches) {
+    offsets.push(total);
+    if (l.params.length) total += Math.ceil((Math.ceil(l.params.length / 4) * 16) / align) * align;
+  }
+  let uniform: GPUBuffer | null = null;
+  if (total > 0) {
+    uniform = device.createBuffer({ size: total, usage: 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */ });
+    const host = new Uint32Array(total / 4);
+    launches.forEach((l, i) => host.set(l.params, offsets[i]! / 4));
+    device.queue.writeBuffer(uniform, 0, host);
+  }
+
+  const encoder = device.createCommandEncoder();
+  const scratch: GPUBuffer[] = [];
+  if (launches.length) {
+    const pass = encoder.beginComputePass();
+    launches.forEach((l, i) => {
+      const passes = rendered[i]!;
+      let scratchBuf: GPUBuffer | null = null;
+      if (passes[0]!.scratchBytes) {
+        scratchBuf = acquireBuffer(passes[0]!.scratchBytes).buffer;
+        scratch.push(scratchBuf);
+      }
+      stats.kernels++;
+      for (const p of passes) {
+        const pipeline = pipelines.get(p.code)!;
+        const entries: GPUBindGroupEntry[] = p.bindings.map((b, bi) => {
+          switch (b.kind) {
+            case 'in': return { binding: bi, resource: { buffer: l.inputs[b.slot]! } };
+            case 'out': return { binding: bi, resource: { buffer: l.out } };
+            case 'scratch': return { binding: bi, resource: { buffer: scratchBuf! } };
+            case 'params': return { binding: bi, resource: { buffer: uniform!, offset: offsets[i]!, size: Math.ceil(l.params.length / 4) * 16 } };
+          }
+        });
+        const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+        pass.setPipeline(pipeline);
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(...p.workgroups);
+        stats.dispatches++;
+      }
+    });
+    pass.end();
+  }
+  for (const c of copies) encoder.copyBufferToBuffer(c.src, 0, c.dst, c.dstOffset, c.bytes);
+  device.queue.submit([encoder.finish()]);
+  stats.submits++;
+  for (const b of scratch) releaseBuffer(b);
+  uniform?.destroy();
+  recycle();
+}
+
+/**
+ * Runs the launches and copies the requested buffers to one staging buffer in the same submit.
+ * Resolves after the submit with a function that maps the staging buffer and returns one ArrayBuffer
+ * per request (so the caller may release its lock before waiting for the GPU).
+ */
+export async function executeAndRead(launches: Launch[], reqs: { buffer: GPUBuffer; bytes: number }[]): Promise<() => Promise<ArrayBuffer[]>> {
+  const s = gpu();
+  const offsets: number[] = [];
+  let total = 0;
+  for (const r of reqs) {
+    offsets.push(total);
+    total += Math.ceil(r.bytes / 4) * 4;
+  }
+  const staging = s.device.createBuffer({ size: Math.max(total, 4), usage: 0x01 /* MAP_READ */ | 0x08 /* COPY_DST */ });
+  try {
+    await execute(launches, reqs.map((r, i) => ({ src: r.buffer, dst: staging, bytes: Math.ceil(r.bytes / 4) * 4, dstOffset: offsets[i]! })));
+  } catch (e) {
+    staging.destroy();
+    throw e;
+  }
+  stats.readbacks++;
+  return async () => {
+    try {
+      await staging.mapAsync(1 /* READ */);
+    } catch (e) {
+      staging.destroy();
+      throw s.error ?? new Error(`kiln: reading back from the GPU failed: ${(e as Error).message}`);
+    }
+    const mapped = staging.getMappedRange();
+    const out = reqs.map((r, i) => mapped.slice(offsets[i]!, offsets[i]! + r.bytes));
+    staging.unmap();
+    staging.destroy();
+    if (s.error) throw s.error;
+    return out;
+  };
+}
+
+/** Snapshot of the counters. */
+export function runtimeStats(): RuntimeStats {
+  return { ...stats };
+}
+
+/** Resets the counters (not the caches). */
+export function resetStats(): void {
+  for (const k of Object.keys(stats) as (keyof RuntimeStats)[]) stats[k] = 0;
+}
+
+/** Live and pooled buffer totals. */
+export function memoryInfo(): MemoryInfo {
+  return { liveBuffers, liveBytes, pooledBuffers, pooledBytes };
+}
+
+/** Drops all cached state (after the device is destroyed). */
+export function resetRuntime(): void {
+  ownerDevice = null;
+  pool.clear();
+  pendingFree = [];
+  pipelines.clear();
+  layouts.clear();
+  pooledBytes = pooledBuffers = liveBytes = liveBuffers = 0;
+}
