@@ -34,6 +34,12 @@ interface Index {
 }
 
 const GID: Expr = ir.v('gid');
+/** Largest fused subtree cost recomputed in several kernels instead of stored. */
+const RECOMPUTE_MAX = 8;
+/** Largest cost recomputed for every element of a broadcast instead of stored. */
+const EXPAND_RECOMPUTE_MAX = 4;
+/** Cost estimate of one Philox evaluation. */
+const RNG_COST = 6;
 
 function flatOf(idx: Index): Expr {
   if (idx.flat) return idx.flat;
@@ -137,7 +143,7 @@ class KernelBuilder {
       case 'contiguous': return this.value(n.src[0]!, idx);
       case 'reduce':
       case 'matmul': {
-        if (this.core === null && idx.flat === GID && this.sched.consumerCount(n) <= 1) {
+        if ((this.core === null || this.core === n) && idx.flat === GID && this.sched.consumerCount(n) <= 1) {
           this.core = n;
           return ir.v('acc', n.kind === 'matmul' ? 'f32' : vt(n.dtype));
         }
@@ -238,12 +244,61 @@ export class Scheduler {
     for (const t of targets) if (!t.realized) this.materialize.add(t);
     for (const n of seen) {
       if (n.kind === 'contiguous') this.materialize.add(n);
-      if (n.kind === 'elementwise' || n.kind === 'gather') {
-        if (!scheduleConfig.fusion || this.consumerCount(n) > 1 || this.expanded.has(n)) this.materialize.add(n);
-      }
-      if ((n.kind === 'reduce' || n.kind === 'matmul') && !scheduleConfig.fusion) this.materialize.add(n);
+      if (!scheduleConfig.fusion && n.kind !== 'movement' && n.kind !== 'leaf') this.materialize.add(n);
     }
+    if (scheduleConfig.fusion) this.chooseStores(seen);
     for (const t of targets) if (!t.realized) this.plan(t);
+  }
+
+  /**
+   * Stores a node when recomputing it would cost more than storing it: when kernels of two different
+   * stored roots would both contain it, or when it is broadcast, unless it is cheap to recompute.
+   */
+  private chooseStores(nodes: Set<LazyNode>): void {
+    for (let iter = 0; iter < 64; iter++) {
+      const cost = new Map<LazyNode, number>();
+      const costOf = (n: LazyNode): number => {
+        if (n.realized || this.materialize.has(n)) return 0;
+        const c = cost.get(n);
+        if (c !== undefined) return c;
+        let v: number;
+        if (n.kind === 'reduce' || n.kind === 'matmul') v = Infinity;
+        else if (n.kind === 'leaf') v = n.op === 'rng' ? RNG_COST : 0;
+        else {
+          v = n.kind === 'elementwise' ? elementwiseDef(n.op).cost : n.kind === 'gather' ? 2 : 0;
+          for (const s of n.src) v += costOf(s);
+        }
+        cost.set(n, v);
+        return v;
+      };
+      const reach = new Map<LazyNode, Set<LazyNode>>();
+      for (const root of this.materialize) {
+        if (!nodes.has(root)) continue;
+        const visited = new Set<LazyNode>();
+        const dfs = (n: LazyNode) => {
+          for (const s of n.src) {
+            if (s.realized || visited.has(s)) continue;
+            visited.add(s);
+            if (this.materialize.has(s)) continue;
+            let set = reach.get(s);
+            if (!set) reach.set(s, (set = new Set()));
+            set.add(root);
+            dfs(s);
+          }
+        };
+        dfs(root);
+      }
+      let changed = false;
+      for (const [n, roots] of reach) {
+        if (n.kind !== 'elementwise' && n.kind !== 'gather') continue;
+        const c = costOf(n);
+        if ((roots.size > 1 && c > RECOMPUTE_MAX) || (this.expanded.has(n) && c >= EXPAND_RECOMPUTE_MAX)) {
+          this.materialize.add(n);
+          changed = true;
+        }
+      }
+      if (!changed) return;
+    }
   }
 
   private walk(n: LazyNode): { base: LazyNode; expands: boolean } {

@@ -1,0 +1,251 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as k from '../../src/index.ts';
+
+beforeAll(async () => {
+  await k.init();
+});
+
+/** Kernels dispatched while realizing `fn()`'s result. */
+async function kernelsFor(fn: () => k.Tensor): Promise<{ kernels: number; values: Float32Array }> {
+  return k.scope(async () => {
+    const before = k.stats().kernels;
+    const out = fn();
+    const values = (await out.data()) as Float32Array;
+    return { kernels: k.stats().kernels - before, values };
+  });
+}
+
+function close(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-5, rtol = 1e-5): void {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; i++) {
+    const tol = atol + rtol * Math.abs(b[i]!);
+    if (!(Math.abs(a[i]! - b[i]!) <= tol)) throw new Error(`index ${i}: got ${a[i]}, expected ${b[i]} (tol ${tol})`);
+  }
+}
+
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32 - 0.5;
+  };
+}
+
+describe('device', () => {
+  it('reports the adapter it runs on', () => {
+    const info = k.deviceInfo();
+    expect(info.platform).toBe('node');
+    expect(['hardware', 'lavapipe', 'swiftshader', 'software']).toContain(info.driver);
+    expect(info.limits.maxStorageBuffersPerShaderStage).toBeGreaterThanOrEqual(8);
+  });
+});
+
+describe('fusion', () => {
+  it('runs relu(x*a+b)*sigmoid(x) as one kernel with the right values', async () => {
+    const r = lcg(1);
+    const n = 1000;
+    const xs = Float32Array.from({ length: n }, r), as = Float32Array.from({ length: n }, r), bs = Float32Array.from({ length: n }, r);
+    const x = k.tensor(xs), a = k.tensor(as), b = k.tensor(bs);
+    await k.realize(x, a, b);
+    const { kernels, values } = await kernelsFor(() => x.mul(a).add(b).relu().mul(x.sigmoid()));
+    expect(kernels).toBe(1);
+    const expected = Array.from(xs, (xi, i) => Math.max(xi * as[i]! + bs[i]!, 0) / (1 + Math.exp(-xi)));
+    close(values, expected, 1e-6, 1e-5);
+    [x, a, b].forEach((t) => t.dispose());
+  });
+
+  it('runs matmul + bias + gelu as one kernel', async () => {
+    const r = lcg(2);
+    const [M, K, N] = [5, 7, 3];
+    const xs = Float64Array.from({ length: M * K }, r), ws = Float64Array.from({ length: K * N }, r), bs = Float64Array.from({ length: N }, r);
+    const x = k.tensor(xs, { shape: [M, K] }), w = k.tensor(ws, { shape: [K, N] }), bias = k.tensor(bs);
+    await k.realize(x, w, bias);
+    const { kernels, values } = await kernelsFor(() => x.matmul(w).add(bias).gelu());
+    expect(kernels).toBe(1);
+    const erf = (z: number) => { // Abramowitz-Stegun 7.1.26 is too coarse; use a series (|z| small here)
+      let term = z, sum = z;
+      for (let n = 1; n < 60; n++) { term *= (-z * z) / n; sum += term / (2 * n + 1); }
+      return (2 / Math.sqrt(Math.PI)) * sum;
+    };
+    const expected: number[] = [];
+    for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+      let s = bs[j]!;
+      for (let q = 0; q < K; q++) s += Math.fround(xs[i * K + q]!) * Math.fround(ws[q * N + j]!);
+      expected.push(0.5 * s * (1 + erf(s / Math.SQRT2)));
+    }
+    close(values, expected, 1e-5, 1e-5);
+    [x, w, bias].forEach((t) => t.dispose());
+  });
+
+  it('folds transposed operands of matmul into index math (no copy kernel)', async () => {
+    const a = k.randn([6, 4]), b = k.randn([5, 6]);
+    await k.realize(a, b);
+    const { kernels } = await kernelsFor(() => a.T.matmul(b.T));
+    expect(kernels).toBe(1);
+    a.dispose(); b.dispose();
+  });
+
+  it('fuses a reduction with its elementwise input and output', async () => {
+    const x = k.tensor([[1, 2, 3], [4, 5, 6]]);
+    await k.realize(x);
+    const { kernels, values } = await kernelsFor(() => x.mul(x).sum(1).sqrt());
+    expect(kernels).toBe(1);
+    close(values, [Math.sqrt(14), Math.sqrt(77)]);
+    x.dispose();
+  });
+
+  it('gives the same numbers with fusion off', async () => {
+    k.manualSeed(7);
+    const x = k.randn([33, 17]);
+    const w = k.randn([17, 9]);
+    await k.realize(x, w);
+    const f = () => x.matmul(w).tanh().softmax(-1).mul(x.sum(1, { keepDim: true }).sigmoid()).logsumexp(0);
+    const fused = await kernelsFor(f);
+    k.setFusion(false);
+    let unfused;
+    try {
+      unfused = await kernelsFor(f);
+    } finally {
+      k.setFusion(true);
+    }
+    expect(unfused.kernels).toBeGreaterThan(fused.kernels);
+    close(fused.values, unfused.values, 1e-5, 1e-5);
+    x.dispose(); w.dispose();
+  });
+});
+
+describe('memory', () => {
+  it('keeps live memory flat over 1,000 iterations of a small loop', async () => {
+    let w = k.randn([64, 64]).keep();
+    const x = k.randn([16, 64]).keep();
+    await k.realize(w, x);
+    let baseline = 0;
+    for (let i = 0; i < 1000; i++) {
+      const next = k.scope(() => w.sub(x.matmul(w).tanh().mean(0).mul(0.001)).keep());
+      w.dispose();
+      w = next;
+      if (i % 50 === 49) await k.realize(w);
+      if (i === 99) baseline = k.memory().liveBytes;
+    }
+    await w.data();
+    const live = k.memory().liveBytes;
+    expect(live).toBeLessThanOrEqual(baseline);
+    w.dispose(); x.dispose();
+  });
+
+  it('async scopes dispose what they created across awaits', async () => {
+    const before = k.memory().liveBuffers;
+    const kept = await k.scope(async () => {
+      const a = k.tensor([1, 2, 3]);
+      await a.data();
+      const b = a.mul(2);
+      await b.data();
+      return b;
+    });
+    expect(await kept.tolist()).toEqual([2, 4, 6]);
+    expect(k.memory().liveBuffers).toBe(before + 1);
+    kept.dispose();
+    expect(k.memory().liveBuffers).toBe(before);
+  });
+
+  it('supports `using` via Symbol.dispose and refuses disposed tensors', async () => {
+    const t = k.tensor([1]);
+    t[Symbol.dispose]();
+    expect(t.disposed).toBe(true);
+    await expect(t.data()).rejects.toThrow(/disposed/);
+  });
+
+  it('a pending consumer keeps its disposed input alive', async () => {
+    const a = k.tensor([1, 2]);
+    const b = a.add(1);
+    a.dispose();
+    expect(await b.tolist()).toEqual([2, 3]);
+    b.dispose();
+  });
+});
+
+describe('readback', () => {
+  it('batches reads requested together into one submit', async () => {
+    const a = k.tensor([1, 2]), b = k.tensor([3]);
+    await k.realize(a, b);
+    const before = k.stats().submits;
+    const [x, y, z] = await Promise.all([a.add(1).data(), b.mul(2).data(), a.sum().item()]);
+    expect(k.stats().submits - before).toBe(1);
+    expect(Array.from(x)).toEqual([2, 3]);
+    expect(Array.from(y)).toEqual([6]);
+    expect(z).toBe(3);
+    a.dispose(); b.dispose();
+  });
+
+  it('returns typed arrays per dtype and nested lists', async () => {
+    expect(await k.tensor([[true, false]]).tolist()).toEqual([[true, false]]);
+    expect((await k.arange(3).data()) instanceof Int32Array).toBe(true);
+    expect(await k.tensor([1.5, -2]).cast('i32').tolist()).toEqual([1, -2]);
+    expect(await k.tensor(5).item()).toBe(5);
+  });
+});
+
+describe('random', () => {
+  it('gives the same uniform bits on the GPU and the CPU reference', async () => {
+    k.manualSeed(123);
+    const g = await k.rand([1000]).data();
+    k.manualSeed(123);
+    const c = await k.withDevice('cpu', () => k.rand([1000])).data();
+    expect(Array.from(g)).toEqual(Array.from(c));
+    // and equals the Philox stream by hand: element i of call 0 → word 0 of philox(i, 0, 0, 0; key)
+    const [w0] = k.philox4x32(5, 0, 0, 0, 123, 0);
+    expect(g[5]).toBe((w0! >>> 8) * 2 ** -24);
+  });
+
+  it('continues the stream from a saved state', async () => {
+    k.manualSeed(9);
+    await k.rand([4]).data();
+    const st = k.getRngState();
+    const a = await k.randn([8]).data();
+    k.setRngState(st);
+    const b = await k.randn([8]).data();
+    expect(Array.from(a)).toEqual(Array.from(b));
+  });
+});
+
+describe('defineOp', () => {
+  it('registers a user op that fuses and matches its reference', async () => {
+    const softsign = k.defineOp({ name: 'test_softsign', arity: 1, float: true, wgsl: '$0 / (1.0 + abs($0))', ref: (x) => x / (1 + Math.abs(x)) });
+    const x = k.tensor([-3, -0.5, 0, 2]);
+    await k.realize(x);
+    const { kernels, values } = await kernelsFor(() => softsign(x.mul(2)).add(1));
+    expect(kernels).toBe(1);
+    close(values, [-3, -0.5, 0, 2].map((v) => (2 * v) / (1 + Math.abs(2 * v)) + 1));
+    const ref = await k.withDevice('cpu', () => softsign(k.tensor([-3, -0.5, 0, 2]).mul(2)).add(1)).data();
+    close(values, ref);
+    expect(() => k.defineOp({ name: 'test_softsign', arity: 1, wgsl: '$0', ref: (v) => v })).toThrow(/already registered/);
+  });
+});
+
+describe('errors name the op, the shapes and what was expected', () => {
+  const a = () => k.zeros([2, 3]);
+  it.each([
+    ['add', () => a().add(k.zeros([4])), /add: shapes \[2, 3\] and \[4\] cannot be broadcast/],
+    ['matmul', () => a().matmul(k.zeros([4, 5])), /matmul: shapes \[2, 3\] and \[4, 5\] are not aligned \(inner dimensions 3 and 4\)/],
+    ['reshape', () => a().reshape([4, 2]), /reshape: cannot reshape \[2, 3\] \(6 elements\) to \[4, 2\]/],
+    ['sum axis', () => a().sum(2), /sum: axis 2 is out of range for a tensor of rank 2/],
+    ['permute', () => a().permute([0, 0]), /permute: \[0,0\] is not a permutation/],
+    ['expand', () => a().expand([4, 3]), /expand: cannot expand \[2, 3\] to \[4, 3\]/],
+    ['cat', () => k.cat([a(), k.zeros([2, 4])], 0), /cat: shapes \[2, 3\], \[2, 4\] must match except along axis 0/],
+    ['gather dtype', () => a().gather(0, k.zeros([2, 3])), /gather: index must be i32 or u32, got f32/],
+    ['squeeze', () => a().squeeze(0), /squeeze: axis 0 of shape \[2, 3\] has size 2, not 1/],
+    ['item', () => a().item(), /item: tensor of shape \[2, 3\] has 6 elements/],
+    ['tensor ragged', () => k.tensor([[1, 2], [3]]), /tensor: ragged nested array/],
+    ['unknown dtype', () => a().cast('f64' as k.DType), /cast: unknown dtype "f64"/],
+    ['device mix', () => a().add(k.withDevice('cpu', () => k.zeros([2, 3]))), /add: tensors are on different devices/],
+    ['non-tensor', () => a().add([1, 2] as unknown as number), /add: expected tensors or numbers, got an array/],
+  ])('%s', async (_name, fn, msg) => {
+    let err: unknown;
+    try {
+      await k.scope(fn as () => unknown);
+    } catch (e) {
+      err = e;
+    }
+    expect(String(err)).toMatch(msg);
+  });
+});
