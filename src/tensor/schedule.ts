@@ -38,6 +38,8 @@ const GID: Expr = ir.v('gid');
 const RECOMPUTE_MAX = 8;
 /** Largest cost recomputed for every element of a broadcast instead of stored. */
 const EXPAND_RECOMPUTE_MAX = 4;
+/** Deepest chain of ops fused into one kernel before an intermediate is stored. */
+const MAX_FUSED_DEPTH = 48;
 /** Cost estimate of one Philox evaluation. */
 const RNG_COST = 6;
 
@@ -297,8 +299,25 @@ export class Scheduler {
           changed = true;
         }
       }
-      if (!changed) return;
+      if (!changed) break;
     }
+    // bound the size of one kernel: store a node when its fused expression gets too deep
+    const depth = new Map<LazyNode, number>();
+    const depthOf = (n: LazyNode): number => {
+      if (n.realized || this.materialize.has(n)) return 0;
+      const hit = depth.get(n);
+      if (hit !== undefined) return hit;
+      let d = 0;
+      for (const s of n.src) d = Math.max(d, depthOf(s));
+      d += n.kind === 'movement' ? 0 : 1;
+      if (d > MAX_FUSED_DEPTH && n.kind !== 'movement' && n.kind !== 'leaf') {
+        this.materialize.add(n);
+        d = 0;
+      }
+      depth.set(n, d);
+      return d;
+    };
+    for (const root of [...this.materialize]) for (const s of root.src) depthOf(s);
   }
 
   private walk(n: LazyNode): { base: LazyNode; expands: boolean } {

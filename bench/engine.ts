@@ -1,0 +1,436 @@
+/**
+ * Engine benchmark for kiln: matmul, a fused elementwise chain, a full reduction, and upload/download latency.
+ *
+ *   npm run bench                 # full run on the default adapter (hardware, else lavapipe, else SwiftShader)
+ *   npm run bench -- --quick      # short run
+ *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench   # force SwiftShader
+ *
+ * stdout: line 1 is one JSON object (machine-readable), then a human table. Progress goes to stderr.
+ *
+ * Method. `k.realize(out)` resolves once the work is *submitted*, not finished, so a timed run is
+ *   t0 → N × (build, `await k.realize(out)`, `out.dispose()`) → one tiny readback (`await probe.data()`
+ *   of a kept 1-element tensor: a 4-byte copy + map, which completes only after every earlier submit) → t1
+ * and the time per iteration is (t1 − t0 − sync) / N, where `sync` is the median cost of that tiny readback
+ * on an idle queue, measured at start. N is chosen so one run lasts about TARGET_MS; the reported figure is
+ * the median over REPS runs. One warm-up evaluation (plus sync) precedes every measurement, so pipeline
+ * compilation is excluded; the stats() counters over the timed runs are checked for recompiles and pool misses.
+ */
+import os from 'node:os';
+import * as k from '../src/index.js';
+import type { Tensor } from '../src/index.js';
+
+const QUICK = process.argv.includes('--quick');
+const REPS = QUICK ? 3 : 7;
+const TARGET_MS = QUICK ? 150 : 500;
+const MATMUL_SIZES = [256, 512, 1024];
+const CHAIN_N = 4 * 1024 * 1024;
+const SUM_N = 16 * 1024 * 1024;
+const MiB = 1024 * 1024;
+
+/** Figures measured on this machine by others (not re-measured here). */
+const REFERENCE = {
+  measured: '2026-11-21',
+  lavapipe: {
+    matmul1024_gflops: { wgsl: 6.9, tfjs: 4.9, jaxjs: 4.9 },
+    chain_gbps: { wgsl: 3.25, tfjs: 0.47 },
+    sum16M_gbps: { wgsl: 5.8, tfjs: 0.82 },
+  },
+  swiftshader: {
+    matmul1024_gflops: { wgsl: 3.2, tfjs: 0.56, jaxjs: 2.0 },
+    chain_gbps: { wgsl: 1.25, tfjs: 0.15 },
+    sum16M_gbps: { wgsl: 2.2, tfjs: 0.23 },
+  },
+} as const;
+
+const TARGETS: Record<string, { matmul1024_gflops: number; chain_gbps: number; sum16M_gbps: number }> = {
+  lavapipe: { matmul1024_gflops: 10, chain_gbps: 3.25, sum16M_gbps: 5 },
+  swiftshader: { matmul1024_gflops: 5, chain_gbps: 1.25, sum16M_gbps: 2 },
+};
+
+const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const r3 = (x: number): number => Math.round(x * 1000) / 1000;
+const now = (): number => performance.now();
+
+type Counters = ReturnType<typeof k.stats>;
+function delta(a: Counters, b: Counters): Counters {
+  const out = { ...b };
+  for (const key of Object.keys(b) as (keyof Counters)[]) out[key] = b[key] - a[key];
+  return out;
+}
+
+let probe: Tensor;
+/** Waits until the GPU has finished everything submitted so far (a 4-byte readback). */
+async function sync(): Promise<void> {
+  await probe.data();
+}
+
+let syncMs = 0;
+const anomalies: string[] = [];
+
+interface Timing {
+  /** Median time per iteration, sync cost subtracted (ms). */
+  ms: number;
+  /** Per-rep times per iteration (ms), sync subtracted. */
+  reps: number[];
+  iters: number;
+  /** Median host time spent inside the build + realize calls, per iteration (ms). */
+  enqueueMs: number;
+  /** Median raw time of one rep including its sync (ms). */
+  repMs: number;
+  /** Counters of one evaluation. */
+  perEval: Counters;
+  /** Counters over all timed reps. */
+  timed: Counters;
+}
+
+/**
+ * Times `step` (which must build, realize and dispose one output). Warm-up, then calibration, then REPS runs.
+ */
+async function measure(name: string, step: () => Promise<void>): Promise<Timing> {
+  // warm-up: compiles the pipelines and fills the buffer pool
+  await step();
+  await sync();
+  await step();
+  await sync();
+  // one evaluation's counters
+  const s0 = k.stats();
+  await step();
+  const perEval = delta(s0, k.stats());
+  await sync();
+  // calibration
+  const tc = now();
+  await step();
+  await sync();
+  const est = Math.max(0.01, now() - tc - syncMs);
+  const iters = Math.max(1, Math.min(2000, Math.round(TARGET_MS / est)));
+  const reps: number[] = [];
+  const enq: number[] = [];
+  const raw: number[] = [];
+  const t0s = k.stats();
+  for (let r = 0; r < REPS; r++) {
+    let inside = 0;
+    const t0 = now();
+    for (let i = 0; i < iters; i++) {
+      const a = now();
+      await step();
+      inside += now() - a;
+    }
+    await sync();
+    const t = now() - t0;
+    raw.push(t);
+    reps.push(Math.max(0, t - syncMs) / iters);
+    enq.push(inside / iters);
+  }
+  const timed = delta(t0s, k.stats());
+  const ms = median(reps);
+  const repMs = median(raw);
+  const enqueueMs = median(enq);
+  if (timed.pipelinesCompiled > 0) anomalies.push(`${name}: ${timed.pipelinesCompiled} pipeline(s) compiled during the timed runs (should be 0 after warm-up)`);
+  if (timed.buffersAllocated > 0) anomalies.push(`${name}: ${timed.buffersAllocated} buffer(s) allocated during the timed runs (pool misses)`);
+  if (syncMs > 0.1 * repMs) anomalies.push(`${name}: the closing readback (${syncMs.toFixed(2)} ms) is ${((100 * syncMs) / repMs).toFixed(0)}% of a timed run (subtracted)`);
+  if (enqueueMs > 0.5 * ms && ms > 0) anomalies.push(`${name}: host-side build+realize takes ${enqueueMs.toFixed(3)} ms of ${ms.toFixed(3)} ms per iteration (CPU/submit-bound, not kernel-bound)`);
+  const spread = Math.max(...reps) / Math.max(1e-9, Math.min(...reps));
+  if (spread > 1.3) anomalies.push(`${name}: runs vary ${spread.toFixed(2)}× (max/min of ${REPS} runs)`);
+  log(`${name}: ${ms.toFixed(3)} ms/iter (${iters} iters × ${REPS} runs, enqueue ${enqueueMs.toFixed(3)} ms/iter)`);
+  return { ms, reps, iters, enqueueMs, repMs, perEval, timed };
+}
+
+function timingJson(t: Timing): Record<string, unknown> {
+  return {
+    ms_per_iter: r3(t.ms),
+    runs_ms_per_iter: t.reps.map(r3),
+    iters_per_run: t.iters,
+    runs: REPS,
+    enqueue_ms_per_iter: r3(t.enqueueMs),
+    kernels: t.perEval.kernels,
+    dispatches: t.perEval.dispatches,
+    submits: t.perEval.submits,
+    timed_pipelines_compiled: t.timed.pipelinesCompiled,
+    timed_buffers_allocated: t.timed.buffersAllocated,
+  };
+}
+
+async function timeRepeated(n: number, fn: () => Promise<void>): Promise<number> {
+  const ts: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = now();
+    await fn();
+    ts.push(now() - t0);
+  }
+  return median(ts);
+}
+
+// ------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const tStart = now();
+  await k.init();
+  const info = k.deviceInfo();
+  log(`adapter: ${info.driver} — ${info.description || info.device || info.vendor}${info.icd ? ` (ICD ${info.icd})` : ''}`);
+  k.manualSeed(1234);
+
+  probe = k.tensor(new Float32Array([0]));
+  for (let i = 0; i < 3; i++) await sync();
+  syncMs = await timeRepeated(QUICK ? 9 : 21, sync);
+  log(`idle tiny readback (sync): ${syncMs.toFixed(3)} ms`);
+
+  // 1. matmul -------------------------------------------------------------------------------------
+  const matmul: Record<string, unknown>[] = [];
+  const gflops: Record<number, number> = {};
+  for (const n of MATMUL_SIZES) {
+    const a = k.randn([n, n]);
+    const b = k.randn([n, n]);
+    await k.realize(a, b);
+    const t = await measure(`matmul n=${n}`, async () => {
+      const out = a.matmul(b);
+      await k.realize(out);
+      out.dispose();
+    });
+    let check: number | undefined;
+    if (n === 256) {
+      // spot check 8 rows against float64 on the host
+      const out = a.matmul(b);
+      const [A, B, C] = await Promise.all([a.data(), b.data(), out.data()]);
+      out.dispose();
+      let err = 0;
+      for (let i = 0; i < n; i += 32) {
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let q = 0; q < n; q++) s += A[i * n + q]! * B[q * n + j]!;
+          err = Math.max(err, Math.abs(s - C[i * n + j]!));
+        }
+      }
+      check = err;
+      if (!(err < 1e-2)) anomalies.push(`matmul n=256: max abs error ${err} against float64 (expected < 1e-2)`);
+    }
+    if (t.perEval.kernels !== 1) anomalies.push(`matmul n=${n}: ${t.perEval.kernels} kernels per evaluation (expected 1)`);
+    gflops[n] = (2 * n ** 3) / (t.ms * 1e6);
+    matmul.push({ n, gflops: r3(gflops[n]!), ...timingJson(t), ...(check !== undefined ? { max_abs_err_vs_f64: check } : {}) });
+    a.dispose();
+    b.dispose();
+  }
+
+  // 2. fused chain relu(x*a+b)*sigmoid(x) -----------------------------------------------------------
+  const x = k.randn([CHAIN_N]);
+  const ca = k.randn([CHAIN_N]);
+  const cb = k.randn([CHAIN_N]);
+  await k.realize(x, ca, cb);
+  const chainExpr = (): Tensor => k.scope(() => x.mul(ca).add(cb).relu().mul(x.sigmoid()));
+  const tc = await measure('chain 4M', async () => {
+    const out = chainExpr();
+    await k.realize(out);
+    out.dispose();
+  });
+  const chainGBps = (16 * CHAIN_N) / (tc.ms * 1e6);
+  let chainErr: number;
+  {
+    const out = chainExpr();
+    const [X, A, B, O] = await Promise.all([x.data(), ca.data(), cb.data(), out.data()]);
+    out.dispose();
+    chainErr = 0;
+    for (let i = 0; i < CHAIN_N; i += 97) {
+      const ref = Math.max(X[i]! * A[i]! + B[i]!, 0) / (1 + Math.exp(-X[i]!));
+      chainErr = Math.max(chainErr, Math.abs(ref - O[i]!));
+    }
+    if (!(chainErr < 1e-4)) anomalies.push(`chain: max abs error ${chainErr} against float64 (expected < 1e-4)`);
+  }
+  if (tc.perEval.kernels !== 1) anomalies.push(`chain: ${tc.perEval.kernels} kernels per evaluation (expected 1 fused kernel)`);
+  x.dispose();
+  ca.dispose();
+  cb.dispose();
+
+  // 3. sum over 16M floats --------------------------------------------------------------------------
+  const big = k.randn([SUM_N]);
+  await k.realize(big);
+  const ts = await measure('sum 16M', async () => {
+    const s = big.sum();
+    await k.realize(s);
+    s.dispose();
+  });
+  const sumGBps = (4 * SUM_N) / (ts.ms * 1e6);
+  let sumRelErr: number;
+  {
+    const s = big.sum();
+    const [X, S] = await Promise.all([big.data(), s.data()]);
+    s.dispose();
+    let ref = 0;
+    let abs = 0;
+    for (let i = 0; i < SUM_N; i++) {
+      ref += X[i]!;
+      abs += Math.abs(X[i]!);
+    }
+    sumRelErr = Math.abs(S[0]! - ref) / abs;
+    if (!(sumRelErr < 1e-5)) anomalies.push(`sum: error ${sumRelErr} relative to Σ|x| (expected < 1e-5)`);
+  }
+  if (ts.perEval.kernels !== 1) anomalies.push(`sum: ${ts.perEval.kernels} kernels per evaluation (expected 1)`);
+  big.dispose();
+
+  // 4. upload / download latency --------------------------------------------------------------------
+  const latency: Record<string, unknown> = {};
+  const latReps = QUICK ? 7 : 21;
+  for (const [label, n] of [['1', 1], ['1M', MiB]] as const) {
+    const host = new Float32Array(n);
+    for (let i = 0; i < n; i++) host[i] = Math.random();
+    // warm
+    for (let i = 0; i < 2; i++) {
+      const t = k.tensor(host);
+      await k.realize(t);
+      await sync();
+      t.dispose();
+    }
+    const api: number[] = [];
+    const synced: number[] = [];
+    for (let i = 0; i < latReps; i++) {
+      const t0 = now();
+      const t = k.tensor(host);
+      await k.realize(t);
+      const t1 = now();
+      await sync();
+      const t2 = now();
+      api.push(t1 - t0);
+      synced.push(t2 - t0);
+      t.dispose();
+    }
+    const dl = k.tensor(host);
+    await k.realize(dl);
+    await dl.data();
+    await dl.data();
+    const down = await timeRepeated(latReps, async () => {
+      await dl.data();
+    });
+    dl.dispose();
+    const up = median(synced);
+    latency[`upload_${label}`] = {
+      floats: n,
+      api_ms: r3(median(api)),
+      completed_ms: r3(up),
+      completed_minus_sync_ms: r3(Math.max(0, up - syncMs)),
+    };
+    latency[`download_${label}`] = { floats: n, ms: r3(down) };
+  }
+
+  // report ------------------------------------------------------------------------------------------
+  const driver = info.driver;
+  const target = TARGETS[driver];
+  const ref = driver === 'lavapipe' || driver === 'swiftshader' ? REFERENCE[driver] : null;
+  const values = { matmul1024_gflops: gflops[1024]!, chain_gbps: chainGBps, sum16M_gbps: sumGBps };
+  const targets = target
+    ? Object.fromEntries((Object.keys(target) as (keyof typeof target)[]).map((key) => [key, { target: target[key], value: r3(values[key]), met: values[key] >= target[key] }]))
+    : null;
+  const result = {
+    bench: 'kiln-engine',
+    date: new Date().toISOString(),
+    quick: QUICK,
+    adapter: {
+      driver: info.driver,
+      description: info.description,
+      vendor: info.vendor,
+      architecture: info.architecture,
+      device: info.device,
+      icd: info.icd ?? null,
+    },
+    host: { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '' },
+    method: {
+      timing: 'N x (build, await k.realize(out), out.dispose()) then one 4-byte readback; per-iter = (total - sync_ms) / N; median over runs; warm-up excluded',
+      runs: REPS,
+      target_ms_per_run: TARGET_MS,
+      sync_ms: r3(syncMs),
+    },
+    results: {
+      matmul,
+      chain: {
+        expr: 'relu(x*a+b)*sigmoid(x)',
+        elements: CHAIN_N,
+        bytes_per_element: 16,
+        gbps: r3(chainGBps),
+        ...timingJson(tc),
+        max_abs_err_vs_f64: chainErr,
+      },
+      sum: {
+        elements: SUM_N,
+        bytes_per_element: 4,
+        gbps: r3(sumGBps),
+        ...timingJson(ts),
+        rel_err_vs_f64: sumRelErr,
+      },
+      latency,
+    },
+    targets,
+    reference: { label: `reference (measured ${REFERENCE.measured})`, lavapipe: REFERENCE.lavapipe, swiftshader: REFERENCE.swiftshader },
+    anomalies,
+    total_s: 0,
+  };
+  result.total_s = r3((now() - tStart) / 1000);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+
+  // human table
+  const lines: string[] = [];
+  const adapterName = info.description || info.device || info.vendor || '(unnamed)';
+  lines.push('');
+  lines.push(`kiln engine benchmark${QUICK ? ' (--quick)' : ''} — adapter: ${driver} — ${adapterName}${info.icd ? ` [VK_ICD_FILENAMES=${info.icd}]` : ''}`);
+  lines.push(`${os.cpus().length} CPU(s), node ${process.version}; median of ${REPS} runs of ~${TARGET_MS} ms; idle 4-byte readback ${syncMs.toFixed(2)} ms (subtracted)`);
+  lines.push('');
+  const refCols = ref
+    ? `reference (measured ${REFERENCE.measured}, ${driver}): hand-WGSL / tfjs-webgpu / jax-js-webgpu`
+    : 'reference: none for this adapter (figures exist for lavapipe and SwiftShader only)';
+  const rows: string[][] = [['benchmark', 'kiln', 'unit', 'ms/iter', 'kernels', 'target', 'met', 'hand-WGSL', 'tfjs', 'jax-js']];
+  const fmt = (v: number | undefined): string => (v === undefined ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
+  for (const m of matmul) {
+    const n = m.n as number;
+    const is1024 = n === 1024;
+    rows.push([
+      `matmul f32 n=${n}`, fmt(gflops[n]), 'GFLOP/s', (m.ms_per_iter as number).toFixed(3), String(m.kernels),
+      is1024 && target ? `>= ${target.matmul1024_gflops}` : '-', is1024 && target ? (gflops[n]! >= target.matmul1024_gflops ? 'yes' : 'NO') : '-',
+      is1024 && ref ? fmt(ref.matmul1024_gflops.wgsl) : '-', is1024 && ref ? fmt(ref.matmul1024_gflops.tfjs) : '-', is1024 && ref ? fmt(ref.matmul1024_gflops.jaxjs) : '-',
+    ]);
+  }
+  rows.push([
+    'chain relu(x*a+b)*sigmoid(x) 4M', fmt(chainGBps), 'GB/s', tc.ms.toFixed(3), String(tc.perEval.kernels),
+    target ? `>= ${target.chain_gbps}` : '-', target ? (chainGBps >= target.chain_gbps ? 'yes' : 'NO') : '-',
+    ref ? fmt(ref.chain_gbps.wgsl) : '-', ref ? fmt(ref.chain_gbps.tfjs) : '-', '-',
+  ]);
+  rows.push([
+    'sum 16M f32', fmt(sumGBps), 'GB/s', ts.ms.toFixed(3), String(ts.perEval.kernels),
+    target ? `>= ${target.sum16M_gbps}` : '-', target ? (sumGBps >= target.sum16M_gbps ? 'yes' : 'NO') : '-',
+    ref ? fmt(ref.sum16M_gbps.wgsl) : '-', ref ? fmt(ref.sum16M_gbps.tfjs) : '-', '-',
+  ]);
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const line = (r: string[]): string => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+  lines.push(line(rows[0]!));
+  lines.push(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of rows.slice(1)) lines.push(line(r));
+  lines.push(`(${refCols}; not re-measured)`);
+  lines.push('(kernels = k.stats().kernels for one evaluation; the sum is one kernel of two dispatches when split)');
+  lines.push('');
+  const lat = latency as Record<string, { api_ms?: number; completed_ms?: number; completed_minus_sync_ms?: number; ms?: number }>;
+  lines.push('latency (median)                         ms');
+  lines.push(`upload 1 float   (k.tensor + realize)    ${lat.upload_1!.api_ms!.toFixed(3)}   to GPU completion: ${lat.upload_1!.completed_ms!.toFixed(3)} incl. readback, ${lat.upload_1!.completed_minus_sync_ms!.toFixed(3)} excl.`);
+  lines.push(`upload 1M floats (k.tensor + realize)    ${lat.upload_1M!.api_ms!.toFixed(3)}   to GPU completion: ${lat.upload_1M!.completed_ms!.toFixed(3)} incl. readback, ${lat.upload_1M!.completed_minus_sync_ms!.toFixed(3)} excl.`);
+  lines.push(`download 1 float   (await t.data())      ${lat.download_1!.ms!.toFixed(3)}`);
+  lines.push(`download 1M floats (await t.data())      ${lat.download_1M!.ms!.toFixed(3)}   (${((4 * MiB) / (lat.download_1M!.ms! * 1e6)).toFixed(2)} GB/s)`);
+  lines.push('');
+  lines.push(anomalies.length ? `anomalies:\n${anomalies.map((a) => `  - ${a}`).join('\n')}` : 'anomalies: none detected');
+  lines.push(`total ${result.total_s.toFixed(1)} s`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+
+  probe.dispose();
+}
+
+try {
+  await main();
+  k.destroy();
+  process.exit(0);
+} catch (e) {
+  process.stderr.write(`[bench] failed: ${(e as Error).stack ?? String(e)}\n`);
+  try {
+    k.destroy();
+  } catch {
+    // ignore
+  }
+  process.exit(1);
+}
