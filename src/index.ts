@@ -10,6 +10,7 @@ import { init as initDevice, deviceInfo, destroyDevice, type DeviceInfo, type In
 import { memoryInfo, resetRuntime, resetStats, runtimeStats, trimPool, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
 import { defineElementwise, type ElementwiseSpec } from './tensor/ops.js';
 import { applyElementwise, syncDeviceLimits, Tensor, type TensorLike } from './tensor/tensor.js';
+import './autograd/vjps.js';
 
 export type { DType, TypedArray } from './tensor/dtype.js';
 export type { Device } from './tensor/node.js';
@@ -21,6 +22,9 @@ export {
   type TensorLike, type NestedArray, type CreateOptions, type ReduceOptions,
 } from './tensor/tensor.js';
 export { scope, keep } from './tensor/memory.js';
+export { noGrad, isGradEnabled, grad, valueAndGrad, gradients, type GradOptions } from './autograd/tape.js';
+export { gradcheck, type GradcheckInput, type GradcheckResult } from './autograd/gradcheck.js';
+export type { BackwardOptions } from './tensor/tensor.js';
 export { deviceInfo };
 export { philox4x32 } from './wgsl/rng.js';
 

@@ -30,7 +30,7 @@ export interface ElementwiseDef<T = unknown> {
   /** Extra WGSL declarations (helper functions) the fragment calls, one per entry (de-duplicated per kernel). */
   helpers: string[];
   /** Vector-Jacobian product: gradients for each input from the output gradient (null = no gradient). */
-  vjp?: (g: T, inputs: T[], out: T, arg: unknown) => (T | null)[];
+  vjp?: (g: T, inputs: T[], out: T, arg: unknown, needs: boolean[]) => (T | null)[];
   /** Estimated cost in simple ALU ops (used by fusion heuristics). */
   cost: number;
 }
@@ -52,7 +52,7 @@ export interface ElementwiseSpec<T = unknown> {
   predicate?: boolean;
   /** WGSL helper declarations the fragment calls (each entry is emitted once per kernel). */
   helpers?: string | string[];
-  vjp?: (g: T, inputs: T[], out: T, arg: unknown) => (T | null)[];
+  vjp?: (g: T, inputs: T[], out: T, arg: unknown, needs: boolean[]) => (T | null)[];
   cost?: number;
 }
 

@@ -124,7 +124,7 @@ function evalNode(n: LazyNode, memo: Map<LazyNode, Float64Array>): Float64Array 
   let out: Float64Array;
   switch (n.kind) {
     case 'leaf':
-      if (n.op === 'const') out = new Float64Array(n.size).fill(coerce(n.arg as number, n.dtype));
+      if (n.op === 'const') out = new Float64Array(n.size).fill(isFloat(n.dtype) ? (n.arg as number) : coerce(n.arg as number, n.dtype));
       else if (n.op === 'rng') {
         const a = n.arg as { key: [number, number]; ctr: number; word: number };
         out = new Float64Array(n.size);

@@ -25,6 +25,13 @@ export type NestedArray = number | boolean | NestedArray[];
 export interface CreateOptions {
   dtype?: DType;
   device?: Device;
+  /** Make the new tensor a leaf whose gradient `backward()` fills. */
+  requiresGrad?: boolean;
+}
+
+function leaf(t: Tensor, opts: { requiresGrad?: boolean }): Tensor {
+  if (opts.requiresGrad) t.requiresGrad = true;
+  return t;
 }
 
 let defaultDevice: Device = 'webgpu';
@@ -170,8 +177,41 @@ export async function realize(...tensors: Tensor[]): Promise<void> {
 // ------------------------------------------------------------------------------------------------
 // Node construction helpers
 
-function mk(op: string, kind: LazyNode['kind'], src: LazyNode[], shape: number[], dtype: DType, device: Device, arg?: unknown): Tensor {
-  return new Tensor(new LazyNode(op, kind, src, shape, dtype, device, arg));
+/** A primitive application, as seen by the autograd layer. */
+export interface PrimitiveCall {
+  op: string;
+  kind: LazyNode['kind'];
+  inputs: Tensor[];
+  out: Tensor;
+  arg: unknown;
+}
+
+/** Hooks the autograd layer installs (the tensor layer does not import it). */
+export const gradHooks = {
+  /** Called for every primitive application; records a backward step when gradients are needed. */
+  record(_call: PrimitiveCall): void {},
+  /** Implements `Tensor.backward`. */
+  backward(_t: Tensor, _opts: BackwardOptions): void {
+    throw new Error('backward: autograd is not loaded');
+  },
+  /** Releases what a tensor's backward step holds (when it is disposed). */
+  release(_t: Tensor): void {},
+};
+
+/** Options of `backward()`. */
+export interface BackwardOptions {
+  /** The gradient of the output (default 1 for a scalar). */
+  gradient?: Tensor;
+  /** Keep the graph for another backward pass. */
+  retainGraph?: boolean;
+  /** Record the backward computation so gradients are differentiable (double backward). */
+  createGraph?: boolean;
+}
+
+function mk(op: string, kind: LazyNode['kind'], src: Tensor[], shape: number[], dtype: DType, device: Device, arg?: unknown): Tensor {
+  const out = new Tensor(new LazyNode(op, kind, src.map((t) => t.node), shape, dtype, device, arg));
+  if (src.length) gradHooks.record({ op, kind, inputs: src, out, arg });
+  return out;
 }
 
 function deviceOf(op: string, ts: Tensor[]): Device {
@@ -184,11 +224,12 @@ function deviceOf(op: string, ts: Tensor[]): Device {
 
 /** A 0-d constant of dtype on device. */
 function constNode(value: number, dtype: DType, device: Device): Tensor {
-  return mk('const', 'leaf', [], [], dtype, device, coerce(value, dtype));
+  // float constants keep their float64 value (the GPU rounds them to f32; the reference computes in float64)
+  return mk('const', 'leaf', [], [], dtype, device, isFloat(dtype) ? value : coerce(value, dtype));
 }
 
 function movement(t: Tensor, arg: MovementArg, shape: number[]): Tensor {
-  return mk(arg.op, 'movement', [t.node], shape, t.dtype, t.device, arg);
+  return mk(arg.op, 'movement', [t], shape, t.dtype, t.device, arg);
 }
 
 /** A tensor or a JS number (a "weak" scalar that adopts the tensor operands' dtype). */
@@ -214,8 +255,8 @@ export function applyElementwise(op: string, inputs: TensorLike[], arg?: unknown
   const ts = inputs.map((x) => (x instanceof Tensor ? x : constNode(Number(x), scalarDtype(x, tds), device)));
   const inDt = def.inputs(ts.map((t) => t.dtype), arg);
   const shape = broadcastShapes(op, ...ts.map((t) => t.shape));
-  const nodes = ts.map((t, i) => broadcastTo(t.cast(inDt[i]!), shape).node);
-  return mk(op, 'elementwise', nodes, shape, def.dtype(inDt, arg), device, arg);
+  const srcs = ts.map((t, i) => broadcastTo(t.cast(inDt[i]!), shape));
+  return mk(op, 'elementwise', srcs, shape, def.dtype(inDt, arg), device, arg);
 }
 
 function describe(x: unknown): string {
@@ -266,8 +307,9 @@ function hostArray(values: ArrayLike<number>, dtype: DType): ArrayBufferView {
 function fromHost(values: ArrayLike<number>, shape: number[], dtype: DType, device: Device): Tensor {
   const node = new LazyNode('buffer', 'leaf', [], shape, dtype, device);
   if (device === 'cpu') {
+    // the float64 reference keeps float inputs exact (it computes in float64 throughout)
     const h = new Float64Array(values.length);
-    for (let i = 0; i < values.length; i++) h[i] = coerce(values[i]!, dtype);
+    for (let i = 0; i < values.length; i++) h[i] = isFloat(dtype) ? Number(values[i]) : coerce(values[i]!, dtype);
     node.host = h;
   } else {
     if (dtype === 'f16' && !gpu().f16) throw new Error("tensor: dtype 'f16' needs the adapter feature 'shader-f16', which this adapter lacks");
@@ -308,7 +350,7 @@ export function tensor(data: NestedArray | TypedArray | ArrayLike<number>, opts:
   checkShape('tensor', shape);
   if (numel(shape) !== values.length) throw new Error(`tensor: shape ${fmt(shape)} needs ${numel(shape)} values, got ${values.length}`);
   const dtype = opts.dtype ? checkDType(opts.dtype, 'tensor') : inferred;
-  return fromHost(values, shape, dtype, device);
+  return leaf(fromHost(values, shape, dtype, device), opts);
 }
 
 /** A tensor filled with `value`. */
@@ -316,7 +358,7 @@ export function full(shape: Shape, value: number | boolean, opts: CreateOptions 
   checkShape('full', shape);
   const dtype = opts.dtype ? checkDType(opts.dtype, 'full') : typeof value === 'boolean' ? 'bool' : 'f32';
   const c = constNode(Number(value), dtype, opts.device ?? defaultDevice);
-  return broadcastTo(c, [...shape]);
+  return leaf(broadcastTo(c, [...shape]), opts);
 }
 
 /** Zeros. */
@@ -412,13 +454,13 @@ function randomBits(shape: number[], device: Device, words: number): Tensor[] {
 /** Uniform floats in [0, 1). */
 export function rand(shape: Shape, opts: CreateOptions = {}): Tensor {
   const device = opts.device ?? defaultDevice;
-  return scope(() => applyElementwise('uniform_bits', randomBits([...shape], device, 1)).cast(opts.dtype ?? 'f32'));
+  return leaf(scope(() => applyElementwise('uniform_bits', randomBits([...shape], device, 1)).cast(opts.dtype ?? 'f32')), opts);
 }
 
 /** Standard normal floats (Box–Muller on two Philox words). */
 export function randn(shape: Shape, opts: CreateOptions = {}): Tensor {
   const device = opts.device ?? defaultDevice;
-  return scope(() => applyElementwise('normal_bits', randomBits([...shape], device, 2)).cast(opts.dtype ?? 'f32'));
+  return leaf(scope(() => applyElementwise('normal_bits', randomBits([...shape], device, 2)).cast(opts.dtype ?? 'f32')), opts);
 }
 
 /** Integers uniform in [low, high) (modulo reduction of 32 random bits; bias below 2^-32·(high-low)). */
@@ -492,10 +534,59 @@ export class Tensor {
   /** The graph node (internal). */
   node: LazyNode;
   private _disposed = false;
+  private _requiresGrad = false;
+  /** The accumulated gradient after `backward()` (leaves, and tensors that called `retainGrad()`). */
+  grad: Tensor | null = null;
+  /** The backward step that produced this tensor (null for leaves); set by the autograd layer. */
+  gradFn: unknown = null;
+  /** Keep `.grad` on this non-leaf tensor during backward. */
+  retainsGrad = false;
+  /** For handles the autograd layer saves: the tensor whose gradient identity this handle carries. */
+  gradOwner: Tensor | null = null;
+
+  /** A new handle on the same values that stands for `t` in the gradient graph (internal). */
+  static alias(t: Tensor): Tensor {
+    const h = new Tensor(t.node);
+    h._requiresGrad = t._requiresGrad;
+    h.gradFn = t.gradFn;
+    h.gradOwner = t.gradOwner ?? t;
+    return h;
+  }
 
   constructor(node: LazyNode) {
     this.node = node.retain();
     track(this);
+  }
+
+  /** Whether gradients flow to this tensor. Only float tensors can require gradients. */
+  get requiresGrad(): boolean {
+    return this._requiresGrad;
+  }
+  set requiresGrad(v: boolean) {
+    if (v && !isFloat(this.dtype)) throw new Error(`requiresGrad: only floating-point tensors can require gradients, got ${this.dtype}`);
+    if (!v && this.gradFn) throw new Error('requiresGrad: cannot switch off gradients of a non-leaf tensor; use detach()');
+    this._requiresGrad = v;
+  }
+
+  /** True for tensors not produced by a recorded op (their `.grad` is filled by backward). */
+  get isLeaf(): boolean {
+    return this.gradFn === null;
+  }
+
+  /** Computes gradients of this tensor with respect to the leaves that require them (accumulating into `.grad`). */
+  backward(opts: BackwardOptions | Tensor = {}): void {
+    gradHooks.backward(this, opts instanceof Tensor ? { gradient: opts } : opts);
+  }
+
+  /** A tensor sharing the values but cut from the gradient graph. */
+  detach(): Tensor {
+    return new Tensor(this.node);
+  }
+
+  /** Asks backward to keep `.grad` on this non-leaf tensor. */
+  retainGrad(): this {
+    this.retainsGrad = true;
+    return this;
   }
 
   /** Dimensions. */
@@ -527,6 +618,7 @@ export class Tensor {
   dispose(): void {
     if (this._disposed) return;
     this._disposed = true;
+    gradHooks.release(this);
     this.node.release();
   }
 
@@ -667,7 +759,7 @@ export class Tensor {
   cast(dtype: DType): Tensor {
     checkDType(dtype, 'cast');
     if (dtype === this.dtype) return this;
-    return mk('cast', 'elementwise', [this.node], [...this.shape], dtype, this.device, dtype);
+    return mk('cast', 'elementwise', [this], [...this.shape], dtype, this.device, dtype);
   }
   /** cast to f32 (no-op for floats). */
   float(): Tensor { return isFloat(this.dtype) ? this : this.cast('f32'); }
@@ -804,7 +896,7 @@ export class Tensor {
   }
   /** Materializes the values in a new contiguous buffer. */
   contiguous(): Tensor {
-    return mk('contiguous', 'contiguous', [this.node], [...this.shape], this.dtype, this.device);
+    return mk('contiguous', 'contiguous', [this], [...this.shape], this.dtype, this.device);
   }
   /** Splits into pieces of `size` (or the listed sizes) along an axis. */
   split(sizes: number | number[], axis = 0): Tensor[] {
@@ -827,7 +919,7 @@ export class Tensor {
     const shape = this.shape.map((d, i) => (axes.includes(i) ? 1 : d));
     let out: Tensor;
     if (!axes.length) out = this;
-    else out = mk('reduce', 'reduce', [this.node], shape, this.dtype, this.device, { op, axes });
+    else out = mk('reduce', 'reduce', [this], shape, this.dtype, this.device, { op, axes });
     return keepDim ? out : out.reshape(this.shape.filter((_, i) => !axes.includes(i)));
   }
   /** Sum over axes (all by default). Bool sums count as i32. */
@@ -941,7 +1033,7 @@ export class Tensor {
       if (i !== a && d > this.shape[i]!) throw new Error(`gather: index shape ${fmt(index.shape)} exceeds input ${fmt(this.shape)} at axis ${i}`);
     });
     deviceOf('gather', [this, index]);
-    return scope(() => mk('gather', 'gather', [this.node, index.cast('i32').node], [...index.shape], this.dtype, this.device, a));
+    return scope(() => mk('gather', 'gather', [this, index.cast('i32')], [...index.shape], this.dtype, this.device, a));
   }
   /** Selects entries of a 1-D index along an axis. */
   indexSelect(axis: number, index: Tensor): Tensor {
@@ -956,16 +1048,19 @@ export class Tensor {
     const a = normAxis('scatterAdd', axis, this.rank);
     if (index.dtype !== 'i32' && index.dtype !== 'u32') throw new TypeError(`scatterAdd: index must be i32 or u32, got ${index.dtype}`);
     if (!shapesEqual(index.shape, src.shape)) throw new Error(`scatterAdd: index ${fmt(index.shape)} and src ${fmt(src.shape)} must have the same shape`);
-    if (index.rank !== this.rank || index.shape.some((d, i) => i !== a && d !== this.shape[i])) {
-      throw new Error(`scatterAdd: index ${fmt(index.shape)} must match input ${fmt(this.shape)} on every axis but ${a}`);
+    if (index.rank !== this.rank || index.shape.some((d, i) => i !== a && d > this.shape[i]!)) {
+      throw new Error(`scatterAdd: index ${fmt(index.shape)} must not exceed input ${fmt(this.shape)} on any axis but ${a}`);
     }
+    deviceOf('scatterAdd', [this, index, src]);
     return scope(() => {
       const n = this.shape[a]!;
       const idx = index.cast('i32').transpose(a, -1).unsqueeze(-2); // [..., 1, m]
       const s = src.cast(this.dtype).transpose(a, -1).unsqueeze(-2);
       const targets = iota(n, 'i32', this.device).reshape([n, 1]);
-      const contrib = where(idx.eq(targets), s, 0).sum(-1).cast(this.dtype); // [..., n]
-      return this.add(contrib.transpose(a, -1));
+      const wrapped = where(idx.lt(0), idx.add(n), idx);
+      let contrib = where(wrapped.eq(targets), s, 0).sum(-1).cast(this.dtype).transpose(a, -1); // index's shape, n on axis a
+      if (contrib.shape.some((d, i) => d !== this.shape[i])) contrib = contrib.pad(contrib.shape.map((d, i) => [0, this.shape[i]! - d] as [number, number]));
+      return this.add(contrib);
     });
   }
   /** One-hot encoding along a new last axis. */
@@ -995,7 +1090,7 @@ export class Tensor {
       if (!isFloat(dt)) dt = 'f32';
       a = a.cast(dt).expand([...batch, M, K]);
       b = b.cast(dt).expand([...batch, K, N]);
-      let out = mk('matmul', 'matmul', [a.node, b.node], [...batch, M, N], dt, device);
+      let out = mk('matmul', 'matmul', [a, b], [...batch, M, N], dt, device);
       if (aVec) out = out.squeeze(-2);
       if (bVec) out = out.squeeze(-1);
       return out;

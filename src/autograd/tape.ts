@@ -1,0 +1,250 @@
+/**
+ * Reverse-mode autograd as a tape over the lazy graph. Each recorded primitive keeps handles on its
+ * inputs and output; `backward()` walks the steps in reverse topological order calling each op's
+ * vector-Jacobian product, which is written with Tensor ops — so gradients are lazy, fuse like the
+ * forward pass, and are themselves differentiable when `createGraph` is set.
+ */
+import { gradHooks, onesLike, Tensor, type BackwardOptions, type PrimitiveCall } from '../tensor/tensor.js';
+import { keep, scope } from '../tensor/memory.js';
+import { fmt } from '../tensor/shape.js';
+import { isFloat } from '../tensor/dtype.js';
+import { vjpOf } from './vjps.js';
+
+/** One recorded primitive application. */
+export interface Step {
+  op: string;
+  kind: PrimitiveCall['kind'];
+  arg: unknown;
+  /** The tensors the op was applied to (for graph identity: leaves and their steps). */
+  inputs: Tensor[];
+  /** Handles on the inputs' and output's values, valid even if the user disposes the originals. */
+  saved: Tensor[];
+  savedOut: Tensor;
+  /** The output tensor (for retainGrad). */
+  out: WeakRef<Tensor>;
+  freed: boolean;
+}
+
+let gradEnabled = true;
+
+/** True when ops are being recorded for backward. */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs `fn` without recording gradients (sync or async). */
+export function noGrad<T>(fn: () => T): T {
+  return withGradMode(false, fn);
+}
+
+/** Runs `fn` with recording switched on or off. */
+export function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = enabled;
+  let r: T;
+  try {
+    r = fn();
+  } catch (e) {
+    gradEnabled = prev;
+    throw e;
+  }
+  if (r instanceof Promise) return r.finally(() => (gradEnabled = prev)) as T;
+  gradEnabled = prev;
+  return r;
+}
+
+function handle(t: Tensor): Tensor {
+  return keep(Tensor.alias(t));
+}
+
+const released = new FinalizationRegistry<Tensor[]>((saved) => {
+  for (const t of saved) t.dispose();
+});
+
+gradHooks.record = (call: PrimitiveCall) => {
+  if (!gradEnabled || !isFloat(call.out.dtype) || !call.inputs.some((t) => t.requiresGrad)) return;
+  const saved = call.inputs.map(handle);
+  const step = { op: call.op, kind: call.kind, arg: call.arg, inputs: call.inputs, saved, out: new WeakRef(call.out), freed: false } as Omit<Step, 'savedOut'> as Step;
+  call.out.gradFn = step;
+  call.out.requiresGrad = true;
+  // saved after gradFn is set, so VJPs that use the output stay differentiable
+  step.savedOut = handle(call.out);
+  released.register(step, [...saved, step.savedOut], step);
+};
+
+function freeStep(step: Step): void {
+  if (step.freed) return;
+  step.freed = true;
+  released.unregister(step);
+  for (const t of step.saved) t.dispose();
+  step.savedOut.dispose();
+}
+
+gradHooks.release = () => {};
+
+function topoSteps(root: Step): Step[] {
+  const order: Step[] = [];
+  const seen = new Set<Step>();
+  const stack: [Step, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [step, i] = top;
+    if (i < step.inputs.length) {
+      top[1]++;
+      const child = step.inputs[i]!.gradFn as Step | null;
+      if (child && !seen.has(child)) {
+        seen.add(child);
+        stack.push([child, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(step);
+    }
+  }
+  return order.reverse();
+}
+
+function accumulate(prev: Tensor | undefined, g: Tensor): Tensor {
+  return prev ? prev.add(g) : g;
+}
+
+/**
+ * The core of backward: propagates `gradient` from `root` through the recorded steps. Calls
+ * `onLeaf(tensor, grad)` for leaves that require grad and returns the gradients of `wanted` tensors.
+ */
+function propagate(root: Tensor, gradient: Tensor, opts: { retainGraph: boolean; createGraph: boolean; wanted?: Tensor[]; onLeaf?: (t: Tensor, g: Tensor) => void }): Map<Tensor, Tensor> {
+  const rootStep = root.gradFn as Step | null;
+  const wantedSet = new Set(opts.wanted ?? []);
+  const result = new Map<Tensor, Tensor>();
+  if (!rootStep) {
+    if (wantedSet.has(root)) result.set(root, gradient);
+    opts.onLeaf?.(root, gradient.contiguousView());
+    return result;
+  }
+  const steps = topoSteps(rootStep);
+  for (const s of steps) {
+    if (s.freed) throw new Error('backward: the graph was already freed by an earlier backward(); pass { retainGraph: true } to the first call to backward twice');
+  }
+  // everything made here is freed at the end except the results (returned) and leaf grads (kept)
+  const out = scope(() => withGradMode(opts.createGraph, () => {
+    const grads = new Map<Step, Tensor>([[rootStep, gradient]]);
+    const leafGrads = new Map<Tensor, Tensor>();
+    for (const step of steps) {
+      const g = grads.get(step);
+      grads.delete(step);
+      if (!g) continue;
+      const o = step.out.deref();
+      if (o && (o.retainsGrad || wantedSet.has(o))) {
+        if (wantedSet.has(o)) result.set(o, accumulate(result.get(o), g.contiguousView()));
+        if (o.retainsGrad) o.grad = keep(accumulate(o.grad ?? undefined, g.contiguousView()));
+      }
+      const needs = step.inputs.map((t) => t.requiresGrad);
+      // (inputs may be saved handles from an earlier backward: their gradient goes to their owner)
+      const ins = scope(() => vjpOf(step)(g, step.saved, step.savedOut, step.arg, needs));
+      ins.forEach((gi, i) => {
+        if (!gi || !needs[i]) return;
+        const input = step.inputs[i]!.gradOwner ?? step.inputs[i]!;
+        const gc = gi.dtype === input.dtype ? gi : gi.cast(input.dtype);
+        const child = input.gradFn as Step | null;
+        if (child) grads.set(child, accumulate(grads.get(child), gc));
+        else leafGrads.set(input, accumulate(leafGrads.get(input), gc));
+      });
+    }
+    for (const [leaf, g] of leafGrads) {
+      if (wantedSet.has(leaf)) result.set(leaf, accumulate(result.get(leaf), g.contiguousView()));
+      opts.onLeaf?.(leaf, g.contiguousView());
+    }
+    return result;
+  }));
+  if (!opts.retainGraph) for (const s of steps) freeStep(s);
+  return out;
+}
+
+function seedGradient(op: string, t: Tensor, gradient: Tensor | undefined): Tensor {
+  if (!t.requiresGrad) throw new Error(`${op}: the tensor does not require grad (none of the inputs of its computation has requiresGrad set)`);
+  if (gradient) {
+    if (gradient.shape.length !== t.shape.length || gradient.shape.some((d, i) => d !== t.shape[i])) {
+      throw new Error(`${op}: gradient of shape ${fmt(gradient.shape)} does not match the output shape ${fmt(t.shape)}`);
+    }
+    return gradient;
+  }
+  if (t.size !== 1) throw new Error(`${op}: the output has shape ${fmt(t.shape)}; a gradient argument is needed for a non-scalar output (or reduce it to a scalar first)`);
+  return onesLike(t);
+}
+
+gradHooks.backward = (t: Tensor, opts: BackwardOptions) => {
+  const g = seedGradient('backward', t, opts.gradient);
+  const own = g !== opts.gradient;
+  propagate(t, g, {
+    retainGraph: opts.retainGraph ?? !!opts.createGraph,
+    createGraph: !!opts.createGraph,
+    onLeaf: (leaf, lg) => {
+      const prev = leaf.grad;
+      leaf.grad = keep(prev ? prev.add(lg) : lg);
+      if (prev) prev.dispose();
+    },
+  });
+  if (own) g.dispose();
+};
+
+/** Options of `grad` / `valueAndGrad`. */
+export interface GradOptions {
+  /** Indices of the arguments to differentiate (default: the first). */
+  argnums?: number | number[];
+  /** Make the returned gradients differentiable. */
+  createGraph?: boolean;
+}
+
+function argList(argnums: number | number[] | undefined): number[] {
+  return argnums === undefined ? [0] : typeof argnums === 'number' ? [argnums] : argnums;
+}
+
+/**
+ * Returns a function computing `[fn(...args), gradients]` where the gradients are taken with respect to
+ * the chosen tensor arguments (a single tensor when `argnums` is a number, else an array). `fn` must
+ * return a scalar tensor. Leaves' `.grad` fields are not touched.
+ */
+export function valueAndGrad<A extends unknown[]>(fn: (...args: A) => Tensor, opts: GradOptions = {}): (...args: A) => [Tensor, Tensor | Tensor[]] {
+  const nums = argList(opts.argnums);
+  return (...args: A) => {
+    const inputs = args.slice() as unknown[];
+    const wrt: Tensor[] = nums.map((i) => {
+      const a = args[i];
+      if (!(a instanceof Tensor)) throw new TypeError(`valueAndGrad: argument ${i} must be a Tensor to differentiate with respect to it`);
+      const d = a.detach();
+      d.requiresGrad = true;
+      inputs[i] = d;
+      return d;
+    });
+    const value = withGradMode(true, () => fn(...(inputs as A)));
+    if (!(value instanceof Tensor)) throw new TypeError('valueAndGrad: the function must return a Tensor');
+    const seed = seedGradient('valueAndGrad', value, undefined);
+    const got = propagate(value, seed, { retainGraph: !!opts.createGraph, createGraph: !!opts.createGraph, wanted: wrt });
+    seed.dispose();
+    const grads = wrt.map((w) => got.get(w) ?? onesLike(w).mul(0));
+    const out = opts.createGraph ? value : value.detach();
+    return [out, typeof opts.argnums === 'object' ? grads : grads[0]!];
+  };
+}
+
+/** Returns a function computing the gradient(s) of the scalar `fn` with respect to chosen arguments. */
+export function grad<A extends unknown[]>(fn: (...args: A) => Tensor, opts: GradOptions = {}): (...args: A) => Tensor | Tensor[] {
+  const vg = valueAndGrad(fn, opts);
+  return (...args: A) => {
+    const [v, g] = vg(...args);
+    v.dispose();
+    return g;
+  };
+}
+
+/**
+ * Gradients of `output` with respect to `inputs` (like torch.autograd.grad); with `createGraph` the
+ * results can be differentiated again (gradient penalties, Hessian-vector products).
+ */
+export function gradients(output: Tensor, inputs: Tensor[], opts: { gradient?: Tensor; retainGraph?: boolean; createGraph?: boolean } = {}): Tensor[] {
+  const seed = seedGradient('gradients', output, opts.gradient);
+  const got = propagate(output, seed, { retainGraph: opts.retainGraph ?? !!opts.createGraph, createGraph: !!opts.createGraph, wanted: inputs });
+  if (seed !== opts.gradient) seed.dispose();
+  return inputs.map((x) => got.get(x) ?? x.mul(0));
+}
