@@ -10,7 +10,7 @@ import { LazyNode, baseOf, type MovementArg } from './node.js';
 import { contiguousStrides, numel, reshapeStrided, type StridedView } from './shape.js';
 import * as ir from '../wgsl/ir.js';
 import type { Expr, VT } from '../wgsl/ir.js';
-import type { Kernel, MatmulOperand } from '../wgsl/kernels.js';
+import type { ElementwiseKernel, Kernel, MatmulOperand } from '../wgsl/kernels.js';
 
 /** Scheduler switches (fusion can be turned off to test that it does not change results). */
 export const scheduleConfig = {
@@ -24,7 +24,8 @@ export interface PlannedKernel {
   kernel: Kernel;
   inputs: LazyNode[];
   params: Uint32Array;
-  out: LazyNode;
+  /** The nodes written (several for horizontally fused elementwise kernels). */
+  outs: LazyNode[];
 }
 
 interface Index {
@@ -250,6 +251,35 @@ export class Scheduler {
     }
     if (scheduleConfig.fusion) this.chooseStores(seen);
     for (const t of targets) if (!t.realized) this.plan(t);
+    if (scheduleConfig.fusion) this.fuseHorizontally();
+  }
+
+  /**
+   * Merges elementwise kernels of the same size into one pass with several outputs (e.g. an optimizer's
+   * parameter and moment updates), so shared subexpressions are computed once and dispatches are saved.
+   */
+  private fuseHorizontally(): void {
+    const ks = this.planned;
+    for (let i = 0; i < ks.length; i++) {
+      let a = ks[i]!;
+      if (a.kernel.kind !== 'elementwise') continue;
+      const produced = new Set<LazyNode>(a.outs);
+      for (let j = i + 1; j < ks.length && j < i + 64; j++) {
+        const b = ks[j]!;
+        const ok = b.kernel.kind === 'elementwise' && b.kernel.size === a.kernel.size && !b.inputs.some((x) => produced.has(x));
+        if (ok) {
+          const merged = mergeElementwise(a, b);
+          if (merged && merged.inputs.length + merged.outs.length <= scheduleConfig.maxInputs + 1) {
+            ks[i] = a = merged;
+            ks.splice(j, 1);
+            j--;
+            for (const o of b.outs) produced.add(o);
+            continue;
+          }
+        }
+        for (const o of b.outs) produced.add(o);
+      }
+    }
   }
 
   /**
@@ -357,7 +387,7 @@ export class Scheduler {
       this.materialize.add(victim);
       kernel = this.build(n);
     }
-    this.planned.push({ kernel: kernel.k, inputs: kernel.b.inputs, params: new Uint32Array(kernel.b.params), out: n });
+    this.planned.push({ kernel: kernel.k, inputs: kernel.b.inputs, params: new Uint32Array(kernel.b.params), outs: [n] });
   }
 
   private widestFused(root: LazyNode, core: LazyNode | null): LazyNode | null {
@@ -390,7 +420,7 @@ export class Scheduler {
     } else {
       epilogue = b.value(n, { flat: GID, shape: n.shape });
     }
-    const base = () => ({ inputs: b.inputs.map((x) => x.dtype), outDtype: n.dtype, nParams: b.params.length, helpers: [BASE_HELPERS, ...b.helpers].join('\n') });
+    const base = () => ({ inputs: b.inputs.map((x) => x.dtype), outDtype: n.dtype, nParams: b.params.length, helpers: [BASE_HELPERS, ...b.helpers] });
     const core = b.core;
     if (!core) return { k: { kind: 'elementwise', size: n.size, value: epilogue, ...base() }, b };
     if (core.kind === 'reduce') {
@@ -449,6 +479,45 @@ export class Scheduler {
   private canStore(n: LazyNode): boolean {
     return n.kind !== 'movement';
   }
+}
+
+/** Rewrites an expression with input slots and parameter slots renumbered. */
+function remap(e: Expr, slots: number[], params: number[], memo: Map<Expr, Expr>): Expr {
+  const hit = memo.get(e);
+  if (hit) return hit;
+  let r: Expr;
+  switch (e.k) {
+    case 'lit': case 'var': r = e; break;
+    case 'param': r = { ...e, slot: params[e.slot]! }; break;
+    case 'load': r = { ...e, slot: slots[e.slot]!, idx: remap(e.idx, slots, params, memo) }; break;
+    case 'call': r = { ...e, args: e.args.map((x) => remap(x, slots, params, memo)) }; break;
+  }
+  memo.set(e, r);
+  return r;
+}
+
+/** One elementwise kernel computing the outputs of both (inputs and parameters de-duplicated). */
+function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
+  const ka = a.kernel as ElementwiseKernel, kb = b.kernel as ElementwiseKernel;
+  const inputs = [...a.inputs];
+  const slots = b.inputs.map((n) => {
+    const at = inputs.indexOf(n);
+    if (at >= 0) return at;
+    inputs.push(n);
+    return inputs.length - 1;
+  });
+  const params = Array.from(a.params);
+  const pslots = Array.from(b.params, (bits) => {
+    const at = params.indexOf(bits);
+    if (at >= 0) return at;
+    params.push(bits);
+    return params.length - 1;
+  });
+  const memo = new Map<Expr, Expr>();
+  const extra = [...(ka.extra ?? []), { value: remap(kb.value, slots, pslots, memo), dtype: kb.outDtype }, ...(kb.extra ?? []).map((x) => ({ value: remap(x.value, slots, pslots, memo), dtype: x.dtype }))];
+  const helpers = [...new Set([...ka.helpers, ...kb.helpers])];
+  const kernel: ElementwiseKernel = { ...ka, inputs: inputs.map((n) => n.dtype), nParams: params.length, helpers, extra };
+  return { kernel, inputs, params: new Uint32Array(params), outs: [...a.outs, ...b.outs] };
 }
 
 /** Expresses a chain of movement ops as one strided view of its base, or null (pad, incompatible reshape). */

@@ -76,13 +76,16 @@ function serialize<T>(fn: () => Promise<T>): Promise<T> {
 function launchesFor(planned: PlannedKernel[]): Launch[] {
   const launches: Launch[] = [];
   for (const p of planned) {
-    const { buffer, bytes } = acquireBuffer(storageBytes(p.out));
-    launches.push({ kernel: p.kernel, inputs: p.inputs.map((n) => n.buffer!), params: p.params, out: buffer });
-    p.out.buffer = buffer;
-    p.out.bufferBytes = bytes;
+    const outs = p.outs.map((n) => {
+      const { buffer, bytes } = acquireBuffer(storageBytes(n));
+      n.buffer = buffer;
+      n.bufferBytes = bytes;
+      return buffer;
+    });
+    launches.push({ kernel: p.kernel, inputs: p.inputs.map((n) => n.buffer!), params: p.params, outs });
   }
   // sources are dropped only after every launch captured its input buffers
-  for (const p of planned) p.out.becomeBuffer({});
+  for (const p of planned) for (const n of p.outs) n.becomeBuffer({});
   return launches;
 }
 

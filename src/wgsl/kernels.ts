@@ -14,15 +14,17 @@ interface KernelBase {
   outDtype: DType;
   /** Number of 32-bit uniform parameters. */
   nParams: number;
-  /** WGSL helper functions the bodies call. */
-  helpers: string;
+  /** WGSL helper declarations the bodies call (each emitted once). */
+  helpers: string[];
 }
 
-/** out[gid] = value(gid). */
+/** out[gid] = value(gid), plus optional further outputs of the same size computed in the same pass. */
 export interface ElementwiseKernel extends KernelBase {
   kind: 'elementwise';
   size: number;
   value: Expr; // vars: gid
+  /** More outputs (horizontal fusion): OUT1, OUT2, … */
+  extra?: { value: Expr; dtype: DType }[];
 }
 
 /** out[gid] = epilogue(gid, reduce_{r < redSize} body(o = gid, r)). */
@@ -64,7 +66,7 @@ export type Kernel = ElementwiseKernel | ReduceKernel | MatmulKernel;
 /** A binding of one pass. */
 export type Binding =
   | { kind: 'in'; slot: number }
-  | { kind: 'out' }
+  | { kind: 'out'; index: number }
   | { kind: 'scratch'; write: boolean }
   | { kind: 'params' };
 
@@ -103,7 +105,7 @@ function grid(invocations: number, perWg: number, cfg: KernelConfig): { wg: [num
 function header(k: KernelBase, extra: { scratchIn?: boolean; scratchOut?: boolean } = {}): { text: string; bindings: Binding[] } {
   const lines: string[] = [];
   const bindings: Binding[] = [];
-  if (k.inputs.includes('f16') || k.outDtype === 'f16') lines.push('enable f16;');
+  if (k.inputs.includes('f16') || k.outDtype === 'f16' || (k as ElementwiseKernel).extra?.some((x) => x.dtype === 'f16')) lines.push('enable f16;');
   k.inputs.forEach((dt, slot) => {
     lines.push(`@group(0) @binding(${bindings.length}) var<storage, read> B${slot}: array<${wgslStorageType(dt)}>;`);
     bindings.push({ kind: 'in', slot });
@@ -117,7 +119,11 @@ function header(k: KernelBase, extra: { scratchIn?: boolean; scratchOut?: boolea
     bindings.push({ kind: 'scratch', write: true });
   } else {
     lines.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> OUT: array<${wgslStorageType(k.outDtype)}>;`);
-    bindings.push({ kind: 'out' });
+    bindings.push({ kind: 'out', index: 0 });
+    (k as ElementwiseKernel).extra?.forEach((x, i) => {
+      lines.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> OUT${i + 1}: array<${wgslStorageType(x.dtype)}>;`);
+      bindings.push({ kind: 'out', index: i + 1 });
+    });
   }
   if (k.nParams > 0) {
     lines.push(`struct Params { v: array<vec4<u32>, ${Math.ceil(k.nParams / 4)}> };`);
@@ -152,14 +158,19 @@ export function render(k: Kernel, cfg: KernelConfig): Pass[] {
 function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass {
   const { text, bindings } = header(k);
   const { wg, nx } = grid(k.size, WG, cfg);
+  // all outputs are emitted in one body so they share common subexpressions
+  const outs = [{ value: k.value, dtype: k.outDtype }, ...(k.extra ?? [])];
+  const em = new Emitter();
+  const names = outs.map((o) => em.emit(o.value));
+  const stores = outs.map((o, i) => `  OUT${i === 0 ? '' : i}[gid] = ${storeText(o.dtype, names[i]!)};`);
   const code = `${text}
-${k.helpers}
-${fnOf('value', 'gid: i32', k.value.t, k.value)}
+${k.helpers.join('\n')}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let gid = i32((wid.y * ${nx}u + wid.x) * ${WG}u + lid);
   if (gid >= ${k.size}) { return; }
-  OUT[gid] = ${storeText(k.outDtype, 'value(gid)')};
+${em.lines.join('\n')}
+${stores.join('\n')}
 }`;
   return { code, workgroups: wg, bindings };
 }
@@ -192,7 +203,7 @@ function renderReduce(k: ReduceKernel, cfg: KernelConfig): Pass[] {
     const { text, bindings } = header(k);
     const { wg, nx } = grid(k.outSize, WG, cfg);
     const code = `${text}
-${k.helpers}
+${k.helpers.join('\n')}
 ${body}
 ${epi}
 @compute @workgroup_size(${WG})
@@ -214,7 +225,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   const g1 = grid(k.outSize * S, WG, cfg);
   const rExpr = cfg.reduceMapping === 'chunk' ? `s * ${C} + j` : `j * ${S} + s`;
   const code1 = `${p1.text.replace('SCRATCH_T', tt)}
-${k.helpers}
+${k.helpers.join('\n')}
 ${body}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -235,7 +246,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   const p2 = header({ ...k, nParams: k.nParams }, { scratchIn: true });
   const g2 = grid(k.outSize, WG, cfg);
   const code2 = `${p2.text.replace('SCRATCH_T', tt)}
-${k.helpers}
+${k.helpers.join('\n')}
 ${epi}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -292,7 +303,7 @@ function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass {
     }
   }
   const code = `${text}
-${k.helpers}
+${k.helpers.join('\n')}
 ${epi}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

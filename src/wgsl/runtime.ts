@@ -29,7 +29,7 @@ export interface Launch {
   kernel: Kernel;
   inputs: GPUBuffer[];
   params: Uint32Array;
-  out: GPUBuffer;
+  outs: GPUBuffer[];
 }
 
 const USAGE = GPUBufferUsageFlags();
@@ -225,7 +225,7 @@ export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst:
         const entries: GPUBindGroupEntry[] = p.bindings.map((b, bi) => {
           switch (b.kind) {
             case 'in': return { binding: bi, resource: { buffer: l.inputs[b.slot]! } };
-            case 'out': return { binding: bi, resource: { buffer: l.out } };
+            case 'out': return { binding: bi, resource: { buffer: l.outs[b.index]! } };
             case 'scratch': return { binding: bi, resource: { buffer: scratchBuf! } };
             case 'params': return { binding: bi, resource: { buffer: uniform!, offset: offsets[i]!, size: Math.ceil(l.params.length / 4) * 16 } };
           }
