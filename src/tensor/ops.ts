@@ -52,6 +52,8 @@ export interface ElementwiseSpec<T = unknown> {
   predicate?: boolean;
   /** WGSL helper declarations the fragment calls (each entry is emitted once per kernel). */
   helpers?: string | string[];
+  /** A reference that also sees the dtypes (when the semantics depend on them). */
+  refWithContext?: (xs: number[], ctx: FragmentContext) => number;
   vjp?: (g: T, inputs: T[], out: T, arg: unknown, needs: boolean[]) => (T | null)[];
   cost?: number;
 }
@@ -79,7 +81,7 @@ export function defineElementwise<T>(spec: ElementwiseSpec<T>): ElementwiseDef<T
     name: spec.name,
     arity: spec.arity,
     wgsl,
-    ref: (xs) => ref(...xs),
+    ref: spec.refWithContext ?? ((xs) => ref(...xs)),
     inputs,
     dtype,
     helpers: spec.helpers === undefined ? [] : typeof spec.helpers === 'string' ? [spec.helpers] : spec.helpers,
@@ -145,15 +147,14 @@ const H: Record<string, string> = {
   return select(r, -r, fract(y * 0.5) != 0.0);
 }
 `,
-  kiln_log1p: /* wgsl */ `fn kiln_log1p(x: f32) -> f32 { let u = 1.0 + x; if (u == 1.0) { return x; } return log(u) * x / (u - 1.0); }
+  kiln_log1p: /* wgsl */ `fn kiln_log1p(x: f32) -> f32 {
+  if (abs(x) < 0.1) { return x * (1.0 - x * (0.5 - x * (0.33333333333 - x * (0.25 - x * (0.2 - x * (0.16666666667 - x * (0.14285714286 - x * (0.125 - x * 0.11111111111)))))))); }
+  return log(1.0 + x);
+}
 `,
   kiln_expm1: /* wgsl */ `fn kiln_expm1(x: f32) -> f32 {
-  if (abs(x) < 1e-5) { return x + 0.5 * x * x; }
-  let u = exp(x);
-  if (u == 1.0) { return x; }
-  let um1 = u - 1.0;
-  if (um1 == -1.0) { return -1.0; }
-  return um1 * x / log(u);
+  if (abs(x) < 0.1) { return x * (1.0 + x * (0.5 + x * (0.16666666667 + x * (0.041666666667 + x * (0.0083333333333 + x * (0.0013888888889 + x * (0.00019841269841 + x * 0.0000248015873))))))); }
+  return exp(x) - 1.0;
 }
 `,
   kiln_fmod_f: /* wgsl */ `fn kiln_fmod_f(a: f32, b: f32) -> f32 { let r = a - b * trunc(a / b); return select(r, r + b, r != 0.0 && ((r < 0.0) != (b < 0.0))); }
@@ -171,6 +172,7 @@ const H: Record<string, string> = {
 /** WGSL helpers every kernel gets: runtime infinities (WGSL constant expressions cannot hold inf/NaN). */
 export const BASE_HELPERS = /* wgsl */ `fn kiln_inf() -> f32 { var u = 0x7f800000u; return bitcast<f32>(u); }
 fn kiln_nan() -> f32 { var u = 0x7fc00000u; return bitcast<f32>(u); }
+fn kiln_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 `;
 
 /** The Philox helpers (random number leaves). */
@@ -195,8 +197,12 @@ export function erf64(x: number): number {
   return Math.sign(x) * (1 - erfc);
 }
 
-function floorDivRef(a: number, b: number): number { return b === 0 ? 0 : Math.floor(a / b); }
-function floorModRef(a: number, b: number): number { if (b === 0) return 0; const r = a % b; return r !== 0 && r < 0 !== b < 0 ? r + b : r; }
+function floorDivRef(a: number, b: number, float: boolean): number { return b === 0 && !float ? 0 : Math.floor(a / b); }
+function floorModRef(a: number, b: number, float: boolean): number {
+  if (b === 0) return float ? NaN : 0;
+  const r = a % b;
+  return r !== 0 && r < 0 !== b < 0 ? r + b : r;
+}
 
 const ty = (dt: DType) => (dt === 'f16' ? 'f32' : dt);
 const allBool = (ins: DType[]) => ins.map(() => 'bool' as DType);
@@ -231,7 +237,7 @@ u('round', (a, c) => (isFloat(c.outDtype) ? `round(${a[0]})` : a[0]!), (x) => {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r; // half to even, like WGSL and PyTorch
 });
 u('logical_not', '!$0', (x) => (x ? 0 : 1), { inputs: allBool, predicate: true });
-u('isnan', '($0 != $0)', (x) => (Number.isNaN(x) ? 1 : 0), { predicate: true, float: true });
+u('isnan', 'kiln_isnan($0)', (x) => (Number.isNaN(x) ? 1 : 0), { predicate: true, float: true });
 
 /** dtype conversion; `arg` is the target dtype. */
 defineElementwise({
@@ -247,6 +253,16 @@ defineElementwise({
     return `${to}(${a})`;
   },
   ref: (x) => x,
+  refWithContext: ([x], c) => {
+    const from = c.inDtypes[0]!;
+    if (isFloat(from) && (c.outDtype === 'i32' || c.outDtype === 'u32')) {
+      if (Number.isNaN(x!)) return 0;
+      const t = Math.trunc(x!);
+      // WGSL clamps in f32 to the largest representable values: 2^31 − 128 and 2^32 − 256
+      return c.outDtype === 'i32' ? Math.min(Math.max(t, -2147483648), 2147483520) : Math.min(Math.max(t, 0), 4294967040);
+    }
+    return x!;
+  },
   inputs: (ins) => ins,
   dtype: (_ins, arg) => arg as DType,
 });
@@ -257,13 +273,13 @@ b('mul', '$0 * $1', (x, y) => x * y);
 b('div', (a, c) => (c.outDtype === 'i32' ? `kiln_fdiv_i(${a[0]}, ${a[1]})` : c.outDtype === 'u32' ? `kiln_fdiv_u(${a[0]}, ${a[1]})` : `(${a[0]} / ${a[1]})`),
   (x, y) => x / y, { float: true, helpers: [H.kiln_fdiv_i!, H.kiln_fdiv_u!] });
 b('floordiv', (a, c) => (c.outDtype === 'i32' ? `kiln_fdiv_i(${a[0]}, ${a[1]})` : c.outDtype === 'u32' ? `kiln_fdiv_u(${a[0]}, ${a[1]})` : `floor(${a[0]} / ${a[1]})`),
-  floorDivRef, { helpers: [H.kiln_fdiv_i!, H.kiln_fdiv_u!] });
+  (x, y) => floorDivRef(x, y, true), { refWithContext: ([x, y], c) => floorDivRef(x!, y!, isFloat(c.outDtype)), helpers: [H.kiln_fdiv_i!, H.kiln_fdiv_u!] });
 b('mod', (a, c) => (c.outDtype === 'i32' ? `kiln_fmod_i(${a[0]}, ${a[1]})` : c.outDtype === 'u32' ? `kiln_fmod_u(${a[0]}, ${a[1]})` : `kiln_fmod_f(${a[0]}, ${a[1]})`),
-  floorModRef, { helpers: [H.kiln_fmod_f!, H.kiln_fmod_i!, H.kiln_fmod_u!] });
+  (x, y) => floorModRef(x, y, true), { refWithContext: ([x, y], c) => floorModRef(x!, y!, isFloat(c.outDtype)), helpers: [H.kiln_fmod_f!, H.kiln_fmod_i!, H.kiln_fmod_u!] });
 b('pow', 'kiln_pow($0, $1)', (x, y) => Math.pow(x, y), { float: true, cost: 10, helpers: H.kiln_pow! });
-b('maximum', (a, c) => (isFloat(c.outDtype) ? `select(max(${a[0]}, ${a[1]}), ${NAN}, (${a[0]} != ${a[0]}) || (${a[1]} != ${a[1]}))` : `max(${a[0]}, ${a[1]})`),
+b('maximum', (a, c) => (isFloat(c.outDtype) ? `select(max(${a[0]}, ${a[1]}), ${NAN}, kiln_isnan(${a[0]}) || kiln_isnan(${a[1]}))` : `max(${a[0]}, ${a[1]})`),
   (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : Math.max(x, y)));
-b('minimum', (a, c) => (isFloat(c.outDtype) ? `select(min(${a[0]}, ${a[1]}), ${NAN}, (${a[0]} != ${a[0]}) || (${a[1]} != ${a[1]}))` : `min(${a[0]}, ${a[1]})`),
+b('minimum', (a, c) => (isFloat(c.outDtype) ? `select(min(${a[0]}, ${a[1]}), ${NAN}, kiln_isnan(${a[0]}) || kiln_isnan(${a[1]}))` : `min(${a[0]}, ${a[1]})`),
   (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : Math.min(x, y)));
 b('lt', '$0 < $1', (x, y) => +(x < y), { predicate: true });
 b('le', '$0 <= $1', (x, y) => +(x <= y), { predicate: true });

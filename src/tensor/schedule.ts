@@ -266,7 +266,7 @@ export class Scheduler {
       const produced = new Set<LazyNode>(a.outs);
       for (let j = i + 1; j < ks.length && j < i + 64; j++) {
         const b = ks[j]!;
-        const ok = b.kernel.kind === 'elementwise' && b.kernel.size === a.kernel.size && !b.inputs.some((x) => produced.has(x));
+        const ok = b.kernel.kind === 'elementwise' && b.kernel.size === (a.kernel as ElementwiseKernel).size && !b.inputs.some((x) => produced.has(x));
         if (ok) {
           const merged = mergeElementwise(a, b);
           if (merged && merged.inputs.length + merged.outs.length <= scheduleConfig.maxInputs + 1) {

@@ -238,11 +238,13 @@ function movement(t: Tensor, arg: MovementArg, shape: number[]): Tensor {
 /** A tensor or a JS number (a "weak" scalar that adopts the tensor operands' dtype). */
 export type TensorLike = Tensor | number | boolean;
 
+/** The dtype a JS scalar takes next to tensors of these dtypes (PyTorch's weak scalar rules). */
 function scalarDtype(v: number | boolean, tensorDtypes: DType[]): DType {
-  if (typeof v === 'boolean') return tensorDtypes.length ? tensorDtypes.reduce(promote) : 'bool';
-  const t = tensorDtypes.length ? tensorDtypes.reduce(promote) : Number.isInteger(v) ? 'f32' : 'f32';
-  if (!Number.isInteger(v) && !isFloat(t)) return 'f32';
-  return t;
+  const t = tensorDtypes.length ? tensorDtypes.reduce(promote) : null;
+  if (typeof v === 'boolean') return t ?? 'bool';
+  if (t === null) return 'f32';
+  if (!Number.isInteger(v)) return isFloat(t) ? t : 'f32';
+  return t === 'bool' ? 'i32' : t;
 }
 
 /** Applies a registered elementwise op with broadcasting and dtype casting. */

@@ -183,7 +183,7 @@ function identity(op: 'sum' | 'max', t: VT): string {
 function combine(op: 'sum' | 'max', t: VT, acc: string, x: string): string {
   if (op === 'sum') return `${acc} = ${acc} + ${x};`;
   // max propagates NaN like PyTorch
-  return t === 'f32' ? `${acc} = select(max(${acc}, ${x}), ${x}, ${x} != ${x} || ${acc} != ${acc});` : `${acc} = max(${acc}, ${x});`;
+  return t === 'f32' ? `${acc} = select(max(${acc}, ${x}), kiln_nan(), kiln_isnan(${x}) || kiln_isnan(${acc}));` : `${acc} = max(${acc}, ${x});`;
 }
 
 /** Chooses how many partial sums a reduction is split into (1 = a single pass). */
