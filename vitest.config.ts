@@ -52,6 +52,7 @@ export default defineConfig({
           browser: {
             enabled: true,
             headless: true,
+            screenshotFailures: false,
             provider: playwright({
               launchOptions: {
                 executablePath: '/usr/bin/chromium',

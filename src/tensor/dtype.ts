@@ -53,7 +53,7 @@ export function coerce(v: number, dt: DType): number {
     case 'f16': return f16Round(v);
     case 'i32': return Number.isFinite(v) ? Math.trunc(v) | 0 : 0;
     case 'u32': return Number.isFinite(v) ? Math.trunc(v) >>> 0 : 0;
-    case 'bool': return v ? 1 : 0;
+    case 'bool': return v || Number.isNaN(v) ? 1 : 0; // NaN is truthy, like PyTorch
   }
 }
 

@@ -111,6 +111,13 @@ const INF = 'kiln_inf()';
 const NAN = 'kiln_nan()';
 
 const H: Record<string, string> = {
+  // log outside its domain is undefined in WGSL (SwiftShader returns finite values): pin IEEE results
+  kiln_log: /* wgsl */ `fn kiln_log(x: f32) -> f32 {
+  if (x == 0.0) { return -kiln_inf(); }
+  if (x < 0.0 || kiln_isnan(x)) { return kiln_nan(); }
+  return log(x);
+}
+`,
   kiln_tanh: /* wgsl */ `fn kiln_tanh(x: f32) -> f32 {
   let a = abs(x);
   if (a < 0.3) {
@@ -219,7 +226,7 @@ u('neg', (a, c) => (c.outDtype === 'u32' ? `(0u - ${a[0]})` : `(-${a[0]})`), (x)
 u('recip', '1.0 / $0', (x) => 1 / x, { float: true });
 u('sqrt', 'sqrt($0)', Math.sqrt, { float: true, cost: 2 });
 u('exp', 'exp($0)', Math.exp, { float: true, cost: 4 });
-u('log', 'log($0)', Math.log, { float: true, cost: 4 });
+u('log', 'kiln_log($0)', Math.log, { float: true, cost: 4, helpers: H.kiln_log! });
 u('sin', 'sin($0)', Math.sin, { float: true, cost: 4 });
 u('cos', 'cos($0)', Math.cos, { float: true, cost: 4 });
 u('log1p', 'kiln_log1p($0)', Math.log1p, { float: true, cost: 6, helpers: H.kiln_log1p! });
@@ -247,7 +254,7 @@ defineElementwise({
     const from = ty(c.inDtypes[0]!);
     const to = ty(c.outDtype);
     if (from === to) return a!;
-    if (to === 'bool') return from === 'f32' ? `(${a} != 0.0)` : from === 'i32' ? `(${a} != 0)` : `(${a} != 0u)`;
+    if (to === 'bool') return from === 'f32' ? `(${a} != 0.0 || kiln_isnan(${a}))` : from === 'i32' ? `(${a} != 0)` : `(${a} != 0u)`;
     if (from === 'bool') return to === 'f32' ? `select(0.0, 1.0, ${a})` : to === 'i32' ? `select(0, 1, ${a})` : `select(0u, 1u, ${a})`;
     if (from === 'f32' && to === 'u32') return `u32(max(${a}, 0.0))`;
     return `${to}(${a})`;
