@@ -25,6 +25,11 @@ export { scope, keep } from './tensor/memory.js';
 export { noGrad, isGradEnabled, grad, valueAndGrad, gradients, type GradOptions } from './autograd/tape.js';
 export { gradcheck, type GradcheckInput, type GradcheckResult } from './autograd/gradcheck.js';
 export type { BackwardOptions } from './tensor/tensor.js';
+export * as nn from './nn/index.js';
+export * as F from './nn/functional.js';
+export * as optim from './nn/optim-index.js';
+export * as data from './data/index.js';
+export { save, load, loadWithMetadata, serialize, deserialize, type Metadata } from './nn/safetensors.js';
 export { deviceInfo };
 export { philox4x32 } from './wgsl/rng.js';
 

@@ -23,6 +23,8 @@ export interface Step {
   /** The output tensor (for retainGrad). */
   out: WeakRef<Tensor>;
   freed: boolean;
+  /** Live owners: the output handle plus the steps that consume this step's output. */
+  refs: number;
 }
 
 let gradEnabled = true;
@@ -64,7 +66,8 @@ const released = new FinalizationRegistry<Tensor[]>((saved) => {
 gradHooks.record = (call: PrimitiveCall) => {
   if (!gradEnabled || !isFloat(call.out.dtype) || !call.inputs.some((t) => t.requiresGrad)) return;
   const saved = call.inputs.map(handle);
-  const step = { op: call.op, kind: call.kind, arg: call.arg, inputs: call.inputs, saved, out: new WeakRef(call.out), freed: false } as Omit<Step, 'savedOut'> as Step;
+  const step = { op: call.op, kind: call.kind, arg: call.arg, inputs: call.inputs, saved, out: new WeakRef(call.out), freed: false, refs: 1 } as Omit<Step, 'savedOut'> as Step;
+  for (const t of new Set(call.inputs.map((x) => x.gradFn as Step | null))) if (t) t.refs++;
   call.out.gradFn = step;
   call.out.requiresGrad = true;
   // saved after gradFn is set, so VJPs that use the output stay differentiable
@@ -78,9 +81,18 @@ function freeStep(step: Step): void {
   released.unregister(step);
   for (const t of step.saved) t.dispose();
   step.savedOut.dispose();
+  for (const t of new Set(step.inputs.map((x) => x.gradFn as Step | null))) if (t) releaseStep(t);
 }
 
-gradHooks.release = () => {};
+function releaseStep(step: Step): void {
+  if (--step.refs <= 0) freeStep(step);
+}
+
+/** Disposing a tensor that owns a recorded step frees the graph behind it once nothing else uses it. */
+gradHooks.release = (t: Tensor) => {
+  const step = t.gradFn as Step | null;
+  if (step && !t.gradOwner && step.out.deref() === t) releaseStep(step);
+};
 
 function topoSteps(root: Step): Step[] {
   const order: Step[] = [];

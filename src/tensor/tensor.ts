@@ -583,6 +583,24 @@ export class Tensor {
     gradHooks.backward(this, opts instanceof Tensor ? { gradient: opts } : opts);
   }
 
+  /**
+   * Replaces the values this handle refers to with those of `value` (same shape; cast to this dtype),
+   * keeping the handle — how parameters and optimizer state are updated. Not allowed on non-leaf tensors.
+   */
+  assign(value: Tensor): this {
+    if (!(value instanceof Tensor)) throw new TypeError('assign: expected a Tensor');
+    if (!shapesEqual(value.shape, this.shape)) throw new Error(`assign: value of shape ${fmt(value.shape)} does not match ${fmt(this.shape)}`);
+    if (this.gradFn) throw new Error('assign: cannot overwrite a tensor that is part of a gradient graph (non-leaf); detach() it first');
+    if (value.device !== this.device) throw new Error(`assign: value is on ${value.device}, this tensor on ${this.device}`);
+    this.check('assign');
+    const v = value.dtype === this.dtype ? value : value.cast(this.dtype);
+    const old = this.node;
+    this.node = v.node.retain();
+    if (v !== value) v.dispose();
+    old.release();
+    return this;
+  }
+
   /** A tensor sharing the values but cut from the gradient graph. */
   detach(): Tensor {
     return new Tensor(this.node);

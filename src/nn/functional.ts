@@ -1,0 +1,195 @@
+/**
+ * Functional layers and losses (also exported as `k.F`). Everything is a composite of Tensor ops, so
+ * gradients come from the primitives; losses are written in numerically stable forms.
+ */
+import { fmt, normAxis } from '../tensor/shape.js';
+import { scope } from '../tensor/memory.js';
+import { rand, Tensor, where } from '../tensor/tensor.js';
+
+/** How a loss reduces over elements. */
+export type Reduction = 'mean' | 'sum' | 'none';
+
+function reduce(op: string, t: Tensor, reduction: Reduction): Tensor {
+  switch (reduction) {
+    case 'mean': return t.mean();
+    case 'sum': return t.sum();
+    case 'none': return t;
+    default: throw new Error(`${op}: reduction must be 'mean', 'sum' or 'none', got ${JSON.stringify(reduction)}`);
+  }
+}
+
+function sameShape(op: string, a: Tensor, b: Tensor): void {
+  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
+    throw new Error(`${op}: input ${fmt(a.shape)} and target ${fmt(b.shape)} must have the same shape`);
+  }
+}
+
+/** y = x·Wᵀ + b (W: [out, in]); the transpose is a free view and the bias fuses into the matmul. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  return scope(() => {
+    const y = x.matmul(weight.T);
+    return bias ? y.add(bias) : y;
+  });
+}
+
+/** Inverted dropout with probability p (identity when not training). */
+export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
+  if (!training || p === 0) return x;
+  if (p === 1) return x.mul(0);
+  return scope(() => x.mul(rand(x.shape, { device: x.device }).ge(p)).div(1 - p));
+}
+
+/** Normalizes over the trailing dims `normalizedShape` (biased variance), then scales and shifts. */
+export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  const n = normalizedShape.length;
+  if (n > x.rank || normalizedShape.some((d, i) => x.shape[x.rank - n + i] !== d)) {
+    throw new Error(`layerNorm: input of shape ${fmt(x.shape)} does not end with the normalized shape ${fmt(normalizedShape)}`);
+  }
+  const axes = Array.from({ length: n }, (_, i) => x.rank - n + i);
+  return scope(() => {
+    const mean = x.mean(axes, { keepDim: true });
+    const d = x.sub(mean);
+    const v = d.mul(d).mean(axes, { keepDim: true });
+    let y = d.mul(v.add(eps).rsqrt());
+    if (weight) y = y.mul(weight);
+    if (bias) y = y.add(bias);
+    return y;
+  });
+}
+
+/** Mean squared error. */
+export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
+  sameShape('mseLoss', input, target);
+  return scope(() => { const d = input.sub(target); return reduce('mseLoss', d.mul(d), opts.reduction ?? 'mean'); });
+}
+
+/** Mean absolute error. */
+export function l1Loss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
+  sameShape('l1Loss', input, target);
+  return scope(() => reduce('l1Loss', input.sub(target).abs(), opts.reduction ?? 'mean'));
+}
+
+/** Options of `nllLoss` / `crossEntropy`. */
+export interface ClassLossOptions {
+  reduction?: Reduction;
+  /** Per-class weights [C]. */
+  weight?: Tensor;
+  /** Targets equal to this are ignored (contribute neither loss nor weight). */
+  ignoreIndex?: number;
+}
+
+function checkClassTarget(op: string, input: Tensor, target: Tensor): void {
+  if (input.rank < 2) throw new Error(`${op}: input must be [N, C, …], got ${fmt(input.shape)}`);
+  if (target.dtype !== 'i32' && target.dtype !== 'u32') throw new TypeError(`${op}: class targets must be i32 or u32, got ${target.dtype} (for probabilities pass a float target of the input's shape to crossEntropy)`);
+  const expected = [input.shape[0]!, ...input.shape.slice(2)];
+  if (target.rank !== expected.length || target.shape.some((d, i) => d !== expected[i])) {
+    throw new Error(`${op}: target of shape ${fmt(target.shape)} does not match input ${fmt(input.shape)} (expected ${fmt(expected)})`);
+  }
+}
+
+/** Negative log likelihood of class targets given log-probabilities [N, C, …]. */
+export function nllLoss(logProbs: Tensor, target: Tensor, opts: ClassLossOptions = {}): Tensor {
+  checkClassTarget('nllLoss', logProbs, target);
+  return scope(() => {
+    const t = target.cast('i32');
+    const valid = opts.ignoreIndex === undefined ? null : t.ne(opts.ignoreIndex);
+    const safe = valid ? where(valid, t, 0) : t;
+    const picked = logProbs.gather(1, safe.unsqueeze(1)).squeeze(1).neg();
+    let w: Tensor | null = opts.weight ? opts.weight.indexSelect(0, safe.flatten()).reshape(safe.shape) : null;
+    if (valid) w = w ? where(valid, w, 0) : valid.float();
+    const losses = w ? picked.mul(w) : picked;
+    const reduction = opts.reduction ?? 'mean';
+    if (reduction === 'mean' && w) return losses.sum().div(w.sum());
+    return reduce('nllLoss', losses, reduction);
+  });
+}
+
+/**
+ * Cross entropy from logits [N, C, …] with integer class targets (optionally label smoothing, class
+ * weights, ignoreIndex) or with class-probability targets of the input's shape.
+ */
+export function crossEntropy(logits: Tensor, target: Tensor, opts: ClassLossOptions & { labelSmoothing?: number } = {}): Tensor {
+  const eps = opts.labelSmoothing ?? 0;
+  if (!(eps >= 0 && eps <= 1)) throw new Error(`crossEntropy: labelSmoothing must be in [0, 1], got ${eps}`);
+  const reduction = opts.reduction ?? 'mean';
+  return scope(() => {
+    const logp = logits.logSoftmax(1);
+    const C = logits.shape[1]!;
+    if (target.dtype === 'f32' || target.dtype === 'f16') {
+      sameShape('crossEntropy', logits, target);
+      let p = target;
+      if (eps > 0) p = p.mul(1 - eps).add(eps / C);
+      let per = logp.mul(p);
+      if (opts.weight) per = per.mul(opts.weight.reshape([1, C, ...logits.shape.slice(2).map(() => 1)]));
+      const losses = per.sum(1).neg();
+      return reduce('crossEntropy', losses, reduction);
+    }
+    const nll = nllLoss(logp, target, { ...opts, reduction: eps > 0 ? 'none' : reduction });
+    if (eps === 0) return nll;
+    // smoothing term: mean over classes of −log p (weighted like PyTorch)
+    const t = target.cast('i32');
+    const valid = opts.ignoreIndex === undefined ? null : t.ne(opts.ignoreIndex);
+    let smooth = (opts.weight ? logp.mul(opts.weight.reshape([1, C, ...logits.shape.slice(2).map(() => 1)])) : logp).sum(1).neg().div(C);
+    if (valid) smooth = where(valid, smooth, 0);
+    const per = nll.mul(1 - eps).add(smooth.mul(eps));
+    if (reduction === 'mean') {
+      const safe = valid ? where(valid, t, 0) : t;
+      let w: Tensor | null = opts.weight ? opts.weight.indexSelect(0, safe.flatten()).reshape(safe.shape) : null;
+      if (valid) w = w ? where(valid, w, 0) : valid.float();
+      return w ? per.sum().div(w.sum()) : per.mean();
+    }
+    return reduce('crossEntropy', per, reduction);
+  });
+}
+
+/** Binary cross entropy from logits, stable: max(x,0) − x·y + log(1 + e^−|x|) (optional posWeight). */
+export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, opts: { reduction?: Reduction; posWeight?: Tensor | number; weight?: Tensor } = {}): Tensor {
+  sameShape('binaryCrossEntropyWithLogits', logits, target);
+  return scope(() => {
+    const sp = logits.neg().softplus(); // log(1 + e^−x) = −log σ(x)
+    let losses: Tensor;
+    if (opts.posWeight === undefined) losses = logits.mul(target.neg().add(1)).add(sp);
+    else {
+      const lw = target.mul(opts.posWeight).sub(target).add(1); // 1 + (pw − 1)·y
+      losses = logits.mul(target.neg().add(1)).add(lw.mul(sp));
+    }
+    if (opts.weight) losses = losses.mul(opts.weight);
+    return reduce('binaryCrossEntropyWithLogits', losses, opts.reduction ?? 'mean');
+  });
+}
+
+/**
+ * KL(N(μ, e^logvar) ‖ N(0, 1)) = ½(μ² + e^logvar − 1 − logvar) per element. Reduction 'batchmean' sums
+ * over all but the first dim and averages over the batch (the usual VAE term).
+ */
+export function klDivGaussian(mean: Tensor, logvar: Tensor, opts: { reduction?: Reduction | 'batchmean' } = {}): Tensor {
+  sameShape('klDivGaussian', mean, logvar);
+  return scope(() => {
+    const kl = mean.mul(mean).add(logvar.exp()).sub(1).sub(logvar).mul(0.5);
+    const r = opts.reduction ?? 'batchmean';
+    if (r === 'batchmean') return kl.sum().div(mean.shape[0] ?? 1);
+    return reduce('klDivGaussian', kl, r);
+  });
+}
+
+/** softmax along an axis. */
+export function softmax(x: Tensor, axis = -1): Tensor { return x.softmax(axis); }
+/** log-softmax along an axis. */
+export function logSoftmax(x: Tensor, axis = -1): Tensor { return x.logSoftmax(axis); }
+/** max(x, 0). */
+export function relu(x: Tensor): Tensor { return x.relu(); }
+/** x·σ(x). */
+export function silu(x: Tensor): Tensor { return x.silu(); }
+/** GELU. */
+export function gelu(x: Tensor, approximate: 'none' | 'tanh' = 'none'): Tensor { return x.gelu(approximate); }
+/** Leaky ReLU. */
+export function leakyRelu(x: Tensor, slope = 0.01): Tensor { return x.leakyRelu(slope); }
+/** Softplus. */
+export function softplus(x: Tensor, beta = 1, threshold = 20): Tensor { return x.softplus(beta, threshold); }
+/** One-hot encoding. */
+export function oneHot(ids: Tensor, numClasses: number): Tensor { return ids.oneHot(numClasses); }
+/** Normalizes along an axis to unit p-norm. */
+export function normalize(x: Tensor, axis = -1, eps = 1e-12): Tensor {
+  const a = normAxis('normalize', axis, x.rank);
+  return scope(() => x.div(x.mul(x).sum(a, { keepDim: true }).sqrt().maximum(eps)));
+}

@@ -1,0 +1,5 @@
+/** Neural-network building blocks: modules, layers, initialization and functional ops. */
+export { Module, Layer, Parameter, Sequential, ModuleList, type LoadOptions } from './module.js';
+export { Linear, Embedding, Dropout, LayerNorm, ReLU, SiLU, Tanh, Sigmoid, GELU, LeakyReLU, Identity, Flatten } from './layers.js';
+export * as init from './init.js';
+export * as functional from './functional.js';

@@ -1,0 +1,277 @@
+/**
+ * Optimizers, gradient clipping, learning-rate schedules and an exponential moving average of
+ * parameters. Updates are lazy Tensor expressions realized at the end of `step()`; the scheduler fuses
+ * each parameter's update and its moment updates into one kernel (parameters of the same size share one).
+ */
+import { noGrad } from '../autograd/tape.js';
+import { keep, scope } from '../tensor/memory.js';
+import { realize, Tensor, zerosLike } from '../tensor/tensor.js';
+import type { Module } from './module.js';
+
+/** Hyper-parameters shared by a group of parameters. */
+export interface ParamGroup<O> {
+  params: Tensor[];
+  options: O;
+}
+
+/** Base class: parameter groups, per-parameter state, `zeroGrad`, state dicts. */
+export abstract class Optimizer<O extends { lr: number }> {
+  readonly paramGroups: ParamGroup<O>[];
+  protected state = new Map<Tensor, Record<string, Tensor>>();
+  /** Number of `step()` calls so far. */
+  stepCount = 0;
+
+  constructor(params: Tensor[] | Module | { params: Tensor[] | Module; options?: Partial<O> }[], defaults: O) {
+    const asList = (p: Tensor[] | Module) => (Array.isArray(p) ? p : p.parameters());
+    const groups = Array.isArray(params) && params.length && !(params[0] instanceof Tensor)
+      ? (params as { params: Tensor[] | Module; options?: Partial<O> }[]).map((g) => ({ params: asList(g.params), options: { ...defaults, ...g.options } }))
+      : [{ params: asList(params as Tensor[] | Module), options: { ...defaults } }];
+    for (const g of groups) {
+      if (!(g.options.lr >= 0)) throw new Error(`${this.constructor.name}: lr must be a non-negative number, got ${g.options.lr}`);
+      for (const p of g.params) if (!p.requiresGrad) throw new Error(`${this.constructor.name}: parameter of shape [${p.shape.join(', ')}] does not require grad`);
+    }
+    this.paramGroups = groups;
+  }
+
+  /** The learning rate of the first group (setting it sets every group's). */
+  get lr(): number {
+    return this.paramGroups[0]!.options.lr;
+  }
+  set lr(v: number) {
+    for (const g of this.paramGroups) g.options.lr = v;
+  }
+
+  /** Clears every parameter's gradient. */
+  zeroGrad(): void {
+    for (const g of this.paramGroups) for (const p of g.params) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  protected stateOf(p: Tensor, names: string[]): Record<string, Tensor> {
+    let s = this.state.get(p);
+    if (!s) {
+      s = {};
+      for (const n of names) s[n] = keep(noGrad(() => zerosLike(p)));
+      this.state.set(p, s);
+    }
+    return s;
+  }
+
+  /** The update of one parameter; assigns new values to `p` and its state tensors. */
+  protected abstract update(p: Tensor, g: Tensor, o: O): void;
+
+  /**
+   * Applies one update to every parameter that has a gradient. The work is submitted to the GPU before
+   * the returned promise resolves; later reads see the updated values even if it is not awaited.
+   */
+  step(): Promise<void> {
+    this.stepCount++;
+    const touched: Tensor[] = [];
+    noGrad(() => {
+      for (const group of this.paramGroups) {
+        for (const p of group.params) {
+          if (!p.grad) continue;
+          scope(() => this.update(p, p.grad!, group.options));
+          touched.push(p, ...Object.values(this.state.get(p) ?? {}));
+        }
+      }
+    });
+    return realize(...touched);
+  }
+
+  /** Optimizer state (step count, hyper-parameters and per-parameter tensors by parameter index). */
+  stateDict(): { step: number; groups: O[]; tensors: Record<string, Tensor> } {
+    const tensors: Record<string, Tensor> = {};
+    let i = 0;
+    for (const g of this.paramGroups) for (const p of g.params) {
+      const s = this.state.get(p);
+      if (s) for (const [name, t] of Object.entries(s)) tensors[`${i}.${name}`] = t;
+      i++;
+    }
+    return { step: this.stepCount, groups: this.paramGroups.map((g) => ({ ...g.options })), tensors };
+  }
+
+  /** Restores `stateDict()` output. */
+  loadStateDict(sd: { step: number; groups: O[]; tensors: Record<string, Tensor> }): void {
+    if (sd.groups.length !== this.paramGroups.length) throw new Error(`loadStateDict: ${sd.groups.length} parameter groups in the state, ${this.paramGroups.length} in the optimizer`);
+    this.stepCount = sd.step;
+    sd.groups.forEach((o, i) => (this.paramGroups[i]!.options = { ...o }));
+    let i = 0;
+    for (const g of this.paramGroups) for (const p of g.params) {
+      const entries = Object.entries(sd.tensors).filter(([k]) => k.startsWith(`${i}.`));
+      if (entries.length) {
+        const s: Record<string, Tensor> = {};
+        for (const [k, t] of entries) {
+          if (t.shape.join() !== p.shape.join()) throw new Error(`loadStateDict: state '${k}' has shape [${t.shape.join(', ')}], parameter ${i} has [${p.shape.join(', ')}]`);
+          s[k.slice(String(i).length + 1)] = keep(noGrad(() => zerosLike(p))).assign(t);
+        }
+        this.state.set(p, s);
+      }
+      i++;
+    }
+  }
+}
+
+/** SGD options. */
+export interface SGDOptions { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean }
+
+/** Stochastic gradient descent with momentum, Nesterov momentum and L2 weight decay (PyTorch semantics). */
+export class SGD extends Optimizer<SGDOptions> {
+  constructor(params: ConstructorParameters<typeof Optimizer<SGDOptions>>[0], opts: Partial<SGDOptions> = {}) {
+    super(params, { lr: 1e-3, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...opts });
+    for (const g of this.paramGroups) if (g.options.nesterov && (g.options.momentum <= 0 || g.options.dampening !== 0)) throw new Error('SGD: Nesterov momentum needs momentum > 0 and dampening 0');
+  }
+  protected update(p: Tensor, grad: Tensor, o: SGDOptions): void {
+    let g = o.weightDecay ? grad.add(p.mul(o.weightDecay)) : grad;
+    if (o.momentum) {
+      const first = !this.state.has(p);
+      const s = this.stateOf(p, ['momentumBuffer']);
+      const buf = first ? g : s.momentumBuffer!.mul(o.momentum).add(g.mul(1 - o.dampening));
+      s.momentumBuffer!.assign(buf);
+      g = o.nesterov ? g.add(buf.mul(o.momentum)) : buf;
+    }
+    p.assign(p.sub(g.mul(o.lr)));
+  }
+}
+
+/** Adam options (`weightDecay` is L2 added to the gradient; use AdamW for decoupled decay). */
+export interface AdamOptions { lr: number; betas: [number, number]; eps: number; weightDecay: number }
+
+/** Adam (Kingma & Ba) with bias correction. */
+export class Adam extends Optimizer<AdamOptions> {
+  protected decoupled = false;
+  constructor(params: ConstructorParameters<typeof Optimizer<AdamOptions>>[0], opts: Partial<AdamOptions> = {}) {
+    super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, ...opts });
+  }
+  protected update(p: Tensor, grad: Tensor, o: AdamOptions): void {
+    const [b1, b2] = o.betas;
+    const s = this.stateOf(p, ['expAvg', 'expAvgSq']);
+    const g = !this.decoupled && o.weightDecay ? grad.add(p.mul(o.weightDecay)) : grad;
+    const m = s.expAvg!.mul(b1).add(g.mul(1 - b1));
+    const v = s.expAvgSq!.mul(b2).add(g.mul(g).mul(1 - b2));
+    const t = this.stepCount;
+    const stepSize = o.lr / (1 - b1 ** t);
+    const denom = v.div(1 - b2 ** t).sqrt().add(o.eps);
+    let base = p;
+    if (this.decoupled && o.weightDecay) base = p.mul(1 - o.lr * o.weightDecay);
+    p.assign(base.sub(m.div(denom).mul(stepSize)));
+    s.expAvg!.assign(m);
+    s.expAvgSq!.assign(v);
+  }
+}
+
+/** AdamW: Adam with decoupled weight decay (default 0.01). */
+export class AdamW extends Adam {
+  constructor(params: ConstructorParameters<typeof Optimizer<AdamOptions>>[0], opts: Partial<AdamOptions> = {}) {
+    super(params, { weightDecay: 1e-2, ...opts });
+    this.decoupled = true;
+  }
+}
+
+/**
+ * Scales gradients in place so their global norm is at most `maxNorm`; returns the norm before clipping
+ * (a lazy scalar: no readback happens here).
+ */
+export function clipGradNorm(params: Tensor[] | Module, maxNorm: number, normType: 2 | 'inf' = 2): Tensor {
+  const ps = (Array.isArray(params) ? params : params.parameters()).filter((p) => p.grad);
+  return noGrad(() => {
+    const norm = scope(() => {
+      if (!ps.length) return zerosLike(new Tensor((Array.isArray(params) ? params[0]! : params.parameters()[0]!).node).sum());
+      if (normType === 'inf') return ps.map((p) => p.grad!.abs().max()).reduce((a, b) => a.maximum(b));
+      return ps.map((p) => p.grad!.mul(p.grad!).sum()).reduce((a, b) => a.add(b)).sqrt();
+    });
+    scope(() => {
+      const coef = norm.add(1e-6).recip().mul(maxNorm).minimum(1);
+      for (const p of ps) p.grad!.assign(p.grad!.mul(coef));
+    });
+    return norm;
+  });
+}
+
+/** A learning-rate schedule: the rate as a function of the step. */
+export type Schedule = (step: number) => number;
+
+/** Linear warmup from 0 to `lr` over `warmup` steps, then `after(step − warmup)` (default constant). */
+export function warmup(lr: number, steps: number, after: Schedule = () => lr): Schedule {
+  return (s) => (s < steps ? (lr * (s + 1)) / steps : after(s - steps));
+}
+
+/** Cosine decay from `lr` to `minLr` over `total` steps (then `minLr`). */
+export function cosine(lr: number, total: number, minLr = 0): Schedule {
+  return (s) => (s >= total ? minLr : minLr + 0.5 * (lr - minLr) * (1 + Math.cos((Math.PI * s) / total)));
+}
+
+/** Multiplies `lr` by `gamma` every `every` steps. */
+export function stepDecay(lr: number, every: number, gamma = 0.1): Schedule {
+  return (s) => lr * gamma ** Math.floor(s / every);
+}
+
+/** Sets an optimizer's learning rate from a schedule; call `step()` once per optimizer step. */
+export class LRScheduler {
+  private count = 0;
+  constructor(readonly optimizer: Optimizer<{ lr: number }>, readonly schedule: Schedule) {
+    optimizer.lr = schedule(0);
+  }
+  /** Advances one step and applies the new rate. */
+  step(): number {
+    this.count++;
+    this.optimizer.lr = this.schedule(this.count);
+    return this.optimizer.lr;
+  }
+  /** The current rate. */
+  get lr(): number {
+    return this.optimizer.lr;
+  }
+  /** Steps taken (for checkpoints). */
+  get stepCount(): number {
+    return this.count;
+  }
+  set stepCount(n: number) {
+    this.count = n;
+    this.optimizer.lr = this.schedule(n);
+  }
+}
+
+/** An exponential moving average of a module's parameters (shadow = d·shadow + (1−d)·param). */
+export class EMA {
+  readonly shadow: Map<string, Tensor>;
+  constructor(readonly model: Module, readonly decay = 0.999) {
+    if (!(decay >= 0 && decay <= 1)) throw new Error(`EMA: decay must be in [0, 1], got ${decay}`);
+    this.shadow = new Map([...model.namedParameters()].map(([n, p]) => [n, keep(noGrad(() => zerosLike(p).assign(p)))]));
+  }
+  /** Moves the averages toward the current parameters; resolves once submitted. */
+  update(): Promise<void> {
+    const d = this.decay;
+    noGrad(() => scope(() => {
+      for (const [n, p] of this.model.namedParameters()) {
+        const s = this.shadow.get(n)!;
+        s.assign(s.mul(d).add(p.mul(1 - d)));
+      }
+    }));
+    return realize(...this.shadow.values());
+  }
+  /** Copies the averages into a module with the same structure (e.g. for sampling). */
+  copyTo(model: Module = this.model): void {
+    noGrad(() => {
+      for (const [n, p] of model.namedParameters()) {
+        const s = this.shadow.get(n);
+        if (!s) throw new Error(`EMA.copyTo: the module has a parameter '${n}' the average does not`);
+        p.assign(s);
+      }
+    });
+  }
+  /** The averages by parameter name. */
+  stateDict(): Record<string, Tensor> {
+    return Object.fromEntries(this.shadow);
+  }
+  /** Restores averages saved with `stateDict()`. */
+  loadStateDict(sd: Record<string, Tensor>): void {
+    for (const [n, s] of this.shadow) {
+      const v = sd[n];
+      if (!v) throw new Error(`EMA.loadStateDict: missing '${n}'`);
+      s.assign(v);
+    }
+  }
+}
