@@ -6,6 +6,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as k from '../index.js';
 import { encodePng, toBytes } from './png.js';
+import { trainMlp } from './mnist-mlp.js';
 
 const HELP = `kiln — WebGPU tensors in Node and the browser
 
@@ -13,15 +14,46 @@ Usage: kiln <command> [options]
 
 Commands:
   demo [--size N] [--iters N] [--out DIR]   render the Mandelbrot set with fused kernels, time a matmul
+  mnist-mlp [--hidden 512,512] [--epochs 3] [--batch 128] [--lr 1e-3] [--seed 0] [--out FILE]
+                                            train an MLP classifier on MNIST, report test accuracy
   info                                      print the WebGPU adapter kiln picks
   help                                      this text
 `;
 
-function option(args: string[], name: string, fallback: number): number {
+function stringOption(args: string[], name: string, fallback: string): string {
+  const i = args.indexOf(name);
+  if (i < 0) return fallback;
+  const v = args[i + 1];
+  if (v === undefined || v.startsWith('--')) throw new Error(`${name} expects a value`);
+  return v;
+}
+
+async function mnistMlp(args: string[]): Promise<void> {
+  const hidden = stringOption(args, '--hidden', '512,512').split(',').map(Number);
+  if (hidden.some((h) => !Number.isInteger(h) || h < 1)) throw new Error(`--hidden expects comma-separated positive integers, got ${stringOption(args, '--hidden', '')}`);
+  const info = await k.init();
+  console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
+  const r = await trainMlp({
+    hidden,
+    epochs: option(args, '--epochs', 3),
+    batchSize: option(args, '--batch', 128),
+    lr: option(args, '--lr', 1e-3),
+    weightDecay: 0.01,
+    seed: option(args, '--seed', 0, 0),
+  });
+  console.log(`MLP 784-${hidden.join('-')}-10: test accuracy ${(100 * r.accuracy).toFixed(2)}%, final loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(0)} s`);
+  const out = stringOption(args, '--out', '');
+  if (out) {
+    await k.save(r.net.stateDict(), out, { metadata: { model: `mlp-784-${hidden.join('-')}-10`, accuracy: String(r.accuracy) } });
+    console.log(`saved ${out}`);
+  }
+}
+
+function option(args: string[], name: string, fallback: number, min = Number.MIN_VALUE): number {
   const i = args.indexOf(name);
   if (i < 0) return fallback;
   const v = Number(args[i + 1]);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} expects a positive number, got ${JSON.stringify(args[i + 1])}`);
+  if (!Number.isFinite(v) || v < min) throw new Error(`${name} expects a number ≥ ${min === Number.MIN_VALUE ? '0 (exclusive)' : min}, got ${JSON.stringify(args[i + 1])}`);
   return v;
 }
 
@@ -78,6 +110,7 @@ async function main(): Promise<void> {
   const [cmd = 'help', ...args] = process.argv.slice(2);
   try {
     if (cmd === 'demo') await demo(args);
+    else if (cmd === 'mnist-mlp') await mnistMlp(args);
     else if (cmd === 'info') console.log(JSON.stringify(await k.init(), null, 2));
     else if (cmd === 'help' || cmd === '--help' || cmd === '-h') console.log(HELP);
     else {
