@@ -50,10 +50,20 @@ export class Module {
     for (const [name, m] of this.namedChildren()) yield* m.namedModules(prefix ? `${prefix}.${name}` : name);
   }
 
-  /** Parameters with PyTorch-style dotted names (e.g. `layers.0.weight`). */
-  *namedParameters(prefix = ''): Generator<[string, Parameter]> {
+  /** Every (name, parameter) pair, shared parameters under each of their names. */
+  private *allParameters(prefix: string): Generator<[string, Parameter]> {
     for (const [name, v] of Object.entries(this)) if (v instanceof Parameter) yield [prefix ? `${prefix}.${name}` : name, v];
-    for (const [name, m] of this.namedChildren()) yield* m.namedParameters(prefix ? `${prefix}.${name}` : name);
+    for (const [name, m] of this.namedChildren()) yield* m.allParameters(prefix ? `${prefix}.${name}` : name);
+  }
+
+  /** Parameters with PyTorch-style dotted names (e.g. `layers.0.weight`); a shared parameter appears once. */
+  *namedParameters(prefix = ''): Generator<[string, Parameter]> {
+    const seen = new Set<Parameter>();
+    for (const [n, p] of this.allParameters(prefix)) {
+      if (seen.has(p)) continue;
+      seen.add(p);
+      yield [n, p];
+    }
   }
 
   /** All parameters (depth first, in definition order). */
@@ -91,7 +101,7 @@ export class Module {
   /** Parameters and buffers by dotted name (the tensors themselves, not copies). */
   stateDict(): Record<string, Tensor> {
     const out: Record<string, Tensor> = {};
-    for (const [n, p] of this.namedParameters()) out[n] = p;
+    for (const [n, p] of this.allParameters('')) out[n] = p;
     for (const [n, b] of this.namedBuffers()) out[n] = b;
     return out;
   }

@@ -5,8 +5,17 @@
  */
 import { noGrad } from '../autograd/tape.js';
 import { keep, scope } from '../tensor/memory.js';
-import { realize, Tensor, zerosLike } from '../tensor/tensor.js';
+import { full, realize, Tensor, zerosLike } from '../tensor/tensor.js';
 import type { Module } from './module.js';
+
+/** What `Optimizer.stateDict()` returns. */
+export interface OptimizerState<O> {
+  step: number;
+  /** Per-parameter update counts (default: `step` for every parameter). */
+  steps?: number[];
+  groups: O[];
+  tensors: Record<string, Tensor>;
+}
 
 /** Hyper-parameters shared by a group of parameters. */
 export interface ParamGroup<O> {
@@ -18,6 +27,8 @@ export interface ParamGroup<O> {
 export abstract class Optimizer<O extends { lr: number }> {
   readonly paramGroups: ParamGroup<O>[];
   protected state = new Map<Tensor, Record<string, Tensor>>();
+  /** Updates applied to each parameter (PyTorch's per-parameter `step`, used for bias correction). */
+  protected steps = new Map<Tensor, number>();
   /** Number of `step()` calls so far. */
   stepCount = 0;
 
@@ -73,6 +84,7 @@ export abstract class Optimizer<O extends { lr: number }> {
       for (const group of this.paramGroups) {
         for (const p of group.params) {
           if (!p.grad) continue;
+          this.steps.set(p, (this.steps.get(p) ?? 0) + 1);
           scope(() => this.update(p, p.grad!, group.options));
           touched.push(p, ...Object.values(this.state.get(p) ?? {}));
         }
@@ -82,24 +94,27 @@ export abstract class Optimizer<O extends { lr: number }> {
   }
 
   /** Optimizer state (step count, hyper-parameters and per-parameter tensors by parameter index). */
-  stateDict(): { step: number; groups: O[]; tensors: Record<string, Tensor> } {
+  stateDict(): OptimizerState<O> {
     const tensors: Record<string, Tensor> = {};
+    const steps: number[] = [];
     let i = 0;
     for (const g of this.paramGroups) for (const p of g.params) {
       const s = this.state.get(p);
       if (s) for (const [name, t] of Object.entries(s)) tensors[`${i}.${name}`] = t;
+      steps.push(this.steps.get(p) ?? 0);
       i++;
     }
-    return { step: this.stepCount, groups: this.paramGroups.map((g) => ({ ...g.options })), tensors };
+    return { step: this.stepCount, steps, groups: this.paramGroups.map((g) => ({ ...g.options })), tensors };
   }
 
   /** Restores `stateDict()` output. */
-  loadStateDict(sd: { step: number; groups: O[]; tensors: Record<string, Tensor> }): void {
+  loadStateDict(sd: OptimizerState<O>): void {
     if (sd.groups.length !== this.paramGroups.length) throw new Error(`loadStateDict: ${sd.groups.length} parameter groups in the state, ${this.paramGroups.length} in the optimizer`);
     this.stepCount = sd.step;
     sd.groups.forEach((o, i) => (this.paramGroups[i]!.options = { ...o }));
     let i = 0;
     for (const g of this.paramGroups) for (const p of g.params) {
+      this.steps.set(p, sd.steps?.[i] ?? sd.step);
       const entries = Object.entries(sd.tensors).filter(([k]) => k.startsWith(`${i}.`));
       if (entries.length) {
         const s: Record<string, Tensor> = {};
@@ -151,7 +166,7 @@ export class Adam extends Optimizer<AdamOptions> {
     const g = !this.decoupled && o.weightDecay ? grad.add(p.mul(o.weightDecay)) : grad;
     const m = s.expAvg!.mul(b1).add(g.mul(1 - b1));
     const v = s.expAvgSq!.mul(b2).add(g.mul(g).mul(1 - b2));
-    const t = this.stepCount;
+    const t = this.steps.get(p)!;
     const stepSize = o.lr / (1 - b1 ** t);
     const denom = v.div(1 - b2 ** t).sqrt().add(o.eps);
     let base = p;
@@ -178,7 +193,7 @@ export function clipGradNorm(params: Tensor[] | Module, maxNorm: number, normTyp
   const ps = (Array.isArray(params) ? params : params.parameters()).filter((p) => p.grad);
   return noGrad(() => {
     const norm = scope(() => {
-      if (!ps.length) return zerosLike(new Tensor((Array.isArray(params) ? params[0]! : params.parameters()[0]!).node).sum());
+      if (!ps.length) return full([], 0);
       if (normType === 'inf') return ps.map((p) => p.grad!.abs().max()).reduce((a, b) => a.maximum(b));
       return ps.map((p) => p.grad!.mul(p.grad!).sum()).reduce((a, b) => a.add(b)).sqrt();
     });

@@ -114,18 +114,25 @@ export function parseHeader(bytes: Uint8Array, source = 'safetensors data'): { e
     entries.push({ name, dtype: e.dtype as string, shape: e.shape as number[], begin, end });
   }
   const sorted = [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end);
-  for (let i = 1; i < sorted.length; i++) {
-    const a = sorted[i - 1]!, b = sorted[i]!;
-    if (b.begin < a.end) fail(`tensors '${a.name}' [${a.begin}, ${a.end}) and '${b.name}' [${b.begin}, ${b.end}) overlap`);
+  let covered = 0;
+  for (let i = 0; i < sorted.length; i++) {
+    const e = sorted[i]!;
+    if (i > 0 && e.begin < sorted[i - 1]!.end) {
+      const a = sorted[i - 1]!;
+      fail(`tensors '${a.name}' [${a.begin}, ${a.end}) and '${e.name}' [${e.begin}, ${e.end}) overlap`);
+    }
+    if (e.begin !== covered) fail(`the data has a hole: bytes [${covered}, ${e.begin}) belong to no tensor`);
+    covered = e.end;
   }
+  if (covered !== dataSize) fail(`${dataSize - covered} bytes after the last tensor belong to no tensor`);
   return { entries, metadata, dataStart };
 }
 
 function decodeEntry(bytes: Uint8Array, e: Entry, dataStart: number): ArrayLike<number> {
   const start = dataStart + e.begin;
   const count = numel(e.shape);
-  const copy = bytes.slice(start, dataStart + e.end); // aligned copy
-  const dv = new DataView(copy.buffer);
+  // a view on exactly this tensor's bytes (Node Buffers share a pool: honour byteOffset)
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + start, e.end - e.begin);
   const out = new Float64Array(count);
   for (let i = 0; i < count; i++) {
     switch (e.dtype) {

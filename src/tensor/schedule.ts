@@ -266,7 +266,8 @@ export class Scheduler {
       const produced = new Set<LazyNode>(a.outs);
       for (let j = i + 1; j < ks.length && j < i + 64; j++) {
         const b = ks[j]!;
-        const ok = b.kernel.kind === 'elementwise' && b.kernel.size === (a.kernel as ElementwiseKernel).size && !b.inputs.some((x) => produced.has(x));
+        // b may read a's own outputs (substituted by their expressions), not outputs of kernels in between
+        const ok = b.kernel.kind === 'elementwise' && b.kernel.size === (a.kernel as ElementwiseKernel).size && !b.inputs.some((x) => produced.has(x) && !a.outs.includes(x));
         if (ok) {
           const merged = mergeElementwise(a, b);
           if (merged && merged.inputs.length + merged.outs.length <= scheduleConfig.maxInputs + 1) {
@@ -481,16 +482,30 @@ export class Scheduler {
   }
 }
 
-/** Rewrites an expression with input slots and parameter slots renumbered. */
-function remap(e: Expr, slots: number[], params: number[], memo: Map<Expr, Expr>): Expr {
-  const hit = memo.get(e);
-  if (hit) return hit;
-  let r: Expr;
+/**
+ * Rewrites an expression with input and parameter slots renumbered; loads of `subst` slots at the loop
+ * index are replaced by the expression computing that value (null when such a load is not at the index).
+ */
+function remap(e: Expr, slots: number[], params: number[], memo: Map<Expr, Expr | null>, subst: Map<number, Expr>): Expr | null {
+  if (memo.has(e)) return memo.get(e)!;
+  let r: Expr | null;
   switch (e.k) {
     case 'lit': case 'var': r = e; break;
     case 'param': r = { ...e, slot: params[e.slot]! }; break;
-    case 'load': r = { ...e, slot: slots[e.slot]!, idx: remap(e.idx, slots, params, memo) }; break;
-    case 'call': r = { ...e, args: e.args.map((x) => remap(x, slots, params, memo)) }; break;
+    case 'load': {
+      const sub = subst.get(e.slot);
+      if (sub) r = e.idx.k === 'var' && e.idx.name === 'gid' ? sub : null;
+      else {
+        const idx = remap(e.idx, slots, params, memo, subst);
+        r = idx && { ...e, slot: slots[e.slot]!, idx };
+      }
+      break;
+    }
+    case 'call': {
+      const args = e.args.map((x) => remap(x, slots, params, memo, subst));
+      r = args.every((x) => x) ? { ...e, args: args as Expr[] } : null;
+      break;
+    }
   }
   memo.set(e, r);
   return r;
@@ -499,8 +514,16 @@ function remap(e: Expr, slots: number[], params: number[], memo: Map<Expr, Expr>
 /** One elementwise kernel computing the outputs of both (inputs and parameters de-duplicated). */
 function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
   const ka = a.kernel as ElementwiseKernel, kb = b.kernel as ElementwiseKernel;
+  const aValues = [ka.value, ...(ka.extra ?? []).map((x) => x.value)];
+  const subst = new Map<number, Expr>();
+  b.inputs.forEach((n, slot) => {
+    const o = a.outs.indexOf(n);
+    // an f16 output is rounded when stored: re-reading it differs from its f32 expression
+    if (o >= 0 && n.dtype !== 'f16') subst.set(slot, aValues[o]!);
+  });
   const inputs = [...a.inputs];
-  const slots = b.inputs.map((n) => {
+  const slots = b.inputs.map((n, slot) => {
+    if (subst.has(slot)) return -1;
     const at = inputs.indexOf(n);
     if (at >= 0) return at;
     inputs.push(n);
@@ -513,8 +536,11 @@ function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | n
     params.push(bits);
     return params.length - 1;
   });
-  const memo = new Map<Expr, Expr>();
-  const extra = [...(ka.extra ?? []), { value: remap(kb.value, slots, pslots, memo), dtype: kb.outDtype }, ...(kb.extra ?? []).map((x) => ({ value: remap(x.value, slots, pslots, memo), dtype: x.dtype }))];
+  const memo = new Map<Expr, Expr | null>();
+  const bValues = [kb.value, ...(kb.extra ?? []).map((x) => x.value)].map((v) => remap(v, slots, pslots, memo, subst));
+  if (bValues.some((v) => !v)) return null;
+  const bTypes = [kb.outDtype, ...(kb.extra ?? []).map((x) => x.dtype)];
+  const extra = [...(ka.extra ?? []), ...bValues.map((v, i) => ({ value: v!, dtype: bTypes[i]! }))];
   const helpers = [...new Set([...ka.helpers, ...kb.helpers])];
   const kernel: ElementwiseKernel = { ...ka, inputs: inputs.map((n) => n.dtype), nParams: params.length, helpers, extra };
   return { kernel, inputs, params: new Uint32Array(params), outs: [...a.outs, ...b.outs] };
