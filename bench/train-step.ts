@@ -1,0 +1,102 @@
+/**
+ * Training-step benchmark: the MNIST MLP 784-512-512-10 (batch 128, AdamW, loss read back every step)
+ * and a denoiser MLP (784 + 128-d time embedding → 1024 → 1024 → 784, SiLU, MSE, forward + backward,
+ * batch 128). Prints one JSON line, then a table.
+ *
+ *   npm run bench:train [-- --quick]
+ *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench:train
+ */
+import * as k from '../src/index.js';
+
+const QUICK = process.argv.includes('--quick');
+const STEPS = QUICK ? 5 : 15;
+
+/** Figures measured on this machine by others (ms per step; lavapipe / SwiftShader). */
+const REFERENCE = {
+  mlpStep: { tfjs: [189, 1337], jaxjs: [142, 304], target: [80, 250] },
+  denoiserStep: { tfjs: [551, 4939], jaxjs: [547, 1079], target: [320, null] },
+};
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function timeSteps(step: () => Promise<void>): Promise<number> {
+  for (let i = 0; i < 2; i++) await step(); // compile pipelines, fill the pool
+  const times: number[] = [];
+  for (let i = 0; i < STEPS; i++) {
+    const t = performance.now();
+    await step();
+    times.push(performance.now() - t);
+  }
+  return median(times);
+}
+
+async function mlpStep(): Promise<{ ms: number; kernels: number }> {
+  k.manualSeed(0);
+  const net = new k.nn.Sequential(new k.nn.Linear(784, 512), new k.nn.ReLU(), new k.nn.Linear(512, 512), new k.nn.ReLU(), new k.nn.Linear(512, 10));
+  const opt = new k.optim.AdamW(net, { lr: 1e-3 });
+  const x = k.randn([128, 784]).keep();
+  const y = k.randint(0, 10, [128]).keep();
+  await k.realize(x, y);
+  const step = async () => {
+    const loss = k.scope(() => {
+      const l = k.F.crossEntropy(net.forward(x), y);
+      l.backward();
+      return l;
+    });
+    void opt.step();
+    opt.zeroGrad();
+    await loss.item();
+    loss.dispose();
+  };
+  const ms = await timeSteps(step);
+  const before = k.stats().kernels;
+  await step();
+  return { ms, kernels: k.stats().kernels - before };
+}
+
+async function denoiserStep(): Promise<{ ms: number; kernels: number }> {
+  k.manualSeed(0);
+  const net = new k.nn.Sequential(new k.nn.Linear(784 + 128, 1024), new k.nn.SiLU(), new k.nn.Linear(1024, 1024), new k.nn.SiLU(), new k.nn.Linear(1024, 784));
+  const x = k.randn([128, 784 + 128]).keep();
+  const target = k.randn([128, 784]).keep();
+  await k.realize(x, target);
+  const step = async () => {
+    const loss = k.scope(() => {
+      const l = k.F.mseLoss(net.forward(x), target);
+      l.backward();
+      return l;
+    });
+    await k.realize(...net.parameters().map((p) => p.grad!));
+    await loss.item();
+    loss.dispose();
+    net.zeroGrad();
+  };
+  const ms = await timeSteps(step);
+  const before = k.stats().kernels;
+  await step();
+  return { ms, kernels: k.stats().kernels - before };
+}
+
+const info = await k.init();
+const driver = info.driver;
+const col = driver === 'swiftshader' ? 1 : 0;
+const mlp = await mlpStep();
+const den = await denoiserStep();
+const result = {
+  adapter: { driver, description: info.description },
+  mlpStep: { ms: mlp.ms, kernelsPerStep: mlp.kernels, gflopPerStep: 0.51, gflops: 0.51 / (mlp.ms / 1000) },
+  denoiserStep: { ms: den.ms, kernelsPerStep: den.kernels, gflopPerStep: 2.1, gflops: 2.1 / (den.ms / 1000) },
+  reference: REFERENCE,
+};
+console.log(JSON.stringify(result));
+const row = (name: string, ms: number, ref: { tfjs: number[]; jaxjs: number[]; target: (number | null)[] }) =>
+  `${name.padEnd(34)} ${ms.toFixed(1).padStart(8)} ms   tfjs ${String(ref.tfjs[col]).padStart(5)}   jax-js ${String(ref.jaxjs[col]).padStart(5)}   target ${ref.target[col] ?? '-'}${ref.target[col] ? (ms <= ref.target[col]! ? '  met' : '  not met') : ''}`;
+console.log(`\nadapter: ${driver} (${info.description})`);
+console.log(row('MLP 784-512-512-10 AdamW step', mlp.ms, REFERENCE.mlpStep));
+console.log(row('denoiser MLP fwd+bwd step', den.ms, REFERENCE.denoiserStep));
+console.log(`kernels per step: MLP ${mlp.kernels}, denoiser ${den.kernels}`);
+k.destroy();
+process.exit(0);
