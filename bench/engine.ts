@@ -11,17 +11,26 @@
  *   t0 → N × (build, `await k.realize(out)`, `out.dispose()`) → one tiny readback (`await probe.data()`
  *   of a kept 1-element tensor: a 4-byte copy + map, which completes only after every earlier submit) → t1
  * and the time per iteration is (t1 − t0 − sync) / N, where `sync` is the median cost of that tiny readback
- * on an idle queue, measured at start. N is chosen so one run lasts about TARGET_MS; the reported figure is
- * the median over REPS runs. One warm-up evaluation (plus sync) precedes every measurement, so pipeline
- * compilation is excluded; the stats() counters over the timed runs are checked for recompiles and pool misses.
+ * on an idle queue, measured at start (≈0.3 ms on the software adapters, so it matters only for tiny N·t).
+ * The inputs are generated and synced first. Then one warm-up evaluation (+ sync) compiles the pipelines
+ * and yields the per-evaluation counters, and a calibration of two back-to-back evaluations (one if the
+ * warm-up exceeded 8 × TARGET_MS) picks N so that one run lasts about TARGET_MS. The figure reported is the median over up to REPS runs (fewer, but at least 3,
+ * when the runs of one benchmark would exceed BUDGET_MS). The stats() counters over the timed runs are
+ * checked for recompiles and pool misses; results are spot-checked against float64 on the host.
  */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import * as k from '../src/index.js';
 import type { Tensor } from '../src/index.js';
 
 const QUICK = process.argv.includes('--quick');
 const REPS = QUICK ? 3 : 7;
 const TARGET_MS = QUICK ? 150 : 500;
+/** Upper bound of the timed runs of one benchmark (at least 3 runs are made). */
+const BUDGET_MS = QUICK ? 2500 : 15000;
 const MATMUL_SIZES = [256, 512, 1024];
 const CHAIN_N = 4 * 1024 * 1024;
 const SUM_N = 16 * 1024 * 1024;
@@ -55,6 +64,8 @@ const median = (xs: number[]): number => {
 };
 const r3 = (x: number): number => Math.round(x * 1000) / 1000;
 const now = (): number => performance.now();
+/** Writes to stdout and waits until it is flushed (process.exit() may otherwise cut a piped stdout short). */
+const writeStdout = (text: string): Promise<void> => new Promise((resolve) => void process.stdout.write(text, () => resolve()));
 
 type Counters = ReturnType<typeof k.stats>;
 function delta(a: Counters, b: Counters): Counters {
@@ -78,10 +89,14 @@ interface Timing {
   /** Per-rep times per iteration (ms), sync subtracted. */
   reps: number[];
   iters: number;
+  runs: number;
   /** Median host time spent inside the build + realize calls, per iteration (ms). */
   enqueueMs: number;
   /** Median raw time of one rep including its sync (ms). */
   repMs: number;
+  /** The warm-up evaluation including pipeline compilation (ms), and the calibration's estimate per iteration. */
+  warmMs: number;
+  calibMs: number;
   /** Counters of one evaluation. */
   perEval: Counters;
   /** Counters over all timed reps. */
@@ -89,30 +104,33 @@ interface Timing {
 }
 
 /**
- * Times `step` (which must build, realize and dispose one output). Warm-up, then calibration, then REPS runs.
+ * Times `step` (which must build, realize and dispose one output): warm-up, calibration, then the timed runs.
  */
 async function measure(name: string, step: () => Promise<void>): Promise<Timing> {
-  // warm-up: compiles the pipelines and fills the buffer pool
-  await step();
-  await sync();
-  await step();
-  await sync();
-  // one evaluation's counters
+  // warm-up: compiles the pipelines; its counters describe one evaluation (kernels, dispatches, submits)
+  const tw = now();
   const s0 = k.stats();
   await step();
   const perEval = delta(s0, k.stats());
   await sync();
-  // calibration
+  const warmMs = now() - tw - syncMs;
+  // calibration (the warm-up time is no estimate: SwiftShader, e.g., compiles at the first dispatch):
+  // two back-to-back evaluations, which also put in kiln's pool the second output buffer that back-to-back
+  // evaluations need; only one when the warm-up was very long
+  const pair = warmMs < 8 * TARGET_MS;
   const tc = now();
   await step();
+  if (pair) await step();
   await sync();
-  const est = Math.max(0.01, now() - tc - syncMs);
+  let est = (now() - tc - syncMs) / (pair ? 2 : 1);
+  est = Math.max(0.01, est);
   const iters = Math.max(1, Math.min(2000, Math.round(TARGET_MS / est)));
+  const runs = Math.max(3, Math.min(REPS, Math.floor(BUDGET_MS / (iters * est))));
   const reps: number[] = [];
   const enq: number[] = [];
   const raw: number[] = [];
   const t0s = k.stats();
-  for (let r = 0; r < REPS; r++) {
+  for (let r = 0; r < runs; r++) {
     let inside = 0;
     const t0 = now();
     for (let i = 0; i < iters; i++) {
@@ -135,9 +153,9 @@ async function measure(name: string, step: () => Promise<void>): Promise<Timing>
   if (syncMs > 0.1 * repMs) anomalies.push(`${name}: the closing readback (${syncMs.toFixed(2)} ms) is ${((100 * syncMs) / repMs).toFixed(0)}% of a timed run (subtracted)`);
   if (enqueueMs > 0.5 * ms && ms > 0) anomalies.push(`${name}: host-side build+realize takes ${enqueueMs.toFixed(3)} ms of ${ms.toFixed(3)} ms per iteration (CPU/submit-bound, not kernel-bound)`);
   const spread = Math.max(...reps) / Math.max(1e-9, Math.min(...reps));
-  if (spread > 1.3) anomalies.push(`${name}: runs vary ${spread.toFixed(2)}× (max/min of ${REPS} runs)`);
-  log(`${name}: ${ms.toFixed(3)} ms/iter (${iters} iters × ${REPS} runs, enqueue ${enqueueMs.toFixed(3)} ms/iter)`);
-  return { ms, reps, iters, enqueueMs, repMs, perEval, timed };
+  if (spread > 1.3) anomalies.push(`${name}: runs vary ${spread.toFixed(2)}× (max/min of ${runs} runs)`);
+  log(`${name}: ${ms.toFixed(3)} ms/iter (${iters} iters × ${runs} runs, enqueue ${enqueueMs.toFixed(3)} ms/iter; warm-up ${warmMs.toFixed(1)} ms, calibration ${est.toFixed(1)} ms/iter)`);
+  return { ms, reps, iters, runs, enqueueMs, repMs, perEval, timed, warmMs, calibMs: est };
 }
 
 function timingJson(t: Timing): Record<string, unknown> {
@@ -145,8 +163,10 @@ function timingJson(t: Timing): Record<string, unknown> {
     ms_per_iter: r3(t.ms),
     runs_ms_per_iter: t.reps.map(r3),
     iters_per_run: t.iters,
-    runs: REPS,
+    runs: t.runs,
     enqueue_ms_per_iter: r3(t.enqueueMs),
+    warmup_ms: r3(t.warmMs),
+    calibration_ms_per_iter: r3(t.calibMs),
     kernels: t.perEval.kernels,
     dispatches: t.perEval.dispatches,
     submits: t.perEval.submits,
@@ -154,6 +174,60 @@ function timingJson(t: Timing): Record<string, unknown> {
     timed_buffers_allocated: t.timed.buffersAllocated,
   };
 }
+
+/**
+ * How fast the host CPU is right now (the software adapters run on it): a fixed single-threaded JS loop,
+ * timed after a JIT warm-up in a fresh worker isolate (in the main isolate, kiln's and Dawn's code
+ * invalidate V8 assumptions and the loop is deoptimized, which would look like a slower CPU). Median ms.
+ */
+const PROBE_SRC = `
+const { parentPort } = require('node:worker_threads');
+const data = new Float32Array(1 << 20).map((_, i) => (i % 17) * 0.25);
+function dot() { let acc = 0; for (let i = 0; i < data.length; i++) acc += data[i] * data[i]; return acc; }
+for (let i = 0; i < 8; i++) dot();
+const ts = [];
+for (let r = 0; r < 5; r++) { const t0 = performance.now(); let acc = 0; for (let k = 0; k < 16; k++) acc += dot(); ts.push(performance.now() - t0); }
+ts.sort((a, b) => a - b);
+parentPort.postMessage(ts[2]);
+`;
+function cpuProbe(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(PROBE_SRC, { eval: true });
+    w.once('message', (ms: number) => {
+      void w.terminate();
+      resolve(ms);
+    });
+    w.once('error', reject);
+  });
+}
+
+/** The commit measured, and whether src/ differs from it (the engine under test). */
+function gitState(): { commit: string | null; src_modified: boolean | null } {
+  const cwd = fileURLToPath(new URL('..', import.meta.url));
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    return { commit, src_modified: dirty };
+  } catch {
+    return { commit: null, src_modified: null };
+  }
+}
+
+/** Busy CPU seconds of the whole machine so far (Linux /proc/stat, USER_HZ = 100), or null elsewhere. */
+function machineBusySeconds(): number | null {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, , , irq, softirq, steal] = f;
+    return (user! + nice! + system! + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0)) / 100;
+  } catch {
+    return null;
+  }
+}
+/** CPU seconds used by this process (all its threads, which includes the software adapter's). */
+const ownCpuSeconds = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
 
 async function timeRepeated(n: number, fn: () => Promise<void>): Promise<number> {
   const ts: number[] = [];
@@ -169,6 +243,10 @@ async function timeRepeated(n: number, fn: () => Promise<void>): Promise<number>
 
 async function main(): Promise<void> {
   const tStart = now();
+  const git = gitState();
+  const busy0 = machineBusySeconds();
+  const own0 = ownCpuSeconds();
+  const cpuStart = await cpuProbe();
   await k.init();
   const info = k.deviceInfo();
   log(`adapter: ${info.driver} — ${info.description || info.device || info.vendor}${info.icd ? ` (ICD ${info.icd})` : ''}`);
@@ -186,6 +264,7 @@ async function main(): Promise<void> {
     const a = k.randn([n, n]);
     const b = k.randn([n, n]);
     await k.realize(a, b);
+    await sync(); // the inputs' generation is not part of the warm-up
     const t = await measure(`matmul n=${n}`, async () => {
       const out = a.matmul(b);
       await k.realize(out);
@@ -220,6 +299,7 @@ async function main(): Promise<void> {
   const ca = k.randn([CHAIN_N]);
   const cb = k.randn([CHAIN_N]);
   await k.realize(x, ca, cb);
+  await sync();
   const chainExpr = (): Tensor => k.scope(() => x.mul(ca).add(cb).relu().mul(x.sigmoid()));
   const tc = await measure('chain 4M', async () => {
     const out = chainExpr();
@@ -247,6 +327,7 @@ async function main(): Promise<void> {
   // 3. sum over 16M floats --------------------------------------------------------------------------
   const big = k.randn([SUM_N]);
   await k.realize(big);
+  await sync();
   const ts = await measure('sum 16M', async () => {
     const s = big.sum();
     await k.realize(s);
@@ -315,6 +396,13 @@ async function main(): Promise<void> {
   }
 
   // report ------------------------------------------------------------------------------------------
+  const cpuEnd = await cpuProbe();
+  const busy1 = machineBusySeconds();
+  const wallS = (now() - tStart) / 1000;
+  // share of the machine's CPU time used by other processes while this ran (they slow the software adapter)
+  const otherShare = busy0 === null || busy1 === null ? null : Math.max(0, (busy1 - busy0 - (ownCpuSeconds() - own0)) / (wallS * os.cpus().length));
+  if (otherShare !== null && otherShare > 0.1) anomalies.push(`other processes used ${(100 * otherShare).toFixed(0)}% of the machine's CPU time during the run (the software adapter competes with them)`);
+  if (Math.max(cpuStart, cpuEnd) / Math.min(cpuStart, cpuEnd) > 1.25) anomalies.push(`host CPU speed drifted during the run: JS probe loop ${cpuStart.toFixed(1)} ms at start, ${cpuEnd.toFixed(1)} ms at end`);
   const driver = info.driver;
   const target = TARGETS[driver];
   const ref = driver === 'lavapipe' || driver === 'swiftshader' ? REFERENCE[driver] : null;
@@ -326,6 +414,7 @@ async function main(): Promise<void> {
     bench: 'kiln-engine',
     date: new Date().toISOString(),
     quick: QUICK,
+    git,
     adapter: {
       driver: info.driver,
       description: info.description,
@@ -334,10 +423,11 @@ async function main(): Promise<void> {
       device: info.device,
       icd: info.icd ?? null,
     },
-    host: { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '' },
+    host: { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', cpu_probe_ms: { start: r3(cpuStart), end: r3(cpuEnd) }, other_processes_cpu_share: otherShare === null ? null : r3(otherShare) },
     method: {
       timing: 'N x (build, await k.realize(out), out.dispose()) then one 4-byte readback; per-iter = (total - sync_ms) / N; median over runs; warm-up excluded',
-      runs: REPS,
+      max_runs: REPS,
+      budget_ms_per_benchmark: BUDGET_MS,
       target_ms_per_run: TARGET_MS,
       sync_ms: r3(syncMs),
     },
@@ -366,36 +456,37 @@ async function main(): Promise<void> {
     total_s: 0,
   };
   result.total_s = r3((now() - tStart) / 1000);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+  await writeStdout(`${JSON.stringify(result)}\n`);
 
   // human table
   const lines: string[] = [];
   const adapterName = info.description || info.device || info.vendor || '(unnamed)';
   lines.push('');
   lines.push(`kiln engine benchmark${QUICK ? ' (--quick)' : ''} — adapter: ${driver} — ${adapterName}${info.icd ? ` [VK_ICD_FILENAMES=${info.icd}]` : ''}`);
-  lines.push(`${os.cpus().length} CPU(s), node ${process.version}; median of ${REPS} runs of ~${TARGET_MS} ms; idle 4-byte readback ${syncMs.toFixed(2)} ms (subtracted)`);
+  lines.push(`kiln ${git.commit ?? '(no git)'}${git.src_modified ? ' + uncommitted changes in src/' : ''}; ${os.cpus().length} CPU(s), node ${process.version}; median of ${REPS === 3 ? 3 : `3..${REPS}`} runs of ~${TARGET_MS} ms each; idle 4-byte readback ${syncMs.toFixed(2)} ms (subtracted)`);
+  lines.push(`host CPU probe (fixed JS loop, lower is faster): ${cpuStart.toFixed(1)} ms at start, ${cpuEnd.toFixed(1)} ms at end; other processes used ${otherShare === null ? 'n/a' : `${(100 * otherShare).toFixed(0)}%`} of the CPU time`);
   lines.push('');
   const refCols = ref
     ? `reference (measured ${REFERENCE.measured}, ${driver}): hand-WGSL / tfjs-webgpu / jax-js-webgpu`
     : 'reference: none for this adapter (figures exist for lavapipe and SwiftShader only)';
-  const rows: string[][] = [['benchmark', 'kiln', 'unit', 'ms/iter', 'kernels', 'target', 'met', 'hand-WGSL', 'tfjs', 'jax-js']];
+  const rows: string[][] = [['benchmark', 'kiln', 'unit', 'ms/iter', 'N x runs', 'kernels', 'target', 'met', 'hand-WGSL', 'tfjs', 'jax-js']];
   const fmt = (v: number | undefined): string => (v === undefined ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
   for (const m of matmul) {
     const n = m.n as number;
     const is1024 = n === 1024;
     rows.push([
-      `matmul f32 n=${n}`, fmt(gflops[n]), 'GFLOP/s', (m.ms_per_iter as number).toFixed(3), String(m.kernels),
+      `matmul f32 n=${n}`, fmt(gflops[n]), 'GFLOP/s', (m.ms_per_iter as number).toFixed(3), `${m.iters_per_run}x${m.runs}`, String(m.kernels),
       is1024 && target ? `>= ${target.matmul1024_gflops}` : '-', is1024 && target ? (gflops[n]! >= target.matmul1024_gflops ? 'yes' : 'NO') : '-',
       is1024 && ref ? fmt(ref.matmul1024_gflops.wgsl) : '-', is1024 && ref ? fmt(ref.matmul1024_gflops.tfjs) : '-', is1024 && ref ? fmt(ref.matmul1024_gflops.jaxjs) : '-',
     ]);
   }
   rows.push([
-    'chain relu(x*a+b)*sigmoid(x) 4M', fmt(chainGBps), 'GB/s', tc.ms.toFixed(3), String(tc.perEval.kernels),
+    'chain relu(x*a+b)*sigmoid(x) 4M', fmt(chainGBps), 'GB/s', tc.ms.toFixed(3), `${tc.iters}x${tc.runs}`, String(tc.perEval.kernels),
     target ? `>= ${target.chain_gbps}` : '-', target ? (chainGBps >= target.chain_gbps ? 'yes' : 'NO') : '-',
     ref ? fmt(ref.chain_gbps.wgsl) : '-', ref ? fmt(ref.chain_gbps.tfjs) : '-', '-',
   ]);
   rows.push([
-    'sum 16M f32', fmt(sumGBps), 'GB/s', ts.ms.toFixed(3), String(ts.perEval.kernels),
+    'sum 16M f32', fmt(sumGBps), 'GB/s', ts.ms.toFixed(3), `${ts.iters}x${ts.runs}`, String(ts.perEval.kernels),
     target ? `>= ${target.sum16M_gbps}` : '-', target ? (sumGBps >= target.sum16M_gbps ? 'yes' : 'NO') : '-',
     ref ? fmt(ref.sum16M_gbps.wgsl) : '-', ref ? fmt(ref.sum16M_gbps.tfjs) : '-', '-',
   ]);
@@ -416,7 +507,7 @@ async function main(): Promise<void> {
   lines.push('');
   lines.push(anomalies.length ? `anomalies:\n${anomalies.map((a) => `  - ${a}`).join('\n')}` : 'anomalies: none detected');
   lines.push(`total ${result.total_s.toFixed(1)} s`);
-  process.stdout.write(`${lines.join('\n')}\n`);
+  await writeStdout(`${lines.join('\n')}\n`);
 
   probe.dispose();
 }

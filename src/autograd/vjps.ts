@@ -48,6 +48,7 @@ def('tanh', (g, _x, out) => [g.mul(out.mul(out).neg().add(1))]);
 def('sigmoid', (g, _x, out) => [g.mul(out).mul(out.neg().add(1))]);
 def('erf', (g, [a]) => [g.mul(a!.mul(a!).neg().exp().mul(TWO_OVER_SQRT_PI))]);
 def('abs', (g, [a]) => [g.mul(a!.sign())]);
+def('relu', (g, [a]) => [where(a!.gt(0), g, 0)]);
 def('where', (g, [c]) => [null, where(c!, g, 0), where(c!, 0, g)]);
 def('cast', (g, [a]) => [g.cast(a!.dtype)]);
 for (const name of ['sign', 'floor', 'ceil', 'round', 'trunc', 'floordiv', 'lt', 'le', 'eq', 'ne', 'logical_and', 'logical_or', 'logical_xor', 'logical_not', 'isnan', 'uniform_bits', 'normal_bits']) {

@@ -243,6 +243,7 @@ u('round', (a, c) => (isFloat(c.outDtype) ? `round(${a[0]})` : a[0]!), (x) => {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r; // half to even, like WGSL and PyTorch
 });
+u('relu', (a, c) => (isFloat(c.outDtype) ? `select(${a[0]}, 0.0, ${a[0]} < 0.0)` : c.outDtype === 'u32' ? a[0]! : `max(${a[0]}, 0)`), (x) => (x < 0 ? 0 : x));
 u('logical_not', '!$0', (x) => (x ? 0 : 1), { inputs: allBool, predicate: true });
 u('isnan', 'kiln_isnan($0)', (x) => (Number.isNaN(x) ? 1 : 0), { predicate: true, float: true });
 

@@ -138,9 +138,9 @@ class KernelBuilder {
         const axis = n.arg as number;
         const c = coordsOf(idx).slice();
         const size = x.shape[axis]!;
+        // negative indices count from the end; the rest clamp into range (in i32, then to an index)
         const raw = this.value(index, idx);
-        const wrapped = ir.select(raw, ir.add(raw, ir.int(size)), ir.lt(raw, ir.int(0)));
-        c[axis] = ir.clampIdx(wrapped, size);
+        c[axis] = ir.call(`gidx${size}`, (x) => `u32(clamp(select(${x[0]}, ${x[0]} + ${size}, ${x[0]} < 0), 0, ${Math.max(size - 1, 0)}))`, [raw], 'u32');
         return this.value(x, { coords: c, shape: x.shape });
       }
       case 'contiguous': return this.value(n.src[0]!, idx);
@@ -165,12 +165,12 @@ class KernelBuilder {
       const k0 = this.param(a.key[0], 'u32');
       const k1 = this.param(a.key[1], 'u32');
       const ctr = this.param(a.ctr, 'u32');
-      const words = ir.call('philox', (x) => `kiln_philox(vec4<u32>(u32(${x[0]}), ${x[1]}, 0u, 0u), vec2<u32>(${x[2]}, ${x[3]}))`, [flatOf(idx), ctr, k0, k1], 'vec4u');
+      const words = ir.call('philox', (x) => `kiln_philox(vec4<u32>(${x[0]}, ${x[1]}, 0u, 0u), vec2<u32>(${x[2]}, ${x[3]}))`, [flatOf(idx), ctr, k0, k1], 'vec4u');
       return ir.call(`word${a.word}`, (x) => `${x[0]}.${'xyzw'[a.word]}`, [words], 'u32');
     }
     if (n.op === 'iota') {
       const f = flatOf(idx);
-      return n.dtype === 'i32' ? f : ir.call(`to_${n.dtype}`, (x) => `${vt(n.dtype)}(${x[0]})`, [f], vt(n.dtype));
+      return n.dtype === 'u32' ? f : ir.call(`to_${n.dtype}`, (x) => `${vt(n.dtype)}(${x[0]})`, [f], vt(n.dtype));
     }
     throw new Error(`kiln internal error: unknown leaf op '${n.op}'`);
   }
@@ -204,10 +204,10 @@ class KernelBuilder {
         const sc = c.map((e, i) => {
           const [before, after] = m.pads[i]!;
           if (before === 0 && after === 0) return e;
+          // u32: a position before the data wraps to a huge value, so one comparison tests both ends
           const s = ir.sub(e, ir.int(before));
           const size = src.shape[i]!;
-          if (before > 0) valid = ir.and(valid, ir.lt(ir.int(-1), s));
-          if (after > 0) valid = ir.and(valid, ir.lt(s, ir.int(size)));
+          valid = ir.and(valid, ir.lt(s, ir.int(size)));
           return ir.clampIdx(s, size);
         });
         const inner = this.value(src, { coords: sc, shape: src.shape });

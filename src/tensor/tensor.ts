@@ -730,7 +730,7 @@ export class Tensor {
   /** ⌈a⌉ */ ceil(): Tensor { return applyElementwise('ceil', [this]); }
   /** round half to even */ round(): Tensor { return applyElementwise('round', [this]); }
   /** toward zero */ trunc(): Tensor { return applyElementwise('trunc', [this]); }
-  /** max(a, 0) */ relu(): Tensor { return this.maximum(0); }
+  /** max(a, 0) (NaN stays NaN; the gradient at 0 is 0, as in PyTorch) */ relu(): Tensor { return applyElementwise('relu', [this]); }
   /** a if a ≥ 0 else slope·a */
   leakyRelu(slope = 0.01): Tensor { return scope(() => where(this.ge(0), this, this.mul(slope))); }
   /** a·σ(a) */ silu(): Tensor { return scope(() => this.mul(this.sigmoid())); }

@@ -18,12 +18,12 @@ export type Expr =
 export function lit(v: number | boolean, t: VT): Expr {
   return { k: 'lit', v, t };
 }
-/** An i32 literal (index math). */
+/** An index literal (index math is u32: cheaper division, and negative steps wrap harmlessly). */
 export function int(v: number): Expr {
-  return { k: 'lit', v, t: 'i32' };
+  return { k: 'lit', v, t: 'u32' };
 }
 /** A named variable (function parameter or loop counter). */
-export function v(name: string, t: VT = 'i32'): Expr {
+export function v(name: string, t: VT = 'u32'): Expr {
   return { k: 'var', name, t };
 }
 /** A call of a WGSL fragment; `key` must identify the fragment for CSE. */
@@ -35,40 +35,40 @@ function isLit(e: Expr, val?: number): e is { k: 'lit'; v: number; t: VT } {
   return e.k === 'lit' && (val === undefined || e.v === val);
 }
 
-/** i32 addition with folding. */
+/** Index addition (u32, wrapping) with folding. */
 export function add(a: Expr, b: Expr): Expr {
   if (isLit(a) && isLit(b)) return int((a.v as number) + (b.v as number));
   if (isLit(a, 0)) return b;
   if (isLit(b, 0)) return a;
-  return call('+', (x) => `(${x[0]} + ${x[1]})`, [a, b], 'i32');
+  return call('+', (x) => `(${x[0]} + ${x[1]})`, [a, b], 'u32');
 }
-/** i32 multiplication with folding. */
+/** Index multiplication with folding. */
 export function mul(a: Expr, b: Expr): Expr {
   if (isLit(a) && isLit(b)) return int((a.v as number) * (b.v as number));
   if (isLit(a, 0) || isLit(b, 0)) return int(0);
   if (isLit(a, 1)) return b;
   if (isLit(b, 1)) return a;
-  return call('*', (x) => `(${x[0]} * ${x[1]})`, [a, b], 'i32');
+  return call('*', (x) => `(${x[0]} * ${x[1]})`, [a, b], 'u32');
 }
-/** i32 subtraction with folding. */
+/** Index subtraction (wraps below zero; callers test the result against the size). */
 export function sub(a: Expr, b: Expr): Expr {
-  if (isLit(a) && isLit(b)) return int((a.v as number) - (b.v as number));
+  if (isLit(a) && isLit(b) && (a.v as number) >= (b.v as number)) return int((a.v as number) - (b.v as number));
   if (isLit(b, 0)) return a;
-  return call('-', (x) => `(${x[0]} - ${x[1]})`, [a, b], 'i32');
+  return call('-', (x) => `(${x[0]} - ${x[1]})`, [a, b], 'u32');
 }
-/** Non-negative i32 division by a positive constant. */
+/** Index division by a positive constant. */
 export function div(a: Expr, d: number): Expr {
   if (d === 1) return a;
   if (isLit(a)) return int(Math.floor((a.v as number) / d));
-  return call('/', (x) => `(${x[0]} / ${x[1]})`, [a, int(d)], 'i32');
+  return call('/', (x) => `(${x[0]} / ${x[1]})`, [a, int(d)], 'u32');
 }
-/** Non-negative i32 remainder by a positive constant. */
+/** Index remainder by a positive constant. */
 export function mod(a: Expr, d: number): Expr {
   if (d === 1) return int(0);
   if (isLit(a)) return int((a.v as number) % d);
-  return call('%', (x) => `(${x[0]} % ${x[1]})`, [a, int(d)], 'i32');
+  return call('%', (x) => `(${x[0]} % ${x[1]})`, [a, int(d)], 'u32');
 }
-/** i32 comparison `a < b` (bool). */
+/** Index comparison `a < b` (bool). */
 export function lt(a: Expr, b: Expr): Expr {
   if (isLit(a) && isLit(b)) return lit((a.v as number) < (b.v as number), 'bool');
   return call('<', (x) => `(${x[0]} < ${x[1]})`, [a, b], 'bool');
@@ -84,10 +84,10 @@ export function select(f: Expr, t: Expr, c: Expr): Expr {
   if (c.k === 'lit') return c.v ? t : f;
   return call('select', (x) => `select(${x[0]}, ${x[1]}, ${x[2]})`, [f, t, c], t.t);
 }
-/** Clamps an i32 index into [0, n-1]. */
+/** Clamps an index into [0, n-1] (a wrapped negative index becomes n-1; callers mask it). */
 export function clampIdx(a: Expr, n: number): Expr {
   if (isLit(a)) return int(Math.min(Math.max(a.v as number, 0), Math.max(n - 1, 0)));
-  return call('clamp', (x) => `clamp(${x[0]}, 0, ${x[1]})`, [a, int(Math.max(n - 1, 0))], 'i32');
+  return call('min', (x) => `min(${x[0]}, ${x[1]})`, [a, int(Math.max(n - 1, 0))], 'u32');
 }
 
 /** WGSL text of a literal of type t. */

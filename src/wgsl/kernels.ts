@@ -92,7 +92,7 @@ export interface KernelConfig {
   matmulTile: [number, number];
 }
 
-const WG = 64;
+const WG = 256;
 
 function grid(invocations: number, perWg: number, cfg: KernelConfig): { wg: [number, number, number]; nx: number } {
   const groups = Math.max(1, Math.ceil(invocations / perWg));
@@ -167,8 +167,8 @@ function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass {
 ${k.helpers.join('\n')}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let gid = i32((wid.y * ${nx}u + wid.x) * ${WG}u + lid);
-  if (gid >= ${k.size}) { return; }
+  let gid = (wid.y * ${nx}u + wid.x) * ${WG}u + lid;
+  if (gid >= ${k.size}u) { return; }
 ${em.lines.join('\n')}
 ${stores.join('\n')}
 }`;
@@ -196,8 +196,8 @@ export function reduceSplit(outSize: number, redSize: number, cfg: KernelConfig)
 function renderReduce(k: ReduceKernel, cfg: KernelConfig): Pass[] {
   const t = k.accType;
   const tt = t === 'vec4u' ? 'u32' : t;
-  const epi = fnOf('epilogue', `gid: i32, acc: ${tt}`, k.epilogue.t, k.epilogue);
-  const body = fnOf('body', 'o: i32, r: i32', t, k.body);
+  const epi = fnOf('epilogue', `gid: u32, acc: ${tt}`, k.epilogue.t, k.epilogue);
+  const body = fnOf('body', 'o: u32, r: u32', t, k.body);
   const S = reduceSplit(k.outSize, k.redSize, cfg);
   if (S === 1) {
     const { text, bindings } = header(k);
@@ -208,10 +208,10 @@ ${body}
 ${epi}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let gid = i32((wid.y * ${nx}u + wid.x) * ${WG}u + lid);
+  let gid = (wid.y * ${nx}u + wid.x) * ${WG}u + lid;
   if (gid >= ${k.outSize}) { return; }
   var acc: ${tt} = ${identity(k.op, t)};
-  for (var r = 0; r < ${k.redSize}; r++) {
+  for (var r = 0u; r < ${k.redSize}u; r++) {
     let x = body(gid, r);
     ${combine(k.op, t, 'acc', 'x')}
   }
@@ -229,12 +229,12 @@ ${k.helpers.join('\n')}
 ${body}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = i32((wid.y * ${g1.nx}u + wid.x) * ${WG}u + lid);
+  let t = (wid.y * ${g1.nx}u + wid.x) * ${WG}u + lid;
   if (t >= ${k.outSize * S}) { return; }
   let o = t / ${S};
   let s = t % ${S};
   var acc: ${tt} = ${identity(k.op, t)};
-  for (var j = 0; j < ${C}; j++) {
+  for (var j = 0u; j < ${C}u; j++) {
     let r = ${rExpr};
     if (r >= ${k.redSize}) { break; }
     let x = body(o, r);
@@ -250,10 +250,10 @@ ${k.helpers.join('\n')}
 ${epi}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let gid = i32((wid.y * ${g2.nx}u + wid.x) * ${WG}u + lid);
+  let gid = (wid.y * ${g2.nx}u + wid.x) * ${WG}u + lid;
   if (gid >= ${k.outSize}) { return; }
   var acc: ${tt} = ${identity(k.op, t)};
-  for (var s = 0; s < ${S}; s++) {
+  for (var s = 0u; s < ${S}u; s++) {
     let x = S_in[gid * ${S} + s];
     ${combine(k.op, t, 'acc', 'x')}
   }
@@ -266,30 +266,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ];
 }
 
-function operandIndex(op: MatmulOperand, batchShape: number[], row: string, col: string): string {
+/** A stride as a u32 literal (negative strides of flipped views wrap; the sums come out right mod 2³²). */
+function u(n: number): string {
+  return `${n >>> 0}u`;
+}
+
+function operandIndex(op: MatmulOperand, batchShape: number[]): string {
   // batch offset from the batch index `b`
-  let off = `${op.offset}`;
+  let off = u(op.offset);
   let rem = 'b';
   for (let i = batchShape.length - 1; i >= 0; i--) {
     const d = batchShape[i]!;
     const st = op.batchStrides[i]!;
-    if (st !== 0 && d > 1) off += ` + ((${rem}) % ${d}) * ${st}`;
-    rem = `(${rem}) / ${d}`;
+    if (st !== 0 && d > 1) off += ` + ((${rem}) % ${d}u) * ${u(st)}`;
+    rem = `(${rem}) / ${d}u`;
   }
-  return `${off} + (${row}) * ${op.rowStride} + (${col}) * ${op.colStride}`;
+  return off;
 }
 
 function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass {
   const [TM, TN] = cfg.matmulTile;
   const { text, bindings } = header(k);
-  const epi = fnOf('epilogue', 'gid: i32, acc: f32', k.epilogue.t, k.epilogue);
+  const epi = fnOf('epilogue', 'gid: u32, acc: f32', k.epilogue.t, k.epilogue);
   const tilesM = Math.ceil(k.M / TM);
   const tilesN = Math.ceil(k.N / TN);
   const batch = k.batchShape.reduce((a, b) => a * b, 1);
   const total = batch * tilesM * tilesN;
   const { wg, nx } = grid(total, WG, cfg);
-  const aLoad = (i: number) => `B${k.a.slot}[aBase + min(m0 + ${i}, ${k.M - 1}) * ${k.a.rowStride} + kk * ${k.a.colStride}]`;
-  const bLoad = (j: number) => `B${k.b.slot}[bBase + kk * ${k.b.rowStride} + min(n0 + ${j}, ${k.N - 1}) * ${k.b.colStride}]`;
+  const aLoad = (i: number) => `B${k.a.slot}[aBase + min(m0 + ${i}u, ${k.M - 1}u) * ${u(k.a.rowStride)} + kk * ${u(k.a.colStride)}]`;
+  const bLoad = (j: number) => `B${k.b.slot}[bBase + kk * ${u(k.b.rowStride)} + min(n0 + ${j}u, ${k.N - 1}u) * ${u(k.b.colStride)}]`;
   const acc: string[] = [];
   const body: string[] = [];
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) acc.push(`  var c${i}_${j} = 0.0;`);
@@ -299,7 +304,7 @@ function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass {
   const stores: string[] = [];
   for (let i = 0; i < TM; i++) {
     for (let j = 0; j < TN; j++) {
-      stores.push(`  if (m0 + ${i} < ${k.M} && n0 + ${j} < ${k.N}) { let g = (b * ${k.M} + m0 + ${i}) * ${k.N} + n0 + ${j}; OUT[g] = ${storeText(k.outDtype, `epilogue(g, c${i}_${j})`)}; }`);
+      stores.push(`  if (m0 + ${i}u < ${k.M}u && n0 + ${j}u < ${k.N}u) { let g = (b * ${k.M}u + m0 + ${i}u) * ${k.N}u + n0 + ${j}u; OUT[g] = ${storeText(k.outDtype, `epilogue(g, c${i}_${j})`)}; }`);
     }
   }
   const code = `${text}
@@ -307,17 +312,17 @@ ${k.helpers.join('\n')}
 ${epi}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = i32((wid.y * ${nx}u + wid.x) * ${WG}u + lid);
+  let t = (wid.y * ${nx}u + wid.x) * ${WG}u + lid;
   if (t >= ${total}) { return; }
   let tn = t % ${tilesN};
   let tm = (t / ${tilesN}) % ${tilesM};
   let b = t / ${tilesN * tilesM};
   let m0 = tm * ${TM};
   let n0 = tn * ${TN};
-  let aBase = ${operandIndex(k.a, k.batchShape, '0', '0')};
-  let bBase = ${operandIndex(k.b, k.batchShape, '0', '0')};
+  let aBase = ${operandIndex(k.a, k.batchShape)};
+  let bBase = ${operandIndex(k.b, k.batchShape)};
 ${acc.join('\n')}
-  for (var kk = 0; kk < ${k.K}; kk++) {
+  for (var kk = 0u; kk < ${k.K}u; kk++) {
 ${body.join('\n')}
   }
 ${stores.join('\n')}
