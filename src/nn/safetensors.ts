@@ -21,7 +21,7 @@ const READ: Record<string, { bytes: number; dtype: DType }> = {
 export type Metadata = Record<string, string>;
 
 /** Encodes tensors (reading them back from the device) as a safetensors byte array. */
-export async function serialize(tensors: Record<string, Tensor>, metadata?: Metadata): Promise<Uint8Array> {
+export async function serialize(tensors: Record<string, Tensor>, metadata?: Metadata): Promise<Uint8Array<ArrayBuffer>> {
   const names = Object.keys(tensors).sort();
   for (const n of names) if (n === '__metadata__') throw new Error("save: '__metadata__' is reserved; pass metadata separately");
   if (metadata) for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new TypeError(`save: metadata values must be strings ('${k}' is ${typeof v})`);
@@ -179,7 +179,7 @@ async function nodeFs(): Promise<typeof import('node:fs')> {
  * save leaves any previous file intact) and resolves to the bytes written. Without a path (e.g. in a
  * browser): resolves to the bytes (wrap them in a Blob to download).
  */
-export async function save(tensors: Record<string, Tensor>, path?: string, opts: { metadata?: Metadata } = {}): Promise<Uint8Array> {
+export async function save(tensors: Record<string, Tensor>, path?: string, opts: { metadata?: Metadata } = {}): Promise<Uint8Array<ArrayBuffer>> {
   const bytes = await serialize(tensors, opts.metadata);
   if (path === undefined) return bytes;
   if (!isNode) throw new Error('save: writing to a path needs Node; in the browser call save(tensors) and download the returned bytes');

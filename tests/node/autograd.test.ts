@@ -1,17 +1,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
+import { values } from '../shared/util.ts';
 
 beforeAll(async () => {
   await k.init();
 });
-
-function values(n: number, seed: number, lo = -1.5, hi = 1.5): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return lo + ((s >>> 8) / 2 ** 24) * (hi - lo);
-  });
-}
 
 type Fn = (...xs: k.Tensor[]) => k.Tensor;
 interface GradCase {

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
+import { close } from '../shared/util.ts';
 
 beforeAll(async () => {
   await k.init();
@@ -13,14 +14,6 @@ async function kernelsFor(fn: () => k.Tensor): Promise<{ kernels: number; values
     const values = (await out.data()) as Float32Array;
     return { kernels: k.stats().kernels - before, values };
   });
-}
-
-function close(a: ArrayLike<number>, b: ArrayLike<number>, atol = 1e-5, rtol = 1e-5): void {
-  expect(a.length).toBe(b.length);
-  for (let i = 0; i < a.length; i++) {
-    const tol = atol + rtol * Math.abs(b[i]!);
-    if (!(Math.abs(a[i]! - b[i]!) <= tol)) throw new Error(`index ${i}: got ${a[i]}, expected ${b[i]} (tol ${tol})`);
-  }
 }
 
 function lcg(seed: number): () => number {

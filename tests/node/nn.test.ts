@@ -5,6 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
+import { close, f32, values } from '../shared/util.ts';
 
 beforeAll(async () => {
   await k.init();
@@ -13,25 +14,8 @@ beforeAll(async () => {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-/** Deterministic values in [lo, hi) from an LCG (independent of kiln's generator). */
-function values(n: number, seed: number, lo = -1.5, hi = 1.5): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return lo + ((s >>> 8) / 2 ** 24) * (hi - lo);
-  });
-}
 
-/** Rounds to float32, so inputs given to kiln and to the references are the same numbers. */
-const f32 = (xs: number[]) => Array.from(Float32Array.from(xs));
 
-function close(got: ArrayLike<number>, want: ArrayLike<number>, atol = 1e-5, rtol = 1e-5, what = ''): void {
-  expect(got.length, `${what} length`).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const tol = atol + rtol * Math.abs(want[i]!);
-    if (!(Math.abs(got[i]! - want[i]!) <= tol)) throw new Error(`${what}[${i}]: got ${got[i]}, expected ${want[i]} (tol ${tol})`);
-  }
-}
 
 async function arr(t: k.Tensor): Promise<number[]> {
   return Array.from(await t.data());

@@ -4,27 +4,15 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
+import { close as closeAt, f32, values } from '../shared/util.ts';
 
 beforeAll(async () => {
   await k.init();
 });
 
-function values(n: number, seed: number, lo = -1.5, hi = 1.5): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return lo + ((s >>> 8) / 2 ** 24) * (hi - lo);
-  });
-}
-const f32 = (xs: number[]) => Array.from(Float32Array.from(xs));
+const close = (got: ArrayLike<number>, want: ArrayLike<number>, atol = 1e-6, rtol = 1e-5, what = '') => closeAt(got, want, atol, rtol, what);
 
-function close(got: ArrayLike<number>, want: ArrayLike<number>, atol = 1e-6, rtol = 1e-5, what = ''): void {
-  expect(got.length, `${what} length`).toBe(want.length);
-  for (let i = 0; i < want.length; i++) {
-    const tol = atol + rtol * Math.abs(want[i]!);
-    if (!(Math.abs(got[i]! - want[i]!) <= tol)) throw new Error(`${what}[${i}]: got ${got[i]}, expected ${want[i]} (tol ${tol})`);
-  }
-}
+
 const arr = async (t: k.Tensor) => Array.from(await t.data());
 
 // The test objective: L(p) = Σ c·p + ½ Σ d·p², so ∇L = c + d·p (depends on p: momentum and moments matter).
