@@ -14,7 +14,7 @@ Usage: kiln <command> [options]
 
 Commands:
   demo [--size N] [--iters N] [--out DIR]   render the Mandelbrot set with fused kernels, time a matmul
-  mnist-mlp [--hidden 512,512] [--epochs 3] [--batch 128] [--lr 1e-3] [--seed 0] [--out FILE]
+  mnist-mlp [--hidden 512,512] [--epochs 5] [--batch 128] [--lr 1e-3] [--seed 0] [--out FILE]
                                             train an MLP classifier on MNIST, report test accuracy
   info                                      print the WebGPU adapter kiln picks
   help                                      this text
@@ -35,7 +35,7 @@ async function mnistMlp(args: string[]): Promise<void> {
   console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
   const r = await trainMlp({
     hidden,
-    epochs: option(args, '--epochs', 3),
+    epochs: option(args, '--epochs', 5),
     batchSize: option(args, '--batch', 128),
     lr: option(args, '--lr', 1e-3),
     weightDecay: 0.01,

@@ -176,7 +176,7 @@ export function kernelConfig(): KernelConfig {
     reducePartials: software ? 4096 : 65536,
     reduceMinChunk: software ? 256 : 64,
     reduceMapping: software ? 'chunk' : 'stride',
-    matmulTile: [4, 4],
+    matmulTile: [8, 8],
   };
 }
 
