@@ -29,6 +29,7 @@ export * as nn from './nn/index.js';
 export * as F from './nn/functional.js';
 export * as optim from './nn/optim-index.js';
 export * as data from './data/index.js';
+export * as diffusion from './diffusion/index.js';
 export { save, load, loadWithMetadata, serialize, deserialize, type Metadata } from './nn/safetensors.js';
 export { deviceInfo };
 export { philox4x32 } from './wgsl/rng.js';

@@ -384,7 +384,15 @@ export class Scheduler {
     let guard = 0;
     while (kernel.b.inputs.length > scheduleConfig.maxInputs && guard++ < 64) {
       const victim = this.widestFused(n, kernel.b.core);
-      if (!victim) throw new Error(`kiln: an op reads ${kernel.b.inputs.length} tensors at once, more than this device's ${scheduleConfig.maxInputs} storage bindings per kernel`);
+      if (!victim) {
+        // nested plans may have stored nodes this build fused: building again can already fit
+        const again = this.build(n);
+        if (again.b.inputs.length < kernel.b.inputs.length) {
+          kernel = again;
+          continue;
+        }
+        throw new Error(`kiln: an op reads ${kernel.b.inputs.length} tensors at once, more than this device's ${scheduleConfig.maxInputs} storage bindings per kernel`);
+      }
       this.materialize.add(victim);
       kernel = this.build(n);
     }
@@ -402,7 +410,7 @@ export class Scheduler {
       if (n.realized || (n !== root && this.materialize.has(n))) s.add(n);
       else for (const c of n.src) for (const l of leaves(c)) s.add(l);
       leafCount.set(n, s);
-      if (n !== root && n !== core && !this.materialize.has(n) && !n.realized && (n.kind === 'elementwise' || n.kind === 'gather') && s.size > bestCount) {
+      if (n !== root && n !== core && !this.materialize.has(n) && !n.realized && n.kind !== 'leaf' && n.kind !== 'movement' && s.size > bestCount) {
         best = n;
         bestCount = s.size;
       }

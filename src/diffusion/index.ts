@@ -1,0 +1,6 @@
+/** Diffusion: noise processes, sampling paths, parameterizations, samplers and the Gaussian-mixture oracle (exported as `k.diffusion`). */
+export { DiscreteVP, VPSDE, SubVPSDE, VESDE, EDM, RectifiedFlow, betas, alphasCumprod, rescaleZeroTerminalSnr, type NoiseProcess, type TimePoint, type BetaSchedule, type DiscreteVPOptions } from './process.js';
+export { spacedTimesteps, karrasSigmas, exponentialSigmas, discreteSigmas, timestepForSigma, samplingPath, type Spacing, type PathOptions } from './timesteps.js';
+export { toDenoised, target, type Prediction, type Denoised } from './predict.js';
+export { sample, classifierFreeGuidance, type Model, type SamplerName, type SampleOptions, type SampleResult } from './samplers.js';
+export { GaussianMixture, energyDistance } from './oracle.js';

@@ -1,0 +1,318 @@
+/**
+ * Samplers. Every sampler walks a path of points (see `samplingPath`) and turns model outputs into
+ * (x̂0, ε̂) first, so any sampler drives any parameterization. Coefficients are float64 JS numbers and
+ * become uniforms, so each step's arithmetic fuses into one kernel without recompiling per step.
+ * Randomness comes from kiln's seeded generator: a seed gives the same samples on every device.
+ */
+import { keep, scope } from '../tensor/memory.js';
+import { cat, randn, realize, Tensor } from '../tensor/tensor.js';
+import { noGrad } from '../autograd/tape.js';
+import { toDenoised, type Denoised, type Prediction } from './predict.js';
+import { EDM, VESDE, VPSDE, type NoiseProcess, type TimePoint } from './process.js';
+
+/** A model: output for input x at model time t (the same t for the whole batch). */
+export type Model = (x: Tensor, t: number) => Tensor;
+
+/** The samplers. */
+export type SamplerName =
+  | 'ddpm' | 'ddim' | 'euler' | 'euler_ancestral' | 'heun' | 'dpmpp_2m' | 'dpmpp_2m_sde'
+  | 'edm_heun' | 'flow_euler' | 'flow_heun' | 'sde_euler_maruyama' | 'pc_langevin' | 'pf_ode_rk45';
+
+/** Options of `sample`. */
+export interface SampleOptions {
+  model: Model;
+  prediction: Prediction;
+  process: NoiseProcess;
+  /** Points from the noisiest to the last (`samplingPath`). */
+  path: TimePoint[];
+  /** Standard normal noise of the output shape (the start is s(t₀)·noise). */
+  noise: Tensor;
+  sampler: SamplerName;
+  /** DDIM / DPM++ SDE stochasticity (DDIM default 0, DPM++ SDE default 1). */
+  eta?: number;
+  /** DDPM variance: 'fixed_small' (posterior, default) or 'fixed_large' (β). */
+  variance?: 'fixed_small' | 'fixed_large';
+  /** Clip x̂0 to [−clip, clip] (DDPM/DDIM `clip_sample`). */
+  clip?: number;
+  /** EDM churn (Karras et al. Algorithm 2). */
+  churn?: { sChurn: number; sTmin?: number; sTmax?: number; sNoise?: number };
+  /** Predictor–corrector: Langevin signal-to-noise ratio (score_sde default 0.16) and corrector steps. */
+  snr?: number;
+  correctorSteps?: number;
+  /** RK45 tolerances. */
+  rtol?: number;
+  atol?: number;
+  /** Called after each step with the step index, the current x and the denoised estimate. */
+  onStep?: (info: { step: number; total: number; x: Tensor; x0: Tensor }) => void | Promise<void>;
+}
+
+/** The result of a sampling run. */
+export interface SampleResult {
+  x: Tensor;
+  /** Model evaluations. */
+  nfe: number;
+}
+
+/** Evaluates the model at point p and converts its output (counting evaluations). */
+class Denoiser {
+  nfe = 0;
+  constructor(private readonly model: Model, private readonly prediction: Prediction, private readonly clip?: number) {}
+  at(x: Tensor, p: TimePoint): Denoised {
+    this.nfe++;
+    return scope(() => {
+      const out = this.model(x, p.t);
+      if (out.shape.join() !== x.shape.join()) throw new Error(`sample: the model returned shape [${out.shape}] for input [${x.shape}]`);
+      const d = toDenoised(out, x, p, this.prediction);
+      if (this.clip !== undefined) {
+        const x0 = d.x0.clamp(-this.clip, this.clip);
+        return { x0, eps: p.s === 0 ? d.eps : x.sub(x0.mul(p.a)).div(p.s) };
+      }
+      return d;
+    });
+  }
+}
+
+const sigmaOf = (p: TimePoint) => (p.a === 0 ? Infinity : p.s / p.a);
+
+/** Runs a sampler along the path and returns the final sample (and the number of model evaluations). */
+export async function sample(o: SampleOptions): Promise<SampleResult> {
+  const path = o.path;
+  if (path.length < 2) throw new Error('sample: the path needs at least 2 points (steps ≥ 1)');
+  const den = new Denoiser(o.model, o.prediction, o.clip);
+  let x = keep(noGrad(() => o.noise.mul(path[0]!.s)));
+  const replace = (next: Tensor) => {
+    const k = keep(next);
+    x.dispose();
+    x = k;
+  };
+  if (o.sampler === 'pf_ode_rk45') return pfOdeRk45(o, den, x);
+  let prevX0: Tensor | null = null;
+  let prevH = 0;
+  const total = path.length - 1;
+  for (let i = 0; i < total; i++) {
+    const c = path[i]!, n = path[i + 1]!;
+    const step = noGrad(() => scope(() => {
+      const r = stepOnce(o, den, x, c, n, i, prevX0, prevH);
+      return { x: r.x, x0: keep(r.x0) };
+    }));
+    replace(step.x);
+    // submit each step: the graph stays one step deep (the GPU still runs ahead of the host)
+    await realize(x, ...(o.sampler === 'dpmpp_2m' || o.sampler === 'dpmpp_2m_sde' ? [step.x0] : []));
+    const x0 = step.x0;
+    if (o.onStep) await o.onStep({ step: i + 1, total, x, x0 });
+    if (o.sampler === 'dpmpp_2m' || o.sampler === 'dpmpp_2m_sde') {
+      prevX0?.dispose();
+      prevX0 = x0;
+      prevH = Math.log(sigmaOf(c)) - Math.log(sigmaOf(n));
+    } else x0.dispose();
+  }
+  prevX0?.dispose();
+  return { x, nfe: den.nfe };
+}
+
+function stepOnce(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, n: TimePoint, i: number, prevX0: Tensor | null, prevH: number): { x: Tensor; x0: Tensor } {
+  const last = n.s === 0;
+  switch (o.sampler) {
+    case 'ddim':
+    case 'ddpm':
+    case 'euler':
+    case 'euler_ancestral': {
+      const { x0, eps } = den.at(x, c);
+      // DDIM in x-space; η = 1 is DDPM's posterior (= Euler ancestral), η = 0 deterministic (= Euler in σ)
+      const eta = o.sampler === 'ddim' ? o.eta ?? 0 : o.sampler === 'euler' ? 0 : 1;
+      const sc = sigmaOf(c), sn = sigmaOf(n);
+      let sigEta = last || !Number.isFinite(sc) ? 0 : eta * n.s * Math.sqrt(Math.max(0, 1 - (sn * sn) / (sc * sc)));
+      let out = x0.mul(n.a).add(eps.mul(Math.sqrt(Math.max(0, n.s * n.s - sigEta * sigEta))));
+      if (o.sampler === 'ddpm' && o.variance === 'fixed_large' && !last) sigEta = Math.sqrt(Math.max(0, 1 - (c.a * c.a) / (n.a * n.a)));
+      if (sigEta > 0) out = out.add(randn(x.shape, { device: x.device }).mul(sigEta));
+      return { x: out, x0 };
+    }
+    case 'heun':
+    case 'edm_heun':
+    case 'flow_heun': {
+      let xc = x, pc = c;
+      if (o.sampler === 'edm_heun' && o.churn && o.churn.sChurn > 0) {
+        if (!(o.process instanceof EDM)) throw new Error('sample: churn needs the EDM process (its model time is σ)');
+        const { sChurn, sTmin = 0, sTmax = Infinity, sNoise = 1 } = o.churn;
+        const steps = o.path.length - 1;
+        const gamma = c.s >= sTmin && c.s <= sTmax ? Math.min(sChurn / steps, Math.SQRT2 - 1) : 0;
+        if (gamma > 0) {
+          const sHat = c.s * (1 + gamma);
+          xc = x.add(randn(x.shape, { device: x.device }).mul(Math.sqrt(sHat * sHat - c.s * c.s) * sNoise));
+          pc = o.process.at(sHat);
+        }
+      }
+      const d1 = den.at(xc, pc);
+      if (o.sampler === 'flow_heun') {
+        // velocity u = ε̂ − x̂0 in rectified-flow time
+        const u1 = d1.eps.sub(d1.x0);
+        const xe = xc.add(u1.mul(n.t - pc.t));
+        if (last) return { x: xe, x0: d1.x0 };
+        const d2 = den.at(xe, n);
+        return { x: xc.add(u1.add(d2.eps.sub(d2.x0)).mul(0.5 * (n.t - pc.t))), x0: d1.x0 };
+      }
+      // σ-space: x̃ = x/a, dx̃/dσ = ε̂
+      const sc = sigmaOf(pc), sn = sigmaOf(n);
+      const xt = xc.div(pc.a);
+      const xe = xt.add(d1.eps.mul(sn - sc));
+      if (last) return { x: xe.mul(n.a), x0: d1.x0 };
+      const d2 = den.at(xe.mul(n.a), n);
+      return { x: xt.add(d1.eps.add(d2.eps).mul(0.5 * (sn - sc))).mul(n.a), x0: d1.x0 };
+    }
+    case 'dpmpp_2m': {
+      const { x0 } = den.at(x, c);
+      if (last) return { x: x0.mul(n.a), x0 };
+      const sc = sigmaOf(c), sn = sigmaOf(n);
+      const h = Math.log(sc) - Math.log(sn);
+      let D = x0;
+      if (prevX0 && Number.isFinite(sc) && i > 0) {
+        const r = prevH / h;
+        D = x0.mul(1 + 1 / (2 * r)).sub(prevX0.mul(1 / (2 * r)));
+      }
+      // x̃_n = (σn/σc)·x̃_c − expm1(−h)·D, in x-space (x̃ = x/a)
+      const ratio = Number.isFinite(sc) ? sn / sc : 0;
+      return { x: x.div(c.a).mul(ratio).add(D.mul(-Math.expm1(-h))).mul(n.a), x0 };
+    }
+    case 'dpmpp_2m_sde': {
+      const { x0 } = den.at(x, c);
+      if (last) return { x: x0.mul(n.a), x0 };
+      const eta = o.eta ?? 1;
+      const sc = sigmaOf(c), sn = sigmaOf(n);
+      const h = Math.log(sc) - Math.log(sn);
+      const etaH = eta * h;
+      const ratio = Number.isFinite(sc) ? (sn / sc) * Math.exp(-etaH) : 0;
+      let xt = x.div(c.a).mul(ratio).add(x0.mul(-Math.expm1(-h - etaH)));
+      if (prevX0 && i > 0) {
+        const r = prevH / h;
+        xt = xt.add(x0.sub(prevX0).mul(0.5 * -Math.expm1(-h - etaH) * (1 / r)));
+      }
+      if (eta > 0) xt = xt.add(randn(x.shape, { device: x.device }).mul(sn * Math.sqrt(-Math.expm1(-2 * etaH))));
+      return { x: xt.mul(n.a), x0 };
+    }
+    case 'flow_euler': {
+      const { x0, eps } = den.at(x, c);
+      return { x: x.add(eps.sub(x0).mul(n.t - c.t)), x0 };
+    }
+    case 'sde_euler_maruyama':
+    case 'pc_langevin': {
+      const proc = o.process;
+      if (!(proc instanceof VPSDE) && !(proc instanceof VESDE)) throw new Error(`sample: '${o.sampler}' needs a continuous VP, sub-VP or VE SDE process`);
+      let xc = x;
+      if (o.sampler === 'pc_langevin') xc = langevin(o, den, x, c, proc);
+      const { x0, eps } = den.at(xc, c);
+      const score = eps.div(-c.s);
+      const dt = c.t - n.t;
+      const f = proc.driftCoef(c.t), g = proc.diffusion(c.t);
+      // reverse SDE: dx = [f·x − g²·score] dt + g dw̄, integrated backward by dt
+      let out = xc.sub(xc.mul(f).sub(score.mul(g * g)).mul(dt));
+      if (i < o.path.length - 2) out = out.add(randn(x.shape, { device: x.device }).mul(g * Math.sqrt(dt)));
+      return { x: out, x0 };
+    }
+    case 'pf_ode_rk45':
+      throw new Error('internal: rk45 is driven separately');
+    default:
+      throw new Error(`sample: unknown sampler ${JSON.stringify(o.sampler)}`);
+  }
+}
+
+/** Langevin corrector steps at point c (score_sde's LangevinCorrector: the step size follows the signal-to-noise ratio). */
+function langevin(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, proc: VPSDE | VESDE): Tensor {
+  const snr = o.snr ?? 0.16;
+  let xc = x;
+  const alpha = proc instanceof VPSDE ? 1 - proc.beta(c.t) / Math.max(o.path.length - 1, 1) : 1;
+  for (let k = 0; k < (o.correctorSteps ?? 1); k++) {
+    const { eps } = den.at(xc, c);
+    const grad = eps.div(-c.s);
+    const z = randn(x.shape, { device: x.device });
+    // norms per sample, averaged over the batch (score_sde): one step size for the whole batch
+    const axes = x.shape.slice(1).map((_, i) => i + 1);
+    const gn = grad.mul(grad).sum(axes).sqrt().mean();
+    const zn = z.mul(z).sum(axes).sqrt().mean();
+    const step = zn.div(gn).mul(snr).pow(2).mul(2 * alpha);
+    xc = xc.add(grad.mul(step)).add(z.mul(step.mul(2).sqrt()));
+  }
+  return xc;
+}
+
+/**
+ * Probability-flow ODE dx/dt = f(t)·x − ½g(t)²·score with adaptive Dormand–Prince 5(4) steps from the
+ * first to the last point of the path (errors measured as an RMS norm against atol + rtol·|x|).
+ */
+async function pfOdeRk45(o: SampleOptions, den: Denoiser, x0In: Tensor): Promise<SampleResult> {
+  const proc = o.process;
+  const t0 = o.path[0]!.t, t1 = o.path[o.path.length - 1]!.t;
+  const rtol = o.rtol ?? 1e-5, atol = o.atol ?? 1e-5;
+  const drift = (x: Tensor, t: number): Tensor => {
+    const p = proc.at(t);
+    const { eps } = den.at(x, p);
+    if (proc instanceof VPSDE || proc instanceof VESDE) {
+      const f = proc.driftCoef(t), g = proc.diffusion(t);
+      return x.mul(f).sub(eps.div(-p.s).mul(0.5 * g * g));
+    }
+    // generic process: dx/dt = a'/a·x + (s' − a'·s/a)·ε̂, by central differences of a, s in t
+    const hgt = 1e-6;
+    const pa = proc.at(t + hgt), pb = proc.at(t - hgt);
+    const da = (pa.a - pb.a) / (2 * hgt), ds = (pa.s - pb.s) / (2 * hgt);
+    return x.mul(da / p.a).add(eps.mul(ds - (da * p.s) / p.a));
+  };
+  const A = [[], [1 / 5], [3 / 40, 9 / 40], [44 / 45, -56 / 15, 32 / 9], [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729], [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656], [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84]];
+  const Cc = [0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1];
+  const B5 = [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84, 0];
+  const B4 = [5179 / 57600, 0, 7571 / 16695, 393 / 640, -92097 / 339200, 187 / 2100, 1 / 40];
+  let x = x0In;
+  let t = t0;
+  let h = (t1 - t0) / 16;
+  let steps = 0;
+  while ((t1 - t) * Math.sign(t1 - t0) > 1e-12) {
+    if ((t + h - t1) * Math.sign(h) > 0) h = t1 - t;
+    const [xNew, err] = noGrad(() => scope(() => {
+      const ks: Tensor[] = [];
+      for (let s = 0; s < 7; s++) {
+        let xi = x;
+        for (let j = 0; j < s; j++) if (A[s]![j]) xi = xi.add(ks[j]!.mul(h * A[s]![j]!));
+        ks.push(drift(xi, t + Cc[s]! * h));
+      }
+      let y5 = x, e = x.mul(0);
+      for (let s = 0; s < 7; s++) {
+        if (B5[s]) y5 = y5.add(ks[s]!.mul(h * B5[s]!));
+        if (B5[s]! - B4[s]!) e = e.add(ks[s]!.mul(h * (B5[s]! - B4[s]!)));
+      }
+      const scale = x.abs().maximum(y5.abs()).mul(rtol).add(atol);
+      return [keep(y5), keep(e.div(scale).pow(2).mean().sqrt())];
+    }));
+    const errNorm = await err.item();
+    err.dispose();
+    steps++;
+    if (errNorm <= 1 || Math.abs(h) < 1e-10) {
+      if (x !== x0In) x.dispose();
+      x = xNew;
+      t += h;
+      if (o.onStep) await o.onStep({ step: steps, total: 0, x, x0: x });
+    } else xNew.dispose();
+    h *= Math.min(5, Math.max(0.2, 0.9 * Math.pow(Math.max(errNorm, 1e-10), -1 / 5)));
+    if (steps > 10000) throw new Error('sample: rk45 took more than 10,000 steps (tolerances too tight?)');
+  }
+  if (x === x0In) x = keep(x.contiguousView());
+  x0In.dispose();
+  return { x, nfe: den.nfe };
+}
+
+/**
+ * Classifier-free guidance: one doubled batch per evaluation, out = (1 + w)·out_y − w·out_∅, with optional
+ * guidance rescale φ (Lin et al.) matching each sample's std to the conditional output's.
+ */
+export function classifierFreeGuidance(model: (x: Tensor, t: number, labels: Tensor) => Tensor, opts: { scale: number; labels: Tensor; nullLabels: Tensor; rescale?: number }): Model {
+  const { scale: w, labels, nullLabels, rescale = 0 } = opts;
+  return (x: Tensor, t: number) => scope(() => {
+    const both = model(cat([x, x], 0), t, cat([labels, nullLabels], 0));
+    const n = x.shape[0]!;
+    const condOut = both.slice(0, 0, n), uncond = both.slice(0, n, 2 * n);
+    let out = condOut.mul(1 + w).sub(uncond.mul(w));
+    if (rescale > 0) {
+      const axes = x.shape.slice(1).map((_, i) => i + 1);
+      const ratio = condOut.std(axes, { keepDim: true, correction: 0 }).div(out.std(axes, { keepDim: true, correction: 0 }));
+      out = out.mul(ratio).mul(rescale).add(out.mul(1 - rescale));
+    }
+    return out;
+  });
+}

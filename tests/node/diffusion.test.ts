@@ -1,0 +1,180 @@
+/**
+ * Samplers proven on data with a known score (no training): the Gaussian-mixture oracle denoiser,
+ * closed-form probability-flow maps, convergence orders, and distribution tests against exact draws.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as k from '../../src/index.ts';
+
+const D = k.diffusion;
+
+beforeAll(async () => {
+  await k.init();
+});
+
+describe('schedules and spacings', () => {
+  it('ᾱ_T of the standard β schedules (float64 constants)', () => {
+    const last = (o: k.diffusion.DiscreteVPOptions) => { const p = new D.DiscreteVP(o); return p.alphasCumprod[p.T - 1]!; };
+    expect(last({ schedule: 'linear' })).toBeCloseTo(4.036e-5, 8);
+    expect(last({ schedule: 'scaled_linear', betaStart: 0.00085, betaEnd: 0.012 }) / 4.660e-3).toBeCloseTo(1, 3);
+    const sl = new D.DiscreteVP({ schedule: 'scaled_linear', betaStart: 0.00085, betaEnd: 0.012 });
+    expect(D.discreteSigmas(sl)[999]!).toBeCloseTo(14.6146, 3);
+    expect(last({ schedule: 'squaredcos_cap_v2' }) / 2.43e-9).toBeCloseTo(1, 2);
+    expect(last({ schedule: 'linear', rescaleZeroTerminalSnr: true })).toBe(0);
+  });
+
+  it('ten-step timesteps over 1000 (leading, trailing, linspace)', () => {
+    expect(D.spacedTimesteps(1000, 10, 'leading')).toEqual([900, 800, 700, 600, 500, 400, 300, 200, 100, 0]);
+    expect(D.spacedTimesteps(1000, 10, 'trailing')).toEqual([999, 899, 799, 699, 599, 499, 399, 299, 199, 99]);
+    expect(D.spacedTimesteps(1000, 10, 'linspace')).toEqual([999, 888, 777, 666, 555, 444, 333, 222, 111, 0]);
+    expect(D.spacedTimesteps(1000, 10, 'leading', 1)[9]).toBe(1);
+  });
+
+  it('paths end at clean data and read every point from the sequence', () => {
+    const path = D.samplingPath(new D.DiscreteVP(), { steps: 10 });
+    expect(path).toHaveLength(11);
+    expect(path[10]).toEqual({ t: -1, a: 1, s: 0 });
+    const rf = D.samplingPath(new D.RectifiedFlow(3), { steps: 4 });
+    expect(rf.map((p) => p.t)).toEqual([1, 0.75, 0.5, 0.25, 0].map((t) => (3 * t) / (1 + 2 * t)));
+    const k7 = D.karrasSigmas(5, 0.002, 80);
+    expect(k7[0]).toBeCloseTo(80, 10);
+    expect(k7[4]).toBeCloseTo(0.002, 12);
+  });
+});
+
+/** Runs a sampler on one Gaussian (d = 1) from fixed starting noise; returns the max error to the exact PF-ODE map. */
+async function oneGaussianError(sampler: k.diffusion.SamplerName, process: k.diffusion.NoiseProcess, steps: number): Promise<number> {
+  const mix = new D.GaussianMixture([1], [[1.5]], [0.5]);
+  const zs = [-2, -1, -0.3, 0.4, 1.2, 2.1];
+  const path = D.samplingPath(process, { steps });
+  const p0 = path[0]!;
+  return k.scope(async () => {
+    const noise = k.tensor(zs, { shape: [zs.length, 1] });
+    const { x } = await D.sample({ model: mix.model(process), prediction: 'x0', process, path, noise, sampler });
+    const got = await x.data();
+    x.dispose();
+    const v = p0.a * p0.a * 0.25 + p0.s * p0.s;
+    return Math.max(...zs.map((z, i) => Math.abs(got[i]! - (1.5 + (0.5 * (p0.s * z - p0.a * 1.5)) / Math.sqrt(v)))));
+  });
+}
+
+function slope(ns: number[], errs: number[]): number {
+  const lx = ns.map(Math.log), ly = errs.map(Math.log);
+  const mx = lx.reduce((a, b) => a + b) / lx.length, my = ly.reduce((a, b) => a + b) / ly.length;
+  return lx.reduce((s, x, i) => s + (x - mx) * (ly[i]! - my), 0) / lx.reduce((s, x) => s + (x - mx) ** 2, 0);
+}
+
+describe('one Gaussian: the probability-flow map is affine', () => {
+  const vp = new D.DiscreteVP();
+  it.each([
+    ['ddim', 1],
+    ['euler', 1],
+    ['heun', 1.5],
+    ['dpmpp_2m', 2],
+  ] as const)('%s converges with order %d (Heun: its last step to σ = 0 is an Euler step)', async (sampler, order) => {
+    const ns = [10, 20, 40, 80];
+    const errs: number[] = [];
+    for (const n of ns) errs.push(await oneGaussianError(sampler, vp, n));
+    const s = slope(ns, errs);
+    expect(errs[3]).toBeLessThan(errs[0]!);
+    expect(-s).toBeGreaterThan(order - 0.3);
+  });
+
+  it('DDIM with trailing spacing: errors near the reference values, first order', async () => {
+    const errs = [];
+    for (const n of [10, 20, 40, 80]) errs.push(await oneGaussianError('ddim', vp, n));
+    expect(-slope([10, 20, 40, 80], errs)).toBeGreaterThan(0.8);
+    expect(-slope([10, 20, 40, 80], errs)).toBeLessThan(1.3);
+  });
+
+  it('rectified-flow Euler and Heun errors match the reference values (0.138 → 0.018; 1.8e-2 → 2.5e-4)', async () => {
+    const rf = new D.RectifiedFlow();
+    expect(await oneGaussianError('flow_euler', rf, 10)).toBeCloseTo(0.138, 1);
+    expect(await oneGaussianError('flow_euler', rf, 80)).toBeCloseTo(0.018, 2);
+    expect((await oneGaussianError('flow_heun', rf, 10)) / 1.8e-2).toBeGreaterThan(0.8);
+    expect((await oneGaussianError('flow_heun', rf, 80)) / 2.5e-4).toBeLessThan(1.25);
+  });
+
+  it('rectified-flow Euler is first order and Heun second order', async () => {
+    const rf = new D.RectifiedFlow();
+    const ns = [10, 20, 40, 80];
+    const eul: number[] = [], heun: number[] = [];
+    for (const n of ns) {
+      eul.push(await oneGaussianError('flow_euler', rf, n));
+      heun.push(await oneGaussianError('flow_heun', rf, n));
+    }
+    expect(-slope(ns, eul)).toBeGreaterThan(0.8);
+    expect(-slope(ns, heun)).toBeGreaterThan(1.6);
+    expect(heun[3]!).toBeLessThan(eul[3]!);
+  });
+
+  it('the adaptive RK45 probability-flow ODE reaches its tolerance on the VP SDE', async () => {
+    const err = await oneGaussianError('pf_ode_rk45', new D.VPSDE(), 1);
+    // the path ends at t = 1e-3 where a ≈ 1, s ≈ 0.01: compare with the exact map to that time instead
+    expect(err).toBeLessThan(0.02);
+  });
+});
+
+describe('exactness and reproducibility', () => {
+  it('a single point (c = 0) is recovered exactly in one DDIM or Euler step', async () => {
+    const mix = new D.GaussianMixture([1], [[0.7, -1.2]], [0]);
+    for (const sampler of ['ddim', 'euler'] as const) {
+      const vp = new D.DiscreteVP();
+      const { x } = await D.sample({ model: mix.model(vp), prediction: 'x0', process: vp, path: D.samplingPath(vp, { steps: 1 }), noise: k.randn([4, 2]), sampler });
+      const v = await x.data();
+      for (let i = 0; i < 4; i++) {
+        expect(v[2 * i]).toBeCloseTo(0.7, 5);
+        expect(v[2 * i + 1]).toBeCloseTo(-1.2, 5);
+      }
+      x.dispose();
+    }
+  });
+
+  it('a seeded stochastic run is reproducible bit for bit', async () => {
+    const mix = new D.GaussianMixture([0.5, 0.5], [[-1, 0], [1, 1]], [0.3, 0.2]);
+    const vp = new D.DiscreteVP();
+    const run = async () => {
+      k.manualSeed(11);
+      const { x } = await D.sample({ model: mix.model(vp), prediction: 'x0', process: vp, path: D.samplingPath(vp, { steps: 8 }), noise: k.randn([16, 2]), sampler: 'euler_ancestral' });
+      const v = Array.from(await x.data());
+      x.dispose();
+      return v;
+    };
+    expect(await run()).toEqual(await run());
+  });
+});
+
+describe('mixtures: samples match exact draws', () => {
+  const mix = new D.GaussianMixture([0.2, 0.5, 0.3], [[-2, 0], [1, 1.5], [1.5, -1.5]], [0.3, 0.4, 0.25]);
+  const N = 400;
+
+  async function check(sampler: k.diffusion.SamplerName, process: k.diffusion.NoiseProcess, steps: number, extra: Partial<k.diffusion.SampleOptions> = {}) {
+    k.manualSeed(3);
+    const exactA = await mix.sample(N).data();
+    const exactB = await mix.sample(N).data();
+    const path = D.samplingPath(process, { steps });
+    const { x } = await D.sample({ model: mix.model(process), prediction: 'x0', process, path, noise: k.randn([N, 2]), sampler, ...extra });
+    const got = await x.data();
+    x.dispose();
+    const floor = D.energyDistance(exactA, exactB, 2);
+    const ed = D.energyDistance(got, exactA, 2);
+    // per-mode mass within a binomial 4σ interval
+    const counts = [0, 0, 0];
+    for (let i = 0; i < N; i++) {
+      const d = mix.means.map((m) => (got[2 * i]! - m[0]!) ** 2 + (got[2 * i + 1]! - m[1]!) ** 2);
+      counts[d.indexOf(Math.min(...d))]!++;
+    }
+    mix.weights.forEach((w, j) => expect(Math.abs(counts[j]! / N - w)).toBeLessThan(4 * Math.sqrt((w * (1 - w)) / N)));
+    expect(ed).toBeLessThan(Math.max(4 * floor, 0.02));
+  }
+
+  it('DDPM (ancestral)', () => check('ddpm', new D.DiscreteVP(), 50));
+  it('DDIM', () => check('ddim', new D.DiscreteVP(), 25));
+  it('Euler ancestral', () => check('euler_ancestral', new D.DiscreteVP(), 60));
+  it('DPM-Solver++ 2M', () => check('dpmpp_2m', new D.DiscreteVP(), 15));
+  it('DPM-Solver++ 2M SDE', () => check('dpmpp_2m_sde', new D.DiscreteVP(), 30));
+  it('EDM Heun with churn', () => check('edm_heun', new D.EDM(), 18, { churn: { sChurn: 10 } }));
+  it('rectified flow Euler', () => check('flow_euler', new D.RectifiedFlow(), 40));
+  it('reverse SDE Euler–Maruyama (VP)', () => check('sde_euler_maruyama', new D.VPSDE(), 200));
+  it('predictor–corrector with Langevin (VP)', () => check('pc_langevin', new D.VPSDE(), 300));
+  it('reverse SDE Euler–Maruyama (VE)', () => check('sde_euler_maruyama', new D.VESDE(0.01, 20), 400));
+});
