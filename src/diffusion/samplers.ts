@@ -298,6 +298,29 @@ async function pfOdeRk45(o: SampleOptions, den: Denoiser, x0In: Tensor): Promise
 }
 
 /**
+ * DDIM inversion: runs the deterministic DDIM map from clean data toward noise along the reversed path
+ * (the model's ε̂ at the current point stands in for the one at the next), returning the latent x_T.
+ */
+export async function ddimInvert(o: { model: Model; prediction: Prediction; path: TimePoint[]; x0: Tensor }): Promise<Tensor> {
+  const den = new Denoiser(o.model, o.prediction);
+  const rev = [...o.path].reverse();
+  let x = keep(o.x0.contiguousView());
+  for (let i = 0; i < rev.length - 1; i++) {
+    const c = rev[i]!, n = rev[i + 1]!;
+    const next = noGrad(() => scope(() => {
+      // at the clean end ε̂ is undefined: take it at the next (noisier) point, evaluated on the current x
+      if (c.s === 0) return x.mul(n.a).add(den.at(x, n).eps.mul(n.s));
+      const { x0, eps } = den.at(x, c);
+      return x0.mul(n.a).add(eps.mul(n.s));
+    }));
+    x.dispose();
+    x = keep(next);
+    await realize(x);
+  }
+  return x;
+}
+
+/**
  * Classifier-free guidance: one doubled batch per evaluation, out = (1 + w)·out_y − w·out_∅, with optional
  * guidance rescale φ (Lin et al.) matching each sample's std to the conditional output's.
  */

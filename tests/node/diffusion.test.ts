@@ -178,3 +178,75 @@ describe('mixtures: samples match exact draws', () => {
   it('predictor–corrector with Langevin (VP)', () => check('pc_langevin', new D.VPSDE(), 300));
   it('reverse SDE Euler–Maruyama (VE)', () => check('sde_euler_maruyama', new D.VESDE(0.01, 20), 400));
 });
+
+describe('training helpers, inversion and guidance', () => {
+  it('addNoise has the closed-form marginal mean and variance', async () => {
+    k.manualSeed(5);
+    const vp = new D.DiscreteVP();
+    const p = vp.at(400);
+    const n = 1 << 15;
+    const x0 = k.full([n, 1], 1.5);
+    const xt = D.addNoise(x0, k.randn([n, 1]), new Array(n).fill(p));
+    const v = Array.from(await xt.data());
+    const mean = v.reduce((a, b) => a + b, 0) / n;
+    const vr = v.reduce((a, b) => a + (b - mean) ** 2, 0) / n;
+    expect(Math.abs(mean - 1.5 * p.a)).toBeLessThan(4 * p.s / Math.sqrt(n));
+    expect(Math.abs(vr - p.s * p.s)).toBeLessThan(4 * p.s * p.s * Math.sqrt(2 / n));
+  });
+
+  it('composing q(x_t | x_{t-1}) steps equals q(x_t | x0)', () => {
+    const vp = new D.DiscreteVP({ schedule: 'squaredcos_cap_v2' });
+    let mean = 1, vr = 0;
+    for (let t = 0; t <= 300; t++) {
+      const beta = vp.betas[t]!;
+      mean *= Math.sqrt(1 - beta);
+      vr = (1 - beta) * vr + beta;
+    }
+    const p = vp.at(300);
+    expect(mean).toBeCloseTo(p.a, 12);
+    expect(vr).toBeCloseTo(p.s * p.s, 12);
+  });
+
+  it('DDIM inversion round trip error shrinks with the number of steps', async () => {
+    const mix = new D.GaussianMixture([1], [[1.5, -0.5]], [0.5]);
+    const vp = new D.DiscreteVP();
+    const errs: number[] = [];
+    for (const steps of [10, 40]) {
+      const path = D.samplingPath(vp, { steps });
+      const x0 = k.tensor([[1.2, -0.1], [2.0, -0.9], [1.5, 0.3]]);
+      const xT = await D.ddimInvert({ model: mix.model(vp), prediction: 'x0', path, x0 });
+      const { x } = await D.sample({ model: mix.model(vp), prediction: 'x0', process: vp, path, noise: xT.div(path[0]!.s), sampler: 'ddim' });
+      const [a, b] = [await x.data(), await x0.data()];
+      errs.push(Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]!))));
+      [x, x0, xT].forEach((t) => t.dispose());
+    }
+    expect(errs[1]!).toBeLessThan(errs[0]! / 2);
+  });
+
+  it('classifier-free guidance with per-class Gaussians equals the exact guided ε', async () => {
+    const mus = [[-1, 0.5], [2, -1]], c = 0.4;
+    const vp = new D.DiscreteVP();
+    const p = vp.at(500);
+    const perClass = mus.map((m) => new D.GaussianMixture([1], [m], [c]));
+    const uncond = new D.GaussianMixture([0.5, 0.5], mus, [c, c]);
+    // ε-model: label 2 = null (unconditional)
+    const model = (x: k.Tensor, _t: number, labels: k.Tensor) => k.scope(() => {
+      const outs = [perClass[0]!, perClass[1]!, uncond].map((g) => D.toDenoised(g.denoise(x, p.a, p.s), x, p, 'x0').eps);
+      const l = labels.reshape([-1, 1]);
+      return k.where(l.eq(0), outs[0]!, k.where(l.eq(1), outs[1]!, outs[2]!));
+    });
+    const w = 2.5;
+    const guided = D.classifierFreeGuidance(model, { scale: w, labels: k.tensor([0, 1], { dtype: 'i32' }), nullLabels: k.tensor([2, 2], { dtype: 'i32' }) });
+    const xs = [[0.3, -0.2], [1.0, 0.4]];
+    const got = await guided(k.tensor(xs), 500).data();
+    // exact: ε = −s·score; per-class score = (a μ − x)/v; mixture score = Σ w_k (a μ_k − x)/v
+    const v = p.a * p.a * c * c + p.s * p.s;
+    xs.forEach((x, i) => {
+      const cond = mus[i]!.map((m, j) => -p.s * ((p.a * m - x[j]!) / v));
+      const lw = mus.map((m) => -((x[0]! - p.a * m[0]!) ** 2 + (x[1]! - p.a * m[1]!) ** 2) / (2 * v));
+      const mx = Math.max(...lw), ws = lw.map((l) => Math.exp(l - mx)), tot = ws[0]! + ws[1]!;
+      const un = [0, 1].map((j) => -p.s * mus.reduce((acc, m, kk) => acc + (ws[kk]! / tot) * ((p.a * m[j]! - x[j]!) / v), 0));
+      [0, 1].forEach((j) => expect(got[2 * i + j]!).toBeCloseTo((1 + w) * cond[j]! - w * un[j]!, 4));
+    });
+  });
+});

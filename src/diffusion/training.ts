@@ -1,0 +1,80 @@
+/**
+ * Training helpers: noising with per-sample times, time sampling (uniform, logit-normal, EDM log-normal),
+ * loss weights (min-SNR, EDM) and label dropout for classifier-free guidance.
+ */
+import { scope } from '../tensor/memory.js';
+import { rand, randint, randn, tensor, where, type Tensor } from '../tensor/tensor.js';
+import type { NoiseProcess, TimePoint } from './process.js';
+
+/** Per-sample coefficients as [N, 1, …] tensors broadcasting over a batch of shape `shape`. */
+export function coefficients(points: TimePoint[], shape: number[]): { a: Tensor; s: Tensor; t: Tensor } {
+  const n = shape[0]!;
+  if (points.length !== n) throw new Error(`coefficients: ${points.length} time points for a batch of ${n}`);
+  const bshape = [n, ...shape.slice(1).map(() => 1)];
+  return {
+    a: tensor(points.map((p) => p.a), { shape: bshape }),
+    s: tensor(points.map((p) => p.s), { shape: bshape }),
+    t: tensor(points.map((p) => p.t)),
+  };
+}
+
+/** x_t = a·x0 + s·ε with per-sample coefficients. */
+export function addNoise(x0: Tensor, eps: Tensor, points: TimePoint[]): Tensor {
+  return scope(() => {
+    const { a, s } = coefficients(points, x0.shape);
+    return x0.mul(a).add(eps.mul(s));
+  });
+}
+
+/** How training times are drawn. */
+export type TimeSampling = 'uniform' | 'logit-normal' | 'log-normal';
+
+/**
+ * Draws `n` training time points of a process: discrete VP uniform over timesteps; continuous processes
+ * uniform on [eps, 1] or logit-normal (rectified flow, SD3: t = σ(m + s·z)); EDM log-normal σ
+ * (P_mean −1.2, P_std 1.2). Rectified-flow times get the process shift. Uses kiln's seeded generator
+ * on the host side (the draws are read back as numbers).
+ */
+export async function sampleTimes(process: NoiseProcess, n: number, how: TimeSampling = 'uniform', opts: { mean?: number; std?: number; eps?: number } = {}): Promise<TimePoint[]> {
+  const draw = async (t: Tensor) => {
+    const v = Array.from(await t.data());
+    t.dispose();
+    return v;
+  };
+  if (process.kind === 'vp-discrete') {
+    const T = (process as unknown as { T: number }).T;
+    return (await draw(randint(0, T, [n]))).map((t) => process.at(t));
+  }
+  if (how === 'log-normal') {
+    const z = await draw(randn([n]));
+    return z.map((v) => process.at(Math.exp((opts.mean ?? -1.2) + (opts.std ?? 1.2) * v)));
+  }
+  let ts: number[];
+  if (how === 'logit-normal') ts = (await draw(randn([n]))).map((v) => 1 / (1 + Math.exp(-((opts.mean ?? 0) + (opts.std ?? 1) * v))));
+  else {
+    const eps = opts.eps ?? (process.kind === 'flow' ? 0 : 1e-3);
+    ts = (await draw(rand([n]))).map((u) => eps + (1 - eps) * u);
+  }
+  const shift = (process as unknown as { shifted?: (t: number) => number }).shifted;
+  return ts.map((t) => process.at(shift ? shift.call(process, t) : t));
+}
+
+/** Min-SNR-γ loss weight for ε-prediction: min(SNR, γ)/SNR (Hang et al.); SNR = a²/s². */
+export function minSnrWeight(points: TimePoint[], gamma = 5, prediction: 'eps' | 'x0' | 'v' = 'eps'): number[] {
+  return points.map(({ a, s }) => {
+    const snr = (a * a) / (s * s);
+    const m = Math.min(snr, gamma);
+    return prediction === 'eps' ? m / snr : prediction === 'x0' ? m : m / (snr + 1);
+  });
+}
+
+/** EDM loss weight (σ² + σd²)/(σ·σd)² for a denoiser trained on x0. */
+export function edmWeight(sigmas: number[], sigmaData = 0.5): number[] {
+  return sigmas.map((s) => (s * s + sigmaData * sigmaData) / (s * sigmaData) ** 2);
+}
+
+/** Replaces each label by `nullLabel` with probability p (classifier-free guidance training). */
+export function dropLabels(labels: Tensor, p: number, nullLabel: number): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new Error(`dropLabels: p must be in [0, 1], got ${p}`);
+  return scope(() => where(rand(labels.shape, { device: labels.device }).lt(p), nullLabel, labels));
+}
