@@ -5,3 +5,4 @@ export { toDenoised, target, type Prediction, type Denoised } from './predict.js
 export { sample, ddimInvert, classifierFreeGuidance, type Model, type SamplerName, type SampleOptions, type SampleResult } from './samplers.js';
 export { GaussianMixture, energyDistance } from './oracle.js';
 export { coefficients, addNoise, sampleTimes, minSnrWeight, edmWeight, dropLabels, type TimeSampling } from './training.js';
+export { logLikelihood, bitsPerDim, type LikelihoodOptions } from './likelihood.js';

@@ -250,3 +250,31 @@ describe('training helpers, inversion and guidance', () => {
     });
   });
 });
+
+describe('likelihood by the probability-flow ODE', () => {
+  const mix = new D.GaussianMixture([0.4, 0.6], [[-1, 0.5], [1, -0.5]], [0.4, 0.3]);
+  const vp = new D.VPSDE();
+  const pts = [[-1, 0.4], [0.9, -0.6], [0, 0]];
+  const exactPrior = (z: Float32Array | Float64Array) => { const p = vp.at(1); return mix.logDensity(z, p.a, p.s); };
+
+  it('with the exact divergence equals the closed-form log-density', async () => {
+    const { logp } = await D.logLikelihood({ model: mix.model(vp), prediction: 'x0', process: vp, x: k.tensor(pts), steps: 60, priorLogProb: exactPrior });
+    const p = vp.at(1e-3);
+    const exact = mix.logDensity(pts.flat(), p.a, p.s);
+    logp.forEach((v, i) => expect(Math.abs(v - exact[i]!)).toBeLessThan(2e-3));
+    expect(D.bitsPerDim(exact[0]!, 2)).toBeCloseTo(-exact[0]! / (2 * Math.LN2), 12);
+  });
+
+  it('the Hutchinson estimate matches on average', async () => {
+    k.manualSeed(4);
+    const reps = 24;
+    const x = k.tensor(Array.from({ length: reps }, () => pts[0]!));
+    const { logp } = await D.logLikelihood({ model: mix.model(vp), prediction: 'x0', process: vp, x, steps: 40, divergence: 'hutchinson', priorLogProb: exactPrior });
+    const p = vp.at(1e-3);
+    const exact = mix.logDensity(pts[0]!, p.a, p.s)[0]!;
+    const mean = logp.reduce((a, b) => a + b, 0) / reps;
+    const sd = Math.sqrt(logp.reduce((a, b) => a + (b - mean) ** 2, 0) / (reps - 1));
+    expect(Math.abs(mean - exact)).toBeLessThan(4 * sd / Math.sqrt(reps) + 5e-3);
+    expect(sd).toBeGreaterThan(0);
+  });
+});
