@@ -6,3 +6,4 @@ export { sample, ddimInvert, classifierFreeGuidance, type Model, type SamplerNam
 export { GaussianMixture, energyDistance } from './oracle.js';
 export { coefficients, addNoise, sampleTimes, minSnrWeight, edmWeight, dropLabels, type TimeSampling } from './training.js';
 export { logLikelihood, bitsPerDim, type LikelihoodOptions } from './likelihood.js';
+export { ToyDenoiser, trainToy, type ToyTrainOptions } from './toy.js';

@@ -3,3 +3,4 @@ export { Module, Layer, Parameter, Sequential, ModuleList, type LoadOptions } fr
 export { Linear, Embedding, Dropout, LayerNorm, ReLU, SiLU, Tanh, Sigmoid, GELU, LeakyReLU, Identity, Flatten } from './layers.js';
 export * as init from './init.js';
 export * as functional from './functional.js';
+export { timestepEmbedding, fourierFeatures } from './embeddings.js';

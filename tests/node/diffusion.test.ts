@@ -278,3 +278,21 @@ describe('likelihood by the probability-flow ODE', () => {
     expect(sd).toBeGreaterThan(0);
   });
 });
+
+describe('first training on toy data', () => {
+  it.each(['ddpm-eps', 'flow'] as const)('a small MLP denoiser (%s) learns 8 Gaussians: energy distance to held-out data below a bound', async (objective) => {
+    const r = await D.trainToy({ dataset: '8gaussians', objective, steps: 400, seed: 1 });
+    const head = r.losses.slice(0, 20).reduce((a, b) => a + b) / 20, tail = r.losses.slice(-20).reduce((a, b) => a + b) / 20;
+    expect(tail).toBeLessThan(0.8 * head);
+    k.manualSeed(9);
+    const path = D.samplingPath(r.process, { steps: 40 });
+    const { x } = await D.sample({ model: r.net.asModel(), prediction: r.prediction, process: r.process, path, noise: k.randn([400, 2]), sampler: objective === 'flow' ? 'flow_euler' : 'ddim', clip: 5 });
+    const got = await x.data();
+    x.dispose();
+    const held = k.data.toy2d('8gaussians', 400, 777);
+    const untrained = Float32Array.from({ length: 800 }, (_, i) => ((i * 7919) % 1000) / 250 - 2); // a spread-out non-answer
+    const ed = D.energyDistance(got, held, 2);
+    expect(ed).toBeLessThan(0.2);
+    expect(ed).toBeLessThan(D.energyDistance(untrained, held, 2) / 3);
+  });
+});
