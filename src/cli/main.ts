@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import * as k from '../index.js';
 import { encodePng, toBytes } from './png.js';
 import { trainMlp } from './mnist-mlp.js';
+import { toy2dCommand } from './toy2d.js';
 
 const HELP = `kiln — WebGPU tensors in Node and the browser
 
@@ -16,6 +17,8 @@ Commands:
   demo [--size N] [--iters N] [--out DIR]   render the Mandelbrot set with fused kernels, time a matmul
   mnist-mlp [--hidden 512,512] [--epochs 5] [--batch 128] [--lr 1e-3] [--seed 0] [--out FILE]
                                             train an MLP classifier on MNIST, report test accuracy
+  toy2d [--dataset moons|8gaussians|swissroll|checkerboard] [--objective flow|ddpm-eps] [--steps 1500]
+        [--sample-steps 50] [--out DIR]     train a 2D diffusion model, plot data vs samples and trajectories
   info                                      print the WebGPU adapter kiln picks
   help                                      this text
 `;
@@ -111,6 +114,16 @@ async function main(): Promise<void> {
   try {
     if (cmd === 'demo') await demo(args);
     else if (cmd === 'mnist-mlp') await mnistMlp(args);
+    else if (cmd === 'toy2d') {
+      const info = await k.init();
+      console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
+      const dataset = stringOption(args, '--dataset', 'moons') as k.data.Toy2D;
+      if (!['moons', '8gaussians', 'swissroll', 'checkerboard'].includes(dataset)) throw new Error(`--dataset must be moons, 8gaussians, swissroll or checkerboard, got ${dataset}`);
+      const objective = stringOption(args, '--objective', 'flow');
+      if (objective !== 'flow' && objective !== 'ddpm-eps') throw new Error(`--objective must be flow or ddpm-eps, got ${objective}`);
+      const file = await toy2dCommand({ dataset, objective, steps: option(args, '--steps', 1500), sampleSteps: option(args, '--sample-steps', 50), out: stringOption(args, '--out', 'out') });
+      console.log(`wrote ${file}`);
+    }
     else if (cmd === 'info') console.log(JSON.stringify(await k.init(), null, 2));
     else if (cmd === 'help' || cmd === '--help' || cmd === '-h') console.log(HELP);
     else {

@@ -63,7 +63,7 @@ export async function trainToy(o: ToyTrainOptions): Promise<{ net: ToyDenoiser; 
   const losses: number[] = [];
   let pending: Promise<number> | null = null;
   for (let i = 0; i < o.steps; i++) {
-    const points = await sampleTimes(process, B, o.objective === 'flow' ? 'logit-normal' : 'uniform');
+    const points = await sampleTimes(process, B, 'uniform');
     const loss = scope(() => {
       const x0 = tensor(data.subarray(2 * B * i, 2 * B * (i + 1)), { shape: [B, 2] });
       const eps = randn([B, 2]);
