@@ -1,47 +1,8 @@
 /**
  * Op conformance in Node (Dawn): every case of tests/shared/conformance.ts on the 'webgpu' device against
- * the float64 'cpu' reference, once with kernel fusion on and once with it off.
+ * the float64 'cpu' reference, once with kernel fusion on and once with it off, plus the random streams.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.js';
-import { PHILOX_KAT, cases, describeFailure, errorReport, philoxGolden, randomMoments, runCase, type CaseResult } from '../shared/conformance.js';
+import { conformanceSuite } from '../shared/suite.js';
 
-beforeAll(async () => {
-  await k.init();
-});
-
-for (const fusion of [true, false]) {
-  describe(`conformance (node, fusion ${fusion ? 'on' : 'off'})`, () => {
-    const results: CaseResult[] = [];
-    afterAll(() => {
-      const pipelines = results.reduce((s, r) => s + r.pipelines, 0);
-      console.log(`conformance (node ${k.deviceInfo().driver}, fusion ${fusion ? 'on' : 'off'}): ${results.length} cases, ${pipelines} pipelines compiled\n${errorReport(results)}`);
-    });
-    for (const c of cases) {
-      it(c.name, async () => {
-        const r = await runCase(k, c, { fusion });
-        results.push(r);
-        expect(r.ok, describeFailure(r)).toBe(true);
-      });
-    }
-  });
-}
-
-describe('random (node)', () => {
-  it('k.philox4x32 matches the Random123 known-answer vectors', () => {
-    for (const v of PHILOX_KAT) expect(k.philox4x32(...v.ctr, ...v.key)).toEqual(v.out);
-  });
-
-  it('seeded rand / randint equal golden values derived from k.philox4x32, bit for bit', async () => {
-    const { got, want } = await philoxGolden(k);
-    expect(got).toEqual(want);
-  });
-
-  it('randn / rand moments of 2^16 samples are within 4 standard errors of N(0,1) / U[0,1)', async () => {
-    const m = await randomMoments(k, 2 ** 16);
-    expect(Math.abs(m.normal.zMean), JSON.stringify(m.normal)).toBeLessThan(4);
-    expect(Math.abs(m.normal.zStd), JSON.stringify(m.normal)).toBeLessThan(4);
-    expect(Math.abs(m.uniform.zMean), JSON.stringify(m.uniform)).toBeLessThan(4);
-    expect(Math.abs(m.uniform.zVar), JSON.stringify(m.uniform)).toBeLessThan(4);
-  });
-});
+conformanceSuite(k, 'node');
