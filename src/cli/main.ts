@@ -17,7 +17,7 @@ Commands:
   demo [--size N] [--iters N] [--out DIR]   render the Mandelbrot set with fused kernels, time a matmul
   mnist-mlp [--hidden 512,512] [--epochs 5] [--batch 128] [--lr 1e-3] [--seed 0] [--out FILE]
                                             train an MLP classifier on MNIST, report test accuracy
-  toy2d [--dataset moons|8gaussians|swissroll|checkerboard] [--objective flow|ddpm-eps] [--steps 1500]
+  toy2d [--dataset moons|8gaussians|swissroll|checkerboard] [--objective flow|ddpm-eps] [--steps 3000]
         [--sample-steps 50] [--out DIR]     train a 2D diffusion model, plot data vs samples and trajectories
   info                                      print the WebGPU adapter kiln picks
   help                                      this text
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
       if (!['moons', '8gaussians', 'swissroll', 'checkerboard'].includes(dataset)) throw new Error(`--dataset must be moons, 8gaussians, swissroll or checkerboard, got ${dataset}`);
       const objective = stringOption(args, '--objective', 'flow');
       if (objective !== 'flow' && objective !== 'ddpm-eps') throw new Error(`--objective must be flow or ddpm-eps, got ${objective}`);
-      const file = await toy2dCommand({ dataset, objective, steps: option(args, '--steps', 1500), sampleSteps: option(args, '--sample-steps', 50), out: stringOption(args, '--out', 'out') });
+      const file = await toy2dCommand({ dataset, objective, steps: option(args, '--steps', 3000), sampleSteps: option(args, '--sample-steps', 50), out: stringOption(args, '--out', 'out') });
       console.log(`wrote ${file}`);
     }
     else if (cmd === 'info') console.log(JSON.stringify(await k.init(), null, 2));

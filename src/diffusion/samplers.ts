@@ -16,7 +16,7 @@ export type Model = (x: Tensor, t: number) => Tensor;
 /** The samplers. */
 export type SamplerName =
   | 'ddpm' | 'ddim' | 'euler' | 'euler_ancestral' | 'heun' | 'dpmpp_2m' | 'dpmpp_2m_sde'
-  | 'edm_heun' | 'flow_euler' | 'flow_heun' | 'sde_euler_maruyama' | 'pc_langevin' | 'pf_ode_rk45';
+  | 'edm_heun' | 'flow_euler' | 'flow_heun' | 'sde_euler_maruyama' | 'pc_langevin' | 'pf_ode_rk45' | 'unipc';
 
 /** Options of `sample`. */
 export interface SampleOptions {
@@ -86,6 +86,7 @@ export async function sample(o: SampleOptions): Promise<SampleResult> {
     x = k;
   };
   if (o.sampler === 'pf_ode_rk45') return pfOdeRk45(o, den, x);
+  if (o.sampler === 'unipc') return uniPc(o, den, x);
   let prevX0: Tensor | null = null;
   let prevH = 0;
   const total = path.length - 1;
@@ -294,6 +295,79 @@ async function pfOdeRk45(o: SampleOptions, den: Denoiser, x0In: Tensor): Promise
   }
   if (x === x0In) x = keep(x.contiguousView());
   x0In.dispose();
+  return { x, nfe: den.nfe };
+}
+
+/**
+ * UniPC (Zhao et al. 2023) of order 2 in data-prediction form with the B(h) = e^{h}−1 variant ('bh2'):
+ * a multistep predictor and a corrector that reuses the model evaluation of the next step (no extra
+ * evaluations); the last step is first order. Works in λ = log(a/s) for any process with a > 0.
+ */
+async function uniPc(o: SampleOptions, den: Denoiser, xIn: Tensor): Promise<SampleResult> {
+  const path = o.path;
+  const N = path.length - 1;
+  const lam = (p: TimePoint) => (p.s === 0 ? Infinity : Math.log(p.a) - Math.log(p.s));
+  let x = xIn;
+  let prevX0: Tensor | null = null; // model output (x̂0) at the previous point
+  let lastSample: Tensor | null = null; // the sample at the previous point, before its prediction
+  let prevOrder = 1;
+  let older: { x0: Tensor; lam: number } | null = null; // the output two points back
+  // coefficient helper: h_phi_1, B_h and b-vector terms for data prediction
+  const coef = (h: number) => {
+    const hh = -h;
+    const hPhi1 = Math.expm1(hh);
+    const Bh = Math.expm1(hh);
+    const hPhiK1 = hPhi1 / hh - 1; // for i = 1
+    const hPhiK2 = hPhiK1 / hh - 1 / 2; // for i = 2
+    return { hPhi1, Bh, b1: hPhiK1 / Bh, b2: (hPhiK2 * 2) / Bh };
+  };
+  for (let i = 0; i < N; i++) {
+    const c = path[i]!, n = path[i + 1]!;
+    const step = noGrad(() => scope(() => {
+      const { x0 } = den.at(x, c);
+      let xc = x;
+      if (prevX0 && lastSample) {
+        // corrector UniC: refines the current sample with the output just computed
+        const p = path[i - 1]!;
+        const h = lam(c) - lam(p);
+        const { hPhi1, Bh, b1, b2 } = coef(h);
+        const base = lastSample.mul(c.s / p.s).sub(prevX0.mul(c.a * hPhi1));
+        const D1t = x0.sub(prevX0);
+        if (prevOrder === 2 && older) {
+          const rk = (older.lam - lam(p)) / h;
+          const D1 = older.x0.sub(prevX0).div(rk);
+          // solve [[1, 1], [rk, 1]] · ρ = [b1, b2]
+          const det = 1 - rk;
+          const rho0 = (b1 - b2) / det, rho1 = (b2 - rk * b1) / det;
+          xc = base.sub(D1.mul(rho0).add(D1t.mul(rho1)).mul(c.a * Bh));
+        } else xc = base.sub(D1t.mul(0.5 * c.a * Bh));
+      }
+      // predictor UniP
+      const order = Math.min(2, N - i, (prevX0 ? 1 : 0) + 1);
+      const h = lam(n) - lam(c);
+      const { hPhi1, Bh } = coef(h);
+      let xn = (n.s === 0 ? xc.mul(0) : xc.mul(n.s / c.s)).sub(x0.mul(n.a * hPhi1));
+      if (order === 2 && prevX0) {
+        const rk = (lam(path[i - 1]!) - lam(c)) / h;
+        xn = xn.sub(prevX0.sub(x0).div(rk).mul(0.5 * n.a * Bh));
+      }
+      return { xn: keep(xn), xc: keep(xc), x0: keep(x0), order };
+    }));
+    older?.x0.dispose();
+    older = prevX0 ? { x0: prevX0, lam: lam(path[i - 1]!) } : null;
+    lastSample?.dispose();
+    lastSample = step.xc;
+    prevX0 = step.x0;
+    prevOrder = step.order;
+    if (x !== xIn) x.dispose();
+    x = step.xn;
+    await realize(x, step.xc, step.x0);
+    if (o.onStep) await o.onStep({ step: i + 1, total: N, x, x0: step.x0 });
+  }
+  older?.x0.dispose();
+  prevX0?.dispose();
+  lastSample?.dispose();
+  xIn.dispose();
   return { x, nfe: den.nfe };
 }
 

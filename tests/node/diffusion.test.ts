@@ -70,6 +70,7 @@ describe('one Gaussian: the probability-flow map is affine', () => {
     ['euler', 1],
     ['heun', 1.5],
     ['dpmpp_2m', 2],
+    ['unipc', 2],
   ] as const)('%s converges with order %d (Heun: its last step to σ = 0 is an Euler step)', async (sampler, order) => {
     const ns = [10, 20, 40, 80];
     const errs: number[] = [];
@@ -172,6 +173,7 @@ describe('mixtures: samples match exact draws', () => {
   it('Euler ancestral', () => check('euler_ancestral', new D.DiscreteVP(), 60));
   it('DPM-Solver++ 2M', () => check('dpmpp_2m', new D.DiscreteVP(), 15));
   it('DPM-Solver++ 2M SDE', () => check('dpmpp_2m_sde', new D.DiscreteVP(), 30));
+  it('UniPC (order 2)', () => check('unipc', new D.DiscreteVP(), 12));
   it('EDM Heun with churn', () => check('edm_heun', new D.EDM(), 18, { churn: { sChurn: 10 } }));
   it('rectified flow Euler', () => check('flow_euler', new D.RectifiedFlow(), 40));
   it('reverse SDE Euler–Maruyama (VP)', () => check('sde_euler_maruyama', new D.VPSDE(), 200));
