@@ -5,7 +5,7 @@
  * Randomness comes from kiln's seeded generator: a seed gives the same samples on every device.
  */
 import { keep, scope } from '../tensor/memory.js';
-import { cat, randn, realize, Tensor } from '../tensor/tensor.js';
+import { cat, randn, realize, Tensor, where } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/tape.js';
 import { toDenoised, type Denoised, type Prediction } from './predict.js';
 import { EDM, VESDE, VPSDE, type NoiseProcess, type TimePoint } from './process.js';
@@ -34,6 +34,8 @@ export interface SampleOptions {
   variance?: 'fixed_small' | 'fixed_large';
   /** Clip x̂0 to [−clip, clip] (DDPM/DDIM `clip_sample`). */
   clip?: number;
+  /** Dynamic thresholding (Imagen): per sample s = clamp(quantile(|x̂0|, ratio), 1, maxValue); x̂0 ← clamp(x̂0, −s, s)/s. */
+  threshold?: { ratio?: number; maxValue?: number };
   /** EDM churn (Karras et al. Algorithm 2). */
   churn?: { sChurn: number; sTmin?: number; sTmax?: number; sNoise?: number };
   /** Predictor–corrector: Langevin signal-to-noise ratio (score_sde default 0.16) and corrector steps. */
@@ -56,20 +58,41 @@ export interface SampleResult {
 /** Evaluates the model at point p and converts its output (counting evaluations). */
 class Denoiser {
   nfe = 0;
-  constructor(private readonly model: Model, private readonly prediction: Prediction, private readonly clip?: number) {}
+  constructor(private readonly model: Model, private readonly prediction: Prediction, private readonly clip?: number, private readonly threshold?: { ratio?: number; maxValue?: number }) {}
   at(x: Tensor, p: TimePoint): Denoised {
     this.nfe++;
     return scope(() => {
       const out = this.model(x, p.t);
       if (out.shape.join() !== x.shape.join()) throw new Error(`sample: the model returned shape [${out.shape}] for input [${x.shape}]`);
       const d = toDenoised(out, x, p, this.prediction);
-      if (this.clip !== undefined) {
-        const x0 = d.x0.clamp(-this.clip, this.clip);
-        return { x0, eps: p.s === 0 ? d.eps : x.sub(x0.mul(p.a)).div(p.s) };
-      }
+      let x0: Tensor | null = null;
+      if (this.threshold) x0 = dynamicThreshold(d.x0, this.threshold.ratio ?? 0.995, this.threshold.maxValue ?? 1);
+      else if (this.clip !== undefined) x0 = d.x0.clamp(-this.clip, this.clip);
+      if (x0) return { x0, eps: p.s === 0 ? d.eps : x.sub(x0.mul(p.a)).div(p.s) };
       return d;
     });
   }
+}
+
+/**
+ * Imagen's dynamic thresholding without sorting: the per-sample quantile of |x̂0| is found by 24 bisection
+ * steps on the fraction of elements below a threshold (all on the device, no readback).
+ */
+export function dynamicThreshold(x0: Tensor, ratio: number, maxValue: number): Tensor {
+  return scope(() => {
+    const axes = x0.shape.slice(1).map((_, i) => i + 1);
+    const ax = x0.abs();
+    let lo = ax.mul(0).sum(axes, { keepDim: true });
+    let hi = ax.max(axes, { keepDim: true });
+    for (let i = 0; i < 24; i++) {
+      const mid = lo.add(hi).mul(0.5);
+      const below = ax.le(mid).float().mean(axes, { keepDim: true }).lt(ratio);
+      lo = where(below, mid, lo);
+      hi = where(below, hi, mid);
+    }
+    const s = hi.clamp(1, maxValue);
+    return x0.maximum(s.neg()).minimum(s).div(s);
+  });
 }
 
 const sigmaOf = (p: TimePoint) => (p.a === 0 ? Infinity : p.s / p.a);
@@ -78,7 +101,7 @@ const sigmaOf = (p: TimePoint) => (p.a === 0 ? Infinity : p.s / p.a);
 export async function sample(o: SampleOptions): Promise<SampleResult> {
   const path = o.path;
   if (path.length < 2) throw new Error('sample: the path needs at least 2 points (steps ≥ 1)');
-  const den = new Denoiser(o.model, o.prediction, o.clip);
+  const den = new Denoiser(o.model, o.prediction, o.clip, o.threshold);
   let x = keep(noGrad(() => o.noise.mul(path[0]!.s)));
   const replace = (next: Tensor) => {
     const k = keep(next);

@@ -298,3 +298,16 @@ describe('first training on toy data', () => {
     expect(ed).toBeLessThan(D.energyDistance(untrained, held, 2) / 3);
   });
 });
+
+describe('dynamic thresholding', () => {
+  it('clips each sample at its |x0| quantile (bisection, no sorting) and rescales', async () => {
+    const rows = [Array.from({ length: 200 }, (_, i) => (i - 100) / 25), Array.from({ length: 200 }, (_, i) => Math.sin(i) * 0.5)];
+    const out = await D.dynamicThreshold(k.tensor(rows), 0.9, 3).data();
+    rows.forEach((r, n) => {
+      const sorted = r.map(Math.abs).sort((a, b) => a - b);
+      const q = sorted[Math.ceil(0.9 * 200) - 1]!; // smallest s with ≥ 90 % of |x| ≤ s
+      const s = Math.min(Math.max(q, 1), 3);
+      r.forEach((v, i) => expect(out[n * 200 + i]!).toBeCloseTo(Math.min(Math.max(v, -s), s) / s, 4));
+    });
+  });
+});
