@@ -4,3 +4,4 @@ export { Linear, Embedding, Dropout, LayerNorm, ReLU, SiLU, Tanh, Sigmoid, GELU,
 export * as init from './init.js';
 export * as functional from './functional.js';
 export { timestepEmbedding, fourierFeatures } from './embeddings.js';
+export { conv2d, convTranspose2d, avgPool2d, maxPool2d, pixelShuffle, pixelUnshuffle, type Conv2dOptions, type ConvTranspose2dOptions, type Pool2dOptions } from './conv.js';

@@ -1,0 +1,161 @@
+/**
+ * Convolution and pooling in NCHW with PyTorch semantics, as composites of views and a matmul:
+ * the input windows are gathered by strided slices of the padded input (an im2col the scheduler
+ * materializes once), then one batched matmul per group. Gradients come from the primitives, so
+ * convTranspose2d (the input gradient of conv2d) and every pooling op are differentiable too.
+ * (A dedicated implicit-GEMM kernel can replace the im2col later; it must match these in tests.)
+ */
+import { fmt } from '../tensor/shape.js';
+import { scope } from '../tensor/memory.js';
+import { stack, Tensor } from '../tensor/tensor.js';
+
+type Pair = number | [number, number];
+const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
+
+/** Options of conv2d. */
+export interface Conv2dOptions {
+  stride?: Pair;
+  padding?: Pair | 'same' | 'valid';
+  dilation?: Pair;
+  groups?: number;
+}
+
+/** Output size of a convolution along one axis. */
+function outSize(op: string, n: number, k: number, s: number, p0: number, p1: number, d: number): number {
+  const o = Math.floor((n + p0 + p1 - d * (k - 1) - 1) / s) + 1;
+  if (o < 1) throw new Error(`${op}: kernel ${k} (dilation ${d}) is larger than the padded input ${n + p0 + p1}`);
+  return o;
+}
+
+/** The [N, C, kh·kw, Ho, Wo] windows of x (padded with `value`). */
+function windows(op: string, x: Tensor, k: [number, number], s: [number, number], pads: [[number, number], [number, number]], d: [number, number], value = 0): { cols: Tensor; Ho: number; Wo: number } {
+  const [, , H, W] = x.shape as [number, number, number, number];
+  const Ho = outSize(op, H, k[0], s[0], pads[0][0], pads[0][1], d[0]);
+  const Wo = outSize(op, W, k[1], s[1], pads[1][0], pads[1][1], d[1]);
+  const xp = x.pad([[0, 0], [0, 0], pads[0], pads[1]], value);
+  const views: Tensor[] = [];
+  for (let i = 0; i < k[0]; i++) {
+    for (let j = 0; j < k[1]; j++) {
+      const r0 = i * d[0], c0 = j * d[1];
+      views.push(xp.slice(2, r0, r0 + s[0] * (Ho - 1) + 1, s[0]).slice(3, c0, c0 + s[1] * (Wo - 1) + 1, s[1]));
+    }
+  }
+  return { cols: views.length === 1 ? views[0]!.unsqueeze(2) : stack(views, 2), Ho, Wo };
+}
+
+function resolvePadding(op: string, padding: Conv2dOptions['padding'], k: [number, number], d: [number, number], s: [number, number]): [[number, number], [number, number]] {
+  if (padding === undefined || padding === 'valid') return [[0, 0], [0, 0]];
+  if (padding === 'same') {
+    if (s[0] !== 1 || s[1] !== 1) throw new Error(`${op}: padding 'same' needs stride 1, got [${s}]`);
+    return [0, 1].map((a) => {
+      const total = d[a]! * (k[a]! - 1);
+      return [Math.floor(total / 2), total - Math.floor(total / 2)] as [number, number];
+    }) as [[number, number], [number, number]];
+  }
+  const p = pair(padding);
+  return [[p[0], p[0]], [p[1], p[1]]];
+}
+
+/** 2-D convolution: x [N, C, H, W], weight [O, C/groups, kh, kw], optional bias [O]. */
+export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  const op = 'conv2d';
+  if (x.rank !== 4) throw new Error(`${op}: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  if (weight.rank !== 4) throw new Error(`${op}: weight must be [out, in/groups, kh, kw], got ${fmt(weight.shape)}`);
+  const g = opts.groups ?? 1;
+  const [N, C] = x.shape as [number, number];
+  const [O, Cg, kh, kw] = weight.shape as [number, number, number, number];
+  if (!Number.isInteger(g) || g < 1 || C % g || O % g) throw new Error(`${op}: groups ${g} must divide input channels ${C} and output channels ${O}`);
+  if (Cg * g !== C) throw new Error(`${op}: input has ${C} channels but weight ${fmt(weight.shape)} expects ${Cg * g} (in/groups = ${Cg}, groups = ${g})`);
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== O)) throw new Error(`${op}: bias must be [${O}], got ${fmt(bias.shape)}`);
+  const s = pair(opts.stride ?? 1), d = pair(opts.dilation ?? 1);
+  const pads = resolvePadding(op, opts.padding, [kh, kw], d, s);
+  return scope(() => {
+    const { cols, Ho, Wo } = windows(op, x, [kh, kw], s, pads, d);
+    // cols [N, C, K, Ho, Wo] → [N, g, (C/g)·K, Ho·Wo]; weight [O, C/g, kh, kw] → [g, O/g, (C/g)·K]
+    const K = kh * kw;
+    const a = cols.reshape([N, g, Cg * K, Ho * Wo]);
+    const w = weight.reshape([g, O / g, Cg * K]);
+    let y = w.unsqueeze(0).matmul(a).reshape([N, O, Ho, Wo]);
+    if (bias) y = y.add(bias.reshape([1, O, 1, 1]));
+    return y;
+  });
+}
+
+/** Options of convTranspose2d. */
+export interface ConvTranspose2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+  outputPadding?: Pair;
+  dilation?: Pair;
+  groups?: number;
+}
+
+/**
+ * Transposed convolution (the input gradient of conv2d): x [N, Cin, H, W], weight [Cin, Cout/groups, kh, kw]
+ * (PyTorch's layout), output [N, Cout, (H−1)·s − 2p + d·(k−1) + outputPadding + 1, …].
+ */
+export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvTranspose2dOptions = {}): Tensor {
+  const op = 'convTranspose2d';
+  if (x.rank !== 4) throw new Error(`${op}: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  if (weight.rank !== 4) throw new Error(`${op}: weight must be [in, out/groups, kh, kw], got ${fmt(weight.shape)}`);
+  const g = opts.groups ?? 1;
+  const [N, Cin, H, W] = x.shape as [number, number, number, number];
+  const [Cw, Og, kh, kw] = weight.shape as [number, number, number, number];
+  if (Cw !== Cin) throw new Error(`${op}: input has ${Cin} channels but weight ${fmt(weight.shape)} expects ${Cw}`);
+  if (!Number.isInteger(g) || g < 1 || Cin % g) throw new Error(`${op}: groups ${g} must divide input channels ${Cin}`);
+  const s = pair(opts.stride ?? 1), p = pair(opts.padding ?? 0), op2 = pair(opts.outputPadding ?? 0), d = pair(opts.dilation ?? 1);
+  for (const a of [0, 1]) {
+    if (op2[a]! >= Math.max(s[a]!, d[a]!)) throw new Error(`${op}: outputPadding ${op2[a]} must be smaller than stride ${s[a]} or dilation ${d[a]}`);
+  }
+  const O = Og * g;
+  return scope(() => {
+    // insert stride−1 zeros between input elements: [N, C, H, 1, W, 1] padded to [.., s, .., s] then cropped
+    let xd = x;
+    if (s[0] > 1 || s[1] > 1) {
+      xd = x.reshape([N, Cin, H, 1, W, 1]).pad([[0, 0], [0, 0], [0, 0], [0, s[0] - 1], [0, 0], [0, s[1] - 1]]).reshape([N, Cin, H * s[0], W * s[1]]);
+      xd = xd.slice(2, 0, (H - 1) * s[0] + 1).slice(3, 0, (W - 1) * s[1] + 1);
+    }
+    const pads: [[number, number], [number, number]] = [
+      [d[0] * (kh - 1) - p[0], d[0] * (kh - 1) - p[0] + op2[0]],
+      [d[1] * (kw - 1) - p[1], d[1] * (kw - 1) - p[1] + op2[1]],
+    ];
+    // negative padding crops (pad handles it); the weight becomes [Cout, Cin/g, kh, kw], flipped in space
+    const w = weight.reshape([g, Cin / g, Og, kh, kw]).permute([0, 2, 1, 3, 4]).reshape([O, Cin / g, kh, kw]).flip([2, 3]);
+    const xpp = xd.pad([[0, 0], [0, 0], pads[0], pads[1]]);
+    return conv2d(xpp, w, bias, { groups: g, dilation: d });
+  });
+}
+
+/** Options of the pooling ops. */
+export interface Pool2dOptions {
+  stride?: Pair;
+  padding?: Pair;
+}
+
+/** Average pooling (PyTorch's count_include_pad = true). */
+export function avgPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions = {}): Tensor {
+  const k = pair(kernel), s = pair(opts.stride ?? kernel), p = pair(opts.padding ?? 0);
+  if (x.rank !== 4) throw new Error(`avgPool2d: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  return scope(() => windows('avgPool2d', x, k, s, [[p[0], p[0]], [p[1], p[1]]], [1, 1]).cols.mean(2));
+}
+
+/** Max pooling (padding counts as −∞). */
+export function maxPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions = {}): Tensor {
+  const k = pair(kernel), s = pair(opts.stride ?? kernel), p = pair(opts.padding ?? 0);
+  if (x.rank !== 4) throw new Error(`maxPool2d: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  return scope(() => windows('maxPool2d', x, k, s, [[p[0], p[0]], [p[1], p[1]]], [1, 1], -Infinity).cols.max(2));
+}
+
+/** [N, C·r², H, W] → [N, C, H·r, W·r] (sub-pixel upsampling). */
+export function pixelShuffle(x: Tensor, r: number): Tensor {
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  if (x.rank !== 4 || C % (r * r)) throw new Error(`pixelShuffle: channels ${C} of ${fmt(x.shape)} must be divisible by ${r}² = ${r * r}`);
+  return scope(() => x.reshape([N, C / (r * r), r, r, H, W]).permute([0, 1, 4, 2, 5, 3]).reshape([N, C / (r * r), H * r, W * r]));
+}
+
+/** [N, C, H·r, W·r] → [N, C·r², H, W] (patchify). */
+export function pixelUnshuffle(x: Tensor, r: number): Tensor {
+  const [N, C, H, W] = x.shape as [number, number, number, number];
+  if (x.rank !== 4 || H % r || W % r) throw new Error(`pixelUnshuffle: spatial size ${H}×${W} of ${fmt(x.shape)} must be divisible by ${r}`);
+  return scope(() => x.reshape([N, C, H / r, r, W / r, r]).permute([0, 1, 3, 5, 2, 4]).reshape([N, C * r * r, H / r, W / r]));
+}

@@ -1,0 +1,125 @@
+/** Convolution and pooling against direct float64 loops written here, and gradients by finite differences. */
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as k from '../../src/index.ts';
+import { close, f32, values } from '../shared/util.ts';
+
+beforeAll(async () => {
+  await k.init();
+});
+
+/** Direct conv2d in float64 (PyTorch semantics). */
+function convRef(x: number[], xs: number[], w: number[], ws: number[], b: number[] | null, s: number[], p: number[], d: number[], g: number): { out: number[]; shape: number[] } {
+  const [N, C, H, W] = xs as [number, number, number, number];
+  const [O, Cg, kh, kw] = ws as [number, number, number, number];
+  const Ho = Math.floor((H + 2 * p[0]! - d[0]! * (kh - 1) - 1) / s[0]!) + 1;
+  const Wo = Math.floor((W + 2 * p[1]! - d[1]! * (kw - 1) - 1) / s[1]!) + 1;
+  const out: number[] = [];
+  for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) {
+    const grp = Math.floor(o / (O / g));
+    let acc = b ? b[o]! : 0;
+    for (let c = 0; c < Cg; c++) for (let u = 0; u < kh; u++) for (let v = 0; v < kw; v++) {
+      const y = i * s[0]! - p[0]! + u * d[0]!, xx = j * s[1]! - p[1]! + v * d[1]!;
+      if (y < 0 || y >= H || xx < 0 || xx >= W) continue;
+      acc += x[((n * C + grp * Cg + c) * H + y) * W + xx]! * w[((o * Cg + c) * kh + u) * kw + v]!;
+    }
+    out.push(acc);
+  }
+  return { out, shape: [N, O, Ho, Wo] };
+}
+
+/** Direct transposed conv: every input element scatters weight·x into the output. */
+function convTRef(x: number[], xs: number[], w: number[], ws: number[], s: number, p: number, op: number, g: number): { out: number[]; shape: number[] } {
+  const [N, Cin, H, W] = xs as [number, number, number, number];
+  const [, Og, kh, kw] = ws as [number, number, number, number];
+  const O = Og * g;
+  const Ho = (H - 1) * s - 2 * p + kh + op, Wo = (W - 1) * s - 2 * p + kw + op;
+  const out = new Array(N * O * Ho * Wo).fill(0);
+  for (let n = 0; n < N; n++) for (let c = 0; c < Cin; c++) for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) {
+    const grp = Math.floor(c / (Cin / g));
+    for (let oc = 0; oc < Og; oc++) for (let u = 0; u < kh; u++) for (let v = 0; v < kw; v++) {
+      const y = i * s - p + u, xx = j * s - p + v;
+      if (y < 0 || y >= Ho || xx < 0 || xx >= Wo) continue;
+      out[((n * O + grp * Og + oc) * Ho + y) * Wo + xx] += x[((n * Cin + c) * H + i) * W + j]! * w[((c * Og + oc) * kh + u) * kw + v]!;
+    }
+  }
+  return { out, shape: [N, O, Ho, Wo] };
+}
+
+describe('conv2d', () => {
+  it.each([
+    { name: '3x3 same', xs: [2, 3, 6, 5], ws: [4, 3, 3, 3], s: [1, 1], p: [1, 1], d: [1, 1], g: 1 },
+    { name: 'stride 2, pad 1', xs: [1, 2, 7, 7], ws: [3, 2, 3, 3], s: [2, 2], p: [1, 1], d: [1, 1], g: 1 },
+    { name: 'dilation 2', xs: [1, 2, 8, 6], ws: [2, 2, 3, 2], s: [1, 1], p: [2, 1], d: [2, 1], g: 1 },
+    { name: 'groups 2', xs: [2, 4, 5, 5], ws: [6, 2, 3, 3], s: [1, 2], p: [0, 1], d: [1, 1], g: 2 },
+    { name: '1x1', xs: [2, 3, 4, 4], ws: [5, 3, 1, 1], s: [1, 1], p: [0, 0], d: [1, 1], g: 1 },
+  ])('$name matches the direct loop', async ({ xs, ws, s, p, d, g }) => {
+    const x = f32(values(xs.reduce((a, b) => a * b), 1)), w = f32(values(ws.reduce((a, b) => a * b), 2)), b = f32(values(ws[0]!, 3));
+    const ref = convRef(x, xs, w, ws, b, s, p, d, g);
+    const y = k.nn.conv2d(k.tensor(x, { shape: xs }), k.tensor(w, { shape: ws }), k.tensor(b), { stride: s as [number, number], padding: p as [number, number], dilation: d as [number, number], groups: g });
+    expect(y.shape).toEqual(ref.shape);
+    close(await y.data(), ref.out, 2e-5, 1e-5);
+  });
+
+  it("padding 'same' keeps the size", async () => {
+    const y = k.nn.conv2d(k.zeros([1, 2, 9, 7]), k.zeros([3, 2, 3, 5]), null, { padding: 'same' });
+    expect(y.shape).toEqual([1, 3, 9, 7]);
+  });
+
+  it('errors name the problem', () => {
+    expect(() => k.nn.conv2d(k.zeros([1, 3, 5, 5]), k.zeros([2, 4, 3, 3]))).toThrow(/conv2d: input has 3 channels but weight \[2, 4, 3, 3\] expects 4/);
+    expect(() => k.nn.conv2d(k.zeros([1, 4, 5, 5]), k.zeros([3, 2, 3, 3]), null, { groups: 2 })).toThrow(/conv2d: groups 2 must divide/);
+    expect(() => k.nn.conv2d(k.zeros([1, 1, 2, 2]), k.zeros([1, 1, 3, 3]))).toThrow(/conv2d: kernel 3 \(dilation 1\) is larger than the padded input 2/);
+  });
+
+  it('gradients match float64 finite differences', async () => {
+    const r = await k.gradcheck((x, w, b) => k.nn.conv2d(x, w, b, { stride: 2, padding: 1 }), [
+      { shape: [1, 2, 5, 5], data: values(50, 4) }, { shape: [3, 2, 3, 3], data: values(54, 5) }, { shape: [3], data: values(3, 6) },
+    ]);
+    expect(r.ok, JSON.stringify(r.at)).toBe(true);
+  });
+});
+
+describe('convTranspose2d', () => {
+  it.each([
+    { name: 'stride 2', xs: [1, 3, 4, 4], ws: [3, 2, 3, 3], s: 2, p: 1, op: 1, g: 1 },
+    { name: 'stride 1 pad 0', xs: [2, 2, 3, 5], ws: [2, 4, 2, 2], s: 1, p: 0, op: 0, g: 1 },
+    { name: 'groups 2 stride 3', xs: [1, 4, 3, 3], ws: [4, 1, 3, 3], s: 3, p: 1, op: 2, g: 2 },
+  ])('$name matches the direct scatter', async ({ xs, ws, s, p, op, g }) => {
+    const x = f32(values(xs.reduce((a, b) => a * b), 7)), w = f32(values(ws.reduce((a, b) => a * b), 8));
+    const ref = convTRef(x, xs, w, ws, s, p, op, g);
+    const y = k.nn.convTranspose2d(k.tensor(x, { shape: xs }), k.tensor(w, { shape: ws }), null, { stride: s, padding: p, outputPadding: op, groups: g });
+    expect(y.shape).toEqual(ref.shape);
+    close(await y.data(), ref.out, 2e-5, 1e-5);
+  });
+});
+
+describe('pooling and pixel shuffle', () => {
+  const xs = [1, 2, 5, 6];
+  const x = f32(values(60, 9));
+  const at = (c: number, i: number, j: number) => x[(c * 5 + i) * 6 + j]!;
+  it('maxPool2d 2x2 (stride 2) and avgPool2d 3x3 stride 1 pad 1', async () => {
+    const t = k.tensor(x, { shape: xs });
+    const mp = await k.nn.maxPool2d(t, 2).data();
+    const want: number[] = [];
+    for (let c = 0; c < 2; c++) for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) want.push(Math.max(at(c, 2 * i, 2 * j), at(c, 2 * i + 1, 2 * j), at(c, 2 * i, 2 * j + 1), at(c, 2 * i + 1, 2 * j + 1)));
+    close(mp, want, 0, 0);
+    const ap = await k.nn.avgPool2d(t, 3, { stride: 1, padding: 1 }).data();
+    const wantA: number[] = [];
+    for (let c = 0; c < 2; c++) for (let i = 0; i < 5; i++) for (let j = 0; j < 6; j++) {
+      let s = 0;
+      for (let u = -1; u <= 1; u++) for (let v = -1; v <= 1; v++) if (i + u >= 0 && i + u < 5 && j + v >= 0 && j + v < 6) s += at(c, i + u, j + v);
+      wantA.push(s / 9);
+    }
+    close(ap, wantA, 1e-6, 1e-5);
+  });
+
+  it('pixelShuffle and pixelUnshuffle are inverse and place channels like PyTorch', async () => {
+    const t = k.arange(2 * 8 * 2 * 3).reshape([2, 8, 2, 3]).float();
+    const up = k.nn.pixelShuffle(t, 2);
+    expect(up.shape).toEqual([2, 2, 4, 6]);
+    // out[n, c, h·r + i, w·r + j] = in[n, c·r² + i·r + j, h, w]
+    const v = await up.data();
+    expect(v[((1 * 2 + 1) * 4 + 3) * 6 + 4]).toBe(((1 * 8 + (1 * 4 + 1 * 2 + 0)) * 2 + 1) * 3 + 2);
+    expect(await k.nn.pixelUnshuffle(up, 2).tolist()).toEqual(await t.tolist());
+  });
+});
