@@ -1,0 +1,201 @@
+/**
+ * Normalization (GroupNorm, BatchNorm2d, RMSNorm, adaptive scale/shift) and scaled dot-product attention
+ * with PyTorch parameter names and layouts. Statistics are two-pass (mean, then centered squares), which
+ * is numerically stable.
+ */
+import { noGrad } from '../autograd/tape.js';
+import { fmt } from '../tensor/shape.js';
+import { scope } from '../tensor/memory.js';
+import { arange, ones, where, zeros, type Tensor } from '../tensor/tensor.js';
+import { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from './conv.js';
+import { kaimingUniform_, uniform_ } from './init.js';
+import { Layer, Module, Parameter } from './module.js';
+import { Linear } from './layers.js';
+
+/** Group normalization over (C/groups, H, W) per group; affine per channel. */
+export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  const [N, C] = x.shape as [number, number];
+  if (x.rank < 2 || C % groups) throw new Error(`groupNorm: channels ${C} of ${fmt(x.shape)} must be divisible by groups ${groups}`);
+  return scope(() => {
+    const g = x.reshape([N, groups, -1]);
+    const mean = g.mean(2, { keepDim: true });
+    const d = g.sub(mean);
+    const v = d.mul(d).mean(2, { keepDim: true });
+    let y = d.mul(v.add(eps).rsqrt()).reshape(x.shape);
+    const bshape = [1, C, ...x.shape.slice(2).map(() => 1)];
+    if (weight) y = y.mul(weight.reshape(bshape));
+    if (bias) y = y.add(bias.reshape(bshape));
+    return y;
+  });
+}
+
+/** RMS normalization over the last dims: x / √(mean(x²) + eps) · weight. */
+export function rmsNorm(x: Tensor, normalizedShape: number[], weight?: Tensor | null, eps = 1e-6): Tensor {
+  const n = normalizedShape.length;
+  const axes = Array.from({ length: n }, (_, i) => x.rank - n + i);
+  return scope(() => {
+    const y = x.mul(x.mul(x).mean(axes, { keepDim: true }).add(eps).rsqrt());
+    return weight ? y.mul(weight) : y;
+  });
+}
+
+/** adaLN modulation: x·(1 + scale) + shift with scale/shift [N, D] broadcast over the token axis of x [N, T, D]. */
+export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
+  return scope(() => x.mul(scale.unsqueeze(1).add(1)).add(shift.unsqueeze(1)));
+}
+
+/** GroupNorm module (PyTorch names: weight, bias). */
+export class GroupNorm extends Layer {
+  weight: Parameter | null;
+  bias: Parameter | null;
+  constructor(readonly numGroups: number, readonly numChannels: number, readonly opts: { eps?: number; affine?: boolean } = {}) {
+    super();
+    if (numChannels % numGroups) throw new Error(`GroupNorm: ${numChannels} channels are not divisible by ${numGroups} groups`);
+    const affine = opts.affine ?? true;
+    this.weight = affine ? new Parameter(ones([numChannels])) : null;
+    this.bias = affine ? new Parameter(zeros([numChannels])) : null;
+  }
+  forward(x: Tensor): Tensor {
+    return groupNorm(x, this.numGroups, this.weight, this.bias, this.opts.eps ?? 1e-5);
+  }
+}
+
+/** RMSNorm module. */
+export class RMSNorm extends Layer {
+  weight: Parameter;
+  readonly normalizedShape: number[];
+  constructor(normalizedShape: number | number[], readonly eps = 1e-6) {
+    super();
+    this.normalizedShape = typeof normalizedShape === 'number' ? [normalizedShape] : normalizedShape;
+    this.weight = new Parameter(ones(this.normalizedShape));
+  }
+  forward(x: Tensor): Tensor {
+    return rmsNorm(x, this.normalizedShape, this.weight, this.eps);
+  }
+}
+
+/** BatchNorm2d: batch statistics in training (updating running_mean/var with momentum), running stats in eval. */
+export class BatchNorm2d extends Layer {
+  weight: Parameter;
+  bias: Parameter;
+  declare running_mean: Tensor;
+  declare running_var: Tensor;
+  constructor(readonly numFeatures: number, readonly eps = 1e-5, readonly momentum = 0.1) {
+    super();
+    this.weight = new Parameter(ones([numFeatures]));
+    this.bias = new Parameter(zeros([numFeatures]));
+    this.registerBuffer('running_mean', zeros([numFeatures]));
+    this.registerBuffer('running_var', ones([numFeatures]));
+  }
+  forward(x: Tensor): Tensor {
+    if (x.rank !== 4 || x.shape[1] !== this.numFeatures) throw new Error(`BatchNorm2d: expected [N, ${this.numFeatures}, H, W], got ${fmt(x.shape)}`);
+    const C = this.numFeatures;
+    return scope(() => {
+      let mean: Tensor, v: Tensor;
+      if (this.training) {
+        mean = x.mean([0, 2, 3]);
+        const d = x.sub(mean.reshape([1, C, 1, 1]));
+        v = d.mul(d).mean([0, 2, 3]);
+        const n = x.size / C;
+        noGrad(() => {
+          this.running_mean.assign(this.running_mean.mul(1 - this.momentum).add(mean.detach().mul(this.momentum)));
+          this.running_var.assign(this.running_var.mul(1 - this.momentum).add(v.detach().mul((this.momentum * n) / Math.max(n - 1, 1))));
+        });
+      } else {
+        mean = this.running_mean;
+        v = this.running_var;
+      }
+      const y = x.sub(mean.reshape([1, C, 1, 1])).mul(v.add(this.eps).rsqrt().reshape([1, C, 1, 1]));
+      return y.mul(this.weight.reshape([1, C, 1, 1])).add(this.bias.reshape([1, C, 1, 1]));
+    });
+  }
+}
+
+/** Conv2d module (weight [out, in/groups, kh, kw], bias [out]; PyTorch's default init). */
+export class Conv2d extends Layer {
+  weight: Parameter;
+  bias: Parameter | null;
+  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: number | [number, number], readonly opts: Conv2dOptions & { bias?: boolean } = {}) {
+    super();
+    const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
+    const g = opts.groups ?? 1;
+    if (inChannels % g || outChannels % g) throw new Error(`Conv2d: groups ${g} must divide ${inChannels} input and ${outChannels} output channels`);
+    this.weight = new Parameter(zeros([outChannels, inChannels / g, kh, kw]));
+    kaimingUniform_(this.weight, { a: Math.sqrt(5) });
+    const fanIn = (inChannels / g) * kh * kw;
+    this.bias = opts.bias === false ? null : new Parameter(zeros([outChannels]));
+    if (this.bias) uniform_(this.bias, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
+  }
+  forward(x: Tensor): Tensor {
+    return conv2d(x, this.weight, this.bias, this.opts);
+  }
+}
+
+/** ConvTranspose2d module (weight [in, out/groups, kh, kw], like PyTorch). */
+export class ConvTranspose2d extends Layer {
+  weight: Parameter;
+  bias: Parameter | null;
+  constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: number | [number, number], readonly opts: ConvTranspose2dOptions & { bias?: boolean } = {}) {
+    super();
+    const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
+    const g = opts.groups ?? 1;
+    this.weight = new Parameter(zeros([inChannels, outChannels / g, kh, kw]));
+    // PyTorch computes fan_in from weight.size(1) · receptive field for transposed convs
+    const fanIn = (outChannels / g) * kh * kw;
+    uniform_(this.weight, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
+    this.bias = opts.bias === false ? null : new Parameter(zeros([outChannels]));
+    if (this.bias) uniform_(this.bias, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
+  }
+  forward(x: Tensor): Tensor {
+    return convTranspose2d(x, this.weight, this.bias, this.opts);
+  }
+}
+
+/**
+ * softmax(q·kᵀ/√d + mask)·v over the last two axes (q [..., Tq, d], k [..., Tk, d], v [..., Tk, dv]).
+ * `mask` is a bool tensor (true = attend) or an additive float tensor; `causal` masks future positions.
+ */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: { mask?: Tensor; causal?: boolean; scale?: number } = {}): Tensor {
+  const d = q.shape[q.rank - 1]!;
+  if (k.shape[k.rank - 1] !== d) throw new Error(`scaledDotProductAttention: query dim ${d} and key dim ${k.shape[k.rank - 1]} differ (${fmt(q.shape)} vs ${fmt(k.shape)})`);
+  if (k.shape[k.rank - 2] !== v.shape[v.rank - 2]) throw new Error(`scaledDotProductAttention: keys ${fmt(k.shape)} and values ${fmt(v.shape)} need the same length`);
+  return scope(() => {
+    let s = q.matmul(k.mT).mul(opts.scale ?? 1 / Math.sqrt(d));
+    if (opts.causal) {
+      const Tq = q.shape[q.rank - 2]!, Tk = k.shape[k.rank - 2]!;
+      const allowed = arange(Tk, undefined, 1, { device: q.device }).reshape([1, Tk]).le(arange(Tq, undefined, 1, { device: q.device }).reshape([Tq, 1]).add(Tk - Tq));
+      s = where(allowed, s, -Infinity);
+    }
+    if (opts.mask) s = opts.mask.dtype === 'bool' ? where(opts.mask, s, -Infinity) : s.add(opts.mask);
+    return s.softmax(-1).matmul(v);
+  });
+}
+
+/** Multi-head attention with PyTorch's parameter layout (in_proj_weight [3E, E], in_proj_bias, out_proj). */
+export class MultiheadAttention extends Module {
+  in_proj_weight: Parameter;
+  in_proj_bias: Parameter;
+  out_proj: Linear;
+  constructor(readonly embedDim: number, readonly numHeads: number) {
+    super();
+    if (embedDim % numHeads) throw new Error(`MultiheadAttention: embedDim ${embedDim} is not divisible by numHeads ${numHeads}`);
+    this.in_proj_weight = new Parameter(zeros([3 * embedDim, embedDim]));
+    const bound = Math.sqrt(6 / (embedDim + 3 * embedDim));
+    uniform_(this.in_proj_weight, -bound, bound);
+    this.in_proj_bias = new Parameter(zeros([3 * embedDim]));
+    this.out_proj = new Linear(embedDim, embedDim);
+    noGrad(() => this.out_proj.bias!.assign(zeros([embedDim])));
+  }
+  /** Batch-first attention: query [N, Tq, E], key/value [N, Tk, E] (self-attention when omitted). */
+  forward(query: Tensor, key: Tensor = query, value: Tensor = key, opts: { mask?: Tensor; causal?: boolean } = {}): Tensor {
+    const E = this.embedDim, H = this.numHeads, hd = E / H;
+    return scope(() => {
+      const [wq, wk, wv] = this.in_proj_weight.split(E, 0) as [Tensor, Tensor, Tensor];
+      const [bq, bk, bv] = this.in_proj_bias.split(E, 0) as [Tensor, Tensor, Tensor];
+      const heads = (x: Tensor, w: Tensor, b: Tensor) => x.matmul(w.T).add(b).reshape([x.shape[0]!, x.shape[1]!, H, hd]).transpose(1, 2);
+      const o = scaledDotProductAttention(heads(query, wq, bq), heads(key, wk, bk), heads(value, wv, bv), opts);
+      return this.out_proj.forward(o.transpose(1, 2).reshape([query.shape[0]!, query.shape[1]!, E]));
+    });
+  }
+}
+

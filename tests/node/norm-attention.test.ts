@@ -1,0 +1,79 @@
+/** Normalization layers and attention against float64 loops written here; gradients by finite differences. */
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as k from '../../src/index.ts';
+import { close, f32, values } from '../shared/util.ts';
+
+beforeAll(async () => {
+  await k.init();
+});
+
+describe('normalization', () => {
+  it('groupNorm equals per-group standardization', async () => {
+    const [N, C, H, W, G] = [2, 4, 3, 2, 2];
+    const x = f32(values(N * C * H * W, 21, -2, 3));
+    const w = f32(values(C, 22)), b = f32(values(C, 23));
+    const got = await k.nn.groupNorm(k.tensor(x, { shape: [N, C, H, W] }), G, k.tensor(w), k.tensor(b)).data();
+    const per = (C / G) * H * W;
+    const want: number[] = [];
+    for (let n = 0; n < N; n++) for (let g = 0; g < G; g++) {
+      const seg = x.slice((n * G + g) * per, (n * G + g + 1) * per);
+      const m = seg.reduce((a, c) => a + c, 0) / per;
+      const v = seg.reduce((a, c) => a + (c - m) ** 2, 0) / per;
+      seg.forEach((val, i) => { const c = g * (C / G) + Math.floor(i / (H * W)); want.push(((val - m) / Math.sqrt(v + 1e-5)) * w[c]! + b[c]!); });
+    }
+    close(got, want, 2e-5, 1e-5);
+    const r = await k.gradcheck((t, ww, bb) => k.nn.groupNorm(t, 2, ww, bb), [{ shape: [1, 4, 2, 2], data: values(16, 24) }, { shape: [4], data: values(4, 25) }, { shape: [4], data: values(4, 26) }]);
+    expect(r.ok, JSON.stringify(r.at)).toBe(true);
+  });
+
+  it('rmsNorm', async () => {
+    const x = f32(values(12, 31));
+    const got = await k.nn.rmsNorm(k.tensor(x, { shape: [3, 4] }), [4]).data();
+    const want = x.map((v, i) => { const row = x.slice(Math.floor(i / 4) * 4, Math.floor(i / 4) * 4 + 4); return v / Math.sqrt(row.reduce((a, c) => a + c * c, 0) / 4 + 1e-6); });
+    close(got, want, 1e-5, 1e-5);
+  });
+
+  it('BatchNorm2d: batch statistics in training, running statistics (unbiased, momentum 0.1) in eval', async () => {
+    const bn = new k.nn.BatchNorm2d(2);
+    const x = f32(values(2 * 2 * 2 * 2, 41, 0, 4));
+    const t = k.tensor(x, { shape: [2, 2, 2, 2] });
+    const y = await bn.forward(t).data();
+    const chan = (c: number) => [0, 1].flatMap((n) => x.slice((n * 2 + c) * 4, (n * 2 + c) * 4 + 4));
+    const stats = [0, 1].map((c) => { const v = chan(c); const m = v.reduce((a, b) => a + b, 0) / 8; return { m, v: v.reduce((a, b) => a + (b - m) ** 2, 0) / 8 }; });
+    x.forEach((v, i) => { const c = Math.floor(i / 4) % 2; expect(y[i]!).toBeCloseTo((v - stats[c]!.m) / Math.sqrt(stats[c]!.v + 1e-5), 4); });
+    const rm = await bn.running_mean.data(), rv = await bn.running_var.data();
+    stats.forEach((s, c) => { expect(rm[c]!).toBeCloseTo(0.1 * s.m, 5); expect(rv[c]!).toBeCloseTo(0.9 + 0.1 * s.v * 8 / 7, 5); });
+    bn.eval();
+    const ye = await bn.forward(t).data();
+    x.forEach((v, i) => { const c = Math.floor(i / 4) % 2; expect(ye[i]!).toBeCloseTo((v - rm[c]!) / Math.sqrt(rv[c]! + 1e-5), 4); });
+    expect(Object.keys(bn.stateDict()).sort()).toEqual(['bias', 'running_mean', 'running_var', 'weight']);
+  });
+});
+
+describe('attention', () => {
+  function sdpaRef(q: number[], kk: number[], v: number[], T: number, S: number, d: number, causal: boolean): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < T; i++) {
+      const s = Array.from({ length: S }, (_, j) => (causal && j > i + S - T ? -Infinity : q.slice(i * d, i * d + d).reduce((a, c, t) => a + c * kk[j * d + t]!, 0) / Math.sqrt(d)));
+      const m = Math.max(...s), e = s.map((x) => Math.exp(x - m)), z = e.reduce((a, b) => a + b, 0);
+      for (let t = 0; t < d; t++) out.push(e.reduce((a, w, j) => a + (w / z) * v[j * d + t]!, 0));
+    }
+    return out;
+  }
+  it.each([false, true])('scaledDotProductAttention (causal %s) equals softmax(qkᵀ/√d)v', async (causal) => {
+    const [T, S, d] = [3, 4, 5];
+    const q = f32(values(T * d, 51)), kk = f32(values(S * d, 52)), v = f32(values(S * d, 53));
+    const got = await k.nn.scaledDotProductAttention(k.tensor(q, { shape: [1, T, d] }), k.tensor(kk, { shape: [1, S, d] }), k.tensor(v, { shape: [1, S, d] }), { causal }).data();
+    close(got, sdpaRef(q, kk, v, T, S, d, causal), 1e-5, 1e-5);
+  });
+
+  it('attention gradients by finite differences; MultiheadAttention keeps PyTorch names and shapes', async () => {
+    const r = await k.gradcheck((q, kk, v) => k.nn.scaledDotProductAttention(q, kk, v, { causal: true }), [
+      { shape: [1, 3, 2], data: values(6, 61) }, { shape: [1, 3, 2], data: values(6, 62) }, { shape: [1, 3, 2], data: values(6, 63) },
+    ]);
+    expect(r.ok, JSON.stringify(r.at)).toBe(true);
+    const mha = new k.nn.MultiheadAttention(8, 2);
+    expect([...mha.namedParameters()].map(([n, p]) => `${n}[${p.shape}]`)).toEqual(['in_proj_weight[24,8]', 'in_proj_bias[24]', 'out_proj.weight[8,8]', 'out_proj.bias[8]']);
+    expect(mha.forward(k.randn([2, 5, 8])).shape).toEqual([2, 5, 8]);
+  });
+});
