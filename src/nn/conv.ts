@@ -7,7 +7,7 @@
  */
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
-import { stack, Tensor } from '../tensor/tensor.js';
+import { stack, tensor, Tensor } from '../tensor/tensor.js';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
@@ -158,4 +158,63 @@ export function pixelUnshuffle(x: Tensor, r: number): Tensor {
   const [N, C, H, W] = x.shape as [number, number, number, number];
   if (x.rank !== 4 || H % r || W % r) throw new Error(`pixelUnshuffle: spatial size ${H}×${W} of ${fmt(x.shape)} must be divisible by ${r}`);
   return scope(() => x.reshape([N, C, H / r, r, W / r, r]).permute([0, 1, 3, 5, 2, 4]).reshape([N, C * r * r, H / r, W / r]));
+}
+
+/** Adaptive average pooling to `size` (PyTorch's bins: start ⌊i·n/o⌋, end ⌈(i+1)·n/o⌉). */
+export function adaptiveAvgPool2d(x: Tensor, size: Pair): Tensor {
+  const [oh, ow] = pair(size);
+  if (x.rank !== 4) throw new Error(`adaptiveAvgPool2d: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  const [, , H, W] = x.shape as [number, number, number, number];
+  return scope(() => {
+    const bins = (n: number, o: number) => Array.from({ length: o }, (_, i) => [Math.floor((i * n) / o), Math.ceil(((i + 1) * n) / o)] as [number, number]);
+    if (H % oh === 0 && W % ow === 0) return x.reshape([x.shape[0]!, x.shape[1]!, oh, H / oh, ow, W / ow]).mean([3, 5]);
+    const rows = bins(H, oh).map(([a, b]) => x.slice(2, a, b).mean(2, { keepDim: true }));
+    const xr = rows.length === 1 ? rows[0]! : catAxis(rows, 2);
+    const cols = bins(W, ow).map(([a, b]) => xr.slice(3, a, b).mean(3, { keepDim: true }));
+    return cols.length === 1 ? cols[0]! : catAxis(cols, 3);
+  });
+}
+
+function catAxis(ts: Tensor[], axis: number): Tensor {
+  return stack(ts, axis).reshape(ts[0]!.shape.map((d, i) => (i === axis ? d * ts.length : d)));
+}
+
+/** Options of `interpolate`. */
+export interface InterpolateOptions {
+  size?: [number, number];
+  scaleFactor?: number | [number, number];
+  mode?: 'nearest' | 'bilinear';
+  alignCorners?: boolean;
+}
+
+/** Resizes [N, C, H, W] by nearest neighbour (PyTorch's 'nearest': src = ⌊dst·in/out⌋) or bilinear interpolation. */
+export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
+  if (x.rank !== 4) throw new Error(`interpolate: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  const [, , H, W] = x.shape as [number, number, number, number];
+  const sf = opts.scaleFactor === undefined ? null : pair(opts.scaleFactor as Pair);
+  const [oh, ow] = opts.size ?? (sf ? [Math.floor(H * sf[0]), Math.floor(W * sf[1])] : (() => { throw new Error('interpolate: give size or scaleFactor'); })());
+  const mode = opts.mode ?? 'nearest';
+  return scope(() => {
+    if (mode === 'nearest') {
+      const ri = tensor(Int32Array.from({ length: oh }, (_, i) => Math.min(Math.floor((i * H) / oh), H - 1)));
+      const ci = tensor(Int32Array.from({ length: ow }, (_, j) => Math.min(Math.floor((j * W) / ow), W - 1)));
+      return x.indexSelect(2, ri).indexSelect(3, ci);
+    }
+    // bilinear: separable, along H then W, with PyTorch's source-coordinate rules
+    const axis = (t: Tensor, ax: 2 | 3, n: number, o: number): Tensor => {
+      const lo: number[] = [], hi: number[] = [], fr: number[] = [];
+      for (let i = 0; i < o; i++) {
+        let src = opts.alignCorners ? (o > 1 ? (i * (n - 1)) / (o - 1) : 0) : Math.max(((i + 0.5) * n) / o - 0.5, 0);
+        src = Math.min(src, n - 1);
+        const a = Math.floor(src);
+        lo.push(a);
+        hi.push(Math.min(a + 1, n - 1));
+        fr.push(src - a);
+      }
+      const shape = ax === 2 ? [1, 1, o, 1] : [1, 1, 1, o];
+      const f = tensor(fr, { shape });
+      return t.indexSelect(ax, tensor(Int32Array.from(lo))).mul(f.neg().add(1)).add(t.indexSelect(ax, tensor(Int32Array.from(hi))).mul(f));
+    };
+    return axis(axis(x, 2, H, oh), 3, W, ow);
+  });
 }

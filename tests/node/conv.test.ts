@@ -123,3 +123,36 @@ describe('pooling and pixel shuffle', () => {
     expect(await k.nn.pixelUnshuffle(up, 2).tolist()).toEqual(await t.tolist());
   });
 });
+
+describe('resampling', () => {
+  const [H, W] = [3, 4];
+  const x = f32(values(H * W, 71));
+  const at = (i: number, j: number) => x[i * W + j]!;
+  function bilinearRef(oh: number, ow: number, align: boolean): number[] {
+    const src = (i: number, n: number, o: number) => Math.min(align ? (o > 1 ? (i * (n - 1)) / (o - 1) : 0) : Math.max(((i + 0.5) * n) / o - 0.5, 0), n - 1);
+    const out: number[] = [];
+    for (let i = 0; i < oh; i++) for (let j = 0; j < ow; j++) {
+      const y = src(i, H, oh), xx = src(j, W, ow);
+      const y0 = Math.floor(y), x0 = Math.floor(xx), y1 = Math.min(y0 + 1, H - 1), x1 = Math.min(x0 + 1, W - 1), fy = y - y0, fx = xx - x0;
+      out.push((1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x1)) + fy * ((1 - fx) * at(y1, x0) + fx * at(y1, x1)));
+    }
+    return out;
+  }
+  it.each([false, true])('bilinear (alignCorners %s) matches the PyTorch formula', async (align) => {
+    const got = await k.nn.interpolate(k.tensor(x, { shape: [1, 1, H, W] }), { size: [5, 7], mode: 'bilinear', alignCorners: align }).data();
+    close(got, bilinearRef(5, 7, align), 1e-5, 1e-5);
+  });
+  it('nearest ×2 repeats pixels; adaptiveAvgPool2d averages PyTorch bins', async () => {
+    const got = await k.nn.interpolate(k.tensor(x, { shape: [1, 1, H, W] }), { scaleFactor: 2 }).data();
+    close(got, Array.from({ length: 4 * H * W }, (_, p) => at(Math.floor(Math.floor(p / (2 * W)) / 2), Math.floor((p % (2 * W)) / 2))), 0, 0);
+    const ap = await k.nn.adaptiveAvgPool2d(k.tensor(x, { shape: [1, 1, H, W] }), [2, 3]).data();
+    const bins = (n: number, o: number) => Array.from({ length: o }, (_, i) => [Math.floor((i * n) / o), Math.ceil(((i + 1) * n) / o)]);
+    const want: number[] = [];
+    for (const [a, b] of bins(H, 2)) for (const [c, d] of bins(W, 3)) {
+      let s = 0;
+      for (let i = a!; i < b!; i++) for (let j = c!; j < d!; j++) s += at(i, j);
+      want.push(s / ((b! - a!) * (d! - c!)));
+    }
+    close(ap, want, 1e-6, 1e-5);
+  });
+});
