@@ -189,7 +189,9 @@ function stepOnce(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, n: T
       const sc = sigmaOf(c), sn = sigmaOf(n);
       const h = Math.log(sc) - Math.log(sn);
       let D = x0;
-      if (prevX0 && Number.isFinite(sc) && i > 0) {
+      // diffusers' lower_order_final: with fewer than 15 steps the step before the last is first order
+      const lowerFinal = o.path.length - 1 < 15 && i === o.path.length - 3;
+      if (prevX0 && Number.isFinite(sc) && i > 0 && !lowerFinal) {
         const r = prevH / h;
         D = x0.mul(1 + 1 / (2 * r)).sub(prevX0.mul(1 / (2 * r)));
       }
@@ -206,7 +208,7 @@ function stepOnce(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, n: T
       const etaH = eta * h;
       const ratio = Number.isFinite(sc) ? (sn / sc) * Math.exp(-etaH) : 0;
       let xt = x.div(c.a).mul(ratio).add(x0.mul(-Math.expm1(-h - etaH)));
-      if (prevX0 && i > 0) {
+      if (prevX0 && i > 0 && !(o.path.length - 1 < 15 && i === o.path.length - 3)) {
         const r = prevH / h;
         xt = xt.add(x0.sub(prevX0).mul(0.5 * -Math.expm1(-h - etaH) * (1 / r)));
       }

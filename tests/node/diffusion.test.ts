@@ -311,3 +311,20 @@ describe('dynamic thresholding', () => {
     });
   });
 });
+
+describe('guidance rescale', () => {
+  it('matches each sample’s std to the conditional output’s (φ = 1) and blends for φ < 1', async () => {
+    const cond = [[1, 2, 3, 4], [0.5, -0.5, 2, 1]], unc = [[0, 1, 1, 0], [1, 1, 0, 0]];
+    const model = (_x: k.Tensor, _t: number, labels: k.Tensor) => k.scope(() => k.where(labels.reshape([-1, 1]).eq(0), k.tensor([...cond, ...cond]), k.tensor([...unc, ...unc])));
+    for (const phi of [1, 0.3]) {
+      const g = D.classifierFreeGuidance(model, { scale: 2, labels: k.tensor([0, 0], { dtype: 'i32' }), nullLabels: k.tensor([1, 1], { dtype: 'i32' }), rescale: phi });
+      const got = await g(k.zeros([2, 4]), 0).data();
+      cond.forEach((c, i) => {
+        const cfg = c.map((v, j) => 3 * v - 2 * unc[i]![j]!);
+        const std = (a: number[]) => { const m = a.reduce((s, v) => s + v, 0) / a.length; return Math.sqrt(a.reduce((s, v) => s + (v - m) ** 2, 0) / a.length); };
+        const r = cfg.map((v) => (v * std(c)) / std(cfg));
+        r.forEach((v, j) => expect(got[4 * i + j]!).toBeCloseTo(phi * v + (1 - phi) * cfg[j]!, 4));
+      });
+    }
+  });
+});
