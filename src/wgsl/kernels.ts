@@ -90,6 +90,8 @@ export interface KernelConfig {
   reduceMapping: 'chunk' | 'stride';
   /** Matmul register tile (rows × cols per invocation). */
   matmulTile: [number, number];
+  /** Elements one elementwise invocation computes (strided by the invocation count, so lanes stay contiguous). */
+  elementsPerInvocation: number;
 }
 
 const WG = 256;
@@ -157,20 +159,27 @@ export function render(k: Kernel, cfg: KernelConfig): Pass[] {
 
 function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass {
   const { text, bindings } = header(k);
-  const { wg, nx } = grid(k.size, WG, cfg);
+  // several elements per invocation amortize the per-invocation cost of CPU drivers
+  const E = k.size >= WG * cfg.elementsPerInvocation * 4 ? cfg.elementsPerInvocation : 1;
+  const T = Math.ceil(k.size / E);
+  const { wg, nx } = grid(T, WG, cfg);
   // all outputs are emitted in one body so they share common subexpressions
   const outs = [{ value: k.value, dtype: k.outDtype }, ...(k.extra ?? [])];
   const em = new Emitter();
   const names = outs.map((o) => em.emit(o.value));
   const stores = outs.map((o, i) => `  OUT${i === 0 ? '' : i}[gid] = ${storeText(o.dtype, names[i]!)};`);
+  const calls = Array.from({ length: E }, (_, j) => (j === 0 ? '  compute(t);' : `  if (t + ${j * T}u < ${k.size}u) { compute(t + ${j * T}u); }`));
   const code = `${text}
 ${k.helpers.join('\n')}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let gid = (wid.y * ${nx}u + wid.x) * ${WG}u + lid;
-  if (gid >= ${k.size}u) { return; }
+fn compute(gid: u32) {
 ${em.lines.join('\n')}
 ${stores.join('\n')}
+}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = (wid.y * ${nx}u + wid.x) * ${WG}u + lid;
+  if (t >= ${T}u) { return; }
+${calls.join('\n')}
 }`;
   return { code, workgroups: wg, bindings };
 }

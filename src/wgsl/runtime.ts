@@ -177,6 +177,7 @@ export function kernelConfig(): KernelConfig {
     reduceMinChunk: software ? 256 : 64,
     reduceMapping: software ? 'chunk' : 'stride',
     matmulTile: [8, 8],
+    elementsPerInvocation: software ? 4 : 1,
   };
 }
 
