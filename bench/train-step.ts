@@ -41,13 +41,7 @@ async function mlpStep(): Promise<{ ms: number; kernels: number }> {
   const y = k.randint(0, 10, [128]).keep();
   await k.realize(x, y);
   const step = async () => {
-    const loss = k.scope(() => {
-      const l = k.F.crossEntropy(net.forward(x), y);
-      l.backward();
-      return l;
-    });
-    void opt.step();
-    opt.zeroGrad();
+    const loss = opt.minimize(() => k.F.crossEntropy(net.forward(x), y));
     await loss.item();
     loss.dispose();
   };

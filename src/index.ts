@@ -17,7 +17,7 @@ export type { Device } from './tensor/node.js';
 export type { DeviceInfo, InitOptions, MemoryInfo, RuntimeStats };
 export {
   Tensor, tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye,
-  manualSeed, getRngState, setRngState, rand, randn, randint,
+  manualSeed, getRngState, setRngState, rand, randn, randint, randomHost,
   where, cat, stack, matmul, realize, setFusion, setDefaultDevice, getDefaultDevice, withDevice,
   type TensorLike, type NestedArray, type CreateOptions, type ReduceOptions,
 } from './tensor/tensor.js';

@@ -59,13 +59,7 @@ export async function trainMlp(o: MlpOptions): Promise<{ net: k.nn.Sequential; l
   let pending: Promise<number> | null = null;
   for (let epoch = 0; epoch < o.epochs; epoch++) {
     for (const { x, y } of k.data.batches(train, { batchSize: o.batchSize, seed: o.seed, epoch, layout: 'flat', dropLast: true, limit: o.limit })) {
-      const loss = k.scope(() => {
-        const l = k.F.crossEntropy(net.forward(x), y);
-        l.backward();
-        return l;
-      });
-      void opt.step();
-      opt.zeroGrad();
+      const loss = opt.minimize(() => k.F.crossEntropy(net.forward(x), y));
       sched.step();
       x.dispose();
       y.dispose();

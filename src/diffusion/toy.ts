@@ -65,19 +65,15 @@ export async function trainToy(o: ToyTrainOptions): Promise<{ net: ToyDenoiser; 
   const losses: number[] = [];
   let pending: Promise<number> | null = null;
   for (let i = 0; i < o.steps; i++) {
-    const points = await sampleTimes(process, B, 'uniform');
-    const loss = scope(() => {
+    const points = sampleTimes(process, B, 'uniform');
+    const loss = opt.minimize(() => {
       const x0 = tensor(data.subarray(2 * B * i, 2 * B * (i + 1)), { shape: [B, 2] });
       const eps = randn([B, 2]);
       const xt = addNoise(x0, eps, points);
       const { t } = coefficients(points, [B, 2]);
       const tgt = target(prediction, x0, eps, points[0]!); // eps and flow targets do not depend on t
-      const l = F.mseLoss(net.forward(xt, t), tgt);
-      l.backward();
-      return l;
+      return F.mseLoss(net.forward(xt, t), tgt);
     });
-    void opt.step();
-    opt.zeroGrad();
     sched.step();
     if (pending) {
       const v = await pending;

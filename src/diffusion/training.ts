@@ -3,7 +3,7 @@
  * loss weights (min-SNR, EDM) and label dropout for classifier-free guidance.
  */
 import { scope } from '../tensor/memory.js';
-import { rand, randint, randn, tensor, where, type Tensor } from '../tensor/tensor.js';
+import { rand, randomHost, tensor, where, type Tensor } from '../tensor/tensor.js';
 import type { NoiseProcess, TimePoint } from './process.js';
 
 /** Per-sample coefficients as [N, 1, …] tensors broadcasting over a batch of shape `shape`. */
@@ -32,28 +32,20 @@ export type TimeSampling = 'uniform' | 'logit-normal' | 'log-normal';
 /**
  * Draws `n` training time points of a process: discrete VP uniform over timesteps; continuous processes
  * uniform on [eps, 1] or logit-normal (rectified flow, SD3: t = σ(m + s·z)); EDM log-normal σ
- * (P_mean −1.2, P_std 1.2). Rectified-flow times get the process shift. Uses kiln's seeded generator
- * on the host side (the draws are read back as numbers).
+ * (P_mean −1.2, P_std 1.2). Rectified-flow times get the process shift. The draws come from kiln's seeded
+ * generator evaluated on the host (no GPU round trip per training step).
  */
-export async function sampleTimes(process: NoiseProcess, n: number, how: TimeSampling = 'uniform', opts: { mean?: number; std?: number; eps?: number } = {}): Promise<TimePoint[]> {
-  const draw = async (t: Tensor) => {
-    const v = Array.from(await t.data());
-    t.dispose();
-    return v;
-  };
+export function sampleTimes(process: NoiseProcess, n: number, how: TimeSampling = 'uniform', opts: { mean?: number; std?: number; eps?: number } = {}): TimePoint[] {
   if (process.kind === 'vp-discrete') {
     const T = (process as unknown as { T: number }).T;
-    return (await draw(randint(0, T, [n]))).map((t) => process.at(t));
+    return Array.from(randomHost('int', n, [0, T]), (t) => process.at(t));
   }
-  if (how === 'log-normal') {
-    const z = await draw(randn([n]));
-    return z.map((v) => process.at(Math.exp((opts.mean ?? -1.2) + (opts.std ?? 1.2) * v)));
-  }
+  if (how === 'log-normal') return Array.from(randomHost('normal', n), (v) => process.at(Math.exp((opts.mean ?? -1.2) + (opts.std ?? 1.2) * v)));
   let ts: number[];
-  if (how === 'logit-normal') ts = (await draw(randn([n]))).map((v) => 1 / (1 + Math.exp(-((opts.mean ?? 0) + (opts.std ?? 1) * v))));
+  if (how === 'logit-normal') ts = Array.from(randomHost('normal', n), (v) => 1 / (1 + Math.exp(-((opts.mean ?? 0) + (opts.std ?? 1) * v))));
   else {
     const eps = opts.eps ?? (process.kind === 'flow' ? 0 : 1e-3);
-    ts = (await draw(rand([n]))).map((u) => eps + (1 - eps) * u);
+    ts = Array.from(randomHost('uniform', n), (u) => eps + (1 - eps) * u);
   }
   const shift = (process as unknown as { shifted?: (t: number) => number }).shifted;
   return ts.map((t) => process.at(shift ? shift.call(process, t) : t));

@@ -111,20 +111,33 @@ export class BatchNorm2d extends Layer {
   }
 }
 
+/** Kernel size as a pair, checked. */
+function kernelPair(op: string, k: number | [number, number]): [number, number] {
+  const p: [number, number] = typeof k === 'number' ? [k, k] : k;
+  if (!p.every((v) => Number.isInteger(v) && v > 0)) throw new Error(`${op}: kernel size must be positive integers, got ${JSON.stringify(k)}`);
+  return p;
+}
+
+/** An optional bias [n] drawn from U(±1/√fanIn), PyTorch's default for convolutions and linear layers. */
+function defaultBias(n: number, fanIn: number, enabled: boolean | undefined): Parameter | null {
+  if (enabled === false) return null;
+  const b = new Parameter(zeros([n]));
+  uniform_(b, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
+  return b;
+}
+
 /** Conv2d module (weight [out, in/groups, kh, kw], bias [out]; PyTorch's default init). */
 export class Conv2d extends Layer {
   weight: Parameter;
   bias: Parameter | null;
   constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: number | [number, number], readonly opts: Conv2dOptions & { bias?: boolean } = {}) {
     super();
-    const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
+    const [kh, kw] = kernelPair('Conv2d', kernelSize);
     const g = opts.groups ?? 1;
     if (inChannels % g || outChannels % g) throw new Error(`Conv2d: groups ${g} must divide ${inChannels} input and ${outChannels} output channels`);
     this.weight = new Parameter(zeros([outChannels, inChannels / g, kh, kw]));
     kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    const fanIn = (inChannels / g) * kh * kw;
-    this.bias = opts.bias === false ? null : new Parameter(zeros([outChannels]));
-    if (this.bias) uniform_(this.bias, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
+    this.bias = defaultBias(outChannels, (inChannels / g) * kh * kw, opts.bias);
   }
   forward(x: Tensor): Tensor {
     return conv2d(x, this.weight, this.bias, this.opts);
@@ -137,14 +150,14 @@ export class ConvTranspose2d extends Layer {
   bias: Parameter | null;
   constructor(readonly inChannels: number, readonly outChannels: number, kernelSize: number | [number, number], readonly opts: ConvTranspose2dOptions & { bias?: boolean } = {}) {
     super();
-    const [kh, kw] = typeof kernelSize === 'number' ? [kernelSize, kernelSize] : kernelSize;
+    const [kh, kw] = kernelPair('ConvTranspose2d', kernelSize);
     const g = opts.groups ?? 1;
+    if (inChannels % g || outChannels % g) throw new Error(`ConvTranspose2d: groups ${g} must divide ${inChannels} input and ${outChannels} output channels`);
     this.weight = new Parameter(zeros([inChannels, outChannels / g, kh, kw]));
     // PyTorch computes fan_in from weight.size(1) · receptive field for transposed convs
     const fanIn = (outChannels / g) * kh * kw;
     uniform_(this.weight, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
-    this.bias = opts.bias === false ? null : new Parameter(zeros([outChannels]));
-    if (this.bias) uniform_(this.bias, -1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
+    this.bias = defaultBias(outChannels, fanIn, opts.bias);
   }
   forward(x: Tensor): Tensor {
     return convTranspose2d(x, this.weight, this.bias, this.opts);

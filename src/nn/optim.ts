@@ -93,6 +93,21 @@ export abstract class Optimizer<O extends { lr: number }> {
     return realize(...touched);
   }
 
+  /**
+   * One training step: evaluates `lossFn` in a scope, backpropagates, applies the update and clears the
+   * gradients. Returns the loss (the caller disposes it; reading it does not stall the next step's work).
+   */
+  minimize(lossFn: () => Tensor): Tensor {
+    const loss = scope(() => {
+      const l = lossFn();
+      l.backward();
+      return l;
+    });
+    void this.step();
+    this.zeroGrad();
+    return loss;
+  }
+
   /** Optimizer state (step count, hyper-parameters and per-parameter tensors by parameter index). */
   stateDict(): OptimizerState<O> {
     const tensors: Record<string, Tensor> = {};

@@ -10,7 +10,7 @@ import { broadcastShapes, checkShape, contiguousStrides, fmt, normAxes, normAxis
 import { keep as keepTensor, scope, track } from './memory.js';
 import { realizeReference } from './reference.js';
 import { Scheduler, scheduleConfig, storageBytes, type PlannedKernel } from './schedule.js';
-import { seedKey } from '../wgsl/rng.js';
+import { normalFromBits, philox4x32, seedKey, uniformFromBits } from '../wgsl/rng.js';
 import { gpu, hasDevice } from '../wgsl/device.js';
 import { acquireBuffer, execute, executeAndRead, releaseBuffer, uploadBuffer, type Launch } from '../wgsl/runtime.js';
 
@@ -476,6 +476,25 @@ export function randint(low: number, high: number, shape: Shape, opts: CreateOpt
     const [bits] = randomBits([...shape], device, 1);
     return bits!.mod(high - low >>> 0).cast('i32').add(low).cast(opts.dtype ?? 'i32');
   });
+}
+
+/**
+ * Draws from the same generator on the host, without a GPU round trip: uniforms are bit-identical to
+ * `rand([n])`, normals equal `randn([n])` up to float rounding, integers equal `randint`. Each call
+ * consumes one generator step, like its device counterpart.
+ */
+export function randomHost(kind: 'uniform' | 'normal' | 'int', n: number, range: [number, number] = [0, 1]): Float64Array {
+  const [k0, k1] = seedKey(rngState.seed);
+  const ctr = rngState.counter;
+  rngState.counter = (rngState.counter + 1) >>> 0;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const w = philox4x32(i, ctr, 0, 0, k0, k1);
+    if (kind === 'uniform') out[i] = uniformFromBits(w[0]);
+    else if (kind === 'normal') out[i] = normalFromBits(w[0], w[1]);
+    else out[i] = (w[0] % ((range[1] - range[0]) >>> 0)) + range[0];
+  }
+  return out;
 }
 
 // ------------------------------------------------------------------------------------------------

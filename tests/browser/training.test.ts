@@ -23,9 +23,7 @@ describe('training in the browser', () => {
     const y = k.tensor(xs.map((v) => 3 * v - 1), { shape: [32, 1] });
     let loss = Infinity;
     for (let i = 0; i < 300; i++) {
-      const l = k.scope(() => { const l = k.F.mseLoss(lin.forward(x), y); l.backward(); return l; });
-      void opt.step();
-      opt.zeroGrad();
+      const l = opt.minimize(() => k.F.mseLoss(lin.forward(x), y));
       if (i % 50 === 49) loss = await l.item();
       l.dispose();
     }

@@ -190,6 +190,16 @@ describe('random', () => {
     expect(g[5]).toBe((w0! >>> 8) * 2 ** -24);
   });
 
+  it('host draws equal the device stream (uniforms bit for bit, normals to rounding)', async () => {
+    k.manualSeed(21);
+    const dev = await k.rand([300]).data();
+    const devN = await k.randn([300]).data();
+    k.manualSeed(21);
+    const host = k.randomHost('uniform', 300), hostN = k.randomHost('normal', 300);
+    expect(Array.from(dev)).toEqual(Array.from(host));
+    close(devN, hostN, 1e-5, 1e-5);
+  });
+
   it('continues the stream from a saved state', async () => {
     k.manualSeed(9);
     await k.rand([4]).data();
