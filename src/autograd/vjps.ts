@@ -70,6 +70,25 @@ function movementVjp(g: Tensor, x: Tensor, m: MovementArg): Tensor {
     case 'pad': return g.pad(m.pads.map(([b, a]) => [-b, -a] as [number, number]));
     case 'shrink': return g.pad(m.ranges.map(([s, e], i) => [s, x.shape[i]! - e] as [number, number]));
     case 'flip': return g.flip(m.axes);
+    case 'unfold': {
+      // each window element j scatters back to positions i·step + j·dilation: one strided, shifted pad per j
+      const n = x.shape[m.axis]!, count = g.shape[m.axis]!, last = g.rank - 1;
+      let dx: Tensor | null = null;
+      for (let j = 0; j < m.size; j++) {
+        let gj = g.narrow(last, j, 1).squeeze(last);
+        if (m.step > 1) {
+          const sh = [...gj.shape];
+          sh.splice(m.axis, 1, count * m.step);
+          const u = gj.unsqueeze(m.axis + 1);
+          const gaps = u.shape.map((_, i) => (i === m.axis + 1 ? [0, m.step - 1] : [0, 0]) as [number, number]);
+          gj = u.pad(gaps).reshape(sh).narrow(m.axis, 0, (count - 1) * m.step + 1);
+        }
+        const before = j * m.dilation;
+        const placed = gj.pad(gj.shape.map((d, i) => (i === m.axis ? [before, n - before - d] : [0, 0]) as [number, number]));
+        dx = dx ? dx.add(placed) : placed;
+      }
+      return dx!;
+    }
   }
 }
 

@@ -1,9 +1,9 @@
 /**
- * Convolution and pooling in NCHW with PyTorch semantics, as composites of views and a matmul:
- * the input windows are gathered by strided slices of the padded input (an im2col the scheduler
- * materializes once), then one batched matmul per group. Gradients come from the primitives, so
- * convTranspose2d (the input gradient of conv2d) and every pooling op are differentiable too.
- * (A dedicated implicit-GEMM kernel can replace the im2col later; it must match these in tests.)
+ * Convolution and pooling in NCHW with PyTorch semantics, as composites of views and a matmul.
+ * The input windows are an `unfold` view of the padded input, which the matmul kernel reads in place
+ * (implicit GEMM: no im2col buffer); one matmul per group covers the whole batch, so the weight
+ * gradient is a single matmul too. Gradients come from the primitives, so convTranspose2d (the input
+ * gradient of conv2d) and every pooling op are differentiable, twice if needed.
  */
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
@@ -27,20 +27,13 @@ function outSize(op: string, n: number, k: number, s: number, p0: number, p1: nu
   return o;
 }
 
-/** The [N, C, kh·kw, Ho, Wo] windows of x (padded with `value`). */
+/** The [N, C, Ho, Wo, kh, kw] windows of x padded with `value` (a view: no copy of the windows). */
 function windows(op: string, x: Tensor, k: [number, number], s: [number, number], pads: [[number, number], [number, number]], d: [number, number], value = 0): { cols: Tensor; Ho: number; Wo: number } {
   const [, , H, W] = x.shape as [number, number, number, number];
   const Ho = outSize(op, H, k[0], s[0], pads[0][0], pads[0][1], d[0]);
   const Wo = outSize(op, W, k[1], s[1], pads[1][0], pads[1][1], d[1]);
   const xp = x.pad([[0, 0], [0, 0], pads[0], pads[1]], value);
-  const views: Tensor[] = [];
-  for (let i = 0; i < k[0]; i++) {
-    for (let j = 0; j < k[1]; j++) {
-      const r0 = i * d[0], c0 = j * d[1];
-      views.push(xp.slice(2, r0, r0 + s[0] * (Ho - 1) + 1, s[0]).slice(3, c0, c0 + s[1] * (Wo - 1) + 1, s[1]));
-    }
-  }
-  return { cols: views.length === 1 ? views[0]!.unsqueeze(2) : stack(views, 2), Ho, Wo };
+  return { cols: xp.unfold(2, k[0], s[0], d[0]).unfold(3, k[1], s[1], d[1]), Ho, Wo };
 }
 
 function resolvePadding(op: string, padding: Conv2dOptions['padding'], k: [number, number], d: [number, number], s: [number, number]): [[number, number], [number, number]] {
@@ -71,12 +64,13 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   const pads = resolvePadding(op, opts.padding, [kh, kw], d, s);
   return scope(() => {
     const { cols, Ho, Wo } = windows(op, x, [kh, kw], s, pads, d);
-    // cols [N, C, K, Ho, Wo] → [N, g, (C/g)·K, Ho·Wo]; weight [O, C/g, kh, kw] → [g, O/g, (C/g)·K]
-    const K = kh * kw;
-    const a = cols.reshape([N, g, Cg * K, Ho * Wo]);
-    const w = weight.reshape([g, O / g, Cg * K]);
-    let y = w.unsqueeze(0).matmul(a).reshape([N, O, Ho, Wo]);
-    if (bias) y = y.add(bias.reshape([1, O, 1, 1]));
+    // implicit GEMM: weight [g, O/g, (C/g)·kh·kw] times the windows viewed as [g, (C/g)·kh·kw, N·Ho·Wo];
+    // the matmul reads the windows straight from the padded input, and the weight gradient is one matmul
+    const K = Cg * kh * kw;
+    const a = cols.reshape([N, g, Cg, Ho, Wo, kh, kw]).permute([1, 2, 5, 6, 0, 3, 4]).reshape([g, K, N * Ho * Wo]);
+    let y = weight.reshape([g, O / g, K]).matmul(a);
+    if (bias) y = y.add(bias.reshape([g, O / g, 1]));
+    y = y.reshape([g, O / g, N, Ho, Wo]).permute([2, 0, 1, 3, 4]).reshape([N, O, Ho, Wo]);
     return y;
   });
 }
@@ -136,14 +130,14 @@ export interface Pool2dOptions {
 export function avgPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions = {}): Tensor {
   const k = pair(kernel), s = pair(opts.stride ?? kernel), p = pair(opts.padding ?? 0);
   if (x.rank !== 4) throw new Error(`avgPool2d: input must be [N, C, H, W], got ${fmt(x.shape)}`);
-  return scope(() => windows('avgPool2d', x, k, s, [[p[0], p[0]], [p[1], p[1]]], [1, 1]).cols.mean(2));
+  return scope(() => windows('avgPool2d', x, k, s, [[p[0], p[0]], [p[1], p[1]]], [1, 1]).cols.mean([4, 5]));
 }
 
 /** Max pooling (padding counts as −∞). */
 export function maxPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions = {}): Tensor {
   const k = pair(kernel), s = pair(opts.stride ?? kernel), p = pair(opts.padding ?? 0);
   if (x.rank !== 4) throw new Error(`maxPool2d: input must be [N, C, H, W], got ${fmt(x.shape)}`);
-  return scope(() => windows('maxPool2d', x, k, s, [[p[0], p[0]], [p[1], p[1]]], [1, 1], -Infinity).cols.max(2));
+  return scope(() => windows('maxPool2d', x, k, s, [[p[0], p[0]], [p[1], p[1]]], [1, 1], -Infinity).cols.max([4, 5]));
 }
 
 /** [N, C·r², H, W] → [N, C, H·r, W·r] (sub-pixel upsampling). */

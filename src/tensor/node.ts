@@ -19,7 +19,9 @@ export type MovementArg =
   | { op: 'expand'; shape: number[] }
   | { op: 'pad'; pads: [number, number][]; value: number }
   | { op: 'shrink'; ranges: [number, number][] }
-  | { op: 'flip'; axes: number[] };
+  | { op: 'flip'; axes: number[] }
+  /** sliding windows along `axis`: that axis becomes the window count, a new last axis of `size` is added */
+  | { op: 'unfold'; axis: number; size: number; step: number; dilation: number };
 
 /** Frees device storage; installed by the runtime so this module stays device-agnostic. */
 export const storageHooks = {

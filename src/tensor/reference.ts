@@ -53,6 +53,11 @@ function movement(n: LazyNode, x: Float64Array): Float64Array {
     case 'expand': return mapCoords(n.shape, src.shape, x, (c) => ravel(c.map((v, i) => (src.shape[i] === 1 ? 0 : v)), st));
     case 'shrink': return mapCoords(n.shape, src.shape, x, (c) => ravel(c.map((v, i) => v + m.ranges[i]![0]), st));
     case 'flip': return mapCoords(n.shape, src.shape, x, (c) => ravel(c.map((v, i) => (m.axes.includes(i) ? src.shape[i]! - 1 - v : v)), st));
+    case 'unfold': return mapCoords(n.shape, src.shape, x, (c) => {
+      const sc = c.slice(0, -1);
+      sc[m.axis] = c[m.axis]! * m.step + c[c.length - 1]! * m.dilation;
+      return ravel(sc, st);
+    });
     case 'pad': return mapCoords(n.shape, src.shape, x, (c) => {
       const sc = c.map((v, i) => v - m.pads[i]![0]);
       return sc.every((v, i) => v >= 0 && v < src.shape[i]!) ? ravel(sc, st) : null;

@@ -7,7 +7,7 @@
 import { type DType, byteSize, wgslType } from './dtype.js';
 import { elementwiseDef, BASE_HELPERS, RNG_HELPERS } from './ops.js';
 import { LazyNode, baseOf, type MovementArg } from './node.js';
-import { contiguousStrides, numel, reshapeStrided, type StridedView } from './shape.js';
+import { contiguousStrides, contiguousView, moveFactored, numel, type FactoredView } from './shape.js';
 import * as ir from '../wgsl/ir.js';
 import type { Expr, VT } from '../wgsl/ir.js';
 import type { ElementwiseKernel, Kernel, MatmulOperand } from '../wgsl/kernels.js';
@@ -197,6 +197,12 @@ class KernelBuilder {
       case 'flip': {
         const c = coordsOf(idx);
         return this.value(src, { coords: c.map((e, i) => (m.axes.includes(i) ? ir.sub(ir.int(src.shape[i]! - 1), e) : e)), shape: src.shape });
+      }
+      case 'unfold': {
+        const c = coordsOf(idx);
+        const sc = c.slice(0, -1);
+        sc[m.axis] = ir.add(ir.mul(c[m.axis]!, ir.int(m.step)), ir.mul(c[c.length - 1]!, ir.int(m.dilation)));
+        return this.value(src, { coords: sc, shape: src.shape });
       }
       case 'pad': {
         const c = coordsOf(idx);
@@ -464,29 +470,22 @@ export class Scheduler {
   }
 
   private operand(x: LazyNode, b: KernelBuilder): MatmulOperand {
-    let view = stridedView(x);
-    if (!view || !(view.base.realized || this.canStore(view.base))) view = null;
-    if (!view) {
-      // store the operand itself (a copy that applies its views)
-      this.materialize.add(x);
-      this.plan(x);
-      view = { base: x, view: { shape: [...x.shape], strides: contiguousStrides(x.shape), offset: 0 } };
-    } else if (!view.base.realized) {
-      this.materialize.add(view.base);
-      this.plan(view.base);
+    let fv = factoredView(x);
+    const r = x.shape.length;
+    // batch axes are indexed with one stride each; anything else is read through a stored copy
+    if (fv.view.axes.slice(0, r - 2).some((a) => a.length > 1)) fv = { base: x, view: contiguousView(x.shape) };
+    if (!fv.base.realized) {
+      this.materialize.add(fv.base);
+      this.plan(fv.base);
     }
-    const r = view.view.shape.length;
+    const { axes, offset } = fv.view;
     return {
-      slot: b.slot(view.base),
-      offset: view.view.offset,
-      batchStrides: view.view.strides.slice(0, r - 2),
-      rowStride: view.view.strides[r - 2]!,
-      colStride: view.view.strides[r - 1]!,
+      slot: b.slot(fv.base),
+      offset,
+      batchStrides: axes.slice(0, r - 2).map((a) => a[0]?.[1] ?? 0),
+      rows: axes[r - 2]!,
+      cols: axes[r - 1]!,
     };
-  }
-
-  private canStore(n: LazyNode): boolean {
-    return n.kind !== 'movement';
   }
 }
 
@@ -554,29 +553,28 @@ function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | n
   return { kernel, inputs, params: new Uint32Array(params), outs: [...a.outs, ...b.outs] };
 }
 
-/** Expresses a chain of movement ops as one strided view of its base, or null (pad, incompatible reshape). */
-export function stridedView(n: LazyNode): { base: LazyNode; view: StridedView } | null {
+/**
+ * Expresses a node as a factored view of a stored (or to-be-stored) base: the longest chain of movement
+ * ops above it that views can express. A pad in the chain makes the padded node the base.
+ */
+export function factoredView(n: LazyNode): { base: LazyNode; view: FactoredView } {
   const chain: LazyNode[] = [];
   let base = n;
   while (base.kind === 'movement' && !base.realized) {
     chain.push(base);
     base = base.src[0]!;
   }
-  let v: StridedView | null = { shape: [...base.shape], strides: contiguousStrides(base.shape), offset: 0 };
-  for (let i = chain.length - 1; i >= 0 && v; i--) {
+  let view = contiguousView(base.shape);
+  for (let i = chain.length - 1; i >= 0; i--) {
     const node = chain[i]!;
-    const m = node.arg as MovementArg;
-    const cur: StridedView = v;
-    switch (m.op) {
-      case 'reshape': v = reshapeStrided(cur, m.shape); break;
-      case 'permute': v = { shape: m.perm.map((p) => cur.shape[p]!), strides: m.perm.map((p) => cur.strides[p]!), offset: cur.offset }; break;
-      case 'expand': v = { shape: [...m.shape], strides: cur.strides.map((s, d) => (cur.shape[d] === 1 && m.shape[d] !== 1 ? 0 : s)), offset: cur.offset }; break;
-      case 'shrink': v = { shape: m.ranges.map(([a, b]) => b - a), strides: cur.strides, offset: cur.offset + m.ranges.reduce((acc, [a], d) => acc + a * cur.strides[d]!, 0) }; break;
-      case 'flip': v = { shape: cur.shape, strides: cur.strides.map((s, d) => (m.axes.includes(d) ? -s : s)), offset: cur.offset + m.axes.reduce((acc, d) => acc + (cur.shape[d]! - 1) * cur.strides[d]!, 0) }; break;
-      case 'pad': v = m.pads.every(([a, b]) => a === 0 && b === 0) ? cur : null; break;
+    const next = moveFactored(view, node.src[0]!.shape, node.arg as MovementArg);
+    if (next) view = next;
+    else {
+      base = node;
+      view = contiguousView(node.shape);
     }
   }
-  return v ? { base, view: v } : null;
+  return { base, view };
 }
 
 /** Bytes of the stored form of a node. */

@@ -1,4 +1,5 @@
 /** Shape utilities: sizes, strides, broadcasting and axis normalization. */
+import type { MovementArg } from './node.js';
 
 export type Shape = readonly number[];
 
@@ -71,49 +72,99 @@ export function checkShape(op: string, shape: Shape): void {
   }
 }
 
-/** A strided window onto a contiguous buffer: element at coords c is buffer[offset + Σ c·strides]. */
-export interface StridedView {
-  shape: number[];
-  strides: number[];
+/** One sub-dimension of a view axis: [size, stride]. */
+export type Atom = [size: number, stride: number];
+
+/**
+ * A view onto a contiguous buffer whose every axis is a product of strided sub-dimensions (outermost
+ * first; an empty list is an axis of size 1): coordinate c of an axis with atoms (n₀,s₀)…(n_k,s_k)
+ * decomposes into digits of base n and lands at Σ digit·s. Plain strided views have one atom per axis;
+ * several appear when a reshape merges axes that are not adjacent in memory, such as the
+ * (channel, ky, kx) axis of convolution windows, so a matmul can read them without a copy.
+ */
+export interface FactoredView {
+  axes: Atom[][];
   offset: number;
 }
 
-/**
- * Tries to express `reshape(newShape)` of a strided view as another strided view without copying
- * (NumPy's no-copy reshape). Returns null when the layout does not allow it.
- */
-export function reshapeStrided(v: StridedView, newShape: Shape): StridedView | null {
-  // drop size-1 dims of the old view
-  const oldDims: number[] = [];
-  const oldStr: number[] = [];
-  for (let i = 0; i < v.shape.length; i++) {
-    if (v.shape[i] !== 1) {
-      oldDims.push(v.shape[i]!);
-      oldStr.push(v.strides[i]!);
+/** The factored view of a contiguous buffer of `shape`. */
+export function contiguousView(shape: Shape): FactoredView {
+  const st = contiguousStrides(shape);
+  return { axes: shape.map((d, i) => (d === 1 ? [] : [[d, st[i]!] as Atom])), offset: 0 };
+}
+
+/** Merges adjacent atoms that are contiguous with each other and drops size-1 atoms. */
+function simplify(atoms: Atom[]): Atom[] {
+  const out: Atom[] = [];
+  for (const [n, s] of atoms) {
+    if (n === 1) continue;
+    const prev = out[out.length - 1];
+    if (prev && prev[1] === s * n) out[out.length - 1] = [prev[0] * n, s];
+    else out.push([n, s]);
+  }
+  return out;
+}
+
+/** Regroups the atoms of a view under a new shape, splitting atoms where needed; null when sizes do not divide. */
+export function reshapeFactored(v: FactoredView, newShape: Shape): FactoredView | null {
+  const queue = v.axes.flat().filter(([n]) => n !== 1);
+  const axes: Atom[][] = [];
+  for (const d of newShape) {
+    if (d === 0) return null;
+    const axis: Atom[] = [];
+    let need = d;
+    while (need > 1) {
+      const head = queue[0];
+      if (!head) return null;
+      const [n, s] = head;
+      if (need % n === 0) {
+        axis.push(head);
+        queue.shift();
+        need /= n;
+      } else if (n % need === 0) {
+        axis.push([need, s * (n / need)]);
+        queue[0] = [n / need, s];
+        need = 1;
+      } else return null;
+    }
+    axes.push(simplify(axis));
+  }
+  return queue.length ? null : { axes, offset: v.offset };
+}
+
+/** Applies one movement op (to a source of `shape`) to a factored view; null when the result is not such a view (padding). */
+export function moveFactored(v: FactoredView, shape: Shape, m: MovementArg): FactoredView | null {
+  const single = (a: number): Atom | null | undefined => (v.axes[a]!.length <= 1 ? v.axes[a]![0] : null);
+  switch (m.op) {
+    case 'reshape': return reshapeFactored(v, m.shape);
+    case 'permute': return { axes: m.perm.map((p) => v.axes[p]!), offset: v.offset };
+    case 'expand': return { axes: v.axes.map((atoms, i) => (m.shape[i] !== 1 && !atoms.length ? [[m.shape[i]!, 0] as Atom] : atoms)), offset: v.offset };
+    case 'pad': return m.pads.every(([a, b]) => a === 0 && b === 0) ? v : null;
+    case 'shrink': case 'flip': {
+      let offset = v.offset;
+      const axes: Atom[][] = [];
+      for (let i = 0; i < v.axes.length; i++) {
+        const [lo, hi] = m.op === 'shrink' ? m.ranges[i]! : [0, shape[i]!];
+        const flipped = m.op === 'flip' && m.axes.includes(i);
+        if (!flipped && lo === 0 && hi === shape[i]) { axes.push(v.axes[i]!); continue; }
+        const atom = single(i);
+        if (atom === null) return null;
+        const s = atom ? atom[1] : 0;
+        offset += lo * s;
+        if (flipped) offset += (hi - lo - 1) * s;
+        axes.push(simplify([[hi - lo, flipped ? -s : s]]));
+      }
+      return { axes, offset };
+    }
+    case 'unfold': {
+      const atom = single(m.axis);
+      if (atom === null) return null;
+      const s = atom ? atom[1] : 0;
+      const axes = [...v.axes];
+      const count = Math.floor((shape[m.axis]! - m.dilation * (m.size - 1) - 1) / m.step) + 1;
+      axes[m.axis] = simplify([[count, s * m.step]]);
+      axes.push(simplify([[m.size, s * m.dilation]]));
+      return { axes, offset: v.offset };
     }
   }
-  if (numel(newShape) === 0) return { shape: [...newShape], strides: contiguousStrides(newShape), offset: v.offset };
-  const newStr = new Array<number>(newShape.length).fill(0);
-  let oi = 0;
-  let ni = 0;
-  while (ni < newShape.length && oi < oldDims.length) {
-    if (newShape[ni] === 1) { newStr[ni] = 0; ni++; continue; }
-    let np = newShape[ni]!;
-    let op = oldDims[oi]!;
-    const ns = ni;
-    const os = oi;
-    while (np !== op) {
-      if (np < op) np *= newShape[++ni]!;
-      else op *= oldDims[++oi]!;
-    }
-    for (let k = os; k < oi; k++) {
-      if (oldStr[k] !== oldStr[k + 1]! * oldDims[k + 1]!) return null;
-    }
-    newStr[ni] = oldStr[oi]!;
-    for (let k = ni - 1; k >= ns; k--) newStr[k] = newStr[k + 1]! * newShape[k + 1]!;
-    ni++;
-    oi++;
-  }
-  for (; ni < newShape.length; ni++) newStr[ni] = 0;
-  return { shape: [...newShape], strides: newStr, offset: v.offset };
 }

@@ -924,6 +924,23 @@ export class Tensor {
     if (!ax.length) return this;
     return movement(this, { op: 'flip', axes: ax }, [...this.shape]);
   }
+  /**
+   * Sliding windows along `axis` as a view (torch.Tensor.unfold, plus dilation): that axis becomes the
+   * number of windows ⌊(n − dilation·(size−1) − 1) / step⌋ + 1 and a new last axis of length `size` holds
+   * each window, element j of window i being x[i·step + j·dilation]. Convolution and pooling are built on it.
+   */
+  unfold(axis: number, size: number, step = 1, dilation = 1): Tensor {
+    const a = normAxis('unfold', axis, this.rank);
+    for (const [name, v] of [['size', size], ['step', step], ['dilation', dilation]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`unfold: ${name} must be a positive integer, got ${v}`);
+    }
+    const n = this.shape[a]!;
+    const span = dilation * (size - 1) + 1;
+    if (span > n) throw new Error(`unfold: window of size ${size} (dilation ${dilation}, span ${span}) is larger than axis ${a} of size ${n} in shape ${fmt(this.shape)}`);
+    const shape = [...this.shape, size];
+    shape[a] = Math.floor((n - span) / step) + 1;
+    return movement(this, { op: 'unfold', axis: a, size, step, dilation }, shape);
+  }
   /** Pads each axis with [before, after] elements of `value` (negative amounts crop). */
   pad(pads: [number, number][], value = 0): Tensor {
     if (!Array.isArray(pads) || pads.length !== this.rank || pads.some((p) => !Array.isArray(p) || p.length !== 2 || !p.every(Number.isInteger))) {

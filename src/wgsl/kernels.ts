@@ -7,6 +7,9 @@
 import { type DType, wgslStorageType, wgslType } from '../tensor/dtype.js';
 import { Emitter, type Expr, type VT } from './ir.js';
 
+/** A sub-dimension of an operand axis: [size, stride]. */
+type Atom = [size: number, stride: number];
+
 /** Parts every kernel has. */
 interface KernelBase {
   /** dtypes of the input buffers, by binding slot. */
@@ -42,10 +45,11 @@ export interface ReduceKernel extends KernelBase {
 export interface MatmulOperand {
   slot: number;
   offset: number;
-  /** strides over the (broadcast) batch dims, then the row and column strides. */
+  /** strides over the (broadcast) batch dims */
   batchStrides: number[];
-  rowStride: number;
-  colStride: number;
+  /** the row and column axes as [size, stride] sub-dimensions, outermost first (empty: size 1) */
+  rows: Atom[];
+  cols: Atom[];
 }
 
 /** out[b, m, n] = epilogue(gid, Σ_k A[b, m, k] · B[b, k, n]). */
@@ -293,6 +297,21 @@ function operandIndex(op: MatmulOperand, batchShape: number[]): string {
   return off;
 }
 
+/** WGSL for the buffer offset of coordinate `i` along an axis made of sub-dimensions. */
+function axisOffset(i: string, atoms: Atom[]): string {
+  if (!atoms.length) return '0u';
+  const terms: string[] = [];
+  let inner = 1;
+  for (let a = atoms.length - 1; a >= 0; a--) {
+    const [n, s] = atoms[a]!;
+    let digit = inner === 1 ? i : `(${i} / ${inner}u)`;
+    if (a > 0) digit = `(${digit} % ${n}u)`;
+    terms.push(`${digit} * ${u(s)}`);
+    inner *= n;
+  }
+  return terms.join(' + ');
+}
+
 function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass {
   const [TM, TN] = cfg.matmulTile;
   const { text, bindings } = header(k);
@@ -300,15 +319,19 @@ function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass {
   const tilesM = Math.ceil(k.M / TM);
   const tilesN = Math.ceil(k.N / TN);
   const batch = k.batchShape.reduce((a, b) => a * b, 1);
-  const total = batch * tilesM * tilesN;
+  // a workgroup computes a block of BM × BN tiles, so the rows of A and columns of B it reads stay in cache
+  const BM = 2 ** Math.floor(Math.log2(Math.min(tilesM, 16))), BN = WG / BM;
+  const blocksN = Math.ceil(tilesN / BN), blocksM = Math.ceil(tilesM / BM);
+  const total = batch * blocksM * blocksN * WG;
   const { wg, nx } = grid(total, WG, cfg);
-  const aLoad = (i: number) => `B${k.a.slot}[aBase + min(m0 + ${i}u, ${k.M - 1}u) * ${u(k.a.rowStride)} + kk * ${u(k.a.colStride)}]`;
-  const bLoad = (j: number) => `B${k.b.slot}[bBase + kk * ${u(k.b.rowStride)} + min(n0 + ${j}u, ${k.N - 1}u) * ${u(k.b.colStride)}]`;
-  const acc: string[] = [];
-  const body: string[] = [];
-  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) acc.push(`  var c${i}_${j} = 0.0;`);
-  for (let i = 0; i < TM; i++) body.push(`    let a${i} = f32(${aLoad(i)});`);
-  for (let j = 0; j < TN; j++) body.push(`    let b${j} = f32(${bLoad(j)});`);
+  // row and column offsets are computed once per tile; only the k offsets change inside the loop
+  const setup: string[] = [];
+  for (let i = 0; i < TM; i++) setup.push(`  let ar${i} = aBase + ${axisOffset(`min(m0 + ${i}u, ${k.M - 1}u)`, k.a.rows)};`);
+  for (let j = 0; j < TN; j++) setup.push(`  let bc${j} = bBase + ${axisOffset(`min(n0 + ${j}u, ${k.N - 1}u)`, k.b.cols)};`);
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) setup.push(`  var c${i}_${j} = 0.0;`);
+  const body: string[] = [`    let ak = ${axisOffset('kk', k.a.cols)};`, `    let bk = ${axisOffset('kk', k.b.rows)};`];
+  for (let i = 0; i < TM; i++) body.push(`    let a${i} = f32(B${k.a.slot}[ar${i} + ak]);`);
+  for (let j = 0; j < TN; j++) body.push(`    let b${j} = f32(B${k.b.slot}[bk + bc${j}]);`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) body.push(`    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`);
   const stores: string[] = [];
   for (let i = 0; i < TM; i++) {
@@ -323,14 +346,17 @@ ${epi}
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = (wid.y * ${nx}u + wid.x) * ${WG}u + lid;
   if (t >= ${total}) { return; }
-  let tn = t % ${tilesN};
-  let tm = (t / ${tilesN}) % ${tilesM};
-  let b = t / ${tilesN * tilesM};
+  let blk = t / ${WG}u;
+  let within = t % ${WG}u;
+  let tn = (blk % ${blocksN}u) * ${BN}u + within % ${BN}u;
+  let tm = ((blk / ${blocksN}u) % ${blocksM}u) * ${BM}u + within / ${BN}u;
+  let b = blk / ${blocksN * blocksM}u;
+  if (tn >= ${tilesN}u || tm >= ${tilesM}u) { return; }
   let m0 = tm * ${TM};
   let n0 = tn * ${TN};
   let aBase = ${operandIndex(k.a, k.batchShape)};
   let bBase = ${operandIndex(k.b, k.batchShape)};
-${acc.join('\n')}
+${setup.join('\n')}
   for (var kk = 0u; kk < ${k.K}u; kk++) {
 ${body.join('\n')}
   }

@@ -71,6 +71,19 @@ describe('conv2d', () => {
     expect(() => k.nn.conv2d(k.zeros([1, 1, 2, 2]), k.zeros([1, 1, 3, 3]))).toThrow(/conv2d: kernel 3 \(dilation 1\) is larger than the padded input 2/);
   });
 
+  it('reads the windows in place: a padded copy, one matmul with the bias fused, and the consumer', async () => {
+    const x = k.randn([2, 8, 12, 12]), w = k.randn([16, 8, 3, 3]), b = k.randn([16]);
+    await k.realize(x, w, b);
+    const ref = convRef(Array.from(await x.data()), x.shape, Array.from(await w.data()), w.shape, Array.from(await b.data()), [1, 1], [1, 1], [1, 1], 1);
+    const before = k.stats();
+    const y = k.nn.conv2d(x, w, b, { padding: 1 }).relu();
+    await k.realize(y);
+    const after = k.stats();
+    expect(after.kernels - before.kernels).toBe(3);
+    close(await y.data(), ref.out.map((v) => Math.max(v, 0)), 1e-4, 1e-4);
+    y.dispose();
+  });
+
   it('gradients match float64 finite differences', async () => {
     const r = await k.gradcheck((x, w, b) => k.nn.conv2d(x, w, b, { stride: 2, padding: 1 }), [
       { shape: [1, 2, 5, 5], data: values(50, 4) }, { shape: [3, 2, 3, 3], data: values(54, 5) }, { shape: [3], data: values(3, 6) },

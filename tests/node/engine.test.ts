@@ -241,6 +241,8 @@ describe('errors name the op, the shapes and what was expected', () => {
     ['tensor ragged', () => k.tensor([[1, 2], [3]]), /tensor: ragged nested array/],
     ['unknown dtype', () => a().cast('f64' as k.DType), /cast: unknown dtype "f64"/],
     ['device mix', () => a().add(k.withDevice('cpu', () => k.zeros([2, 3]))), /add: tensors are on different devices/],
+    ['unfold window', () => a().unfold(1, 2, 1, 3), /unfold: window of size 2 \(dilation 3, span 4\) is larger than axis 1 of size 3 in shape \[2, 3\]/],
+    ['unfold step', () => a().unfold(0, 1, 0), /unfold: step must be a positive integer, got 0/],
     ['non-tensor', () => a().add([1, 2] as unknown as number), /add: expected tensors or numbers, got an array/],
   ])('%s', async (_name, fn, msg) => {
     let err: unknown;

@@ -450,6 +450,9 @@ const views: View[] = [
   ['i32 permute + slice', I(X3), (x) => x.permute([2, 1, 0]).slice(0, 1, 4, 2), [2, 3, 2]],
   ['bool reshape + flip + pad(true)', B([3, 4]), (x) => x.reshape([2, 6]).flip(1).pad([[1, 0], [0, 1]], 1), [3, 7]],
   ['u32 transpose + expand', Uu([3, 1]), (x) => x.T.expand([2, 3]), [2, 3]],
+  ['unfold (torch semantics)', N([2, 7]), (x) => x.unfold(1, 3, 2), [2, 3, 3]],
+  ['unfold with dilation on axis 0', N([9, 2]), (x) => x.unfold(0, 3, 1, 3), [3, 2, 3]],
+  ['unfold twice (2-D windows) of padded', N([1, 5, 6]), (x) => x.pad([[0, 0], [1, 1], [1, 1]]).unfold(1, 3, 2).unfold(2, 2, 3, 2), [1, 3, 2, 3, 2]],
 ];
 for (const [name, s, fn, shape] of views) add('view', name, [s], (_k, [x]) => fn(x!), { tol: EXACT, shape });
 
@@ -558,6 +561,11 @@ add('matmul', 'flipped and step-sliced operands', [N([3, 4]), N([4, 14])], (_k, 
 add('matmul', 'padded operand', [N([3, 2]), N([4, 5])], (_k, [a, b]) => a!.pad([[0, 0], [1, 1]], 0.5).matmul(b!), { tol: dotTol(4) });
 add('matmul', 'expanded and constant operands', [N([1, 4])], (k, [a]) => a!.expand([3, 4]).matmul(k.ones([4, 5])), { tol: dotTol(4), shape: [3, 5] });
 add('matmul', 'computed operands', [N([3, 4]), N([4, 5])], (_k, [a, b]) => a!.mul(2).add(1).matmul(b!.tanh()), { tol: { atol: 1e-4, rtol: 1e-4 } });
+// operands whose axes merge non-adjacent memory (read in place: convolution windows)
+add('matmul', 'windowed operand (implicit GEMM)', [N([2, 3, 5, 6]), N([4, 3, 3, 3])], (_k, [x, w]) =>
+  w!.reshape([4, 27]).matmul(x!.pad([[0, 0], [0, 0], [1, 1], [1, 1]]).unfold(2, 3, 2).unfold(3, 3, 1).permute([1, 4, 5, 0, 2, 3]).reshape([27, 2 * 3 * 6])), { tol: dotTol(27), shape: [4, 36] });
+add('matmul', 'row axis merged from a permute', [N([3, 4, 5]), N([5, 2])], (_k, [a, b]) => a!.permute([1, 0, 2]).reshape([12, 5]).matmul(b!), { tol: dotTol(5), shape: [12, 2] });
+add('matmul', 'k axis merged from a permute (weight-gradient form)', [N([2, 3, 4]), N([4, 2, 5])], (_k, [g, x]) => g!.permute([1, 0, 2]).reshape([3, 8]).matmul(x!.reshape([8, 5])), { tol: dotTol(8), shape: [3, 5] });
 add('matmul', 'result used twice and reduced', [N([3, 4]), N([4, 5])], (_k, [a, b]) => { const c = a!.matmul(b!); return c.sum(0).add(c.max(0)); }, { tol: dotTol(6, 4) });
 
 // ---- creation ------------------------------------------------------------------------------------------
