@@ -7,7 +7,7 @@
  *   console.log(await y.tolist());
  */
 import { init as initDevice, deviceInfo, destroyDevice, type DeviceInfo, type InitOptions } from './wgsl/device.js';
-import { memoryInfo, resetRuntime, resetStats, runtimeStats, trimPool, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
+import { memoryInfo, profileKernels, resetRuntime, resetStats, runtimeStats, trimPool, type KernelProfile, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
 import { defineElementwise, type ElementwiseSpec } from './tensor/ops.js';
 import { applyElementwise, syncDeviceLimits, Tensor, type TensorLike } from './tensor/tensor.js';
 import './autograd/vjps.js';
@@ -55,6 +55,10 @@ export function stats(): RuntimeStats {
 
 /** Resets the counters of `stats()`. */
 export { resetStats };
+
+/** GPU time per kind of kernel while `fn` runs (timestamp queries; sorted, largest first). */
+export const profile: (fn: () => Promise<void>) => Promise<KernelProfile[]> = profileKernels;
+export type { KernelProfile };
 
 /** Live and pooled GPU buffers and bytes. */
 export function memory(): MemoryInfo {

@@ -6,8 +6,9 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as k from '../index.js';
 import { encodePng, toBytes } from './png.js';
-import { trainMlp } from './mnist-mlp.js';
+import { LENET_PATH, trainLeNet, trainMlp } from './classifier.js';
 import { toy2dCommand } from './toy2d.js';
+import { evalCommand, sampleCommand, trainCommand } from './diffusion.js';
 
 const HELP = `kiln — WebGPU tensors in Node and the browser
 
@@ -17,6 +18,13 @@ Commands:
   demo [--size N] [--iters N] [--out DIR]   render the Mandelbrot set with fused kernels, time a matmul
   mnist-mlp [--hidden 512,512] [--epochs 5] [--batch 128] [--lr 1e-3] [--seed 0] [--out FILE]
                                             train an MLP classifier on MNIST, report test accuracy
+  lenet [--epochs 4] [--batch 128] [--lr 2e-3] [--seed 0] [--out models/lenet-mnist.safetensors]
+                                            train the LeNet classifier that the generative metrics use
+  train [--preset cpu|gpu] [--model unet|dit] [--objective flow|eps|v] [--steps N] [--out DIR] [--resume] …
+                                            train a class-conditional diffusion model on MNIST (--help for all)
+  sample [--checkpoint FILE] [--sampler NAME] [--steps N] [--guidance W] [--labels 0,1,…] [--out FILE]
+                                            sample a grid of digits from a checkpoint
+  eval [--checkpoint FILE] [--per-class 50] conditional accuracy, classifier-FID and Inception-style score
   toy2d [--dataset moons|8gaussians|swissroll|checkerboard] [--objective flow|ddpm-eps] [--steps 3000]
         [--sample-steps 50] [--out DIR]     train a 2D diffusion model, plot data vs samples and trajectories
   info                                      print the WebGPU adapter kiln picks
@@ -50,6 +58,22 @@ async function mnistMlp(args: string[]): Promise<void> {
     await k.save(r.net.stateDict(), out, { metadata: { model: `mlp-784-${hidden.join('-')}-10`, accuracy: String(r.accuracy) } });
     console.log(`saved ${out}`);
   }
+}
+
+async function lenet(args: string[]): Promise<void> {
+  const info = await k.init();
+  console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
+  const r = await trainLeNet({
+    epochs: option(args, '--epochs', 4),
+    batchSize: option(args, '--batch', 128),
+    lr: option(args, '--lr', 2e-3),
+    weightDecay: 1e-4,
+    seed: option(args, '--seed', 0, 0),
+  });
+  console.log(`LeNet ${JSON.stringify(r.net.config)}: test accuracy ${(100 * r.accuracy).toFixed(2)}%, final loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(0)} s`);
+  const out = stringOption(args, '--out', LENET_PATH);
+  await k.save(r.net.stateDict(), out, { metadata: { model: 'lenet', config: JSON.stringify(r.net.config), accuracy: String(r.accuracy), command: `kiln lenet ${args.join(' ')}`.trim() } });
+  console.log(`saved ${out}`);
 }
 
 function option(args: string[], name: string, fallback: number, min = Number.MIN_VALUE): number {
@@ -114,6 +138,10 @@ async function main(): Promise<void> {
   try {
     if (cmd === 'demo') await demo(args);
     else if (cmd === 'mnist-mlp') await mnistMlp(args);
+    else if (cmd === 'lenet') await lenet(args);
+    else if (cmd === 'train') await trainCommand(args);
+    else if (cmd === 'sample') await sampleCommand(args);
+    else if (cmd === 'eval') await evalCommand(args);
     else if (cmd === 'toy2d') {
       const info = await k.init();
       console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);

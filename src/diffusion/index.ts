@@ -7,3 +7,6 @@ export { GaussianMixture, energyDistance } from './oracle.js';
 export { coefficients, addNoise, sampleTimes, minSnrWeight, edmWeight, dropLabels, type TimeSampling } from './training.js';
 export { logLikelihood, bitsPerDim, type LikelihoodOptions } from './likelihood.js';
 export { ToyDenoiser, trainToy, type ToyTrainOptions } from './toy.js';
+export { DiffusionTrainer, objectiveSetup, readMeta, TRAIN_DEFAULTS, type Objective, type Denoiser, type TrainConfig } from './trainer.js';
+export { generate, defaultSampler, type GenerateOptions } from './generate.js';
+export { featureStats, frechetDistance, inceptionScore, symmetricEigen } from './metrics.js';

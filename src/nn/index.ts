@@ -5,4 +5,5 @@ export * as init from './init.js';
 export * as functional from './functional.js';
 export { timestepEmbedding, fourierFeatures } from './embeddings.js';
 export { conv2d, convTranspose2d, avgPool2d, maxPool2d, adaptiveAvgPool2d, interpolate, pixelShuffle, pixelUnshuffle, type InterpolateOptions, type Conv2dOptions, type ConvTranspose2dOptions, type Pool2dOptions } from './conv.js';
+export * from './models/index.js';
 export { groupNorm, rmsNorm, modulate, GroupNorm, RMSNorm, BatchNorm2d, Conv2d, ConvTranspose2d, scaledDotProductAttention, MultiheadAttention } from './norm-attention.js';

@@ -94,13 +94,15 @@ export abstract class Optimizer<O extends { lr: number }> {
   }
 
   /**
-   * One training step: evaluates `lossFn` in a scope, backpropagates, applies the update and clears the
-   * gradients. Returns the loss (the caller disposes it; reading it does not stall the next step's work).
+   * One training step: evaluates `lossFn` in a scope, backpropagates, optionally clips the gradient
+   * norm, applies the update and clears the gradients. Returns the loss (the caller disposes it;
+   * reading it does not stall the next step's work).
    */
-  minimize(lossFn: () => Tensor): Tensor {
+  minimize(lossFn: () => Tensor, opts: { clipGradNorm?: number } = {}): Tensor {
     const loss = scope(() => {
       const l = lossFn();
       l.backward();
+      if (opts.clipGradNorm) clipGradNorm(this.paramGroups.flatMap((g) => g.params), opts.clipGradNorm);
       return l;
     });
     void this.step();

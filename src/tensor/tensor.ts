@@ -740,6 +740,7 @@ export class Tensor {
   /** eᵃ−1, accurate near 0 */ expm1(): Tensor { return applyElementwise('expm1', [this]); }
   /** √a */ sqrt(): Tensor { return applyElementwise('sqrt', [this]); }
   /** 1/√a */ rsqrt(): Tensor { return scope(() => this.sqrt().recip()); }
+  /** a² */ square(): Tensor { return this.mul(this); }
   /** sin a */ sin(): Tensor { return applyElementwise('sin', [this]); }
   /** cos a */ cos(): Tensor { return applyElementwise('cos', [this]); }
   /** tanh a */ tanh(): Tensor { return applyElementwise('tanh', [this]); }

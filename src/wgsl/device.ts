@@ -133,6 +133,7 @@ async function acquire(opts: InitOptions): Promise<DeviceState> {
   };
   const requiredFeatures: GPUFeatureName[] = [];
   if (adapter!.features.has('shader-f16')) requiredFeatures.push('shader-f16');
+  if (adapter!.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
   const device = await adapter!.requestDevice({ requiredLimits, requiredFeatures });
   return finish(device, adapter!, icd, true);
 }

@@ -157,7 +157,7 @@ export function render(k: Kernel, cfg: KernelConfig): Pass[] {
   switch (k.kind) {
     case 'elementwise': return [renderElementwise(k, cfg)];
     case 'reduce': return renderReduce(k, cfg);
-    case 'matmul': return [renderMatmul(k, cfg)];
+    case 'matmul': return renderMatmul(k, cfg);
   }
 }
 
@@ -312,18 +312,29 @@ function axisOffset(i: string, atoms: Atom[]): string {
   return terms.join(' + ');
 }
 
-function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass {
+/**
+ * Number of slices the k loop is split into when there are too few output tiles to keep the device busy
+ * (e.g. weight gradients: a small output, a reduction over the whole batch); 1 when not worth it.
+ */
+export function matmulSplitK(tiles: number, K: number, cfg: KernelConfig): number {
+  const want = Math.ceil(cfg.reducePartials / 2 / tiles);
+  return Math.max(1, Math.min(want, Math.floor(K / 128)));
+}
+
+function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass[] {
   const [TM, TN] = cfg.matmulTile;
-  const { text, bindings } = header(k);
   const epi = fnOf('epilogue', 'gid: u32, acc: f32', k.epilogue.t, k.epilogue);
   const tilesM = Math.ceil(k.M / TM);
   const tilesN = Math.ceil(k.N / TN);
   const batch = k.batchShape.reduce((a, b) => a * b, 1);
+  const S = matmulSplitK(batch * tilesM * tilesN, k.K, cfg);
+  const chunk = Math.ceil(k.K / S);
+  const outSize = batch * k.M * k.N;
   // a workgroup computes a block of BM × BN tiles, so the rows of A and columns of B it reads stay in cache
   const BM = 2 ** Math.floor(Math.log2(Math.min(tilesM, 16))), BN = WG / BM;
   const blocksN = Math.ceil(tilesN / BN), blocksM = Math.ceil(tilesM / BM);
-  const total = batch * blocksM * blocksN * WG;
-  const { wg, nx } = grid(total, WG, cfg);
+  const perSlice = batch * blocksM * blocksN * WG;
+  const { wg, nx } = grid(perSlice * S, WG, cfg);
   // row and column offsets are computed once per tile; only the k offsets change inside the loop
   const setup: string[] = [];
   for (let i = 0; i < TM; i++) setup.push(`  let ar${i} = aBase + ${axisOffset(`min(m0 + ${i}u, ${k.M - 1}u)`, k.a.rows)};`);
@@ -336,16 +347,21 @@ function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass {
   const stores: string[] = [];
   for (let i = 0; i < TM; i++) {
     for (let j = 0; j < TN; j++) {
-      stores.push(`  if (m0 + ${i}u < ${k.M}u && n0 + ${j}u < ${k.N}u) { let g = (b * ${k.M}u + m0 + ${i}u) * ${k.N}u + n0 + ${j}u; OUT[g] = ${storeText(k.outDtype, `epilogue(g, c${i}_${j})`)}; }`);
+      const g = `(b * ${k.M}u + m0 + ${i}u) * ${k.N}u + n0 + ${j}u`;
+      const store = S === 1 ? `OUT[g] = ${storeText(k.outDtype, `epilogue(g, c${i}_${j})`)};` : `S_out[slice * ${outSize}u + g] = c${i}_${j};`;
+      stores.push(`  if (m0 + ${i}u < ${k.M}u && n0 + ${j}u < ${k.N}u) { let g = ${g}; ${store} }`);
     }
   }
-  const code = `${text}
+  const h1 = header(k, { scratchOut: S > 1 });
+  const code = `${h1.text.replace('SCRATCH_T', 'f32')}
 ${k.helpers.join('\n')}
-${epi}
+${S === 1 ? epi : ''}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.y * ${nx}u + wid.x) * ${WG}u + lid;
-  if (t >= ${total}) { return; }
+  let t0 = (wid.y * ${nx}u + wid.x) * ${WG}u + lid;
+  if (t0 >= ${perSlice * S}u) { return; }
+  let slice = t0 / ${perSlice}u;
+  let t = t0 % ${perSlice}u;
   let blk = t / ${WG}u;
   let within = t % ${WG}u;
   let tn = (blk % ${blocksN}u) * ${BN}u + within % ${BN}u;
@@ -357,12 +373,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let aBase = ${operandIndex(k.a, k.batchShape)};
   let bBase = ${operandIndex(k.b, k.batchShape)};
 ${setup.join('\n')}
-  for (var kk = 0u; kk < ${k.K}u; kk++) {
+  let kEnd = min(slice * ${chunk}u + ${chunk}u, ${k.K}u);
+  for (var kk = slice * ${chunk}u; kk < kEnd; kk++) {
 ${body.join('\n')}
   }
 ${stores.join('\n')}
 }`;
-  return { code, workgroups: wg, bindings };
+  if (S === 1) return [{ code, workgroups: wg, bindings: h1.bindings }];
+  // pass 2: sum the slices and apply the epilogue
+  const h2 = header(k, { scratchIn: true });
+  const g2 = grid(outSize, WG, cfg);
+  const code2 = `${h2.text.replace('SCRATCH_T', 'f32')}
+${k.helpers.join('\n')}
+${epi}
+@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let g = (wid.y * ${g2.nx}u + wid.x) * ${WG}u + lid;
+  if (g >= ${outSize}u) { return; }
+  var acc = 0.0;
+  for (var s = 0u; s < ${S}u; s++) { acc += S_in[s * ${outSize}u + g]; }
+  OUT[g] = ${storeText(k.outDtype, 'epilogue(g, acc)')};
+}`;
+  const scratchBytes = S * outSize * 4;
+  return [
+    { code, workgroups: wg, bindings: h1.bindings, scratchBytes },
+    { code: code2, workgroups: g2.wg, bindings: h2.bindings, scratchBytes },
+  ];
 }
 
 /** The WGSL type of a dtype inside expressions (re-exported for the scheduler). */

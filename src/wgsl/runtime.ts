@@ -181,6 +181,42 @@ export function kernelConfig(): KernelConfig {
   };
 }
 
+/** Time spent on the GPU by one kind of kernel, summed over a profiled run. */
+export interface KernelProfile {
+  label: string;
+  count: number;
+  ms: number;
+}
+
+let profiling: { totals: Map<string, KernelProfile>; pending: Promise<void>[] } | null = null;
+
+/** A short description of a kernel: its kind and sizes. */
+export function kernelLabel(k: Kernel): string {
+  switch (k.kind) {
+    case 'elementwise': return `elementwise ${k.size}${k.extra?.length ? ` ×${k.extra.length + 1} outputs` : ''}`;
+    case 'reduce': return `reduce ${k.op} ${k.outSize}×${k.redSize}`;
+    case 'matmul': return `matmul ${k.batchShape.length ? `[${k.batchShape.join(',')}] ` : ''}${k.M}×${k.K}×${k.N}`;
+  }
+}
+
+/**
+ * Collects GPU time per kernel label (with timestamp queries, each kernel in its own pass) while `fn`
+ * runs; returns the kinds of kernels sorted by total time. Needs the adapter's 'timestamp-query'.
+ */
+export async function profileKernels(fn: () => Promise<void>): Promise<KernelProfile[]> {
+  const s = gpu();
+  if (!s.device.features.has('timestamp-query')) throw new Error("profile: this adapter has no 'timestamp-query' feature");
+  if (profiling) throw new Error('profile: already profiling');
+  profiling = { totals: new Map(), pending: [] };
+  try {
+    await fn();
+    await Promise.all(profiling.pending);
+    return [...profiling.totals.values()].sort((a, b) => b.ms - a.ms);
+  } finally {
+    profiling = null;
+  }
+}
+
 /** Encodes the launches into one command encoder (plus optional copies) and submits once. */
 export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst: GPUBuffer; bytes: number; dstOffset: number }[] = []): Promise<void> {
   const s = gpu();
@@ -211,9 +247,11 @@ export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst:
 
   const encoder = device.createCommandEncoder();
   const scratch: GPUBuffer[] = [];
+  const prof = profiling && launches.length ? { set: device.createQuerySet({ type: 'timestamp', count: 2 * launches.length }), labels: launches.map((l) => kernelLabel(l.kernel)) } : null;
   if (launches.length) {
-    const pass = encoder.beginComputePass();
+    let pass = prof ? null : encoder.beginComputePass();
     launches.forEach((l, i) => {
+      if (prof) pass = encoder.beginComputePass({ timestampWrites: { querySet: prof.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
       const passes = rendered[i]!;
       let scratchBuf: GPUBuffer | null = null;
       if (passes[0]!.scratchBytes) {
@@ -232,13 +270,37 @@ export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst:
           }
         });
         const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-        pass.setPipeline(pipeline);
-        pass.setBindGroup(0, group);
-        pass.dispatchWorkgroups(...p.workgroups);
+        pass!.setPipeline(pipeline);
+        pass!.setBindGroup(0, group);
+        pass!.dispatchWorkgroups(...p.workgroups);
         stats.dispatches++;
       }
+      if (prof) pass!.end();
     });
-    pass.end();
+    if (!prof) pass!.end();
+  }
+  let times: GPUBuffer | null = null;
+  if (prof) {
+    const bytes = 16 * launches.length;
+    const resolved = device.createBuffer({ size: bytes, usage: 0x200 /* QUERY_RESOLVE */ | 0x04 /* COPY_SRC */ });
+    times = device.createBuffer({ size: bytes, usage: 0x01 /* MAP_READ */ | 0x08 /* COPY_DST */ });
+    encoder.resolveQuerySet(prof.set, 0, 2 * launches.length, resolved, 0);
+    encoder.copyBufferToBuffer(resolved, 0, times, 0, bytes);
+    const t = times, totals = profiling!.totals;
+    profiling!.pending.push((async () => {
+      await device.queue.onSubmittedWorkDone();
+      await t.mapAsync(1 /* READ */);
+      const ns = new BigUint64Array(t.getMappedRange());
+      prof.labels.forEach((label, i) => {
+        const e = totals.get(label) ?? { label, count: 0, ms: 0 };
+        e.count++;
+        e.ms += Number(ns[2 * i + 1]! - ns[2 * i]!) / 1e6;
+        totals.set(label, e);
+      });
+      t.destroy();
+      resolved.destroy();
+      prof.set.destroy();
+    })());
   }
   for (const c of copies) encoder.copyBufferToBuffer(c.src, 0, c.dst, c.dstOffset, c.bytes);
   device.queue.submit([encoder.finish()]);

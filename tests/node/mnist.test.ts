@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
-import { trainMlp } from '../../src/cli/mnist-mlp.ts';
+import { trainMlp } from '../../src/cli/classifier.ts';
 
 beforeAll(async () => {
   await k.init();

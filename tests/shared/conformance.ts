@@ -566,6 +566,9 @@ add('matmul', 'windowed operand (implicit GEMM)', [N([2, 3, 5, 6]), N([4, 3, 3, 
   w!.reshape([4, 27]).matmul(x!.pad([[0, 0], [0, 0], [1, 1], [1, 1]]).unfold(2, 3, 2).unfold(3, 3, 1).permute([1, 4, 5, 0, 2, 3]).reshape([27, 2 * 3 * 6])), { tol: dotTol(27), shape: [4, 36] });
 add('matmul', 'row axis merged from a permute', [N([3, 4, 5]), N([5, 2])], (_k, [a, b]) => a!.permute([1, 0, 2]).reshape([12, 5]).matmul(b!), { tol: dotTol(5), shape: [12, 2] });
 add('matmul', 'k axis merged from a permute (weight-gradient form)', [N([2, 3, 4]), N([4, 2, 5])], (_k, [g, x]) => g!.permute([1, 0, 2]).reshape([3, 8]).matmul(x!.reshape([8, 5])), { tol: dotTol(8), shape: [3, 5] });
+// few output tiles and a long k loop: the k loop is split into slices summed by a second pass
+add('matmul', 'split k [5,1500] x [1500,3] then bias + relu', [N([5, 1500]), N([1500, 3]), N([3])], (_k, [a, b, c]) => a!.matmul(b!).add(c!).relu(), { tol: dotTol(1500) });
+add('matmul', 'split k batched, windowed k axis', [N([2, 3, 700]), N([2, 700, 2])], (_k, [a, b]) => a!.matmul(b!), { tol: dotTol(700), shape: [2, 3, 2] });
 add('matmul', 'result used twice and reduced', [N([3, 4]), N([4, 5])], (_k, [a, b]) => { const c = a!.matmul(b!); return c.sum(0).add(c.max(0)); }, { tol: dotTol(6, 4) });
 
 // ---- creation ------------------------------------------------------------------------------------------

@@ -1,0 +1,326 @@
+/**
+ * `kiln train`, `kiln sample` and `kiln eval`: class-conditional diffusion on MNIST end to end — train a
+ * UNet or DiT with checkpoints and resume, write sample grids (rows = digits 0–9) and the loss curve,
+ * and score samples with the LeNet classifier (conditional accuracy, classifier-FID beside its
+ * real-train vs real-test floor, Inception-style score).
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as k from '../index.js';
+import type { Denoiser, Objective, TrainConfig } from '../diffusion/trainer.js';
+import { Args } from './args.js';
+import { loadLeNet } from './classifier.js';
+import { encodePng, toBytes } from './png.js';
+import { fmtTime, Progress } from './progress.js';
+
+const SAMPLERS = ['ddpm', 'ddim', 'euler', 'euler_ancestral', 'heun', 'dpmpp_2m', 'dpmpp_2m_sde', 'edm_heun', 'flow_euler', 'flow_heun', 'sde_euler_maruyama', 'pc_langevin', 'pf_ode_rk45', 'unipc'] as const;
+
+/** A model and training size chosen for an adapter class. */
+interface Preset {
+  model: 'unet' | 'dit';
+  unet: Partial<k.nn.UNetConfig>;
+  dit: Partial<k.nn.DiTConfig>;
+  steps: number;
+  batch: number;
+  lr: number;
+}
+
+/**
+ * `cpu`: sized so the whole README command (training and the final grid) stays within 20 minutes on a
+ * 2-core machine with the lavapipe software adapter; `gpu`: a wider, deeper model trained longer.
+ */
+export const PRESETS: Record<'cpu' | 'gpu', Preset> = {
+  cpu: { model: 'unet', unet: { widths: [32, 64], attention: [], heads: 4, depth: 1, patch: 2 }, dit: { dim: 64, depth: 3 }, steps: 1500, batch: 32, lr: 2e-3 },
+  gpu: { model: 'unet', unet: { widths: [64, 128, 128], attention: [2], heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 2 }, steps: 20000, batch: 128, lr: 2e-4 },
+};
+
+/** Builds a model from its kind and config. */
+export function buildModel(kind: 'unet' | 'dit', config: Record<string, unknown>): Denoiser {
+  return kind === 'dit' ? new k.nn.DiT(config) : new k.nn.UNet(config);
+}
+
+/** Images [N, 1, H, W] in [−1, 1] laid out in rows of `cols`, 2-pixel gaps, as PNG bytes. */
+export async function imageGrid(x: k.Tensor, cols: number): Promise<Uint8Array> {
+  const [N, , H, W] = x.shape as [number, number, number, number];
+  const rows = Math.ceil(N / cols), gap = 2;
+  const gw = cols * (W + gap) + gap, gh = rows * (H + gap) + gap;
+  const px = toBytes(await x.data(), -1, 1);
+  const img = new Uint8Array(gw * gh).fill(40);
+  for (let n = 0; n < N; n++) {
+    const r = Math.floor(n / cols), c = n % cols;
+    for (let i = 0; i < H; i++) img.set(px.subarray((n * H + i) * W, (n * H + i + 1) * W), (gap + r * (H + gap) + i) * gw + gap + c * (W + gap));
+  }
+  return encodePng(img, gw, gh);
+}
+
+/** One training batch for a step: the step's slice of the seeded per-epoch permutation (resumable). */
+function batchAt(split: k.data.MnistSplit, step: number, B: number, seed: number): { x: k.Tensor; y: k.Tensor } {
+  const perEpoch = Math.floor(split.count / B);
+  const epoch = Math.floor(step / perEpoch);
+  const order = k.data.permutation(split.count, seed, epoch);
+  const px = split.rows * split.cols;
+  const xs = new Float32Array(B * px), ys = new Int32Array(B);
+  for (let i = 0; i < B; i++) {
+    const src = order[(step % perEpoch) * B + i]!;
+    for (let j = 0; j < px; j++) xs[i * px + j] = split.images[src * px + j]! * (2 / 255) - 1;
+    ys[i] = split.labels[src]!;
+  }
+  return { x: k.tensor(xs, { shape: [B, 1, split.rows, split.cols] }), y: k.tensor(ys) };
+}
+
+/** Loads a checkpoint's model (EMA weights unless `ema` is false) with its metadata. */
+export async function loadCheckpoint(path: string, ema = true): Promise<{ model: Denoiser; meta: Record<string, unknown> }> {
+  if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist (train one with kiln train --out <dir>)`);
+  const { tensors, metadata } = await k.loadWithMetadata(path);
+  const meta = k.diffusion.readMeta(path, metadata);
+  const spec = meta.model as { kind: 'unet' | 'dit'; config: Record<string, unknown> };
+  const model = buildModel(spec.kind, spec.config);
+  const prefix = ema ? 'ema.' : 'model.';
+  model.loadStateDict(Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t])), { strict: false });
+  for (const t of Object.values(tensors)) t.dispose();
+  model.eval();
+  return { model, meta };
+}
+
+/** Options of sampling a grid. */
+interface GridOptions {
+  objective: Objective;
+  sampler: k.diffusion.SamplerName;
+  steps: number;
+  guidance: number;
+  seed: number;
+  perClass: number;
+  labels: number[];
+}
+
+/** Samples `perClass` images of each label, row by row. */
+async function sampleGrid(model: Denoiser, o: GridOptions): Promise<k.Tensor> {
+  const labels = o.labels.flatMap((l) => Array<number>(o.perClass).fill(l));
+  return k.noGrad(() => k.diffusion.generate(model, { objective: o.objective, labels, shape: [1, 28, 28], sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed }));
+}
+
+export const TRAIN_HELP = `kiln train — train a class-conditional diffusion model on MNIST
+
+  --preset cpu|gpu        model and run size (default: cpu on a software adapter, gpu otherwise)
+  --model unet|dit        backbone (preset)
+  --objective flow|eps|v  rectified flow (logit-normal t), DDPM ε-prediction, or v-prediction (default flow)
+  --steps N --batch N --lr X --warmup N --weight-decay X --clip X --ema X --label-dropout P --seed N
+  --out DIR               checkpoint, sample grids and loss.csv go here (default out/mnist)
+  --save-every N          checkpoint every N steps (default 250)
+  --sample-every N        sample grid every N steps (default 500; 0: only at the end)
+  --sampler NAME --sample-steps N --guidance W   how the grids are sampled
+  --resume                continue from DIR/checkpoint.safetensors`;
+
+/** `kiln train`. */
+export async function trainCommand(argv: string[]): Promise<void> {
+  if (argv.includes('--help')) return void console.log(TRAIN_HELP);
+  const a = new Args('train', argv, { options: ['preset', 'model', 'objective', 'steps', 'batch', 'lr', 'warmup', 'weight-decay', 'clip', 'ema', 'label-dropout', 'seed', 'out', 'save-every', 'sample-every', 'sampler', 'sample-steps', 'guidance'], flags: ['resume'] });
+  const info = await k.init();
+  const preset = PRESETS[a.string('preset', info.architecture === 'software' ? 'cpu' : 'gpu', ['cpu', 'gpu'])];
+  const kind = a.string('model', preset.model, ['unet', 'dit']);
+  const objective = a.string<Objective>('objective', 'flow', ['flow', 'eps', 'v']);
+  const steps = a.number('steps', preset.steps, { min: 1, integer: true });
+  const train: TrainConfig = {
+    objective,
+    steps,
+    batchSize: a.number('batch', preset.batch, { min: 1, integer: true }),
+    lr: a.number('lr', preset.lr, { min: 0 }),
+    warmup: a.number('warmup', Math.min(100, Math.floor(steps / 10)), { min: 0, integer: true }),
+    weightDecay: a.number('weight-decay', 0, { min: 0 }),
+    clip: a.number('clip', 1, { min: 0 }),
+    emaDecay: a.number('ema', steps < 5000 ? 0.995 : 0.9995, { min: 0 }),
+    labelDropout: a.number('label-dropout', 0.1, { min: 0 }),
+    seed: a.number('seed', 0, { min: 0, integer: true }),
+  };
+  const out = a.string('out', 'out/mnist');
+  const grid = { objective, sampler: a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS), steps: a.number('sample-steps', 16, { min: 1, integer: true }), guidance: a.number('guidance', 2), seed: 1234, perClass: 10, labels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] };
+  const saveEvery = a.number('save-every', 250, { min: 1, integer: true });
+  const sampleEvery = a.number('sample-every', 500, { min: 0, integer: true });
+  mkdirSync(out, { recursive: true });
+  const ckpt = join(out, 'checkpoint.safetensors');
+  const modelConfig = kind === 'dit' ? preset.dit : preset.unet;
+  const model = buildModel(kind, modelConfig as Record<string, unknown>);
+  const spec = { kind, config: (model as unknown as { config: object }).config };
+  k.manualSeed(train.seed);
+  const trainer = new k.diffusion.DiffusionTrainer(model, train);
+  if (a.flag('resume')) {
+    const meta = await trainer.load(ckpt);
+    if (JSON.stringify(meta.model) !== JSON.stringify(spec)) throw new Error(`--resume: ${ckpt} holds model ${JSON.stringify(meta.model)}, not ${JSON.stringify(spec)} (pass the same --preset/--model)`);
+    console.log(`resumed ${ckpt} at step ${trainer.step}`);
+  }
+  const nParams = model.parameters().reduce((s, p) => s + p.size, 0);
+  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); ${kind} ${JSON.stringify(spec.config)}, ${(nParams / 1e3).toFixed(0)}k parameters; ${objective}, ${steps} steps × batch ${train.batchSize}`);
+  const data = await k.data.loadMnist('train');
+  const bar = new Progress(steps, 'train ');
+  const t0 = performance.now();
+  const startStep = trainer.step;
+  const writeGrid = async (name: string) => {
+    const t = performance.now();
+    const x = await sampleGrid(trainerEmaModel(trainer, kind, spec.config), grid);
+    const file = join(out, name);
+    writeFileSync(file, await imageGrid(x, grid.perClass));
+    x.dispose();
+    return { file, seconds: (performance.now() - t) / 1000 };
+  };
+  const writeLoss = () => writeFileSync(join(out, 'loss.csv'), `step,loss\n${trainer.losses.map((l, i) => `${i + 1},${l}`).join('\n')}\n`);
+  while (trainer.step < steps) {
+    const { x, y } = batchAt(data, trainer.step, train.batchSize, train.seed);
+    await trainer.trainStep(x, y);
+    x.dispose();
+    y.dispose();
+    const s = trainer.step;
+    const recent = trainer.losses.slice(-50);
+    bar.update(s - startStep, { step: s, loss: recent.length ? recent.reduce((p, q) => p + q, 0) / recent.length : NaN, lr: trainer.opt.lr });
+    if (s % saveEvery === 0 || s === steps) {
+      await trainer.save(ckpt, { model: spec });
+      writeLoss();
+    }
+    if (sampleEvery && s % sampleEvery === 0 && s !== steps) await writeGrid(`samples-${String(s).padStart(6, '0')}.png`);
+  }
+  await trainer.flush();
+  const trainSec = (performance.now() - t0) / 1000;
+  writeLoss();
+  const g = await writeGrid('samples.png');
+  const first = trainer.losses.slice(0, 50), last = trainer.losses.slice(-50);
+  const mean = (v: number[]) => v.reduce((p, q) => p + q, 0) / Math.max(1, v.length);
+  console.log(`trained ${steps - startStep} steps in ${fmtTime(trainSec)}; loss ${mean(first).toFixed(4)} (first 50) → ${mean(last).toFixed(4)} (last 50)`);
+  console.log(`wrote ${ckpt}, ${join(out, 'loss.csv')} and ${g.file} (rows = digits 0–9, ${grid.sampler} ${grid.steps} steps, guidance ${grid.guidance}; ${g.seconds.toFixed(0)} s)`);
+}
+
+/** A model holding the trainer's EMA weights (sampling uses the average, training keeps its weights). */
+function trainerEmaModel(trainer: k.diffusion.DiffusionTrainer, kind: 'unet' | 'dit', config: object): Denoiser {
+  const m = emaModels.get(trainer) ?? buildModel(kind, config as Record<string, unknown>);
+  emaModels.set(trainer, m);
+  trainer.ema.copyTo(m);
+  m.eval();
+  return m;
+}
+const emaModels = new WeakMap<object, Denoiser>();
+
+export const SAMPLE_HELP = `kiln sample — sample digits from a checkpoint
+
+  --checkpoint FILE       (default out/mnist/checkpoint.safetensors)
+  --labels 0,1,…          digits, one row each (default 0–9; 10 = unconditional)
+  --per-class N           samples per row (default 10)
+  --sampler NAME          ${SAMPLERS.join(', ')}
+  --steps N --guidance W --seed N
+  --raw                   use the trained weights instead of their EMA
+  --out FILE              PNG grid (default out/mnist/sample.png)`;
+
+/** `kiln sample`. */
+export async function sampleCommand(argv: string[]): Promise<void> {
+  if (argv.includes('--help')) return void console.log(SAMPLE_HELP);
+  const a = new Args('sample', argv, { options: ['checkpoint', 'labels', 'per-class', 'sampler', 'steps', 'guidance', 'seed', 'out'], flags: ['raw'] });
+  const path = a.string('checkpoint', 'out/mnist/checkpoint.safetensors');
+  const labels = a.ints('labels', [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 0, 10);
+  const perClass = a.number('per-class', 10, { min: 1, integer: true });
+  const steps = a.number('steps', 16, { min: 1, integer: true });
+  const guidance = a.number('guidance', 2);
+  const seed = a.number('seed', 0, { min: 0, integer: true });
+  const out = a.string('out', join(dirname(path), 'sample.png'));
+  await k.init();
+  const { model, meta } = await loadCheckpoint(path, !a.flag('raw'));
+  const objective = (meta.train as TrainConfig).objective;
+  const sampler = a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS);
+  const t0 = performance.now();
+  const x = await sampleGrid(model, { objective, sampler, steps, guidance, seed, perClass, labels });
+  writeFileSync(out, await imageGrid(x, perClass));
+  x.dispose();
+  console.log(`wrote ${out}: ${labels.length}×${perClass} samples, ${sampler} ${steps} steps, guidance ${guidance}, seed ${seed} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+}
+
+export const EVAL_HELP = `kiln eval — score class-conditional samples with the LeNet classifier
+
+  --checkpoint FILE       (default out/mnist/checkpoint.safetensors)
+  --per-class N           samples per digit (default 50)
+  --sampler NAME --steps N --guidance W --seed N
+  --json FILE             also write the figures as JSON`;
+
+/** Scores of a set of samples. */
+export interface EvalResult {
+  samples: number;
+  accuracy: number;
+  fid: number;
+  fidFloor: number;
+  inceptionScore: number;
+  inceptionScoreReal: number;
+}
+
+/** LeNet features and class probabilities of images [N, 1, 28, 28], in batches. */
+async function classify(net: k.nn.LeNet, x: k.Tensor): Promise<{ feats: Float32Array; probs: Float32Array; pred: Int32Array }> {
+  const r = await k.noGrad(() => k.scope(async () => {
+    const f = net.features(x);
+    const p = net.fc2.forward(f).softmax(1);
+    return [await f.data(), await p.data(), await p.argmax(1).data()] as const;
+  }));
+  return { feats: r[0] as Float32Array, probs: r[1] as Float32Array, pred: r[2] as Int32Array };
+}
+
+/** Scores samples of each digit against the real test set (and the real-train vs real-test floor). */
+export async function evaluate(model: Denoiser, o: Omit<GridOptions, 'labels'>, onProgress?: (done: number, total: number) => void): Promise<EvalResult> {
+  const net = await loadLeNet();
+  const d = net.config.hidden;
+  const n = o.perClass * 10;
+  const feats: number[] = [], probs: number[] = [];
+  let correct = 0;
+  for (let digit = 0; digit < 10; digit++) {
+    const x = await k.noGrad(() => k.diffusion.generate(model, { objective: o.objective, labels: Array<number>(o.perClass).fill(digit), shape: [1, 28, 28], sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed + digit }));
+    const c = await classify(net, x.clamp(-1, 1));
+    x.dispose();
+    feats.push(...c.feats);
+    probs.push(...c.probs);
+    correct += c.pred.filter((p) => p === digit).length;
+    onProgress?.(digit + 1, 10);
+  }
+  const realStats = async (split: 'train' | 'test', count: number) => {
+    const data = await k.data.loadMnist(split);
+    const f: number[] = [], p: number[] = [];
+    for (const { x, y } of k.data.batches(data, { batchSize: 500, limit: count })) {
+      const c = await classify(net, x);
+      f.push(...c.feats);
+      p.push(...c.probs);
+      x.dispose();
+      y.dispose();
+    }
+    return { stats: k.diffusion.featureStats(f, count, d), probs: p };
+  };
+  const test = await realStats('test', 10000);
+  const train = await realStats('train', n);
+  const gen = k.diffusion.featureStats(feats, n, d);
+  return {
+    samples: n,
+    accuracy: correct / n,
+    fid: k.diffusion.frechetDistance(gen, test.stats),
+    fidFloor: k.diffusion.frechetDistance(train.stats, test.stats),
+    inceptionScore: k.diffusion.inceptionScore(probs, n, 10),
+    inceptionScoreReal: k.diffusion.inceptionScore(train.probs, n, 10),
+  };
+}
+
+/** `kiln eval`. */
+export async function evalCommand(argv: string[]): Promise<void> {
+  if (argv.includes('--help')) return void console.log(EVAL_HELP);
+  const a = new Args('eval', argv, { options: ['checkpoint', 'per-class', 'sampler', 'steps', 'guidance', 'seed', 'json'] });
+  const path = a.string('checkpoint', 'out/mnist/checkpoint.safetensors');
+  const perClass = a.number('per-class', 50, { min: 2, integer: true });
+  const steps = a.number('steps', 16, { min: 1, integer: true });
+  const guidance = a.number('guidance', 2);
+  const seed = a.number('seed', 0, { min: 0, integer: true });
+  await k.init();
+  const { model, meta } = await loadCheckpoint(path);
+  const objective = (meta.train as TrainConfig).objective;
+  const sampler = a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS);
+  const bar = new Progress(10, 'eval ');
+  const r = await evaluate(model, { objective, sampler, steps, guidance, seed, perClass }, (i) => bar.update(i));
+  const rows: [string, string][] = [
+    ['samples', `${r.samples} (${perClass} per digit; ${sampler} ${steps} steps, guidance ${guidance})`],
+    ['conditional accuracy', `${(100 * r.accuracy).toFixed(1)}%`],
+    ['classifier-FID', `${r.fid.toFixed(2)}   (real train vs real test: ${r.fidFloor.toFixed(2)})`],
+    ['Inception-style score', `${r.inceptionScore.toFixed(2)}   (real: ${r.inceptionScoreReal.toFixed(2)}; max 10)`],
+  ];
+  for (const [name, v] of rows) console.log(`${name.padEnd(24)}${v}`);
+  const json = JSON.stringify({ checkpoint: path, step: meta.step, sampler, steps, guidance, seed, ...r });
+  console.log(json);
+  const file = a.has('json') ? a.string('json', '') : '';
+  if (file) writeFileSync(file, `${json}\n`);
+}

@@ -1,0 +1,57 @@
+/**
+ * Sampling images from a trained class-conditional denoiser: seeded noise, the objective's process and
+ * prediction, any sampler of `sample`, and classifier-free guidance (the conditional and null-class
+ * passes share one batched forward).
+ */
+import { keep } from '../tensor/memory.js';
+import { full, manualSeed, randn, tensor, type Tensor } from '../tensor/tensor.js';
+import { classifierFreeGuidance, sample, type Model, type SampleOptions, type SamplerName } from './samplers.js';
+import { samplingPath } from './timesteps.js';
+import { objectiveSetup, type Denoiser, type Objective } from './trainer.js';
+
+/** Options of `generate`. */
+export interface GenerateOptions {
+  objective: Objective;
+  /** Class of each sample (its length is the batch size). */
+  labels: number[];
+  /** Image shape [C, H, W]. */
+  shape: [number, number, number];
+  sampler?: SamplerName;
+  steps?: number;
+  /** Guidance scale w: output = (1 + w)·cond − w·uncond (0: conditional only). */
+  guidance?: number;
+  seed?: number;
+  onStep?: SampleOptions['onStep'];
+}
+
+/** The default sampler of an objective. */
+export function defaultSampler(objective: Objective): SamplerName {
+  return objective === 'flow' ? 'flow_heun' : 'dpmpp_2m';
+}
+
+/** Samples images [N, C, H, W] (about [−1, 1]); the caller disposes them. */
+export async function generate(model: Denoiser, o: GenerateOptions): Promise<Tensor> {
+  const { process, prediction } = objectiveSetup(o.objective);
+  const N = o.labels.length;
+  const nc = model.config.numClasses;
+  for (const l of o.labels) if (!Number.isInteger(l) || l < 0 || l > nc) throw new Error(`generate: labels must be integers in [0, ${nc}] (${nc} = no class), got ${l}`);
+  manualSeed(o.seed ?? 0);
+  const noise = keep(randn([N, ...o.shape]));
+  const labels = keep(tensor(Int32Array.from(o.labels)));
+  const w = o.guidance ?? 0;
+  let fn: Model;
+  let nulls: Tensor | null = null;
+  if (w !== 0) {
+    nulls = keep(full([N], nc, { dtype: 'i32' }));
+    fn = classifierFreeGuidance((x, t, l) => model.forward(x, full([x.shape[0]!], t), l), { scale: w, labels, nullLabels: nulls });
+  } else fn = (x, t) => model.forward(x, full([N], t), labels);
+  const path = samplingPath(process, { steps: o.steps ?? 20 });
+  try {
+    const { x } = await sample({ model: fn, prediction, process, path, noise, sampler: o.sampler ?? defaultSampler(o.objective), onStep: o.onStep });
+    return x;
+  } finally {
+    noise.dispose();
+    labels.dispose();
+    nulls?.dispose();
+  }
+}

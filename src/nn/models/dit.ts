@@ -1,0 +1,145 @@
+/**
+ * A small Diffusion Transformer (DiT, Peebles & Xie): the image is cut into p×p patches (pixel
+ * unshuffle), embedded as tokens with fixed 2-D sinusoidal or learned positions, and passed through
+ * transformer blocks whose LayerNorms are modulated by the conditioning (adaLN-Zero: shift, scale and
+ * a gate per sub-layer, all regressed from the t + class embedding and initialized to zero, so each
+ * block starts as the identity). Class `numClasses` is the null class of classifier-free guidance.
+ */
+import { Module, ModuleList, Parameter } from '../module.js';
+import { Embedding, LayerNorm, Linear } from '../layers.js';
+import { MultiheadAttention, modulate } from '../norm-attention.js';
+import { pixelShuffle, pixelUnshuffle } from '../conv.js';
+import { timestepEmbedding } from '../embeddings.js';
+import { noGrad } from '../../autograd/tape.js';
+import { fmt } from '../../tensor/shape.js';
+import { tensor, zeros, type Tensor } from '../../tensor/tensor.js';
+import { normal_ } from '../init.js';
+
+/** Sizes of a DiT. */
+export interface DiTConfig {
+  channels: number;
+  size: number;
+  patch: number;
+  dim: number;
+  depth: number;
+  heads: number;
+  /** MLP hidden width as a multiple of dim. */
+  mlpRatio: number;
+  numClasses: number;
+  positions: 'sinusoidal' | 'learned';
+}
+
+/** The default small MNIST DiT (7×7 tokens of 4×4 patches). */
+export const DIT_DEFAULTS: DiTConfig = { channels: 1, size: 28, patch: 4, dim: 96, depth: 4, heads: 4, mlpRatio: 2, numClasses: 10, positions: 'sinusoidal' };
+
+function zeroInit(l: Linear): void {
+  noGrad(() => {
+    l.weight.assign(zeros(l.weight.shape));
+    l.bias?.assign(zeros(l.bias.shape));
+  });
+}
+
+/** Fixed 2-D sin/cos position embeddings [side², dim] (half the channels per axis). */
+export function sinusoidalPositions2d(side: number, dim: number): Float32Array {
+  if (dim % 4) throw new Error(`sinusoidalPositions2d: dim ${dim} must be divisible by 4`);
+  const out = new Float32Array(side * side * dim);
+  const q = dim / 4;
+  for (let i = 0; i < side; i++) {
+    for (let j = 0; j < side; j++) {
+      const row = (i * side + j) * dim;
+      for (let f = 0; f < q; f++) {
+        const w = 1 / 10000 ** (f / q);
+        out[row + f] = Math.sin(i * w);
+        out[row + q + f] = Math.cos(i * w);
+        out[row + 2 * q + f] = Math.sin(j * w);
+        out[row + 3 * q + f] = Math.cos(j * w);
+      }
+    }
+  }
+  return out;
+}
+
+/** One transformer block with adaLN-Zero conditioning. */
+export class DiTBlock extends Module {
+  norm1: LayerNorm;
+  attn: MultiheadAttention;
+  norm2: LayerNorm;
+  fc1: Linear;
+  fc2: Linear;
+  ada: Linear;
+  constructor(dim: number, heads: number, mlpRatio: number) {
+    super();
+    this.norm1 = new LayerNorm(dim, { elementwiseAffine: false, eps: 1e-6 });
+    this.attn = new MultiheadAttention(dim, heads);
+    this.norm2 = new LayerNorm(dim, { elementwiseAffine: false, eps: 1e-6 });
+    this.fc1 = new Linear(dim, dim * mlpRatio);
+    this.fc2 = new Linear(dim * mlpRatio, dim);
+    this.ada = new Linear(dim, 6 * dim);
+    zeroInit(this.ada);
+  }
+  /** x [N, T, D], c [N, D] (after SiLU). */
+  forward(x: Tensor, c: Tensor): Tensor {
+    const [sa, ca, ga, sm, cm, gm] = this.ada.forward(c).chunk(6, 1) as Tensor[];
+    x = x.add(this.attn.forward(modulate(this.norm1.forward(x), sa!, ca!)).mul(ga!.unsqueeze(1)));
+    const h = this.fc2.forward(this.fc1.forward(modulate(this.norm2.forward(x), sm!, cm!)).gelu('tanh'));
+    return x.add(h.mul(gm!.unsqueeze(1)));
+  }
+}
+
+/** The DiT: `forward(x, t, labels?)` predicts a tensor shaped like x. */
+export class DiT extends Module {
+  readonly config: DiTConfig;
+  patch_embed: Linear;
+  declare pos_embed: Parameter | Tensor;
+  time_embed: ModuleList<Linear>;
+  class_embed: Embedding | null;
+  blocks = new ModuleList<DiTBlock>();
+  norm_out: LayerNorm;
+  ada_out: Linear;
+  proj_out: Linear;
+  constructor(config: Partial<DiTConfig> = {}) {
+    super();
+    const c = (this.config = { ...DIT_DEFAULTS, ...config });
+    const side = c.size / c.patch;
+    if (!Number.isInteger(side)) throw new Error(`DiT: image size ${c.size} must be divisible by patch ${c.patch}`);
+    if (c.dim % c.heads || c.dim % 4) throw new Error(`DiT: dim ${c.dim} must be divisible by heads ${c.heads} and by 4`);
+    const pd = c.channels * c.patch * c.patch;
+    this.patch_embed = new Linear(pd, c.dim);
+    const pos = tensor(sinusoidalPositions2d(side, c.dim), { shape: [side * side, c.dim] });
+    if (c.positions === 'learned') {
+      this.pos_embed = new Parameter(pos.mul(0));
+      normal_(this.pos_embed, 0, 0.02);
+    } else this.registerBuffer('pos_embed', pos);
+    this.time_embed = new ModuleList([new Linear(256, c.dim), new Linear(c.dim, c.dim)]);
+    this.class_embed = c.numClasses > 0 ? new Embedding(c.numClasses + 1, c.dim) : null;
+    for (let i = 0; i < c.depth; i++) this.blocks.push(new DiTBlock(c.dim, c.heads, c.mlpRatio));
+    this.norm_out = new LayerNorm(c.dim, { elementwiseAffine: false, eps: 1e-6 });
+    this.ada_out = new Linear(c.dim, 2 * c.dim);
+    zeroInit(this.ada_out);
+    this.proj_out = new Linear(c.dim, pd);
+    zeroInit(this.proj_out);
+  }
+
+  /** x [N, channels, size, size], t [N], labels [N] i32 (`numClasses` = no class). */
+  forward(x: Tensor, t: Tensor, labels?: Tensor | null): Tensor {
+    const c = this.config;
+    if (x.rank !== 4 || x.shape[1] !== c.channels || x.shape[2] !== c.size || x.shape[3] !== c.size) {
+      throw new Error(`DiT: expected x of shape [N, ${c.channels}, ${c.size}, ${c.size}], got ${fmt(x.shape)}`);
+    }
+    const N = x.shape[0]!, side = c.size / c.patch, T = side * side;
+    if (t.rank !== 1 || t.shape[0] !== N) throw new Error(`DiT: expected t of shape [${N}], got ${fmt(t.shape)}`);
+    let cond = this.time_embed.at(1).forward(this.time_embed.at(0).forward(timestepEmbedding(t, 256)).silu());
+    if (this.class_embed) {
+      if (!labels || labels.rank !== 1 || labels.shape[0] !== N) throw new Error(`DiT: this model is class-conditional; pass labels of shape [${N}] (use ${c.numClasses} for "no class")`);
+      cond = cond.add(this.class_embed.forward(labels));
+    }
+    cond = cond.silu();
+    // [N, C·p², side, side] → tokens [N, T, C·p²]
+    const patches = pixelUnshuffle(x, c.patch).reshape([N, -1, T]).transpose(1, 2);
+    let h = this.patch_embed.forward(patches).add(this.pos_embed);
+    for (let i = 0; i < c.depth; i++) h = this.blocks.at(i).forward(h, cond);
+    const [shift, scale] = this.ada_out.forward(cond).chunk(2, 1) as [Tensor, Tensor];
+    h = this.proj_out.forward(modulate(this.norm_out.forward(h), shift, scale));
+    return pixelShuffle(h.transpose(1, 2).reshape([N, -1, side, side]), c.patch);
+  }
+}

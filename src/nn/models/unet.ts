@@ -1,0 +1,213 @@
+/**
+ * A small time- and class-conditioned UNet for diffusion (DDPM/ADM style): residual blocks of
+ * GroupNorm–SiLU–conv with the conditioning embedding added per block, self-attention at the chosen
+ * resolutions, stride-2 convolutions down and nearest-neighbour ×2 + conv up, one skip connection per
+ * block. An optional pixel-unshuffle stem runs the network at half resolution (4× cheaper convs).
+ * Class `numClasses` is the null class that classifier-free guidance uses.
+ */
+import { Layer, Module, ModuleList } from '../module.js';
+import { Embedding, Linear } from '../layers.js';
+import { Conv2d, GroupNorm, MultiheadAttention } from '../norm-attention.js';
+import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
+import { timestepEmbedding } from '../embeddings.js';
+import { noGrad } from '../../autograd/tape.js';
+import { fmt } from '../../tensor/shape.js';
+import { cat, zeros, type Tensor } from '../../tensor/tensor.js';
+
+/** Sizes of a UNet. */
+export interface UNetConfig {
+  /** Image channels in and out. */
+  channels: number;
+  /** Image side (square images). */
+  size: number;
+  /** Feature channels per resolution level (each level after the first halves the resolution). */
+  widths: number[];
+  /** Residual blocks per level on the way down (the way up has one more). */
+  depth: number;
+  /** Levels (indices into `widths`) with self-attention after each residual block. */
+  attention: number[];
+  heads: number;
+  /** Number of classes (0: unconditional); the class id `numClasses` means "no class". */
+  numClasses: number;
+  /** Pixel-unshuffle factor of the stem (1: none). */
+  patch: number;
+  groups: number;
+}
+
+/** The default small MNIST UNet. */
+export const UNET_DEFAULTS: UNetConfig = { channels: 1, size: 28, widths: [32, 64], depth: 1, attention: [1], heads: 4, numClasses: 10, patch: 2, groups: 8 };
+
+function zeroInit(l: { weight: Tensor; bias: Tensor | null }): void {
+  noGrad(() => {
+    l.weight.assign(zeros(l.weight.shape));
+    l.bias?.assign(zeros(l.bias.shape));
+  });
+}
+
+/** GroupNorm–SiLU–conv3, plus the conditioning projected to a per-channel shift, twice; 1×1 skip when widths differ. */
+export class ResBlock extends Module {
+  norm1: GroupNorm;
+  conv1: Conv2d;
+  emb: Linear;
+  norm2: GroupNorm;
+  conv2: Conv2d;
+  skip: Conv2d | null;
+  constructor(inCh: number, outCh: number, embDim: number, groups: number) {
+    super();
+    this.norm1 = new GroupNorm(Math.min(groups, inCh), inCh);
+    this.conv1 = new Conv2d(inCh, outCh, 3, { padding: 1 });
+    this.emb = new Linear(embDim, outCh);
+    this.norm2 = new GroupNorm(Math.min(groups, outCh), outCh);
+    this.conv2 = new Conv2d(outCh, outCh, 3, { padding: 1 });
+    zeroInit(this.conv2);
+    this.skip = inCh === outCh ? null : new Conv2d(inCh, outCh, 1);
+  }
+  /** x [N, C, H, W], emb [N, E] (already passed through SiLU). */
+  forward(x: Tensor, emb: Tensor): Tensor {
+    let h = this.conv1.forward(this.norm1.forward(x).silu());
+    h = h.add(this.emb.forward(emb).reshape([emb.shape[0]!, -1, 1, 1]));
+    h = this.conv2.forward(this.norm2.forward(h).silu());
+    return (this.skip ? this.skip.forward(x) : x).add(h);
+  }
+}
+
+/** Self-attention over the positions of a feature map, with a residual connection. */
+export class AttentionBlock extends Layer {
+  norm: GroupNorm;
+  attn: MultiheadAttention;
+  constructor(ch: number, heads: number, groups: number) {
+    super();
+    this.norm = new GroupNorm(Math.min(groups, ch), ch);
+    this.attn = new MultiheadAttention(ch, heads);
+    zeroInit(this.attn.out_proj);
+  }
+  forward(x: Tensor): Tensor {
+    const [N, C, H, W] = x.shape as [number, number, number, number];
+    const tokens = this.norm.forward(x).reshape([N, C, H * W]).transpose(1, 2);
+    return x.add(this.attn.forward(tokens).transpose(1, 2).reshape([N, C, H, W]));
+  }
+}
+
+/** Residual blocks (and attention) of one level of the UNet. */
+class Level extends Module {
+  blocks = new ModuleList<ResBlock>();
+  attns = new ModuleList<AttentionBlock>();
+}
+
+/** The UNet: `forward(x, t, labels?)` predicts a tensor shaped like x (ε, v, x₀ or velocity). */
+export class UNet extends Module {
+  readonly config: UNetConfig;
+  time_embed: ModuleList<Linear>;
+  class_embed: Embedding | null;
+  conv_in: Conv2d;
+  down = new ModuleList<Level>();
+  downsample = new ModuleList<Conv2d>();
+  mid: Level;
+  up = new ModuleList<Level>();
+  upsample = new ModuleList<Conv2d>();
+  norm_out: GroupNorm;
+  conv_out: Conv2d;
+  constructor(config: Partial<UNetConfig> = {}) {
+    super();
+    const c = (this.config = { ...UNET_DEFAULTS, ...config });
+    const side = c.size / c.patch;
+    if (!Number.isInteger(side) || side % 2 ** (c.widths.length - 1)) {
+      throw new Error(`UNet: image size ${c.size} with patch ${c.patch} must be divisible by 2^${c.widths.length - 1} for ${c.widths.length} levels`);
+    }
+    if (c.widths.some((w) => w % Math.min(c.groups, w) || w % c.heads)) throw new Error(`UNet: widths ${JSON.stringify(c.widths)} must be divisible by groups ${c.groups} and heads ${c.heads}`);
+    const w0 = c.widths[0]!;
+    const emb = 4 * w0;
+    this.time_embed = new ModuleList([new Linear(w0, emb), new Linear(emb, emb)]);
+    this.class_embed = c.numClasses > 0 ? new Embedding(c.numClasses + 1, emb) : null;
+    const inCh = c.channels * c.patch * c.patch;
+    this.conv_in = new Conv2d(inCh, w0, 3, { padding: 1 });
+    const skips: number[] = [w0];
+    let ch = w0;
+    c.widths.forEach((w, l) => {
+      const level = new Level();
+      for (let i = 0; i < c.depth; i++) {
+        level.blocks.push(new ResBlock(ch, w, emb, c.groups));
+        ch = w;
+        if (c.attention.includes(l)) level.attns.push(new AttentionBlock(ch, c.heads, c.groups));
+        skips.push(ch);
+      }
+      this.down.push(level);
+      if (l < c.widths.length - 1) {
+        this.downsample.push(new Conv2d(ch, ch, 3, { stride: 2, padding: 1 }));
+        skips.push(ch);
+      }
+    });
+    this.mid = new Level();
+    this.mid.blocks.push(new ResBlock(ch, ch, emb, c.groups)).push(new ResBlock(ch, ch, emb, c.groups));
+    this.mid.attns.push(new AttentionBlock(ch, c.heads, c.groups));
+    for (let l = c.widths.length - 1; l >= 0; l--) {
+      const w = c.widths[l]!;
+      const level = new Level();
+      for (let i = 0; i <= c.depth; i++) {
+        level.blocks.push(new ResBlock(ch + skips.pop()!, w, emb, c.groups));
+        ch = w;
+        if (c.attention.includes(l)) level.attns.push(new AttentionBlock(ch, c.heads, c.groups));
+      }
+      this.up.push(level);
+      if (l > 0) this.upsample.push(new Conv2d(ch, ch, 3, { padding: 1 }));
+    }
+    this.norm_out = new GroupNorm(Math.min(c.groups, ch), ch);
+    this.conv_out = new Conv2d(ch, inCh, 3, { padding: 1 });
+    zeroInit(this.conv_out);
+  }
+
+  /** The conditioning vector (after SiLU) of timesteps t [N] and class ids [N] (i32; `numClasses` = none). */
+  embed(t: Tensor, labels?: Tensor | null): Tensor {
+    const c = this.config;
+    let e = this.time_embed.at(1).forward(this.time_embed.at(0).forward(timestepEmbedding(t, c.widths[0]!)).silu());
+    if (this.class_embed) {
+      if (!labels) throw new Error(`UNet: this model is class-conditional (${c.numClasses} classes); pass labels (use ${c.numClasses} for "no class")`);
+      e = e.add(this.class_embed.forward(labels));
+    }
+    return e.silu();
+  }
+
+  /** x [N, channels, size, size], t [N] (the process's time, e.g. 0…999 or 0…1), labels [N] i32. */
+  forward(x: Tensor, t: Tensor, labels?: Tensor | null): Tensor {
+    const c = this.config;
+    if (x.rank !== 4 || x.shape[1] !== c.channels || x.shape[2] !== c.size || x.shape[3] !== c.size) {
+      throw new Error(`UNet: expected x of shape [N, ${c.channels}, ${c.size}, ${c.size}], got ${fmt(x.shape)}`);
+    }
+    const N = x.shape[0]!;
+    if (t.rank !== 1 || t.shape[0] !== N) throw new Error(`UNet: expected t of shape [${N}], got ${fmt(t.shape)}`);
+    if (labels && (labels.rank !== 1 || labels.shape[0] !== N)) throw new Error(`UNet: expected labels of shape [${N}], got ${fmt(labels.shape)}`);
+    const emb = this.embed(t, labels);
+    let h = this.conv_in.forward(c.patch > 1 ? pixelUnshuffle(x, c.patch) : x);
+    const skips = [h];
+    c.widths.forEach((_, l) => {
+      const level = this.down.at(l);
+      for (let i = 0; i < c.depth; i++) {
+        h = level.blocks.at(i).forward(h, emb);
+        if (c.attention.includes(l)) h = level.attns.at(i).forward(h);
+        skips.push(h);
+      }
+      if (l < c.widths.length - 1) {
+        h = this.downsample.at(l).forward(h);
+        skips.push(h);
+      }
+    });
+    h = this.mid.blocks.at(0).forward(h, emb);
+    h = this.mid.attns.at(0).forward(h);
+    h = this.mid.blocks.at(1).forward(h, emb);
+    c.widths.forEach((_, j) => {
+      const l = c.widths.length - 1 - j;
+      const level = this.up.at(j);
+      for (let i = 0; i <= c.depth; i++) {
+        h = level.blocks.at(i).forward(catChannels(h, skips.pop()!), emb);
+        if (c.attention.includes(l)) h = level.attns.at(i).forward(h);
+      }
+      if (l > 0) h = this.upsample.at(j).forward(interpolate(h, { scaleFactor: 2, mode: 'nearest' }));
+    });
+    h = this.conv_out.forward(this.norm_out.forward(h).silu());
+    return c.patch > 1 ? pixelShuffle(h, c.patch) : h;
+  }
+}
+
+function catChannels(a: Tensor, b: Tensor): Tensor {
+  return cat([a, b], 1);
+}
