@@ -310,7 +310,11 @@ export class Scheduler {
         cost.set(n, v);
         return v;
       };
-      const reach = new Map<LazyNode, Set<LazyNode>>();
+      // a fused node read by two stored roots is computed twice: store it when that is costly. A node
+      // already known to be stored is not descended into again (its sources will be reached from it alone)
+      const eligible = (n: LazyNode) => n.kind === 'elementwise' || n.kind === 'gather';
+      const owner = new Map<LazyNode, LazyNode>();
+      const store = new Set<LazyNode>();
       for (const root of this.materialize) {
         if (!nodes.has(root)) continue;
         const visited = new Set<LazyNode>();
@@ -318,24 +322,24 @@ export class Scheduler {
           for (const s of n.src) {
             if (s.realized || visited.has(s)) continue;
             visited.add(s);
-            if (this.materialize.has(s)) continue;
-            let set = reach.get(s);
-            if (!set) reach.set(s, (set = new Set()));
-            set.add(root);
+            if (this.materialize.has(s) || store.has(s)) continue;
+            const first = owner.get(s);
+            if (first === undefined) owner.set(s, root);
+            else if (first !== root && eligible(s) && costOf(s) > RECOMPUTE_MAX) {
+              store.add(s);
+              continue;
+            }
+            if (eligible(s) && this.expanded.has(s) && costOf(s) >= EXPAND_RECOMPUTE_MAX) {
+              store.add(s);
+              continue;
+            }
             dfs(s);
           }
         };
         dfs(root);
       }
-      let changed = false;
-      for (const [n, roots] of reach) {
-        if (n.kind !== 'elementwise' && n.kind !== 'gather') continue;
-        const c = costOf(n);
-        if ((roots.size > 1 && c > RECOMPUTE_MAX) || (this.expanded.has(n) && c >= EXPAND_RECOMPUTE_MAX)) {
-          this.materialize.add(n);
-          changed = true;
-        }
-      }
+      for (const n of store) this.materialize.add(n);
+      const changed = store.size > 0;
       if (!changed) break;
     }
     // bound the size of one kernel: store a node when its fused expression gets too deep

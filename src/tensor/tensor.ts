@@ -1165,5 +1165,5 @@ export function setFusion(on: boolean): void {
 
 /** Storage-binding limit per kernel (inputs), from the device. */
 export function syncDeviceLimits(): void {
-  if (hasDevice()) scheduleConfig.maxInputs = gpu().info.limits.maxStorageBuffersPerShaderStage - 1;
+  if (hasDevice()) scheduleConfig.maxInputs = gpu().info.limits.maxStorageBuffersPerShaderStage - 2; // the output, and the scratch buffer of two-pass kernels
 }

@@ -106,7 +106,11 @@ export function litText(value: number | boolean, t: VT): string {
   return s.startsWith('-') ? `(${s})` : s;
 }
 
-function keyOf(e: Expr, memo: Map<Expr, string>): string {
+/**
+ * A short structural key of an expression: equal keys mean equal values. Children are referred to by
+ * their interned ids, so keys stay short however deep the expression is.
+ */
+function keyOf(e: Expr, memo: Map<Expr, string>, intern: Map<string, string>): string {
   const cached = memo.get(e);
   if (cached) return cached;
   let k: string;
@@ -114,11 +118,13 @@ function keyOf(e: Expr, memo: Map<Expr, string>): string {
     case 'lit': k = `${e.t}:${String(e.v)}`; break;
     case 'param': k = `p${e.slot}`; break;
     case 'var': k = `$${e.name}`; break;
-    case 'load': k = `L${e.slot}[${keyOf(e.idx, memo)}]`; break;
-    case 'call': k = `${e.key}(${e.args.map((a) => keyOf(a, memo)).join(',')})`; break;
+    case 'load': k = `L${e.slot}${e.half ? 'h' : ''}${e.bool ? 'b' : ''}[${keyOf(e.idx, memo, intern)}]`; break;
+    case 'call': k = `${e.key}(${e.args.map((a) => keyOf(a, memo, intern)).join(',')})`; break;
   }
-  memo.set(e, k);
-  return k;
+  let id = intern.get(k);
+  if (id === undefined) intern.set(k, (id = `#${intern.size}`));
+  memo.set(e, id);
+  return id;
 }
 
 /** WGSL spelling of a value type. */
@@ -133,10 +139,13 @@ export function vtText(t: VT): string {
 export class Emitter {
   readonly lines: string[] = [];
   private names: Map<string, string>;
-  private keys = new Map<Expr, string>();
+  private keys: Map<Expr, string>;
+  private intern: Map<string, string>;
 
   constructor(private readonly counter = { n: 0 }, parent?: Emitter, private readonly indent = '  ') {
     this.names = new Map(parent?.names ?? []);
+    this.keys = parent?.keys ?? new Map();
+    this.intern = parent?.intern ?? new Map();
   }
 
   /** A nested block (e.g. a loop body) sharing this block's names. */
@@ -155,7 +164,7 @@ export class Emitter {
       }
       default: break;
     }
-    const key = keyOf(e, this.keys);
+    const key = keyOf(e, this.keys, this.intern);
     const known = this.names.get(key);
     if (known) return known;
     let text: string;

@@ -26,6 +26,8 @@ export interface UNetConfig {
   depth: number;
   /** Levels (indices into `widths`) with self-attention after each residual block. */
   attention: number[];
+  /** Self-attention between the two middle residual blocks (lowest resolution). */
+  midAttention: boolean;
   heads: number;
   /** Number of classes (0: unconditional); the class id `numClasses` means "no class". */
   numClasses: number;
@@ -35,7 +37,7 @@ export interface UNetConfig {
 }
 
 /** The default small MNIST UNet. */
-export const UNET_DEFAULTS: UNetConfig = { channels: 1, size: 28, widths: [32, 64], depth: 1, attention: [1], heads: 4, numClasses: 10, patch: 2, groups: 8 };
+export const UNET_DEFAULTS: UNetConfig = { channels: 1, size: 28, widths: [32, 64], depth: 1, attention: [1], midAttention: true, heads: 4, numClasses: 10, patch: 2, groups: 8 };
 
 function zeroInit(l: { weight: Tensor; bias: Tensor | null }): void {
   noGrad(() => {
@@ -139,7 +141,7 @@ export class UNet extends Module {
     });
     this.mid = new Level();
     this.mid.blocks.push(new ResBlock(ch, ch, emb, c.groups)).push(new ResBlock(ch, ch, emb, c.groups));
-    this.mid.attns.push(new AttentionBlock(ch, c.heads, c.groups));
+    if (c.midAttention) this.mid.attns.push(new AttentionBlock(ch, c.heads, c.groups));
     for (let l = c.widths.length - 1; l >= 0; l--) {
       const w = c.widths[l]!;
       const level = new Level();
@@ -192,7 +194,7 @@ export class UNet extends Module {
       }
     });
     h = this.mid.blocks.at(0).forward(h, emb);
-    h = this.mid.attns.at(0).forward(h);
+    if (c.midAttention) h = this.mid.attns.at(0).forward(h);
     h = this.mid.blocks.at(1).forward(h, emb);
     c.widths.forEach((_, j) => {
       const l = c.widths.length - 1 - j;
