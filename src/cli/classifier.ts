@@ -12,7 +12,7 @@ export const LENET_PATH = fileURLToPath(new URL('../../models/lenet-mnist.safete
 /** Loads the metrics classifier saved by `kiln lenet` (eval mode). */
 export async function loadLeNet(path = LENET_PATH): Promise<k.nn.LeNet> {
   const { tensors, metadata } = await k.loadWithMetadata(path).catch((e: Error) => {
-    throw new Error(`${e.message}\n(the metrics classifier is made by \`npm run kiln -- lenet\`)`);
+    throw new Error(`${e.message}\n(the metrics classifier is made by \`npm run lenet\`)`);
   });
   const net = new k.nn.LeNet(metadata.config ? JSON.parse(metadata.config) : {});
   net.loadStateDict(tensors);

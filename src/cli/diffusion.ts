@@ -30,7 +30,7 @@ interface Preset {
  * 2-core machine with the lavapipe software adapter; `gpu`: a wider, deeper model trained longer.
  */
 export const PRESETS: Record<'cpu' | 'gpu', Preset> = {
-  cpu: { model: 'unet', unet: { widths: [16, 32], attention: [], midAttention: false, heads: 2, depth: 1, patch: 2 }, dit: { dim: 64, depth: 3 }, steps: 500, batch: 32, lr: 3e-3 },
+  cpu: { model: 'unet', unet: { widths: [16, 32], attention: [], midAttention: false, heads: 2, depth: 1, patch: 2 }, dit: { dim: 64, depth: 3 }, steps: 600, batch: 32, lr: 3e-3 },
   gpu: { model: 'unet', unet: { widths: [64, 128, 128], attention: [2], heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 2 }, steps: 20000, batch: 128, lr: 2e-4 },
 };
 
@@ -133,7 +133,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     seed: a.number('seed', 0, { min: 0, integer: true }),
   };
   const out = a.string('out', 'out/mnist');
-  const grid = { objective, sampler: a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS), steps: a.number('sample-steps', 16, { min: 1, integer: true }), guidance: a.number('guidance', 2), seed: 1234, perClass: 10, labels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] };
+  const grid = { objective, sampler: a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS), steps: a.number('sample-steps', 12, { min: 1, integer: true }), guidance: a.number('guidance', 3), seed: 1234, perClass: 10, labels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] };
   const saveEvery = a.number('save-every', 250, { min: 1, integer: true });
   const sampleEvery = a.number('sample-every', 500, { min: 0, integer: true });
   mkdirSync(out, { recursive: true });
@@ -214,8 +214,8 @@ export async function sampleCommand(argv: string[]): Promise<void> {
   const path = a.string('checkpoint', 'out/mnist/checkpoint.safetensors');
   const labels = a.ints('labels', [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 0, 10);
   const perClass = a.number('per-class', 10, { min: 1, integer: true });
-  const steps = a.number('steps', 16, { min: 1, integer: true });
-  const guidance = a.number('guidance', 2);
+  const steps = a.number('steps', 12, { min: 1, integer: true });
+  const guidance = a.number('guidance', 3);
   const seed = a.number('seed', 0, { min: 0, integer: true });
   const out = a.string('out', join(dirname(path), 'sample.png'));
   await k.init();
@@ -303,8 +303,8 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const a = new Args('eval', argv, { options: ['checkpoint', 'per-class', 'sampler', 'steps', 'guidance', 'seed', 'json'] });
   const path = a.string('checkpoint', 'out/mnist/checkpoint.safetensors');
   const perClass = a.number('per-class', 50, { min: 2, integer: true });
-  const steps = a.number('steps', 16, { min: 1, integer: true });
-  const guidance = a.number('guidance', 2);
+  const steps = a.number('steps', 12, { min: 1, integer: true });
+  const guidance = a.number('guidance', 3);
   const seed = a.number('seed', 0, { min: 0, integer: true });
   await k.init();
   const { model, meta } = await loadCheckpoint(path);

@@ -75,6 +75,25 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   });
 }
 
+/** Options of conv1d. */
+export interface Conv1dOptions {
+  stride?: number;
+  padding?: number | 'same' | 'valid';
+  dilation?: number;
+  groups?: number;
+}
+
+/** 1-D convolution: x [N, C, L], weight [O, C/groups, k], optional bias [O] (conv2d over a height of 1). */
+export function conv1d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv1dOptions = {}): Tensor {
+  if (x.rank !== 3) throw new Error(`conv1d: input must be [N, C, L], got ${fmt(x.shape)}`);
+  if (weight.rank !== 3) throw new Error(`conv1d: weight must be [out, in/groups, k], got ${fmt(weight.shape)}`);
+  const p = opts.padding ?? 0;
+  return scope(() => conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, {
+    stride: [1, opts.stride ?? 1], dilation: [1, opts.dilation ?? 1], groups: opts.groups,
+    padding: typeof p === 'number' ? [0, p] : p,
+  }).squeeze(2));
+}
+
 /** Options of convTranspose2d. */
 export interface ConvTranspose2dOptions {
   stride?: Pair;

@@ -92,6 +92,28 @@ describe('conv2d', () => {
   });
 });
 
+describe('conv1d', () => {
+  it('matches a direct loop (stride 2, padding 1, dilation 2, groups 2, bias)', async () => {
+    const [N, C, L, O, K] = [2, 4, 11, 6, 3];
+    const xv = f32(values(N * C * L, 21)), wv = f32(values(O * (C / 2) * K, 22)), bv = f32(values(O, 23));
+    const y = k.nn.conv1d(k.tensor(xv, { shape: [N, C, L] }), k.tensor(wv, { shape: [O, C / 2, K] }), k.tensor(bv), { stride: 2, padding: 1, dilation: 2, groups: 2 });
+    const Lo = Math.floor((L + 2 - 2 * (K - 1) - 1) / 2) + 1;
+    expect(y.shape).toEqual([N, O, Lo]);
+    const ref: number[] = [];
+    for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) for (let i = 0; i < Lo; i++) {
+      let acc = bv[o]!;
+      const g = Math.floor(o / (O / 2));
+      for (let c = 0; c < C / 2; c++) for (let j = 0; j < K; j++) {
+        const at = i * 2 - 1 + j * 2;
+        if (at >= 0 && at < L) acc += xv[(n * C + g * (C / 2) + c) * L + at]! * wv[(o * (C / 2) + c) * K + j]!;
+      }
+      ref.push(acc);
+    }
+    close(await y.data(), ref, 1e-5, 1e-5);
+    expect(() => k.nn.conv1d(k.zeros([2, 3]), k.zeros([1, 3, 2]))).toThrow(/conv1d: input must be \[N, C, L\], got \[2, 3\]/);
+  });
+});
+
 describe('convTranspose2d', () => {
   it.each([
     { name: 'stride 2', xs: [1, 3, 4, 4], ws: [3, 2, 3, 3], s: 2, p: 1, op: 1, g: 1 },
