@@ -108,13 +108,13 @@ export const TRAIN_HELP = `kiln train — train a class-conditional diffusion mo
   --out DIR               checkpoint, sample grids and loss.csv go here (default out/mnist)
   --save-every N          checkpoint every N steps (default 250)
   --sample-every N        sample grid every N steps (default 500; 0: only at the end)
-  --sampler NAME --sample-steps N --guidance W   how the grids are sampled
+  --sampler NAME --sample-steps N --guidance W --grid-per-class N   how the grids are sampled
   --resume                continue from DIR/checkpoint.safetensors`;
 
 /** `kiln train`. */
 export async function trainCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(TRAIN_HELP);
-  const a = new Args('train', argv, { options: ['preset', 'model', 'objective', 'steps', 'batch', 'lr', 'warmup', 'weight-decay', 'clip', 'ema', 'label-dropout', 'seed', 'out', 'save-every', 'sample-every', 'sampler', 'sample-steps', 'guidance'], flags: ['resume'] });
+  const a = new Args('train', argv, { options: ['preset', 'model', 'objective', 'steps', 'batch', 'lr', 'warmup', 'weight-decay', 'clip', 'ema', 'label-dropout', 'seed', 'out', 'save-every', 'sample-every', 'sampler', 'sample-steps', 'guidance', 'grid-per-class'], flags: ['resume'] });
   const info = await k.init();
   const preset = PRESETS[a.string('preset', info.architecture === 'software' ? 'cpu' : 'gpu', ['cpu', 'gpu'])];
   const kind = a.string('model', preset.model, ['unet', 'dit']);
@@ -133,7 +133,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     seed: a.number('seed', 0, { min: 0, integer: true }),
   };
   const out = a.string('out', 'out/mnist');
-  const grid = { objective, sampler: a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS), steps: a.number('sample-steps', 12, { min: 1, integer: true }), guidance: a.number('guidance', 3), seed: 1234, perClass: 10, labels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] };
+  const grid = { objective, sampler: a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS), steps: a.number('sample-steps', 12, { min: 1, integer: true }), guidance: a.number('guidance', 3), seed: 1234, perClass: a.number('grid-per-class', 10, { min: 1, integer: true }), labels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] };
   const saveEvery = a.number('save-every', 250, { min: 1, integer: true });
   const sampleEvery = a.number('sample-every', 500, { min: 0, integer: true });
   mkdirSync(out, { recursive: true });

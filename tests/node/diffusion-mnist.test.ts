@@ -103,7 +103,7 @@ describe('checkpoints, sampling and the CLI', () => {
   const ckpt = join(dir, 'cli', 'checkpoint.safetensors');
 
   it('kiln train writes a checkpoint, loss.csv and a grid; sampling it is deterministic for a seed', async () => {
-    await trainCommand(['--preset', 'cpu', '--steps', '3', '--batch', '4', '--sample-every', '0', '--sample-steps', '1', '--out', join(dir, 'cli'), '--seed', '5']);
+    await trainCommand(['--preset', 'cpu', '--steps', '3', '--batch', '4', '--sample-every', '0', '--sample-steps', '1', '--grid-per-class', '1', '--out', join(dir, 'cli'), '--seed', '5']);
     const { model, meta } = await loadCheckpoint(ckpt);
     expect(meta.step).toBe(3);
     const gen = (seed: number) => k.noGrad(() => k.diffusion.generate(model, { objective: 'flow', labels: [3, 8], shape: [1, 28, 28], steps: 2, guidance: 1.5, seed }));
