@@ -1,7 +1,7 @@
 /**
  * Training-step benchmark: the MNIST MLP 784-512-512-10 (batch 128, AdamW, loss read back every step)
  * and a denoiser MLP (784 + 128-d time embedding → 1024 → 1024 → 784, SiLU, MSE, forward + backward,
- * batch 128). Prints one JSON line, then a table.
+ * batch 128), and the default MNIST diffusion UNet step of `kiln train`. Prints one JSON line, then a table.
  *
  *   npm run bench:train [-- --quick]
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench:train
@@ -74,15 +74,34 @@ async function denoiserStep(): Promise<{ ms: number; kernels: number }> {
   return { ms, kernels: k.stats().kernels - before };
 }
 
+/** The default MNIST diffusion step (UNet of the cpu preset, batch 32, the trainer of kiln train); GPU time from k.profile. */
+async function unetStep(): Promise<{ ms: number; gpuMs: number; kernels: number }> {
+  k.manualSeed(0);
+  const net = new k.nn.UNet({ widths: [16, 32], attention: [], midAttention: false, heads: 2, patch: 2 });
+  const tr = new k.diffusion.DiffusionTrainer(net, { ...k.diffusion.TRAIN_DEFAULTS, steps: 1000, batchSize: 32 });
+  const x = k.rand([32, 1, 28, 28]).mul(2).sub(1).keep();
+  const y = k.randint(0, 10, [32]).keep();
+  const step = async () => {
+    await tr.trainStep(x, y);
+    await tr.flush();
+  };
+  const ms = await timeSteps(step);
+  const before = k.stats().kernels;
+  const prof = await k.profile(step);
+  return { ms, gpuMs: prof.reduce((a, p) => a + p.ms, 0), kernels: k.stats().kernels - before };
+}
+
 const info = await k.init();
 const driver = info.driver;
 const col = driver === 'swiftshader' ? 1 : 0;
 const mlp = await mlpStep();
 const den = await denoiserStep();
+const unet = await unetStep();
 const result = {
   adapter: { driver, description: info.description },
   mlpStep: { ms: mlp.ms, kernelsPerStep: mlp.kernels, gflopPerStep: 0.51, gflops: 0.51 / (mlp.ms / 1000) },
   denoiserStep: { ms: den.ms, kernelsPerStep: den.kernels, gflopPerStep: 2.1, gflops: 2.1 / (den.ms / 1000) },
+  unetStep: { ms: unet.ms, gpuMs: unet.gpuMs, kernelsPerStep: unet.kernels },
   reference: REFERENCE,
 };
 console.log(JSON.stringify(result));
@@ -91,6 +110,7 @@ const row = (name: string, ms: number, ref: { tfjs: number[]; jaxjs: number[]; t
 console.log(`\nadapter: ${driver} (${info.description})`);
 console.log(row('MLP 784-512-512-10 AdamW step', mlp.ms, REFERENCE.mlpStep));
 console.log(row('denoiser MLP fwd+bwd step', den.ms, REFERENCE.denoiserStep));
-console.log(`kernels per step: MLP ${mlp.kernels}, denoiser ${den.kernels}`);
+console.log(`${'MNIST diffusion UNet step (cpu preset)'.padEnd(34)} ${unet.ms.toFixed(1).padStart(8)} ms   of which ${unet.gpuMs.toFixed(0)} ms in kernels (k.profile)`);
+console.log(`kernels per step: MLP ${mlp.kernels}, denoiser ${den.kernels}, UNet ${unet.kernels}`);
 k.destroy();
 process.exit(0);

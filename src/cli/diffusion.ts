@@ -53,11 +53,16 @@ export async function imageGrid(x: k.Tensor, cols: number): Promise<Uint8Array> 
   return encodePng(img, gw, gh);
 }
 
+/** The shuffled order of the current epoch (one permutation per epoch, not per step). */
+const orderCache: { key: string; order: Int32Array | null } = { key: '', order: null };
+
 /** One training batch for a step: the step's slice of the seeded per-epoch permutation (resumable). */
 export function batchAt(split: k.data.MnistSplit, step: number, B: number, seed: number): { x: k.Tensor; y: k.Tensor } {
   const perEpoch = Math.floor(split.count / B);
   const epoch = Math.floor(step / perEpoch);
-  const order = k.data.permutation(split.count, seed, epoch);
+  const key = `${split.count}/${seed}/${epoch}`;
+  if (orderCache.key !== key) Object.assign(orderCache, { key, order: k.data.permutation(split.count, seed, epoch) });
+  const order = orderCache.order!;
   const px = split.rows * split.cols;
   const xs = new Float32Array(B * px), ys = new Int32Array(B);
   for (let i = 0; i < B; i++) {

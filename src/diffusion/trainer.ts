@@ -9,10 +9,10 @@ import { AdamW, EMA, LRScheduler, cosine, warmup } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
 import { loadWithMetadata, save } from '../nn/safetensors.js';
 import { scope } from '../tensor/memory.js';
-import { getRngState, randn, setRngState, tensor, type Tensor } from '../tensor/tensor.js';
+import { getRngState, randn, setRngState, type Tensor } from '../tensor/tensor.js';
 import { DiscreteVP, RectifiedFlow, type NoiseProcess } from './process.js';
 import type { Prediction } from './predict.js';
-import { dropLabels, sampleTimes } from './training.js';
+import { coefficients, dropLabels, sampleTimes } from './training.js';
 
 /** What the network learns to predict, and on which process. */
 export type Objective = 'eps' | 'v' | 'flow';
@@ -78,10 +78,7 @@ export class DiffusionTrainer {
     const N = x0.shape[0]!;
     const points = sampleTimes(this.process, N, c.objective === 'flow' ? 'logit-normal' : 'uniform');
     return scope(() => {
-      const bshape = [N, ...x0.shape.slice(1).map(() => 1)];
-      const a = tensor(points.map((p) => p.a), { shape: bshape });
-      const s = tensor(points.map((p) => p.s), { shape: bshape });
-      const t = tensor(points.map((p) => p.t));
+      const { a, s, t } = coefficients(points, x0.shape);
       const eps = randn(x0.shape);
       const xt = x0.mul(a).add(eps.mul(s));
       const y = c.labelDropout > 0 ? dropLabels(labels, c.labelDropout, this.model.config.numClasses) : labels;

@@ -219,6 +219,11 @@ export async function profileKernels(fn: () => Promise<void>): Promise<KernelPro
 
 /** Encodes the launches into one command encoder (plus optional copies) and submits once. */
 export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst: GPUBuffer; bytes: number; dstOffset: number }[] = []): Promise<void> {
+  // a timestamp query set holds at most 4096 queries: profile long submissions in parts
+  if (profiling && launches.length > 2048) {
+    for (let i = 0; i < launches.length; i += 2048) await execute(launches.slice(i, i + 2048), i + 2048 >= launches.length ? copies : []);
+    return;
+  }
   const s = gpu();
   ensureDevice(s);
   const device = s.device;

@@ -225,6 +225,21 @@ describe('defineOp', () => {
   });
 });
 
+describe('profile', () => {
+  it('reports the GPU time of each kind of kernel', async () => {
+    if (!k.deviceInfo().features.includes('timestamp-query')) return; // lavapipe and GPUs have it
+    const a = k.randn([8, 16]), b = k.randn([16, 4]);
+    await k.realize(a, b);
+    const prof = await k.profile(async () => {
+      await k.realize(a.matmul(b).relu(), a.exp());
+    });
+    const mm = prof.find((p) => p.label === 'matmul 8×16×4');
+    expect(mm?.count).toBe(1);
+    expect(prof.find((p) => p.label === 'elementwise 128')?.count).toBe(1);
+    for (const p of prof) expect(p.ms).toBeGreaterThanOrEqual(0);
+  });
+});
+
 describe('errors name the op, the shapes and what was expected', () => {
   const a = () => k.zeros([2, 3]);
   it.each([

@@ -9,10 +9,8 @@ import { Module, ModuleList, Parameter } from '../module.js';
 import { Embedding, LayerNorm, Linear } from '../layers.js';
 import { MultiheadAttention, modulate } from '../norm-attention.js';
 import { pixelShuffle, pixelUnshuffle } from '../conv.js';
-import { timestepEmbedding } from '../embeddings.js';
-import { noGrad } from '../../autograd/tape.js';
-import { fmt } from '../../tensor/shape.js';
-import { tensor, zeros, type Tensor } from '../../tensor/tensor.js';
+import { tensor, type Tensor } from '../../tensor/tensor.js';
+import { checkDenoiserInputs, conditionVector, zeroInit } from './conditioning.js';
 import { normal_ } from '../init.js';
 
 /** Sizes of a DiT. */
@@ -31,13 +29,6 @@ export interface DiTConfig {
 
 /** The default small MNIST DiT (7×7 tokens of 4×4 patches). */
 export const DIT_DEFAULTS: DiTConfig = { channels: 1, size: 28, patch: 4, dim: 96, depth: 4, heads: 4, mlpRatio: 2, numClasses: 10, positions: 'sinusoidal' };
-
-function zeroInit(l: Linear): void {
-  noGrad(() => {
-    l.weight.assign(zeros(l.weight.shape));
-    l.bias?.assign(zeros(l.bias.shape));
-  });
-}
 
 /** Fixed 2-D sin/cos position embeddings [side², dim] (half the channels per axis). */
 export function sinusoidalPositions2d(side: number, dim: number): Float32Array {
@@ -123,17 +114,9 @@ export class DiT extends Module {
   /** x [N, channels, size, size], t [N], labels [N] i32 (`numClasses` = no class). */
   forward(x: Tensor, t: Tensor, labels?: Tensor | null): Tensor {
     const c = this.config;
-    if (x.rank !== 4 || x.shape[1] !== c.channels || x.shape[2] !== c.size || x.shape[3] !== c.size) {
-      throw new Error(`DiT: expected x of shape [N, ${c.channels}, ${c.size}, ${c.size}], got ${fmt(x.shape)}`);
-    }
+    checkDenoiserInputs('DiT', c, x, t, labels);
     const N = x.shape[0]!, side = c.size / c.patch, T = side * side;
-    if (t.rank !== 1 || t.shape[0] !== N) throw new Error(`DiT: expected t of shape [${N}], got ${fmt(t.shape)}`);
-    let cond = this.time_embed.at(1).forward(this.time_embed.at(0).forward(timestepEmbedding(t, 256)).silu());
-    if (this.class_embed) {
-      if (!labels || labels.rank !== 1 || labels.shape[0] !== N) throw new Error(`DiT: this model is class-conditional; pass labels of shape [${N}] (use ${c.numClasses} for "no class")`);
-      cond = cond.add(this.class_embed.forward(labels));
-    }
-    cond = cond.silu();
+    const cond = conditionVector(this.time_embed, this.class_embed, t, labels, 256);
     // [N, C·p², side, side] → tokens [N, T, C·p²]
     const patches = pixelUnshuffle(x, c.patch).reshape([N, -1, T]).transpose(1, 2);
     let h = this.patch_embed.forward(patches).add(this.pos_embed);

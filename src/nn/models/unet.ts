@@ -9,10 +9,8 @@ import { Layer, Module, ModuleList } from '../module.js';
 import { Embedding, Linear } from '../layers.js';
 import { Conv2d, GroupNorm, MultiheadAttention } from '../norm-attention.js';
 import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
-import { timestepEmbedding } from '../embeddings.js';
-import { noGrad } from '../../autograd/tape.js';
-import { fmt } from '../../tensor/shape.js';
-import { cat, zeros, type Tensor } from '../../tensor/tensor.js';
+import { cat, type Tensor } from '../../tensor/tensor.js';
+import { checkDenoiserInputs, conditionVector, zeroInit } from './conditioning.js';
 
 /** Sizes of a UNet. */
 export interface UNetConfig {
@@ -38,13 +36,6 @@ export interface UNetConfig {
 
 /** The default small MNIST UNet. */
 export const UNET_DEFAULTS: UNetConfig = { channels: 1, size: 28, widths: [32, 64], depth: 1, attention: [1], midAttention: true, heads: 4, numClasses: 10, patch: 2, groups: 8 };
-
-function zeroInit(l: { weight: Tensor; bias: Tensor | null }): void {
-  noGrad(() => {
-    l.weight.assign(zeros(l.weight.shape));
-    l.bias?.assign(zeros(l.bias.shape));
-  });
-}
 
 /** GroupNorm–SiLU–conv3, plus the conditioning projected to a per-channel shift, twice; 1×1 skip when widths differ. */
 export class ResBlock extends Module {
@@ -160,24 +151,13 @@ export class UNet extends Module {
 
   /** The conditioning vector (after SiLU) of timesteps t [N] and class ids [N] (i32; `numClasses` = none). */
   embed(t: Tensor, labels?: Tensor | null): Tensor {
-    const c = this.config;
-    let e = this.time_embed.at(1).forward(this.time_embed.at(0).forward(timestepEmbedding(t, c.widths[0]!)).silu());
-    if (this.class_embed) {
-      if (!labels) throw new Error(`UNet: this model is class-conditional (${c.numClasses} classes); pass labels (use ${c.numClasses} for "no class")`);
-      e = e.add(this.class_embed.forward(labels));
-    }
-    return e.silu();
+    return conditionVector(this.time_embed, this.class_embed, t, labels, this.config.widths[0]!);
   }
 
   /** x [N, channels, size, size], t [N] (the process's time, e.g. 0…999 or 0…1), labels [N] i32. */
   forward(x: Tensor, t: Tensor, labels?: Tensor | null): Tensor {
     const c = this.config;
-    if (x.rank !== 4 || x.shape[1] !== c.channels || x.shape[2] !== c.size || x.shape[3] !== c.size) {
-      throw new Error(`UNet: expected x of shape [N, ${c.channels}, ${c.size}, ${c.size}], got ${fmt(x.shape)}`);
-    }
-    const N = x.shape[0]!;
-    if (t.rank !== 1 || t.shape[0] !== N) throw new Error(`UNet: expected t of shape [${N}], got ${fmt(t.shape)}`);
-    if (labels && (labels.rank !== 1 || labels.shape[0] !== N)) throw new Error(`UNet: expected labels of shape [${N}], got ${fmt(labels.shape)}`);
+    checkDenoiserInputs('UNet', c, x, t, labels);
     const emb = this.embed(t, labels);
     let h = this.conv_in.forward(c.patch > 1 ? pixelUnshuffle(x, c.patch) : x);
     const skips = [h];
