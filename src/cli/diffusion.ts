@@ -34,11 +34,6 @@ export const PRESETS: Record<'cpu' | 'gpu', Preset> = {
   gpu: { model: 'unet', unet: { widths: [64, 128, 128], attention: [2], heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 2 }, steps: 20000, batch: 128, lr: 2e-4 },
 };
 
-/** Builds a model from its kind and config. */
-export function buildModel(kind: 'unet' | 'dit', config: Record<string, unknown>): Denoiser {
-  return kind === 'dit' ? new k.nn.DiT(config) : new k.nn.UNet(config);
-}
-
 /** Images [N, 1, H, W] in [−1, 1] laid out in rows of `cols`, 2-pixel gaps, as PNG bytes. */
 export async function imageGrid(x: k.Tensor, cols: number): Promise<Uint8Array> {
   const [N, , H, W] = x.shape as [number, number, number, number];
@@ -73,18 +68,10 @@ export function batchAt(split: k.data.MnistSplit, step: number, B: number, seed:
   return { x: k.tensor(xs, { shape: [B, 1, split.rows, split.cols] }), y: k.tensor(ys) };
 }
 
-/** Loads a checkpoint's model (EMA weights unless `ema` is false) with its metadata. */
+/** Loads a checkpoint's model (EMA weights unless `ema` is false) with its metadata, or names what is missing. */
 export async function loadCheckpoint(path: string, ema = true): Promise<{ model: Denoiser; meta: Record<string, unknown> }> {
   if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist (train one with kiln train --out <dir>)`);
-  const { tensors, metadata } = await k.loadWithMetadata(path);
-  const meta = k.diffusion.readMeta(path, metadata);
-  const spec = meta.model as { kind: 'unet' | 'dit'; config: Record<string, unknown> };
-  const model = buildModel(spec.kind, spec.config);
-  const prefix = ema ? 'ema.' : 'model.';
-  model.loadStateDict(Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t])), { strict: false });
-  for (const t of Object.values(tensors)) t.dispose();
-  model.eval();
-  return { model, meta };
+  return k.diffusion.loadDenoiser(path, { ema });
 }
 
 /** Options of sampling a grid. */
@@ -144,7 +131,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   mkdirSync(out, { recursive: true });
   const ckpt = join(out, 'checkpoint.safetensors');
   const modelConfig = kind === 'dit' ? preset.dit : preset.unet;
-  const model = buildModel(kind, modelConfig as Record<string, unknown>);
+  const model = k.diffusion.buildDenoiser(kind, modelConfig as Record<string, unknown>);
   const spec = { kind, config: (model as unknown as { config: object }).config };
   k.manualSeed(train.seed);
   const trainer = new k.diffusion.DiffusionTrainer(model, train);
@@ -194,7 +181,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
 
 /** A model holding the trainer's EMA weights (sampling uses the average, training keeps its weights). */
 function trainerEmaModel(trainer: k.diffusion.DiffusionTrainer, kind: 'unet' | 'dit', config: object): Denoiser {
-  const m = emaModels.get(trainer) ?? buildModel(kind, config as Record<string, unknown>);
+  const m = emaModels.get(trainer) ?? k.diffusion.buildDenoiser(kind, config as Record<string, unknown>);
   emaModels.set(trainer, m);
   trainer.ema.copyTo(m);
   m.eval();

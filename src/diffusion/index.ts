@@ -10,3 +10,4 @@ export { ToyDenoiser, trainToy, type ToyTrainOptions } from './toy.js';
 export { DiffusionTrainer, objectiveSetup, readMeta, TRAIN_DEFAULTS, type Objective, type Denoiser, type TrainConfig } from './trainer.js';
 export { generate, defaultSampler, type GenerateOptions } from './generate.js';
 export { featureStats, frechetDistance, inceptionScore, symmetricEigen } from './metrics.js';
+export { buildDenoiser, loadDenoiser, type DenoiserKind } from './checkpoint.js';

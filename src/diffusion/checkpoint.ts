@@ -1,0 +1,40 @@
+/**
+ * Reading a diffusion checkpoint back into a model, in Node (a path) or in a browser (bytes, a Blob):
+ * the backbone named by the checkpoint's metadata, built from its stored config, with the EMA (or raw)
+ * weights loaded.
+ */
+import { DiT } from '../nn/models/dit.js';
+import { UNet } from '../nn/models/unet.js';
+import { loadWithMetadata } from '../nn/safetensors.js';
+import { readMeta, type Denoiser } from './trainer.js';
+
+/** The backbones a checkpoint can name. */
+export type DenoiserKind = 'unet' | 'dit';
+
+/** Builds a denoiser from its kind and config. */
+export function buildDenoiser(kind: DenoiserKind, config: Record<string, unknown>): Denoiser {
+  if (kind !== 'unet' && kind !== 'dit') throw new Error(`buildDenoiser: kind must be 'unet' or 'dit', got ${JSON.stringify(kind)}`);
+  return kind === 'dit' ? new DiT(config) : new UNet(config);
+}
+
+/**
+ * Loads a checkpoint written by `DiffusionTrainer.save` (a path in Node, or its bytes anywhere): the
+ * model with EMA weights unless `ema` is false, in eval mode, and the checkpoint's metadata.
+ */
+export async function loadDenoiser(src: string | Uint8Array | ArrayBuffer | Blob, opts: { ema?: boolean } = {}): Promise<{ model: Denoiser; meta: Record<string, unknown> }> {
+  const name = typeof src === 'string' ? src : 'checkpoint';
+  const { tensors, metadata } = await loadWithMetadata(src);
+  try {
+    const meta = readMeta(name, metadata);
+    const spec = meta.model as { kind: DenoiserKind; config: Record<string, unknown> } | undefined;
+    if (!spec) throw new Error(`${name}: the checkpoint's metadata names no model`);
+    const model = buildDenoiser(spec.kind, spec.config);
+    const prefix = opts.ema === false ? 'model.' : 'ema.';
+    const weights = Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
+    model.loadStateDict(weights, { strict: false });
+    model.eval();
+    return { model, meta };
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+}
