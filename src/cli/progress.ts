@@ -4,8 +4,8 @@ export class Progress {
   private last = 0;
   constructor(readonly total: number, readonly label = '', readonly out: NodeJS.WriteStream = process.stderr) {}
 
-  /** Reports step `step` (1-based) with named metrics; redraws at most 10× per second. */
-  update(step: number, metrics: Record<string, number | string> = {}): void {
+  /** Reports step `step` (1-based) with named metrics (`undefined` = not known yet, shown as …); redraws at most 10× per second. */
+  update(step: number, metrics: Record<string, number | string | undefined> = {}): void {
     const now = performance.now();
     const done = step >= this.total;
     if (!done && now - this.last < 100) return;
@@ -15,7 +15,7 @@ export class Progress {
     const eta = (this.total - step) / Math.max(rate, 1e-9);
     const width = 24;
     const filled = Math.round((width * step) / this.total);
-    const m = Object.entries(metrics).map(([k, v]) => `${k} ${typeof v === 'number' ? fmtNum(v) : v}`).join('  ');
+    const m = Object.entries(metrics).map(([k, v]) => `${k} ${v === undefined ? '…' : typeof v === 'number' ? fmtNum(v) : v}`).join('  ');
     const line = `${this.label}[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${step}/${this.total}  ${m}  ${rate.toFixed(2)} it/s  ETA ${fmtTime(eta)}`;
     if (this.out.isTTY) this.out.write(`\r${line}\x1b[K${done ? '\n' : ''}`);
     else if (done || step % Math.max(1, Math.floor(this.total / 20)) === 0) this.out.write(`${line}\n`);

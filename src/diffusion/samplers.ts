@@ -8,7 +8,7 @@ import { keep, scope } from '../tensor/memory.js';
 import { cat, randn, realize, Tensor, where } from '../tensor/tensor.js';
 import { noGrad } from '../autograd/tape.js';
 import { toDenoised, type Denoised, type Prediction } from './predict.js';
-import { EDM, VESDE, VPSDE, type NoiseProcess, type TimePoint } from './process.js';
+import { EDM, RectifiedFlow, VESDE, VPSDE, type NoiseProcess, type TimePoint } from './process.js';
 
 /** A model: output for input x at model time t (the same t for the whole batch). */
 export type Model = (x: Tensor, t: number) => Tensor;
@@ -101,6 +101,8 @@ const sigmaOf = (p: TimePoint) => (p.a === 0 ? Infinity : p.s / p.a);
 export async function sample(o: SampleOptions): Promise<SampleResult> {
   const path = o.path;
   if (path.length < 2) throw new Error('sample: the path needs at least 2 points (steps ≥ 1)');
+  if ((o.sampler === 'flow_euler' || o.sampler === 'flow_heun') && !(o.process instanceof RectifiedFlow))
+    throw new Error(`sample: '${o.sampler}' integrates the rectified-flow velocity and needs the RectifiedFlow process, got ${o.process.constructor.name}; use 'euler' or 'heun' for other processes`);
   const den = new Denoiser(o.model, o.prediction, o.clip, o.threshold);
   let x = keep(noGrad(() => o.noise.mul(path[0]!.s)));
   const replace = (next: Tensor) => {
@@ -195,9 +197,9 @@ function stepOnce(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, n: T
         const r = prevH / h;
         D = x0.mul(1 + 1 / (2 * r)).sub(prevX0.mul(1 / (2 * r)));
       }
-      // x̃_n = (σn/σc)·x̃_c − expm1(−h)·D, in x-space (x̃ = x/a)
-      const ratio = Number.isFinite(sc) ? sn / sc : 0;
-      return { x: x.div(c.a).mul(ratio).add(D.mul(-Math.expm1(-h))).mul(n.a), x0 };
+      // x̃_n = (σn/σc)·x̃_c − expm1(−h)·D with x̃ = x/a, written as x_n = (s_n/s_c)·x − a_n·expm1(−h)·D so that
+      // a start at pure noise (a_c = 0, σ_c = ∞, as in rectified flow at t = 1) is its finite limit
+      return { x: x.mul(n.s / c.s).add(D.mul(-n.a * Math.expm1(-h))), x0 };
     }
     case 'dpmpp_2m_sde': {
       const { x0 } = den.at(x, c);
@@ -205,9 +207,9 @@ function stepOnce(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, n: T
       const eta = o.eta ?? 1;
       const sc = sigmaOf(c), sn = sigmaOf(n);
       const h = Math.log(sc) - Math.log(sn);
-      const etaH = eta * h;
-      const ratio = Number.isFinite(sc) ? (sn / sc) * Math.exp(-etaH) : 0;
-      let xt = x.div(c.a).mul(ratio).add(x0.mul(-Math.expm1(-h - etaH)));
+      const etaH = eta === 0 ? 0 : eta * h;
+      // in x-space (x̃ = x/a) as for dpmpp_2m: finite at a_c = 0
+      let xt = x.mul(((n.s / c.s) * Math.exp(-etaH)) / n.a).add(x0.mul(-Math.expm1(-h - etaH)));
       if (prevX0 && i > 0 && !(o.path.length - 1 < 15 && i === o.path.length - 3)) {
         const r = prevH / h;
         xt = xt.add(x0.sub(prevX0).mul(0.5 * -Math.expm1(-h - etaH) * (1 / r)));
@@ -326,7 +328,7 @@ async function pfOdeRk45(o: SampleOptions, den: Denoiser, x0In: Tensor): Promise
 /**
  * UniPC (Zhao et al. 2023) of order 2 in data-prediction form with the B(h) = e^{h}−1 variant ('bh2'):
  * a multistep predictor and a corrector that reuses the model evaluation of the next step (no extra
- * evaluations); the last step is first order. Works in λ = log(a/s) for any process with a > 0.
+ * evaluations); the last step is first order. Works in λ = log(a/s); a start at pure noise (a = 0, λ = −∞) takes the limits of the coefficients.
  */
 async function uniPc(o: SampleOptions, den: Denoiser, xIn: Tensor): Promise<SampleResult> {
   const path = o.path;
@@ -360,11 +362,13 @@ async function uniPc(o: SampleOptions, den: Denoiser, xIn: Tensor): Promise<Samp
         const D1t = x0.sub(prevX0);
         if (prevOrder === 2 && older) {
           const rk = (older.lam - lam(p)) / h;
-          const D1 = older.x0.sub(prevX0).div(rk);
-          // solve [[1, 1], [rk, 1]] · ρ = [b1, b2]
-          const det = 1 - rk;
-          const rho0 = (b1 - b2) / det, rho1 = (b2 - rk * b1) / det;
-          xc = base.sub(D1.mul(rho0).add(D1t.mul(rho1)).mul(c.a * Bh));
+          if (Number.isFinite(rk)) {
+            const D1 = older.x0.sub(prevX0).div(rk);
+            // solve [[1, 1], [rk, 1]] · ρ = [b1, b2]
+            const det = 1 - rk;
+            const rho0 = (b1 - b2) / det, rho1 = (b2 - rk * b1) / det;
+            xc = base.sub(D1.mul(rho0).add(D1t.mul(rho1)).mul(c.a * Bh));
+          } else xc = base.sub(D1t.mul(b1 * c.a * Bh)); // older point at λ = −∞ (pure noise): the limit rk → −∞
         } else xc = base.sub(D1t.mul(0.5 * c.a * Bh));
       }
       // predictor UniP

@@ -42,14 +42,14 @@ describe('schedules and spacings', () => {
 });
 
 /** Runs a sampler on one Gaussian (d = 1) from fixed starting noise; returns the max error to the exact PF-ODE map. */
-async function oneGaussianError(sampler: k.diffusion.SamplerName, process: k.diffusion.NoiseProcess, steps: number): Promise<number> {
+async function oneGaussianError(sampler: k.diffusion.SamplerName, process: k.diffusion.NoiseProcess, steps: number, extra: Partial<k.diffusion.SampleOptions> = {}): Promise<number> {
   const mix = new D.GaussianMixture([1], [[1.5]], [0.5]);
   const zs = [-2, -1, -0.3, 0.4, 1.2, 2.1];
   const path = D.samplingPath(process, { steps });
   const p0 = path[0]!;
   return k.scope(async () => {
     const noise = k.tensor(zs, { shape: [zs.length, 1] });
-    const { x } = await D.sample({ model: mix.model(process), prediction: 'x0', process, path, noise, sampler });
+    const { x } = await D.sample({ model: mix.model(process), prediction: 'x0', process, path, noise, sampler, ...extra });
     const got = await x.data();
     x.dispose();
     const v = p0.a * p0.a * 0.25 + p0.s * p0.s;
@@ -106,6 +106,23 @@ describe('one Gaussian: the probability-flow map is affine', () => {
     expect(-slope(ns, eul)).toBeGreaterThan(0.8);
     expect(-slope(ns, heun)).toBeGreaterThan(1.6);
     expect(heun[3]!).toBeLessThan(eul[3]!);
+  });
+
+  it.each([
+    ['ddim', 2.5e-2],
+    ['dpmpp_2m', 3e-3],
+    ['dpmpp_2m_sde', 3e-3],
+    ['unipc', 3e-3],
+  ] as const)('%s starts at pure noise (rectified flow, a = 0 at t = 1) and converges to the exact map (80 steps: < %d)', async (sampler, tol) => {
+    const rf = new D.RectifiedFlow();
+    const e10 = await oneGaussianError(sampler, rf, 10, { eta: 0 });
+    const e80 = await oneGaussianError(sampler, rf, 80, { eta: 0 });
+    expect(e80).toBeLessThan(tol);
+    expect(e80).toBeLessThan(e10 / 6);
+  });
+
+  it('the flow samplers refuse a process other than rectified flow', async () => {
+    await expect(oneGaussianError('flow_heun', vp, 4)).rejects.toThrow(/flow_heun.*RectifiedFlow.*DiscreteVP/);
   });
 
   it('the adaptive RK45 probability-flow ODE reaches its tolerance on the VP SDE', async () => {
