@@ -2,12 +2,14 @@
  * `kiln train`, `kiln sample` and `kiln eval`: class-conditional diffusion on MNIST end to end — train a
  * UNet or DiT with checkpoints and resume, write sample grids (rows = digits 0–9) and the loss curve,
  * and score samples with the LeNet classifier (conditional accuracy, classifier-FID beside its
- * real-train vs real-test floor, Inception-style score).
+ * real-train vs real-test floor, Inception-style score). With `--latent <VAE checkpoint>` the model is
+ * trained on the frozen VAE's latents (normalized to unit variance) and every sample is decoded.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as k from '../index.js';
 import type { Denoiser, Objective, TrainConfig } from '../diffusion/trainer.js';
+import type { LatentSpec } from '../diffusion/checkpoint.js';
 import { Args } from './args.js';
 import { loadLeNet } from './classifier.js';
 import { encodePng, toBytes } from './png.js';
@@ -34,6 +36,15 @@ export const PRESETS: Record<'cpu' | 'gpu', Preset> = {
   gpu: { model: 'unet', unet: { widths: [64, 128, 128], attention: [2], heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 2 }, steps: 20000, batch: 128, lr: 2e-4 },
 };
 
+/**
+ * Models for latents (`--latent`): one resolution level (a 7×7 latent cannot be halved), channels and
+ * size taken from the VAE. `cpu` is sized like the pixel preset's step time on lavapipe.
+ */
+export const LATENT_PRESETS: Record<'cpu' | 'gpu', Preset> = {
+  cpu: { model: 'unet', unet: { widths: [64], attention: [], midAttention: false, heads: 4, depth: 1, patch: 1 }, dit: { dim: 64, depth: 4, patch: 1 }, steps: 600, batch: 32, lr: 3e-3 },
+  gpu: { model: 'unet', unet: { widths: [192], attention: [0], midAttention: true, heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 1 }, steps: 20000, batch: 128, lr: 2e-4 },
+};
+
 /** Images [N, 1, H, W] in [−1, 1] laid out in rows of `cols`, 2-pixel gaps, as PNG bytes. */
 export async function imageGrid(x: k.Tensor, cols: number): Promise<Uint8Array> {
   const [N, , H, W] = x.shape as [number, number, number, number];
@@ -54,6 +65,7 @@ const orderCache: { key: string; order: Int32Array | null } = { key: '', order: 
 /** One training batch for a step: the step's slice of the seeded per-epoch permutation (resumable). */
 export function batchAt(split: k.data.MnistSplit, step: number, B: number, seed: number): { x: k.Tensor; y: k.Tensor } {
   const perEpoch = Math.floor(split.count / B);
+  if (perEpoch < 1) throw new Error(`batch size ${B} is larger than the ${split.count} training images`);
   const epoch = Math.floor(step / perEpoch);
   const key = `${split.count}/${seed}/${epoch}`;
   if (orderCache.key !== key) Object.assign(orderCache, { key, order: k.data.permutation(split.count, seed, epoch) });
@@ -68,8 +80,34 @@ export function batchAt(split: k.data.MnistSplit, step: number, B: number, seed:
   return { x: k.tensor(xs, { shape: [B, 1, split.rows, split.cols] }), y: k.tensor(ys) };
 }
 
-/** Loads a checkpoint's model (EMA weights unless `ema` is false) with its metadata, or names what is missing. */
-export async function loadCheckpoint(path: string, ema = true): Promise<{ model: Denoiser; meta: Record<string, unknown> }> {
+/**
+ * The latent normalization of a VAE over the first `count` images of a split: the posterior moments of
+ * each image (no sampling), reduced to the shift and scale that give sampled latents zero mean and unit
+ * variance. Returns the codec that applies it.
+ */
+export async function latentCodec(vae: k.nn.VAE, split: k.data.MnistSplit, count: number, onProgress?: (done: number, total: number) => void): Promise<k.nn.LatentCodec> {
+  const n = Math.min(count, split.count);
+  const size = vae.latentShape.reduce((a, b) => a * b, 1);
+  const means = new Float32Array(n * size), logvars = new Float32Array(n * size);
+  vae.eval();
+  for (const { x, y, index } of k.data.batches(split, { batchSize: 250, limit: n })) {
+    const start = index[0]!;
+    const [m, lv] = await k.noGrad(() => k.scope(async () => {
+      const e = vae.encode(x);
+      return [await e.mean.data(), await e.logvar.data()];
+    }));
+    means.set(m!, start * size);
+    logvars.set(lv!, start * size);
+    x.dispose();
+    y.dispose();
+    onProgress?.(start + x.shape[0]!, n);
+  }
+  const { scale, shift } = k.nn.latentNormalization(means, logvars);
+  return new k.nn.LatentCodec(vae, scale, shift);
+}
+
+/** Loads a checkpoint's model (EMA weights unless `ema` is false) with its metadata and latent codec, or names what is missing. */
+export async function loadCheckpoint(path: string, ema = true): Promise<{ model: Denoiser; meta: Record<string, unknown>; latent: k.nn.LatentCodec | null }> {
   if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist (train one with kiln train --out <dir>)`);
   return k.diffusion.loadDenoiser(path, { ema });
 }
@@ -85,10 +123,30 @@ interface GridOptions {
   labels: number[];
 }
 
+/** Options of `generateImages`. */
+interface GenerateImagesOptions {
+  objective: Objective;
+  labels: number[];
+  sampler: k.diffusion.SamplerName;
+  steps: number;
+  guidance: number;
+  seed: number;
+}
+
+/** Samples images of the given labels: the model's own shape, decoded by the VAE when the model is latent. */
+export async function generateImages(model: Denoiser, latent: k.nn.LatentCodec | null, o: GenerateImagesOptions): Promise<k.Tensor> {
+  const c = model.config as unknown as { channels: number; size: number };
+  const x = await k.noGrad(() => k.diffusion.generate(model, { ...o, shape: [c.channels, c.size, c.size] }));
+  if (!latent) return x;
+  const img = latent.decode(x);
+  x.dispose();
+  return img;
+}
+
 /** Samples `perClass` images of each label, row by row. */
-async function sampleGrid(model: Denoiser, o: GridOptions): Promise<k.Tensor> {
+async function sampleGrid(model: Denoiser, latent: k.nn.LatentCodec | null, o: GridOptions): Promise<k.Tensor> {
   const labels = o.labels.flatMap((l) => Array<number>(o.perClass).fill(l));
-  return k.noGrad(() => k.diffusion.generate(model, { objective: o.objective, labels, shape: [1, 28, 28], sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed }));
+  return generateImages(model, latent, { objective: o.objective, labels, sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed });
 }
 
 export const TRAIN_HELP = `kiln train — train a class-conditional diffusion model on MNIST
@@ -101,14 +159,24 @@ export const TRAIN_HELP = `kiln train — train a class-conditional diffusion mo
   --save-every N          checkpoint every N steps (default 250)
   --sample-every N        sample grid every N steps (default 500; 0: only at the end)
   --sampler NAME --sample-steps N --guidance W --grid-per-class N   how the grids are sampled
+  --latent FILE           train on the latents of this VAE checkpoint (kiln train-vae), encoded batch by batch;
+                          the VAE weights and the latent normalization are stored in the checkpoint, and
+                          samples are decoded
+  --scale-images N        images whose latents set the normalization to unit variance (default 2000)
+  --data-limit N          train on the first N training images only (default: all 60,000)
   --resume                continue from DIR/checkpoint.safetensors`;
 
 /** `kiln train`. */
 export async function trainCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(TRAIN_HELP);
-  const a = new Args('train', argv, { options: ['preset', 'model', 'objective', 'steps', 'batch', 'lr', 'warmup', 'weight-decay', 'clip', 'ema', 'label-dropout', 'seed', 'out', 'save-every', 'sample-every', 'sampler', 'sample-steps', 'guidance', 'grid-per-class'], flags: ['resume'] });
+  const a = new Args('train', argv, { options: ['preset', 'model', 'objective', 'steps', 'batch', 'lr', 'warmup', 'weight-decay', 'clip', 'ema', 'label-dropout', 'seed', 'out', 'save-every', 'sample-every', 'sampler', 'sample-steps', 'guidance', 'grid-per-class', 'latent', 'scale-images', 'data-limit'], flags: ['resume'] });
+  const vaePath = a.has('latent') ? a.string('latent', '') : null;
+  if (vaePath !== null && !existsSync(vaePath)) throw new Error(`--latent: VAE checkpoint ${vaePath} does not exist (train one with kiln train-vae --out <dir>)`);
+  const dataLimit = a.number('data-limit', 60000, { min: 1, integer: true });
+  const scaleImages = a.number('scale-images', 2000, { min: 2, integer: true });
   const info = await k.init();
-  const preset = PRESETS[a.string('preset', info.architecture === 'software' ? 'cpu' : 'gpu', ['cpu', 'gpu'])];
+  const presetName = a.string('preset', info.architecture === 'software' ? 'cpu' : 'gpu', ['cpu', 'gpu']);
+  const preset = (vaePath ? LATENT_PRESETS : PRESETS)[presetName];
   const kind = a.string('model', preset.model, ['unet', 'dit']);
   const objective = a.string<Objective>('objective', 'flow', ['flow', 'eps', 'v']);
   const steps = a.number('steps', preset.steps, { min: 1, integer: true });
@@ -130,7 +198,23 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const sampleEvery = a.number('sample-every', 500, { min: 0, integer: true });
   mkdirSync(out, { recursive: true });
   const ckpt = join(out, 'checkpoint.safetensors');
-  const modelConfig = kind === 'dit' ? preset.dit : preset.unet;
+  const split = await k.data.loadMnist('train');
+  const data = { ...split, count: Math.min(dataLimit, split.count) };
+  // a latent model: the frozen VAE's normalization from the posteriors of the first training images
+  let codec: k.nn.LatentCodec | null = null;
+  let latentMeta: LatentSpec | null = null;
+  if (vaePath) {
+    const { vae } = await k.nn.loadVAE(vaePath);
+    const t = performance.now();
+    const n = Math.min(scaleImages, data.count);
+    const bar = new Progress(n, 'latent scale ');
+    codec = await latentCodec(vae, data, n, (done) => bar.update(done));
+    const { scale, shift } = codec;
+    latentMeta = { vae: vae.config, scale, shift, source: vaePath };
+    console.log(`latents ${JSON.stringify(vae.latentShape)} of ${vaePath}: normalization (z − ${shift.toPrecision(4)}) × ${scale.toPrecision(4)} from ${n} images (${fmtTime((performance.now() - t) / 1000)})`);
+  }
+  const [channels, size] = codec ? [codec.latentShape[0], codec.latentShape[1]] : [1, 28];
+  const modelConfig = { ...(kind === 'dit' ? preset.dit : preset.unet), channels, size };
   const model = k.diffusion.buildDenoiser(kind, modelConfig as Record<string, unknown>);
   const spec = { kind, config: (model as unknown as { config: object }).config };
   k.manualSeed(train.seed);
@@ -138,17 +222,22 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (a.flag('resume')) {
     const meta = await trainer.load(ckpt);
     if (JSON.stringify(meta.model) !== JSON.stringify(spec)) throw new Error(`--resume: ${ckpt} holds model ${JSON.stringify(meta.model)}, not ${JSON.stringify(spec)} (pass the same --preset/--model)`);
+    const had = meta.latent as LatentSpec | undefined;
+    if (JSON.stringify(had ? [had.scale, had.shift] : null) !== JSON.stringify(latentMeta ? [latentMeta.scale, latentMeta.shift] : null)) {
+      throw new Error(`--resume: ${ckpt} was trained ${had ? `on latents of ${had.source} (scale ${had.scale})` : 'on pixels'}, not ${latentMeta ? `on latents of ${vaePath} (scale ${latentMeta.scale})` : 'on pixels'} (pass the same --latent, --scale-images and --data-limit)`);
+    }
     console.log(`resumed ${ckpt} at step ${trainer.step}`);
   }
   const nParams = model.parameters().reduce((s, p) => s + p.size, 0);
-  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); ${kind} ${JSON.stringify(spec.config)}, ${(nParams / 1e3).toFixed(0)}k parameters; ${objective}, ${steps} steps × batch ${train.batchSize}`);
-  const data = await k.data.loadMnist('train');
+  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); ${kind} ${JSON.stringify(spec.config)}, ${(nParams / 1e3).toFixed(0)}k parameters; ${objective}, ${steps} steps × batch ${train.batchSize}${codec ? ', on VAE latents' : ''}`);
+  const vaeTensors: Record<string, k.Tensor> = codec ? Object.fromEntries(Object.entries(codec.vae.stateDict()).map(([n, t]) => [`vae.${n}`, t])) : {};
+  const extra = latentMeta ? { model: spec, latent: latentMeta } : { model: spec };
   const bar = new Progress(steps, 'train ');
   const t0 = performance.now();
   const startStep = trainer.step;
   const writeGrid = async (name: string) => {
     const t = performance.now();
-    const x = await sampleGrid(trainerEmaModel(trainer, kind, spec.config), grid);
+    const x = await sampleGrid(trainerEmaModel(trainer, kind, spec.config), codec, grid);
     const file = join(out, name);
     writeFileSync(file, await imageGrid(x, grid.perClass));
     x.dispose();
@@ -156,15 +245,19 @@ export async function trainCommand(argv: string[]): Promise<void> {
   };
   const writeLoss = () => writeFileSync(join(out, 'loss.csv'), `step,loss\n${trainer.losses.map((l, i) => `${i + 1},${l}`).join('\n')}\n`);
   while (trainer.step < steps) {
-    const { x, y } = batchAt(data, trainer.step, train.batchSize, train.seed);
+    const batch = batchAt(data, trainer.step, train.batchSize, train.seed);
+    // latents are drawn from the posteriors of the batch's images (the generator state is checkpointed)
+    const x = codec ? codec.encode(batch.x) : batch.x;
+    const y = batch.y;
     await trainer.trainStep(x, y);
+    if (codec) batch.x.dispose();
     x.dispose();
     y.dispose();
     const s = trainer.step;
     const recent = trainer.losses.slice(-50);
-    bar.update(s - startStep, { step: s, loss: recent.length ? recent.reduce((p, q) => p + q, 0) / recent.length : NaN, lr: trainer.opt.lr });
+    bar.update(s - startStep, { step: s, loss: recent.length ? recent.reduce((p, q) => p + q, 0) / recent.length : undefined, lr: trainer.opt.lr });
     if (s % saveEvery === 0 || s === steps) {
-      await trainer.save(ckpt, { model: spec });
+      await trainer.save(ckpt, extra, vaeTensors);
       writeLoss();
     }
     if (sampleEvery && s % sampleEvery === 0 && s !== steps) await writeGrid(`samples-${String(s).padStart(6, '0')}.png`);
@@ -211,14 +304,14 @@ export async function sampleCommand(argv: string[]): Promise<void> {
   const seed = a.number('seed', 0, { min: 0, integer: true });
   const out = a.string('out', join(dirname(path), 'sample.png'));
   await k.init();
-  const { model, meta } = await loadCheckpoint(path, !a.flag('raw'));
+  const { model, meta, latent } = await loadCheckpoint(path, !a.flag('raw'));
   const objective = (meta.train as TrainConfig).objective;
   const sampler = a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS);
   const t0 = performance.now();
-  const x = await sampleGrid(model, { objective, sampler, steps, guidance, seed, perClass, labels });
+  const x = await sampleGrid(model, latent, { objective, sampler, steps, guidance, seed, perClass, labels });
   writeFileSync(out, await imageGrid(x, perClass));
   x.dispose();
-  console.log(`wrote ${out}: ${labels.length}×${perClass} samples, ${sampler} ${steps} steps, guidance ${guidance}, seed ${seed} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  console.log(`wrote ${out}: ${labels.length}×${perClass} samples${latent ? ' (latents decoded by the VAE)' : ''}, ${sampler} ${steps} steps, guidance ${guidance}, seed ${seed} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
 export const EVAL_HELP = `kiln eval — score class-conditional samples with the LeNet classifier
@@ -238,8 +331,8 @@ export interface EvalResult {
   inceptionScoreReal: number;
 }
 
-/** LeNet features and class probabilities of images [N, 1, 28, 28], in batches. */
-async function classify(net: k.nn.LeNet, x: k.Tensor): Promise<{ feats: Float32Array; probs: Float32Array; pred: Int32Array }> {
+/** LeNet features, class probabilities and predicted classes of images [N, 1, 28, 28]. */
+export async function classify(net: k.nn.LeNet, x: k.Tensor): Promise<{ feats: Float32Array; probs: Float32Array; pred: Int32Array }> {
   const r = await k.noGrad(() => k.scope(async () => {
     const f = net.features(x);
     const p = net.fc2.forward(f).softmax(1);
@@ -248,15 +341,29 @@ async function classify(net: k.nn.LeNet, x: k.Tensor): Promise<{ feats: Float32A
   return { feats: r[0] as Float32Array, probs: r[1] as Float32Array, pred: r[2] as Int32Array };
 }
 
-/** Scores samples of each digit against the real test set (and the real-train vs real-test floor). */
-export async function evaluate(model: Denoiser, o: Omit<GridOptions, 'labels'>, onProgress?: (done: number, total: number) => void): Promise<EvalResult> {
+/** LeNet feature statistics (and class probabilities) of the first `count` real digits of a split. */
+export async function realFeatureStats(net: k.nn.LeNet, split: 'train' | 'test', count: number): Promise<{ stats: ReturnType<typeof k.diffusion.featureStats>; probs: number[] }> {
+  const data = await k.data.loadMnist(split);
+  const f: number[] = [], p: number[] = [];
+  for (const { x, y } of k.data.batches(data, { batchSize: 500, limit: count })) {
+    const c = await classify(net, x);
+    f.push(...c.feats);
+    p.push(...c.probs);
+    x.dispose();
+    y.dispose();
+  }
+  return { stats: k.diffusion.featureStats(f, Math.min(count, data.count), net.config.hidden), probs: p };
+}
+
+/** Scores samples of each digit against the real test set (and the real-train vs real-test floor); latent models' samples are decoded. */
+export async function evaluate(model: Denoiser, o: Omit<GridOptions, 'labels'> & { latent?: k.nn.LatentCodec | null }, onProgress?: (done: number, total: number) => void): Promise<EvalResult> {
   const net = await loadLeNet();
   const d = net.config.hidden;
   const n = o.perClass * 10;
   const feats: number[] = [], probs: number[] = [];
   let correct = 0;
   for (let digit = 0; digit < 10; digit++) {
-    const x = await k.noGrad(() => k.diffusion.generate(model, { objective: o.objective, labels: Array<number>(o.perClass).fill(digit), shape: [1, 28, 28], sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed + digit }));
+    const x = await generateImages(model, o.latent ?? null, { objective: o.objective, labels: Array<number>(o.perClass).fill(digit), sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed + digit });
     const c = await classify(net, x.clamp(-1, 1));
     x.dispose();
     feats.push(...c.feats);
@@ -264,20 +371,8 @@ export async function evaluate(model: Denoiser, o: Omit<GridOptions, 'labels'>, 
     correct += c.pred.filter((p) => p === digit).length;
     onProgress?.(digit + 1, 10);
   }
-  const realStats = async (split: 'train' | 'test', count: number) => {
-    const data = await k.data.loadMnist(split);
-    const f: number[] = [], p: number[] = [];
-    for (const { x, y } of k.data.batches(data, { batchSize: 500, limit: count })) {
-      const c = await classify(net, x);
-      f.push(...c.feats);
-      p.push(...c.probs);
-      x.dispose();
-      y.dispose();
-    }
-    return { stats: k.diffusion.featureStats(f, count, d), probs: p };
-  };
-  const test = await realStats('test', 10000);
-  const train = await realStats('train', n);
+  const test = await realFeatureStats(net, 'test', 10000);
+  const train = await realFeatureStats(net, 'train', n);
   const gen = k.diffusion.featureStats(feats, n, d);
   return {
     samples: n,
@@ -299,13 +394,13 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const guidance = a.number('guidance', 3);
   const seed = a.number('seed', 0, { min: 0, integer: true });
   await k.init();
-  const { model, meta } = await loadCheckpoint(path);
+  const { model, meta, latent } = await loadCheckpoint(path);
   const objective = (meta.train as TrainConfig).objective;
   const sampler = a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS);
   const bar = new Progress(10, 'eval ');
-  const r = await evaluate(model, { objective, sampler, steps, guidance, seed, perClass }, (i) => bar.update(i));
+  const r = await evaluate(model, { objective, sampler, steps, guidance, seed, perClass, latent }, (i) => bar.update(i));
   const rows: [string, string][] = [
-    ['samples', `${r.samples} (${perClass} per digit; ${sampler} ${steps} steps, guidance ${guidance})`],
+    ['samples', `${r.samples} (${perClass} per digit; ${sampler} ${steps} steps, guidance ${guidance}${latent ? '; latents decoded by the VAE' : ''})`],
     ['conditional accuracy', `${(100 * r.accuracy).toFixed(1)}%`],
     ['classifier-FID', `${r.fid.toFixed(2)}   (real train vs real test: ${r.fidFloor.toFixed(2)})`],
     ['Inception-style score', `${r.inceptionScore.toFixed(2)}   (real: ${r.inceptionScoreReal.toFixed(2)}; max 10)`],

@@ -9,6 +9,7 @@ import { encodePng, toBytes } from './png.js';
 import { LENET_PATH, trainLeNet, trainMlp } from './classifier.js';
 import { toy2dCommand } from './toy2d.js';
 import { evalCommand, sampleCommand, trainCommand } from './diffusion.js';
+import { evalVaeCommand, isVAECheckpoint, sampleVaeCommand, trainVaeCommand } from './vae.js';
 
 const HELP = `kiln — WebGPU tensors in Node and the browser
 
@@ -22,9 +23,14 @@ Commands:
                                             train the LeNet classifier that the generative metrics use
   train [--preset cpu|gpu] [--model unet|dit] [--objective flow|eps|v] [--steps N] [--out DIR] [--resume] …
                                             train a class-conditional diffusion model on MNIST (--help for all)
+  train-vae [--steps N] [--kl-weight X] [--disc-start N] [--out DIR] [--resume] …
+                                            train the KL-VAE (+ PatchGAN) for latent diffusion (--help for all);
+                                            then kiln train --latent DIR/vae.safetensors trains on its latents
   sample [--checkpoint FILE] [--sampler NAME] [--steps N] [--guidance W] [--labels 0,1,…] [--out FILE]
-                                            sample a grid of digits from a checkpoint
+                                            sample a grid of digits from a checkpoint (latent ones are decoded;
+                                            a VAE checkpoint gives prior samples and interpolations)
   eval [--checkpoint FILE] [--per-class 50] conditional accuracy, classifier-FID and Inception-style score
+                                            (a VAE checkpoint: reconstruction error and its scores)
   toy2d [--dataset moons|8gaussians|swissroll|checkerboard] [--objective flow|ddpm-eps] [--steps 3000]
         [--sample-steps 50] [--out DIR]     train a 2D diffusion model, plot data vs samples and trajectories
   info                                      print the WebGPU adapter kiln picks
@@ -133,6 +139,12 @@ async function demo(args: string[]): Promise<void> {
   console.log('stats:', JSON.stringify(k.stats()));
 }
 
+/** The value of --checkpoint (or the default diffusion checkpoint), to tell VAE checkpoints from diffusion ones. */
+function checkpointArg(args: string[]): string {
+  const i = args.indexOf('--checkpoint');
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : 'out/mnist/checkpoint.safetensors';
+}
+
 async function main(): Promise<void> {
   const [cmd = 'help', ...args] = process.argv.slice(2);
   try {
@@ -140,8 +152,9 @@ async function main(): Promise<void> {
     else if (cmd === 'mnist-mlp') await mnistMlp(args);
     else if (cmd === 'lenet') await lenet(args);
     else if (cmd === 'train') await trainCommand(args);
-    else if (cmd === 'sample') await sampleCommand(args);
-    else if (cmd === 'eval') await evalCommand(args);
+    else if (cmd === 'train-vae') await trainVaeCommand(args);
+    else if (cmd === 'sample') await (isVAECheckpoint(checkpointArg(args)) ? sampleVaeCommand(args) : sampleCommand(args));
+    else if (cmd === 'eval') await (isVAECheckpoint(checkpointArg(args)) ? evalVaeCommand(args) : evalCommand(args));
     else if (cmd === 'toy2d') {
       const info = await k.init();
       console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);

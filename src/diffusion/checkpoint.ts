@@ -1,15 +1,26 @@
 /**
  * Reading a diffusion checkpoint back into a model, in Node (a path) or in a browser (bytes, a Blob):
  * the backbone named by the checkpoint's metadata, built from its stored config, with the EMA (or raw)
- * weights loaded.
+ * weights loaded. A latent checkpoint also carries its frozen VAE (tensors under `vae.`) and the latent
+ * normalization, returned as a `LatentCodec` that decodes sampled latents to images.
  */
 import { DiT } from '../nn/models/dit.js';
 import { UNet } from '../nn/models/unet.js';
+import { LatentCodec, vaeFromTensors, type VAEConfig } from '../nn/models/vae.js';
 import { loadWithMetadata } from '../nn/safetensors.js';
 import { readMeta, type Denoiser } from './trainer.js';
 
 /** The backbones a checkpoint can name. */
 export type DenoiserKind = 'unet' | 'dit';
+
+/** What a latent checkpoint's metadata says about its VAE: z_normalized = (z − shift)·scale. */
+export interface LatentSpec {
+  vae: VAEConfig;
+  scale: number;
+  shift: number;
+  /** The VAE checkpoint the latents came from (informational; the weights are in the checkpoint). */
+  source?: string;
+}
 
 /** Builds a denoiser from its kind and config. */
 export function buildDenoiser(kind: DenoiserKind, config: Record<string, unknown>): Denoiser {
@@ -19,9 +30,10 @@ export function buildDenoiser(kind: DenoiserKind, config: Record<string, unknown
 
 /**
  * Loads a checkpoint written by `DiffusionTrainer.save` (a path in Node, or its bytes anywhere): the
- * model with EMA weights unless `ema` is false, in eval mode, and the checkpoint's metadata.
+ * model with EMA weights unless `ema` is false, in eval mode, the checkpoint's metadata, and for a
+ * latent checkpoint the codec that decodes its samples (null for a pixel-space model).
  */
-export async function loadDenoiser(src: string | Uint8Array | ArrayBuffer | Blob, opts: { ema?: boolean } = {}): Promise<{ model: Denoiser; meta: Record<string, unknown> }> {
+export async function loadDenoiser(src: string | Uint8Array | ArrayBuffer | Blob, opts: { ema?: boolean } = {}): Promise<{ model: Denoiser; meta: Record<string, unknown>; latent: LatentCodec | null }> {
   const name = typeof src === 'string' ? src : 'checkpoint';
   const { tensors, metadata } = await loadWithMetadata(src);
   try {
@@ -33,7 +45,13 @@ export async function loadDenoiser(src: string | Uint8Array | ArrayBuffer | Blob
     const weights = Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
     model.loadStateDict(weights, { strict: false });
     model.eval();
-    return { model, meta };
+    const lat = meta.latent as LatentSpec | undefined;
+    let latent: LatentCodec | null = null;
+    if (lat) {
+      if (!Object.keys(tensors).some((n) => n.startsWith('vae.'))) throw new Error(`${name}: a latent checkpoint, but it holds no VAE weights (tensors 'vae.*')`);
+      latent = new LatentCodec(vaeFromTensors(lat.vae, tensors, 'vae.'), lat.scale, lat.shift);
+    }
+    return { model, meta, latent };
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
   }

@@ -103,10 +103,18 @@ export class DiffusionTrainer {
     this.pending = null;
   }
 
-  /** Writes the checkpoint atomically (the previous file stays intact if anything fails). */
-  async save(path: string, extra: Record<string, unknown> = {}): Promise<void> {
+  /**
+   * Writes the checkpoint atomically (the previous file stays intact if anything fails). `extra` goes
+   * into the metadata; `extraTensors` are stored beside the model (e.g. a latent model's frozen VAE
+   * under `vae.`) and must not use the trainer's prefixes `model.`, `ema.`, `optim.`.
+   */
+  async save(path: string, extra: Record<string, unknown> = {}, extraTensors: Record<string, Tensor> = {}): Promise<void> {
     await this.flush();
     const tensors: Record<string, Tensor> = {};
+    for (const [n, t] of Object.entries(extraTensors)) {
+      if (/^(model|ema|optim)\./.test(n)) throw new Error(`DiffusionTrainer.save: extra tensor '${n}' uses a prefix reserved for the trainer (model., ema., optim.)`);
+      tensors[n] = t;
+    }
     for (const [n, t] of Object.entries(this.model.stateDict())) tensors[`model.${n}`] = t;
     for (const [n, t] of Object.entries(this.ema.stateDict())) tensors[`ema.${n}`] = t;
     const os = this.opt.stateDict();

@@ -1,0 +1,296 @@
+/**
+ * `kiln train-vae`: trains the MNIST KL-VAE (and a PatchGAN discriminator from `--disc-start` on) that
+ * `kiln train --latent` builds latent diffusion on, with resumable checkpoints, a metrics CSV,
+ * reconstructions, prior samples and latent interpolations (linear and slerp) as PNG strips, and a
+ * test-set reconstruction report. `kiln sample` and `kiln eval` given a VAE checkpoint land here too.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as k from '../index.js';
+import { Args } from './args.js';
+import { loadLeNet } from './classifier.js';
+import { batchAt, classify, imageGrid, realFeatureStats } from './diffusion.js';
+import { fmtTime, Progress } from './progress.js';
+
+/** The `format` field of a kiln checkpoint's metadata, read from the safetensors header only (null if it has none). */
+export function checkpointFormat(path: string): string | null {
+  const fd = openSync(path, 'r');
+  try {
+    const head = Buffer.alloc(8);
+    if (readSync(fd, head, 0, 8, 0) < 8) throw new Error(`${path} is too short to be a safetensors file`);
+    const n = Number(head.readBigUInt64LE(0));
+    if (n > 100_000_000) throw new Error(`${path}: safetensors header of ${n} bytes is implausibly large`);
+    const json = Buffer.alloc(n);
+    readSync(fd, json, 0, n, 8);
+    const meta = (JSON.parse(json.toString('utf8')) as { __metadata__?: { kiln?: string } }).__metadata__;
+    return meta?.kiln ? ((JSON.parse(meta.kiln) as { format?: string }).format ?? null) : null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** True when `path` is a VAE checkpoint written by `kiln train-vae`. */
+export function isVAECheckpoint(path: string): boolean {
+  return existsSync(path) && checkpointFormat(path) === 'kiln-vae-checkpoint/1';
+}
+
+export const TRAIN_VAE_HELP = `kiln train-vae — train the KL-VAE (+ PatchGAN discriminator) that latent diffusion uses, on MNIST
+
+  --steps N               training steps (default 800)
+  --batch N --lr X --warmup N --seed N          (defaults 16, 2e-3, 50, 0)
+  --widths 16,32          channels per level; each level after the first halves the resolution
+  --patch N               pixel-unshuffle stem factor (default 2); latent side = 28 / (patch · 2^(levels − 1))
+  --latent-channels N     channels of the latent image (default 4: latents 4×7×7)
+  --depth N               residual blocks per level (default 1)
+  --reconstruction l1|l2  reconstruction likelihood, Laplace or Gaussian (default l1)
+  --fixed-logvar          keep the output log-variance at 0 instead of learning it
+  --kl-weight X           β of the KL term (default 1e-4; 1 = the plain negative ELBO)
+  --disc-start N          step at which the discriminator and the adversarial term switch on
+                          (default: two thirds of the steps; ≥ --steps: never)
+  --disc-weight X         factor on the adaptive weight of the adversarial term (default 0.5)
+  --disc-loss hinge|non-saturating   (default hinge)
+  --disc-width N --disc-layers N     PatchGAN width and stride-2 layers (defaults 16, 2)
+  --r1 G                  R1 penalty weight γ on the discriminator (default 0)
+  --disc-lr X             (default: --lr)
+  --data-limit N          train on the first N training images only (default: all 60,000)
+  --eval-limit N          test digits of the final reconstruction report (default 1000)
+  --out DIR               vae.safetensors, loss.csv, recon.png, samples.png, interp.png (default out/vae)
+  --save-every N          checkpoint every N steps (default 250)
+  --resume                continue from DIR/vae.safetensors`;
+
+/** `kiln train-vae`. */
+export async function trainVaeCommand(argv: string[]): Promise<void> {
+  if (argv.includes('--help')) return void console.log(TRAIN_VAE_HELP);
+  const a = new Args('train-vae', argv, {
+    options: ['steps', 'batch', 'lr', 'warmup', 'seed', 'widths', 'patch', 'latent-channels', 'depth', 'reconstruction', 'kl-weight', 'disc-start', 'disc-weight', 'disc-loss', 'disc-width', 'disc-layers', 'r1', 'disc-lr', 'data-limit', 'eval-limit', 'out', 'save-every'],
+    flags: ['resume', 'fixed-logvar'],
+  });
+  const d = k.nn.VAE_TRAIN_DEFAULTS;
+  const steps = a.number('steps', d.steps, { min: 1, integer: true });
+  const lr = a.number('lr', d.lr, { min: 0 });
+  const train: k.nn.VAETrainConfig = {
+    steps,
+    batchSize: a.number('batch', d.batchSize, { min: 1, integer: true }),
+    lr,
+    warmup: a.number('warmup', Math.min(d.warmup, Math.floor(steps / 10)), { min: 0, integer: true }),
+    reconstruction: a.string<k.nn.Reconstruction>('reconstruction', d.reconstruction, ['l1', 'l2']),
+    klWeight: a.number('kl-weight', d.klWeight, { min: 0 }),
+    discStart: a.number('disc-start', Math.floor((2 * steps) / 3), { min: 0, integer: true }),
+    discWeight: a.number('disc-weight', d.discWeight, { min: 0 }),
+    discLoss: a.string<k.nn.GanLoss>('disc-loss', d.discLoss, ['hinge', 'non-saturating']),
+    r1Gamma: a.number('r1', d.r1Gamma, { min: 0 }),
+    discLr: a.number('disc-lr', lr, { min: 0 }),
+    seed: a.number('seed', d.seed, { min: 0, integer: true }),
+  };
+  const vaeConfig: Partial<k.nn.VAEConfig> = {
+    widths: a.ints('widths', k.nn.VAE_DEFAULTS.widths, 1, 4096),
+    patch: a.number('patch', k.nn.VAE_DEFAULTS.patch, { min: 1, integer: true }),
+    latentChannels: a.number('latent-channels', k.nn.VAE_DEFAULTS.latentChannels, { min: 1, integer: true }),
+    depth: a.number('depth', k.nn.VAE_DEFAULTS.depth, { min: 1, integer: true }),
+    learnLogvar: !a.flag('fixed-logvar'),
+  };
+  const disc: Partial<k.nn.PatchDiscriminatorConfig> = { width: a.number('disc-width', 16, { min: 1, integer: true }), layers: a.number('disc-layers', 2, { min: 1, integer: true }) };
+  const dataLimit = a.number('data-limit', 60000, { min: 1, integer: true });
+  const evalLimit = a.number('eval-limit', 1000, { min: 1, integer: true });
+  const out = a.string('out', 'out/vae');
+  const saveEvery = a.number('save-every', 250, { min: 1, integer: true });
+  const info = await k.init();
+  k.manualSeed(train.seed);
+  const vae = new k.nn.VAE(vaeConfig);
+  const trainer = new k.nn.VAETrainer(vae, train, disc);
+  mkdirSync(out, { recursive: true });
+  const ckpt = join(out, 'vae.safetensors');
+  if (a.flag('resume')) {
+    if (!existsSync(ckpt)) throw new Error(`--resume: ${ckpt} does not exist`);
+    const meta = await trainer.load(ckpt);
+    if (JSON.stringify(meta.vae) !== JSON.stringify(vae.config)) throw new Error(`--resume: ${ckpt} holds VAE ${JSON.stringify(meta.vae)}, not ${JSON.stringify(vae.config)} (pass the same model options)`);
+    console.log(`resumed ${ckpt} at step ${trainer.step}`);
+  }
+  const split = await k.data.loadMnist('train');
+  const data = { ...split, count: Math.min(dataLimit, split.count) };
+  const dParams = trainer.discriminator?.numParameters() ?? 0;
+  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); VAE ${JSON.stringify(vae.config)}, ${(vae.numParameters() / 1e3).toFixed(0)}k parameters, latents ${JSON.stringify(vae.latentShape)}; ` +
+    `${trainer.discriminator ? `PatchGAN ${(dParams / 1e3).toFixed(0)}k parameters from step ${train.discStart}` : 'no discriminator'}; ${steps} steps × batch ${train.batchSize}`);
+  const writeMetrics = () => writeFileSync(join(out, 'loss.csv'), `step,${k.nn.VAE_METRICS.join(',')}\n${trainer.history.map((r, i) => `${i + 1},${r.join(',')}`).join('\n')}\n`);
+  const bar = new Progress(steps, 'train-vae ');
+  const t0 = performance.now();
+  const startStep = trainer.step;
+  vae.train();
+  while (trainer.step < steps) {
+    const { x, y } = batchAt(data, trainer.step, train.batchSize, train.seed);
+    await trainer.trainStep(x);
+    x.dispose();
+    y.dispose();
+    const s = trainer.step;
+    const recent = trainer.history.slice(-50);
+    const avg = (i: number) => (recent.length ? recent.reduce((p, r) => p + r[i]!, 0) / recent.length : undefined);
+    bar.update(s - startStep, { step: s, rec: avg(1), kl: avg(2), ...(s > train.discStart && trainer.discriminator ? { gan: avg(4), w: avg(5), disc: avg(6) } : {}) });
+    if (s % saveEvery === 0 || s === steps) {
+      await trainer.save(ckpt, { command: `kiln train-vae ${argv.join(' ')}`.trim() });
+      writeMetrics();
+    }
+  }
+  await trainer.flush();
+  writeMetrics();
+  const trainSec = (performance.now() - t0) / 1000;
+  vae.eval();
+  const files = await writeVaePictures(vae, out, train.seed);
+  const r = await reconstructionReport(vae, evalLimit, train.reconstruction);
+  console.log(`trained ${steps - startStep} steps in ${fmtTime(trainSec)}; test reconstruction (${r.count} digits, posterior mean): L1 ${r.l1.toFixed(4)}, MSE ${r.mse.toFixed(4)}, PSNR ${r.psnr.toFixed(2)} dB; ELBO ${r.elbo.toFixed(1)} nats/image (KL ${r.kl.toFixed(1)})`);
+  console.log(`wrote ${ckpt}, ${join(out, 'loss.csv')}, ${files.join(', ')}`);
+}
+
+/** Reconstruction figures of a VAE on the first `count` test digits. */
+export interface ReconstructionReport {
+  count: number;
+  /** Mean |x − x̂| per pixel (pixels in [−1, 1]), decoding the posterior mean. */
+  l1: number;
+  /** Mean (x − x̂)² per pixel. */
+  mse: number;
+  /** 10·log10(range² / MSE) with the pixel range 2. */
+  psnr: number;
+  /** One-sample ELBO per image in nats (the VAE's own likelihood), and its KL part. */
+  elbo: number;
+  kl: number;
+}
+
+/** Reconstruction error and ELBO (under the `reconstruction` likelihood the VAE was trained with) on the first `count` test digits. */
+export async function reconstructionReport(vae: k.nn.VAE, count: number, reconstruction: k.nn.Reconstruction = 'l1'): Promise<ReconstructionReport> {
+  const test = await k.data.loadMnist('test');
+  let l1 = 0, se = 0, elbo = 0, kl = 0, n = 0, px = 0;
+  for (const { x, y } of k.data.batches(test, { batchSize: 250, limit: count })) {
+    const v = await k.noGrad(() => k.scope(async () => {
+      const { mean, logvar } = vae.encode(x);
+      const e = vae.decode(mean).sub(x);
+      const t = k.nn.vaeLoss(x, vae.decode(k.nn.reparameterize(mean, logvar)), mean, logvar, vae.logvar, { reconstruction });
+      return Array.from(await k.stack([e.abs().sum(), e.square().sum(), t.elbo.mul(x.shape[0]!), t.kl.mul(x.shape[0]!)]).data());
+    }));
+    l1 += v[0]!;
+    se += v[1]!;
+    elbo += v[2]!;
+    kl += v[3]!;
+    n += x.shape[0]!;
+    px += x.size;
+    x.dispose();
+    y.dispose();
+  }
+  const mse = se / px;
+  return { count: n, l1: l1 / px, mse, psnr: 10 * Math.log10(4 / mse), elbo: elbo / n, kl: kl / n };
+}
+
+/**
+ * Writes recon.png (rows of test digits over their reconstructions), samples.png (decoded prior
+ * samples) and interp.png (pairs of test digits interpolated in latent space: a linear row, then a
+ * slerp row, per pair). Returns the files written.
+ */
+export async function writeVaePictures(vae: k.nn.VAE, out: string, seed = 0): Promise<string[]> {
+  const test = await k.data.loadMnist('test');
+  const files: string[] = [];
+  const write = async (name: string, x: k.Tensor, cols: number) => {
+    const file = join(out, name);
+    writeFileSync(file, await imageGrid(x, cols));
+    files.push(file);
+  };
+  const { x } = k.data.batches(test, { batchSize: 20 }).next().value!;
+  const recon = k.noGrad(() => vae.forward(x, { sample: false }).recon);
+  const rows = k.scope(() => k.stack([x.slice(0, 0, 10), recon.slice(0, 0, 10), x.slice(0, 10, 20), recon.slice(0, 10, 20)]).reshape([40, ...x.shape.slice(1)]));
+  await write('recon.png', rows, 10);
+  k.manualSeed(seed + 1);
+  const prior = vae.sample(100);
+  await write('samples.png', prior, 10);
+  // pairs of different test digits (indices chosen to be different classes)
+  const pairs: [number, number][] = [[0, 1], [2, 3], [4, 7], [5, 6]];
+  const ends = k.noGrad(() => vae.encode(x).mean);
+  const strips: k.Tensor[] = [];
+  for (const [i, j] of pairs) {
+    for (const mode of ['linear', 'slerp'] as const) {
+      const za = ends.slice(0, i, i + 1), zb = ends.slice(0, j, j + 1);
+      const path = await k.nn.interpolateLatents(za, zb, 10, mode);
+      strips.push(k.noGrad(() => vae.decode(path.reshape([10, ...vae.latentShape]))));
+      path.dispose();
+    }
+  }
+  await write('interp.png', k.cat(strips, 0), 10);
+  for (const t of [x, recon, rows, prior, ends, ...strips]) t.dispose();
+  return files;
+}
+
+export const EVAL_VAE_HELP = `kiln eval --checkpoint <VAE checkpoint> — reconstruction error and LeNet scores of a VAE
+
+  --limit N               test digits to reconstruct (default 2000)
+  --samples N             prior samples to score (default 1000)
+  --seed N
+  --json FILE             also write the figures as JSON`;
+
+/** `kiln eval` on a VAE checkpoint: reconstruction error, LeNet accuracy and classifier-FID of reconstructions, and classifier-FID of prior samples. */
+export async function evalVaeCommand(argv: string[]): Promise<void> {
+  if (argv.includes('--help')) return void console.log(EVAL_VAE_HELP);
+  const a = new Args('eval', argv, { options: ['checkpoint', 'limit', 'samples', 'seed', 'json'] });
+  const path = a.string('checkpoint', 'out/vae/vae.safetensors');
+  const limit = a.number('limit', 2000, { min: 2, integer: true });
+  const nPrior = a.number('samples', 1000, { min: 2, integer: true });
+  const seed = a.number('seed', 0, { min: 0, integer: true });
+  await k.init();
+  const { vae, meta } = await k.nn.loadVAE(path);
+  const t0 = performance.now();
+  const reconstruction = (meta.train as k.nn.VAETrainConfig | undefined)?.reconstruction ?? 'l1';
+  const rec = await reconstructionReport(vae, limit, reconstruction);
+  const net = await loadLeNet();
+  const test = await k.data.loadMnist('test');
+  const feats: number[] = [], priorFeats: number[] = [];
+  let correct = 0, n = 0;
+  for (const { x, y } of k.data.batches(test, { batchSize: 250, limit })) {
+    const r = k.noGrad(() => vae.forward(x, { sample: false }).recon.clamp(-1, 1));
+    const c = await classify(net, r);
+    const labels = await y.data();
+    feats.push(...c.feats);
+    c.pred.forEach((p, i) => (correct += p === labels[i] ? 1 : 0));
+    n += x.shape[0]!;
+    for (const t of [x, y, r]) t.dispose();
+  }
+  k.manualSeed(seed);
+  for (let done = 0; done < nPrior; done += 250) {
+    const s = vae.sample(Math.min(250, nPrior - done));
+    const c = await classify(net, k.scope(() => s.clamp(-1, 1)));
+    priorFeats.push(...c.feats);
+    s.dispose();
+  }
+  const d = net.config.hidden;
+  const real = await realFeatureStats(net, 'test', 10000);
+  const floor = await realFeatureStats(net, 'train', n);
+  const floorPrior = await realFeatureStats(net, 'train', nPrior);
+  const fid = k.diffusion.frechetDistance(k.diffusion.featureStats(feats, n, d), real.stats);
+  const fidFloor = k.diffusion.frechetDistance(floor.stats, real.stats);
+  const fidPrior = k.diffusion.frechetDistance(k.diffusion.featureStats(priorFeats, nPrior, d), real.stats);
+  const fidPriorFloor = k.diffusion.frechetDistance(floorPrior.stats, real.stats);
+  const rows: [string, string][] = [
+    ['reconstruction', `${n} test digits (posterior mean): L1 ${rec.l1.toFixed(4)}, MSE ${rec.mse.toFixed(4)}, PSNR ${rec.psnr.toFixed(2)} dB`],
+    ['ELBO', `${rec.elbo.toFixed(1)} nats/image (KL ${rec.kl.toFixed(1)}; ${reconstruction === 'l1' ? 'Laplace' : 'Gaussian'} likelihood with the VAE's output log-variance)`],
+    ['LeNet accuracy', `${((100 * correct) / n).toFixed(2)}% on the reconstructions`],
+    ['classifier-FID', `${fid.toFixed(2)} reconstructions   (real train vs real test: ${fidFloor.toFixed(2)})`],
+    ['prior samples FID', `${fidPrior.toFixed(2)} (${nPrior} decoded N(0, I) latents; floor ${fidPriorFloor.toFixed(2)})`],
+  ];
+  for (const [name, v] of rows) console.log(`${name.padEnd(20)}${v}`);
+  const json = JSON.stringify({ checkpoint: path, step: meta.step, ...rec, accuracy: correct / n, fid, fidFloor, fidPrior, fidPriorFloor, seconds: (performance.now() - t0) / 1000 });
+  console.log(json);
+  if (a.has('json')) writeFileSync(a.string('json', ''), `${json}\n`);
+}
+
+export const SAMPLE_VAE_HELP = `kiln sample --checkpoint <VAE checkpoint> — prior samples and latent interpolations of a VAE
+
+  --seed N
+  --out DIR               samples.png, interp.png and recon.png (default: the checkpoint's folder)`;
+
+/** `kiln sample` on a VAE checkpoint: writes prior samples, reconstructions and interpolation strips. */
+export async function sampleVaeCommand(argv: string[]): Promise<void> {
+  if (argv.includes('--help')) return void console.log(SAMPLE_VAE_HELP);
+  const a = new Args('sample', argv, { options: ['checkpoint', 'seed', 'out'] });
+  const path = a.string('checkpoint', 'out/vae/vae.safetensors');
+  const seed = a.number('seed', 0, { min: 0, integer: true });
+  const out = a.string('out', dirname(path));
+  await k.init();
+  const { vae } = await k.nn.loadVAE(path);
+  mkdirSync(out, { recursive: true });
+  const files = await writeVaePictures(vae, out, seed);
+  console.log(`wrote ${files.join(', ')}`);
+}

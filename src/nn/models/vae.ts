@@ -1,0 +1,578 @@
+/**
+ * A convolutional KL-VAE in the style of latent diffusion's autoencoder: an encoder of residual
+ * GroupNorm–SiLU–conv blocks with stride-2 downsampling produces the mean and log-variance of a
+ * diagonal Gaussian posterior over a latent image, a mirrored decoder (nearest ×2 + conv up) maps
+ * latents back to pixels, and a scalar output log-variance (learned or fixed) turns the reconstruction
+ * error into a likelihood, so the loss is a weighted negative ELBO. `VAETrainer` adds a PatchGAN
+ * discriminator after `discStart` steps, balanced by the adaptive weight; `LatentCodec` freezes a
+ * trained VAE for latent diffusion (latents shifted and scaled to unit variance).
+ */
+import { noGrad } from '../../autograd/tape.js';
+import { scope } from '../../tensor/memory.js';
+import { fmt } from '../../tensor/shape.js';
+import { full, getRngState, randn, setRngState, stack, tensor, type Tensor } from '../../tensor/tensor.js';
+import { klDivGaussian } from '../functional.js';
+import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
+import { Layer, Module, ModuleList, Parameter } from '../module.js';
+import { Conv2d, GroupNorm } from '../norm-attention.js';
+import { Adam, cosine, LRScheduler, warmup } from '../optim.js';
+import { loadWithMetadata, save } from '../safetensors.js';
+import { adaptiveWeight, discriminatorLoss, generatorLoss, PatchDiscriminator, r1Penalty, startAt, type GanLoss, type PatchDiscriminatorConfig } from './gan.js';
+
+/** Sizes of a VAE. */
+export interface VAEConfig {
+  /** Image channels. */
+  channels: number;
+  /** Image side (square images). */
+  size: number;
+  /** Pixel-unshuffle factor of the stem (1: none); the encoder's first level runs at size/patch. */
+  patch: number;
+  /** Feature channels per resolution level; each level after the first halves the resolution. */
+  widths: number[];
+  /** Residual blocks per level in the encoder (the decoder has one more). */
+  depth: number;
+  /** Channels of the latent image. */
+  latentChannels: number;
+  groups: number;
+  /** Learn the scalar output log-variance (latent diffusion's `logvar`); otherwise it stays at `logvarInit`. */
+  learnLogvar: boolean;
+  logvarInit: number;
+}
+
+/** The default MNIST VAE: 1×28×28 → 4×7×7 (a pixel-unshuffle stem to 14×14, then one stride-2 level). */
+export const VAE_DEFAULTS: VAEConfig = { channels: 1, size: 28, patch: 2, widths: [16, 32], depth: 1, latentChannels: 4, groups: 8, learnLogvar: true, logvarInit: 0 };
+
+/** The reconstruction likelihood: L1 (Laplace with scale e^logvar) or L2 (Gaussian with variance e^logvar). */
+export type Reconstruction = 'l1' | 'l2';
+
+/** GroupNorm–SiLU–conv3 twice with a residual connection (a 1×1 `nin_shortcut` when widths differ). */
+export class VAEResBlock extends Layer {
+  norm1: GroupNorm;
+  conv1: Conv2d;
+  norm2: GroupNorm;
+  conv2: Conv2d;
+  nin_shortcut: Conv2d | null;
+  constructor(inCh: number, outCh: number, groups: number) {
+    super();
+    this.norm1 = new GroupNorm(Math.min(groups, inCh), inCh);
+    this.conv1 = new Conv2d(inCh, outCh, 3, { padding: 1 });
+    this.norm2 = new GroupNorm(Math.min(groups, outCh), outCh);
+    this.conv2 = new Conv2d(outCh, outCh, 3, { padding: 1 });
+    this.nin_shortcut = inCh === outCh ? null : new Conv2d(inCh, outCh, 1);
+  }
+  forward(x: Tensor): Tensor {
+    return scope(() => {
+      const h = this.conv2.forward(this.norm2.forward(this.conv1.forward(this.norm1.forward(x).silu())).silu());
+      return (this.nin_shortcut ? this.nin_shortcut.forward(x) : x).add(h);
+    });
+  }
+}
+
+/** The residual blocks of one resolution level, and its resampling convolution. */
+class VAELevel extends Module {
+  block = new ModuleList<VAEResBlock>();
+  downsample: Conv2d | null = null;
+  upsample: Conv2d | null = null;
+}
+
+/** Two residual blocks at the lowest resolution. */
+class VAEMid extends Module {
+  constructor(public block_1: VAEResBlock, public block_2: VAEResBlock) {
+    super();
+  }
+}
+
+function checkGroups(model: string, widths: number[], groups: number): void {
+  for (const w of widths) if (w % Math.min(groups, w)) throw new Error(`${model}: width ${w} must be divisible by groups ${groups}`);
+}
+
+/** Images [N, channels, size, size] → posterior moments [N, 2·latentChannels, size/(patch·2^(L−1)), …]. */
+export class VAEEncoder extends Layer {
+  conv_in: Conv2d;
+  down = new ModuleList<VAELevel>();
+  mid: VAEMid;
+  norm_out: GroupNorm;
+  conv_out: Conv2d;
+  constructor(readonly config: VAEConfig) {
+    super();
+    const c = config;
+    this.conv_in = new Conv2d(c.channels * c.patch * c.patch, c.widths[0]!, 3, { padding: 1 });
+    let ch = c.widths[0]!;
+    c.widths.forEach((w, l) => {
+      const level = new VAELevel();
+      for (let i = 0; i < c.depth; i++) {
+        level.block.push(new VAEResBlock(ch, w, c.groups));
+        ch = w;
+      }
+      if (l < c.widths.length - 1) level.downsample = new Conv2d(ch, ch, 3, { stride: 2, padding: 1 });
+      this.down.push(level);
+    });
+    this.mid = new VAEMid(new VAEResBlock(ch, ch, c.groups), new VAEResBlock(ch, ch, c.groups));
+    this.norm_out = new GroupNorm(Math.min(c.groups, ch), ch);
+    this.conv_out = new Conv2d(ch, 2 * c.latentChannels, 3, { padding: 1 });
+  }
+  forward(x: Tensor): Tensor {
+    return scope(() => {
+      let h = this.conv_in.forward(this.config.patch > 1 ? pixelUnshuffle(x, this.config.patch) : x);
+      for (const level of this.down) {
+        for (const b of level.block) h = b.forward(h);
+        if (level.downsample) h = level.downsample.forward(h);
+      }
+      h = this.mid.block_2.forward(this.mid.block_1.forward(h));
+      return this.conv_out.forward(this.norm_out.forward(h).silu());
+    });
+  }
+}
+
+/** Latents [N, latentChannels, h, w] → images [N, channels, size, size] (no output squashing). */
+export class VAEDecoder extends Layer {
+  conv_in: Conv2d;
+  mid: VAEMid;
+  /** `up.<l>` is level l (0 = full resolution), as in latent diffusion. */
+  up = new ModuleList<VAELevel>();
+  norm_out: GroupNorm;
+  conv_out: Conv2d;
+  constructor(readonly config: VAEConfig) {
+    super();
+    const c = config;
+    const L = c.widths.length;
+    let ch = c.widths[L - 1]!;
+    this.conv_in = new Conv2d(c.latentChannels, ch, 3, { padding: 1 });
+    this.mid = new VAEMid(new VAEResBlock(ch, ch, c.groups), new VAEResBlock(ch, ch, c.groups));
+    const levels: VAELevel[] = [];
+    for (let l = L - 1; l >= 0; l--) {
+      const w = c.widths[l]!;
+      const level = new VAELevel();
+      for (let i = 0; i <= c.depth; i++) {
+        level.block.push(new VAEResBlock(ch, w, c.groups));
+        ch = w;
+      }
+      if (l > 0) level.upsample = new Conv2d(ch, ch, 3, { padding: 1 });
+      levels[l] = level;
+    }
+    for (const level of levels) this.up.push(level);
+    this.norm_out = new GroupNorm(Math.min(c.groups, ch), ch);
+    this.conv_out = new Conv2d(ch, c.channels * c.patch * c.patch, 3, { padding: 1 });
+  }
+  forward(z: Tensor): Tensor {
+    return scope(() => {
+      let h = this.mid.block_2.forward(this.mid.block_1.forward(this.conv_in.forward(z)));
+      for (let l = this.up.length - 1; l >= 0; l--) {
+        const level = this.up.at(l);
+        for (const b of level.block) h = b.forward(h);
+        if (level.upsample) h = level.upsample.forward(interpolate(h, { scaleFactor: 2, mode: 'nearest' }));
+      }
+      const out = this.conv_out.forward(this.norm_out.forward(h).silu());
+      return this.config.patch > 1 ? pixelShuffle(out, this.config.patch) : out;
+    });
+  }
+}
+
+/** z = mean + e^(logvar/2)·noise, noise ~ N(0, I) unless given (the reparameterization trick). */
+export function reparameterize(mean: Tensor, logvar: Tensor, noise?: Tensor): Tensor {
+  const same = (a: Tensor, b: Tensor) => a.rank === b.rank && a.shape.every((d, i) => d === b.shape[i]);
+  if (!same(mean, logvar)) throw new Error(`reparameterize: mean ${fmt(mean.shape)} and logvar ${fmt(logvar.shape)} must have the same shape`);
+  if (noise && !same(mean, noise)) throw new Error(`reparameterize: noise ${fmt(noise.shape)} must have the shape of mean ${fmt(mean.shape)}`);
+  return scope(() => mean.add(logvar.mul(0.5).exp().mul(noise ?? randn(mean.shape, { device: mean.device }))));
+}
+
+/** The scalar terms of the VAE objective (per image, averaged over the batch, except `rec`). */
+export interface VAELossTerms {
+  /** What training minimizes: nll + klWeight·kl. */
+  loss: Tensor;
+  /** −log p(x | z) summed over pixels (nats per image), under the output distribution. */
+  nll: Tensor;
+  /** KL(q(z | x) ‖ N(0, I)) summed over latent elements (nats per image). */
+  kl: Tensor;
+  /** The evidence lower bound −(nll + kl) (nats per image; a one-sample estimate when z was sampled). */
+  elbo: Tensor;
+  /** Mean per-pixel reconstruction error: |x − x̂| for 'l1', (x − x̂)² for 'l2'. */
+  rec: Tensor;
+}
+
+/** Options of `vaeLoss`. */
+export interface VAELossOptions {
+  reconstruction?: Reconstruction;
+  /** β, the weight of the KL term in `loss` (default 1: the negative ELBO). */
+  klWeight?: number;
+}
+
+/**
+ * The VAE objective from images x, reconstructions x̂, the posterior moments and the output
+ * log-variance s (a scalar tensor): per pixel, L1 gives the Laplace NLL |x − x̂|·e^(−s) + s + ln 2 and L2
+ * the Gaussian NLL ½((x − x̂)²·e^(−s) + s + ln 2π); the KL is the closed form for diagonal Gaussians.
+ */
+export function vaeLoss(x: Tensor, recon: Tensor, mean: Tensor, logvar: Tensor, outputLogvar: Tensor, opts: VAELossOptions = {}): VAELossTerms {
+  if (x.rank !== recon.rank || x.shape.some((d, i) => d !== recon.shape[i])) throw new Error(`vaeLoss: images ${fmt(x.shape)} and reconstructions ${fmt(recon.shape)} must have the same shape`);
+  if (mean.shape[0] !== x.shape[0]) throw new Error(`vaeLoss: posterior mean ${fmt(mean.shape)} and images ${fmt(x.shape)} must have the same batch size`);
+  if (outputLogvar.size !== 1) throw new Error(`vaeLoss: the output log-variance must be a scalar, got shape ${fmt(outputLogvar.shape)}`);
+  const kind = opts.reconstruction ?? 'l1';
+  if (kind !== 'l1' && kind !== 'l2') throw new Error(`vaeLoss: reconstruction must be 'l1' or 'l2', got ${JSON.stringify(kind)}`);
+  const beta = opts.klWeight ?? 1;
+  if (!(beta >= 0)) throw new Error(`vaeLoss: klWeight must be a non-negative number, got ${beta}`);
+  return scope(() => {
+    const N = x.shape[0]!;
+    const D = x.size / N;
+    const e = x.sub(recon);
+    const err = kind === 'l1' ? e.abs() : e.square();
+    const s = outputLogvar.reshape([]);
+    const errSum = err.sum().div(N);
+    // per image: Σ err·e^(−s) (×½ for L2) + D·(s + const)
+    const nll = kind === 'l1'
+      ? errSum.mul(s.neg().exp()).add(s.add(Math.LN2).mul(D))
+      : errSum.mul(s.neg().exp()).add(s.add(Math.log(2 * Math.PI)).mul(D)).mul(0.5);
+    const kl = klDivGaussian(mean, logvar, { reduction: 'batchmean' });
+    return { loss: beta === 1 ? nll.add(kl) : nll.add(kl.mul(beta)), nll, kl, elbo: nll.add(kl).neg(), rec: err.mean() };
+  });
+}
+
+/** What `VAE.forward` returns. */
+export interface VAEOutput {
+  recon: Tensor;
+  mean: Tensor;
+  logvar: Tensor;
+  /** The latent that was decoded (sampled, or the mean). */
+  z: Tensor;
+}
+
+/**
+ * The KL-VAE. Parameters follow latent diffusion's names (`encoder.down.0.block.0.conv1.weight`,
+ * `quant_conv`, `post_quant_conv`, `decoder.up.1.upsample.weight`, the scalar `logvar`).
+ */
+export class VAE extends Module {
+  readonly config: VAEConfig;
+  encoder: VAEEncoder;
+  decoder: VAEDecoder;
+  quant_conv: Conv2d;
+  post_quant_conv: Conv2d;
+  declare logvar: Parameter | Tensor;
+  constructor(config: Partial<VAEConfig> = {}) {
+    super();
+    const c = (this.config = { ...VAE_DEFAULTS, ...config, widths: [...(config.widths ?? VAE_DEFAULTS.widths)] });
+    if (!c.widths.length || c.widths.some((w) => !Number.isInteger(w) || w < 1)) throw new Error(`VAE: widths must be positive integers, got ${JSON.stringify(c.widths)}`);
+    for (const [name, v] of [['channels', c.channels], ['size', c.size], ['patch', c.patch], ['latentChannels', c.latentChannels], ['depth', c.depth], ['groups', c.groups]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`VAE: ${name} must be a positive integer, got ${v}`);
+    }
+    const down = c.patch * 2 ** (c.widths.length - 1);
+    if (c.size % down) throw new Error(`VAE: image size ${c.size} must be divisible by patch ${c.patch} × 2^${c.widths.length - 1} = ${down} for ${c.widths.length} levels`);
+    checkGroups('VAE', c.widths, c.groups);
+    this.encoder = new VAEEncoder(c);
+    this.decoder = new VAEDecoder(c);
+    this.quant_conv = new Conv2d(2 * c.latentChannels, 2 * c.latentChannels, 1);
+    this.post_quant_conv = new Conv2d(c.latentChannels, c.latentChannels, 1);
+    const lv = full([], c.logvarInit);
+    if (c.learnLogvar) this.logvar = new Parameter(lv);
+    else this.registerBuffer('logvar', lv);
+  }
+
+  /** The latent shape [latentChannels, h, w] of one image. */
+  get latentShape(): [number, number, number] {
+    const c = this.config;
+    const s = c.size / (c.patch * 2 ** (c.widths.length - 1));
+    return [c.latentChannels, s, s];
+  }
+
+  /** The weight of the decoder's last convolution (where the adaptive GAN weight is measured). */
+  get lastLayer(): Parameter {
+    return this.decoder.conv_out.weight;
+  }
+
+  /** Posterior moments of images [N, channels, size, size]: mean and log-variance (clamped to [−30, 20]), each [N, …latentShape]. */
+  encode(x: Tensor): { mean: Tensor; logvar: Tensor } {
+    const c = this.config;
+    if (x.rank !== 4 || x.shape[1] !== c.channels || x.shape[2] !== c.size || x.shape[3] !== c.size) {
+      throw new Error(`VAE.encode: expected images [N, ${c.channels}, ${c.size}, ${c.size}], got ${fmt(x.shape)}`);
+    }
+    const [mean, logvar] = scope(() => {
+      const [m, lv] = this.quant_conv.forward(this.encoder.forward(x)).chunk(2, 1) as [Tensor, Tensor];
+      return [m.contiguous(), lv.clamp(-30, 20)];
+    });
+    return { mean: mean!, logvar: logvar! };
+  }
+
+  /** Images [N, channels, size, size] decoded from latents [N, …latentShape]. */
+  decode(z: Tensor): Tensor {
+    const [zc, zh, zw] = this.latentShape;
+    if (z.rank !== 4 || z.shape[1] !== zc || z.shape[2] !== zh || z.shape[3] !== zw) throw new Error(`VAE.decode: expected latents [N, ${zc}, ${zh}, ${zw}], got ${fmt(z.shape)}`);
+    return scope(() => this.decoder.forward(this.post_quant_conv.forward(z)));
+  }
+
+  /** Encodes, draws z from the posterior (or takes its mean when `sample` is false) and decodes. */
+  forward(x: Tensor, opts: { sample?: boolean; noise?: Tensor } = {}): VAEOutput {
+    const { mean, logvar } = this.encode(x);
+    const z = opts.sample === false ? mean : reparameterize(mean, logvar, opts.noise);
+    return { recon: this.decode(z), mean, logvar, z };
+  }
+
+  /** The loss terms of a batch (z sampled from the posterior; `noise` fixes the draw). */
+  loss(x: Tensor, opts: VAELossOptions & { noise?: Tensor } = {}): VAELossTerms & { recon: Tensor } {
+    return scope(() => {
+      const out = this.forward(x, { noise: opts.noise });
+      return { ...vaeLoss(x, out.recon, out.mean, out.logvar, this.logvar, opts), recon: out.recon };
+    });
+  }
+
+  /** `n` images decoded from latents drawn from the prior N(0, I). */
+  sample(n: number): Tensor {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`VAE.sample: n must be a positive integer, got ${n}`);
+    return noGrad(() => scope(() => this.decode(randn([n, ...this.latentShape]))));
+  }
+}
+
+/**
+ * `steps` points from a to b (same shapes [N, …]), as [steps, N, …]: 'linear' blends (1 − t)·a + t·b;
+ * 'slerp' moves along the great circle per example, sin((1 − t)ω)/sin ω · a + sin(tω)/sin ω · b with
+ * cos ω = ⟨a, b⟩ / (‖a‖‖b‖) (the angles are computed on the host in float64; linear when ω ≈ 0).
+ */
+export async function interpolateLatents(a: Tensor, b: Tensor, steps: number, mode: 'linear' | 'slerp' = 'slerp'): Promise<Tensor> {
+  if (a.rank < 1 || a.rank !== b.rank || a.shape.some((d, i) => d !== b.shape[i])) throw new Error(`interpolateLatents: endpoints ${fmt(a.shape)} and ${fmt(b.shape)} must have the same shape [N, …]`);
+  if (!Number.isInteger(steps) || steps < 2) throw new Error(`interpolateLatents: steps must be an integer ≥ 2, got ${steps}`);
+  if (mode !== 'linear' && mode !== 'slerp') throw new Error(`interpolateLatents: mode must be 'linear' or 'slerp', got ${JSON.stringify(mode)}`);
+  const N = a.shape[0]!;
+  const ts = Array.from({ length: steps }, (_, i) => i / (steps - 1));
+  let omega = new Float64Array(N);
+  if (mode === 'slerp') {
+    const [dot, na, nb] = await Promise.all([
+      scope(() => a.mul(b).reshape([N, -1]).sum(1)).data(),
+      scope(() => a.square().reshape([N, -1]).sum(1)).data(),
+      scope(() => b.square().reshape([N, -1]).sum(1)).data(),
+    ]);
+    omega = Float64Array.from({ length: N }, (_, n) => Math.acos(Math.max(-1, Math.min(1, dot[n]! / Math.sqrt(na[n]! * nb[n]! || 1)))));
+  }
+  const wa = new Float32Array(steps * N), wb = new Float32Array(steps * N);
+  ts.forEach((t, i) => {
+    for (let n = 0; n < N; n++) {
+      const w = omega[n]!;
+      const linear = Math.abs(Math.sin(w)) < 1e-6;
+      wa[i * N + n] = linear ? 1 - t : Math.sin((1 - t) * w) / Math.sin(w);
+      wb[i * N + n] = linear ? t : Math.sin(t * w) / Math.sin(w);
+    }
+  });
+  return scope(() => {
+    const shape = [steps, N, ...a.shape.slice(1).map(() => 1)];
+    const ta = tensor(wa, { shape, device: a.device }), tb = tensor(wb, { shape, device: a.device });
+    return a.unsqueeze(0).mul(ta).add(b.unsqueeze(0).mul(tb));
+  });
+}
+
+/**
+ * A frozen VAE used by latent diffusion: `encode` maps images to normalized latents (z − shift)·scale
+ * (sampled from the posterior, or its mean) and `decode` inverts the normalization and decodes.
+ */
+export class LatentCodec {
+  constructor(readonly vae: VAE, readonly scale: number, readonly shift = 0) {
+    if (!(scale > 0) || !Number.isFinite(scale)) throw new Error(`LatentCodec: scale must be a positive finite number, got ${scale}`);
+    if (!Number.isFinite(shift)) throw new Error(`LatentCodec: shift must be finite, got ${shift}`);
+    vae.eval();
+  }
+  /** The shape [C, h, w] of one normalized latent. */
+  get latentShape(): [number, number, number] {
+    return this.vae.latentShape;
+  }
+  /** Normalized latents of images (posterior samples unless `sample` is false). */
+  encode(x: Tensor, opts: { sample?: boolean } = {}): Tensor {
+    return noGrad(() => scope(() => {
+      const { mean, logvar } = this.vae.encode(x);
+      const z = opts.sample === false ? mean : reparameterize(mean, logvar);
+      return z.sub(this.shift).mul(this.scale);
+    }));
+  }
+  /** Images decoded from normalized latents. */
+  decode(z: Tensor): Tensor {
+    return noGrad(() => scope(() => this.vae.decode(z.div(this.scale).add(this.shift))));
+  }
+}
+
+/**
+ * The shift and scale that give latents z = mean + σ·ε zero mean and unit variance over a data set,
+ * from the posterior moments of every example (flat arrays): shift = E[mean], and the variance is
+ * Var(mean) + E[σ²] (exact for the mixture of the posteriors, no sampling noise).
+ */
+export function latentNormalization(means: ArrayLike<number>, logvars: ArrayLike<number>): { shift: number; scale: number } {
+  if (means.length !== logvars.length || !means.length) throw new Error(`latentNormalization: got ${means.length} means and ${logvars.length} log-variances; expected the same non-zero count`);
+  let s = 0, s2 = 0, v = 0;
+  for (let i = 0; i < means.length; i++) {
+    const m = means[i]!;
+    s += m;
+    s2 += m * m;
+    v += Math.exp(logvars[i]!);
+  }
+  const n = means.length;
+  const shift = s / n;
+  const variance = s2 / n - shift * shift + v / n;
+  return { shift, scale: 1 / Math.sqrt(variance) };
+}
+
+/** Builds a VAE from its config and loads weights stored under `prefix` (eval mode). */
+export function vaeFromTensors(config: Partial<VAEConfig>, tensors: Record<string, Tensor>, prefix = 'vae.'): VAE {
+  const vae = new VAE(config);
+  const weights = Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
+  vae.loadStateDict(weights);
+  return vae.eval();
+}
+
+/** Hyper-parameters of VAE (+ discriminator) training. */
+export interface VAETrainConfig {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  reconstruction: Reconstruction;
+  /** β of the KL term. */
+  klWeight: number;
+  /** Step at which the discriminator and the adversarial term switch on (≥ steps: never). */
+  discStart: number;
+  /** Factor on the adaptive weight of the adversarial term. */
+  discWeight: number;
+  discLoss: GanLoss;
+  /** R1 penalty weight γ on the discriminator (0: none). */
+  r1Gamma: number;
+  discLr: number;
+  seed: number;
+}
+
+/** Defaults of `VAETrainConfig`: the MNIST run of `kiln train-vae` (about 13 minutes on lavapipe). */
+export const VAE_TRAIN_DEFAULTS: VAETrainConfig = { steps: 800, batchSize: 16, lr: 2e-3, warmup: 50, reconstruction: 'l1', klWeight: 1e-4, discStart: 533, discWeight: 0.5, discLoss: 'hinge', r1Gamma: 0, discLr: 2e-3, seed: 0 };
+
+/** The metrics recorded per training step, in this order. */
+export const VAE_METRICS = ['loss', 'rec', 'kl', 'nll', 'gan', 'weight', 'disc'] as const;
+
+const FORMAT = 'kiln-vae-checkpoint/1';
+
+/**
+ * Trains a VAE one batch at a time: the weighted negative ELBO, plus from `discStart` on the adversarial
+ * term −mean D(x̂) scaled by discWeight × the adaptive weight at the decoder's last layer, and a
+ * discriminator step (hinge or non-saturating, optional R1). Checkpoints hold everything needed to resume.
+ */
+export class VAETrainer {
+  readonly opt: Adam;
+  readonly optD: Adam | null;
+  readonly sched: LRScheduler;
+  readonly discriminator: PatchDiscriminator | null;
+  step = 0;
+  /** One row of `VAE_METRICS` per completed step (read back one step late, so it never stalls the GPU). */
+  readonly history: number[][] = [];
+  private pending: Promise<number[]> | null = null;
+
+  constructor(readonly vae: VAE, readonly config: VAETrainConfig, discriminator: Partial<PatchDiscriminatorConfig> | null = {}) {
+    const c = config;
+    if (c.reconstruction !== 'l1' && c.reconstruction !== 'l2') throw new Error(`VAETrainer: reconstruction must be 'l1' or 'l2', got ${JSON.stringify(c.reconstruction)}`);
+    this.opt = new Adam(vae, { lr: c.lr, betas: [0.5, 0.9] });
+    this.sched = new LRScheduler(this.opt, warmup(c.lr, c.warmup, cosine(c.lr, Math.max(1, c.steps - c.warmup), c.lr * 0.05)));
+    this.discriminator = discriminator && c.discStart < c.steps ? new PatchDiscriminator({ channels: vae.config.channels, ...discriminator }) : null;
+    this.optD = this.discriminator ? new Adam(this.discriminator, { lr: c.discLr, betas: [0.5, 0.9] }) : null;
+  }
+
+  /** One update of the VAE (and of the discriminator once it is on) on images x [N, C, H, W] in [−1, 1]. */
+  async trainStep(x: Tensor): Promise<void> {
+    const c = this.config;
+    const D = this.discriminator;
+    const adversarial = D !== null && startAt(this.step, c.discStart) > 0;
+    const [row, fake] = scope(() => {
+      const t = this.vae.loss(x, { reconstruction: c.reconstruction, klWeight: c.klWeight });
+      let total = t.loss;
+      let g = full([], 0), w = full([], 0);
+      if (adversarial) {
+        g = generatorLoss(D.forward(t.recon), 'hinge');
+        w = adaptiveWeight(t.nll, g, this.vae.lastLayer).mul(c.discWeight);
+        total = total.add(w.mul(g));
+      }
+      total.backward();
+      return [stack([total, t.rec, t.kl, t.nll, g, w]).detach(), t.recon.detach()];
+    });
+    void this.opt.step();
+    this.opt.zeroGrad();
+    D?.zeroGrad();
+    const dLoss = !adversarial ? full([], 0) : this.optD!.minimize(() => {
+      const d = discriminatorLoss(D.forward(x), D.forward(fake!), c.discLoss);
+      return c.r1Gamma > 0 ? d.add(r1Penalty((xr) => D.forward(xr), x, c.r1Gamma)) : d;
+    });
+    fake!.dispose();
+    this.sched.step();
+    this.step++;
+    const both = [row!, dLoss];
+    if (this.pending) this.history.push(await this.pending);
+    this.pending = Promise.all(both.map((t) => t.data())).then(([r, d]) => [...Array.from(r!), d![0]!]).finally(() => both.forEach((t) => t.dispose()));
+  }
+
+  /** Waits for the last step's metrics. */
+  async flush(): Promise<void> {
+    if (this.pending) this.history.push(await this.pending);
+    this.pending = null;
+  }
+
+  /** Writes the checkpoint (VAE, discriminator, both optimizers, step, RNG state, metrics) atomically. */
+  async save(path: string, extra: Record<string, unknown> = {}): Promise<void> {
+    await this.flush();
+    const tensors: Record<string, Tensor> = {};
+    const add = (prefix: string, sd: Record<string, Tensor>) => {
+      for (const [n, t] of Object.entries(sd)) tensors[`${prefix}${n}`] = t;
+    };
+    add('vae.', this.vae.stateDict());
+    const os = this.opt.stateDict();
+    add('optim.', os.tensors);
+    const dos = this.optD?.stateDict();
+    if (this.discriminator) add('disc.', this.discriminator.stateDict());
+    if (dos) add('optim_disc.', dos.tensors);
+    const meta = {
+      format: FORMAT,
+      step: this.step,
+      vae: this.vae.config,
+      discriminator: this.discriminator?.config ?? null,
+      train: this.config,
+      rng: getRngState(),
+      optimizer: { step: os.step, steps: os.steps, groups: os.groups },
+      optimizerDisc: dos ? { step: dos.step, steps: dos.steps, groups: dos.groups } : null,
+      metrics: VAE_METRICS,
+      history: this.history,
+      ...extra,
+    };
+    await save(tensors, path, { metadata: { kiln: JSON.stringify(meta) } });
+  }
+
+  /** Restores a checkpoint written by `save` into this trainer (same model structure). */
+  async load(path: string): Promise<Record<string, unknown>> {
+    const { tensors, metadata } = await loadWithMetadata(path);
+    try {
+      const meta = readVAEMeta(path, metadata);
+      const pick = (prefix: string) => Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
+      this.vae.loadStateDict(pick('vae.'));
+      type OptMeta = { step: number; steps: number[]; groups: never[] };
+      const o = meta.optimizer as OptMeta;
+      this.opt.loadStateDict({ ...o, tensors: pick('optim.') });
+      const od = meta.optimizerDisc as OptMeta | null;
+      if (this.discriminator && this.optD) {
+        if (!meta.discriminator) throw new Error(`${path} holds no discriminator, but this run trains one`);
+        this.discriminator.loadStateDict(pick('disc.'));
+        if (od) this.optD.loadStateDict({ ...od, tensors: pick('optim_disc.') });
+      }
+      this.step = meta.step as number;
+      this.sched.stepCount = this.step;
+      this.history.splice(0, this.history.length, ...(meta.history as number[][]));
+      setRngState(meta.rng as { seed: number; counter: number });
+      return meta;
+    } finally {
+      for (const t of Object.values(tensors)) t.dispose();
+    }
+  }
+}
+
+/** The JSON metadata of a kiln VAE checkpoint, or a clear error. */
+export function readVAEMeta(path: string, metadata: Record<string, string>): Record<string, unknown> {
+  if (!metadata.kiln) throw new Error(`${path} is not a kiln checkpoint (no 'kiln' metadata)`);
+  const meta = JSON.parse(metadata.kiln) as Record<string, unknown>;
+  if (meta.format !== FORMAT) throw new Error(`${path}: expected a VAE checkpoint (${FORMAT}), got format ${JSON.stringify(meta.format)}`);
+  return meta;
+}
+
+/** Loads the VAE of a checkpoint written by `VAETrainer.save` (a path in Node, or its bytes), in eval mode, with its metadata. */
+export async function loadVAE(src: string | Uint8Array | ArrayBuffer | Blob): Promise<{ vae: VAE; meta: Record<string, unknown> }> {
+  const name = typeof src === 'string' ? src : 'checkpoint';
+  const { tensors, metadata } = await loadWithMetadata(src);
+  try {
+    const meta = readVAEMeta(name, metadata);
+    return { vae: vaeFromTensors(meta.vae as VAEConfig, tensors), meta };
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
+  }
+}
