@@ -1,0 +1,79 @@
+/**
+ * Messages between the demo page (main thread) and its worker (where kiln and WebGPU run). Every request
+ * carries an id; the worker answers with any number of progress events and then exactly one `done` or
+ * `error` message with the same id.
+ */
+import type { DeviceInfo } from '../src/index.js';
+import type { SamplerName } from '../src/diffusion/samplers.js';
+import type { Toy2D } from '../src/data/toy2d.js';
+
+/** The two toy processes: DDPM ε-prediction on a linear β schedule, or rectified flow. */
+export type ToyObjective = 'ddpm-eps' | 'flow';
+
+/**
+ * Samplers offered for each toy process (all of them move the points from noise to data). The
+ * log-SNR samplers (DPM-Solver++, UniPC) are left out for rectified flow: its path starts at a = 0.
+ */
+export const TOY_SAMPLERS: Record<ToyObjective, SamplerName[]> = {
+  'ddpm-eps': ['ddim', 'ddpm', 'euler', 'euler_ancestral', 'heun', 'dpmpp_2m', 'dpmpp_2m_sde', 'unipc'],
+  flow: ['flow_euler', 'flow_heun', 'ddim', 'euler'],
+};
+
+/** Samplers offered for image checkpoints, by objective. */
+export const IMAGE_SAMPLERS: Record<'eps' | 'v' | 'flow', SamplerName[]> = {
+  eps: ['dpmpp_2m', 'ddim', 'ddpm', 'euler', 'euler_ancestral', 'heun', 'dpmpp_2m_sde', 'unipc'],
+  v: ['dpmpp_2m', 'ddim', 'ddpm', 'euler', 'euler_ancestral', 'heun', 'dpmpp_2m_sde', 'unipc'],
+  flow: ['flow_heun', 'flow_euler', 'ddim', 'euler'],
+};
+
+/** A summary of the image model the worker holds. */
+export interface ModelSummary {
+  source: string;
+  kind: string;
+  objective: 'eps' | 'v' | 'flow';
+  parameters: number;
+  numClasses: number;
+  /** [C, H, W] of the images. */
+  shape: [number, number, number];
+  /** For a latent model, the [C, h, w] of the latents it samples (decoded by the checkpoint's VAE). */
+  latent: [number, number, number] | null;
+  /** Training steps the checkpoint went through. */
+  step: number;
+}
+
+/** Requests from the page to the worker. */
+export type Request =
+  | { type: 'init' }
+  | { type: 'toy-train'; dataset: Toy2D; objective: ToyObjective; steps: number; batchSize: number; lr: number; seed: number }
+  | { type: 'toy-sample'; sampler: SamplerName; steps: number; count: number; seed: number }
+  | { type: 'mnist-load'; bytes: ArrayBuffer; source: string }
+  | { type: 'mnist-sample'; labels: number[]; sampler: SamplerName; steps: number; guidance: number; seed: number }
+  | { type: 'mnist-train'; dataUrl: string; widths: number[]; steps: number; batchSize: number; lr: number; seed: number }
+  | { type: 'stop' };
+
+/** Progress events from the worker. */
+export type Progress =
+  | { type: 'toy-loss'; step: number; loss: number }
+  | { type: 'toy-frame'; step: number; total: number; x: Float32Array }
+  | { type: 'mnist-frame'; step: number; total: number; x: Float32Array; x0: Float32Array }
+  | { type: 'mnist-progress'; phase: 'download' | 'train'; done: number; total: number; loss?: number; file?: string };
+
+/** Final results, by request type. */
+export interface Results {
+  init: { info: DeviceInfo };
+  'toy-train': { losses: number[]; seconds: number };
+  'toy-sample': { x: Float32Array; data: Float32Array; seconds: number };
+  'mnist-load': { model: ModelSummary };
+  'mnist-sample': { x: Float32Array; shape: number[]; seconds: number };
+  'mnist-train': { model: ModelSummary; losses: number[]; seconds: number };
+  stop: Record<string, never>;
+}
+
+/** What the page sends: a request and its id. */
+export type Envelope = { id: number; req: Request };
+
+/** What the worker sends back. */
+export type Reply =
+  | { id: number; kind: 'progress'; event: Progress }
+  | { id: number; kind: 'done'; result: Results[keyof Results] }
+  | { id: number; kind: 'error'; message: string };

@@ -1,0 +1,272 @@
+/**
+ * The demo's worker: kiln and its WebGPU device live here, off the page's main thread, so training and
+ * sampling never block the UI. It answers the requests of `protocol.ts` one at a time; `stop` ends a
+ * training run early.
+ */
+import * as k from '../src/index.js';
+import type { Denoiser, TrainConfig } from '../src/diffusion/trainer.js';
+import type { Envelope, ModelSummary, Progress, Reply, Request, Results } from './protocol.js';
+
+/** The parts of the dedicated-worker global scope the worker uses. */
+interface WorkerScope {
+  postMessage(message: Reply, transfer?: Transferable[]): void;
+  onmessage: ((ev: MessageEvent<Envelope>) => void) | null;
+}
+const scope = self as unknown as WorkerScope;
+
+/** The trained toy model and how it was trained. */
+let toy: { net: k.diffusion.ToyDenoiser; process: k.diffusion.NoiseProcess; prediction: k.diffusion.Prediction; dataset: k.data.Toy2D; objective: 'ddpm-eps' | 'flow' } | null = null;
+/**
+ * The image model used for sampling (loaded from a checkpoint or trained in the page): the denoiser, the
+ * shape it samples, and for a latent checkpoint the codec that decodes its samples to images.
+ */
+let image: { model: Denoiser; latent: k.nn.LatentCodec | null; sampleShape: [number, number, number]; summary: ModelSummary } | null = null;
+/** Set by a `stop` request; training loops check it between steps. */
+let stopRequested = false;
+/** Serializes the requests (one job at a time; `stop` bypasses the queue). */
+let queue: Promise<void> = Promise.resolve();
+
+class Stopped extends Error {
+  constructor() {
+    super('stopped');
+  }
+}
+
+function disposeModule(m: k.nn.Module): void {
+  for (const t of Object.values(m.stateDict())) t.dispose();
+}
+
+function integer(name: string, v: number, min: number, max: number): number {
+  if (!Number.isInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer in [${min}, ${max}], got ${v}`);
+  return v;
+}
+
+async function toyTrain(r: Extract<Request, { type: 'toy-train' }>, emit: (e: Progress) => void): Promise<Results['toy-train']> {
+  integer('training steps', r.steps, 1, 100000);
+  integer('batch size', r.batchSize, 1, 65536);
+  if (!(r.lr > 0)) throw new Error(`the learning rate must be positive, got ${r.lr}`);
+  const t0 = performance.now();
+  if (toy) disposeModule(toy.net);
+  toy = null;
+  const out = await k.diffusion.trainToy({
+    dataset: r.dataset, objective: r.objective, steps: r.steps, batchSize: r.batchSize, lr: r.lr, seed: r.seed,
+    onStep: (step, loss) => {
+      emit({ type: 'toy-loss', step, loss });
+      if (stopRequested) throw new Stopped();
+    },
+  });
+  toy = { net: out.net, process: out.process, prediction: out.prediction, dataset: r.dataset, objective: r.objective };
+  return { losses: out.losses, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function toySample(r: Extract<Request, { type: 'toy-sample' }>, emit: (e: Progress, transfer?: Transferable[]) => void): Promise<Results['toy-sample']> {
+  if (!toy) throw new Error('train a toy model first');
+  integer('sampling steps', r.steps, 1, 1000);
+  integer('number of samples', r.count, 1, 20000);
+  const t0 = performance.now();
+  const { net, process, prediction } = toy;
+  const path = k.diffusion.samplingPath(process, { steps: r.steps });
+  k.manualSeed(r.seed);
+  const noise = k.randn([r.count, 2]);
+  const x0 = noise.mul(path[0]!.s);
+  const start = (await x0.data()) as Float32Array;
+  x0.dispose();
+  emit({ type: 'toy-frame', step: 0, total: r.steps, x: start }, [start.buffer]);
+  const { x } = await k.noGrad(() => k.diffusion.sample({
+    model: net.asModel(), prediction, process, path, noise, sampler: r.sampler, clip: 5,
+    onStep: async ({ step, total, x: xi }) => {
+      const v = (await xi.data()) as Float32Array;
+      emit({ type: 'toy-frame', step, total, x: v }, [v.buffer]);
+    },
+  }));
+  const values = (await x.data()) as Float32Array;
+  x.dispose();
+  noise.dispose();
+  return { x: values, data: k.data.toy2d(toy.dataset, r.count, 123), seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Makes `model` the one sampled from, with a summary for the page. */
+function useModel(model: Denoiser, latent: k.nn.LatentCodec | null, meta: Record<string, unknown>, source: string): ModelSummary {
+  const spec = meta.model as { kind: string; config: { channels: number; size: number; numClasses: number } };
+  const objective = (meta.train as TrainConfig).objective;
+  const sampleShape: [number, number, number] = [spec.config.channels, spec.config.size, spec.config.size];
+  // the decoded shape, from the lazy graph (nothing runs on the GPU)
+  const shape = latent ? (k.scope(() => latent.decode(k.zeros([1, ...sampleShape])).shape.slice(1)) as [number, number, number]) : sampleShape;
+  if (shape[0] !== 1) {
+    disposeModule(model);
+    throw new Error(`${source}: the page shows single-channel images; this model makes ${shape[0]} channels`);
+  }
+  const summary: ModelSummary = {
+    source, kind: spec.kind, objective,
+    parameters: model.parameters().reduce((s, p) => s + p.size, 0),
+    numClasses: spec.config.numClasses,
+    shape,
+    latent: latent ? sampleShape : null,
+    step: Number(meta.step ?? 0),
+  };
+  if (image) {
+    disposeModule(image.model);
+    if (image.latent) disposeModule(image.latent.vae);
+  }
+  image = { model, latent, sampleShape, summary };
+  return summary;
+}
+
+async function mnistLoad(r: Extract<Request, { type: 'mnist-load' }>): Promise<Results['mnist-load']> {
+  const { model, meta, latent } = await k.diffusion.loadDenoiser(new Uint8Array(r.bytes));
+  return { model: useModel(model, latent, meta, r.source) };
+}
+
+async function mnistSample(r: Extract<Request, { type: 'mnist-sample' }>, emit: (e: Progress, transfer?: Transferable[]) => void): Promise<Results['mnist-sample']> {
+  if (!image) throw new Error('load a checkpoint (or train a model) first');
+  const { model, summary, latent, sampleShape } = image;
+  // a latent model's samples (and their x̂0) are shown decoded
+  const decoded = (t: k.Tensor) => (latent ? latent.decode(t) : t);
+  if (r.labels.length < 1 || r.labels.length > 200) throw new Error(`between 1 and 200 samples at a time, got ${r.labels.length}`);
+  integer('sampling steps', r.steps, 1, 1000);
+  if (!Number.isFinite(r.guidance)) throw new Error(`the guidance scale must be a number, got ${r.guidance}`);
+  const t0 = performance.now();
+  const z = await k.noGrad(() => k.diffusion.generate(model, {
+    objective: summary.objective, labels: r.labels, shape: sampleShape, sampler: r.sampler, steps: r.steps, guidance: r.guidance, seed: r.seed,
+    onStep: async ({ step, total, x: xi, x0 }) => {
+      const [a, b] = (await k.scope(async () => Promise.all([decoded(xi).data(), decoded(x0).data()]))) as [Float32Array, Float32Array];
+      emit({ type: 'mnist-frame', step, total, x: a, x0: b }, [a.buffer, b.buffer]);
+    },
+  }));
+  const x = decoded(z);
+  const values = (await x.data()) as Float32Array;
+  const shape = [...x.shape];
+  x.dispose();
+  z.dispose();
+  return { x: values, shape, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** Fetches a file with download progress. */
+async function fetchBytes(url: string, onProgress: (done: number, total: number) => void): Promise<Uint8Array> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new Error(`cannot fetch ${url}: ${(e as Error).message}`);
+  }
+  if (!res.ok) throw new Error(`fetch ${url}: HTTP ${res.status} ${res.statusText}`);
+  const total = Number(res.headers.get('content-length') ?? 0);
+  if (!res.body) return new Uint8Array(await res.arrayBuffer());
+  const reader = res.body.getReader();
+  const parts: Uint8Array[] = [];
+  let done = 0;
+  for (;;) {
+    const { value, done: end } = await reader.read();
+    if (end) break;
+    parts.push(value);
+    done += value.length;
+    onProgress(done, total || done);
+  }
+  const out = new Uint8Array(done);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** The MNIST training split fetched from `dataUrl` (kept for the next run). */
+let mnistCache: { url: string; split: k.data.MnistSplit } | null = null;
+
+/** Fetches and parses the idx files of the MNIST training split (the same parser as `k.data.loadMnist`). */
+async function mnistTrainSplit(dataUrl: string, emit: (e: Progress) => void): Promise<k.data.MnistSplit> {
+  const base = dataUrl.endsWith('/') ? dataUrl : `${dataUrl}/`;
+  if (mnistCache?.url === base) return mnistCache.split;
+  const files = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte'];
+  const got: Uint8Array[] = [];
+  for (const [i, f] of files.entries()) {
+    got.push(await fetchBytes(base + f, (done, total) => emit({ type: 'mnist-progress', phase: 'download', done, total, file: `${i + 1}/${files.length}` })));
+    if (stopRequested) throw new Stopped();
+  }
+  const img = k.data.parseIdx(got[0]!, files[0]);
+  const lab = k.data.parseIdx(got[1]!, files[1]);
+  if (img.dims.length !== 3 || lab.dims.length !== 1 || img.dims[0] !== lab.dims[0]) throw new Error(`MNIST: image dims ${img.dims} and label dims ${lab.dims} do not match`);
+  const split: k.data.MnistSplit = { images: img.data, labels: Int32Array.from(lab.data), count: img.dims[0]!, rows: img.dims[1]!, cols: img.dims[2]! };
+  mnistCache = { url: base, split };
+  return split;
+}
+
+async function mnistTrain(r: Extract<Request, { type: 'mnist-train' }>, emit: (e: Progress) => void): Promise<Results['mnist-train']> {
+  integer('training steps', r.steps, 1, 1000000);
+  integer('batch size', r.batchSize, 1, 4096);
+  if (!(r.lr > 0)) throw new Error(`the learning rate must be positive, got ${r.lr}`);
+  const split = await mnistTrainSplit(r.dataUrl, emit);
+  const t0 = performance.now();
+  const groups = Math.min(4, ...r.widths);
+  const config = { size: split.rows, widths: r.widths, depth: 1, attention: [], midAttention: false, heads: 2, groups, patch: 2 };
+  const model = k.diffusion.buildDenoiser('unet', config);
+  const train: TrainConfig = { ...k.diffusion.TRAIN_DEFAULTS, objective: 'flow', steps: r.steps, batchSize: r.batchSize, lr: r.lr, warmup: Math.min(50, r.steps >> 3), emaDecay: r.steps < 1000 ? 0.99 : 0.995, seed: r.seed };
+  k.manualSeed(train.seed);
+  const trainer = new k.diffusion.DiffusionTrainer(model, train);
+  try {
+    // `stop` ends training early and keeps what was learned so far
+    training: for (let epoch = 0; trainer.step < r.steps; epoch++) {
+      for (const { x, y } of k.data.batches(split, { batchSize: r.batchSize, seed: r.seed, epoch, dropLast: true })) {
+        await trainer.trainStep(x, y);
+        x.dispose();
+        y.dispose();
+        emit({ type: 'mnist-progress', phase: 'train', done: trainer.step, total: r.steps, loss: trainer.losses[trainer.losses.length - 1] });
+        if (stopRequested || trainer.step >= r.steps) break training;
+      }
+    }
+    await trainer.flush();
+    const ema = k.diffusion.buildDenoiser('unet', config);
+    trainer.ema.copyTo(ema);
+    ema.eval();
+    const meta = { model: { kind: 'unet', config: (ema as unknown as { config: object }).config }, train, step: trainer.step };
+    const summary = useModel(ema, null, meta, 'trained in this page');
+    return { model: summary, losses: trainer.losses, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    disposeModule(model);
+    for (const t of Object.values(trainer.opt.stateDict().tensors)) t.dispose();
+    for (const t of trainer.ema.shadow.values()) t.dispose();
+  }
+}
+
+async function handle(req: Request, emit: (e: Progress, transfer?: Transferable[]) => void): Promise<{ result: Results[keyof Results]; transfer?: Transferable[] }> {
+  switch (req.type) {
+    case 'init':
+      return { result: { info: await k.init() } };
+    case 'toy-train':
+      return { result: await toyTrain(req, emit) };
+    case 'toy-sample': {
+      const result = await toySample(req, emit);
+      return { result, transfer: [result.x.buffer, result.data.buffer] };
+    }
+    case 'mnist-load':
+      return { result: await mnistLoad(req) };
+    case 'mnist-sample': {
+      const result = await mnistSample(req, emit);
+      return { result, transfer: [result.x.buffer] };
+    }
+    case 'mnist-train':
+      return { result: await mnistTrain(req, emit) };
+    default:
+      throw new Error(`unknown request ${JSON.stringify((req as { type: unknown }).type)}`);
+  }
+}
+
+scope.onmessage = (ev) => {
+  const { id, req } = ev.data;
+  if (req.type === 'stop') {
+    stopRequested = true;
+    scope.postMessage({ id, kind: 'done', result: {} });
+    return;
+  }
+  queue = queue.then(async () => {
+    stopRequested = false;
+    const emit = (event: Progress, transfer: Transferable[] = []) => scope.postMessage({ id, kind: 'progress', event }, transfer);
+    try {
+      const { result, transfer } = await handle(req, emit);
+      scope.postMessage({ id, kind: 'done', result }, transfer ?? []);
+    } catch (e) {
+      scope.postMessage({ id, kind: 'error', message: e instanceof Stopped ? 'stopped' : (e as Error).message ?? String(e) });
+    }
+  });
+};
