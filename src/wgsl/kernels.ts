@@ -172,7 +172,8 @@ function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass {
   const em = new Emitter();
   const names = outs.map((o) => em.emit(o.value));
   const stores = outs.map((o, i) => `  OUT${i === 0 ? '' : i}[gid] = ${storeText(o.dtype, names[i]!)};`);
-  const calls = Array.from({ length: E }, (_, j) => (j === 0 ? '  compute(t);' : `  if (t + ${j * T}u < ${k.size}u) { compute(t + ${j * T}u); }`));
+  // a loop, not E inlined copies of the body: software drivers compile each pipeline at its first dispatch
+  const calls = E === 1 ? ['  compute(t);'] : [`  for (var e = 0u; e < ${E}u; e++) {`, `    let g = t + e * ${T}u;`, `    if (g < ${k.size}u) { compute(g); }`, '  }'];
   const code = `${text}
 ${k.helpers.join('\n')}
 fn compute(gid: u32) {

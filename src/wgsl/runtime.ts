@@ -176,7 +176,9 @@ export function kernelConfig(): KernelConfig {
     reducePartials: software ? 4096 : 65536,
     reduceMinChunk: software ? 256 : 64,
     reduceMapping: software ? 'chunk' : 'stride',
-    matmulTile: [8, 8],
+    // 4×8 on software drivers: as fast as 8×8 on the default UNet step, and half the code each matmul
+    // pipeline compiles at its first dispatch (cold shader cache: 145 s instead of 209 s for its first steps)
+    matmulTile: software ? [4, 8] : [8, 8],
     elementsPerInvocation: software ? 4 : 1,
   };
 }
