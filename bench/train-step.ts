@@ -22,8 +22,13 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/** Time and pipelines compiled of the two warm-up steps of the last `timeSteps` (a cold start when the driver's shader cache is empty). */
+let warmup = { ms: 0, pipelines: 0 };
+
 async function timeSteps(step: () => Promise<void>): Promise<number> {
+  const t0 = performance.now(), p0 = k.stats().pipelinesCompiled;
   for (let i = 0; i < 2; i++) await step(); // compile pipelines, fill the pool
+  warmup = { ms: performance.now() - t0, pipelines: k.stats().pipelinesCompiled - p0 };
   const times: number[] = [];
   for (let i = 0; i < STEPS; i++) {
     const t = performance.now();
@@ -75,7 +80,7 @@ async function denoiserStep(): Promise<{ ms: number; kernels: number }> {
 }
 
 /** The default MNIST diffusion step (UNet of the cpu preset, batch 32, the trainer of kiln train); GPU time from k.profile. */
-async function unetStep(): Promise<{ ms: number; gpuMs: number; kernels: number }> {
+async function unetStep(): Promise<{ ms: number; gpuMs: number; kernels: number; warmupMs: number; warmupPipelines: number }> {
   k.manualSeed(0);
   const net = new k.nn.UNet({ widths: [16, 32], attention: [], midAttention: false, heads: 2, patch: 2 });
   const tr = new k.diffusion.DiffusionTrainer(net, { ...k.diffusion.TRAIN_DEFAULTS, steps: 1000, batchSize: 32 });
@@ -86,9 +91,10 @@ async function unetStep(): Promise<{ ms: number; gpuMs: number; kernels: number 
     await tr.flush();
   };
   const ms = await timeSteps(step);
+  const { ms: warmupMs, pipelines: warmupPipelines } = warmup;
   const before = k.stats().kernels;
   const prof = await k.profile(step);
-  return { ms, gpuMs: prof.reduce((a, p) => a + p.ms, 0), kernels: k.stats().kernels - before };
+  return { ms, gpuMs: prof.reduce((a, p) => a + p.ms, 0), kernels: k.stats().kernels - before, warmupMs, warmupPipelines };
 }
 
 const info = await k.init();
@@ -101,7 +107,7 @@ const result = {
   adapter: { driver, description: info.description },
   mlpStep: { ms: mlp.ms, kernelsPerStep: mlp.kernels, gflopPerStep: 0.51, gflops: 0.51 / (mlp.ms / 1000) },
   denoiserStep: { ms: den.ms, kernelsPerStep: den.kernels, gflopPerStep: 2.1, gflops: 2.1 / (den.ms / 1000) },
-  unetStep: { ms: unet.ms, gpuMs: unet.gpuMs, kernelsPerStep: unet.kernels },
+  unetStep: { ms: unet.ms, gpuMs: unet.gpuMs, kernelsPerStep: unet.kernels, firstTwoStepsMs: unet.warmupMs, pipelinesCompiled: unet.warmupPipelines },
   reference: REFERENCE,
 };
 console.log(JSON.stringify(result));
@@ -112,5 +118,6 @@ console.log(row('MLP 784-512-512-10 AdamW step', mlp.ms, REFERENCE.mlpStep));
 console.log(row('denoiser MLP fwd+bwd step', den.ms, REFERENCE.denoiserStep));
 console.log(`${'MNIST diffusion UNet step (cpu preset)'.padEnd(34)} ${unet.ms.toFixed(1).padStart(8)} ms   of which ${unet.gpuMs.toFixed(0)} ms in kernels (k.profile)`);
 console.log(`kernels per step: MLP ${mlp.kernels}, denoiser ${den.kernels}, UNet ${unet.kernels}`);
+console.log(`UNet's first two steps: ${(unet.warmupMs / 1000).toFixed(1)} s, ${unet.warmupPipelines} pipelines compiled (MESA_SHADER_CACHE_DIR=<empty dir> for a cold start)`);
 k.destroy();
 process.exit(0);

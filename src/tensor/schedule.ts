@@ -99,10 +99,14 @@ class KernelBuilder {
     return s;
   }
 
-  param(value: number, dt: DType): Expr {
+  /**
+   * A run-time scalar. Slots are keyed by where the value comes from (`key`), never by the value: two scalars
+   * that happen to be equal in one step (a bias correction and a decay, two RNG key words) differ in the next,
+   * and a kernel's source must not change with them, or every step would compile new pipelines.
+   */
+  param(key: string, value: number, dt: DType): Expr {
     const bits = paramBits(value, dt);
     const t = vt(dt);
-    const key = `${bits}`;
     let s = this.paramSlots.get(key);
     if (s === undefined) {
       s = this.params.length;
@@ -158,13 +162,13 @@ class KernelBuilder {
   }
 
   private leaf(n: LazyNode, idx: Index): Expr {
-    if (n.op === 'const') return this.param(n.arg as number, n.dtype);
+    if (n.op === 'const') return this.param(`${n.id}`, n.arg as number, n.dtype);
     if (n.op === 'rng') {
       this.helpers.add(RNG_HELPERS);
       const a = n.arg as { key: [number, number]; ctr: number; word: number };
-      const k0 = this.param(a.key[0], 'u32');
-      const k1 = this.param(a.key[1], 'u32');
-      const ctr = this.param(a.ctr, 'u32');
+      const k0 = this.param(`${n.id}.k0`, a.key[0], 'u32');
+      const k1 = this.param(`${n.id}.k1`, a.key[1], 'u32');
+      const ctr = this.param(`${n.id}.ctr`, a.ctr, 'u32');
       const words = ir.call('philox', (x) => `kiln_philox(vec4<u32>(${x[0]}, ${x[1]}, 0u, 0u), vec2<u32>(${x[2]}, ${x[3]}))`, [flatOf(idx), ctr, k0, k1], 'vec4u');
       return ir.call(`word${a.word}`, (x) => `${x[0]}.${'xyzw'[a.word]}`, [words], 'u32');
     }
@@ -522,7 +526,7 @@ function remap(e: Expr, slots: number[], params: number[], memo: Map<Expr, Expr 
   return r;
 }
 
-/** One elementwise kernel computing the outputs of both (inputs and parameters de-duplicated). */
+/** One elementwise kernel computing the outputs of both (inputs de-duplicated). */
 function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
   const ka = a.kernel as ElementwiseKernel, kb = b.kernel as ElementwiseKernel;
   const aValues = [ka.value, ...(ka.extra ?? []).map((x) => x.value)];
@@ -540,13 +544,9 @@ function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | n
     inputs.push(n);
     return inputs.length - 1;
   });
-  const params = Array.from(a.params);
-  const pslots = Array.from(b.params, (bits) => {
-    const at = params.indexOf(bits);
-    if (at >= 0) return at;
-    params.push(bits);
-    return params.length - 1;
-  });
+  // parameters are appended, not matched by value (see KernelBuilder.param)
+  const params = [...a.params, ...b.params];
+  const pslots = Array.from(b.params, (_, i) => a.params.length + i);
   const memo = new Map<Expr, Expr | null>();
   const bValues = [kb.value, ...(kb.extra ?? []).map((x) => x.value)].map((v) => remap(v, slots, pslots, memo, subst));
   if (bValues.some((v) => !v)) return null;

@@ -81,6 +81,8 @@ export interface Pass {
   bindings: Binding[];
   /** Bytes of the scratch buffer shared by the passes of one kernel. */
   scratchBytes?: number;
+  /** Words the pass appends to its kernel's parameters (sizes it reads at run time instead of baking in). */
+  params?: number[];
 }
 
 /** Tuning knobs chosen per adapter. */
@@ -162,7 +164,10 @@ export function render(k: Kernel, cfg: KernelConfig): Pass[] {
 }
 
 function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass {
-  const { text, bindings } = header(k);
+  // the size and grid are parameters, not constants: kernels whose body does not depend on the shape
+  // (e.g. an optimizer update, one per parameter tensor) share one pipeline across sizes
+  const { text, bindings } = header({ ...k, nParams: k.nParams + 3 });
+  const word = (i: number) => `P.v[${(k.nParams + i) >> 2}].${'xyzw'[(k.nParams + i) & 3]}`;
   // several elements per invocation amortize the per-invocation cost of CPU drivers
   const E = k.size >= WG * cfg.elementsPerInvocation * 4 ? cfg.elementsPerInvocation : 1;
   const T = Math.ceil(k.size / E);
@@ -173,7 +178,7 @@ function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass {
   const names = outs.map((o) => em.emit(o.value));
   const stores = outs.map((o, i) => `  OUT${i === 0 ? '' : i}[gid] = ${storeText(o.dtype, names[i]!)};`);
   // a loop, not E inlined copies of the body: software drivers compile each pipeline at its first dispatch
-  const calls = E === 1 ? ['  compute(t);'] : [`  for (var e = 0u; e < ${E}u; e++) {`, `    let g = t + e * ${T}u;`, `    if (g < ${k.size}u) { compute(g); }`, '  }'];
+  const calls = E === 1 ? ['  compute(t);'] : [`  for (var e = 0u; e < ${E}u; e++) {`, `    let g = t + e * ${word(0)};`, `    if (g < ${word(1)}) { compute(g); }`, '  }'];
   const code = `${text}
 ${k.helpers.join('\n')}
 fn compute(gid: u32) {
@@ -182,11 +187,11 @@ ${stores.join('\n')}
 }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.y * ${nx}u + wid.x) * ${WG}u + lid;
-  if (t >= ${T}u) { return; }
+  let t = (wid.y * ${word(2)} + wid.x) * ${WG}u + lid;
+  if (t >= ${word(0)}) { return; }
 ${calls.join('\n')}
 }`;
-  return { code, workgroups: wg, bindings };
+  return { code, workgroups: wg, bindings, params: [T, k.size, nx] };
 }
 
 function identity(op: 'sum' | 'max', t: VT): string {

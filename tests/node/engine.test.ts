@@ -269,3 +269,57 @@ describe('errors name the op, the shapes and what was expected', () => {
     expect(String(err)).toMatch(msg);
   });
 });
+
+describe('pipeline reuse', () => {
+  // Elementwise kernels take their size as a run-time parameter, and scalars get kernel slots by where
+  // they come from, not by their value: parameters of new sizes and hyper-parameters that change (or
+  // happen to coincide) from one step to the next must not compile new pipelines.
+  it('AdamW steps compile nothing new for other sizes or other scalar values, and match float64 Adam', async () => {
+    const betas: [number, number] = [0.5, 0.5];
+    const wd = 0.1, eps = 1e-8;
+    const r = lcg(7);
+    /** Parameters of the given sizes with fixed gradients, and a float64 AdamW replaying the same steps. */
+    const setup = (sizes: number[]) => {
+      const init = sizes.map((n) => Array.from({ length: n }, r));
+      const grads = sizes.map((n) => Array.from({ length: n }, r));
+      const ps = init.map((v) => k.tensor(v, { requiresGrad: true }).keep());
+      const state = init.map((v) => ({ p: [...v], m: v.map(() => 0), s: v.map(() => 0) }));
+      const opt = new k.optim.AdamW(ps, { lr: 0.1, betas, eps, weightDecay: wd });
+      const step = async (lr: number, t: number) => {
+        opt.lr = lr;
+        ps.forEach((p, i) => (p.grad = k.tensor(grads[i]!).keep()));
+        await opt.step();
+        opt.zeroGrad();
+        state.forEach((st, i) => st.p.forEach((x, j) => {
+          const g = grads[i]![j]!;
+          st.m[j] = betas[0] * st.m[j]! + (1 - betas[0]) * g;
+          st.s[j] = betas[1] * st.s[j]! + (1 - betas[1]) * g * g;
+          const denom = Math.sqrt(st.s[j]! / (1 - betas[1] ** t)) + eps;
+          st.p[j] = x * (1 - lr * wd) - (lr / (1 - betas[0] ** t)) * (st.m[j]! / denom);
+        }));
+      };
+      return { ps, state, step };
+    };
+    const compiled = async (f: () => Promise<void>) => {
+      const before = k.stats().pipelinesCompiled;
+      await f();
+      return k.stats().pipelinesCompiled - before;
+    };
+
+    const a = setup([15, 7, 5000]);
+    await a.step(0.1, 1);
+    await a.step(0.1, 2);
+    // step 3 with lr / (1 − β1³) = 0.5: the step size equals β1, β2, 1 − β1 and 1 − β2 in this step only
+    expect(await compiled(() => a.step(0.4375, 3))).toBe(0);
+    // parameters of sizes never seen before reuse the update kernels of the first optimizer
+    const b = setup([11, 100, 4099]);
+    expect(await compiled(async () => {
+      await b.step(0.1, 1);
+      await b.step(0.2, 2);
+    })).toBe(0);
+    for (const { ps, state } of [a, b]) {
+      for (let i = 0; i < ps.length; i++) close((await ps[i]!.data()) as Float32Array, state[i]!.p, 1e-5, 1e-5);
+      ps.forEach((p) => p.dispose());
+    }
+  });
+});
