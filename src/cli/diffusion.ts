@@ -32,7 +32,7 @@ interface Preset {
  * 2-core machine with the lavapipe software adapter; `gpu`: a wider, deeper model trained longer.
  */
 export const PRESETS: Record<'cpu' | 'gpu', Preset> = {
-  cpu: { model: 'unet', unet: { widths: [16, 32], attention: [], midAttention: false, heads: 2, depth: 1, patch: 2 }, dit: { dim: 64, depth: 3 }, steps: 600, batch: 32, lr: 3e-3 },
+  cpu: { model: 'unet', unet: { widths: [16, 32], attention: [], midAttention: false, heads: 2, depth: 1, patch: 2 }, dit: { dim: 64, depth: 3 }, steps: 1000, batch: 32, lr: 3e-3 },
   gpu: { model: 'unet', unet: { widths: [64, 128, 128], attention: [2], heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 2 }, steps: 20000, batch: 128, lr: 2e-4 },
 };
 
