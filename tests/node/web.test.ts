@@ -8,7 +8,9 @@
  *    (SwiftShader, in a child process), and within a stated tolerance the golden sample Node wrote
  *    (tests/fixtures, scripts/make-web-fixture.ts), a fresh Node sample on Node's adapter and `kiln sample`'s PNG;
  *  - a screenshot of the page's sample grid (out/test/web-mnist-grid.png) shows those pixels and ten
- *    non-blank, centred digit-like shapes.
+ *    non-blank, centred digit-like shapes;
+ *  - training the tiny UNet on MNIST in the page runs its progress bar to the end, lowers the loss by a
+ *    stated factor and leaves a model that samples.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,6 +54,9 @@ const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const TOY_LOSS_FACTOR = 1.8;
 /** Toy training: per-step relative difference allowed between the page's and Node's loss curves (measured 1.4e-4). */
 const TOY_CURVE_RTOL = 2e-3;
+/** MNIST training in the page: the tiny UNet, few steps; mean loss of the first 5 steps over the last 5 (measured 1.45). */
+const MNIST_TRAIN = { steps: 30, batchSize: 8 };
+const MNIST_LOSS_FACTOR = 1.3;
 const TOY = { dataset: '8gaussians' as const, objective: 'ddpm-eps' as const, steps: 100, batchSize: 256, lr: 0.005, seed: 0 };
 
 const CHROMIUM_ARGS = ['--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
@@ -373,6 +378,34 @@ describe('the demo page', () => {
     }
     expect(stats.reduce((a, s) => a + s.middle, 0) / n).toBeGreaterThan(0.7);
   });
+
+  it(`trains a tiny UNet on MNIST in the page: the progress bar reaches the end, the loss falls ≥ ${MNIST_LOSS_FACTOR}× and the new model samples`, async () => {
+    await page.selectOption('#mnist-widths', '8,16');
+    await page.fill('#mnist-train-steps', String(MNIST_TRAIN.steps));
+    await page.fill('#mnist-batch', String(MNIST_TRAIN.batchSize));
+    await page.click('#mnist-train');
+    await page.waitForFunction(() => {
+      const st = (globalThis as unknown as { kilnDemo: { busy: boolean; mnist: { error: string | null; samples: unknown; model: { source: string } | null } } }).kilnDemo;
+      return !st.busy && (st.mnist.error !== null || (st.mnist.samples !== null && st.mnist.model?.source === 'trained in this page'));
+    }, null, { timeout: 240_000, polling: 250 });
+    const got = await page.evaluate(() => {
+      const m = (globalThis as unknown as { kilnDemo: { mnist: { error: string | null; trainLosses: number[]; samples: Float32Array; model: { step: number; parameters: number } } } }).kilnDemo.mnist;
+      const bar = document.getElementById('mnist-progress') as HTMLProgressElement;
+      return { error: m.error, losses: m.trainLosses, samples: Array.from(m.samples), step: m.model.step, parameters: m.model.parameters, bar: [bar.value, bar.max], label: document.getElementById('mnist-progress-label')!.textContent };
+    });
+    expect(got.error).toBeNull();
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    const factor = mean(got.losses.slice(0, 5)) / mean(got.losses.slice(-5));
+    console.log(`mnist training in the page: ${got.label}; loss ${mean(got.losses.slice(0, 5)).toFixed(3)} → ${mean(got.losses.slice(-5)).toFixed(3)} (${factor.toFixed(2)}×)`);
+    expect(got.losses).toHaveLength(MNIST_TRAIN.steps);
+    expect(got.losses.every(Number.isFinite)).toBe(true);
+    expect(factor).toBeGreaterThanOrEqual(MNIST_LOSS_FACTOR);
+    expect(got.bar).toEqual([MNIST_TRAIN.steps, MNIST_TRAIN.steps]);
+    expect(got.step).toBe(MNIST_TRAIN.steps);
+    expect(Math.round(got.parameters / 1000)).toBe(41);
+    expect(got.samples).toHaveLength(GOLDEN.labels.length * GOLDEN.perClass * 784);
+    expect(got.samples.every(Number.isFinite)).toBe(true);
+  }, 300_000);
 
   it('logged no console errors during the whole session', () => {
     expect(consoleErrors).toEqual([]);
