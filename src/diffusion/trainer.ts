@@ -9,7 +9,7 @@ import { AdamW, EMA, LRScheduler, cosine, warmup } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
 import { loadWithMetadata, save } from '../nn/safetensors.js';
 import { scope } from '../tensor/memory.js';
-import { getRngState, randn, setRngState, type Tensor } from '../tensor/tensor.js';
+import { getRngState, randn, realize, setRngState, type Tensor } from '../tensor/tensor.js';
 import { DiscreteVP, RectifiedFlow, type NoiseProcess } from './process.js';
 import type { Prediction } from './predict.js';
 import { coefficients, dropLabels, sampleTimes } from './training.js';
@@ -89,6 +89,9 @@ export class DiffusionTrainer {
 
   /** One optimizer step on a batch (lazy; the loss is collected later into `losses`). */
   async trainStep(x0: Tensor, labels: Tensor): Promise<void> {
+    // initial weights are lazy: computed inside the first step, they would give it other kernels (and
+    // other pipelines to compile) than every later step
+    if (this.step === 0) await realize(...this.model.parameters(), ...this.ema.shadow.values());
     const loss = this.opt.minimize(() => this.loss(x0, labels), { clipGradNorm: this.config.clip || undefined });
     this.sched.step();
     await this.ema.update();

@@ -10,7 +10,7 @@
 import { noGrad } from '../../autograd/tape.js';
 import { scope } from '../../tensor/memory.js';
 import { fmt } from '../../tensor/shape.js';
-import { full, getRngState, randn, setRngState, stack, tensor, type Tensor } from '../../tensor/tensor.js';
+import { full, getRngState, randn, realize, setRngState, stack, tensor, type Tensor } from '../../tensor/tensor.js';
 import { klDivGaussian } from '../functional.js';
 import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
 import { Layer, Module, ModuleList, Parameter } from '../module.js';
@@ -467,6 +467,9 @@ export class VAETrainer {
   async trainStep(x: Tensor): Promise<void> {
     const c = this.config;
     const D = this.discriminator;
+    // lazy initial weights would otherwise be computed inside the first step (and the discriminator's inside
+    // the first adversarial one), giving those steps kernels of their own to compile
+    if (this.step === 0) await realize(...this.vae.parameters(), ...(D?.parameters() ?? []));
     const adversarial = D !== null && startAt(this.step, c.discStart) > 0;
     const [row, fake] = scope(() => {
       const t = this.vae.loss(x, { reconstruction: c.reconstruction, klWeight: c.klWeight });
