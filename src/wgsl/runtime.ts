@@ -236,23 +236,24 @@ export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst:
   if (uncompiled.size) await Promise.all([...new Map([...uncompiled].map((p) => [p.code, p])).values()].map((p) => pipelineFor(device, p)));
   if (s.error) throw s.error;
 
-  // pack every kernel's parameters (and the words its passes add) into one uniform buffer
-  const params = launches.map((l, i) => {
-    const add = rendered[i]!.find((p) => p.params)?.params;
-    return add ? Uint32Array.from([...l.params, ...add]) : l.params;
-  });
+  // pack every kernel's parameters, then the words its passes add, into one uniform buffer
+  const added = rendered.map((passes) => passes.find((p) => p.params)?.params ?? []);
+  const words = launches.map((l, i) => l.params.length + added[i]!.length);
   const align = device.limits.minUniformBufferOffsetAlignment;
   const offsets: number[] = [];
   let total = 0;
-  for (const p of params) {
+  for (const n of words) {
     offsets.push(total);
-    if (p.length) total += Math.ceil((Math.ceil(p.length / 4) * 16) / align) * align;
+    if (n) total += Math.ceil((Math.ceil(n / 4) * 16) / align) * align;
   }
   let uniform: GPUBuffer | null = null;
   if (total > 0) {
     uniform = device.createBuffer({ size: total, usage: 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */ });
     const host = new Uint32Array(total / 4);
-    params.forEach((p, i) => host.set(p, offsets[i]! / 4));
+    launches.forEach((l, i) => {
+      host.set(l.params, offsets[i]! / 4);
+      host.set(added[i]!, offsets[i]! / 4 + l.params.length);
+    });
     device.queue.writeBuffer(uniform, 0, host);
   }
 
@@ -277,7 +278,7 @@ export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst:
             case 'in': return { binding: bi, resource: { buffer: l.inputs[b.slot]! } };
             case 'out': return { binding: bi, resource: { buffer: l.outs[b.index]! } };
             case 'scratch': return { binding: bi, resource: { buffer: scratchBuf! } };
-            case 'params': return { binding: bi, resource: { buffer: uniform!, offset: offsets[i]!, size: Math.ceil(params[i]!.length / 4) * 16 } };
+            case 'params': return { binding: bi, resource: { buffer: uniform!, offset: offsets[i]!, size: Math.ceil(words[i]! / 4) * 16 } };
           }
         });
         const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
