@@ -8,23 +8,17 @@
  */
 import { init as initDevice, deviceInfo, destroyDevice, type DeviceInfo, type InitOptions } from './wgsl/device.js';
 import { memoryInfo, profileKernels, resetRuntime, resetStats, runtimeStats, trimPool, type KernelProfile, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
-import { defineElementwise, type ElementwiseSpec } from './tensor/ops.js';
-import { applyElementwise, syncDeviceLimits, Tensor, type TensorLike } from './tensor/tensor.js';
-import './autograd/vjps.js';
+import { applyElementwise, defineElementwise, syncDeviceLimits, Tensor, type ElementwiseSpec, type TensorLike } from './tensor/index.js';
 
-export type { DType, TypedArray } from './tensor/dtype.js';
-export type { Device } from './tensor/node.js';
 export type { DeviceInfo, InitOptions, MemoryInfo, RuntimeStats };
 export {
   Tensor, tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye,
   manualSeed, getRngState, setRngState, rand, randn, randint, randomHost,
   where, cat, stack, matmul, realize, setFusion, setDefaultDevice, getDefaultDevice, withDevice,
-  type TensorLike, type NestedArray, type CreateOptions, type ReduceOptions,
-} from './tensor/tensor.js';
-export { scope, keep } from './tensor/memory.js';
-export { noGrad, isGradEnabled, grad, valueAndGrad, gradients, type GradOptions } from './autograd/tape.js';
-export { gradcheck, type GradcheckInput, type GradcheckResult } from './autograd/gradcheck.js';
-export type { BackwardOptions } from './tensor/tensor.js';
+  scope, keep, noGrad, isGradEnabled,
+  type TensorLike, type NestedArray, type CreateOptions, type ReduceOptions, type BackwardOptions, type DType, type TypedArray, type Device,
+} from './tensor/index.js';
+export { grad, valueAndGrad, gradients, gradcheck, type GradOptions, type GradcheckInput, type GradcheckResult } from './autograd/index.js';
 export * as nn from './nn/index.js';
 export * as F from './nn/functional.js';
 export * as optim from './nn/optim-index.js';
@@ -77,7 +71,7 @@ export { trimPool };
  *     wgsl: '$0 / (1.0 + exp(-$0))', ref: (x) => x / (1 + Math.exp(-x)) });
  *   swish(x)
  */
-export function defineOp(spec: ElementwiseSpec<Tensor>): (...inputs: TensorLike[]) => Tensor {
+export function defineOp(spec: ElementwiseSpec): (...inputs: TensorLike[]) => Tensor {
   const def = defineElementwise(spec);
   return (...inputs: TensorLike[]) => applyElementwise(def.name, inputs);
 }

@@ -3,9 +3,9 @@
  * central finite differences of a random projection of the output.
  */
 import { scope } from '../tensor/memory.js';
-import { tensor, Tensor, withDevice } from '../tensor/tensor.js';
+import { tensor, Tensor, withDevice } from '../tensor/index.js';
 import { philox4x32 } from '../wgsl/rng.js';
-import { gradients } from './tape.js';
+import { gradients } from './grad.js';
 
 /** An input of `gradcheck`: shape and float64 values. */
 export interface GradcheckInput {

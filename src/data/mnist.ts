@@ -3,7 +3,7 @@
  * Node only (the files are read from node_modules); in a browser, fetch the idx files and use `parseIdx`.
  */
 import { philox4x32 } from '../wgsl/rng.js';
-import { tensor, type Tensor } from '../tensor/tensor.js';
+import { tensor, type Tensor } from '../tensor/index.js';
 
 /** One split: raw pixels (N×28×28 bytes) and labels. */
 export interface MnistSplit {

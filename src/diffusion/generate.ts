@@ -4,7 +4,7 @@
  * passes share one batched forward).
  */
 import { keep } from '../tensor/memory.js';
-import { full, manualSeed, randn, tensor, type Tensor } from '../tensor/tensor.js';
+import { full, manualSeed, randn, tensor, type Tensor } from '../tensor/index.js';
 import { classifierFreeGuidance, sample, type Model, type SampleOptions, type SamplerName } from './samplers.js';
 import { samplingPath } from './timesteps.js';
 import { objectiveSetup, type Denoiser, type Objective } from './trainer.js';

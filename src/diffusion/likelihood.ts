@@ -3,9 +3,9 @@
  * from the data time to the end of the process gives log p(x) = log p_T(x_T) + ∫ ∇·f dt. The divergence is
  * exact (one backward pass per dimension, for low dimensions) or Hutchinson's estimate εᵀ(∂f/∂x)ε.
  */
-import { gradients } from '../autograd/tape.js';
+import { gradients } from '../autograd/index.js';
 import { keep, scope } from '../tensor/memory.js';
-import { randint, realize, tensor, type Tensor } from '../tensor/tensor.js';
+import { randint, realize, tensor, type Tensor } from '../tensor/index.js';
 import { toDenoised, type Prediction } from './predict.js';
 import { VESDE, VPSDE, type NoiseProcess } from './process.js';
 import type { Model } from './samplers.js';

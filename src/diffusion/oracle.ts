@@ -4,7 +4,7 @@
  * (the "oracle" a perfect network would learn) has a closed form. Used to test samplers without training.
  */
 import { scope } from '../tensor/memory.js';
-import { rand, randn, tensor, where, type Tensor } from '../tensor/tensor.js';
+import { rand, randn, tensor, where, type Tensor } from '../tensor/index.js';
 import type { Model } from './samplers.js';
 import type { NoiseProcess } from './process.js';
 

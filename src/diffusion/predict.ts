@@ -3,7 +3,7 @@
  * dx/dt (rectified flow) or the score; any sampler consumes the pair (x̂0, ε̂).
  */
 import { scope } from '../tensor/memory.js';
-import type { Tensor } from '../tensor/tensor.js';
+import type { Tensor } from '../tensor/index.js';
 import type { TimePoint } from './process.js';
 
 /** What a model outputs. */

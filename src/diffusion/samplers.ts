@@ -5,8 +5,8 @@
  * Randomness comes from kiln's seeded generator: a seed gives the same samples on every device.
  */
 import { keep, scope } from '../tensor/memory.js';
-import { cat, randn, realize, Tensor, where } from '../tensor/tensor.js';
-import { noGrad } from '../autograd/tape.js';
+import { cat, randn, realize, Tensor, where } from '../tensor/index.js';
+import { noGrad } from '../tensor/index.js';
 import { toDenoised, type Denoised, type Prediction } from './predict.js';
 import { EDM, RectifiedFlow, VESDE, VPSDE, type NoiseProcess, type TimePoint } from './process.js';
 

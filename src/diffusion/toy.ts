@@ -8,7 +8,7 @@ import { Layer, Module } from '../nn/module.js';
 import { timestepEmbedding } from '../nn/embeddings.js';
 import { AdamW, cosine, LRScheduler } from '../nn/optim.js';
 import { scope } from '../tensor/memory.js';
-import { cat, manualSeed, randn, tensor, type Tensor } from '../tensor/tensor.js';
+import { cat, manualSeed, randn, tensor, type Tensor } from '../tensor/index.js';
 import { toy2d, type Toy2D } from '../data/toy2d.js';
 import { addNoise, coefficients, sampleTimes } from './training.js';
 import { target, type Prediction } from './predict.js';

@@ -9,7 +9,7 @@ import { AdamW, EMA, LRScheduler, cosine, warmup } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
 import { loadWithMetadata, save } from '../nn/safetensors.js';
 import { scope } from '../tensor/memory.js';
-import { getRngState, randn, realize, setRngState, type Tensor } from '../tensor/tensor.js';
+import { getRngState, randn, realize, setRngState, type Tensor } from '../tensor/index.js';
 import { DiscreteVP, RectifiedFlow, type NoiseProcess } from './process.js';
 import type { Prediction } from './predict.js';
 import { coefficients, dropLabels, sampleTimes } from './training.js';

@@ -3,7 +3,7 @@
  * loss weights (min-SNR, EDM) and label dropout for classifier-free guidance.
  */
 import { scope } from '../tensor/memory.js';
-import { rand, randomHost, tensor, where, type Tensor } from '../tensor/tensor.js';
+import { rand, randomHost, tensor, where, type Tensor } from '../tensor/index.js';
 import type { NoiseProcess, TimePoint } from './process.js';
 
 /** Per-sample coefficients as [N, 1, …] tensors broadcasting over a batch of shape `shape`. */

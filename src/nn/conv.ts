@@ -7,7 +7,7 @@
  */
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
-import { stack, tensor, Tensor } from '../tensor/tensor.js';
+import { stack, tensor, Tensor } from '../tensor/index.js';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);

@@ -1,6 +1,6 @@
 /** Time embeddings for diffusion models. */
 import { scope } from '../tensor/memory.js';
-import { arange, cat, type Tensor } from '../tensor/tensor.js';
+import { arange, cat, type Tensor } from '../tensor/index.js';
 
 /**
  * Sinusoidal embedding of (possibly fractional) timesteps [N] → [N, dim], the DDPM/DiT form:

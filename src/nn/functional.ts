@@ -4,7 +4,7 @@
  */
 import { fmt, normAxis } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
-import { rand, Tensor, where } from '../tensor/tensor.js';
+import { rand, Tensor, where } from '../tensor/index.js';
 
 /** How a loss reduces over elements. */
 export type Reduction = 'mean' | 'sum' | 'none';

@@ -2,10 +2,10 @@
  * Parameter initialization (PyTorch's torch.nn.init semantics). Each function replaces the tensor's
  * values in place (through `assign`) using kiln's seeded generator, and returns the tensor.
  */
-import { noGrad } from '../autograd/tape.js';
+import { noGrad } from '../tensor/index.js';
 import { scope } from '../tensor/memory.js';
 import { fmt } from '../tensor/shape.js';
-import { full, rand, randn, type Tensor } from '../tensor/tensor.js';
+import { full, rand, randn, type Tensor } from '../tensor/index.js';
 
 /** The nonlinearities `calculateGain` knows. */
 export type Nonlinearity = 'linear' | 'conv1d' | 'conv2d' | 'sigmoid' | 'tanh' | 'relu' | 'leaky_relu' | 'selu';

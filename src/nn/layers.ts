@@ -1,6 +1,6 @@
 /** Basic layers with PyTorch parameter names, shapes and default initialization. */
 import { fmt } from '../tensor/shape.js';
-import { ones, zeros, type Tensor } from '../tensor/tensor.js';
+import { ones, zeros, type Tensor } from '../tensor/index.js';
 import { kaimingUniform_, normal_, uniform_ } from './init.js';
 import { Layer, Parameter } from './module.js';
 import * as F from './functional.js';

@@ -4,7 +4,7 @@
  */
 import { keep } from '../tensor/memory.js';
 import { fmt } from '../tensor/shape.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/index.js';
 
 /** A trainable tensor owned by a module: requires grad and survives every scope. */
 export class Parameter extends Tensor {

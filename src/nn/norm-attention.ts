@@ -3,10 +3,10 @@
  * with PyTorch parameter names and layouts. Statistics are two-pass (mean, then centered squares), which
  * is numerically stable.
  */
-import { noGrad } from '../autograd/tape.js';
+import { noGrad } from '../tensor/index.js';
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
-import { arange, ones, where, zeros, type Tensor } from '../tensor/tensor.js';
+import { arange, ones, where, zeros, type Tensor } from '../tensor/index.js';
 import { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from './conv.js';
 import { kaimingUniform_, uniform_ } from './init.js';
 import { Layer, Module, Parameter } from './module.js';

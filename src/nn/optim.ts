@@ -3,9 +3,9 @@
  * parameters. Updates are lazy Tensor expressions realized at the end of `step()`; the scheduler fuses
  * each parameter's update and its moment updates into one kernel (parameters of the same size share one).
  */
-import { noGrad } from '../autograd/tape.js';
+import { noGrad } from '../tensor/index.js';
 import { keep, scope } from '../tensor/memory.js';
-import { full, realize, Tensor, zerosLike } from '../tensor/tensor.js';
+import { full, realize, Tensor, zerosLike } from '../tensor/index.js';
 import type { Module } from './module.js';
 
 /** What `Optimizer.stateDict()` returns. */

@@ -7,7 +7,7 @@
 import { floatToHalf, halfToFloat, type DType } from '../tensor/dtype.js';
 import { gpu } from '../wgsl/device.js';
 import { numel } from '../tensor/shape.js';
-import { getDefaultDevice, tensor, type Tensor } from '../tensor/tensor.js';
+import { getDefaultDevice, tensor, type Tensor } from '../tensor/index.js';
 import type { Device } from '../tensor/node.js';
 
 const WRITE: Record<DType, string> = { f32: 'F32', f16: 'F16', i32: 'I32', u32: 'U32', bool: 'BOOL' };

@@ -1,34 +1,14 @@
-/** Element types. `bool` is stored as u32 (0/1); `f16` is storage-only (math runs in f32) and needs `shader-f16`. */
-export type DType = 'f32' | 'f16' | 'i32' | 'u32' | 'bool';
+/** Host-side dtype rules: promotion, coercion of JS numbers, half-precision encoding. */
+import { type DType, DTYPES } from '../wgsl/dtype.js';
 
-export const DTYPES: readonly DType[] = ['f32', 'f16', 'i32', 'u32', 'bool'];
+export { type DType, DTYPES, byteSize, wgslType, wgslStorageType } from '../wgsl/dtype.js';
 
 /** Any typed array kiln hands back from `data()`. */
 export type TypedArray = Float32Array | Float64Array | Int32Array | Uint32Array | Uint8Array;
 
-/** Bytes per element in GPU storage. */
-export function byteSize(dt: DType): number {
-  return dt === 'f16' ? 2 : 4;
-}
-
 /** True for floating-point dtypes. */
 export function isFloat(dt: DType): boolean {
   return dt === 'f32' || dt === 'f16';
-}
-
-/** The WGSL scalar type used inside expressions (f16 is computed in f32, bool as WGSL bool). */
-export function wgslType(dt: DType): string {
-  switch (dt) {
-    case 'f32': case 'f16': return 'f32';
-    case 'i32': return 'i32';
-    case 'u32': return 'u32';
-    case 'bool': return 'bool';
-  }
-}
-
-/** The WGSL element type of a storage buffer holding `dt`. */
-export function wgslStorageType(dt: DType): string {
-  return dt === 'f16' ? 'f16' : dt === 'bool' ? 'u32' : wgslType(dt);
 }
 
 const RANK: Record<DType, number> = { bool: 0, u32: 1, i32: 2, f16: 3, f32: 4 };

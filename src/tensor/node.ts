@@ -5,28 +5,13 @@
  */
 import type { DType } from './dtype.js';
 import { numel } from './shape.js';
+import { opDef, type OpDef, type OpKind } from './ops/registry.js';
+import { releaseBuffer } from '../wgsl/runtime.js';
+
+export type { OpKind };
 
 /** Where a node's values live and which executor realizes them. */
 export type Device = 'webgpu' | 'cpu';
-
-/** Broad classes of ops the scheduler treats differently. */
-export type OpKind = 'leaf' | 'elementwise' | 'movement' | 'reduce' | 'matmul' | 'gather' | 'contiguous';
-
-/** Arguments of movement ops. */
-export type MovementArg =
-  | { op: 'reshape'; shape: number[] }
-  | { op: 'permute'; perm: number[] }
-  | { op: 'expand'; shape: number[] }
-  | { op: 'pad'; pads: [number, number][]; value: number }
-  | { op: 'shrink'; ranges: [number, number][] }
-  | { op: 'flip'; axes: number[] }
-  /** sliding windows along `axis`: that axis becomes the window count, a new last axis of `size` is added */
-  | { op: 'unfold'; axis: number; size: number; step: number; dilation: number };
-
-/** Frees device storage; installed by the runtime so this module stays device-agnostic. */
-export const storageHooks = {
-  release(_node: LazyNode): void {},
-};
 
 let nextId = 1;
 
@@ -41,16 +26,24 @@ export class LazyNode {
   refs = 0;
   freed = false;
 
+  /** The op's definition (shape rule, lowering, reference, VJP). */
+  def: OpDef;
+
   constructor(
     public op: string,
-    public kind: OpKind,
     public src: LazyNode[],
     public readonly shape: number[],
     public readonly dtype: DType,
     public readonly device: Device,
     public arg: unknown = undefined,
   ) {
+    this.def = opDef(op);
     for (const s of src) s.refs++;
+  }
+
+  /** The op's kind. */
+  get kind(): OpKind {
+    return this.def.kind;
   }
 
   /** Number of elements. */
@@ -79,7 +72,7 @@ export class LazyNode {
   private free(): void {
     if (this.freed) return;
     this.freed = true;
-    storageHooks.release(this);
+    if (this.buffer) releaseBuffer(this.buffer);
     this.buffer = null;
     this.host = null;
     const src = this.src;
@@ -90,7 +83,7 @@ export class LazyNode {
   /** Turns this node into a realized leaf holding the given storage, dropping its sources. */
   becomeBuffer(storage: { buffer?: GPUBuffer; bytes?: number; host?: Float64Array }): void {
     this.op = 'buffer';
-    this.kind = 'leaf';
+    this.def = opDef('buffer');
     this.arg = undefined;
     if (storage.buffer) { this.buffer = storage.buffer; this.bufferBytes = storage.bytes ?? storage.buffer.size; }
     if (storage.host) this.host = storage.host;

@@ -1,5 +1,4 @@
 /** Shape utilities: sizes, strides, broadcasting and axis normalization. */
-import type { MovementArg } from './node.js';
 
 export type Shape = readonly number[];
 
@@ -94,7 +93,7 @@ export function contiguousView(shape: Shape): FactoredView {
 }
 
 /** Merges adjacent atoms that are contiguous with each other and drops size-1 atoms. */
-function simplify(atoms: Atom[]): Atom[] {
+export function simplifyAtoms(atoms: Atom[]): Atom[] {
   const out: Atom[] = [];
   for (const [n, s] of atoms) {
     if (n === 1) continue;
@@ -127,44 +126,7 @@ export function reshapeFactored(v: FactoredView, newShape: Shape): FactoredView 
         need = 1;
       } else return null;
     }
-    axes.push(simplify(axis));
+    axes.push(simplifyAtoms(axis));
   }
   return queue.length ? null : { axes, offset: v.offset };
-}
-
-/** Applies one movement op (to a source of `shape`) to a factored view; null when the result is not such a view (padding). */
-export function moveFactored(v: FactoredView, shape: Shape, m: MovementArg): FactoredView | null {
-  const single = (a: number): Atom | null | undefined => (v.axes[a]!.length <= 1 ? v.axes[a]![0] : null);
-  switch (m.op) {
-    case 'reshape': return reshapeFactored(v, m.shape);
-    case 'permute': return { axes: m.perm.map((p) => v.axes[p]!), offset: v.offset };
-    case 'expand': return { axes: v.axes.map((atoms, i) => (m.shape[i] !== 1 && !atoms.length ? [[m.shape[i]!, 0] as Atom] : atoms)), offset: v.offset };
-    case 'pad': return m.pads.every(([a, b]) => a === 0 && b === 0) ? v : null;
-    case 'shrink': case 'flip': {
-      let offset = v.offset;
-      const axes: Atom[][] = [];
-      for (let i = 0; i < v.axes.length; i++) {
-        const [lo, hi] = m.op === 'shrink' ? m.ranges[i]! : [0, shape[i]!];
-        const flipped = m.op === 'flip' && m.axes.includes(i);
-        if (!flipped && lo === 0 && hi === shape[i]) { axes.push(v.axes[i]!); continue; }
-        const atom = single(i);
-        if (atom === null) return null;
-        const s = atom ? atom[1] : 0;
-        offset += lo * s;
-        if (flipped) offset += (hi - lo - 1) * s;
-        axes.push(simplify([[hi - lo, flipped ? -s : s]]));
-      }
-      return { axes, offset };
-    }
-    case 'unfold': {
-      const atom = single(m.axis);
-      if (atom === null) return null;
-      const s = atom ? atom[1] : 0;
-      const axes = [...v.axes];
-      const count = Math.floor((shape[m.axis]! - m.dilation * (m.size - 1) - 1) / m.step) + 1;
-      axes[m.axis] = simplify([[count, s * m.step]]);
-      axes.push(simplify([[m.size, s * m.dilation]]));
-      return { axes, offset: v.offset };
-    }
-  }
 }

@@ -1,224 +1,38 @@
 /**
  * The Tensor: a handle on a lazy graph node. Ops check shapes and dtypes at the call site and record
  * nodes; values are computed when read (`await t.data()`), when `k.realize()` is called, or when an
- * optimizer steps. Every op below is either a registered primitive or a composite of primitives.
+ * optimizer steps. Methods apply primitives from the op registry (./ops) or call composites (./composites).
  */
-import { type DType, type TypedArray, allocHostArray, checkDType, coerce, floatToHalf, halfToFloat, isFloat, promote } from './dtype.js';
-import { elementwiseDef } from './ops.js';
-import { LazyNode, storageHooks, type Device, type MovementArg } from './node.js';
-import { broadcastShapes, checkShape, contiguousStrides, fmt, normAxes, normAxis, numel, shapesEqual, type Shape } from './shape.js';
+import { type DType, type TypedArray, checkDType, coerce, isFloat, promote } from './dtype.js';
+import { elementwiseDef, opDef, type MovementArgs, type MovementDef, type MovementOp, type ReduceArg } from './ops/index.js';
+import { LazyNode, type Device } from './node.js';
+import { broadcastShapes, contiguousStrides, fmt, normAxes, normAxis, numel, shapesEqual, type Shape } from './shape.js';
 import { keep as keepTensor, scope, track } from './memory.js';
-import { realizeReference } from './reference.js';
-import { Scheduler, scheduleConfig, storageBytes, type PlannedKernel } from './schedule.js';
-import { normalFromBits, philox4x32, seedKey, uniformFromBits } from '../wgsl/rng.js';
+import { backward, record, releaseGraph, type BackwardOptions } from './tape.js';
+import { decode, readNode } from './realize.js';
+import { scheduleConfig } from './plan.js';
+import { getDefaultDevice, full, iota, type NestedArray } from './creation.js';
+import * as act from './composites/activation.js';
+import * as red from './composites/reduction.js';
+import * as ix from './composites/indexing.js';
 import { gpu, hasDevice } from '../wgsl/device.js';
-import { acquireBuffer, execute, executeAndRead, releaseBuffer, uploadBuffer, type Launch } from '../wgsl/runtime.js';
 
-storageHooks.release = (n: LazyNode) => {
-  if (n.buffer) releaseBuffer(n.buffer);
-};
-
-/** Nested JS arrays of numbers or booleans. */
-export type NestedArray = number | boolean | NestedArray[];
-
-/** Options of creation functions. */
-export interface CreateOptions {
-  dtype?: DType;
-  device?: Device;
-  /** Make the new tensor a leaf whose gradient `backward()` fills. */
-  requiresGrad?: boolean;
-}
-
-function leaf(t: Tensor, opts: { requiresGrad?: boolean }): Tensor {
-  if (opts.requiresGrad) t.requiresGrad = true;
-  return t;
-}
-
-let defaultDevice: Device = 'webgpu';
-
-/** Sets the device new tensors are created on ('webgpu' or the float64 'cpu' reference). */
-export function setDefaultDevice(d: Device): void {
-  if (d !== 'webgpu' && d !== 'cpu') throw new Error(`setDefaultDevice: unknown device '${d}'; expected 'webgpu' or 'cpu'`);
-  defaultDevice = d;
-}
-
-/** The device new tensors are created on. */
-export function getDefaultDevice(): Device {
-  return defaultDevice;
-}
-
-/** Runs `fn` with new tensors created on `device`. */
-export function withDevice<T>(device: Device, fn: () => T): T {
-  const prev = defaultDevice;
-  setDefaultDevice(device);
-  try {
-    const r = fn();
-    if (r instanceof Promise) return r.finally(() => (defaultDevice = prev)) as T;
-    defaultDevice = prev;
-    return r;
-  } catch (e) {
-    defaultDevice = prev;
-    throw e;
-  }
-}
+export type { BackwardOptions };
 
 // ------------------------------------------------------------------------------------------------
-// Realization
+// Node construction
 
-let chain: Promise<unknown> = Promise.resolve();
-/** Runs `fn` after every earlier realization has been submitted (one at a time). */
-function serialize<T>(fn: () => Promise<T>): Promise<T> {
-  const next = chain.then(fn, fn);
-  chain = next.catch(() => undefined);
-  return next;
-}
-
-function launchesFor(planned: PlannedKernel[]): Launch[] {
-  const launches: Launch[] = [];
-  for (const p of planned) {
-    const outs = p.outs.map((n) => {
-      const { buffer, bytes } = acquireBuffer(storageBytes(n));
-      n.buffer = buffer;
-      n.bufferBytes = bytes;
-      return buffer;
-    });
-    launches.push({ kernel: p.kernel, inputs: p.inputs.map((n) => n.buffer!), params: p.params, outs });
-  }
-  // sources are dropped only after every launch captured its input buffers
-  for (const p of planned) for (const n of p.outs) n.becomeBuffer({});
-  return launches;
-}
-
-async function realizeNodes(nodes: LazyNode[], reads: LazyNode[] = []): Promise<ArrayBuffer[]> {
-  const cpu = nodes.filter((n) => n.device === 'cpu');
-  if (cpu.length) realizeReference(cpu);
-  const gpuNodes = nodes.filter((n) => n.device === 'webgpu' && !n.realized);
-  const gpuReads = reads.filter((n) => n.device === 'webgpu');
-  if (!gpuNodes.length && !gpuReads.length) return [];
-  gpu();
-  return serialize(async (): Promise<ArrayBuffer[] | (() => Promise<ArrayBuffer[]>)> => {
-    const pending = gpuNodes.filter((n) => !n.realized && !n.freed);
-    const launches = pending.length ? launchesFor(new Scheduler(pending).planned) : [];
-    if (!gpuReads.length) {
-      await execute(launches);
-      return [];
-    }
-    for (const n of gpuReads) if (!n.buffer) throw new Error('kiln: cannot read a disposed tensor');
-    return executeAndRead(launches, gpuReads.map((n) => ({ buffer: n.buffer!, bytes: storageBytes(n) })));
-  }).then((r) => (typeof r === 'function' ? r() : r));
-}
-
-interface PendingRead {
-  node: LazyNode;
-  resolve: (v: Float64Array | ArrayBuffer) => void;
-  reject: (e: unknown) => void;
-}
-let pendingReads: PendingRead[] = [];
-let flushScheduled = false;
-
-function flushReads(): void {
-  flushScheduled = false;
-  const batch = pendingReads;
-  pendingReads = [];
-  const nodes = [...new Set(batch.map((r) => r.node))];
-  const gpuNodes = nodes.filter((n) => n.device === 'webgpu');
-  realizeNodes(nodes, gpuNodes).then(
-    (buffers) => {
-      for (const r of batch) {
-        if (r.node.device === 'cpu') r.resolve(r.node.host!);
-        else r.resolve(buffers[gpuNodes.indexOf(r.node)]!);
-        r.node.release();
-      }
-    },
-    (e) => {
-      for (const r of batch) {
-        r.reject(e);
-        r.node.release();
-      }
-    },
-  );
-}
-
-/** Reads a node's values; reads requested in the same tick share one submit and one map. */
-function readNode(node: LazyNode): Promise<Float64Array | ArrayBuffer> {
-  node.retain();
-  return new Promise((resolve, reject) => {
-    pendingReads.push({ node, resolve, reject });
-    if (!flushScheduled) {
-      flushScheduled = true;
-      queueMicrotask(flushReads);
-    }
-  });
-}
-
-function decode(raw: Float64Array | ArrayBuffer, dtype: DType, n: number): TypedArray {
-  if (raw instanceof Float64Array) {
-    if (isFloat(dtype)) return raw.slice(0, n);
-    const out = allocHostArray(dtype, n);
-    for (let i = 0; i < n; i++) out[i] = raw[i]!;
-    return out;
-  }
-  switch (dtype) {
-    case 'f32': return new Float32Array(raw, 0, n);
-    case 'i32': return new Int32Array(raw, 0, n);
-    case 'u32': return new Uint32Array(raw, 0, n);
-    case 'bool': return Uint8Array.from(new Uint32Array(raw, 0, n));
-    case 'f16': {
-      const h = new Uint16Array(raw, 0, n);
-      const out = new Float32Array(n);
-      for (let i = 0; i < n; i++) out[i] = halfToFloat(h[i]!);
-      return out;
-    }
-  }
-}
-
-/** Computes the given tensors now (one submit); resolves when the work is queued on the GPU. */
-export async function realize(...tensors: Tensor[]): Promise<void> {
-  await realizeNodes(tensors.map((t) => t.node));
-}
-
-// ------------------------------------------------------------------------------------------------
-// Node construction helpers
-
-/** A primitive application, as seen by the autograd layer. */
-export interface PrimitiveCall {
-  op: string;
-  kind: LazyNode['kind'];
-  inputs: Tensor[];
-  out: Tensor;
-  arg: unknown;
-}
-
-/** Hooks the autograd layer installs (the tensor layer does not import it). */
-export const gradHooks = {
-  /** Called for every primitive application; records a backward step when gradients are needed. */
-  record(_call: PrimitiveCall): void {},
-  /** Implements `Tensor.backward`. */
-  backward(_t: Tensor, _opts: BackwardOptions): void {
-    throw new Error('backward: autograd is not loaded');
-  },
-  /** Releases what a tensor's backward step holds (when it is disposed). */
-  release(_t: Tensor): void {},
-};
-
-/** Options of `backward()`. */
-export interface BackwardOptions {
-  /** The gradient of the output (default 1 for a scalar). */
-  gradient?: Tensor;
-  /** Keep the graph for another backward pass. */
-  retainGraph?: boolean;
-  /** Record the backward computation so gradients are differentiable (double backward). */
-  createGraph?: boolean;
-}
-
-function mk(op: string, kind: LazyNode['kind'], src: Tensor[], shape: number[], dtype: DType, device: Device, arg?: unknown): Tensor {
-  const out = new Tensor(new LazyNode(op, kind, src.map((t) => t.node), shape, dtype, device, arg));
-  if (src.length) gradHooks.record({ op, kind, inputs: src, out, arg });
+/** Applies primitive `op` to `src` (the arguments already checked), recording it for backward. */
+export function mk(op: string, src: Tensor[], shape: number[], dtype: DType, device: Device, arg?: unknown): Tensor {
+  const node = new LazyNode(op, src.map((t) => t.node), shape, dtype, device, arg);
+  const out = new Tensor(node);
+  if (src.length) record({ def: node.def, inputs: src, out, arg });
   return out;
 }
 
-function deviceOf(op: string, ts: Tensor[]): Device {
-  const d = ts[0]?.device ?? defaultDevice;
+/** The device all of `ts` are on (an error naming `op` when they differ). */
+export function deviceOf(op: string, ts: Tensor[]): Device {
+  const d = ts[0]?.device ?? getDefaultDevice();
   for (const t of ts) {
     if (t.device !== d) throw new Error(`${op}: tensors are on different devices (${d} and ${t.device}); move them to one device first`);
   }
@@ -226,13 +40,15 @@ function deviceOf(op: string, ts: Tensor[]): Device {
 }
 
 /** A 0-d constant of dtype on device. */
-function constNode(value: number, dtype: DType, device: Device): Tensor {
+export function constNode(value: number, dtype: DType, device: Device): Tensor {
   // float constants keep their float64 value (the GPU rounds them to f32; the reference computes in float64)
-  return mk('const', 'leaf', [], [], dtype, device, isFloat(dtype) ? value : coerce(value, dtype));
+  return mk('const', [], [], dtype, device, isFloat(dtype) ? value : coerce(value, dtype));
 }
 
-function movement(t: Tensor, arg: MovementArg, shape: number[]): Tensor {
-  return mk(arg.op, 'movement', [t], shape, t.dtype, t.device, arg);
+/** Applies a movement op; the output shape comes from its definition. */
+function movement<O extends MovementOp>(t: Tensor, op: O, arg: MovementArgs[O]): Tensor {
+  const def = opDef(op) as MovementDef<MovementArgs[O]>;
+  return mk(op, [t], def.shape(t.shape, arg), t.dtype, t.device, arg);
 }
 
 /** A tensor or a JS number (a "weak" scalar that adopts the tensor operands' dtype). */
@@ -261,7 +77,7 @@ export function applyElementwise(op: string, inputs: TensorLike[], arg?: unknown
   const inDt = def.inputs(ts.map((t) => t.dtype), arg);
   const shape = broadcastShapes(op, ...ts.map((t) => t.shape));
   const srcs = ts.map((t, i) => broadcastTo(t.cast(inDt[i]!), shape));
-  return mk(op, 'elementwise', srcs, shape, def.dtype(inDt, arg), device, arg);
+  return mk(op, srcs, shape, def.dtype(inDt, arg), device, arg);
 }
 
 function describe(x: unknown): string {
@@ -270,231 +86,13 @@ function describe(x: unknown): string {
   return typeof x;
 }
 
-function broadcastTo(t: Tensor, shape: number[]): Tensor {
+/** `t` broadcast to `shape` (a view; leading axes added as needed). */
+export function broadcastTo(t: Tensor, shape: number[]): Tensor {
   if (shapesEqual(t.shape, shape)) return t;
   let x = t;
   if (x.shape.length < shape.length) x = x.reshape([...new Array(shape.length - x.shape.length).fill(1), ...x.shape]);
   if (shapesEqual(x.shape, shape)) return x;
-  return movement(x, { op: 'expand', shape }, shape);
-}
-
-function inferShape(data: NestedArray): number[] {
-  const shape: number[] = [];
-  let d: NestedArray = data;
-  while (Array.isArray(d)) {
-    shape.push(d.length);
-    d = d[0] as NestedArray;
-  }
-  return shape;
-}
-
-function flatten(data: NestedArray, shape: number[], out: number[], depth = 0): void {
-  if (depth === shape.length) {
-    if (Array.isArray(data)) throw new Error(`tensor: ragged nested array (expected a scalar at depth ${depth})`);
-    if (typeof data !== 'number' && typeof data !== 'boolean') throw new TypeError(`tensor: expected numbers or booleans, got ${typeof data}`);
-    out.push(Number(data));
-    return;
-  }
-  if (!Array.isArray(data) || data.length !== shape[depth]) throw new Error(`tensor: ragged nested array (expected length ${shape[depth]} at depth ${depth})`);
-  for (const x of data) flatten(x, shape, out, depth + 1);
-}
-
-function hostArray(values: ArrayLike<number>, dtype: DType): ArrayBufferView {
-  switch (dtype) {
-    case 'f32': return values instanceof Float32Array ? values : Float32Array.from(values);
-    case 'i32': return values instanceof Int32Array ? values : Int32Array.from(values, (v) => coerce(v, 'i32'));
-    case 'u32': return values instanceof Uint32Array ? values : Uint32Array.from(values, (v) => coerce(v, 'u32'));
-    case 'bool': return Uint32Array.from(values, (v) => (v ? 1 : 0));
-    case 'f16': return Uint16Array.from(values, (v) => floatToHalf(v));
-  }
-}
-
-function fromHost(values: ArrayLike<number>, shape: number[], dtype: DType, device: Device): Tensor {
-  const node = new LazyNode('buffer', 'leaf', [], shape, dtype, device);
-  if (device === 'cpu') {
-    // the float64 reference keeps float inputs exact (it computes in float64 throughout)
-    const h = new Float64Array(values.length);
-    for (let i = 0; i < values.length; i++) h[i] = isFloat(dtype) ? Number(values[i]) : coerce(values[i]!, dtype);
-    node.host = h;
-  } else {
-    if (dtype === 'f16' && !gpu().f16) throw new Error("tensor: dtype 'f16' needs the adapter feature 'shader-f16', which this adapter lacks");
-    const b = uploadBuffer(hostArray(values, dtype));
-    node.buffer = b.buffer;
-    node.bufferBytes = b.bytes;
-  }
-  return new Tensor(node);
-}
-
-// ------------------------------------------------------------------------------------------------
-// Creation
-
-/** Creates a tensor from nested arrays, a typed array or a number (copying the data). */
-export function tensor(data: NestedArray | TypedArray | ArrayLike<number>, opts: CreateOptions & { shape?: number[] } = {}): Tensor {
-  const device = opts.device ?? defaultDevice;
-  let values: ArrayLike<number>;
-  let shape: number[];
-  let inferred: DType = 'f32';
-  if (ArrayBuffer.isView(data)) {
-    values = data as ArrayLike<number>;
-    shape = opts.shape ?? [values.length];
-    if (data instanceof Int32Array) inferred = 'i32';
-    else if (data instanceof Uint32Array) inferred = 'u32';
-  } else {
-    shape = inferShape(data as NestedArray);
-    const flat: number[] = [];
-    flatten(data as NestedArray, shape, flat);
-    values = flat;
-    let d: unknown = data;
-    while (Array.isArray(d)) d = d[0];
-    if (typeof d === 'boolean') inferred = 'bool';
-    if (opts.shape) {
-      if (numel(opts.shape) !== flat.length) throw new Error(`tensor: shape ${fmt(opts.shape)} does not match ${flat.length} values`);
-      shape = opts.shape;
-    }
-  }
-  checkShape('tensor', shape);
-  if (numel(shape) !== values.length) throw new Error(`tensor: shape ${fmt(shape)} needs ${numel(shape)} values, got ${values.length}`);
-  const dtype = opts.dtype ? checkDType(opts.dtype, 'tensor') : inferred;
-  return leaf(fromHost(values, shape, dtype, device), opts);
-}
-
-/** A tensor filled with `value`. */
-export function full(shape: Shape, value: number | boolean, opts: CreateOptions = {}): Tensor {
-  checkShape('full', shape);
-  const dtype = opts.dtype ? checkDType(opts.dtype, 'full') : typeof value === 'boolean' ? 'bool' : 'f32';
-  const c = constNode(Number(value), dtype, opts.device ?? defaultDevice);
-  return leaf(broadcastTo(c, [...shape]), opts);
-}
-
-/** Zeros. */
-export function zeros(shape: Shape, opts: CreateOptions = {}): Tensor {
-  return full(shape, 0, opts);
-}
-
-/** Ones. */
-export function ones(shape: Shape, opts: CreateOptions = {}): Tensor {
-  return full(shape, 1, opts);
-}
-
-/** Zeros with the shape, dtype and device of `t`. */
-export function zerosLike(t: Tensor, opts: CreateOptions = {}): Tensor {
-  return full(t.shape, 0, { dtype: t.dtype, device: t.device, ...opts });
-}
-
-/** Ones with the shape, dtype and device of `t`. */
-export function onesLike(t: Tensor, opts: CreateOptions = {}): Tensor {
-  return full(t.shape, 1, { dtype: t.dtype, device: t.device, ...opts });
-}
-
-function iota(n: number, dtype: DType, device: Device): Tensor {
-  return mk('iota', 'leaf', [], [n], dtype, device);
-}
-
-/** Values start, start+step, … below end (like torch.arange); `arange(n)` counts 0..n-1. */
-export function arange(start: number, end?: number, step = 1, opts: CreateOptions = {}): Tensor {
-  if (end === undefined) { end = start; start = 0; }
-  if (step === 0 || !Number.isFinite(step)) throw new Error(`arange: step must be a non-zero finite number, got ${step}`);
-  const n = Math.max(0, Math.ceil((end - start) / step));
-  const allInt = [start, end, step].every(Number.isInteger);
-  const dtype = opts.dtype ?? (allInt ? 'i32' : 'f32');
-  const device = opts.device ?? defaultDevice;
-  return scope(() => {
-    const i = iota(n, isFloat(dtype) ? 'f32' : dtype === 'u32' ? 'u32' : 'i32', device);
-    return (step === 1 ? i : i.mul(step)).add(start).cast(dtype);
-  });
-}
-
-/** `steps` evenly spaced values from start to end inclusive (endpoints exact). */
-export function linspace(start: number, end: number, steps: number, opts: CreateOptions = {}): Tensor {
-  if (!Number.isInteger(steps) || steps < 0) throw new Error(`linspace: steps must be a non-negative integer, got ${steps}`);
-  const device = opts.device ?? defaultDevice;
-  const dtype = opts.dtype ?? 'f32';
-  if (steps <= 1) return full([steps], start, { dtype, device });
-  const step = (end - start) / (steps - 1);
-  return scope(() => {
-    const i = iota(steps, 'f32', device);
-    const half = Math.floor(steps / 2);
-    return where(i.lt(half), i.mul(step).add(start), i.sub(steps - 1).mul(step).add(end)).cast(dtype);
-  });
-}
-
-/** Identity matrix n×m. */
-export function eye(n: number, m = n, opts: CreateOptions = {}): Tensor {
-  const device = opts.device ?? defaultDevice;
-  return scope(() => iota(n, 'i32', device).reshape([n, 1]).eq(iota(m, 'i32', device).reshape([1, m])).cast(opts.dtype ?? 'f32'));
-}
-
-// ------------------------------------------------------------------------------------------------
-// Random numbers (counter-based Philox: the same stream on the GPU, the CPU reference and the browser)
-
-const rngState = { seed: 0, counter: 0 };
-
-/** Seeds the global generator (resets its counter). */
-export function manualSeed(seed: number): void {
-  seedKey(seed);
-  rngState.seed = seed;
-  rngState.counter = 0;
-}
-
-/** The generator state, for checkpoints. */
-export function getRngState(): { seed: number; counter: number } {
-  return { ...rngState };
-}
-
-/** Restores a generator state from `getRngState()`. */
-export function setRngState(s: { seed: number; counter: number }): void {
-  seedKey(s.seed);
-  rngState.seed = s.seed;
-  rngState.counter = s.counter;
-}
-
-function randomBits(shape: number[], device: Device, words: number): Tensor[] {
-  checkShape('random', shape);
-  const key = seedKey(rngState.seed);
-  const ctr = rngState.counter;
-  rngState.counter = (rngState.counter + 1) >>> 0;
-  return Array.from({ length: words }, (_, word) => mk('rng', 'leaf', [], shape, 'u32', device, { key, ctr, word }));
-}
-
-/** Uniform floats in [0, 1). */
-export function rand(shape: Shape, opts: CreateOptions = {}): Tensor {
-  const device = opts.device ?? defaultDevice;
-  return leaf(scope(() => applyElementwise('uniform_bits', randomBits([...shape], device, 1)).cast(opts.dtype ?? 'f32')), opts);
-}
-
-/** Standard normal floats (Box–Muller on two Philox words). */
-export function randn(shape: Shape, opts: CreateOptions = {}): Tensor {
-  const device = opts.device ?? defaultDevice;
-  return leaf(scope(() => applyElementwise('normal_bits', randomBits([...shape], device, 2)).cast(opts.dtype ?? 'f32')), opts);
-}
-
-/** Integers uniform in [low, high) (modulo reduction of 32 random bits; bias below 2^-32·(high-low)). */
-export function randint(low: number, high: number, shape: Shape, opts: CreateOptions = {}): Tensor {
-  if (!Number.isInteger(low) || !Number.isInteger(high) || high <= low) throw new Error(`randint: need integers low < high, got ${low}, ${high}`);
-  const device = opts.device ?? defaultDevice;
-  return scope(() => {
-    const [bits] = randomBits([...shape], device, 1);
-    return bits!.mod(high - low >>> 0).cast('i32').add(low).cast(opts.dtype ?? 'i32');
-  });
-}
-
-/**
- * Draws from the same generator on the host, without a GPU round trip: uniforms are bit-identical to
- * `rand([n])`, normals equal `randn([n])` up to float rounding, integers equal `randint`. Each call
- * consumes one generator step, like its device counterpart.
- */
-export function randomHost(kind: 'uniform' | 'normal' | 'int', n: number, range: [number, number] = [0, 1]): Float64Array {
-  const [k0, k1] = seedKey(rngState.seed);
-  const ctr = rngState.counter;
-  rngState.counter = (rngState.counter + 1) >>> 0;
-  const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const w = philox4x32(i, ctr, 0, 0, k0, k1);
-    if (kind === 'uniform') out[i] = uniformFromBits(w[0]);
-    else if (kind === 'normal') out[i] = normalFromBits(w[0], w[1]);
-    else out[i] = (w[0] % ((range[1] - range[0]) >>> 0)) + range[0];
-  }
-  return out;
+  return movement(x, 'expand', { shape });
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -505,47 +103,10 @@ export function where(cond: TensorLike, a: TensorLike, b: TensorLike): Tensor {
   return applyElementwise('where', [cond, a, b]);
 }
 
-/** Concatenates along an existing axis. */
-export function cat(tensors: Tensor[], axis = 0): Tensor {
-  if (!Array.isArray(tensors) || tensors.length === 0) throw new Error('cat: expected a non-empty array of tensors');
-  const first = tensors[0]!;
-  const ax = normAxis('cat', axis, first.rank);
-  const dtype = tensors.map((t) => t.dtype).reduce(promote);
-  deviceOf('cat', tensors);
-  for (const t of tensors) {
-    if (t.rank !== first.rank || t.shape.some((d, i) => i !== ax && d !== first.shape[i])) {
-      throw new Error(`cat: shapes ${tensors.map((x) => fmt(x.shape)).join(', ')} must match except along axis ${ax}`);
-    }
-  }
-  if (tensors.length === 1) return first.cast(dtype).contiguousView();
-  const total = tensors.reduce((s, t) => s + t.shape[ax]!, 0);
-  return scope(() => {
-    let offset = 0;
-    let out: Tensor | null = null;
-    for (const t of tensors) {
-      const pads = t.shape.map((_, i) => (i === ax ? [offset, total - offset - t.shape[ax]!] : [0, 0]) as [number, number]);
-      offset += t.shape[ax]!;
-      const p = t.cast(dtype).pad(pads);
-      out = out === null ? p : dtype === 'bool' ? out.logicalOr(p) : out.add(p);
-    }
-    return out!.cast(dtype);
-  });
-}
-
-/** Stacks along a new axis. */
-export function stack(tensors: Tensor[], axis = 0): Tensor {
-  if (!Array.isArray(tensors) || tensors.length === 0) throw new Error('stack: expected a non-empty array of tensors');
-  const first = tensors[0]!;
-  for (const t of tensors) if (!shapesEqual(t.shape, first.shape)) throw new Error(`stack: all tensors must have the same shape, got ${tensors.map((x) => fmt(x.shape)).join(', ')}`);
-  const ax = normAxis('stack', axis, first.rank + 1);
-  return scope(() => cat(tensors.map((t) => t.unsqueeze(ax)), ax));
-}
-
 /** Matrix product with batch broadcasting (see Tensor.matmul). */
 export function matmul(a: Tensor, b: Tensor): Tensor {
   return a.matmul(b);
 }
-
 // ------------------------------------------------------------------------------------------------
 
 /** Options of reductions. */
@@ -568,12 +129,12 @@ export class Tensor {
   /** For handles the autograd layer saves: the tensor whose gradient identity this handle carries. */
   gradOwner: Tensor | null = null;
 
-  /** A new handle on the same values that stands for `t` in the gradient graph (internal). */
-  static alias(t: Tensor): Tensor {
-    const h = new Tensor(t.node);
-    h._requiresGrad = t._requiresGrad;
-    h.gradFn = t.gradFn;
-    h.gradOwner = t.gradOwner ?? t;
+  /** A new handle on the same values that stands for this tensor in the gradient graph (internal). */
+  alias(): Tensor {
+    const h = new Tensor(this.node);
+    h._requiresGrad = this._requiresGrad;
+    h.gradFn = this.gradFn;
+    h.gradOwner = this.gradOwner ?? this;
     return h;
   }
 
@@ -599,7 +160,7 @@ export class Tensor {
 
   /** Computes gradients of this tensor with respect to the leaves that require them (accumulating into `.grad`). */
   backward(opts: BackwardOptions | Tensor = {}): void {
-    gradHooks.backward(this, opts instanceof Tensor ? { gradient: opts } : opts);
+    backward(this, opts instanceof Tensor ? { gradient: opts } : opts);
   }
 
   /**
@@ -623,6 +184,16 @@ export class Tensor {
   /** A tensor sharing the values but cut from the gradient graph. */
   detach(): Tensor {
     return new Tensor(this.node);
+  }
+
+  /** Zeros of `shape` with this tensor's dtype and device (PyTorch's `new_zeros`). */
+  newZeros(shape: Shape): Tensor {
+    return full(shape, 0, { dtype: this.dtype, device: this.device });
+  }
+
+  /** Ones of `shape` with this tensor's dtype and device (PyTorch's `new_ones`). */
+  newOnes(shape: Shape): Tensor {
+    return full(shape, 1, { dtype: this.dtype, device: this.device });
   }
 
   /** Asks backward to keep `.grad` on this non-leaf tensor. */
@@ -660,7 +231,7 @@ export class Tensor {
   dispose(): void {
     if (this._disposed) return;
     this._disposed = true;
-    gradHooks.release(this);
+    releaseGraph(this);
     this.node.release();
   }
 
@@ -752,36 +323,14 @@ export class Tensor {
   /** toward zero */ trunc(): Tensor { return applyElementwise('trunc', [this]); }
   /** max(a, 0) (NaN stays NaN; the gradient at 0 is 0, as in PyTorch) */ relu(): Tensor { return applyElementwise('relu', [this]); }
   /** a if a ≥ 0 else slope·a */
-  leakyRelu(slope = 0.01): Tensor { return scope(() => where(this.ge(0), this, this.mul(slope))); }
+  leakyRelu(slope = 0.01): Tensor { return act.leakyRelu(this, slope); }
   /** a·σ(a) */ silu(): Tensor { return scope(() => this.mul(this.sigmoid())); }
   /** GELU, exact (erf) or with the tanh approximation. */
-  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor {
-    if (approximate !== 'none' && approximate !== 'tanh') throw new Error(`gelu: approximate must be 'none' or 'tanh', got ${JSON.stringify(approximate)}`);
-    return scope(() => {
-      const x = this.float();
-      if (approximate === 'tanh') return x.mul(0.5).mul(x.mul(x).mul(x).mul(0.044715).add(x).mul(Math.sqrt(2 / Math.PI)).tanh().add(1));
-      return x.mul(0.5).mul(x.mul(Math.SQRT1_2).erf().add(1));
-    });
-  }
+  gelu(approximate: 'none' | 'tanh' = 'none'): Tensor { return act.gelu(this, approximate); }
   /** log(1+e^(βa))/β, linear above `threshold` (PyTorch semantics). */
-  softplus(beta = 1, threshold = 20): Tensor {
-    return scope(() => {
-      const x = this.float();
-      const bx = beta === 1 ? x : x.mul(beta);
-      const sp = bx.maximum(0).add(bx.abs().neg().exp().log1p());
-      return where(bx.gt(threshold), x, beta === 1 ? sp : sp.div(beta));
-    });
-  }
+  softplus(beta = 1, threshold = 20): Tensor { return act.softplus(this, beta, threshold); }
   /** Limits values to [min, max] (either may be omitted). */
-  clamp(min?: TensorLike | null, max?: TensorLike | null): Tensor {
-    if ((min === undefined || min === null) && (max === undefined || max === null)) throw new Error('clamp: give at least one of min and max');
-    return scope(() => {
-      let x: Tensor = this;
-      if (max !== undefined && max !== null) x = x.minimum(max);
-      if (min !== undefined && min !== null) x = x.maximum(min);
-      return x === this ? this.contiguousView() : x;
-    });
-  }
+  clamp(min?: TensorLike | null, max?: TensorLike | null): Tensor { return act.clamp(this, min, max); }
   /** Elementwise maximum (NaN propagates). */ maximum(o: TensorLike): Tensor { return applyElementwise('maximum', [this, o]); }
   /** Elementwise minimum (NaN propagates). */ minimum(o: TensorLike): Tensor { return applyElementwise('minimum', [this, o]); }
   /** a < b */ lt(o: TensorLike): Tensor { return applyElementwise('lt', [this, o]); }
@@ -802,7 +351,7 @@ export class Tensor {
   cast(dtype: DType): Tensor {
     checkDType(dtype, 'cast');
     if (dtype === this.dtype) return this;
-    return mk('cast', 'elementwise', [this], [...this.shape], dtype, this.device, dtype);
+    return mk('cast', [this], [...this.shape], dtype, this.device, dtype);
   }
   /** cast to f32 (no-op for floats). */
   float(): Tensor { return isFloat(this.dtype) ? this : this.cast('f32'); }
@@ -812,7 +361,7 @@ export class Tensor {
 
   /** A new handle on the same values (an identity view). */
   contiguousView(): Tensor {
-    return movement(this, { op: 'reshape', shape: [...this.shape] }, [...this.shape]);
+    return movement(this, 'reshape', { shape: [...this.shape] });
   }
 
   /** Same values, new shape (one entry may be −1). */
@@ -827,7 +376,7 @@ export class Tensor {
     }
     if (numel(s) !== this.size) throw new Error(`reshape: cannot reshape ${fmt(this.shape)} (${this.size} elements) to ${fmt(s)} (${numel(s)} elements)`);
     if (shapesEqual(s, this.shape)) return this;
-    return movement(this, { op: 'reshape', shape: s }, s);
+    return movement(this, 'reshape', { shape: s });
   }
   /** Alias of reshape (never copies in kiln: views are index math). */
   view(shape: Shape): Tensor { return this.reshape(shape); }
@@ -838,7 +387,7 @@ export class Tensor {
     const p = perm.map((a) => normAxis('permute', a, this.rank));
     if (new Set(p).size !== p.length) throw new Error(`permute: ${JSON.stringify(perm)} is not a permutation of the ${this.rank} axes`);
     if (p.every((a, i) => a === i)) return this;
-    return movement(this, { op: 'permute', perm: p }, p.map((a) => this.shape[a]!));
+    return movement(this, 'permute', { perm: p });
   }
   /** Swaps two axes. */
   transpose(a = -2, b = -1): Tensor {
@@ -917,13 +466,13 @@ export class Tensor {
   }
   private shrink(ranges: [number, number][]): Tensor {
     if (ranges.every(([a, b], i) => a === 0 && b === this.shape[i])) return this;
-    return movement(this, { op: 'shrink', ranges }, ranges.map(([a, b]) => b - a));
+    return movement(this, 'shrink', { ranges });
   }
   /** Reverses the order along the given axes. */
   flip(axes: number | number[]): Tensor {
     const ax = normAxes('flip', axes, this.rank);
     if (!ax.length) return this;
-    return movement(this, { op: 'flip', axes: ax }, [...this.shape]);
+    return movement(this, 'flip', { axes: ax });
   }
   /**
    * Sliding windows along `axis` as a view (torch.Tensor.unfold, plus dilation): that axis becomes the
@@ -938,9 +487,7 @@ export class Tensor {
     const n = this.shape[a]!;
     const span = dilation * (size - 1) + 1;
     if (span > n) throw new Error(`unfold: window of size ${size} (dilation ${dilation}, span ${span}) is larger than axis ${a} of size ${n} in shape ${fmt(this.shape)}`);
-    const shape = [...this.shape, size];
-    shape[a] = Math.floor((n - span) / step) + 1;
-    return movement(this, { op: 'unfold', axis: a, size, step, dilation }, shape);
+    return movement(this, 'unfold', { axis: a, size, step, dilation });
   }
   /** Pads each axis with [before, after] elements of `value` (negative amounts crop). */
   pad(pads: [number, number][], value = 0): Tensor {
@@ -952,11 +499,11 @@ export class Tensor {
     const x = this.shrink(crop);
     const pos = pads.map(([b, a]) => [Math.max(0, b), Math.max(0, a)] as [number, number]);
     if (pos.every(([b, a]) => b === 0 && a === 0)) return x;
-    return movement(x, { op: 'pad', pads: pos, value: coerce(value, this.dtype) }, x.shape.map((d, i) => d + pos[i]![0] + pos[i]![1]));
+    return movement(x, 'pad', { pads: pos, value: coerce(value, this.dtype) });
   }
   /** Materializes the values in a new contiguous buffer. */
   contiguous(): Tensor {
-    return mk('contiguous', 'contiguous', [this], [...this.shape], this.dtype, this.device);
+    return mk('contiguous', [this], [...this.shape], this.dtype, this.device);
   }
   /** Splits into pieces of `size` (or the listed sizes) along an axis. */
   split(sizes: number | number[], axis = 0): Tensor[] {
@@ -979,7 +526,7 @@ export class Tensor {
     const shape = this.shape.map((d, i) => (axes.includes(i) ? 1 : d));
     let out: Tensor;
     if (!axes.length) out = this;
-    else out = mk('reduce', 'reduce', [this], shape, this.dtype, this.device, { op, axes });
+    else out = mk('reduce', [this], shape, this.dtype, this.device, { op, axes } satisfies ReduceArg);
     return keepDim ? out : out.reshape(this.shape.filter((_, i) => !axes.includes(i)));
   }
   /** Sum over axes (all by default). Bool sums count as i32. */
@@ -1010,76 +557,22 @@ export class Tensor {
       return full([], c, { dtype: x.dtype, device: x.device }).sub(full([], c, { dtype: x.dtype, device: x.device }).sub(x).reducePrim('max', axes, !!opts.keepDim)).cast(this.dtype);
     });
   }
-  private argReduce(name: string, axis: number | undefined, keepDim: boolean, useMax: boolean): Tensor {
-    return scope(() => {
-      if (axis === undefined) {
-        const r = this.flatten().argReduce(name, 0, false, useMax);
-        return keepDim ? r.reshape(this.shape.map(() => 1)) : r;
-      }
-      const a = normAxis(name, axis, this.rank);
-      const n = this.shape[a]!;
-      const m = useMax ? this.max(a, { keepDim: true }) : this.min(a, { keepDim: true });
-      const idx = iota(n, 'i32', this.device).reshape(this.shape.map((_, i) => (i === a ? n : 1)));
-      const hit = isFloat(this.dtype) ? this.eq(m).logicalOr(this.isnan()) : this.eq(m);
-      return where(hit, idx, n).min(a, { keepDim });
-    });
-  }
   /** Index of the maximum along an axis (first on ties; NaN counts as the maximum). */
-  argmax(axis?: number, opts: ReduceOptions = {}): Tensor { return this.argReduce('argmax', axis, !!opts.keepDim, true); }
+  argmax(axis?: number, opts: ReduceOptions = {}): Tensor { return red.argReduce(this, 'argmax', axis, !!opts.keepDim, true); }
   /** Index of the minimum along an axis (first on ties). */
-  argmin(axis?: number, opts: ReduceOptions = {}): Tensor { return this.argReduce('argmin', axis, !!opts.keepDim, false); }
+  argmin(axis?: number, opts: ReduceOptions = {}): Tensor { return red.argReduce(this, 'argmin', axis, !!opts.keepDim, false); }
   /** Variance (two-pass, `correction` 1 = unbiased like PyTorch's default). */
-  var(axis?: number | number[], opts: ReduceOptions & { correction?: number } = {}): Tensor {
-    const axes = normAxes('var', axis, this.rank);
-    const n = axes.reduce((s, a) => s * this.shape[a]!, 1);
-    const correction = opts.correction ?? 1;
-    return scope(() => {
-      const x = this.float();
-      const d = x.sub(x.mean(axes, { keepDim: true }));
-      return d.mul(d).sum(axes, { keepDim: opts.keepDim }).div(Math.max(n - correction, 0));
-    });
-  }
+  var(axis?: number | number[], opts: ReduceOptions & { correction?: number } = {}): Tensor { return red.variance(this, axis, opts); }
   /** Standard deviation. */
-  std(axis?: number | number[], opts: ReduceOptions & { correction?: number } = {}): Tensor {
-    return scope(() => this.var(axis, opts).sqrt());
-  }
+  std(axis?: number | number[], opts: ReduceOptions & { correction?: number } = {}): Tensor { return scope(() => this.var(axis, opts).sqrt()); }
   /** log Σ exp, stable (shifted by the maximum). */
-  logsumexp(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
-    const axes = normAxes('logsumexp', axis, this.rank);
-    return scope(() => {
-      const x = this.float();
-      const m = x.max(axes, { keepDim: true });
-      const shift = where(m.abs().eq(Infinity), 0, m);
-      const r = x.sub(shift).exp().sum(axes, { keepDim: true }).log().add(shift);
-      return opts.keepDim ? r : r.squeeze(axes);
-    });
-  }
+  logsumexp(axis?: number | number[], opts: ReduceOptions = {}): Tensor { return red.logsumexp(this, axis, opts); }
   /** Softmax along an axis (stable). */
-  softmax(axis = -1): Tensor {
-    const a = normAxis('softmax', axis, this.rank);
-    return scope(() => {
-      const x = this.float();
-      const e = x.sub(x.max(a, { keepDim: true })).exp();
-      return e.div(e.sum(a, { keepDim: true }));
-    });
-  }
+  softmax(axis = -1): Tensor { return red.softmax(this, axis); }
   /** log softmax along an axis (stable). */
-  logSoftmax(axis = -1): Tensor {
-    const a = normAxis('logSoftmax', axis, this.rank);
-    return scope(() => this.float().sub(this.logsumexp(a, { keepDim: true })));
-  }
+  logSoftmax(axis = -1): Tensor { return red.logSoftmax(this, axis); }
   /** Inclusive prefix sum along an axis (a masked reduction: O(n²) work per row, fine for n up to a few thousand). */
-  cumsum(axis = 0): Tensor {
-    const a = normAxis('cumsum', axis, this.rank);
-    return scope(() => {
-      const x = (this.dtype === 'bool' ? this.cast('i32') : this).transpose(a, -1);
-      const n = x.shape[x.rank - 1]!;
-      const i = iota(n, 'i32', this.device);
-      const mask = i.reshape([1, n]).le(i.reshape([n, 1])); // [out j, in i]: i ≤ j
-      const r = where(mask, x.unsqueeze(-2), 0).sum(-1);
-      return r.transpose(a, -1);
-    });
-  }
+  cumsum(axis = 0): Tensor { return red.cumsum(this, axis); }
 
   // ---- indexing ----------------------------------------------------------------------------------
 
@@ -1093,7 +586,7 @@ export class Tensor {
       if (i !== a && d > this.shape[i]!) throw new Error(`gather: index shape ${fmt(index.shape)} exceeds input ${fmt(this.shape)} at axis ${i}`);
     });
     deviceOf('gather', [this, index]);
-    return scope(() => mk('gather', 'gather', [this, index.cast('i32')], [...index.shape], this.dtype, this.device, a));
+    return scope(() => mk('gather', [this, index.cast('i32')], [...index.shape], this.dtype, this.device, a));
   }
   /** Selects entries of a 1-D index along an axis. */
   indexSelect(axis: number, index: Tensor): Tensor {
@@ -1104,31 +597,9 @@ export class Tensor {
     return scope(() => this.gather(a, index.reshape(this.shape.map((_, i) => (i === a ? L : 1))).expand(shape)));
   }
   /** this + src scattered by index along axis (PyTorch scatter_add; index and src share a shape). Deterministic. */
-  scatterAdd(axis: number, index: Tensor, src: Tensor): Tensor {
-    const a = normAxis('scatterAdd', axis, this.rank);
-    if (index.dtype !== 'i32' && index.dtype !== 'u32') throw new TypeError(`scatterAdd: index must be i32 or u32, got ${index.dtype}`);
-    if (!shapesEqual(index.shape, src.shape)) throw new Error(`scatterAdd: index ${fmt(index.shape)} and src ${fmt(src.shape)} must have the same shape`);
-    if (index.rank !== this.rank || index.shape.some((d, i) => i !== a && d > this.shape[i]!)) {
-      throw new Error(`scatterAdd: index ${fmt(index.shape)} must not exceed input ${fmt(this.shape)} on any axis but ${a}`);
-    }
-    deviceOf('scatterAdd', [this, index, src]);
-    return scope(() => {
-      const n = this.shape[a]!;
-      const idx = index.cast('i32').transpose(a, -1).unsqueeze(-2); // [..., 1, m]
-      const s = src.cast(this.dtype).transpose(a, -1).unsqueeze(-2);
-      const targets = iota(n, 'i32', this.device).reshape([n, 1]);
-      const wrapped = where(idx.lt(0), idx.add(n), idx);
-      let contrib = where(wrapped.eq(targets), s, 0).sum(-1).cast(this.dtype).transpose(a, -1); // index's shape, n on axis a
-      if (contrib.shape.some((d, i) => d !== this.shape[i])) contrib = contrib.pad(contrib.shape.map((d, i) => [0, this.shape[i]! - d] as [number, number]));
-      return this.add(contrib);
-    });
-  }
+  scatterAdd(axis: number, index: Tensor, src: Tensor): Tensor { return ix.scatterAdd(this, axis, index, src); }
   /** One-hot encoding along a new last axis. */
-  oneHot(numClasses: number, opts: { dtype?: DType } = {}): Tensor {
-    if (this.dtype !== 'i32' && this.dtype !== 'u32') throw new TypeError(`oneHot: expected integer class indices, got ${this.dtype}`);
-    if (!Number.isInteger(numClasses) || numClasses < 1) throw new Error(`oneHot: numClasses must be a positive integer, got ${numClasses}`);
-    return scope(() => this.cast('i32').unsqueeze(-1).eq(iota(numClasses, 'i32', this.device)).cast(opts.dtype ?? 'i32'));
-  }
+  oneHot(numClasses: number, opts: { dtype?: DType } = {}): Tensor { return ix.oneHot(this, numClasses, opts.dtype ?? 'i32'); }
 
   // ---- linear algebra ------------------------------------------------------------------------------
 
@@ -1150,7 +621,7 @@ export class Tensor {
       if (!isFloat(dt)) dt = 'f32';
       a = a.cast(dt).expand([...batch, M, K]);
       b = b.cast(dt).expand([...batch, K, N]);
-      let out = mk('matmul', 'matmul', [a, b], [...batch, M, N], dt, device);
+      let out = mk('matmul', [a, b], [...batch, M, N], dt, device);
       if (aVec) out = out.squeeze(-2);
       if (bVec) out = out.squeeze(-1);
       return out;

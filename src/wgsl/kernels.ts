@@ -4,7 +4,7 @@
  * over the reduced elements, split in two passes when there are few outputs) and matmul (register-blocked
  * tiles). Each takes an elementwise epilogue so the surrounding elementwise work fuses into it.
  */
-import { type DType, wgslStorageType, wgslType } from '../tensor/dtype.js';
+import { type DType, wgslStorageType, wgslType } from './dtype.js';
 import { Emitter, type Expr, type VT } from './ir.js';
 
 /** A sub-dimension of an operand axis: [size, stride]. */

@@ -1,7 +1,7 @@
 /** What the diffusion backbones share: input checks, the t + class conditioning vector, zero init. */
-import { noGrad } from '../../autograd/tape.js';
+import { noGrad } from '../../tensor/index.js';
 import { fmt } from '../../tensor/shape.js';
-import type { Tensor } from '../../tensor/tensor.js';
+import type { Tensor } from '../../tensor/index.js';
 import { zeros_ } from '../init.js';
 import type { Embedding, Linear } from '../layers.js';
 import type { ModuleList } from '../module.js';

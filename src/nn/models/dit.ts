@@ -9,7 +9,7 @@ import { Module, ModuleList, Parameter } from '../module.js';
 import { Embedding, LayerNorm, Linear } from '../layers.js';
 import { MultiheadAttention, modulate } from '../norm-attention.js';
 import { pixelShuffle, pixelUnshuffle } from '../conv.js';
-import { tensor, type Tensor } from '../../tensor/tensor.js';
+import { tensor, type Tensor } from '../../tensor/index.js';
 import { checkDenoiserInputs, conditionVector, zeroInit } from './conditioning.js';
 import { normal_ } from '../init.js';
 

@@ -4,10 +4,11 @@
  * term against a reconstruction term at the decoder's last layer, the R1 gradient penalty (a double
  * backward), and a standalone small GAN (MLP generator and discriminator with a trainer).
  */
-import { gradients, noGrad } from '../../autograd/tape.js';
+import { gradients } from '../../autograd/index.js';
+import { noGrad } from '../../tensor/index.js';
 import { scope } from '../../tensor/memory.js';
 import { fmt } from '../../tensor/shape.js';
-import { randn, stack, type Tensor } from '../../tensor/tensor.js';
+import { randn, stack, type Tensor } from '../../tensor/index.js';
 import { Layer, Sequential } from '../module.js';
 import { LeakyReLU, Linear } from '../layers.js';
 import { Conv2d, GroupNorm } from '../norm-attention.js';

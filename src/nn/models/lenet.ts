@@ -8,7 +8,7 @@ import { Linear } from '../layers.js';
 import { Conv2d } from '../norm-attention.js';
 import { maxPool2d } from '../conv.js';
 import { fmt } from '../../tensor/shape.js';
-import type { Tensor } from '../../tensor/tensor.js';
+import type { Tensor } from '../../tensor/index.js';
 
 /** Sizes of a LeNet. */
 export interface LeNetConfig {

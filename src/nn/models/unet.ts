@@ -9,7 +9,7 @@ import { Layer, Module, ModuleList } from '../module.js';
 import { Embedding, Linear } from '../layers.js';
 import { Conv2d, GroupNorm, MultiheadAttention } from '../norm-attention.js';
 import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
-import { cat, type Tensor } from '../../tensor/tensor.js';
+import { cat, type Tensor } from '../../tensor/index.js';
 import { checkDenoiserInputs, conditionVector, zeroInit } from './conditioning.js';
 
 /** Sizes of a UNet. */

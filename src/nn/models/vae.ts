@@ -7,10 +7,10 @@
  * discriminator after `discStart` steps, balanced by the adaptive weight; `LatentCodec` freezes a
  * trained VAE for latent diffusion (latents shifted and scaled to unit variance).
  */
-import { noGrad } from '../../autograd/tape.js';
+import { noGrad } from '../../tensor/index.js';
 import { scope } from '../../tensor/memory.js';
 import { fmt } from '../../tensor/shape.js';
-import { full, getRngState, randn, realize, setRngState, stack, tensor, type Tensor } from '../../tensor/tensor.js';
+import { full, getRngState, randn, realize, setRngState, stack, tensor, type Tensor } from '../../tensor/index.js';
 import { klDivGaussian } from '../functional.js';
 import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
 import { Layer, Module, ModuleList, Parameter } from '../module.js';

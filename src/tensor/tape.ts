@@ -4,16 +4,33 @@
  * vector-Jacobian product, which is written with Tensor ops — so gradients are lazy, fuse like the
  * forward pass, and are themselves differentiable when `createGraph` is set.
  */
-import { gradHooks, onesLike, Tensor, type BackwardOptions, type PrimitiveCall } from '../tensor/tensor.js';
-import { keep, scope } from '../tensor/memory.js';
-import { fmt } from '../tensor/shape.js';
-import { isFloat } from '../tensor/dtype.js';
-import { vjpOf } from './vjps.js';
+import type { Tensor } from './tensor.js';
+import { keep, scope } from './memory.js';
+import { fmt } from './shape.js';
+import { isFloat } from './dtype.js';
+import type { OpDef } from './ops/registry.js';
+
+/** A primitive application, as the tape sees it. */
+export interface PrimitiveCall {
+  def: OpDef;
+  inputs: Tensor[];
+  out: Tensor;
+  arg: unknown;
+}
+
+/** Options of `backward()`. */
+export interface BackwardOptions {
+  /** The gradient of the output (default 1 for a scalar). */
+  gradient?: Tensor;
+  /** Keep the graph for another backward pass. */
+  retainGraph?: boolean;
+  /** Record the backward computation so gradients are differentiable (double backward). */
+  createGraph?: boolean;
+}
 
 /** One recorded primitive application. */
 export interface Step {
-  op: string;
-  kind: PrimitiveCall['kind'];
+  def: OpDef;
   arg: unknown;
   /** The tensors the op was applied to (for graph identity: leaves and their steps). */
   inputs: Tensor[];
@@ -56,24 +73,25 @@ export function withGradMode<T>(enabled: boolean, fn: () => T): T {
 }
 
 function handle(t: Tensor): Tensor {
-  return keep(Tensor.alias(t));
+  return keep(t.alias());
 }
 
 const released = new FinalizationRegistry<Tensor[]>((saved) => {
   for (const t of saved) t.dispose();
 });
 
-gradHooks.record = (call: PrimitiveCall) => {
+/** Records a primitive application when gradients are needed (called for every op with inputs). */
+export function record(call: PrimitiveCall): void {
   if (!gradEnabled || !isFloat(call.out.dtype) || !call.inputs.some((t) => t.requiresGrad)) return;
   const saved = call.inputs.map(handle);
-  const step = { op: call.op, kind: call.kind, arg: call.arg, inputs: call.inputs, saved, out: new WeakRef(call.out), freed: false, refs: 1 } as Omit<Step, 'savedOut'> as Step;
+  const step = { def: call.def, arg: call.arg, inputs: call.inputs, saved, out: new WeakRef(call.out), freed: false, refs: 1 } as Omit<Step, 'savedOut'> as Step;
   for (const t of new Set(call.inputs.map((x) => x.gradFn as Step | null))) if (t) t.refs++;
   call.out.gradFn = step;
   call.out.requiresGrad = true;
   // saved after gradFn is set, so VJPs that use the output stay differentiable
   step.savedOut = handle(call.out);
   released.register(step, [...saved, step.savedOut], step);
-};
+}
 
 function freeStep(step: Step): void {
   if (step.freed) return;
@@ -89,10 +107,10 @@ function releaseStep(step: Step): void {
 }
 
 /** Disposing a tensor that owns a recorded step frees the graph behind it once nothing else uses it. */
-gradHooks.release = (t: Tensor) => {
+export function releaseGraph(t: Tensor): void {
   const step = t.gradFn as Step | null;
   if (step && !t.gradOwner && step.out.deref() === t) releaseStep(step);
-};
+}
 
 function topoSteps(root: Step): Step[] {
   const order: Step[] = [];
@@ -125,7 +143,7 @@ function accumulate(prev: Tensor | undefined, g: Tensor): Tensor {
  * The core of backward: propagates `gradient` from `root` through the recorded steps. Calls
  * `onLeaf(tensor, grad)` for leaves that require grad and returns the gradients of `wanted` tensors.
  */
-function propagate(root: Tensor, gradient: Tensor, opts: { retainGraph: boolean; createGraph: boolean; wanted?: Tensor[]; onLeaf?: (t: Tensor, g: Tensor) => void }): Map<Tensor, Tensor> {
+export function propagate(root: Tensor, gradient: Tensor, opts: { retainGraph: boolean; createGraph: boolean; wanted?: Tensor[]; onLeaf?: (t: Tensor, g: Tensor) => void }): Map<Tensor, Tensor> {
   const rootStep = root.gradFn as Step | null;
   const wantedSet = new Set(opts.wanted ?? []);
   const result = new Map<Tensor, Tensor>();
@@ -153,7 +171,9 @@ function propagate(root: Tensor, gradient: Tensor, opts: { retainGraph: boolean;
       }
       const needs = step.inputs.map((t) => t.requiresGrad);
       // (inputs may be saved handles from an earlier backward: their gradient goes to their owner)
-      const ins = scope(() => vjpOf(step)(g, step.saved, step.savedOut, step.arg, needs));
+      const vjp = step.def.vjp;
+      if (!vjp) throw new Error(`backward: op '${step.def.name}' has no gradient (define a vjp for it with defineOp)`);
+      const ins = scope(() => vjp(g, step.saved, step.savedOut, step.arg, needs));
       ins.forEach((gi, i) => {
         if (!gi || !needs[i]) return;
         const input = step.inputs[i]!.gradOwner ?? step.inputs[i]!;
@@ -173,7 +193,8 @@ function propagate(root: Tensor, gradient: Tensor, opts: { retainGraph: boolean;
   return out;
 }
 
-function seedGradient(op: string, t: Tensor, gradient: Tensor | undefined): Tensor {
+/** The gradient backward starts from: `gradient`, or 1 for a scalar output (checked against `t`). */
+export function seedGradient(op: string, t: Tensor, gradient: Tensor | undefined): Tensor {
   if (!t.requiresGrad) throw new Error(`${op}: the tensor does not require grad (none of the inputs of its computation has requiresGrad set)`);
   if (gradient) {
     if (gradient.shape.length !== t.shape.length || gradient.shape.some((d, i) => d !== t.shape[i])) {
@@ -182,10 +203,11 @@ function seedGradient(op: string, t: Tensor, gradient: Tensor | undefined): Tens
     return gradient;
   }
   if (t.size !== 1) throw new Error(`${op}: the output has shape ${fmt(t.shape)}; a gradient argument is needed for a non-scalar output (or reduce it to a scalar first)`);
-  return onesLike(t);
+  return t.newOnes(t.shape);
 }
 
-gradHooks.backward = (t: Tensor, opts: BackwardOptions) => {
+/** `t.backward()`: accumulates gradients into the `.grad` of the leaves that require them. */
+export function backward(t: Tensor, opts: BackwardOptions): void {
   const g = seedGradient('backward', t, opts.gradient);
   const own = g !== opts.gradient;
   propagate(t, g, {
@@ -198,65 +220,4 @@ gradHooks.backward = (t: Tensor, opts: BackwardOptions) => {
     },
   });
   if (own) g.dispose();
-};
-
-/** Options of `grad` / `valueAndGrad`. */
-export interface GradOptions {
-  /** Indices of the arguments to differentiate (default: the first). */
-  argnums?: number | number[];
-  /** Make the returned gradients differentiable. */
-  createGraph?: boolean;
-}
-
-function argList(argnums: number | number[] | undefined): number[] {
-  return argnums === undefined ? [0] : typeof argnums === 'number' ? [argnums] : argnums;
-}
-
-/**
- * Returns a function computing `[fn(...args), gradients]` where the gradients are taken with respect to
- * the chosen tensor arguments (a single tensor when `argnums` is a number, else an array). `fn` must
- * return a scalar tensor. Leaves' `.grad` fields are not touched.
- */
-export function valueAndGrad<A extends unknown[]>(fn: (...args: A) => Tensor, opts: GradOptions = {}): (...args: A) => [Tensor, Tensor | Tensor[]] {
-  const nums = argList(opts.argnums);
-  return (...args: A) => {
-    const inputs = args.slice() as unknown[];
-    const wrt: Tensor[] = nums.map((i) => {
-      const a = args[i];
-      if (!(a instanceof Tensor)) throw new TypeError(`valueAndGrad: argument ${i} must be a Tensor to differentiate with respect to it`);
-      const d = a.detach();
-      d.requiresGrad = true;
-      inputs[i] = d;
-      return d;
-    });
-    const value = withGradMode(true, () => fn(...(inputs as A)));
-    if (!(value instanceof Tensor)) throw new TypeError('valueAndGrad: the function must return a Tensor');
-    const seed = seedGradient('valueAndGrad', value, undefined);
-    const got = propagate(value, seed, { retainGraph: !!opts.createGraph, createGraph: !!opts.createGraph, wanted: wrt });
-    seed.dispose();
-    const grads = wrt.map((w) => got.get(w) ?? onesLike(w).mul(0));
-    const out = opts.createGraph ? value : value.detach();
-    return [out, typeof opts.argnums === 'object' ? grads : grads[0]!];
-  };
-}
-
-/** Returns a function computing the gradient(s) of the scalar `fn` with respect to chosen arguments. */
-export function grad<A extends unknown[]>(fn: (...args: A) => Tensor, opts: GradOptions = {}): (...args: A) => Tensor | Tensor[] {
-  const vg = valueAndGrad(fn, opts);
-  return (...args: A) => {
-    const [v, g] = vg(...args);
-    v.dispose();
-    return g;
-  };
-}
-
-/**
- * Gradients of `output` with respect to `inputs` (like torch.autograd.grad); with `createGraph` the
- * results can be differentiated again (gradient penalties, Hessian-vector products).
- */
-export function gradients(output: Tensor, inputs: Tensor[], opts: { gradient?: Tensor; retainGraph?: boolean; createGraph?: boolean } = {}): Tensor[] {
-  const seed = seedGradient('gradients', output, opts.gradient);
-  const got = propagate(output, seed, { retainGraph: opts.retainGraph ?? !!opts.createGraph, createGraph: !!opts.createGraph, wanted: inputs });
-  if (seed !== opts.gradient) seed.dispose();
-  return inputs.map((x) => got.get(x) ?? x.mul(0));
 }

@@ -1,42 +1,23 @@
 /**
- * The elementwise op registry: one definition per op holding its dtype rule, a WGSL expression fragment
- * (so it fuses with its neighbours), a float64 reference and, optionally, a vector-Jacobian product.
- * Built-in elementwise primitives and user ops (`k.defineOp`) are registered the same way.
+ * Elementwise primitives: for each, the dtype rule, a WGSL expression fragment (so it fuses with its
+ * neighbours), a float64 reference and the vector-Jacobian product. Built-in primitives and user ops
+ * (`k.defineOp`) are defined the same way.
+ *
+ * Gradient rules worth knowing: `maximum`/`minimum` give half to each side on ties; `abs`, `relu` and
+ * friends use a zero subgradient at 0; rounding, comparisons and random bits have zero gradient.
  */
-import { type DType, isFloat, promote } from './dtype.js';
-import { PHILOX_WGSL } from '../wgsl/rng.js';
+import { type DType, coerce, isFloat, promote } from '../dtype.js';
+import type { LazyNode } from '../node.js';
+import type { Tensor } from '../tensor.js';
+import * as ir from '../../wgsl/ir.js';
+import { PHILOX_WGSL } from '../../wgsl/rng.js';
+import { register, type ElementwiseDef, type FragmentContext, type Vjp } from './registry.js';
+import { vt, type Index, type Lowering } from './lowering.js';
 
-/** What a WGSL fragment builder receives. */
-export interface FragmentContext {
-  /** dtypes of the inputs (as stored; bool inputs arrive as WGSL bool, f16 as f32). */
-  inDtypes: DType[];
-  outDtype: DType;
-  /** The op's static argument (e.g. the target dtype of a cast). */
-  arg: unknown;
-}
-
-/** A registered elementwise op. `T` is the tensor type of the autograd layer. */
-export interface ElementwiseDef<T = unknown> {
-  name: string;
-  arity: number;
-  /** WGSL expression computing the result from argument expressions. */
-  wgsl: (args: string[], ctx: FragmentContext) => string;
-  /** Float64 reference of one element (its result is then rounded to the output dtype's values). */
-  ref: (xs: number[], ctx: FragmentContext) => number;
-  /** The dtypes the inputs are cast to before the op (from the callers' dtypes). */
-  inputs: (inDtypes: DType[], arg: unknown) => DType[];
-  /** Output dtype from the (already cast) input dtypes. */
-  dtype: (inDtypes: DType[], arg: unknown) => DType;
-  /** Extra WGSL declarations (helper functions) the fragment calls, one per entry (de-duplicated per kernel). */
-  helpers: string[];
-  /** Vector-Jacobian product: gradients for each input from the output gradient (null = no gradient). */
-  vjp?: (g: T, inputs: T[], out: T, arg: unknown, needs: boolean[]) => (T | null)[];
-  /** Estimated cost in simple ALU ops (used by fusion heuristics). */
-  cost: number;
-}
+export type { FragmentContext };
 
 /** Options of `defineOp`/`defineElementwise`. */
-export interface ElementwiseSpec<T = unknown> {
+export interface ElementwiseSpec {
   name: string;
   arity: number;
   /** A WGSL expression using `$0`, `$1`, … for the inputs, or a builder function. */
@@ -54,16 +35,19 @@ export interface ElementwiseSpec<T = unknown> {
   helpers?: string | string[];
   /** A reference that also sees the dtypes (when the semantics depend on them). */
   refWithContext?: (xs: number[], ctx: FragmentContext) => number;
-  vjp?: (g: T, inputs: T[], out: T, arg: unknown, needs: boolean[]) => (T | null)[];
+  /** Gradients of the inputs (Tensor ops); omitted: the op has no gradient. */
+  vjp?: Vjp;
+  /** Zero gradient for every input (rounding, comparisons, random bits). */
+  constant?: boolean;
   cost?: number;
 }
 
-const registry = new Map<string, ElementwiseDef<any>>();
+const contextOf = (n: LazyNode): FragmentContext => ({ inDtypes: n.src.map((s) => s.dtype), outDtype: n.dtype, arg: n.arg });
+const argKey = (arg: unknown) => (arg === undefined || arg === null ? '' : typeof arg === 'object' ? JSON.stringify(arg) : String(arg));
 
 /** Registers an elementwise op (built-in or user) and returns its definition. */
-export function defineElementwise<T>(spec: ElementwiseSpec<T>): ElementwiseDef<T> {
+export function defineElementwise(spec: ElementwiseSpec): ElementwiseDef {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(spec.name)) throw new Error(`defineOp: invalid op name ${JSON.stringify(spec.name)} (use letters, digits and _)`);
-  if (registry.has(spec.name)) throw new Error(`defineOp: an op named '${spec.name}' is already registered`);
   if (!Number.isInteger(spec.arity) || spec.arity < 1 || spec.arity > 4) throw new Error(`defineOp '${spec.name}': arity must be 1..4, got ${spec.arity}`);
   const tmpl = spec.wgsl;
   const wgsl = typeof tmpl === 'string' ? (args: string[]) => tmpl.replace(/\$(\d)/g, (_, i) => `(${args[Number(i)]})`) : tmpl;
@@ -76,32 +60,41 @@ export function defineElementwise<T>(spec: ElementwiseSpec<T>): ElementwiseDef<T
     return ins.map(() => p);
   });
   const dtype = spec.dtype ?? ((ins: DType[]) => (predicate ? 'bool' : ins[0]!));
-  const ref = spec.ref;
-  const def: ElementwiseDef<T> = {
+  const ref = spec.refWithContext ?? ((xs: number[]) => spec.ref(...xs));
+  const helpers = spec.helpers === undefined ? [] : typeof spec.helpers === 'string' ? [spec.helpers] : spec.helpers;
+  const keys = new WeakMap<LazyNode, string>();
+  return register<ElementwiseDef>({
+    kind: 'elementwise',
     name: spec.name,
     arity: spec.arity,
     wgsl,
-    ref: spec.refWithContext ?? ((xs) => ref(...xs)),
+    ref,
     inputs,
     dtype,
-    helpers: spec.helpers === undefined ? [] : typeof spec.helpers === 'string' ? [spec.helpers] : spec.helpers,
-    vjp: spec.vjp,
+    helpers,
+    vjp: spec.vjp ?? (spec.constant ? (_g, xs) => xs.map(() => null) : undefined),
     cost: spec.cost ?? 1,
-  };
-  registry.set(spec.name, def);
-  return def;
-}
-
-/** Looks up a registered elementwise op. */
-export function elementwiseDef(name: string): ElementwiseDef<any> {
-  const d = registry.get(name);
-  if (!d) throw new Error(`kiln: unknown elementwise op '${name}'`);
-  return d;
-}
-
-/** True when an elementwise op of that name exists. */
-export function hasElementwise(name: string): boolean {
-  return registry.has(name);
+    lower(n: LazyNode, idx: Index, lo: Lowering) {
+      for (const h of helpers) lo.helper(h);
+      const args = n.src.map((s) => lo.value(s, idx));
+      const ctx = contextOf(n);
+      let key = keys.get(n);
+      if (key === undefined) keys.set(n, (key = `${spec.name}:${argKey(n.arg)}:${ctx.inDtypes.join(',')}`));
+      return ir.call(key, (a) => wgsl(a, ctx), args, vt(n.dtype));
+    },
+    reference(n: LazyNode, srcs: Float64Array[]) {
+      const ctx = contextOf(n);
+      const out = new Float64Array(n.size);
+      const xs = new Array<number>(srcs.length);
+      const exact = isFloat(n.dtype);
+      for (let i = 0; i < n.size; i++) {
+        for (let j = 0; j < srcs.length; j++) xs[j] = srcs[j]![i]!;
+        const r = ref(xs, ctx);
+        out[i] = exact ? r : coerce(r, n.dtype);
+      }
+      return out;
+    },
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,9 +175,6 @@ fn kiln_nan() -> f32 { var u = 0x7fc00000u; return bitcast<f32>(u); }
 fn kiln_isnan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 `;
 
-/** The Philox helpers (random number leaves). */
-export const RNG_HELPERS = PHILOX_WGSL;
-
 // float64 reference for erf (series near 0, continued fraction for erfc in the tails).
 export function erf64(x: number): number {
   const a = Math.abs(x);
@@ -215,37 +205,43 @@ const ty = (dt: DType) => (dt === 'f16' ? 'f32' : dt);
 const allBool = (ins: DType[]) => ins.map(() => 'bool' as DType);
 
 // ---------------------------------------------------------------------------------------------
-// Built-in primitives. VJPs are attached by the autograd layer.
+// Built-in primitives.
+
+const TWO_OVER_SQRT_PI = 2 / Math.sqrt(Math.PI);
+/** 1 where x > y, ½ on ties, else 0: how `maximum`/`minimum` share a gradient. */
+const tieSplit = (x: Tensor, y: Tensor) => x.gt(y).float().add(x.eq(y).float().mul(0.5));
 
 const u = (name: string, wgsl: ElementwiseSpec['wgsl'], ref: (x: number) => number, extra: Partial<ElementwiseSpec> = {}) =>
   defineElementwise({ name, arity: 1, wgsl, ref, ...extra });
 const b = (name: string, wgsl: ElementwiseSpec['wgsl'], ref: (x: number, y: number) => number, extra: Partial<ElementwiseSpec> = {}) =>
   defineElementwise({ name, arity: 2, wgsl, ref, ...extra });
 
-u('neg', (a, c) => (c.outDtype === 'u32' ? `(0u - ${a[0]})` : `(-${a[0]})`), (x) => -x);
-u('recip', '1.0 / $0', (x) => 1 / x, { float: true });
-u('sqrt', 'sqrt($0)', Math.sqrt, { float: true, cost: 2 });
-u('exp', 'exp($0)', Math.exp, { float: true, cost: 4 });
-u('log', 'kiln_log($0)', Math.log, { float: true, cost: 4, helpers: H.kiln_log! });
-u('sin', 'sin($0)', Math.sin, { float: true, cost: 4 });
-u('cos', 'cos($0)', Math.cos, { float: true, cost: 4 });
-u('log1p', 'kiln_log1p($0)', Math.log1p, { float: true, cost: 6, helpers: H.kiln_log1p! });
-u('expm1', 'kiln_expm1($0)', Math.expm1, { float: true, cost: 6, helpers: H.kiln_expm1! });
-u('tanh', 'kiln_tanh($0)', Math.tanh, { float: true, cost: 6, helpers: H.kiln_tanh! });
-u('sigmoid', 'kiln_sigmoid($0)', (x) => 1 / (1 + Math.exp(-x)), { float: true, cost: 6, helpers: H.kiln_sigmoid! });
-u('erf', 'kiln_erf($0)', erf64, { float: true, cost: 12, helpers: H.kiln_erf! });
-u('abs', (a, c) => (c.outDtype === 'u32' ? a[0]! : `abs(${a[0]})`), Math.abs);
-u('sign', (a, c) => (c.outDtype === 'u32' ? `select(0u, 1u, ${a[0]} > 0u)` : `sign(${a[0]})`), Math.sign);
-u('floor', (a, c) => (isFloat(c.outDtype) ? `floor(${a[0]})` : a[0]!), Math.floor);
-u('ceil', (a, c) => (isFloat(c.outDtype) ? `ceil(${a[0]})` : a[0]!), Math.ceil);
-u('trunc', (a, c) => (isFloat(c.outDtype) ? `trunc(${a[0]})` : a[0]!), Math.trunc);
+u('neg', (a, c) => (c.outDtype === 'u32' ? `(0u - ${a[0]})` : `(-${a[0]})`), (x) => -x, { vjp: (g) => [g.neg()] });
+u('recip', '1.0 / $0', (x) => 1 / x, { float: true, vjp: (g, _x, out) => [g.mul(out.mul(out)).neg()] });
+u('sqrt', 'sqrt($0)', Math.sqrt, { float: true, cost: 2, vjp: (g, _x, out) => [g.div(out.mul(2))] });
+u('exp', 'exp($0)', Math.exp, { float: true, cost: 4, vjp: (g, _x, out) => [g.mul(out)] });
+u('log', 'kiln_log($0)', Math.log, { float: true, cost: 4, helpers: H.kiln_log!, vjp: (g, [a]) => [g.div(a!)] });
+u('sin', 'sin($0)', Math.sin, { float: true, cost: 4, vjp: (g, [a]) => [g.mul(a!.cos())] });
+u('cos', 'cos($0)', Math.cos, { float: true, cost: 4, vjp: (g, [a]) => [g.mul(a!.sin()).neg()] });
+u('log1p', 'kiln_log1p($0)', Math.log1p, { float: true, cost: 6, helpers: H.kiln_log1p!, vjp: (g, [a]) => [g.div(a!.add(1))] });
+u('expm1', 'kiln_expm1($0)', Math.expm1, { float: true, cost: 6, helpers: H.kiln_expm1!, vjp: (g, _x, out) => [g.mul(out.add(1))] });
+u('tanh', 'kiln_tanh($0)', Math.tanh, { float: true, cost: 6, helpers: H.kiln_tanh!, vjp: (g, _x, out) => [g.mul(out.mul(out).neg().add(1))] });
+u('sigmoid', 'kiln_sigmoid($0)', (x) => 1 / (1 + Math.exp(-x)), { float: true, cost: 6, helpers: H.kiln_sigmoid!, vjp: (g, _x, out) => [g.mul(out).mul(out.neg().add(1))] });
+u('erf', 'kiln_erf($0)', erf64, { float: true, cost: 12, helpers: H.kiln_erf!, vjp: (g, [a]) => [g.mul(a!.mul(a!).neg().exp().mul(TWO_OVER_SQRT_PI))] });
+u('abs', (a, c) => (c.outDtype === 'u32' ? a[0]! : `abs(${a[0]})`), Math.abs, { vjp: (g, [a]) => [g.mul(a!.sign())] });
+u('sign', (a, c) => (c.outDtype === 'u32' ? `select(0u, 1u, ${a[0]} > 0u)` : `sign(${a[0]})`), Math.sign, { constant: true });
+u('floor', (a, c) => (isFloat(c.outDtype) ? `floor(${a[0]})` : a[0]!), Math.floor, { constant: true });
+u('ceil', (a, c) => (isFloat(c.outDtype) ? `ceil(${a[0]})` : a[0]!), Math.ceil, { constant: true });
+u('trunc', (a, c) => (isFloat(c.outDtype) ? `trunc(${a[0]})` : a[0]!), Math.trunc, { constant: true });
 u('round', (a, c) => (isFloat(c.outDtype) ? `round(${a[0]})` : a[0]!), (x) => {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r; // half to even, like WGSL and PyTorch
+}, { constant: true });
+u('relu', (a, c) => (isFloat(c.outDtype) ? `select(${a[0]}, 0.0, ${a[0]} < 0.0)` : c.outDtype === 'u32' ? a[0]! : `max(${a[0]}, 0)`), (x) => (x < 0 ? 0 : x), {
+  vjp: (g, [a]) => [g.where(a!.gt(0), 0)],
 });
-u('relu', (a, c) => (isFloat(c.outDtype) ? `select(${a[0]}, 0.0, ${a[0]} < 0.0)` : c.outDtype === 'u32' ? a[0]! : `max(${a[0]}, 0)`), (x) => (x < 0 ? 0 : x));
-u('logical_not', '!$0', (x) => (x ? 0 : 1), { inputs: allBool, predicate: true });
-u('isnan', 'kiln_isnan($0)', (x) => (Number.isNaN(x) ? 1 : 0), { predicate: true, float: true });
+u('logical_not', '!$0', (x) => (x ? 0 : 1), { inputs: allBool, predicate: true, constant: true });
+u('isnan', 'kiln_isnan($0)', (x) => (Number.isNaN(x) ? 1 : 0), { predicate: true, float: true, constant: true });
 
 /** dtype conversion; `arg` is the target dtype. */
 defineElementwise({
@@ -273,29 +269,34 @@ defineElementwise({
   },
   inputs: (ins) => ins,
   dtype: (_ins, arg) => arg as DType,
+  vjp: (g, [a]) => [g.cast(a!.dtype)],
 });
 
-b('add', '$0 + $1', (x, y) => x + y);
-b('sub', '$0 - $1', (x, y) => x - y);
-b('mul', '$0 * $1', (x, y) => x * y);
+b('add', '$0 + $1', (x, y) => x + y, { vjp: (g) => [g, g] });
+b('sub', '$0 - $1', (x, y) => x - y, { vjp: (g) => [g, g.neg()] });
+b('mul', '$0 * $1', (x, y) => x * y, { vjp: (g, [a, b]) => [g.mul(b!), g.mul(a!)] });
 b('div', (a, c) => (c.outDtype === 'i32' ? `kiln_fdiv_i(${a[0]}, ${a[1]})` : c.outDtype === 'u32' ? `kiln_fdiv_u(${a[0]}, ${a[1]})` : `(${a[0]} / ${a[1]})`),
-  (x, y) => x / y, { float: true, helpers: [H.kiln_fdiv_i!, H.kiln_fdiv_u!] });
+  (x, y) => x / y, { float: true, helpers: [H.kiln_fdiv_i!, H.kiln_fdiv_u!], vjp: (g, [a, b], _o, _arg, needs) => [g.div(b!), needs[1] ? g.mul(a!).div(b!.mul(b!)).neg() : null] });
 b('floordiv', (a, c) => (c.outDtype === 'i32' ? `kiln_fdiv_i(${a[0]}, ${a[1]})` : c.outDtype === 'u32' ? `kiln_fdiv_u(${a[0]}, ${a[1]})` : `floor(${a[0]} / ${a[1]})`),
-  (x, y) => floorDivRef(x, y, true), { refWithContext: ([x, y], c) => floorDivRef(x!, y!, isFloat(c.outDtype)), helpers: [H.kiln_fdiv_i!, H.kiln_fdiv_u!] });
+  (x, y) => floorDivRef(x, y, true), { refWithContext: ([x, y], c) => floorDivRef(x!, y!, isFloat(c.outDtype)), helpers: [H.kiln_fdiv_i!, H.kiln_fdiv_u!], constant: true });
 b('mod', (a, c) => (c.outDtype === 'i32' ? `kiln_fmod_i(${a[0]}, ${a[1]})` : c.outDtype === 'u32' ? `kiln_fmod_u(${a[0]}, ${a[1]})` : `kiln_fmod_f(${a[0]}, ${a[1]})`),
-  (x, y) => floorModRef(x, y, true), { refWithContext: ([x, y], c) => floorModRef(x!, y!, isFloat(c.outDtype)), helpers: [H.kiln_fmod_f!, H.kiln_fmod_i!, H.kiln_fmod_u!] });
-b('pow', 'kiln_pow($0, $1)', (x, y) => Math.pow(x, y), { float: true, cost: 10, helpers: H.kiln_pow! });
+  (x, y) => floorModRef(x, y, true), { refWithContext: ([x, y], c) => floorModRef(x!, y!, isFloat(c.outDtype)), helpers: [H.kiln_fmod_f!, H.kiln_fmod_i!, H.kiln_fmod_u!],
+    vjp: (g, [a, b], _o, _arg, needs) => [g, needs[1] ? g.mul(a!.floorDiv(b!)).neg() : null] });
+b('pow', 'kiln_pow($0, $1)', (x, y) => Math.pow(x, y), { float: true, cost: 10, helpers: H.kiln_pow!, vjp: (g, [a, b], out, _arg, needs) => [
+  needs[0] ? g.mul(b!).mul(a!.pow(b!.sub(1))) : null,
+  needs[1] ? g.mul(out).mul(a!.log()).where(a!.gt(0), 0) : null,
+] });
 b('maximum', (a, c) => (isFloat(c.outDtype) ? `select(max(${a[0]}, ${a[1]}), ${NAN}, kiln_isnan(${a[0]}) || kiln_isnan(${a[1]}))` : `max(${a[0]}, ${a[1]})`),
-  (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : Math.max(x, y)));
+  (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : Math.max(x, y)), { vjp: (g, [a, b]) => [g.mul(tieSplit(a!, b!)), g.mul(tieSplit(b!, a!))] });
 b('minimum', (a, c) => (isFloat(c.outDtype) ? `select(min(${a[0]}, ${a[1]}), ${NAN}, kiln_isnan(${a[0]}) || kiln_isnan(${a[1]}))` : `min(${a[0]}, ${a[1]})`),
-  (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : Math.min(x, y)));
-b('lt', '$0 < $1', (x, y) => +(x < y), { predicate: true });
-b('le', '$0 <= $1', (x, y) => +(x <= y), { predicate: true });
-b('eq', '$0 == $1', (x, y) => +(x === y), { predicate: true });
-b('ne', '$0 != $1', (x, y) => +(x !== y), { predicate: true });
-b('logical_and', '$0 && $1', (x, y) => +(!!x && !!y), { inputs: allBool, predicate: true });
-b('logical_or', '$0 || $1', (x, y) => +(!!x || !!y), { inputs: allBool, predicate: true });
-b('logical_xor', '$0 != $1', (x, y) => +(!!x !== !!y), { inputs: allBool, predicate: true });
+  (x, y) => (Number.isNaN(x) || Number.isNaN(y) ? NaN : Math.min(x, y)), { vjp: (g, [a, b]) => [g.mul(tieSplit(b!, a!)), g.mul(tieSplit(a!, b!))] });
+b('lt', '$0 < $1', (x, y) => +(x < y), { predicate: true, constant: true });
+b('le', '$0 <= $1', (x, y) => +(x <= y), { predicate: true, constant: true });
+b('eq', '$0 == $1', (x, y) => +(x === y), { predicate: true, constant: true });
+b('ne', '$0 != $1', (x, y) => +(x !== y), { predicate: true, constant: true });
+b('logical_and', '$0 && $1', (x, y) => +(!!x && !!y), { inputs: allBool, predicate: true, constant: true });
+b('logical_or', '$0 || $1', (x, y) => +(!!x || !!y), { inputs: allBool, predicate: true, constant: true });
+b('logical_xor', '$0 != $1', (x, y) => +(!!x !== !!y), { inputs: allBool, predicate: true, constant: true });
 
 /** where(cond, a, b); cond is bool. */
 defineElementwise({
@@ -305,18 +306,15 @@ defineElementwise({
   ref: (c, x, y) => (c ? x : y),
   inputs: (ins) => { const p = promote(ins[1]!, ins[2]!); return ['bool', p, p]; },
   dtype: (ins) => ins[1]!,
+  vjp: (g, [c]) => [null, g.where(c!, 0), g.newZeros([]).where(c!, g)],
 });
 
 /** Uniform float in [0, 1) from a random u32 word. */
-u('uniform_bits', 'kiln_uniform($0)', (w) => (w >>> 8) * 2 ** -24, { inputs: () => ['u32'], dtype: () => 'f32', helpers: PHILOX_WGSL });
+u('uniform_bits', 'kiln_uniform($0)', (w) => (w >>> 8) * 2 ** -24, { inputs: () => ['u32'], dtype: () => 'f32', helpers: PHILOX_WGSL, constant: true });
 /** Standard normal from two random u32 words (Box–Muller). */
 b('normal_bits', 'kiln_normal($0, $1)', (w0, w1) => {
   const u0 = 1 - (w0 >>> 8) * 2 ** -24;
   const u1 = (w1 >>> 8) * 2 ** -24;
   return -Math.sqrt(-2 * Math.log(u0)) * Math.cos(2 * Math.PI * (u1 - 0.5));
-}, { inputs: () => ['u32', 'u32'], dtype: () => 'f32', cost: 12, helpers: PHILOX_WGSL });
+}, { inputs: () => ['u32', 'u32'], dtype: () => 'f32', cost: 12, helpers: PHILOX_WGSL, constant: true });
 
-/** Iterates over the registered ops (for codegen helpers of user ops). */
-export function allElementwise(): IterableIterator<ElementwiseDef<any>> {
-  return registry.values();
-}

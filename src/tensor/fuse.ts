@@ -1,0 +1,95 @@
+/**
+ * Horizontal fusion: elementwise kernels of the same size planned close together become one pass with
+ * several outputs (e.g. an optimizer's parameter and moment updates), so shared subexpressions are
+ * computed once and dispatches are saved.
+ */
+import type { LazyNode } from './node.js';
+import type { PlannedKernel } from './plan.js';
+import type { Expr } from '../wgsl/ir.js';
+import type { ElementwiseKernel } from '../wgsl/kernels.js';
+
+/** Merges each elementwise kernel with the following ones of the same size that it can absorb (in place). */
+export function fuseHorizontally(ks: PlannedKernel[], maxInputs: number): PlannedKernel[] {
+  for (let i = 0; i < ks.length; i++) {
+    let a = ks[i]!;
+    if (a.kernel.kind !== 'elementwise') continue;
+    const produced = new Set<LazyNode>(a.outs);
+    for (let j = i + 1; j < ks.length && j < i + 64; j++) {
+      const b = ks[j]!;
+      // b may read a's own outputs (substituted by their expressions), not outputs of kernels in between
+      const ok = b.kernel.kind === 'elementwise' && b.kernel.size === (a.kernel as ElementwiseKernel).size && !b.inputs.some((x) => produced.has(x) && !a.outs.includes(x));
+      if (ok) {
+        const merged = mergeElementwise(a, b);
+        if (merged && merged.inputs.length + merged.outs.length <= maxInputs + 1) {
+          ks[i] = a = merged;
+          ks.splice(j, 1);
+          j--;
+          for (const o of b.outs) produced.add(o);
+          continue;
+        }
+      }
+      for (const o of b.outs) produced.add(o);
+    }
+  }
+  return ks;
+}
+
+/**
+ * Rewrites an expression with input and parameter slots renumbered; loads of `subst` slots at the loop
+ * index are replaced by the expression computing that value (null when such a load is not at the index).
+ */
+function remap(e: Expr, slots: number[], params: number[], memo: Map<Expr, Expr | null>, subst: Map<number, Expr>): Expr | null {
+  if (memo.has(e)) return memo.get(e)!;
+  let r: Expr | null;
+  switch (e.k) {
+    case 'lit': case 'var': r = e; break;
+    case 'param': r = { ...e, slot: params[e.slot]! }; break;
+    case 'load': {
+      const sub = subst.get(e.slot);
+      if (sub) r = e.idx.k === 'var' && e.idx.name === 'gid' ? sub : null;
+      else {
+        const idx = remap(e.idx, slots, params, memo, subst);
+        r = idx && { ...e, slot: slots[e.slot]!, idx };
+      }
+      break;
+    }
+    case 'call': {
+      const args = e.args.map((x) => remap(x, slots, params, memo, subst));
+      r = args.every((x) => x) ? { ...e, args: args as Expr[] } : null;
+      break;
+    }
+  }
+  memo.set(e, r);
+  return r;
+}
+
+/** One elementwise kernel computing the outputs of both (inputs de-duplicated). */
+function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
+  const ka = a.kernel as ElementwiseKernel, kb = b.kernel as ElementwiseKernel;
+  const aValues = [ka.value, ...(ka.extra ?? []).map((x) => x.value)];
+  const subst = new Map<number, Expr>();
+  b.inputs.forEach((n, slot) => {
+    const o = a.outs.indexOf(n);
+    // an f16 output is rounded when stored: re-reading it differs from its f32 expression
+    if (o >= 0 && n.dtype !== 'f16') subst.set(slot, aValues[o]!);
+  });
+  const inputs = [...a.inputs];
+  const slots = b.inputs.map((n, slot) => {
+    if (subst.has(slot)) return -1;
+    const at = inputs.indexOf(n);
+    if (at >= 0) return at;
+    inputs.push(n);
+    return inputs.length - 1;
+  });
+  // parameters are appended, not matched by value (see KernelBuilder.param)
+  const params = [...a.params, ...b.params];
+  const pslots = Array.from(b.params, (_, i) => a.params.length + i);
+  const memo = new Map<Expr, Expr | null>();
+  const bValues = [kb.value, ...(kb.extra ?? []).map((x) => x.value)].map((v) => remap(v, slots, pslots, memo, subst));
+  if (bValues.some((v) => !v)) return null;
+  const bTypes = [kb.outDtype, ...(kb.extra ?? []).map((x) => x.dtype)];
+  const extra = [...(ka.extra ?? []), ...bValues.map((v, i) => ({ value: v!, dtype: bTypes[i]! }))];
+  const helpers = [...new Set([...ka.helpers, ...kb.helpers])];
+  const kernel: ElementwiseKernel = { ...ka, inputs: inputs.map((n) => n.dtype), nParams: params.length, helpers, extra };
+  return { kernel, inputs, params: new Uint32Array(params), outs: [...a.outs, ...b.outs] };
+}

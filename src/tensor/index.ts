@@ -1,0 +1,13 @@
+/** The tensor layer's public surface: the Tensor, creation, randomness, realization, memory and the tape. */
+import './ops/index.js';
+
+export { Tensor, applyElementwise, where, matmul, setFusion, syncDeviceLimits, type TensorLike, type ReduceOptions } from './tensor.js';
+export { tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye, setDefaultDevice, getDefaultDevice, withDevice, type NestedArray, type CreateOptions } from './creation.js';
+export { manualSeed, getRngState, setRngState, rand, randn, randint, randomHost } from './random.js';
+export { cat, stack } from './composites/indexing.js';
+export { realize } from './realize.js';
+export { scope, keep } from './memory.js';
+export { noGrad, isGradEnabled, withGradMode, type BackwardOptions } from './tape.js';
+export { defineElementwise, type ElementwiseSpec, type FragmentContext } from './ops/index.js';
+export type { DType, TypedArray } from './dtype.js';
+export type { Device } from './node.js';

@@ -1,0 +1,120 @@
+/**
+ * Lowering: turns one planned kernel (a stored root, the nodes it reads as buffers, and at most one
+ * reduction or matmul core) into a kernel description of IR expressions, by asking each op's definition to
+ * lower itself. Lowering only reads the plan; every decision about what is stored was made by the planner.
+ */
+import { type DType, byteSize } from './dtype.js';
+import type { LazyNode } from './node.js';
+import { BASE_HELPERS } from './ops/elementwise.js';
+import { isCoreDef, type CoreDef } from './ops/registry.js';
+import { flatOf, vt, type Index, type Lowering } from './ops/lowering.js';
+import * as ir from '../wgsl/ir.js';
+import type { Expr } from '../wgsl/ir.js';
+import type { Kernel } from '../wgsl/kernels.js';
+
+/** The flat index of an elementwise kernel's invocation. */
+export const GID: Expr = ir.v('gid');
+
+const f32 = new Float32Array(1);
+const f32u = new Uint32Array(f32.buffer);
+function paramBits(value: number, dt: DType): number {
+  switch (dt) {
+    case 'f32': case 'f16': f32[0] = value; return f32u[0]!;
+    case 'i32': return (value | 0) >>> 0;
+    case 'u32': return value >>> 0;
+    case 'bool': return value ? 1 : 0;
+  }
+}
+
+/** What the planner decided for one kernel. */
+export interface KernelPlan {
+  /** The node the kernel stores. */
+  root: LazyNode;
+  /** The reduction or matmul at its core (null: an elementwise kernel). */
+  core: LazyNode | null;
+  /** The stored nodes it reads, in binding order. */
+  inputs: LazyNode[];
+}
+
+/** Builds the IR of one planned kernel. */
+class KernelBuilder implements Lowering {
+  private readonly slots = new Map<LazyNode, number>();
+  readonly params: number[] = [];
+  private readonly paramSlots = new Map<string, number>();
+  readonly helpers = new Set<string>();
+  /** value(n, idx) per node and index object: a DAG is lowered once per distinct position, not once per path. */
+  private readonly memo = new Map<LazyNode, Map<Index, Expr>>();
+
+  constructor(private readonly plan: KernelPlan) {
+    plan.inputs.forEach((n, i) => this.slots.set(n, i));
+  }
+
+  slot(n: LazyNode): number {
+    const s = this.slots.get(n);
+    if (s === undefined) throw new Error(`kiln internal error: '${n.op}' node read as a buffer but not planned as an input`);
+    return s;
+  }
+
+  /**
+   * A run-time scalar. Slots are keyed by where the value comes from (`key`), never by the value: two scalars
+   * that happen to be equal in one step (a bias correction and a decay, two RNG key words) differ in the next,
+   * and a kernel's source must not change with them, or every step would compile new pipelines.
+   */
+  param(key: string, value: number, dt: DType): Expr {
+    let s = this.paramSlots.get(key);
+    if (s === undefined) {
+      s = this.params.length;
+      this.params.push(paramBits(value, dt));
+      this.paramSlots.set(key, s);
+    }
+    return { k: 'param', slot: s, t: vt(dt) };
+  }
+
+  helper(code: string): void {
+    this.helpers.add(code);
+  }
+
+  load(n: LazyNode, idx: Index): Expr {
+    return { k: 'load', slot: this.slot(n), idx: flatOf(idx), t: vt(n.dtype), half: n.dtype === 'f16', bool: n.dtype === 'bool' };
+  }
+
+  value(n: LazyNode, idx: Index): Expr {
+    let byIdx = this.memo.get(n);
+    const hit = byIdx?.get(idx);
+    if (hit) return hit;
+    const e = this.compute(n, idx);
+    if (!byIdx) this.memo.set(n, (byIdx = new Map()));
+    byIdx.set(idx, e);
+    return e;
+  }
+
+  private compute(n: LazyNode, idx: Index): Expr {
+    if (n.realized || (n !== this.plan.root && this.slots.has(n))) return this.load(n, idx);
+    const def = n.def;
+    if (isCoreDef(def)) {
+      if (n !== this.plan.core) throw new Error(`kiln internal error: unplanned '${n.op}' inside a kernel`);
+      return ir.v('acc', def.accType(n));
+    }
+    return def.lower(n, idx, this);
+  }
+
+  /** The kernel description. */
+  build(): Kernel {
+    const { root, core } = this.plan;
+    const epilogue = this.value(root, { flat: GID, shape: root.shape });
+    const partial = core ? (core.def as CoreDef).kernel(core, this, epilogue) : { kind: 'elementwise' as const, size: root.size, value: epilogue };
+    return { ...partial, inputs: this.plan.inputs.map((x) => x.dtype), outDtype: root.dtype, nParams: this.params.length, helpers: [BASE_HELPERS, ...this.helpers] } as Kernel;
+  }
+}
+
+/** Lowers a planned kernel: its description and its uniform parameter words. */
+export function lowerKernel(plan: KernelPlan): { kernel: Kernel; params: Uint32Array } {
+  const b = new KernelBuilder(plan);
+  const kernel = b.build();
+  return { kernel, params: new Uint32Array(b.params) };
+}
+
+/** Bytes of the stored form of a node. */
+export function storageBytes(n: LazyNode): number {
+  return Math.max(4, Math.ceil((n.size * byteSize(n.dtype)) / 4) * 4);
+}

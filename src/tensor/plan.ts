@@ -1,0 +1,261 @@
+/**
+ * The planner: cuts the pending graph into kernels. Elementwise chains, views (as index math), random
+ * numbers and gathers fuse into one kernel; a reduction or matmul becomes the core of a kernel whose
+ * elementwise consumer fuses in as its epilogue; a node is stored only when it must be (a target, several
+ * consumers, a broadcast of computed values, a matmul operand, or the storage-binding limit). Planning
+ * decides everything first; each kernel is then lowered from its plan (./lower.ts).
+ */
+import type { LazyNode } from './node.js';
+import type { CoreDef, MovementDef } from './ops/registry.js';
+import { lowerKernel, type KernelPlan } from './lower.js';
+import { fuseHorizontally } from './fuse.js';
+import type { Kernel } from '../wgsl/kernels.js';
+
+/** Scheduler switches (fusion can be turned off to test that it does not change results). */
+export const scheduleConfig = {
+  fusion: true,
+  /** Inputs one kernel may bind (the device limit minus the output), set at init. */
+  maxInputs: 9,
+};
+
+/** A kernel to launch and the nodes it reads and writes. */
+export interface PlannedKernel {
+  kernel: Kernel;
+  inputs: LazyNode[];
+  params: Uint32Array;
+  /** The nodes written (several for horizontally fused elementwise kernels). */
+  outs: LazyNode[];
+}
+
+/** Largest fused subtree cost recomputed in several kernels instead of stored. */
+const RECOMPUTE_MAX = 8;
+/** Largest cost recomputed for every element of a broadcast instead of stored. */
+const EXPAND_RECOMPUTE_MAX = 4;
+/** Deepest chain of ops fused into one kernel before an intermediate is stored. */
+const MAX_FUSED_DEPTH = 48;
+
+const isCore = (n: LazyNode) => n.kind === 'reduce' || n.kind === 'matmul';
+/** Ops that compute (as opposed to views and leaves): the ones a store can cut after. */
+const computes = (n: LazyNode) => n.kind !== 'movement' && n.kind !== 'leaf';
+/** Fused work that may be recomputed in several kernels, or stored instead. */
+const recomputable = (n: LazyNode) => n.kind === 'elementwise' || n.kind === 'gather';
+
+/** Whether source `i` of `n` is read at `n`'s own flat index. */
+function sameIndex(n: LazyNode, i: number): boolean {
+  const d = n.def;
+  if (d.kind === 'elementwise') return true;
+  if (d.kind === 'movement') return d.sameIndex;
+  return d.kind === 'gather' || d.kind === 'leaf' || d.kind === 'contiguous' ? d.sameIndex[i]! : false;
+}
+
+/** Plans the kernels that realize a set of target nodes. */
+export class Scheduler {
+  readonly planned: PlannedKernel[];
+  private readonly plans: KernelPlan[] = [];
+  private materialize = new Set<LazyNode>();
+  private done = new Set<LazyNode>();
+  private consumers = new Map<LazyNode, Set<LazyNode>>();
+  private expanded = new Set<LazyNode>();
+
+  constructor(targets: LazyNode[]) {
+    const seen = new Set<LazyNode>();
+    const stack = [...targets];
+    while (stack.length) {
+      const n = stack.pop()!;
+      if (seen.has(n) || n.realized) continue;
+      seen.add(n);
+      if (n.kind !== 'movement') {
+        for (const s of n.src) {
+          const { base, expands } = this.walk(s);
+          if (base.realized) continue;
+          let set = this.consumers.get(base);
+          if (!set) this.consumers.set(base, (set = new Set()));
+          set.add(n);
+          if (expands) this.expanded.add(base);
+        }
+      }
+      for (const s of n.src) stack.push(s);
+    }
+    for (const t of targets) if (!t.realized) this.materialize.add(t);
+    for (const n of seen) {
+      if (n.def.kind === 'contiguous' && n.def.store) this.materialize.add(n);
+      if (!scheduleConfig.fusion && computes(n)) this.materialize.add(n);
+    }
+    if (scheduleConfig.fusion) this.chooseStores(seen);
+    for (const t of targets) if (!t.realized) this.plan(t);
+    const planned = this.plans.map((p) => ({ ...lowerKernel(p), inputs: p.inputs, outs: [p.root] }));
+    this.planned = scheduleConfig.fusion ? fuseHorizontally(planned, scheduleConfig.maxInputs) : planned;
+  }
+
+  /**
+   * Stores a node when recomputing it would cost more than storing it: when kernels of two different
+   * stored roots would both contain it, or when it is broadcast, unless it is cheap to recompute.
+   */
+  private chooseStores(nodes: Set<LazyNode>): void {
+    for (let iter = 0; iter < 64; iter++) {
+      const cost = new Map<LazyNode, number>();
+      const costOf = (n: LazyNode): number => {
+        if (n.realized || this.materialize.has(n)) return 0;
+        const c = cost.get(n);
+        if (c !== undefined) return c;
+        let v = n.def.cost;
+        if (Number.isFinite(v) && n.kind !== 'leaf') for (const s of n.src) v += costOf(s);
+        cost.set(n, v);
+        return v;
+      };
+      // a fused node read by two stored roots is computed twice: store it when that is costly. A node
+      // already known to be stored is not descended into again (its sources will be reached from it alone)
+      const owner = new Map<LazyNode, LazyNode>();
+      const store = new Set<LazyNode>();
+      for (const root of this.materialize) {
+        if (!nodes.has(root)) continue;
+        const visited = new Set<LazyNode>();
+        const dfs = (n: LazyNode) => {
+          for (const s of n.src) {
+            if (s.realized || visited.has(s)) continue;
+            visited.add(s);
+            if (this.materialize.has(s) || store.has(s)) continue;
+            const first = owner.get(s);
+            if (first === undefined) owner.set(s, root);
+            else if (first !== root && recomputable(s) && costOf(s) > RECOMPUTE_MAX) {
+              store.add(s);
+              continue;
+            }
+            if (recomputable(s) && this.expanded.has(s) && costOf(s) >= EXPAND_RECOMPUTE_MAX) {
+              store.add(s);
+              continue;
+            }
+            dfs(s);
+          }
+        };
+        dfs(root);
+      }
+      for (const n of store) this.materialize.add(n);
+      if (!store.size) break;
+    }
+    // bound the size of one kernel: store a node when its fused expression gets too deep
+    const depth = new Map<LazyNode, number>();
+    const depthOf = (n: LazyNode): number => {
+      if (n.realized || this.materialize.has(n)) return 0;
+      const hit = depth.get(n);
+      if (hit !== undefined) return hit;
+      let d = 0;
+      for (const s of n.src) d = Math.max(d, depthOf(s));
+      d += n.kind === 'movement' ? 0 : 1;
+      if (d > MAX_FUSED_DEPTH && computes(n)) {
+        this.materialize.add(n);
+        d = 0;
+      }
+      depth.set(n, d);
+      return d;
+    };
+    for (const root of [...this.materialize]) for (const s of root.src) depthOf(s);
+  }
+
+  private walk(n: LazyNode): { base: LazyNode; expands: boolean } {
+    let expands = false;
+    while (n.kind === 'movement' && !n.realized) {
+      if ((n.def as MovementDef).expands(n.src[0]!.shape, n.arg)) expands = true;
+      n = n.src[0]!;
+    }
+    return { base: n, expands };
+  }
+
+  /** Distinct consumer nodes of `n` in the pending graph (targets count as one more). */
+  private consumerCount(n: LazyNode): number {
+    return (this.consumers.get(n)?.size ?? 0) + (this.materialize.has(n) && !this.consumers.has(n) ? 1 : 0);
+  }
+
+  /** Plans the kernel computing `n`, after the kernels it depends on. */
+  private plan(n: LazyNode): void {
+    if (this.done.has(n) || n.realized) return;
+    this.done.add(n);
+    this.materialize.add(n);
+    let k = this.visit(n);
+    // respect the storage-buffer limit: store the widest fused input subtree and plan again
+    let guard = 0;
+    while (k.inputs.length > scheduleConfig.maxInputs && guard++ < 64) {
+      const victim = this.widestFused(n, k.core);
+      if (!victim) {
+        // nested plans may have stored nodes this walk fused: walking again can already fit
+        const again = this.visit(n);
+        if (again.inputs.length < k.inputs.length) {
+          k = again;
+          continue;
+        }
+        throw new Error(`kiln: an op reads ${k.inputs.length} tensors at once, more than this device's ${scheduleConfig.maxInputs} storage bindings per kernel`);
+      }
+      this.materialize.add(victim);
+      k = this.visit(n);
+    }
+    this.plans.push(k);
+  }
+
+  /**
+   * Walks what the kernel of `root` would fuse, in the order lowering reads it: decides its core (the first
+   * reduction or matmul reached at the kernel's own index with no other consumer), stores the reductions
+   * and matmuls it cannot fuse, plans the stored nodes it reads, and lists them as its inputs.
+   */
+  private visit(root: LazyNode): KernelPlan {
+    const inputs = new Set<LazyNode>();
+    let core: LazyNode | null = isCore(root) ? root : null;
+    // a node is walked once per kind of position (at the kernel's index, or elsewhere), however many paths reach it
+    const seen = [new Set<LazyNode>(), new Set<LazyNode>()];
+    const go = (n: LazyNode, atGid: boolean): void => {
+      const visited = seen[atGid ? 0 : 1]!;
+      if (visited.has(n)) return;
+      visited.add(n);
+      if (n.realized) { inputs.add(n); return; }
+      if (n !== root && this.materialize.has(n)) {
+        this.plan(n);
+        inputs.add(n);
+        return;
+      }
+      if (isCore(n)) {
+        if (n === root || ((core === null || core === n) && atGid && this.consumerCount(n) <= 1)) {
+          core = n;
+          return;
+        }
+        this.materialize.add(n);
+        this.plan(n);
+        inputs.add(n);
+        return;
+      }
+      n.src.forEach((s, i) => go(s, atGid && sameIndex(n, i)));
+    };
+    go(root, true);
+    const c = core as LazyNode | null;
+    if (c) {
+      if (c.kind === 'reduce') go(c.src[0]!, false);
+      for (const base of (c.def as CoreDef).operands(c)) {
+        if (!base.realized) {
+          this.materialize.add(base);
+          this.plan(base);
+        }
+        inputs.add(base);
+      }
+    }
+    return { root, core: c, inputs: [...inputs] };
+  }
+
+  private widestFused(root: LazyNode, core: LazyNode | null): LazyNode | null {
+    let best: LazyNode | null = null;
+    let bestCount = 1;
+    const leafCount = new Map<LazyNode, Set<LazyNode>>();
+    const leaves = (n: LazyNode): Set<LazyNode> => {
+      let s = leafCount.get(n);
+      if (s) return s;
+      s = new Set();
+      if (n.realized || (n !== root && this.materialize.has(n))) s.add(n);
+      else for (const c of n.src) for (const l of leaves(c)) s.add(l);
+      leafCount.set(n, s);
+      if (n !== root && n !== core && !this.materialize.has(n) && !n.realized && computes(n) && s.size > bestCount) {
+        best = n;
+        bestCount = s.size;
+      }
+      return s;
+    };
+    leaves(root);
+    return best;
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * Realization: plans the pending graph of the requested nodes, launches its kernels (one submit, one at a
+ * time) and reads values back; reads requested in the same tick share one submit and one map.
+ */
+import { type DType, type TypedArray, allocHostArray, halfToFloat, isFloat } from './dtype.js';
+import type { LazyNode } from './node.js';
+import type { Tensor } from './tensor.js';
+import { realizeReference } from './reference.js';
+import { Scheduler, type PlannedKernel } from './plan.js';
+import { storageBytes } from './lower.js';
+import { gpu } from '../wgsl/device.js';
+import { acquireBuffer, execute, executeAndRead, type Launch } from '../wgsl/runtime.js';
+
+let chain: Promise<unknown> = Promise.resolve();
+/** Runs `fn` after every earlier realization has been submitted (one at a time). */
+function serialize<T>(fn: () => Promise<T>): Promise<T> {
+  const next = chain.then(fn, fn);
+  chain = next.catch(() => undefined);
+  return next;
+}
+
+function launchesFor(planned: PlannedKernel[]): Launch[] {
+  const launches: Launch[] = [];
+  for (const p of planned) {
+    const outs = p.outs.map((n) => {
+      const { buffer, bytes } = acquireBuffer(storageBytes(n));
+      n.buffer = buffer;
+      n.bufferBytes = bytes;
+      return buffer;
+    });
+    launches.push({ kernel: p.kernel, inputs: p.inputs.map((n) => n.buffer!), params: p.params, outs });
+  }
+  // sources are dropped only after every launch captured its input buffers
+  for (const p of planned) for (const n of p.outs) n.becomeBuffer({});
+  return launches;
+}
+
+/** Realizes nodes (GPU and CPU reference) and reads back `reads` (GPU) in the same submit. */
+export async function realizeNodes(nodes: LazyNode[], reads: LazyNode[] = []): Promise<ArrayBuffer[]> {
+  const cpu = nodes.filter((n) => n.device === 'cpu');
+  if (cpu.length) realizeReference(cpu);
+  const gpuNodes = nodes.filter((n) => n.device === 'webgpu' && !n.realized);
+  const gpuReads = reads.filter((n) => n.device === 'webgpu');
+  if (!gpuNodes.length && !gpuReads.length) return [];
+  gpu();
+  return serialize(async (): Promise<ArrayBuffer[] | (() => Promise<ArrayBuffer[]>)> => {
+    const pending = gpuNodes.filter((n) => !n.realized && !n.freed);
+    const launches = pending.length ? launchesFor(new Scheduler(pending).planned) : [];
+    if (!gpuReads.length) {
+      await execute(launches);
+      return [];
+    }
+    for (const n of gpuReads) if (!n.buffer) throw new Error('kiln: cannot read a disposed tensor');
+    return executeAndRead(launches, gpuReads.map((n) => ({ buffer: n.buffer!, bytes: storageBytes(n) })));
+  }).then((r) => (typeof r === 'function' ? r() : r));
+}
+
+interface PendingRead {
+  node: LazyNode;
+  resolve: (v: Float64Array | ArrayBuffer) => void;
+  reject: (e: unknown) => void;
+}
+let pendingReads: PendingRead[] = [];
+let flushScheduled = false;
+
+function flushReads(): void {
+  flushScheduled = false;
+  const batch = pendingReads;
+  pendingReads = [];
+  const nodes = [...new Set(batch.map((r) => r.node))];
+  const gpuNodes = nodes.filter((n) => n.device === 'webgpu');
+  realizeNodes(nodes, gpuNodes).then(
+    (buffers) => {
+      for (const r of batch) {
+        if (r.node.device === 'cpu') r.resolve(r.node.host!);
+        else r.resolve(buffers[gpuNodes.indexOf(r.node)]!);
+        r.node.release();
+      }
+    },
+    (e) => {
+      for (const r of batch) {
+        r.reject(e);
+        r.node.release();
+      }
+    },
+  );
+}
+
+/** Reads a node's values; reads requested in the same tick share one submit and one map. */
+export function readNode(node: LazyNode): Promise<Float64Array | ArrayBuffer> {
+  node.retain();
+  return new Promise((resolve, reject) => {
+    pendingReads.push({ node, resolve, reject });
+    if (!flushScheduled) {
+      flushScheduled = true;
+      queueMicrotask(flushReads);
+    }
+  });
+}
+
+export function decode(raw: Float64Array | ArrayBuffer, dtype: DType, n: number): TypedArray {
+  if (raw instanceof Float64Array) {
+    if (isFloat(dtype)) return raw.slice(0, n);
+    const out = allocHostArray(dtype, n);
+    for (let i = 0; i < n; i++) out[i] = raw[i]!;
+    return out;
+  }
+  switch (dtype) {
+    case 'f32': return new Float32Array(raw, 0, n);
+    case 'i32': return new Int32Array(raw, 0, n);
+    case 'u32': return new Uint32Array(raw, 0, n);
+    case 'bool': return Uint8Array.from(new Uint32Array(raw, 0, n));
+    case 'f16': {
+      const h = new Uint16Array(raw, 0, n);
+      const out = new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = halfToFloat(h[i]!);
+      return out;
+    }
+  }
+}
+
+/** Computes the given tensors now (one submit); resolves when the work is queued on the GPU. */
+export async function realize(...tensors: Tensor[]): Promise<void> {
+  await realizeNodes(tensors.map((t) => t.node));
+}
