@@ -3,7 +3,8 @@ import { type DType, type TypedArray, checkDType, coerce, floatToHalf, isFloat }
 import { LazyNode, type Device } from './node.js';
 import { checkShape, fmt, numel, type Shape } from './shape.js';
 import { scope } from './memory.js';
-import { Tensor, broadcastTo, constNode, mk, where } from './tensor.js';
+import { Tensor } from './tensor.js';
+import { broadcastTo, constNode, mk, where } from './apply.js';
 import { gpu } from '../wgsl/device.js';
 import { uploadBuffer } from '../wgsl/runtime.js';
 

@@ -10,6 +10,7 @@ import type { CoreDef, MovementDef } from './ops/registry.js';
 import { lowerKernel, type KernelPlan } from './lower.js';
 import { fuseHorizontally } from './fuse.js';
 import type { Kernel } from '../wgsl/kernels.js';
+import { gpu, hasDevice } from '../wgsl/device.js';
 
 /** Scheduler switches (fusion can be turned off to test that it does not change results). */
 export const scheduleConfig = {
@@ -17,6 +18,16 @@ export const scheduleConfig = {
   /** Inputs one kernel may bind (the device limit minus the output), set at init. */
   maxInputs: 9,
 };
+
+/** Turns fusion on or off (off: every op is its own kernel), for tests and debugging. */
+export function setFusion(on: boolean): void {
+  scheduleConfig.fusion = on;
+}
+
+/** Takes the storage-binding limit per kernel from the device. */
+export function syncDeviceLimits(): void {
+  if (hasDevice()) scheduleConfig.maxInputs = gpu().info.limits.maxStorageBuffersPerShaderStage - 2; // the output, and the scratch buffer of two-pass kernels
+}
 
 /** A kernel to launch and the nodes it reads and writes. */
 export interface PlannedKernel {

@@ -5,7 +5,8 @@
 import type { Device } from './node.js';
 import { checkShape, type Shape } from './shape.js';
 import { scope } from './memory.js';
-import { Tensor, applyElementwise, mk } from './tensor.js';
+import { Tensor } from './tensor.js';
+import { applyElementwise, mk } from './apply.js';
 import { defaultDeviceOf, leaf, type CreateOptions } from './creation.js';
 import { normalFromBits, philox4x32, seedKey, uniformFromBits } from '../wgsl/rng.js';
 

@@ -2,7 +2,8 @@
 import { type DType, promote } from '../dtype.js';
 import { fmt, normAxis, shapesEqual } from '../shape.js';
 import { scope } from '../memory.js';
-import { deviceOf, where, type Tensor } from '../tensor.js';
+import { type Tensor } from '../tensor.js';
+import { deviceOf, where } from '../apply.js';
 import { iota } from '../creation.js';
 
 /** t + src scattered by index along axis (PyTorch scatter_add; index and src share a shape). Deterministic. */

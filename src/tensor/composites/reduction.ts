@@ -2,7 +2,8 @@
 import { isFloat } from '../dtype.js';
 import { normAxes, normAxis } from '../shape.js';
 import { scope } from '../memory.js';
-import { where, type ReduceOptions, type Tensor } from '../tensor.js';
+import { type ReduceOptions, type Tensor } from '../tensor.js';
+import { where } from '../apply.js';
 import { iota } from '../creation.js';
 
 /** Index of the maximum (or minimum) along an axis, first on ties; NaN counts as the maximum. */

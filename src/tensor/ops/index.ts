@@ -9,3 +9,7 @@ export { defineElementwise, BASE_HELPERS, erf64, type ElementwiseSpec, type Frag
 export { factoredView, type ReduceArg } from './reduce.js';
 export type { MovementArgs, MovementOp } from './movement.js';
 export type { RngArg } from './leaf.js';
+
+import { allOps as registered } from './registry.js';
+/** Names of the built-in primitives (user ops registered later with `defineOp` are not among them). */
+export const BUILTIN_OPS: ReadonlySet<string> = new Set([...registered()].map((d) => d.name));
