@@ -24,12 +24,12 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Median ms of `run` (after one warm-up), reading back one element so the GPU work is complete. */
+/** Median ms of `run` (after one warm-up), until the GPU has finished its work. */
 async function time(run: () => k.Tensor[]): Promise<{ ms: number; kernels: number }> {
   const once = async () => {
     const outs = run();
     await k.realize(...outs);
-    await outs[0]!.reshape([-1]).slice(0, 0, 1).data();
+    await k.synchronize();
     outs.forEach((t) => t.dispose());
   };
   await once();

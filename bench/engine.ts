@@ -8,10 +8,10 @@
  * stdout: line 1 is one JSON object (machine-readable), then a human table. Progress goes to stderr.
  *
  * Method. `k.realize(out)` resolves once the work is *submitted*, not finished, so a timed run is
- *   t0 → N × (build, `await k.realize(out)`, `out.dispose()`) → one tiny readback (`await probe.data()`
- *   of a kept 1-element tensor: a 4-byte copy + map, which completes only after every earlier submit) → t1
- * and the time per iteration is (t1 − t0 − sync) / N, where `sync` is the median cost of that tiny readback
- * on an idle queue, measured at start (≈0.3 ms on the software adapters, so it matters only for tiny N·t).
+ *   t0 → N × (build, `await k.realize(out)`, `out.dispose()`) → `await k.synchronize()` (resolves when the
+ *   GPU has finished every earlier submit) → t1
+ * and the time per iteration is (t1 − t0 − sync) / N, where `sync` is the median cost of a synchronize on
+ * an idle queue, measured at start (it matters only for tiny N·t).
  * The inputs are generated and synced first. Then one warm-up evaluation (+ sync) compiles the pipelines
  * and yields the per-evaluation counters, and a calibration of two back-to-back evaluations (one if the
  * warm-up exceeded 8 × TARGET_MS) picks N so that one run lasts about TARGET_MS. The figure reported is the median over up to REPS runs (fewer, but at least 3,
@@ -74,10 +74,9 @@ function delta(a: Counters, b: Counters): Counters {
   return out;
 }
 
-let probe: Tensor;
-/** Waits until the GPU has finished everything submitted so far (a 4-byte readback). */
+/** Waits until the GPU has finished everything submitted so far. */
 async function sync(): Promise<void> {
-  await probe.data();
+  await k.synchronize();
 }
 
 let syncMs = 0;
@@ -252,7 +251,6 @@ async function main(): Promise<void> {
   log(`adapter: ${info.driver} — ${info.description || info.device || info.vendor}${info.icd ? ` (ICD ${info.icd})` : ''}`);
   k.manualSeed(1234);
 
-  probe = k.tensor(new Float32Array([0]));
   for (let i = 0; i < 3; i++) await sync();
   syncMs = await timeRepeated(QUICK ? 9 : 21, sync);
   log(`idle tiny readback (sync): ${syncMs.toFixed(3)} ms`);
@@ -509,7 +507,6 @@ async function main(): Promise<void> {
   lines.push(`total ${result.total_s.toFixed(1)} s`);
   await writeStdout(`${lines.join('\n')}\n`);
 
-  probe.dispose();
 }
 
 try {

@@ -7,7 +7,7 @@ export { setFusion, syncDeviceLimits } from './plan.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye, setDefaultDevice, getDefaultDevice, withDevice, type NestedArray, type CreateOptions } from './creation.js';
 export { manualSeed, getRngState, setRngState, rand, randn, randint, randomHost } from './random.js';
 export { cat, stack } from './composites/indexing.js';
-export { realize } from './realize.js';
+export { realize, synchronize } from './realize.js';
 export { scope, keep } from './memory.js';
 export { noGrad, isGradEnabled, withGradMode, type BackwardOptions } from './tape.js';
 export { defineElementwise, type ElementwiseSpec, type FragmentContext } from './ops/index.js';

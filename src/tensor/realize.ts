@@ -123,3 +123,12 @@ export function decode(raw: Float64Array | ArrayBuffer, dtype: DType, n: number)
 export async function realize(...tensors: Tensor[]): Promise<void> {
   await realizeNodes(tensors.map((t) => t.node));
 }
+
+/**
+ * Resolves when the GPU has finished all work submitted so far (PyTorch's `torch.cuda.synchronize`, JAX's
+ * `block_until_ready`). Pending lazy tensors are not computed: `realize` them first to include them.
+ */
+export async function synchronize(): Promise<void> {
+  await serialize(async () => undefined);
+  await gpu().device.queue.onSubmittedWorkDone();
+}

@@ -4,8 +4,11 @@
  * and falls back to the SwiftShader Vulkan driver shipped with Debian's chromium.
  */
 
+import { tuningFor } from './tuning.js';
+import type { KernelConfig } from './kernels.js';
+
 /** Which kind of adapter kiln is running on. */
-export type DriverKind = 'hardware' | 'lavapipe' | 'swiftshader' | 'software' | 'unknown';
+export type DriverKind = 'hardware' | 'lavapipe' | 'swiftshader' | 'software';
 
 /** What `deviceInfo()` reports. */
 export interface DeviceInfo {
@@ -28,6 +31,8 @@ export interface DeviceInfo {
   };
   /** Set when a software Vulkan driver was chosen through VK_ICD_FILENAMES. */
   icd?: string;
+  /** The kernel tuning in use (a row of the tuning table: 'software', 'hardware', …). */
+  tuning: string;
 }
 
 /** Options of `init()`. */
@@ -35,6 +40,11 @@ export interface InitOptions {
   /** Use this device instead of acquiring one (kiln does not destroy it). */
   device?: GPUDevice;
   powerPreference?: GPUPowerPreference;
+  /**
+   * The kernel tuning: 'auto' (by adapter, the default) or a row of the tuning table by name, e.g.
+   * 'hardware' to run the GPU kernels on a software adapter. In Node the KILN_TUNING variable sets it too.
+   */
+  tuning?: string;
 }
 
 /** The live device state. */
@@ -45,6 +55,8 @@ export interface DeviceState {
   /** The first uncaptured error or loss, re-thrown at the next operation. */
   error: Error | null;
   owned: boolean;
+  /** The kernel configuration for this adapter. */
+  kernels: KernelConfig;
 }
 
 let state: DeviceState | null = null;
@@ -63,12 +75,16 @@ const INSTALL_HINT =
 
 const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof (globalThis as { window?: unknown }).window === 'undefined';
 
-function classify(info: GPUAdapterInfo): DriverKind {
-  const text = `${info.vendor} ${info.architecture} ${info.device} ${info.description}`.toLowerCase();
+/**
+ * The driver kind from the adapter's description. Browsers may describe nothing (the spec allows empty
+ * strings): such an adapter is a GPU unless it says it is a fallback adapter.
+ */
+export function classify(info: Partial<GPUAdapterInfo> | undefined, fallback: boolean): DriverKind {
+  const text = info ? `${info.vendor ?? ''} ${info.architecture ?? ''} ${info.device ?? ''} ${info.description ?? ''}`.toLowerCase() : '';
   if (text.includes('swiftshader')) return 'swiftshader';
   if (text.includes('llvmpipe') || text.includes('lavapipe')) return 'lavapipe';
-  if (text.includes('software') || text.includes('warp')) return 'software';
-  return text.trim() ? 'hardware' : 'unknown';
+  if (text.includes('software') || text.includes('warp') || fallback) return 'software';
+  return 'hardware';
 }
 
 async function nodeAdapter(powerPreference: GPUPowerPreference | undefined): Promise<{ adapter: GPUAdapter; icd?: string }> {
@@ -106,9 +122,14 @@ async function nodeAdapter(powerPreference: GPUPowerPreference | undefined): Pro
   throw new Error(`kiln.init: ${INSTALL_HINT}`);
 }
 
+/** The tuning asked for: the option, else KILN_TUNING in Node. */
+function tuningOption(opts: InitOptions): string | undefined {
+  return opts.tuning ?? (isNode ? process.env.KILN_TUNING || undefined : undefined);
+}
+
 async function acquire(opts: InitOptions): Promise<DeviceState> {
   if (opts.device) {
-    return finish(opts.device, null, undefined, false);
+    return finish(opts.device, null, undefined, false, tuningOption(opts));
   }
   let adapter: GPUAdapter | null;
   let icd: string | undefined;
@@ -135,15 +156,16 @@ async function acquire(opts: InitOptions): Promise<DeviceState> {
   if (adapter!.features.has('shader-f16')) requiredFeatures.push('shader-f16');
   if (adapter!.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
   const device = await adapter!.requestDevice({ requiredLimits, requiredFeatures });
-  return finish(device, adapter!, icd, true);
+  return finish(device, adapter!, icd, true, tuningOption(opts));
 }
 
-function finish(device: GPUDevice, adapter: GPUAdapter | null, icd: string | undefined, owned: boolean): DeviceState {
+function finish(device: GPUDevice, adapter: GPUAdapter | null, icd: string | undefined, owned: boolean, tuning: string | undefined): DeviceState {
   const ai = (adapter?.info ?? (device as unknown as { adapterInfo?: GPUAdapterInfo }).adapterInfo) as GPUAdapterInfo | undefined;
+  const fallback = !!((ai as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean } | null)?.isFallbackAdapter);
   const l = device.limits;
   const info: DeviceInfo = {
     platform: isNode ? 'node' : 'browser',
-    driver: ai ? classify(ai) : 'unknown',
+    driver: classify(ai, fallback),
     vendor: ai?.vendor ?? '',
     architecture: ai?.architecture ?? '',
     device: ai?.device ?? '',
@@ -159,9 +181,13 @@ function finish(device: GPUDevice, adapter: GPUAdapter | null, icd: string | und
       maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
       maxUniformBufferBindingSize: l.maxUniformBufferBindingSize,
     },
+    tuning: '',
   };
   if (icd) info.icd = icd;
-  const s: DeviceState = { device, info, f16: device.features.has('shader-f16'), error: null, owned };
+  const row = tuningFor(info, tuning);
+  info.tuning = row.name;
+  const kernels: KernelConfig = { maxWorkgroupsPerDim: l.maxComputeWorkgroupsPerDimension, ...row.config };
+  const s: DeviceState = { device, info, f16: device.features.has('shader-f16'), error: null, owned, kernels };
   device.addEventListener('uncapturederror', (ev) => {
     const e = (ev as GPUUncapturedErrorEvent).error;
     s.error ??= new Error(`kiln: WebGPU error: ${e.message}`);
@@ -172,9 +198,17 @@ function finish(device: GPUDevice, adapter: GPUAdapter | null, icd: string | und
   return s;
 }
 
-/** Acquires the WebGPU device (idempotent). In Node picks hardware, then lavapipe, then SwiftShader. */
+/** Acquires the WebGPU device (idempotent; a `tuning` given again switches the kernels). In Node picks hardware, then lavapipe, then SwiftShader. */
 export async function init(opts: InitOptions = {}): Promise<DeviceInfo> {
-  if (state) return state.info;
+  if (state) {
+    // the device stays; a tuning asked for anew applies to the kernels built from now on
+    if (opts.tuning !== undefined) {
+      const row = tuningFor(state.info, opts.tuning);
+      state.info.tuning = row.name;
+      state.kernels = { maxWorkgroupsPerDim: state.kernels.maxWorkgroupsPerDim, ...row.config };
+    }
+    return state.info;
+  }
   initPromise ??= acquire(opts);
   try {
     state = await initPromise;

@@ -167,20 +167,9 @@ async function pipelineFor(device: GPUDevice, pass: Pass): Promise<GPUComputePip
   return p;
 }
 
-/** The kernel tuning for the current adapter. */
+/** The kernel tuning for the current adapter (see ./tuning.ts). */
 export function kernelConfig(): KernelConfig {
-  const s = gpu();
-  const software = s.info.driver !== 'hardware';
-  return {
-    maxWorkgroupsPerDim: s.info.limits.maxComputeWorkgroupsPerDimension,
-    reducePartials: software ? 4096 : 65536,
-    reduceMinChunk: software ? 256 : 64,
-    reduceMapping: software ? 'chunk' : 'stride',
-    // 4×8 on software drivers: as fast as 8×8 on the default UNet step, and half the code each matmul
-    // pipeline compiles at its first dispatch (cold shader cache: 145 s instead of 209 s for its first steps)
-    matmulTile: software ? [4, 8] : [8, 8],
-    elementsPerInvocation: software ? 4 : 1,
-  };
+  return gpu().kernels;
 }
 
 /** Time spent on the GPU by one kind of kernel, summed over a profiled run. */

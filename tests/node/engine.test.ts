@@ -1,6 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
 import { close } from '../shared/util.ts';
+import { classify } from '../../src/wgsl/device.ts';
+import { tuningFor } from '../../src/wgsl/tuning.ts';
+import { kernelConfig } from '../../src/wgsl/runtime.ts';
 
 beforeAll(async () => {
   await k.init();
@@ -321,5 +324,58 @@ describe('pipeline reuse', () => {
       for (let i = 0; i < ps.length; i++) close((await ps[i]!.data()) as Float32Array, state[i]!.p, 1e-5, 1e-5);
       ps.forEach((p) => p.dispose());
     }
+  });
+});
+
+describe('adapter classification and kernel tuning', () => {
+  it('an adapter that describes nothing is a GPU unless it says it is a fallback adapter', () => {
+    expect(classify({ vendor: '', architecture: '', device: '', description: '' }, false)).toBe('hardware');
+    expect(classify(undefined, false)).toBe('hardware');
+    expect(classify({ vendor: '', architecture: '', device: '', description: '' }, true)).toBe('software');
+    expect(classify({ vendor: 'mesa', architecture: '', device: '', description: 'llvmpipe (LLVM 15.0.6, 256 bits)' }, false)).toBe('lavapipe');
+    expect(classify({ vendor: 'google', architecture: '', device: 'swiftshader device', description: '' }, false)).toBe('swiftshader');
+    expect(classify({ vendor: 'nvidia', architecture: 'ampere', device: '', description: 'NVIDIA GeForce RTX 3080' }, false)).toBe('hardware');
+  });
+
+  it('picks the tuning row by adapter, or by name when forced, and rejects unknown names', () => {
+    const info = { ...k.deviceInfo() };
+    expect(tuningFor({ ...info, driver: 'lavapipe' }).name).toBe('software');
+    expect(tuningFor({ ...info, driver: 'hardware' }).name).toBe('hardware');
+    expect(tuningFor({ ...info, driver: 'lavapipe' }, 'hardware').name).toBe('hardware');
+    expect(() => tuningFor(info, 'fast')).toThrow(/unknown tuning "fast"; expected 'auto' or one of 'software', 'hardware'/);
+  });
+
+  it('init({ tuning }) switches the kernels of a live device and back', async () => {
+    const auto = k.deviceInfo().tuning;
+    try {
+      expect((await k.init({ tuning: 'hardware' })).tuning).toBe('hardware');
+      expect(kernelConfig().matmulTile).toEqual([8, 8]);
+      const a = k.randn([70, 33]), b = k.randn([33, 45]);
+      const [got, x, y] = await Promise.all([a.matmul(b).data(), a.data(), b.data()]);
+      let worst = 0;
+      for (let i = 0; i < 70; i++) for (let j = 0; j < 45; j++) {
+        let s = 0;
+        for (let t = 0; t < 33; t++) s += x[i * 33 + t]! * y[t * 45 + j]!;
+        worst = Math.max(worst, Math.abs(got[i * 45 + j]! - s));
+      }
+      expect(worst).toBeLessThan(1e-4);
+    } finally {
+      await k.init({ tuning: 'auto' });
+    }
+    expect(k.deviceInfo().tuning).toBe(auto);
+  });
+});
+
+describe('synchronize', () => {
+  it('resolves after the work submitted before it, in order with realize', async () => {
+    const order: string[] = [];
+    const x = k.randn([256, 256]);
+    const y = x.matmul(x).relu().sum();
+    const r = k.realize(y).then(() => order.push('realize'));
+    await k.synchronize().then(() => order.push('synchronize'));
+    await r;
+    expect(order).toEqual(['realize', 'synchronize']);
+    expect(Number.isFinite(await y.item())).toBe(true);
+    [x, y].forEach((t) => t.dispose());
   });
 });

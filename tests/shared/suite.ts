@@ -5,18 +5,29 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PHILOX_KAT, cases, describeFailure, errorReport, philoxGolden, randomMoments, runCase, type CaseResult, type Kiln } from './conformance.js';
 
-/** Declares the suite under `platform` ('node' or 'browser'). */
-export function conformanceSuite(k: Kiln, platform: string): void {
+/**
+ * Declares the suite under `platform` ('node' or 'browser'). With `tunings`, the fused pass runs again under
+ * each named kernel tuning (e.g. 'hardware' on a software adapter: the GPU kernels must pass here too).
+ */
+export function conformanceSuite(k: Kiln, platform: string, tunings: string[] = []): void {
   beforeAll(async () => {
     await k.init();
   });
 
-  for (const fusion of [true, false]) {
-    describe(`conformance (${platform}, fusion ${fusion ? 'on' : 'off'})`, () => {
+  const passes = [{ fusion: true }, { fusion: false }, ...tunings.map((tuning) => ({ fusion: true, tuning }))];
+  for (const { fusion, tuning } of passes as { fusion: boolean; tuning?: string }[]) {
+    describe(`conformance (${platform}, fusion ${fusion ? 'on' : 'off'}${tuning ? `, ${tuning} tuning` : ''})`, () => {
       const results: CaseResult[] = [];
-      afterAll(() => {
+      if (tuning) {
+        beforeAll(async () => {
+          const info = await k.init({ tuning });
+          expect(info.tuning).toBe(tuning);
+        });
+      }
+      afterAll(async () => {
         const pipelines = results.reduce((s, r) => s + r.pipelines, 0);
-        console.log(`conformance (${platform} ${k.deviceInfo().driver}, fusion ${fusion ? 'on' : 'off'}): ${results.length} cases, ${pipelines} pipelines compiled\n${errorReport(results)}`);
+        console.log(`conformance (${platform} ${k.deviceInfo().driver}, ${k.deviceInfo().tuning} tuning, fusion ${fusion ? 'on' : 'off'}): ${results.length} cases, ${pipelines} pipelines compiled\n${errorReport(results)}`);
+        if (tuning) await k.init({ tuning: 'auto' });
       });
       for (const c of cases) {
         it(c.name, async () => {

@@ -1,0 +1,59 @@
+/**
+ * Kernel tuning per adapter. The first row whose test matches the adapter gives the kernel configuration;
+ * `init({ tuning: name })` or the environment variable KILN_TUNING (Node) forces a row by name, so the
+ * configuration chosen for GPUs runs — and is tested — on a software adapter too. Tuning measured on a
+ * new GPU goes here as a row of its own.
+ */
+import type { KernelConfig } from './kernels.js';
+import type { DeviceInfo } from './device.js';
+
+/** The knobs of a row (the device limits are added at init). */
+export type Tuning = Omit<KernelConfig, 'maxWorkgroupsPerDim'>;
+
+/** One row of the tuning table. */
+export interface TuningRow {
+  name: string;
+  /** Which adapters the row is for. */
+  matches: (info: DeviceInfo) => boolean;
+  config: Tuning;
+}
+
+/** Rows, most specific first; the last one matches every adapter. */
+export const TUNING_TABLE: readonly TuningRow[] = [
+  {
+    // CPU drivers (lavapipe, SwiftShader, WARP): few wide threads, and each pipeline compiles at its first dispatch
+    name: 'software',
+    matches: (i) => i.driver !== 'hardware',
+    config: {
+      reducePartials: 4096,
+      reduceMinChunk: 256,
+      reduceMapping: 'chunk',
+      // 4×8: as fast as 8×8 on the default UNet step, and half the code each matmul pipeline compiles
+      // (cold shader cache: 145 s instead of 209 s for its first steps)
+      matmulTile: [4, 8],
+      elementsPerInvocation: 4,
+    },
+  },
+  {
+    // every GPU vendor until a measurement gives one a row of its own
+    name: 'hardware',
+    matches: () => true,
+    config: {
+      reducePartials: 65536,
+      reduceMinChunk: 64,
+      reduceMapping: 'stride',
+      matmulTile: [8, 8],
+      elementsPerInvocation: 1,
+    },
+  },
+];
+
+/** The row for an adapter, or the row named `forced` (an error listing the names when there is none). */
+export function tuningFor(info: DeviceInfo, forced?: string): TuningRow {
+  if (forced !== undefined && forced !== 'auto') {
+    const row = TUNING_TABLE.find((r) => r.name === forced);
+    if (!row) throw new Error(`kiln.init: unknown tuning ${JSON.stringify(forced)}; expected 'auto' or one of ${TUNING_TABLE.map((r) => `'${r.name}'`).join(', ')}`);
+    return row;
+  }
+  return TUNING_TABLE.find((r) => r.matches(info))!;
+}
