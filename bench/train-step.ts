@@ -6,6 +6,7 @@
  *   npm run bench:train [-- --quick]
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench:train
  */
+import { performance as nodePerf } from 'node:perf_hooks';
 import * as k from '../src/index.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -25,20 +26,25 @@ function median(xs: number[]): number {
 /** Time and pipelines compiled of the two warm-up steps of the last `timeSteps` (a cold start when the driver's shader cache is empty). */
 let warmup = { ms: 0, pipelines: 0 };
 
-async function timeSteps(step: () => Promise<void>): Promise<number> {
+/**
+ * Median ms per step, and median host ms: the time the main thread was busy (JS, GC, submits) during the
+ * step, from Node's event-loop utilization — the rest of the step is spent waiting for the GPU.
+ */
+async function timeSteps(step: () => Promise<void>): Promise<{ ms: number; hostMs: number }> {
   const t0 = performance.now(), p0 = k.stats().pipelinesCompiled;
   for (let i = 0; i < 2; i++) await step(); // compile pipelines, fill the pool
   warmup = { ms: performance.now() - t0, pipelines: k.stats().pipelinesCompiled - p0 };
-  const times: number[] = [];
+  const times: number[] = [], host: number[] = [];
   for (let i = 0; i < STEPS; i++) {
-    const t = performance.now();
+    const t = performance.now(), e0 = nodePerf.eventLoopUtilization();
     await step();
+    host.push(nodePerf.eventLoopUtilization(e0).active);
     times.push(performance.now() - t);
   }
-  return median(times);
+  return { ms: median(times), hostMs: median(host) };
 }
 
-async function mlpStep(): Promise<{ ms: number; kernels: number }> {
+async function mlpStep(): Promise<{ ms: number; hostMs: number; kernels: number }> {
   k.manualSeed(0);
   const net = new k.nn.Sequential(new k.nn.Linear(784, 512), new k.nn.ReLU(), new k.nn.Linear(512, 512), new k.nn.ReLU(), new k.nn.Linear(512, 10));
   const opt = new k.optim.AdamW(net, { lr: 1e-3 });
@@ -50,13 +56,13 @@ async function mlpStep(): Promise<{ ms: number; kernels: number }> {
     await loss.item();
     loss.dispose();
   };
-  const ms = await timeSteps(step);
+  const { ms, hostMs } = await timeSteps(step);
   const before = k.stats().kernels;
   await step();
-  return { ms, kernels: k.stats().kernels - before };
+  return { ms, hostMs, kernels: k.stats().kernels - before };
 }
 
-async function denoiserStep(): Promise<{ ms: number; kernels: number }> {
+async function denoiserStep(): Promise<{ ms: number; hostMs: number; kernels: number }> {
   k.manualSeed(0);
   const net = new k.nn.Sequential(new k.nn.Linear(784 + 128, 1024), new k.nn.SiLU(), new k.nn.Linear(1024, 1024), new k.nn.SiLU(), new k.nn.Linear(1024, 784));
   const x = k.randn([128, 784 + 128]).keep();
@@ -73,14 +79,14 @@ async function denoiserStep(): Promise<{ ms: number; kernels: number }> {
     loss.dispose();
     net.zeroGrad();
   };
-  const ms = await timeSteps(step);
+  const { ms, hostMs } = await timeSteps(step);
   const before = k.stats().kernels;
   await step();
-  return { ms, kernels: k.stats().kernels - before };
+  return { ms, hostMs, kernels: k.stats().kernels - before };
 }
 
 /** The default MNIST diffusion step (UNet of the cpu preset, batch 32, the trainer of kiln train); GPU time from k.profile. */
-async function unetStep(): Promise<{ ms: number; gpuMs: number; kernels: number; warmupMs: number; warmupPipelines: number }> {
+async function unetStep(): Promise<{ ms: number; hostMs: number; gpuMs: number; kernels: number; warmupMs: number; warmupPipelines: number }> {
   k.manualSeed(0);
   const net = new k.nn.UNet({ widths: [16, 32], attention: [], midAttention: false, heads: 2, patch: 2 });
   const tr = new k.diffusion.DiffusionTrainer(net, { ...k.diffusion.TRAIN_DEFAULTS, steps: 1000, batchSize: 32 });
@@ -90,11 +96,11 @@ async function unetStep(): Promise<{ ms: number; gpuMs: number; kernels: number;
     await tr.trainStep(x, y);
     await tr.flush();
   };
-  const ms = await timeSteps(step);
+  const { ms, hostMs } = await timeSteps(step);
   const { ms: warmupMs, pipelines: warmupPipelines } = warmup;
   const before = k.stats().kernels;
   const prof = await k.profile(step);
-  return { ms, gpuMs: prof.reduce((a, p) => a + p.ms, 0), kernels: k.stats().kernels - before, warmupMs, warmupPipelines };
+  return { ms, hostMs, gpuMs: prof.reduce((a, p) => a + p.ms, 0), kernels: k.stats().kernels - before, warmupMs, warmupPipelines };
 }
 
 const info = await k.init();
@@ -105,9 +111,9 @@ const den = await denoiserStep();
 const unet = await unetStep();
 const result = {
   adapter: { driver, description: info.description },
-  mlpStep: { ms: mlp.ms, kernelsPerStep: mlp.kernels, gflopPerStep: 0.51, gflops: 0.51 / (mlp.ms / 1000) },
-  denoiserStep: { ms: den.ms, kernelsPerStep: den.kernels, gflopPerStep: 2.1, gflops: 2.1 / (den.ms / 1000) },
-  unetStep: { ms: unet.ms, gpuMs: unet.gpuMs, kernelsPerStep: unet.kernels, firstTwoStepsMs: unet.warmupMs, pipelinesCompiled: unet.warmupPipelines },
+  mlpStep: { ms: mlp.ms, hostMs: mlp.hostMs, kernelsPerStep: mlp.kernels, gflopPerStep: 0.51, gflops: 0.51 / (mlp.ms / 1000) },
+  denoiserStep: { ms: den.ms, hostMs: den.hostMs, kernelsPerStep: den.kernels, gflopPerStep: 2.1, gflops: 2.1 / (den.ms / 1000) },
+  unetStep: { ms: unet.ms, hostMs: unet.hostMs, gpuMs: unet.gpuMs, kernelsPerStep: unet.kernels, firstTwoStepsMs: unet.warmupMs, pipelinesCompiled: unet.warmupPipelines },
   reference: REFERENCE,
 };
 console.log(JSON.stringify(result));
@@ -117,6 +123,7 @@ console.log(`\nadapter: ${driver} (${info.description})`);
 console.log(row('MLP 784-512-512-10 AdamW step', mlp.ms, REFERENCE.mlpStep));
 console.log(row('denoiser MLP fwd+bwd step', den.ms, REFERENCE.denoiserStep));
 console.log(`${'MNIST diffusion UNet step (cpu preset)'.padEnd(34)} ${unet.ms.toFixed(1).padStart(8)} ms   of which ${unet.gpuMs.toFixed(0)} ms in kernels (k.profile)`);
+console.log(`host ms per step (main thread busy: JS, GC, submits): MLP ${mlp.hostMs.toFixed(1)} (target ≤ 2 compiled), denoiser ${den.hostMs.toFixed(1)}, UNet ${unet.hostMs.toFixed(1)} (target ≤ 15 compiled)`);
 console.log(`kernels per step: MLP ${mlp.kernels}, denoiser ${den.kernels}, UNet ${unet.kernels}`);
 console.log(`UNet's first two steps: ${(unet.warmupMs / 1000).toFixed(1)} s, ${unet.warmupPipelines} pipelines compiled (MESA_SHADER_CACHE_DIR=<empty dir> for a cold start)`);
 k.destroy();
