@@ -14,7 +14,7 @@ export type { DeviceInfo, InitOptions, MemoryInfo, RuntimeStats };
 export {
   Tensor, tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye,
   manualSeed, getRngState, setRngState, rand, randn, randint, randomHost,
-  where, cat, stack, matmul, realize, synchronize, setFusion, setDefaultDevice, getDefaultDevice, withDevice,
+  where, cat, stack, matmul, realize, synchronize, setFusion, setProgramCache, setDefaultDevice, getDefaultDevice, withDevice,
   scope, keep, noGrad, isGradEnabled,
   type TensorLike, type NestedArray, type CreateOptions, type ReduceOptions, type BackwardOptions, type DType, type TypedArray, type Device,
 } from './tensor/index.js';

@@ -82,14 +82,14 @@ function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | n
     return inputs.length - 1;
   });
   // parameters are appended, not matched by value (see KernelBuilder.param)
-  const params = [...a.params, ...b.params];
-  const pslots = Array.from(b.params, (_, i) => a.params.length + i);
+  const sources = [...a.sources, ...b.sources];
+  const pslots = b.sources.map((_, i) => a.sources.length + i);
   const memo = new Map<Expr, Expr | null>();
   const bValues = [kb.value, ...(kb.extra ?? []).map((x) => x.value)].map((v) => remap(v, slots, pslots, memo, subst));
   if (bValues.some((v) => !v)) return null;
   const bTypes = [kb.outDtype, ...(kb.extra ?? []).map((x) => x.dtype)];
   const extra = [...(ka.extra ?? []), ...bValues.map((v, i) => ({ value: v!, dtype: bTypes[i]! }))];
   const helpers = [...new Set([...ka.helpers, ...kb.helpers])];
-  const kernel: ElementwiseKernel = { ...ka, inputs: inputs.map((n) => n.dtype), nParams: params.length, helpers, extra };
-  return { kernel, inputs, params: new Uint32Array(params), outs: [...a.outs, ...b.outs] };
+  const kernel: ElementwiseKernel = { ...ka, inputs: inputs.map((n) => n.dtype), nParams: sources.length, helpers, extra };
+  return { kernel, inputs, sources, outs: [...a.outs, ...b.outs] };
 }

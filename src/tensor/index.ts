@@ -4,6 +4,7 @@ import './ops/index.js';
 export { Tensor, type TensorLike, type ReduceOptions } from './tensor.js';
 export { applyElementwise, where, matmul } from './apply.js';
 export { setFusion, syncDeviceLimits } from './plan.js';
+export { setProgramCache } from './program.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye, setDefaultDevice, getDefaultDevice, withDevice, type NestedArray, type CreateOptions } from './creation.js';
 export { manualSeed, getRngState, setRngState, rand, randn, randint, randomHost } from './random.js';
 export { cat, stack } from './composites/indexing.js';

@@ -17,6 +17,7 @@ export const GID: Expr = ir.v('gid');
 
 const f32 = new Float32Array(1);
 const f32u = new Uint32Array(f32.buffer);
+/** The uniform word holding `value` as a `dt`. */
 function paramBits(value: number, dt: DType): number {
   switch (dt) {
     case 'f32': case 'f16': f32[0] = value; return f32u[0]!;
@@ -24,6 +25,20 @@ function paramBits(value: number, dt: DType): number {
     case 'u32': return value >>> 0;
     case 'bool': return value ? 1 : 0;
   }
+}
+
+/** Where a uniform parameter word comes from: run-time scalar `i` of leaf `node`, as a `dt`. */
+export interface ParamSource {
+  node: LazyNode;
+  i: number;
+  dt: DType;
+}
+
+/** The uniform word of a parameter source. */
+export function paramWord(n: LazyNode, i: number, dt: DType): number {
+  const def = n.def;
+  if (!('params' in def) || !def.params) throw new Error(`kiln internal error: '${n.op}' has no run-time scalars`);
+  return paramBits(def.params(n)[i]!, dt);
 }
 
 /** What the planner decided for one kernel. */
@@ -39,8 +54,9 @@ export interface KernelPlan {
 /** Builds the IR of one planned kernel. */
 class KernelBuilder implements Lowering {
   private readonly slots = new Map<LazyNode, number>();
-  readonly params: number[] = [];
-  private readonly paramSlots = new Map<string, number>();
+  /** Where each parameter word comes from, so a cached program can recompute them for a new graph. */
+  readonly sources: ParamSource[] = [];
+  private readonly paramSlots = new Map<LazyNode, number[]>();
   readonly helpers = new Set<string>();
   /** value(n, idx) per node and index object: a DAG is lowered once per distinct position, not once per path. */
   private readonly memo = new Map<LazyNode, Map<Index, Expr>>();
@@ -56,16 +72,17 @@ class KernelBuilder implements Lowering {
   }
 
   /**
-   * A run-time scalar. Slots are keyed by where the value comes from (`key`), never by the value: two scalars
-   * that happen to be equal in one step (a bias correction and a decay, two RNG key words) differ in the next,
-   * and a kernel's source must not change with them, or every step would compile new pipelines.
+   * A run-time scalar. Slots are keyed by where the value comes from (node and index), never by the value:
+   * two scalars that happen to be equal in one step (a bias correction and a decay, two RNG key words) differ
+   * in the next, and a kernel's source must not change with them, or every step would compile new pipelines.
    */
-  param(key: string, value: number, dt: DType): Expr {
-    let s = this.paramSlots.get(key);
+  param(n: LazyNode, i: number, dt: DType): Expr {
+    let byNode = this.paramSlots.get(n);
+    if (!byNode) this.paramSlots.set(n, (byNode = []));
+    let s = byNode[i];
     if (s === undefined) {
-      s = this.params.length;
-      this.params.push(paramBits(value, dt));
-      this.paramSlots.set(key, s);
+      s = byNode[i] = this.sources.length;
+      this.sources.push({ node: n, i, dt });
     }
     return { k: 'param', slot: s, t: vt(dt) };
   }
@@ -103,15 +120,15 @@ class KernelBuilder implements Lowering {
     const { root, core } = this.plan;
     const epilogue = this.value(root, { flat: GID, shape: root.shape });
     const partial = core ? (core.def as CoreDef).kernel(core, this, epilogue) : { kind: 'elementwise' as const, size: root.size, value: epilogue };
-    return { ...partial, inputs: this.plan.inputs.map((x) => x.dtype), outDtype: root.dtype, nParams: this.params.length, helpers: [BASE_HELPERS, ...this.helpers] } as Kernel;
+    return { ...partial, inputs: this.plan.inputs.map((x) => x.dtype), outDtype: root.dtype, nParams: this.sources.length, helpers: [BASE_HELPERS, ...this.helpers] } as Kernel;
   }
 }
 
-/** Lowers a planned kernel: its description and its uniform parameter words. */
-export function lowerKernel(plan: KernelPlan): { kernel: Kernel; params: Uint32Array } {
+/** Lowers a planned kernel: its description and where its uniform parameter words come from. */
+export function lowerKernel(plan: KernelPlan): { kernel: Kernel; sources: ParamSource[] } {
   const b = new KernelBuilder(plan);
   const kernel = b.build();
-  return { kernel, params: new Uint32Array(b.params) };
+  return { kernel, sources: b.sources };
 }
 
 /** Bytes of the stored form of a node. */

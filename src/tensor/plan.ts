@@ -7,7 +7,7 @@
  */
 import type { LazyNode } from './node.js';
 import type { CoreDef, MovementDef } from './ops/registry.js';
-import { lowerKernel, type KernelPlan } from './lower.js';
+import { lowerKernel, type KernelPlan, type ParamSource } from './lower.js';
 import { fuseHorizontally } from './fuse.js';
 import type { Kernel } from '../wgsl/kernels.js';
 import { gpu, hasDevice } from '../wgsl/device.js';
@@ -33,7 +33,8 @@ export function syncDeviceLimits(): void {
 export interface PlannedKernel {
   kernel: Kernel;
   inputs: LazyNode[];
-  params: Uint32Array;
+  /** Where each uniform parameter word comes from. */
+  sources: ParamSource[];
   /** The nodes written (several for horizontally fused elementwise kernels). */
   outs: LazyNode[];
 }

@@ -6,10 +6,10 @@ import { type DType, type TypedArray, allocHostArray, halfToFloat, isFloat } fro
 import type { LazyNode } from './node.js';
 import type { Tensor } from './tensor.js';
 import { realizeReference } from './reference.js';
-import { Scheduler, type PlannedKernel } from './plan.js';
 import { storageBytes } from './lower.js';
+import { launchesOf, programFor } from './program.js';
 import { gpu } from '../wgsl/device.js';
-import { acquireBuffer, execute, executeAndRead, type Launch } from '../wgsl/runtime.js';
+import { execute, executeAndRead, waitForSubmitted, type Launch } from '../wgsl/runtime.js';
 
 let chain: Promise<unknown> = Promise.resolve();
 /** Runs `fn` after every earlier realization has been submitted (one at a time). */
@@ -17,22 +17,6 @@ function serialize<T>(fn: () => Promise<T>): Promise<T> {
   const next = chain.then(fn, fn);
   chain = next.catch(() => undefined);
   return next;
-}
-
-function launchesFor(planned: PlannedKernel[]): Launch[] {
-  const launches: Launch[] = [];
-  for (const p of planned) {
-    const outs = p.outs.map((n) => {
-      const { buffer, bytes } = acquireBuffer(storageBytes(n));
-      n.buffer = buffer;
-      n.bufferBytes = bytes;
-      return buffer;
-    });
-    launches.push({ kernel: p.kernel, inputs: p.inputs.map((n) => n.buffer!), params: p.params, outs });
-  }
-  // sources are dropped only after every launch captured its input buffers
-  for (const p of planned) for (const n of p.outs) n.becomeBuffer({});
-  return launches;
 }
 
 /** Realizes nodes (GPU and CPU reference) and reads back `reads` (GPU) in the same submit. */
@@ -45,7 +29,11 @@ export async function realizeNodes(nodes: LazyNode[], reads: LazyNode[] = []): P
   gpu();
   return serialize(async (): Promise<ArrayBuffer[] | (() => Promise<ArrayBuffer[]>)> => {
     const pending = gpuNodes.filter((n) => !n.realized && !n.freed);
-    const launches = pending.length ? launchesFor(new Scheduler(pending).planned) : [];
+    let launches: Launch[] = [];
+    if (pending.length) {
+      const { program, nodes } = programFor(pending);
+      launches = launchesOf(program, nodes);
+    }
     if (!gpuReads.length) {
       await execute(launches);
       return [];
@@ -130,5 +118,5 @@ export async function realize(...tensors: Tensor[]): Promise<void> {
  */
 export async function synchronize(): Promise<void> {
   await serialize(async () => undefined);
-  await gpu().device.queue.onSubmittedWorkDone();
+  await waitForSubmitted();
 }

@@ -14,6 +14,8 @@ export interface RuntimeStats {
   bytesAllocated: number;
   buffersAllocated: number;
   readbacks: number;
+  /** Milliseconds the host spent waiting for the GPU: readbacks, `synchronize`, pipeline compilation. */
+  waitMs: number;
 }
 
 /** Live memory as reported by `k.memory()`. */
@@ -24,9 +26,28 @@ export interface MemoryInfo {
   pooledBytes: number;
 }
 
+let waiters = 0;
+let waitStart = 0;
+/** Awaits GPU work, counting the time in `stats.waitMs` (overlapping waits count once). */
+async function waiting<T>(p: Promise<T>): Promise<T> {
+  if (waiters++ === 0) waitStart = performance.now();
+  try {
+    return await p;
+  } finally {
+    if (--waiters === 0) stats.waitMs += performance.now() - waitStart;
+  }
+}
+
+/** Resolves when the GPU has finished all work submitted so far. */
+export async function waitForSubmitted(): Promise<void> {
+  await waiting(gpu().device.queue.onSubmittedWorkDone());
+}
+
 /** One kernel ready to encode: its description and the buffers it binds. */
 export interface Launch {
   kernel: Kernel;
+  /** The kernel rendered for the current configuration (rendered here when absent). */
+  passes?: Pass[];
   inputs: GPUBuffer[];
   params: Uint32Array;
   outs: GPUBuffer[];
@@ -47,7 +68,7 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
-const stats: RuntimeStats = { kernels: 0, dispatches: 0, submits: 0, pipelinesCompiled: 0, bytesAllocated: 0, buffersAllocated: 0, readbacks: 0 };
+const stats: RuntimeStats = { kernels: 0, dispatches: 0, submits: 0, pipelinesCompiled: 0, bytesAllocated: 0, buffersAllocated: 0, readbacks: 0, waitMs: 0 };
 const pool = new Map<number, GPUBuffer[]>();
 let pendingFree: GPUBuffer[] = [];
 let pooledBytes = 0;
@@ -219,10 +240,10 @@ export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst:
   ensureDevice(s);
   const device = s.device;
   const cfg = kernelConfig();
-  const rendered = launches.map((l) => render(l.kernel, cfg));
+  const rendered = launches.map((l) => l.passes ?? render(l.kernel, cfg));
   const uncompiled = new Set<Pass>();
   for (const passes of rendered) for (const p of passes) if (!pipelines.has(p.code)) uncompiled.add(p);
-  if (uncompiled.size) await Promise.all([...new Map([...uncompiled].map((p) => [p.code, p])).values()].map((p) => pipelineFor(device, p)));
+  if (uncompiled.size) await waiting(Promise.all([...new Map([...uncompiled].map((p) => [p.code, p])).values()].map((p) => pipelineFor(device, p))));
   if (s.error) throw s.error;
 
   // pack every kernel's parameters, then the words its passes add, into one uniform buffer
@@ -334,7 +355,7 @@ export async function executeAndRead(launches: Launch[], reqs: { buffer: GPUBuff
   stats.readbacks++;
   return async () => {
     try {
-      await staging.mapAsync(1 /* READ */);
+      await waiting(staging.mapAsync(1 /* READ */));
     } catch (e) {
       staging.destroy();
       throw s.error ?? new Error(`kiln: reading back from the GPU failed: ${(e as Error).message}`);

@@ -4,6 +4,7 @@ import { close } from '../shared/util.ts';
 import { classify } from '../../src/wgsl/device.ts';
 import { tuningFor } from '../../src/wgsl/tuning.ts';
 import { kernelConfig } from '../../src/wgsl/runtime.ts';
+import { programConfig, programStats } from '../../src/tensor/program.ts';
 
 beforeAll(async () => {
   await k.init();
@@ -377,5 +378,56 @@ describe('synchronize', () => {
     expect(order).toEqual(['realize', 'synchronize']);
     expect(Number.isFinite(await y.item())).toBe(true);
     [x, y].forEach((t) => t.dispose());
+  });
+});
+
+describe('program cache', () => {
+  /** 6 AdamW steps of a small MLP; returns the losses and the final weights. */
+  async function train(): Promise<{ losses: number[]; weights: Float32Array[] }> {
+    k.manualSeed(3);
+    const net = new k.nn.Sequential(new k.nn.Linear(12, 16), new k.nn.GELU(), new k.nn.Dropout(0.25), new k.nn.Linear(16, 3));
+    const opt = new k.optim.AdamW(net, { lr: 3e-2 });
+    const x = k.randn([20, 12]).keep();
+    const y = k.randint(0, 3, [20]).keep();
+    const losses: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const loss = opt.minimize(() => k.F.crossEntropy(net.forward(x), y));
+      losses.push(await loss.item());
+      loss.dispose();
+    }
+    const weights = await Promise.all(net.parameters().map((p) => p.data() as Promise<Float32Array>));
+    [x, y].forEach((t) => t.dispose());
+    return { losses, weights };
+  }
+
+  it('a step of the same structure reuses its program and gives the bits of planning anew', async () => {
+    programConfig.cache = false;
+    const fresh = await train();
+    programConfig.cache = true;
+    const h0 = programStats.hits, p0 = k.stats().pipelinesCompiled;
+    const cached = await train();
+    expect(programStats.hits - h0).toBeGreaterThanOrEqual(5); // steps 2..6 (dropout draws new numbers each step)
+    expect(k.stats().pipelinesCompiled - p0).toBe(0);
+    expect(cached.losses).toEqual(fresh.losses);
+    expect(cached.losses[5]!).toBeLessThan(cached.losses[0]! * 0.9);
+    cached.weights.forEach((w, i) => expect(Array.from(w)).toEqual(Array.from(fresh.weights[i]!)));
+  });
+
+  it('graphs that differ in structure do not share a program', async () => {
+    const x = k.tensor([1, 2, 3]);
+    const pad = (v: number) => x.pad([[1, 1]], v).mul(2);
+    const m0 = programStats.misses;
+    expect(await pad(-Infinity).tolist()).toEqual([-Infinity, 2, 4, 6, -Infinity]);
+    const m1 = programStats.misses;
+    expect(await pad(NaN).tolist()).toEqual([NaN, 2, 4, 6, NaN]);
+    expect(await pad(-Infinity).tolist()).toEqual([-Infinity, 2, 4, 6, -Infinity]);
+    expect(programStats.misses - m1).toBe(1); // the NaN pad is a program of its own, the second −∞ pad is a hit
+    expect(m1 - m0).toBe(1);
+    // a constant's value is a run-time scalar: the same program serves every value
+    const m2 = programStats.misses;
+    expect(await x.add(0.5).tolist()).toEqual([1.5, 2.5, 3.5]);
+    expect(await x.add(7).tolist()).toEqual([8, 9, 10]);
+    expect(programStats.misses - m2).toBeLessThanOrEqual(1);
+    x.dispose();
   });
 });

@@ -6,6 +6,7 @@ import { coerce, isFloat } from '../dtype.js';
 import type { LazyNode } from '../node.js';
 import { contiguousStrides } from '../shape.js';
 import * as ir from '../../wgsl/ir.js';
+import type { Expr } from '../../wgsl/ir.js';
 import { philox4x32, PHILOX_WGSL } from '../../wgsl/rng.js';
 import { register, type IndexedDef } from './registry.js';
 import { coordsOf, flatOf, ravel, unravel, vt } from './lowering.js';
@@ -35,19 +36,23 @@ leaf({
 leaf({
   name: 'const',
   cost: 0,
-  lower: (n, _idx, lo) => lo.param(`${n.id}`, n.arg as number, n.dtype),
+  params: (n) => [n.arg as number],
+  lower: (n, _idx, lo) => lo.param(n, 0, n.dtype),
   reference: (n) => new Float64Array(n.size).fill(isFloat(n.dtype) ? (n.arg as number) : coerce(n.arg as number, n.dtype)),
 });
 
 leaf({
   name: 'rng',
   cost: RNG_COST,
+  params: (n) => {
+    const a = n.arg as RngArg;
+    return [a.key[0], a.key[1], a.ctr];
+  },
+  structure: (n) => String((n.arg as RngArg).word),
   lower: (n, idx, lo) => {
     lo.helper(PHILOX_WGSL);
     const a = n.arg as RngArg;
-    const k0 = lo.param(`${n.id}.k0`, a.key[0], 'u32');
-    const k1 = lo.param(`${n.id}.k1`, a.key[1], 'u32');
-    const ctr = lo.param(`${n.id}.ctr`, a.ctr, 'u32');
+    const [k0, k1, ctr] = [0, 1, 2].map((i) => lo.param(n, i, 'u32')) as [Expr, Expr, Expr];
     const words = ir.call('philox', (x) => `kiln_philox(vec4<u32>(${x[0]}, ${x[1]}, 0u, 0u), vec2<u32>(${x[2]}, ${x[3]}))`, [flatOf(idx), ctr, k0, k1], 'vec4u');
     return ir.call(`word${a.word}`, (x) => `${x[0]}.${'xyzw'[a.word]}`, [words], 'u32');
   },

@@ -24,8 +24,8 @@ export interface Lowering {
   value(n: LazyNode, idx: Index): Expr;
   /** A stored buffer's element at `idx`. */
   load(n: LazyNode, idx: Index): Expr;
-  /** A run-time scalar, keyed by where it comes from (never by its value: see `KernelBuilder.param`). */
-  param(key: string, value: number, dt: DType): Expr;
+  /** Run-time scalar `i` of leaf `n` (its definition's `params(n)[i]`), read from the kernel's uniforms. */
+  param(n: LazyNode, i: number, dt: DType): Expr;
   /** A WGSL helper declaration the kernel must contain. */
   helper(code: string): void;
   /** The kernel's binding slot of a stored node. */

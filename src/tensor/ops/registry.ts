@@ -99,6 +99,10 @@ export interface IndexedDef extends OpDefBase {
   readonly sameIndex: boolean[];
   /** Always stored, never fused into consumers (`contiguous`). */
   readonly store?: boolean;
+  /** The run-time scalars of a leaf (a constant's value, a random draw's key and counter): kernel uniforms, not code. */
+  readonly params?: (n: LazyNode) => number[];
+  /** For a leaf with run-time scalars: the rest of its argument, which does shape the code. */
+  readonly structure?: (n: LazyNode) => string;
 }
 
 /** Any op definition. */
