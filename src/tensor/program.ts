@@ -12,7 +12,7 @@ import { paramWord, storageBytes } from './lower.js';
 import type { DType } from './dtype.js';
 import { gpu } from '../wgsl/device.js';
 import { render, type Kernel, type KernelConfig, type Pass } from '../wgsl/kernels.js';
-import { acquireBuffer, type Launch } from '../wgsl/runtime.js';
+import { acquireBuffer, type BindGroupCache, type Launch } from '../wgsl/runtime.js';
 
 /** One kernel of a program, its nodes given by position in the graph walk. */
 interface ProgramKernel {
@@ -22,6 +22,10 @@ interface ProgramKernel {
   outs: number[];
   /** Uniform words: node position, run-time scalar index, dtype. */
   params: { at: number; i: number; dt: DType }[];
+  /** Its bind groups from earlier launches (reused while the same buffers are bound). */
+  groups: BindGroupCache;
+  /** The output buffers of its last two launches, asked for again. */
+  recent: GPUBuffer[][];
 }
 
 /** The kernels realizing one graph structure. */
@@ -100,6 +104,8 @@ function build(targets: LazyNode[], nodes: LazyNode[], cfg: KernelConfig): Progr
       inputs: p.inputs.map(pos),
       outs: p.outs.map(pos),
       params: p.sources.map((s) => ({ at: pos(s.node), i: s.i, dt: s.dt })),
+      groups: { passes: [], scratch: [] },
+      recent: p.outs.map(() => []),
     })),
   };
 }
@@ -128,16 +134,17 @@ export function programFor(targets: LazyNode[]): { program: Program; nodes: Lazy
 export function launchesOf(program: Program, nodes: LazyNode[]): Launch[] {
   const launches: Launch[] = [];
   for (const k of program.kernels) {
-    const outs = k.outs.map((o) => {
+    const outs = k.outs.map((o, j) => {
       const n = nodes[o]!;
-      const { buffer, bytes } = acquireBuffer(storageBytes(n));
+      const { buffer, bytes } = acquireBuffer(storageBytes(n), k.recent[j]);
+      k.recent[j] = [buffer, ...k.recent[j]!.slice(0, 1)];
       n.buffer = buffer;
       n.bufferBytes = bytes;
       return buffer;
     });
     const params = new Uint32Array(k.params.length);
     k.params.forEach((p, j) => (params[j] = paramWord(nodes[p.at]!, p.i, p.dt)));
-    launches.push({ kernel: k.kernel, passes: k.passes, inputs: k.inputs.map((i) => nodes[i]!.buffer!), params, outs });
+    launches.push({ kernel: k.kernel, passes: k.passes, inputs: k.inputs.map((i) => nodes[i]!.buffer!), params, outs, groups: k.groups });
   }
   // sources are dropped only after every launch captured its input buffers
   for (const k of program.kernels) for (const o of k.outs) nodes[o]!.becomeBuffer({});

@@ -38,7 +38,7 @@ export interface Step {
   saved: Tensor[];
   savedOut: Tensor;
   /** The output tensor (for retainGrad). */
-  out: WeakRef<Tensor>;
+  out: Tensor;
   freed: boolean;
   /** Live owners: the output handle plus the steps that consume this step's output. */
   refs: number;
@@ -84,7 +84,7 @@ const released = new FinalizationRegistry<Tensor[]>((saved) => {
 export function record(call: PrimitiveCall): void {
   if (!gradEnabled || !isFloat(call.out.dtype) || !call.inputs.some((t) => t.requiresGrad)) return;
   const saved = call.inputs.map(handle);
-  const step = { def: call.def, arg: call.arg, inputs: call.inputs, saved, out: new WeakRef(call.out), freed: false, refs: 1 } as Omit<Step, 'savedOut'> as Step;
+  const step = { def: call.def, arg: call.arg, inputs: call.inputs, saved, out: call.out, freed: false, refs: 1 } as Omit<Step, 'savedOut'> as Step;
   for (const t of new Set(call.inputs.map((x) => x.gradFn as Step | null))) if (t) t.refs++;
   call.out.gradFn = step;
   call.out.requiresGrad = true;
@@ -109,7 +109,7 @@ function releaseStep(step: Step): void {
 /** Disposing a tensor that owns a recorded step frees the graph behind it once nothing else uses it. */
 export function releaseGraph(t: Tensor): void {
   const step = t.gradFn as Step | null;
-  if (step && !t.gradOwner && step.out.deref() === t) releaseStep(step);
+  if (step && !t.gradOwner && step.out === t) releaseStep(step);
 }
 
 function topoSteps(root: Step): Step[] {
@@ -164,8 +164,8 @@ export function propagate(root: Tensor, gradient: Tensor, opts: { retainGraph: b
       const g = grads.get(step);
       grads.delete(step);
       if (!g) continue;
-      const o = step.out.deref();
-      if (o && (o.retainsGrad || wantedSet.has(o))) {
+      const o = step.out;
+      if (o.retainsGrad || wantedSet.has(o)) {
         if (wantedSet.has(o)) result.set(o, accumulate(result.get(o), g.contiguousView()));
         if (o.retainsGrad) o.grad = keep(accumulate(o.grad ?? undefined, g.contiguousView()));
       }

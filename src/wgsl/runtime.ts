@@ -14,6 +14,8 @@ export interface RuntimeStats {
   bytesAllocated: number;
   buffersAllocated: number;
   readbacks: number;
+  /** Bind groups created (a step replayed from a cached program creates none while its buffers repeat). */
+  bindGroups: number;
   /** Milliseconds the host spent waiting for the GPU: readbacks, `synchronize`, pipeline compilation. */
   waitMs: number;
 }
@@ -51,7 +53,33 @@ export interface Launch {
   inputs: GPUBuffer[];
   params: Uint32Array;
   outs: GPUBuffer[];
+  /** Bind groups of an earlier launch of the same kernel, reused when it binds the same buffers. */
+  groups?: BindGroupCache;
 }
+
+/**
+ * What a kernel launched again and again keeps: the last few bind groups of each pass by what they bind,
+ * and the scratch buffers it had (state updated every step alternates between two buffers).
+ */
+export interface BindGroupCache {
+  passes: Map<string, GPUBindGroup>[];
+  scratch: GPUBuffer[];
+}
+
+/** Bind groups kept per pass of a cached kernel. */
+const GROUPS_PER_PASS = 4;
+
+/** Small integer names of GPU objects, for bind-group cache keys. */
+const ids = new WeakMap<object, number>();
+let nextId = 1;
+function idOf(o: object): number {
+  let i = ids.get(o);
+  if (i === undefined) ids.set(o, (i = nextId++));
+  return i;
+}
+
+/** One uniform buffer for every submit, rewritten in queue order and grown when a submit needs more. */
+let uniformBuffer: GPUBuffer | null = null;
 
 const USAGE = GPUBufferUsageFlags();
 function GPUBufferUsageFlags(): number {
@@ -68,7 +96,7 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
-const stats: RuntimeStats = { kernels: 0, dispatches: 0, submits: 0, pipelinesCompiled: 0, bytesAllocated: 0, buffersAllocated: 0, readbacks: 0, waitMs: 0 };
+const stats: RuntimeStats = { kernels: 0, dispatches: 0, submits: 0, pipelinesCompiled: 0, bytesAllocated: 0, buffersAllocated: 0, readbacks: 0, bindGroups: 0, waitMs: 0 };
 const pool = new Map<number, GPUBuffer[]>();
 let pendingFree: GPUBuffer[] = [];
 let pooledBytes = 0;
@@ -82,6 +110,7 @@ let ownerDevice: GPUDevice | null = null;
 function ensureDevice(s: DeviceState): void {
   if (ownerDevice === s.device) return;
   ownerDevice = s.device;
+  uniformBuffer = null;
   pool.clear();
   pendingFree = [];
   pipelines.clear();
@@ -89,8 +118,11 @@ function ensureDevice(s: DeviceState): void {
   pooledBytes = pooledBuffers = liveBytes = liveBuffers = 0;
 }
 
-/** Returns a storage buffer of at least `bytes` (from the pool when possible). */
-export function acquireBuffer(bytes: number): { buffer: GPUBuffer; bytes: number } {
+/**
+ * Returns a storage buffer of at least `bytes` (from the pool when possible), one of `prefer` when it is
+ * free: a replayed kernel that gets the buffers it had before keeps its bind groups.
+ */
+export function acquireBuffer(bytes: number, prefer: readonly GPUBuffer[] = []): { buffer: GPUBuffer; bytes: number } {
   const s = gpu();
   ensureDevice(s);
   const size = sizeClass(bytes);
@@ -98,7 +130,15 @@ export function acquireBuffer(bytes: number): { buffer: GPUBuffer; bytes: number
     throw new Error(`kiln: a tensor of ${bytes} bytes exceeds this adapter's largest storage binding (${s.info.limits.maxStorageBufferBindingSize} bytes, ${s.info.driver})`);
   }
   const list = pool.get(size);
-  let buffer = list?.pop();
+  let buffer: GPUBuffer | undefined;
+  for (const p of prefer) {
+    const at = list ? list.lastIndexOf(p) : -1;
+    if (at >= 0) {
+      buffer = list!.splice(at, 1)[0];
+      break;
+    }
+  }
+  buffer ??= list?.pop();
   if (buffer) {
     pooledBytes -= size;
     pooledBuffers--;
@@ -258,7 +298,11 @@ export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst:
   }
   let uniform: GPUBuffer | null = null;
   if (total > 0) {
-    uniform = device.createBuffer({ size: total, usage: 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */ });
+    if (!uniformBuffer || uniformBuffer.size < total) {
+      uniformBuffer?.destroy();
+      uniformBuffer = device.createBuffer({ size: Math.max(total, 2 * (uniformBuffer?.size ?? 0)), usage: 0x40 /* UNIFORM */ | 0x08 /* COPY_DST */ });
+    }
+    uniform = uniformBuffer;
     const host = new Uint32Array(total / 4);
     launches.forEach((l, i) => {
       host.set(l.params, offsets[i]! / 4);
@@ -277,26 +321,32 @@ export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst:
       const passes = rendered[i]!;
       let scratchBuf: GPUBuffer | null = null;
       if (passes[0]!.scratchBytes) {
-        scratchBuf = acquireBuffer(passes[0]!.scratchBytes).buffer;
+        scratchBuf = acquireBuffer(passes[0]!.scratchBytes, l.groups?.scratch).buffer;
         scratch.push(scratchBuf);
+        if (l.groups) l.groups.scratch = [scratchBuf, ...l.groups.scratch.slice(0, 1)];
       }
       stats.kernels++;
-      for (const p of passes) {
+      passes.forEach((p, pi) => {
         const pipeline = pipelines.get(p.code)!;
-        const entries: GPUBindGroupEntry[] = p.bindings.map((b, bi) => {
-          switch (b.kind) {
-            case 'in': return { binding: bi, resource: { buffer: l.inputs[b.slot]! } };
-            case 'out': return { binding: bi, resource: { buffer: l.outs[b.index]! } };
-            case 'scratch': return { binding: bi, resource: { buffer: scratchBuf! } };
-            case 'params': return { binding: bi, resource: { buffer: uniform!, offset: offsets[i]!, size: Math.ceil(words[i]! / 4) * 16 } };
+        const buffers = p.bindings.map((b) => (b.kind === 'in' ? l.inputs[b.slot]! : b.kind === 'out' ? l.outs[b.index]! : b.kind === 'scratch' ? scratchBuf! : uniform!));
+        const key = `${idOf(pipeline)}:${buffers.map(idOf).join(',')}:${offsets[i]}`;
+        const cache = l.groups ? (l.groups.passes[pi] ??= new Map()) : null;
+        let group = cache?.get(key);
+        if (!group) {
+          const entries: GPUBindGroupEntry[] = p.bindings.map((b, bi) =>
+            b.kind === 'params' ? { binding: bi, resource: { buffer: uniform!, offset: offsets[i]!, size: Math.ceil(words[i]! / 4) * 16 } } : { binding: bi, resource: { buffer: buffers[bi]! } });
+          group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+          stats.bindGroups++;
+          if (cache) {
+            if (cache.size >= GROUPS_PER_PASS) cache.delete(cache.keys().next().value!);
+            cache.set(key, group);
           }
-        });
-        const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+        }
         pass!.setPipeline(pipeline);
         pass!.setBindGroup(0, group);
         pass!.dispatchWorkgroups(...p.workgroups);
         stats.dispatches++;
-      }
+      });
       if (prof) pass!.end();
     });
     if (!prof) pass!.end();
@@ -328,7 +378,6 @@ export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst:
   device.queue.submit([encoder.finish()]);
   stats.submits++;
   for (const b of scratch) releaseBuffer(b);
-  uniform?.destroy();
   recycle();
 }
 
@@ -387,6 +436,7 @@ export function memoryInfo(): MemoryInfo {
 /** Drops all cached state (after the device is destroyed). */
 export function resetRuntime(): void {
   ownerDevice = null;
+  uniformBuffer = null;
   pool.clear();
   pendingFree = [];
   pipelines.clear();

@@ -413,6 +413,26 @@ describe('program cache', () => {
     cached.weights.forEach((w, i) => expect(Array.from(w)).toEqual(Array.from(fresh.weights[i]!)));
   });
 
+  it('a replayed step binds the buffers it bound before with the bind groups it made then', async () => {
+    k.manualSeed(4);
+    const net = new k.nn.Sequential(new k.nn.Linear(12, 16), new k.nn.SiLU(), new k.nn.Linear(16, 3));
+    const opt = new k.optim.AdamW(net, { lr: 1e-2 });
+    const x = k.randn([20, 12]).keep();
+    const y = k.randint(0, 3, [20]).keep();
+    const step = async () => {
+      const loss = opt.minimize(() => k.F.crossEntropy(net.forward(x), y));
+      await loss.item();
+      loss.dispose();
+    };
+    for (let i = 0; i < 3; i++) await step();
+    const g0 = k.stats().bindGroups, d0 = k.stats().dispatches;
+    for (let i = 0; i < 4; i++) await step();
+    const dispatches = k.stats().dispatches - d0;
+    expect(dispatches).toBeGreaterThan(40);
+    expect(k.stats().bindGroups - g0).toBeLessThan(dispatches / 4);
+    [x, y].forEach((t) => t.dispose());
+  });
+
   it('graphs that differ in structure do not share a program', async () => {
     const x = k.tensor([1, 2, 3]);
     const pad = (v: number) => x.pad([[1, 1]], v).mul(2);
