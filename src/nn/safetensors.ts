@@ -170,7 +170,7 @@ export function deserialize(bytes: Uint8Array, opts: { source?: string; device?:
 const isNode = typeof process !== 'undefined' && !!process.versions?.node && typeof (globalThis as { window?: unknown }).window === 'undefined';
 
 async function nodeFs(): Promise<typeof import('node:fs')> {
-  const name = 'node:fs';
+  const name = ['node', 'fs'].join(':'); // built at run time: bundlers (even minifying ones) leave it alone
   return import(/* @vite-ignore */ name);
 }
 

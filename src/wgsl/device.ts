@@ -93,7 +93,7 @@ async function nodeAdapter(powerPreference: GPUPowerPreference | undefined): Pro
   try {
     mod = await import(/* @vite-ignore */ modName);
   } catch (e) {
-    throw new Error(`kiln.init: cannot load the 'webgpu' package (Dawn for Node): ${(e as Error).message}. Run \`npm install\`.`);
+    throw new Error(`kiln.init: cannot load the 'webgpu' package (Dawn for Node): ${(e as Error).message}. Install it: \`npm install webgpu\`.`);
   }
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
@@ -111,7 +111,7 @@ async function nodeAdapter(powerPreference: GPUPowerPreference | undefined): Pro
   const adapter = await tryCreate();
   if (adapter) return { adapter, icd: userIcd };
   if (!userIcd) {
-    const fs = await import(/* @vite-ignore */ 'node:fs');
+    const fs: typeof import('node:fs') = await import(/* @vite-ignore */ ['node', 'fs'].join(':')); // built at run time: bundlers leave it alone
     if (fs.existsSync(SWIFTSHADER_ICD)) {
       process.env.VK_ICD_FILENAMES = SWIFTSHADER_ICD;
       const fallback = await tryCreate();
