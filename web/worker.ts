@@ -4,7 +4,7 @@
  * training run early.
  */
 import * as k from '../src/index.js';
-import { DiffusionTrainer, TRAIN_DEFAULTS, type TrainConfig } from '../src/train/index.js';
+import { DiffusionTrainer, TRAIN_DEFAULTS, trainToy, type TrainConfig } from '../src/train/index.js';
 
 type Denoiser = k.diffusion.Denoiser;
 import type { Envelope, ModelSummary, Progress, Reply, Request, Results } from './protocol.js';
@@ -50,7 +50,7 @@ async function toyTrain(r: Extract<Request, { type: 'toy-train' }>, emit: (e: Pr
   const t0 = performance.now();
   if (toy) disposeModule(toy.net);
   toy = null;
-  const out = await k.diffusion.trainToy({
+  const out = await trainToy({
     dataset: r.dataset, objective: r.objective, steps: r.steps, batchSize: r.batchSize, lr: r.lr, seed: r.seed,
     onStep: (step, loss) => {
       emit({ type: 'toy-loss', step, loss });

@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as k from '../index.js';
 import { encodePng } from '../io/png.js';
+import { trainToy } from '../train/index.js';
 import { Args } from './args.js';
 import { Progress } from './progress.js';
 
@@ -46,7 +47,7 @@ export async function toy2dCommand(argv: string[]): Promise<void> {
 /** Runs the toy experiment and writes `${out}/toy2d-<dataset>-<objective>.png`. */
 async function toy2d(opts: { dataset: k.data.Toy2D; objective: 'ddpm-eps' | 'flow'; steps: number; sampleSteps: number; out: string }): Promise<string> {
   const bar = new Progress(opts.steps, `toy2d ${opts.dataset} ${opts.objective} `);
-  const r = await k.diffusion.trainToy({ dataset: opts.dataset, objective: opts.objective, steps: opts.steps, onStep: (i, loss) => bar.update(i + 1, { loss }) });
+  const r = await trainToy({ dataset: opts.dataset, objective: opts.objective, steps: opts.steps, onStep: (i, loss) => bar.update(i + 1, { loss }) });
   bar.update(opts.steps);
   k.manualSeed(1);
   const path = k.diffusion.samplingPath(r.process, { steps: opts.sampleSteps });

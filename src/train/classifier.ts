@@ -12,7 +12,7 @@ import { Sequential, type Layer } from '../nn/module.js';
 import { AdamW, type LRScheduler } from '../nn/optim.js';
 import { manualSeed, type Tensor } from '../tensor/tensor.js';
 import { scope } from '../tensor/memory.js';
-import { optimizerState, restoreOptimizer, Trainer, warmupCosine, type OptimizerMeta, type TrainerState } from './trainer.js';
+import { LossTrainer, warmupCosine } from './trainer.js';
 
 /** The `format` tag of classifier checkpoints. */
 export const CLASSIFIER_CHECKPOINT_FORMAT = 'kiln-classifier-checkpoint/1';
@@ -61,37 +61,18 @@ export async function accuracy(net: Layer, split: MnistSplit): Promise<number> {
 }
 
 /** Trains a classifier by cross-entropy, one batch at a time, with AdamW and cosine decay over `totalSteps`; `losses` holds every step's loss. */
-export class ClassifierTrainer extends Trainer<number> {
+export class ClassifierTrainer extends LossTrainer<[x: Tensor, y: Tensor]> {
   readonly opt: AdamW;
   readonly sched: LRScheduler;
-  constructor(readonly net: Layer, readonly config: { lr: number; weightDecay: number; totalSteps: number }) {
-    super({ format: CLASSIFIER_CHECKPOINT_FORMAT, historyKey: 'losses' });
-    this.opt = new AdamW(net, { lr: config.lr, weightDecay: config.weightDecay });
+  constructor(readonly model: Layer, readonly config: { lr: number; weightDecay: number; totalSteps: number }) {
+    super(CLASSIFIER_CHECKPOINT_FORMAT, model, config);
+    this.opt = new AdamW(model, { lr: config.lr, weightDecay: config.weightDecay });
     this.sched = warmupCosine(this.opt, config.lr, 0, config.totalSteps);
   }
 
-  /** The loss of every completed step (the same array as `history`). */
-  get losses(): number[] {
-    return this.history;
-  }
-
-  /** One optimizer step on inputs x (in the network's layout) with labels y [N] i32. */
-  async trainStep(x: Tensor, y: Tensor): Promise<void> {
-    const loss = this.opt.minimize(() => crossEntropy(this.net.forward(x), y));
-    this.sched.step();
-    this.step++;
-    await this.record([loss], (v) => v[0]!);
-  }
-
-  protected state(): TrainerState {
-    const o = optimizerState(this.opt);
-    return { tensors: { 'model.': this.net.stateDict(), 'optim.': o.tensors }, meta: { train: this.config, optimizer: o.meta } };
-  }
-
-  protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
-    this.net.loadStateDict(tensors('model.'));
-    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta, tensors('optim.'));
-    this.sched.stepCount = this.step;
+  /** The cross-entropy of inputs x (in the network's layout) with labels y [N] i32. */
+  loss(x: Tensor, y: Tensor): Tensor {
+    return crossEntropy(this.model.forward(x), y);
   }
 }
 

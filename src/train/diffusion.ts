@@ -11,7 +11,7 @@ import type { NoiseProcess } from '../diffusion/process.js';
 import { denoisingLoss, objectiveSetup, type Denoiser, type Objective } from '../diffusion/training.js';
 import { AdamW, EMA, type LRScheduler } from '../nn/optim.js';
 import { realize, type Tensor } from '../tensor/tensor.js';
-import { optimizerState, restoreOptimizer, Trainer, warmupCosine, type OptimizerMeta, type TrainerState } from './trainer.js';
+import { LossTrainer, warmupCosine, type TrainerState } from './trainer.js';
 
 /** Hyper-parameters of a training run. */
 export interface TrainConfig {
@@ -32,8 +32,8 @@ export interface TrainConfig {
 /** Defaults of `TrainConfig`. */
 export const TRAIN_DEFAULTS: TrainConfig = { objective: 'flow', steps: 2000, batchSize: 64, lr: 2e-3, warmup: 100, weightDecay: 0, clip: 1, emaDecay: 0.995, labelDropout: 0.1, seed: 0 };
 
-/** Trains a denoiser one batch at a time; `losses` holds the loss of every completed step. */
-export class DiffusionTrainer extends Trainer<number> {
+/** Trains a denoiser one batch at a time (x0 [N, C, H, W] in [−1, 1], labels [N] i32); `losses` holds the loss of every completed step. */
+export class DiffusionTrainer extends LossTrainer<[x0: Tensor, labels: Tensor]> {
   readonly opt: AdamW;
   readonly ema: EMA;
   readonly sched: LRScheduler;
@@ -41,17 +41,13 @@ export class DiffusionTrainer extends Trainer<number> {
   readonly prediction: Prediction;
 
   constructor(readonly model: Denoiser, readonly config: TrainConfig) {
-    super({ format: DIFFUSION_CHECKPOINT_FORMAT, historyKey: 'losses' });
+    super(DIFFUSION_CHECKPOINT_FORMAT, model, config);
     const c = config;
     ({ process: this.process, prediction: this.prediction } = objectiveSetup(c.objective));
     this.opt = new AdamW(model, { lr: c.lr, weightDecay: c.weightDecay });
     this.sched = warmupCosine(this.opt, c.lr, c.warmup, c.steps);
     this.ema = new EMA(model, c.emaDecay);
-  }
-
-  /** The loss of every completed step (the same array as `history`). */
-  get losses(): number[] {
-    return this.history;
+    this.clip = c.clip || undefined;
   }
 
   /** The loss of one batch: x0 [N, C, H, W] in [−1, 1], labels [N] i32. */
@@ -60,27 +56,24 @@ export class DiffusionTrainer extends Trainer<number> {
     return denoisingLoss(this.model, x0, labels, { process: this.process, prediction: this.prediction, times: c.objective === 'flow' ? 'logit-normal' : 'uniform', labelDropout: c.labelDropout });
   }
 
-  /** One optimizer step on a batch (lazy; the loss is collected later into `losses`). */
-  async trainStep(x0: Tensor, labels: Tensor): Promise<void> {
+  protected override async beforeUpdate(): Promise<void> {
     // initial weights are lazy: computed inside the first step, they would give it other kernels (and
     // other pipelines to compile) than every later step
     if (this.step === 0) await realize(...this.model.parameters(), ...this.ema.shadow.values());
-    const loss = this.opt.minimize(() => this.loss(x0, labels), { clipGradNorm: this.config.clip || undefined });
-    this.sched.step();
+  }
+
+  protected override async afterUpdate(): Promise<void> {
     await this.ema.update();
-    this.step++;
-    await this.record([loss], (v) => v[0]!);
   }
 
-  protected state(): TrainerState {
-    const o = optimizerState(this.opt);
-    return { tensors: { 'model.': this.model.stateDict(), 'ema.': this.ema.stateDict(), 'optim.': o.tensors }, meta: { train: this.config, optimizer: o.meta } };
+  protected override state(): TrainerState {
+    const s = super.state();
+    s.tensors['ema.'] = this.ema.stateDict();
+    return s;
   }
 
-  protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
-    this.model.loadStateDict(tensors('model.'));
+  protected override restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
+    super.restore(meta, tensors);
     this.ema.loadStateDict(tensors('ema.'));
-    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta, tensors('optim.'));
-    this.sched.stepCount = this.step;
   }
 }

@@ -7,8 +7,8 @@
  * continues exactly.
  */
 import { readCheckpointMeta, withoutPrefix, withPrefix } from '../nn/checkpoint.js';
-import type { Optimizer } from '../nn/optim.js';
-import { cosine, LRScheduler, warmup } from '../nn/optim.js';
+import type { Module } from '../nn/module.js';
+import { cosine, LRScheduler, warmup, type Optimizer } from '../nn/optim.js';
 import { loadWithMetadata, save } from '../nn/safetensors.js';
 import { getRngState, setRngState, type Tensor } from '../tensor/tensor.js';
 
@@ -90,6 +90,57 @@ export abstract class Trainer<Row = number[]> {
     } finally {
       for (const t of Object.values(tensors)) t.dispose();
     }
+  }
+}
+
+/**
+ * A trainer of one model by one optimizer under a learning-rate schedule, with one loss per step: a
+ * subclass defines the loss of a batch (and may clip gradients or act around each update). Checkpoints
+ * hold the model under `model.`, the optimizer under `optim.`, and `config` as `train` in the metadata.
+ */
+export abstract class LossTrainer<Batch extends Tensor[]> extends Trainer<number> {
+  abstract readonly opt: Optimizer<{ lr: number }>;
+  abstract readonly sched: LRScheduler;
+  /** Max global gradient norm (undefined: no clipping). */
+  protected clip: number | undefined = undefined;
+
+  constructor(format: string, readonly model: Module, readonly config: object) {
+    super({ format, historyKey: 'losses' });
+  }
+
+  /** The loss of every completed step (the same array as `history`). */
+  get losses(): number[] {
+    return this.history;
+  }
+
+  /** The loss of one batch. */
+  abstract loss(...batch: Batch): Tensor;
+
+  /** Runs before each update (e.g. computing lazy initial weights before the first). */
+  protected async beforeUpdate(): Promise<void> {}
+
+  /** Runs after each update and schedule step (e.g. updating an average of the weights). */
+  protected async afterUpdate(): Promise<void> {}
+
+  /** One optimizer step on a batch (lazy; its loss is collected later into `losses`). */
+  async trainStep(...batch: Batch): Promise<void> {
+    await this.beforeUpdate();
+    const loss = this.opt.minimize(() => this.loss(...batch), { clipGradNorm: this.clip });
+    this.sched.step();
+    await this.afterUpdate();
+    this.step++;
+    await this.record([loss], (v) => v[0]!);
+  }
+
+  protected state(): TrainerState {
+    const o = optimizerState(this.opt);
+    return { tensors: { 'model.': this.model.stateDict(), 'optim.': o.tensors }, meta: { train: this.config, optimizer: o.meta } };
+  }
+
+  protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
+    this.model.loadStateDict(tensors('model.'));
+    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta, tensors('optim.'));
+    this.sched.stepCount = this.step;
   }
 }
 
