@@ -69,6 +69,7 @@ async function sampleGrid(model: Denoiser, latent: k.nn.LatentCodec | null, o: G
   return k.diffusion.generateImages(model, latent, { objective: o.objective, labels, sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed });
 }
 
+/** The text of `kiln train --help`. */
 export const TRAIN_HELP = `kiln train — train a class-conditional diffusion model on MNIST
 
   --preset cpu|gpu        model and run size (default: cpu on a software adapter, gpu otherwise)
@@ -203,6 +204,7 @@ function trainerEmaModel(trainer: DiffusionTrainer, kind: 'unet' | 'dit', config
 }
 const emaModels = new WeakMap<object, Denoiser>();
 
+/** The text of `kiln sample --help`. */
 export const SAMPLE_HELP = `kiln sample — sample digits from a checkpoint
 
   --checkpoint FILE       (default out/mnist/checkpoint.safetensors)
@@ -235,6 +237,7 @@ export async function sampleCommand(argv: string[]): Promise<void> {
   console.log(`wrote ${out}: ${labels.length}×${perClass} samples${latent ? ' (latents decoded by the VAE)' : ''}, ${sampler} ${steps} steps, guidance ${guidance}, seed ${seed} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
+/** The text of `kiln eval --help`. */
 export const EVAL_HELP = `kiln eval — score class-conditional samples with the LeNet classifier
 
   --checkpoint FILE       (default out/mnist/checkpoint.safetensors)

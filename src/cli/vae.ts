@@ -31,9 +31,10 @@ export function checkpointFormat(path: string): string | null {
 
 /** True when `path` is a VAE checkpoint written by `kiln train-vae`. */
 export function isVAECheckpoint(path: string): boolean {
-  return existsSync(path) && checkpointFormat(path) === 'kiln-vae-checkpoint/1';
+  return existsSync(path) && checkpointFormat(path) === k.nn.VAE_CHECKPOINT_FORMAT;
 }
 
+/** The text of `kiln train-vae --help`. */
 export const TRAIN_VAE_HELP = `kiln train-vae — train the KL-VAE (+ PatchGAN discriminator) that latent diffusion uses, on MNIST
 
   --steps N               training steps (default 800)
@@ -216,6 +217,7 @@ export async function writeVaePictures(vae: k.nn.VAE, out: string, seed = 0): Pr
   return files;
 }
 
+/** The text of `kiln eval` of a VAE checkpoint, `--help`. */
 export const EVAL_VAE_HELP = `kiln eval --checkpoint <VAE checkpoint> — reconstruction error and LeNet scores of a VAE
 
   --limit N               test digits to reconstruct (default 2000)
@@ -277,6 +279,7 @@ export async function evalVaeCommand(argv: string[]): Promise<void> {
   if (a.has('json')) writeFileSync(a.string('json', ''), `${json}\n`);
 }
 
+/** The text of `kiln sample` of a VAE checkpoint, `--help`. */
 export const SAMPLE_VAE_HELP = `kiln sample --checkpoint <VAE checkpoint> — prior samples and latent interpolations of a VAE
 
   --seed N

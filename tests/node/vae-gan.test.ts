@@ -272,6 +272,40 @@ describe('GAN', () => {
   }, 300_000);
 });
 
+describe('trainer checkpoints', () => {
+  it('a GAN checkpoint resumes the run exactly; extra tensors may not use the prefixes of the trainer; a checkpoint of another kind is refused', async () => {
+    const make = (seed: number) => {
+      k.manualSeed(seed);
+      return new GANTrainer(new k.nn.MLPGenerator(4, 2, 16, 1), new k.nn.MLPDiscriminator(2, 16, 1), 4, { r1Gamma: 0.1 });
+    };
+    const B = 64;
+    const data = k.data.toy2d('8gaussians', B * 4, 2);
+    const run = async (tr: GANTrainer, to: number) => {
+      while (tr.step < to) {
+        const real = k.tensor(data.subarray(tr.step * B * 2, (tr.step + 1) * B * 2), { shape: [B, 2] });
+        await tr.trainStep(real);
+        real.dispose();
+      }
+      await tr.flush();
+    };
+    const straight = make(5);
+    await run(straight, 4);
+    const first = make(5);
+    await run(first, 2);
+    const path = join(dir, 'gan.safetensors');
+    await first.save(path);
+    const resumed = make(6);
+    await resumed.load(path);
+    expect(resumed.step).toBe(2);
+    await run(resumed, 4);
+    expect(straight.history).toHaveLength(4);
+    expect(resumed.history).toEqual(straight.history);
+    await expect(first.save(path, {}, { 'generator.extra': k.zeros([1]) })).rejects.toThrow(/GANTrainer\.save: extra tensor 'generator\.extra' uses a prefix reserved for the trainer \(generator\., discriminator\., optim_g\., optim_d\.\)/);
+    const vae = new VAETrainer(new k.nn.VAE({ widths: [8], patch: 4, groups: 4 }), { ...VAE_TRAIN_DEFAULTS, steps: 4 }, null);
+    await expect(vae.load(path)).rejects.toThrow(/expected a checkpoint of format kiln-vae-checkpoint\/1, got format "kiln-gan-checkpoint\/1"/);
+  });
+});
+
 describe('VAE trainer and latent diffusion through the CLI', () => {
   const vaeDir = join(dir, 'vae'), ldmDir = join(dir, 'ldm');
   const vaePath = join(vaeDir, 'vae.safetensors');
