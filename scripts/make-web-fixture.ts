@@ -82,7 +82,12 @@ async function golden(out?: string): Promise<void> {
   console.log(`golden sample [${info.shape}] in [${lo.toFixed(3)}, ${hi.toFixed(3)}] on ${info.adapter}`);
 }
 
-const args = new Args('scripts/make-web-fixture.ts', process.argv.slice(2), { options: ['steps', 'golden-out'], flags: ['golden-only'] });
+const argv = process.argv.slice(2);
+if (argv.includes('--help')) {
+  console.log('npx tsx scripts/make-web-fixture.ts [--steps 1200] [--golden-only] [--golden-out FILE]   (see the comment at the top of the script)');
+  process.exit(0);
+}
+const args = new Args('npx tsx scripts/make-web-fixture.ts', argv, { options: ['steps', 'golden-out'], flags: ['golden-only'] });
 try {
   await k.init();
   const out = args.has('golden-out') ? args.string('golden-out', '') : undefined;
