@@ -7,6 +7,7 @@
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench:train
  */
 import * as k from '../src/index.js';
+import { DiffusionTrainer, TRAIN_DEFAULTS } from '../src/train/index.js';
 
 const QUICK = process.argv.includes('--quick');
 const STEPS = QUICK ? 5 : 15;
@@ -89,7 +90,7 @@ async function denoiserStep(): Promise<{ ms: number; hostMs: number; kernels: nu
 async function unetStep(): Promise<{ ms: number; hostMs: number; gpuMs: number; kernels: number; warmupMs: number; warmupPipelines: number }> {
   k.manualSeed(0);
   const net = new k.nn.UNet({ widths: [16, 32], attention: [], midAttention: false, heads: 2, patch: 2 });
-  const tr = new k.diffusion.DiffusionTrainer(net, { ...k.diffusion.TRAIN_DEFAULTS, steps: 1000, batchSize: 32 });
+  const tr = new DiffusionTrainer(net, { ...TRAIN_DEFAULTS, steps: 1000, batchSize: 32 });
   const x = k.rand([32, 1, 28, 28]).mul(2).sub(1).keep();
   const y = k.randint(0, 10, [32]).keep();
   const step = async () => {

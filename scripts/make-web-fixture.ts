@@ -16,8 +16,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k from '../src/index.js';
-import { batchAt } from '../src/cli/diffusion.js';
+import { Args } from '../src/cli/args.js';
 import { Progress } from '../src/cli/progress.js';
+import { DiffusionTrainer, TRAIN_DEFAULTS, type TrainConfig } from '../src/train/index.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const dir = join(root, 'tests/fixtures');
@@ -29,32 +30,17 @@ const MODEL = { widths: [8, 16], depth: 1, attention: [], midAttention: false, h
 /** How the golden sample is drawn (the browser test draws the same one in the demo page). */
 const GOLDEN = { labels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], perClass: 1, sampler: 'flow_euler' as k.diffusion.SamplerName, steps: 10, guidance: 2, seed: 7 };
 
-function stringOption(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return undefined;
-  const v = process.argv[i + 1];
-  if (!v || v.startsWith('--')) throw new Error(`--${name} expects a value`);
-  return v;
-}
-
-function option(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} expects a positive integer, got ${process.argv[i + 1]}`);
-  return v;
-}
-
 async function train(steps: number): Promise<void> {
-  const config: k.diffusion.TrainConfig = { ...k.diffusion.TRAIN_DEFAULTS, objective: 'flow', steps, batchSize: 32, lr: 4e-3, warmup: Math.min(50, steps >> 3), emaDecay: 0.99, seed: 0 };
+  const config: TrainConfig = { ...TRAIN_DEFAULTS, objective: 'flow', steps, batchSize: 32, lr: 4e-3, warmup: Math.min(50, steps >> 3), emaDecay: 0.99, seed: 0 };
   const model = k.diffusion.buildDenoiser('unet', MODEL);
   const spec = { kind: 'unet', config: (model as unknown as { config: object }).config };
   k.manualSeed(config.seed);
-  const trainer = new k.diffusion.DiffusionTrainer(model, config);
+  const trainer = new DiffusionTrainer(model, config);
   const data = await k.data.loadMnist('train');
   const bar = new Progress(steps, 'fixture ');
+  const batches = new k.data.StepBatches(data, config.batchSize, config.seed);
   while (trainer.step < steps) {
-    const { x, y } = batchAt(data, trainer.step, config.batchSize, config.seed);
+    const { x, y } = batches.at(trainer.step);
     await trainer.trainStep(x, y);
     x.dispose();
     y.dispose();
@@ -77,7 +63,7 @@ async function train(steps: number): Promise<void> {
 /** Samples the golden settings from the checkpoint and writes them (to `out`, or as the fixture with its JSON). */
 async function golden(out?: string): Promise<void> {
   const { model, meta } = await k.diffusion.loadDenoiser(ckpt);
-  const objective = (meta.train as k.diffusion.TrainConfig).objective;
+  const objective = (meta.train as TrainConfig).objective;
   const labels = GOLDEN.labels.flatMap((l) => Array<number>(GOLDEN.perClass).fill(l));
   const x = await k.noGrad(() => k.diffusion.generate(model, { objective, labels, shape: [1, 28, 28], sampler: GOLDEN.sampler, steps: GOLDEN.steps, guidance: GOLDEN.guidance, seed: GOLDEN.seed }));
   const values = (await x.data()) as Float32Array;
@@ -96,11 +82,17 @@ async function golden(out?: string): Promise<void> {
   console.log(`golden sample [${info.shape}] in [${lo.toFixed(3)}, ${hi.toFixed(3)}] on ${info.adapter}`);
 }
 
+const argv = process.argv.slice(2);
+if (argv.includes('--help')) {
+  console.log('npx tsx scripts/make-web-fixture.ts [--steps 1200] [--golden-only] [--golden-out FILE]   (see the comment at the top of the script)');
+  process.exit(0);
+}
+const args = new Args('npx tsx scripts/make-web-fixture.ts', argv, { options: ['steps', 'golden-out'], flags: ['golden-only'] });
 try {
   await k.init();
-  const out = stringOption('golden-out');
+  const out = args.has('golden-out') ? args.string('golden-out', '') : undefined;
   mkdirSync(dir, { recursive: true });
-  if (!out && !process.argv.includes('--golden-only')) await train(option('steps', 1200));
+  if (!out && !args.flag('golden-only')) await train(args.number('steps', 1200, { min: 1, integer: true }));
   await golden(out);
 } finally {
   k.destroy();

@@ -24,6 +24,8 @@ export * as F from './nn/functional.js';
 export * as optim from './nn/optim-index.js';
 export * as data from './data/index.js';
 export * as diffusion from './diffusion/index.js';
+export * as train from './train/index.js';
+export * as io from './io/index.js';
 export { save, load, loadWithMetadata, serialize, deserialize, type Metadata } from './nn/safetensors.js';
 export { deviceInfo };
 export { philox4x32 } from './wgsl/rng.js';

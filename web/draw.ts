@@ -1,30 +1,15 @@
 /** Canvas drawing for the demo page: loss curves, 2D scatter plots with trajectories, and image grids. */
-import { toBytes } from '../src/cli/png.js';
+import { gridPixels } from '../src/io/grid.js';
 
-/** Gap between grid cells and the grid's background grey (the same as `kiln sample` grids). */
-export const GRID_GAP = 2;
-export const GRID_BACKGROUND = 40;
-
-/** Pixel layout of a grid of `n` images of h×w in `cols` columns. */
-export function gridLayout(n: number, h: number, w: number, cols: number): { width: number; height: number; rows: number; cols: number } {
-  const c = Math.max(1, Math.min(cols, n));
-  const rows = Math.ceil(n / c);
-  return { width: c * (w + GRID_GAP) + GRID_GAP, height: rows * (h + GRID_GAP) + GRID_GAP, rows, cols: c };
-}
+export { gridLayout } from '../src/io/grid.js';
 
 /**
  * Draws single-channel images (values about [−1, 1], layout [n, 1, h, w]) as a grid at one canvas pixel
  * per image pixel, shown `scale`× larger with nearest-neighbour scaling. Returns the grey bytes drawn.
  */
 export function drawImageGrid(canvas: HTMLCanvasElement, values: Float32Array, n: number, h: number, w: number, cols: number, scale = 3): Uint8Array {
-  if (values.length !== n * h * w) throw new Error(`drawImageGrid: ${values.length} values for ${n} images of ${h}×${w}`);
-  const g = gridLayout(n, h, w, cols);
-  const px = toBytes(values, -1, 1);
-  const grey = new Uint8Array(g.width * g.height).fill(GRID_BACKGROUND);
-  for (let i = 0; i < n; i++) {
-    const r = Math.floor(i / g.cols), c = i % g.cols;
-    for (let y = 0; y < h; y++) grey.set(px.subarray((i * h + y) * w, (i * h + y + 1) * w), (GRID_GAP + r * (h + GRID_GAP) + y) * g.width + GRID_GAP + c * (w + GRID_GAP));
-  }
+  const g = gridPixels(values, n, h, w, cols);
+  const grey = g.pixels;
   canvas.width = g.width;
   canvas.height = g.height;
   canvas.style.width = `${g.width * scale}px`;

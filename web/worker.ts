@@ -4,7 +4,9 @@
  * training run early.
  */
 import * as k from '../src/index.js';
-import type { Denoiser, TrainConfig } from '../src/diffusion/trainer.js';
+import { DiffusionTrainer, TRAIN_DEFAULTS, trainToy, type TrainConfig } from '../src/train/index.js';
+
+type Denoiser = k.diffusion.Denoiser;
 import type { Envelope, ModelSummary, Progress, Reply, Request, Results } from './protocol.js';
 
 /** The parts of the dedicated-worker global scope the worker uses. */
@@ -48,7 +50,7 @@ async function toyTrain(r: Extract<Request, { type: 'toy-train' }>, emit: (e: Pr
   const t0 = performance.now();
   if (toy) disposeModule(toy.net);
   toy = null;
-  const out = await k.diffusion.trainToy({
+  const out = await trainToy({
     dataset: r.dataset, objective: r.objective, steps: r.steps, batchSize: r.batchSize, lr: r.lr, seed: r.seed,
     onStep: (step, loss) => {
       emit({ type: 'toy-loss', step, loss });
@@ -201,9 +203,9 @@ async function mnistTrain(r: Extract<Request, { type: 'mnist-train' }>, emit: (e
   const groups = Math.min(4, ...r.widths);
   const config = { size: split.rows, widths: r.widths, depth: 1, attention: [], midAttention: false, heads: 2, groups, patch: 2 };
   const model = k.diffusion.buildDenoiser('unet', config);
-  const train: TrainConfig = { ...k.diffusion.TRAIN_DEFAULTS, objective: 'flow', steps: r.steps, batchSize: r.batchSize, lr: r.lr, warmup: Math.min(50, r.steps >> 3), emaDecay: r.steps < 1000 ? 0.99 : 0.995, seed: r.seed };
+  const train: TrainConfig = { ...TRAIN_DEFAULTS, objective: 'flow', steps: r.steps, batchSize: r.batchSize, lr: r.lr, warmup: Math.min(50, r.steps >> 3), emaDecay: r.steps < 1000 ? 0.99 : 0.995, seed: r.seed };
   k.manualSeed(train.seed);
-  const trainer = new k.diffusion.DiffusionTrainer(model, train);
+  const trainer = new DiffusionTrainer(model, train);
   try {
     // `stop` ends training early and keeps what was learned so far
     training: for (let epoch = 0; trainer.step < r.steps; epoch++) {

@@ -8,12 +8,13 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as k from '../index.js';
-import type { Denoiser, Objective, TrainConfig } from '../diffusion/trainer.js';
-import type { LatentSpec } from '../diffusion/checkpoint.js';
+import { DiffusionTrainer, type TrainConfig } from '../train/index.js';
 import { Args } from './args.js';
-import { loadLeNet } from './classifier.js';
-import { encodePng, toBytes } from './png.js';
+import { loadMetricsNet, realFeatures, writeGrid } from './common.js';
 import { fmtTime, Progress } from './progress.js';
+
+type Denoiser = k.diffusion.Denoiser;
+type Objective = k.diffusion.Objective;
 
 const SAMPLERS = ['ddpm', 'ddim', 'euler', 'euler_ancestral', 'heun', 'dpmpp_2m', 'dpmpp_2m_sde', 'edm_heun', 'flow_euler', 'flow_heun', 'sde_euler_maruyama', 'pc_langevin', 'pf_ode_rk45', 'unipc'] as const;
 
@@ -45,69 +46,8 @@ export const LATENT_PRESETS: Record<'cpu' | 'gpu', Preset> = {
   gpu: { model: 'unet', unet: { widths: [192], attention: [0], midAttention: true, heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 1 }, steps: 20000, batch: 128, lr: 2e-4 },
 };
 
-/** Images [N, 1, H, W] in [−1, 1] laid out in rows of `cols`, 2-pixel gaps, as PNG bytes. */
-export async function imageGrid(x: k.Tensor, cols: number): Promise<Uint8Array> {
-  const [N, , H, W] = x.shape as [number, number, number, number];
-  const rows = Math.ceil(N / cols), gap = 2;
-  const gw = cols * (W + gap) + gap, gh = rows * (H + gap) + gap;
-  const px = toBytes(await x.data(), -1, 1);
-  const img = new Uint8Array(gw * gh).fill(40);
-  for (let n = 0; n < N; n++) {
-    const r = Math.floor(n / cols), c = n % cols;
-    for (let i = 0; i < H; i++) img.set(px.subarray((n * H + i) * W, (n * H + i + 1) * W), (gap + r * (H + gap) + i) * gw + gap + c * (W + gap));
-  }
-  return encodePng(img, gw, gh);
-}
-
-/** The shuffled order of the current epoch (one permutation per epoch, not per step). */
-const orderCache: { key: string; order: Int32Array | null } = { key: '', order: null };
-
-/** One training batch for a step: the step's slice of the seeded per-epoch permutation (resumable). */
-export function batchAt(split: k.data.MnistSplit, step: number, B: number, seed: number): { x: k.Tensor; y: k.Tensor } {
-  const perEpoch = Math.floor(split.count / B);
-  if (perEpoch < 1) throw new Error(`batch size ${B} is larger than the ${split.count} training images`);
-  const epoch = Math.floor(step / perEpoch);
-  const key = `${split.count}/${seed}/${epoch}`;
-  if (orderCache.key !== key) Object.assign(orderCache, { key, order: k.data.permutation(split.count, seed, epoch) });
-  const order = orderCache.order!;
-  const px = split.rows * split.cols;
-  const xs = new Float32Array(B * px), ys = new Int32Array(B);
-  for (let i = 0; i < B; i++) {
-    const src = order[(step % perEpoch) * B + i]!;
-    for (let j = 0; j < px; j++) xs[i * px + j] = split.images[src * px + j]! * (2 / 255) - 1;
-    ys[i] = split.labels[src]!;
-  }
-  return { x: k.tensor(xs, { shape: [B, 1, split.rows, split.cols] }), y: k.tensor(ys) };
-}
-
-/**
- * The latent normalization of a VAE over the first `count` images of a split: the posterior moments of
- * each image (no sampling), reduced to the shift and scale that give sampled latents zero mean and unit
- * variance. Returns the codec that applies it.
- */
-export async function latentCodec(vae: k.nn.VAE, split: k.data.MnistSplit, count: number, onProgress?: (done: number, total: number) => void): Promise<k.nn.LatentCodec> {
-  const n = Math.min(count, split.count);
-  const size = vae.latentShape.reduce((a, b) => a * b, 1);
-  const means = new Float32Array(n * size), logvars = new Float32Array(n * size);
-  vae.eval();
-  for (const { x, y, index } of k.data.batches(split, { batchSize: 250, limit: n })) {
-    const start = index[0]!;
-    const [m, lv] = await k.noGrad(() => k.scope(async () => {
-      const e = vae.encode(x);
-      return [await e.mean.data(), await e.logvar.data()];
-    }));
-    means.set(m!, start * size);
-    logvars.set(lv!, start * size);
-    x.dispose();
-    y.dispose();
-    onProgress?.(start + x.shape[0]!, n);
-  }
-  const { scale, shift } = k.nn.latentNormalization(means, logvars);
-  return new k.nn.LatentCodec(vae, scale, shift);
-}
-
 /** Loads a checkpoint's model (EMA weights unless `ema` is false) with its metadata and latent codec, or names what is missing. */
-export async function loadCheckpoint(path: string, ema = true): Promise<{ model: Denoiser; meta: Record<string, unknown>; latent: k.nn.LatentCodec | null }> {
+async function loadCheckpoint(path: string, ema = true): Promise<{ model: Denoiser; meta: Record<string, unknown>; latent: k.nn.LatentCodec | null }> {
   if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist (train one with kiln train --out <dir>)`);
   return k.diffusion.loadDenoiser(path, { ema });
 }
@@ -123,32 +63,13 @@ interface GridOptions {
   labels: number[];
 }
 
-/** Options of `generateImages`. */
-interface GenerateImagesOptions {
-  objective: Objective;
-  labels: number[];
-  sampler: k.diffusion.SamplerName;
-  steps: number;
-  guidance: number;
-  seed: number;
-}
-
-/** Samples images of the given labels: the model's own shape, decoded by the VAE when the model is latent. */
-export async function generateImages(model: Denoiser, latent: k.nn.LatentCodec | null, o: GenerateImagesOptions): Promise<k.Tensor> {
-  const c = model.config as unknown as { channels: number; size: number };
-  const x = await k.noGrad(() => k.diffusion.generate(model, { ...o, shape: [c.channels, c.size, c.size] }));
-  if (!latent) return x;
-  const img = latent.decode(x);
-  x.dispose();
-  return img;
-}
-
 /** Samples `perClass` images of each label, row by row. */
 async function sampleGrid(model: Denoiser, latent: k.nn.LatentCodec | null, o: GridOptions): Promise<k.Tensor> {
   const labels = o.labels.flatMap((l) => Array<number>(o.perClass).fill(l));
-  return generateImages(model, latent, { objective: o.objective, labels, sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed });
+  return k.diffusion.generateImages(model, latent, { objective: o.objective, labels, sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed });
 }
 
+/** The text of `kiln train --help`. */
 export const TRAIN_HELP = `kiln train — train a class-conditional diffusion model on MNIST
 
   --preset cpu|gpu        model and run size (default: cpu on a software adapter, gpu otherwise)
@@ -169,7 +90,7 @@ export const TRAIN_HELP = `kiln train — train a class-conditional diffusion mo
 /** `kiln train`. */
 export async function trainCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(TRAIN_HELP);
-  const a = new Args('train', argv, { options: ['preset', 'model', 'objective', 'steps', 'batch', 'lr', 'warmup', 'weight-decay', 'clip', 'ema', 'label-dropout', 'seed', 'out', 'save-every', 'sample-every', 'sampler', 'sample-steps', 'guidance', 'grid-per-class', 'latent', 'scale-images', 'data-limit'], flags: ['resume'] });
+  const a = new Args('kiln train', argv, { options: ['preset', 'model', 'objective', 'steps', 'batch', 'lr', 'warmup', 'weight-decay', 'clip', 'ema', 'label-dropout', 'seed', 'out', 'save-every', 'sample-every', 'sampler', 'sample-steps', 'guidance', 'grid-per-class', 'latent', 'scale-images', 'data-limit'], flags: ['resume'] });
   const vaePath = a.has('latent') ? a.string('latent', '') : null;
   if (vaePath !== null && !existsSync(vaePath)) throw new Error(`--latent: VAE checkpoint ${vaePath} does not exist (train one with kiln train-vae --out <dir>)`);
   const dataLimit = a.number('data-limit', 60000, { min: 1, integer: true });
@@ -202,13 +123,13 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const data = { ...split, count: Math.min(dataLimit, split.count) };
   // a latent model: the frozen VAE's normalization from the posteriors of the first training images
   let codec: k.nn.LatentCodec | null = null;
-  let latentMeta: LatentSpec | null = null;
+  let latentMeta: k.diffusion.LatentSpec | null = null;
   if (vaePath) {
     const { vae } = await k.nn.loadVAE(vaePath);
     const t = performance.now();
     const n = Math.min(scaleImages, data.count);
     const bar = new Progress(n, 'latent scale ');
-    codec = await latentCodec(vae, data, n, (done) => bar.update(done));
+    codec = await k.diffusion.latentCodec(vae, k.data.batches(data, { batchSize: 250, limit: n }), (done) => bar.update(done));
     const { scale, shift } = codec;
     latentMeta = { vae: vae.config, scale, shift, source: vaePath };
     console.log(`latents ${JSON.stringify(vae.latentShape)} of ${vaePath}: normalization (z − ${shift.toPrecision(4)}) × ${scale.toPrecision(4)} from ${n} images (${fmtTime((performance.now() - t) / 1000)})`);
@@ -218,11 +139,11 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const model = k.diffusion.buildDenoiser(kind, modelConfig as Record<string, unknown>);
   const spec = { kind, config: (model as unknown as { config: object }).config };
   k.manualSeed(train.seed);
-  const trainer = new k.diffusion.DiffusionTrainer(model, train);
+  const trainer = new DiffusionTrainer(model, train);
   if (a.flag('resume')) {
     const meta = await trainer.load(ckpt);
     if (JSON.stringify(meta.model) !== JSON.stringify(spec)) throw new Error(`--resume: ${ckpt} holds model ${JSON.stringify(meta.model)}, not ${JSON.stringify(spec)} (pass the same --preset/--model)`);
-    const had = meta.latent as LatentSpec | undefined;
+    const had = meta.latent as k.diffusion.LatentSpec | undefined;
     if (JSON.stringify(had ? [had.scale, had.shift] : null) !== JSON.stringify(latentMeta ? [latentMeta.scale, latentMeta.shift] : null)) {
       throw new Error(`--resume: ${ckpt} was trained ${had ? `on latents of ${had.source} (scale ${had.scale})` : 'on pixels'}, not ${latentMeta ? `on latents of ${vaePath} (scale ${latentMeta.scale})` : 'on pixels'} (pass the same --latent, --scale-images and --data-limit)`);
     }
@@ -230,22 +151,23 @@ export async function trainCommand(argv: string[]): Promise<void> {
   }
   const nParams = model.parameters().reduce((s, p) => s + p.size, 0);
   console.log(`adapter: ${info.driver} (${info.description || info.vendor}); ${kind} ${JSON.stringify(spec.config)}, ${(nParams / 1e3).toFixed(0)}k parameters; ${objective}, ${steps} steps × batch ${train.batchSize}${codec ? ', on VAE latents' : ''}`);
-  const vaeTensors: Record<string, k.Tensor> = codec ? Object.fromEntries(Object.entries(codec.vae.stateDict()).map(([n, t]) => [`vae.${n}`, t])) : {};
+  const vaeTensors = codec ? k.nn.withPrefix('vae.', codec.vae.stateDict()) : {};
   const extra = latentMeta ? { model: spec, latent: latentMeta } : { model: spec };
   const bar = new Progress(steps, 'train ');
   const t0 = performance.now();
   const startStep = trainer.step;
-  const writeGrid = async (name: string) => {
+  const writeSamples = async (name: string) => {
     const t = performance.now();
     const x = await sampleGrid(trainerEmaModel(trainer, kind, spec.config), codec, grid);
     const file = join(out, name);
-    writeFileSync(file, await imageGrid(x, grid.perClass));
+    await writeGrid(file, x, grid.perClass);
     x.dispose();
     return { file, seconds: (performance.now() - t) / 1000 };
   };
   const writeLoss = () => writeFileSync(join(out, 'loss.csv'), `step,loss\n${trainer.losses.map((l, i) => `${i + 1},${l}`).join('\n')}\n`);
+  const batches = new k.data.StepBatches(data, train.batchSize, train.seed);
   while (trainer.step < steps) {
-    const batch = batchAt(data, trainer.step, train.batchSize, train.seed);
+    const batch = batches.at(trainer.step);
     // latents are drawn from the posteriors of the batch's images (the generator state is checkpointed)
     const x = codec ? codec.encode(batch.x) : batch.x;
     const y = batch.y;
@@ -260,12 +182,12 @@ export async function trainCommand(argv: string[]): Promise<void> {
       await trainer.save(ckpt, extra, vaeTensors);
       writeLoss();
     }
-    if (sampleEvery && s % sampleEvery === 0 && s !== steps) await writeGrid(`samples-${String(s).padStart(6, '0')}.png`);
+    if (sampleEvery && s % sampleEvery === 0 && s !== steps) await writeSamples(`samples-${String(s).padStart(6, '0')}.png`);
   }
   await trainer.flush();
   const trainSec = (performance.now() - t0) / 1000;
   writeLoss();
-  const g = await writeGrid('samples.png');
+  const g = await writeSamples('samples.png');
   const first = trainer.losses.slice(0, 50), last = trainer.losses.slice(-50);
   const mean = (v: number[]) => v.reduce((p, q) => p + q, 0) / Math.max(1, v.length);
   console.log(`trained ${steps - startStep} steps in ${fmtTime(trainSec)}; loss ${mean(first).toFixed(4)} (first 50) → ${mean(last).toFixed(4)} (last 50)`);
@@ -273,7 +195,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
 }
 
 /** A model holding the trainer's EMA weights (sampling uses the average, training keeps its weights). */
-function trainerEmaModel(trainer: k.diffusion.DiffusionTrainer, kind: 'unet' | 'dit', config: object): Denoiser {
+function trainerEmaModel(trainer: DiffusionTrainer, kind: 'unet' | 'dit', config: object): Denoiser {
   const m = emaModels.get(trainer) ?? k.diffusion.buildDenoiser(kind, config as Record<string, unknown>);
   emaModels.set(trainer, m);
   trainer.ema.copyTo(m);
@@ -282,6 +204,7 @@ function trainerEmaModel(trainer: k.diffusion.DiffusionTrainer, kind: 'unet' | '
 }
 const emaModels = new WeakMap<object, Denoiser>();
 
+/** The text of `kiln sample --help`. */
 export const SAMPLE_HELP = `kiln sample — sample digits from a checkpoint
 
   --checkpoint FILE       (default out/mnist/checkpoint.safetensors)
@@ -295,7 +218,7 @@ export const SAMPLE_HELP = `kiln sample — sample digits from a checkpoint
 /** `kiln sample`. */
 export async function sampleCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(SAMPLE_HELP);
-  const a = new Args('sample', argv, { options: ['checkpoint', 'labels', 'per-class', 'sampler', 'steps', 'guidance', 'seed', 'out'], flags: ['raw'] });
+  const a = new Args('kiln sample', argv, { options: ['checkpoint', 'labels', 'per-class', 'sampler', 'steps', 'guidance', 'seed', 'out'], flags: ['raw'] });
   const path = a.string('checkpoint', 'out/mnist/checkpoint.safetensors');
   const labels = a.ints('labels', [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 0, 10);
   const perClass = a.number('per-class', 10, { min: 1, integer: true });
@@ -309,11 +232,12 @@ export async function sampleCommand(argv: string[]): Promise<void> {
   const sampler = a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS);
   const t0 = performance.now();
   const x = await sampleGrid(model, latent, { objective, sampler, steps, guidance, seed, perClass, labels });
-  writeFileSync(out, await imageGrid(x, perClass));
+  await writeGrid(out, x, perClass);
   x.dispose();
   console.log(`wrote ${out}: ${labels.length}×${perClass} samples${latent ? ' (latents decoded by the VAE)' : ''}, ${sampler} ${steps} steps, guidance ${guidance}, seed ${seed} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
+/** The text of `kiln eval --help`. */
 export const EVAL_HELP = `kiln eval — score class-conditional samples with the LeNet classifier
 
   --checkpoint FILE       (default out/mnist/checkpoint.safetensors)
@@ -321,73 +245,10 @@ export const EVAL_HELP = `kiln eval — score class-conditional samples with the
   --sampler NAME --steps N --guidance W --seed N
   --json FILE             also write the figures as JSON`;
 
-/** Scores of a set of samples. */
-export interface EvalResult {
-  samples: number;
-  accuracy: number;
-  fid: number;
-  fidFloor: number;
-  inceptionScore: number;
-  inceptionScoreReal: number;
-}
-
-/** LeNet features, class probabilities and predicted classes of images [N, 1, 28, 28]. */
-export async function classify(net: k.nn.LeNet, x: k.Tensor): Promise<{ feats: Float32Array; probs: Float32Array; pred: Int32Array }> {
-  const r = await k.noGrad(() => k.scope(async () => {
-    const f = net.features(x);
-    const p = net.fc2.forward(f).softmax(1);
-    return [await f.data(), await p.data(), await p.argmax(1).data()] as const;
-  }));
-  return { feats: r[0] as Float32Array, probs: r[1] as Float32Array, pred: r[2] as Int32Array };
-}
-
-/** LeNet feature statistics (and class probabilities) of the first `count` real digits of a split. */
-export async function realFeatureStats(net: k.nn.LeNet, split: 'train' | 'test', count: number): Promise<{ stats: ReturnType<typeof k.diffusion.featureStats>; probs: number[] }> {
-  const data = await k.data.loadMnist(split);
-  const f: number[] = [], p: number[] = [];
-  for (const { x, y } of k.data.batches(data, { batchSize: 500, limit: count })) {
-    const c = await classify(net, x);
-    f.push(...c.feats);
-    p.push(...c.probs);
-    x.dispose();
-    y.dispose();
-  }
-  return { stats: k.diffusion.featureStats(f, Math.min(count, data.count), net.config.hidden), probs: p };
-}
-
-/** Scores samples of each digit against the real test set (and the real-train vs real-test floor); latent models' samples are decoded. */
-export async function evaluate(model: Denoiser, o: Omit<GridOptions, 'labels'> & { latent?: k.nn.LatentCodec | null }, onProgress?: (done: number, total: number) => void): Promise<EvalResult> {
-  const net = await loadLeNet();
-  const d = net.config.hidden;
-  const n = o.perClass * 10;
-  const feats: number[] = [], probs: number[] = [];
-  let correct = 0;
-  for (let digit = 0; digit < 10; digit++) {
-    const x = await generateImages(model, o.latent ?? null, { objective: o.objective, labels: Array<number>(o.perClass).fill(digit), sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed + digit });
-    const c = await classify(net, x.clamp(-1, 1));
-    x.dispose();
-    feats.push(...c.feats);
-    probs.push(...c.probs);
-    correct += c.pred.filter((p) => p === digit).length;
-    onProgress?.(digit + 1, 10);
-  }
-  const test = await realFeatureStats(net, 'test', 10000);
-  const train = await realFeatureStats(net, 'train', n);
-  const gen = k.diffusion.featureStats(feats, n, d);
-  return {
-    samples: n,
-    accuracy: correct / n,
-    fid: k.diffusion.frechetDistance(gen, test.stats),
-    fidFloor: k.diffusion.frechetDistance(train.stats, test.stats),
-    inceptionScore: k.diffusion.inceptionScore(probs, n, 10),
-    inceptionScoreReal: k.diffusion.inceptionScore(train.probs, n, 10),
-  };
-}
-
 /** `kiln eval`. */
 export async function evalCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(EVAL_HELP);
-  const a = new Args('eval', argv, { options: ['checkpoint', 'per-class', 'sampler', 'steps', 'guidance', 'seed', 'json'] });
+  const a = new Args('kiln eval', argv, { options: ['checkpoint', 'per-class', 'sampler', 'steps', 'guidance', 'seed', 'json'] });
   const path = a.string('checkpoint', 'out/mnist/checkpoint.safetensors');
   const perClass = a.number('per-class', 50, { min: 2, integer: true });
   const steps = a.number('steps', 12, { min: 1, integer: true });
@@ -397,8 +258,11 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const { model, meta, latent } = await loadCheckpoint(path);
   const objective = (meta.train as TrainConfig).objective;
   const sampler = a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS);
+  const net = await loadMetricsNet();
+  const floor = await realFeatures(net, 'train', perClass * 10);
+  const real = await realFeatures(net, 'test', 10000);
   const bar = new Progress(10, 'eval ');
-  const r = await evaluate(model, { objective, sampler, steps, guidance, seed, perClass, latent }, (i) => bar.update(i));
+  const r = await k.diffusion.evaluate(model, { objective, sampler, steps, guidance, seed, perClass, latent, net, real, floor }, (i) => bar.update(i));
   const rows: [string, string][] = [
     ['samples', `${r.samples} (${perClass} per digit; ${sampler} ${steps} steps, guidance ${guidance}${latent ? '; latents decoded by the VAE' : ''})`],
     ['conditional accuracy', `${(100 * r.accuracy).toFixed(1)}%`],

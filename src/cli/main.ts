@@ -5,8 +5,9 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as k from '../index.js';
-import { encodePng, toBytes } from './png.js';
-import { LENET_PATH, trainLeNet, trainMlp } from './classifier.js';
+import { encodePng, toBytes } from '../io/png.js';
+import { Args } from './args.js';
+import { lenetCommand, mnistMlpCommand } from './classifier.js';
 import { toy2dCommand } from './toy2d.js';
 import { evalCommand, sampleCommand, trainCommand } from './diffusion.js';
 import { evalVaeCommand, isVAECheckpoint, sampleVaeCommand, trainVaeCommand } from './vae.js';
@@ -37,64 +38,12 @@ Commands:
   help                                      this text
 `;
 
-function stringOption(args: string[], name: string, fallback: string): string {
-  const i = args.indexOf(name);
-  if (i < 0) return fallback;
-  const v = args[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`${name} expects a value`);
-  return v;
-}
-
-async function mnistMlp(args: string[]): Promise<void> {
-  const hidden = stringOption(args, '--hidden', '512,512').split(',').map(Number);
-  if (hidden.some((h) => !Number.isInteger(h) || h < 1)) throw new Error(`--hidden expects comma-separated positive integers, got ${stringOption(args, '--hidden', '')}`);
-  const info = await k.init();
-  console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
-  const r = await trainMlp({
-    hidden,
-    epochs: option(args, '--epochs', 5),
-    batchSize: option(args, '--batch', 128),
-    lr: option(args, '--lr', 1e-3),
-    weightDecay: 0.01,
-    seed: option(args, '--seed', 0, 0),
-  });
-  console.log(`MLP 784-${hidden.join('-')}-10: test accuracy ${(100 * r.accuracy).toFixed(2)}%, final loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(0)} s`);
-  const out = stringOption(args, '--out', '');
-  if (out) {
-    await k.save(r.net.stateDict(), out, { metadata: { model: `mlp-784-${hidden.join('-')}-10`, accuracy: String(r.accuracy) } });
-    console.log(`saved ${out}`);
-  }
-}
-
-async function lenet(args: string[]): Promise<void> {
-  const info = await k.init();
-  console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
-  const r = await trainLeNet({
-    epochs: option(args, '--epochs', 4),
-    batchSize: option(args, '--batch', 128),
-    lr: option(args, '--lr', 2e-3),
-    weightDecay: 1e-4,
-    seed: option(args, '--seed', 0, 0),
-  });
-  console.log(`LeNet ${JSON.stringify(r.net.config)}: test accuracy ${(100 * r.accuracy).toFixed(2)}%, final loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(0)} s`);
-  const out = stringOption(args, '--out', LENET_PATH);
-  await k.save(r.net.stateDict(), out, { metadata: { model: 'lenet', config: JSON.stringify(r.net.config), accuracy: String(r.accuracy), command: `kiln lenet ${args.join(' ')}`.trim() } });
-  console.log(`saved ${out}`);
-}
-
-function option(args: string[], name: string, fallback: number, min = Number.MIN_VALUE): number {
-  const i = args.indexOf(name);
-  if (i < 0) return fallback;
-  const v = Number(args[i + 1]);
-  if (!Number.isFinite(v) || v < min) throw new Error(`${name} expects a number ≥ ${min === Number.MIN_VALUE ? '0 (exclusive)' : min}, got ${JSON.stringify(args[i + 1])}`);
-  return v;
-}
-
-async function demo(args: string[]): Promise<void> {
-  const size = option(args, '--size', 512);
-  const iters = option(args, '--iters', 64);
-  const outIdx = args.indexOf('--out');
-  const outDir = outIdx >= 0 ? args[outIdx + 1]! : 'out';
+/** `kiln demo`. */
+async function demo(argv: string[]): Promise<void> {
+  const opts = new Args('kiln demo', argv, { options: ['size', 'iters', 'out'] });
+  const size = opts.number('size', 512, { min: 1, integer: true });
+  const iters = opts.number('iters', 64, { min: 1, integer: true });
+  const outDir = opts.string('out', 'out');
   const info = await k.init();
   console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
   const t0 = performance.now();
@@ -140,31 +89,23 @@ async function demo(args: string[]): Promise<void> {
 }
 
 /** The value of --checkpoint (or the default diffusion checkpoint), to tell VAE checkpoints from diffusion ones. */
-function checkpointArg(args: string[]): string {
-  const i = args.indexOf('--checkpoint');
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : 'out/mnist/checkpoint.safetensors';
+function checkpointArg(argv: string[]): string {
+  return Args.peek(argv, 'checkpoint') ?? 'out/mnist/checkpoint.safetensors';
 }
 
 async function main(): Promise<void> {
   const [cmd = 'help', ...args] = process.argv.slice(2);
   try {
+    // commands without a help text of their own are described in full by HELP
+    if (args.includes('--help') && ['demo', 'mnist-mlp', 'lenet', 'toy2d', 'info'].includes(cmd)) return void console.log(HELP);
     if (cmd === 'demo') await demo(args);
-    else if (cmd === 'mnist-mlp') await mnistMlp(args);
-    else if (cmd === 'lenet') await lenet(args);
+    else if (cmd === 'mnist-mlp') await mnistMlpCommand(args);
+    else if (cmd === 'lenet') await lenetCommand(args);
     else if (cmd === 'train') await trainCommand(args);
     else if (cmd === 'train-vae') await trainVaeCommand(args);
     else if (cmd === 'sample') await (isVAECheckpoint(checkpointArg(args)) ? sampleVaeCommand(args) : sampleCommand(args));
     else if (cmd === 'eval') await (isVAECheckpoint(checkpointArg(args)) ? evalVaeCommand(args) : evalCommand(args));
-    else if (cmd === 'toy2d') {
-      const info = await k.init();
-      console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
-      const dataset = stringOption(args, '--dataset', 'moons') as k.data.Toy2D;
-      if (!['moons', '8gaussians', 'swissroll', 'checkerboard'].includes(dataset)) throw new Error(`--dataset must be moons, 8gaussians, swissroll or checkerboard, got ${dataset}`);
-      const objective = stringOption(args, '--objective', 'flow');
-      if (objective !== 'flow' && objective !== 'ddpm-eps') throw new Error(`--objective must be flow or ddpm-eps, got ${objective}`);
-      const file = await toy2dCommand({ dataset, objective, steps: option(args, '--steps', 3000), sampleSteps: option(args, '--sample-steps', 50), out: stringOption(args, '--out', 'out') });
-      console.log(`wrote ${file}`);
-    }
+    else if (cmd === 'toy2d') await toy2dCommand(args);
     else if (cmd === 'info') console.log(JSON.stringify(await k.init(), null, 2));
     else if (cmd === 'help' || cmd === '--help' || cmd === '-h') console.log(HELP);
     else {

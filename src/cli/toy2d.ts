@@ -1,7 +1,9 @@
 /** `kiln toy2d`: trains a toy denoiser and writes a scatter plot of data vs samples with trajectories. */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as k from '../index.js';
-import { encodePng } from './png.js';
+import { encodePng } from '../io/png.js';
+import { trainToy } from '../train/index.js';
+import { Args } from './args.js';
 import { Progress } from './progress.js';
 
 /** Draws points (and optional polylines) into an RGB panel of `size`² pixels covering [−range, range]². */
@@ -27,10 +29,25 @@ function panel(size: number, range: number, layers: { points: ArrayLike<number>;
   return img;
 }
 
+/** `kiln toy2d`. */
+export async function toy2dCommand(argv: string[]): Promise<void> {
+  const a = new Args('kiln toy2d', argv, { options: ['dataset', 'objective', 'steps', 'sample-steps', 'out'] });
+  const opts = {
+    dataset: a.string<k.data.Toy2D>('dataset', 'moons', ['moons', '8gaussians', 'swissroll', 'checkerboard']),
+    objective: a.string('objective', 'flow', ['flow', 'ddpm-eps'] as const),
+    steps: a.number('steps', 3000, { min: 1, integer: true }),
+    sampleSteps: a.number('sample-steps', 50, { min: 1, integer: true }),
+    out: a.string('out', 'out'),
+  };
+  const info = await k.init();
+  console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
+  console.log(`wrote ${await toy2d(opts)}`);
+}
+
 /** Runs the toy experiment and writes `${out}/toy2d-<dataset>-<objective>.png`. */
-export async function toy2dCommand(opts: { dataset: k.data.Toy2D; objective: 'ddpm-eps' | 'flow'; steps: number; sampleSteps: number; out: string }): Promise<string> {
+async function toy2d(opts: { dataset: k.data.Toy2D; objective: 'ddpm-eps' | 'flow'; steps: number; sampleSteps: number; out: string }): Promise<string> {
   const bar = new Progress(opts.steps, `toy2d ${opts.dataset} ${opts.objective} `);
-  const r = await k.diffusion.trainToy({ dataset: opts.dataset, objective: opts.objective, steps: opts.steps, onStep: (i, loss) => bar.update(i + 1, { loss }) });
+  const r = await trainToy({ dataset: opts.dataset, objective: opts.objective, steps: opts.steps, onStep: (i, loss) => bar.update(i + 1, { loss }) });
   bar.update(opts.steps);
   k.manualSeed(1);
   const path = k.diffusion.samplingPath(r.process, { steps: opts.sampleSteps });

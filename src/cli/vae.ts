@@ -7,9 +7,9 @@
 import { closeSync, existsSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as k from '../index.js';
+import { VAE_METRICS, VAE_TRAIN_DEFAULTS, VAETrainer, type VAETrainConfig } from '../train/index.js';
 import { Args } from './args.js';
-import { loadLeNet } from './classifier.js';
-import { batchAt, classify, imageGrid, realFeatureStats } from './diffusion.js';
+import { loadMetricsNet, realFeatures, writeGrid } from './common.js';
 import { fmtTime, Progress } from './progress.js';
 
 /** The `format` field of a kiln checkpoint's metadata, read from the safetensors header only (null if it has none). */
@@ -31,9 +31,10 @@ export function checkpointFormat(path: string): string | null {
 
 /** True when `path` is a VAE checkpoint written by `kiln train-vae`. */
 export function isVAECheckpoint(path: string): boolean {
-  return existsSync(path) && checkpointFormat(path) === 'kiln-vae-checkpoint/1';
+  return existsSync(path) && checkpointFormat(path) === k.nn.VAE_CHECKPOINT_FORMAT;
 }
 
+/** The text of `kiln train-vae --help`. */
 export const TRAIN_VAE_HELP = `kiln train-vae — train the KL-VAE (+ PatchGAN discriminator) that latent diffusion uses, on MNIST
 
   --steps N               training steps (default 800)
@@ -61,14 +62,14 @@ export const TRAIN_VAE_HELP = `kiln train-vae — train the KL-VAE (+ PatchGAN d
 /** `kiln train-vae`. */
 export async function trainVaeCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(TRAIN_VAE_HELP);
-  const a = new Args('train-vae', argv, {
+  const a = new Args('kiln train-vae', argv, {
     options: ['steps', 'batch', 'lr', 'warmup', 'seed', 'widths', 'patch', 'latent-channels', 'depth', 'reconstruction', 'kl-weight', 'disc-start', 'disc-weight', 'disc-loss', 'disc-width', 'disc-layers', 'r1', 'disc-lr', 'data-limit', 'eval-limit', 'out', 'save-every'],
     flags: ['resume', 'fixed-logvar'],
   });
-  const d = k.nn.VAE_TRAIN_DEFAULTS;
+  const d = VAE_TRAIN_DEFAULTS;
   const steps = a.number('steps', d.steps, { min: 1, integer: true });
   const lr = a.number('lr', d.lr, { min: 0 });
-  const train: k.nn.VAETrainConfig = {
+  const train: VAETrainConfig = {
     steps,
     batchSize: a.number('batch', d.batchSize, { min: 1, integer: true }),
     lr,
@@ -97,7 +98,7 @@ export async function trainVaeCommand(argv: string[]): Promise<void> {
   const info = await k.init();
   k.manualSeed(train.seed);
   const vae = new k.nn.VAE(vaeConfig);
-  const trainer = new k.nn.VAETrainer(vae, train, disc);
+  const trainer = new VAETrainer(vae, train, disc);
   mkdirSync(out, { recursive: true });
   const ckpt = join(out, 'vae.safetensors');
   if (a.flag('resume')) {
@@ -111,13 +112,14 @@ export async function trainVaeCommand(argv: string[]): Promise<void> {
   const dParams = trainer.discriminator?.numParameters() ?? 0;
   console.log(`adapter: ${info.driver} (${info.description || info.vendor}); VAE ${JSON.stringify(vae.config)}, ${(vae.numParameters() / 1e3).toFixed(0)}k parameters, latents ${JSON.stringify(vae.latentShape)}; ` +
     `${trainer.discriminator ? `PatchGAN ${(dParams / 1e3).toFixed(0)}k parameters from step ${train.discStart}` : 'no discriminator'}; ${steps} steps × batch ${train.batchSize}`);
-  const writeMetrics = () => writeFileSync(join(out, 'loss.csv'), `step,${k.nn.VAE_METRICS.join(',')}\n${trainer.history.map((r, i) => `${i + 1},${r.join(',')}`).join('\n')}\n`);
+  const writeMetrics = () => writeFileSync(join(out, 'loss.csv'), `step,${VAE_METRICS.join(',')}\n${trainer.history.map((r, i) => `${i + 1},${r.join(',')}`).join('\n')}\n`);
   const bar = new Progress(steps, 'train-vae ');
   const t0 = performance.now();
   const startStep = trainer.step;
   vae.train();
+  const batches = new k.data.StepBatches(data, train.batchSize, train.seed);
   while (trainer.step < steps) {
-    const { x, y } = batchAt(data, trainer.step, train.batchSize, train.seed);
+    const { x, y } = batches.at(trainer.step);
     await trainer.trainStep(x);
     x.dispose();
     y.dispose();
@@ -188,7 +190,7 @@ export async function writeVaePictures(vae: k.nn.VAE, out: string, seed = 0): Pr
   const files: string[] = [];
   const write = async (name: string, x: k.Tensor, cols: number) => {
     const file = join(out, name);
-    writeFileSync(file, await imageGrid(x, cols));
+    await writeGrid(file, x, cols);
     files.push(file);
   };
   const { x } = k.data.batches(test, { batchSize: 20 }).next().value!;
@@ -215,6 +217,7 @@ export async function writeVaePictures(vae: k.nn.VAE, out: string, seed = 0): Pr
   return files;
 }
 
+/** The text of `kiln eval` of a VAE checkpoint, `--help`. */
 export const EVAL_VAE_HELP = `kiln eval --checkpoint <VAE checkpoint> — reconstruction error and LeNet scores of a VAE
 
   --limit N               test digits to reconstruct (default 2000)
@@ -225,7 +228,7 @@ export const EVAL_VAE_HELP = `kiln eval --checkpoint <VAE checkpoint> — recons
 /** `kiln eval` on a VAE checkpoint: reconstruction error, LeNet accuracy and classifier-FID of reconstructions, and classifier-FID of prior samples. */
 export async function evalVaeCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(EVAL_VAE_HELP);
-  const a = new Args('eval', argv, { options: ['checkpoint', 'limit', 'samples', 'seed', 'json'] });
+  const a = new Args('kiln eval', argv, { options: ['checkpoint', 'limit', 'samples', 'seed', 'json'] });
   const path = a.string('checkpoint', 'out/vae/vae.safetensors');
   const limit = a.number('limit', 2000, { min: 2, integer: true });
   const nPrior = a.number('samples', 1000, { min: 2, integer: true });
@@ -233,15 +236,15 @@ export async function evalVaeCommand(argv: string[]): Promise<void> {
   await k.init();
   const { vae, meta } = await k.nn.loadVAE(path);
   const t0 = performance.now();
-  const reconstruction = (meta.train as k.nn.VAETrainConfig | undefined)?.reconstruction ?? 'l1';
+  const reconstruction = (meta.train as VAETrainConfig | undefined)?.reconstruction ?? 'l1';
   const rec = await reconstructionReport(vae, limit, reconstruction);
-  const net = await loadLeNet();
+  const net = await loadMetricsNet();
   const test = await k.data.loadMnist('test');
   const feats: number[] = [], priorFeats: number[] = [];
   let correct = 0, n = 0;
   for (const { x, y } of k.data.batches(test, { batchSize: 250, limit })) {
     const r = k.noGrad(() => vae.forward(x, { sample: false }).recon.clamp(-1, 1));
-    const c = await classify(net, r);
+    const c = await k.diffusion.classify(net, r);
     const labels = await y.data();
     feats.push(...c.feats);
     c.pred.forEach((p, i) => (correct += p === labels[i] ? 1 : 0));
@@ -251,14 +254,14 @@ export async function evalVaeCommand(argv: string[]): Promise<void> {
   k.manualSeed(seed);
   for (let done = 0; done < nPrior; done += 250) {
     const s = vae.sample(Math.min(250, nPrior - done));
-    const c = await classify(net, k.scope(() => s.clamp(-1, 1)));
+    const c = await k.diffusion.classify(net, k.scope(() => s.clamp(-1, 1)));
     priorFeats.push(...c.feats);
     s.dispose();
   }
   const d = net.config.hidden;
-  const real = await realFeatureStats(net, 'test', 10000);
-  const floor = await realFeatureStats(net, 'train', n);
-  const floorPrior = await realFeatureStats(net, 'train', nPrior);
+  const real = await realFeatures(net, 'test', 10000);
+  const floor = await realFeatures(net, 'train', n);
+  const floorPrior = await realFeatures(net, 'train', nPrior);
   const fid = k.diffusion.frechetDistance(k.diffusion.featureStats(feats, n, d), real.stats);
   const fidFloor = k.diffusion.frechetDistance(floor.stats, real.stats);
   const fidPrior = k.diffusion.frechetDistance(k.diffusion.featureStats(priorFeats, nPrior, d), real.stats);
@@ -276,6 +279,7 @@ export async function evalVaeCommand(argv: string[]): Promise<void> {
   if (a.has('json')) writeFileSync(a.string('json', ''), `${json}\n`);
 }
 
+/** The text of `kiln sample` of a VAE checkpoint, `--help`. */
 export const SAMPLE_VAE_HELP = `kiln sample --checkpoint <VAE checkpoint> — prior samples and latent interpolations of a VAE
 
   --seed N
@@ -284,7 +288,7 @@ export const SAMPLE_VAE_HELP = `kiln sample --checkpoint <VAE checkpoint> — pr
 /** `kiln sample` on a VAE checkpoint: writes prior samples, reconstructions and interpolation strips. */
 export async function sampleVaeCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help')) return void console.log(SAMPLE_VAE_HELP);
-  const a = new Args('sample', argv, { options: ['checkpoint', 'seed', 'out'] });
+  const a = new Args('kiln sample', argv, { options: ['checkpoint', 'seed', 'out'] });
   const path = a.string('checkpoint', 'out/vae/vae.safetensors');
   const seed = a.number('seed', 0, { min: 0, integer: true });
   const out = a.string('out', dirname(path));

@@ -98,23 +98,53 @@ export interface BatchOptions {
   limit?: number;
 }
 
+/** The images (f32 [B, 1, rows, cols], or [B, rows·cols] when `flat`) and labels (i32 [B]) of the examples `index`. */
+function gather(split: MnistSplit, index: ArrayLike<number>, range: BatchOptions['range'], flat: boolean): { x: Tensor; y: Tensor } {
+  const b = index.length;
+  const px = split.rows * split.cols;
+  const [scale, shift] = range === '[0,1]' ? [1 / 255, 0] : [2 / 255, -1];
+  const xs = new Float32Array(b * px);
+  const ys = new Int32Array(b);
+  for (let i = 0; i < b; i++) {
+    const src = index[i]!;
+    for (let j = 0; j < px; j++) xs[i * px + j] = split.images[src * px + j]! * scale + shift;
+    ys[i] = split.labels[src]!;
+  }
+  return { x: tensor(xs, { shape: flat ? [b, px] : [b, 1, split.rows, split.cols] }), y: tensor(ys) };
+}
+
 /** Iterates over batches of a split as tensors {x: f32 images, y: i32 labels}. */
 export function* batches(split: MnistSplit, opts: BatchOptions): Generator<{ x: Tensor; y: Tensor; index: Int32Array }> {
   const n = Math.min(split.count, opts.limit ?? split.count);
   const order = opts.seed === undefined ? Int32Array.from({ length: n }, (_, i) => i) : permutation(n, opts.seed, opts.epoch ?? 0);
-  const px = split.rows * split.cols;
-  const [scale, shift] = opts.range === '[0,1]' ? [1 / 255, 0] : [2 / 255, -1];
   for (let start = 0; start < n; start += opts.batchSize) {
     const b = Math.min(opts.batchSize, n - start);
     if (b < opts.batchSize && opts.dropLast) break;
     const index = order.subarray(start, start + b);
-    const xs = new Float32Array(b * px);
-    const ys = new Int32Array(b);
-    index.forEach((src, i) => {
-      for (let j = 0; j < px; j++) xs[i * px + j] = split.images[src * px + j]! * scale + shift;
-      ys[i] = split.labels[src]!;
-    });
-    const shape = opts.layout === 'flat' ? [b, px] : [b, 1, split.rows, split.cols];
-    yield { x: tensor(xs, { shape }), y: tensor(ys), index };
+    yield { ...gather(split, index, opts.range, opts.layout === 'flat'), index };
+  }
+}
+
+/**
+ * Training batches addressed by step, so a resumed run sees the batches it would have seen: step s of a
+ * run takes slice s mod (count / batchSize) of epoch ⌊s / (count / batchSize)⌋'s seeded permutation
+ * (the last partial batch of an epoch is dropped). Images are in [−1, 1], [B, 1, rows, cols]. The object
+ * keeps the permutation of the epoch it last served, so consecutive steps do not shuffle again.
+ */
+export class StepBatches {
+  private epoch = -1;
+  private order: Int32Array = new Int32Array(0);
+  /** Steps per epoch. */
+  readonly perEpoch: number;
+  constructor(readonly split: MnistSplit, readonly batchSize: number, readonly seed: number) {
+    this.perEpoch = Math.floor(split.count / batchSize);
+    if (this.perEpoch < 1) throw new Error(`batch size ${batchSize} is larger than the ${split.count} training images`);
+  }
+  /** The batch of training step `step` (0-based). */
+  at(step: number): { x: Tensor; y: Tensor } {
+    const epoch = Math.floor(step / this.perEpoch);
+    if (epoch !== this.epoch) [this.epoch, this.order] = [epoch, permutation(this.split.count, this.seed, epoch)];
+    const start = (step % this.perEpoch) * this.batchSize;
+    return gather(this.split, this.order.subarray(start, start + this.batchSize), '[-1,1]', false);
   }
 }

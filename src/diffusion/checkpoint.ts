@@ -7,8 +7,12 @@
 import { DiT } from '../nn/models/dit.js';
 import { UNet } from '../nn/models/unet.js';
 import { LatentCodec, vaeFromTensors, type VAEConfig } from '../nn/models/vae.js';
+import { readCheckpointMeta, withoutPrefix } from '../nn/checkpoint.js';
 import { loadWithMetadata } from '../nn/safetensors.js';
-import { readMeta, type Denoiser } from './trainer.js';
+import type { Denoiser } from './training.js';
+
+/** The `format` tag in the metadata of diffusion checkpoints. */
+export const DIFFUSION_CHECKPOINT_FORMAT = 'kiln-diffusion-checkpoint/1';
 
 /** The backbones a checkpoint can name. */
 export type DenoiserKind = 'unet' | 'dit';
@@ -29,7 +33,7 @@ export function buildDenoiser(kind: DenoiserKind, config: Record<string, unknown
 }
 
 /**
- * Loads a checkpoint written by `DiffusionTrainer.save` (a path in Node, or its bytes anywhere): the
+ * Loads a diffusion checkpoint (written by `DiffusionTrainer.save` of `src/train`) (a path in Node, or its bytes anywhere): the
  * model with EMA weights unless `ema` is false, in eval mode, the checkpoint's metadata, and for a
  * latent checkpoint the codec that decodes its samples (null for a pixel-space model).
  */
@@ -37,13 +41,11 @@ export async function loadDenoiser(src: string | Uint8Array | ArrayBuffer | Blob
   const name = typeof src === 'string' ? src : 'checkpoint';
   const { tensors, metadata } = await loadWithMetadata(src);
   try {
-    const meta = readMeta(name, metadata);
+    const meta = readCheckpointMeta(name, metadata, DIFFUSION_CHECKPOINT_FORMAT);
     const spec = meta.model as { kind: DenoiserKind; config: Record<string, unknown> } | undefined;
     if (!spec) throw new Error(`${name}: the checkpoint's metadata names no model`);
     const model = buildDenoiser(spec.kind, spec.config);
-    const prefix = opts.ema === false ? 'model.' : 'ema.';
-    const weights = Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
-    model.loadStateDict(weights, { strict: false });
+    model.loadStateDict(withoutPrefix(tensors, opts.ema === false ? 'model.' : 'ema.'), { strict: false });
     model.eval();
     const lat = meta.latent as LatentSpec | undefined;
     let latent: LatentCodec | null = null;

@@ -3,11 +3,13 @@
  * prediction, any sampler of `sample`, and classifier-free guidance (the conditional and null-class
  * passes share one batched forward).
  */
+import { noGrad } from '../tensor/index.js';
+import type { LatentCodec } from '../nn/models/vae.js';
 import { keep } from '../tensor/memory.js';
 import { full, manualSeed, randn, tensor, type Tensor } from '../tensor/index.js';
 import { classifierFreeGuidance, sample, type Model, type SampleOptions, type SamplerName } from './samplers.js';
 import { samplingPath } from './timesteps.js';
-import { objectiveSetup, type Denoiser, type Objective } from './trainer.js';
+import { objectiveSetup, type Denoiser, type Objective } from './training.js';
 
 /** Options of `generate`. */
 export interface GenerateOptions {
@@ -54,4 +56,17 @@ export async function generate(model: Denoiser, o: GenerateOptions): Promise<Ten
     labels.dispose();
     nulls?.dispose();
   }
+}
+
+/**
+ * Samples images of the model's own shape [channels, size, size] without gradients; for a model trained
+ * on a VAE's latents, `latent` decodes them to pixels. The caller disposes the result.
+ */
+export async function generateImages(model: Denoiser, latent: LatentCodec | null, o: Omit<GenerateOptions, 'shape'>): Promise<Tensor> {
+  const c = model.config as unknown as { channels: number; size: number };
+  const x = await noGrad(() => generate(model, { ...o, shape: [c.channels, c.size, c.size] }));
+  if (!latent) return x;
+  const img = latent.decode(x);
+  x.dispose();
+  return img;
 }

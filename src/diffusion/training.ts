@@ -1,10 +1,13 @@
 /**
  * Training helpers: noising with per-sample times, time sampling (uniform, logit-normal, EDM log-normal),
- * loss weights (min-SNR, EDM) and label dropout for classifier-free guidance.
+ * loss weights (min-SNR, EDM), label dropout for classifier-free guidance, and the training objectives of
+ * class-conditional image denoisers (DDPM ε, v, rectified flow) with their loss.
  */
+import type { Module } from '../nn/module.js';
 import { scope } from '../tensor/memory.js';
-import { rand, randomHost, tensor, where, type Tensor } from '../tensor/index.js';
-import type { NoiseProcess, TimePoint } from './process.js';
+import { rand, randn, randomHost, tensor, where, type Tensor } from '../tensor/index.js';
+import type { Prediction } from './predict.js';
+import { DiscreteVP, RectifiedFlow, type NoiseProcess, type TimePoint } from './process.js';
 
 /** Per-sample coefficients as [N, 1, …] tensors broadcasting over a batch of shape `shape`. */
 export function coefficients(points: TimePoint[], shape: number[]): { a: Tensor; s: Tensor; t: Tensor } {
@@ -69,4 +72,51 @@ export function edmWeight(sigmas: number[], sigmaData = 0.5): number[] {
 export function dropLabels(labels: Tensor, p: number, nullLabel: number): Tensor {
   if (!(p >= 0 && p <= 1)) throw new Error(`dropLabels: p must be in [0, 1], got ${p}`);
   return scope(() => where(rand(labels.shape, { device: labels.device }).lt(p), nullLabel, labels));
+}
+
+/** What the network learns to predict, and on which process. */
+export type Objective = 'eps' | 'v' | 'flow';
+
+/** A class-conditional denoiser: x [N, C, H, W], t [N], labels [N] (the null class = numClasses). */
+export interface Denoiser extends Module {
+  forward(x: Tensor, t: Tensor, labels?: Tensor | null): Tensor;
+  readonly config: { numClasses: number };
+}
+
+/** The noise process and prediction type of an objective. */
+export function objectiveSetup(objective: Objective): { process: NoiseProcess; prediction: Prediction } {
+  switch (objective) {
+    case 'eps': return { process: new DiscreteVP({ numTrainTimesteps: 1000, schedule: 'squaredcos_cap_v2' }), prediction: 'eps' };
+    case 'v': return { process: new DiscreteVP({ numTrainTimesteps: 1000, schedule: 'squaredcos_cap_v2' }), prediction: 'v' };
+    case 'flow': return { process: new RectifiedFlow(), prediction: 'flow' };
+    default: throw new Error(`objective must be eps, v or flow, got ${JSON.stringify(objective)}`);
+  }
+}
+
+/** Options of `denoisingLoss`: the process and prediction of an objective (`objectiveSetup`), how times are drawn, label dropout. */
+export interface DenoisingLossOptions {
+  process: NoiseProcess;
+  prediction: Prediction;
+  times?: TimeSampling;
+  /** Probability of replacing a label by the null class (classifier-free guidance; default 0). */
+  labelDropout?: number;
+}
+
+/**
+ * The denoising loss of one batch x0 [N, C, H, W] with labels [N] i32: times drawn from the process,
+ * x_t = a·x0 + s·ε, labels dropped to the null class with probability `labelDropout`, and the mean
+ * squared error of the model's prediction of ε, v = a·ε − s·x0, or the flow ε − x0.
+ */
+export function denoisingLoss(model: Denoiser, x0: Tensor, labels: Tensor, o: DenoisingLossOptions): Tensor {
+  if (o.prediction !== 'eps' && o.prediction !== 'v' && o.prediction !== 'flow') throw new Error(`denoisingLoss: prediction must be eps, v or flow, got ${JSON.stringify(o.prediction)}`);
+  const p = o.labelDropout ?? 0;
+  const points = sampleTimes(o.process, x0.shape[0]!, o.times);
+  return scope(() => {
+    const { a, s, t } = coefficients(points, x0.shape);
+    const eps = randn(x0.shape);
+    const xt = x0.mul(a).add(eps.mul(s));
+    const y = p > 0 ? dropLabels(labels, p, model.config.numClasses) : labels;
+    const target = o.prediction === 'eps' ? eps : o.prediction === 'v' ? eps.mul(a).sub(x0.mul(s)) : eps.sub(x0);
+    return model.forward(xt, t, y).sub(target).square().mean();
+  });
 }

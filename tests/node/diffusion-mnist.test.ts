@@ -2,14 +2,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
-import { batchAt, evalCommand, loadCheckpoint, sampleCommand, trainCommand } from '../../src/cli/diffusion.ts';
-import { loadLeNet } from '../../src/cli/classifier.ts';
+import { DiffusionTrainer, TRAIN_DEFAULTS, type TrainConfig } from '../../src/train/index.ts';
+import { evalCommand, sampleCommand, trainCommand } from '../../src/cli/diffusion.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-mnist-'));
 const TINY: Partial<k.nn.UNetConfig> = { widths: [8, 16], attention: [], midAttention: true, heads: 2, groups: 4, patch: 2 };
-const trainCfg = (steps: number): k.diffusion.TrainConfig => ({ ...k.diffusion.TRAIN_DEFAULTS, steps, batchSize: 16, lr: 3e-3, warmup: 10, seed: 3 });
+const trainCfg = (steps: number): TrainConfig => ({ ...TRAIN_DEFAULTS, steps, batchSize: 16, lr: 3e-3, warmup: 10, seed: 3 });
 
 beforeAll(async () => {
   await k.init();
@@ -53,9 +54,10 @@ describe('training on real MNIST', () => {
   /** Mean loss of the first 10 steps over that of the last 20, after `steps` steps of rectified flow. */
   async function lossFactor(model: k.diffusion.Denoiser, steps: number): Promise<number> {
     const data = await k.data.loadMnist('train');
-    const tr = new k.diffusion.DiffusionTrainer(model, trainCfg(steps));
+    const tr = new DiffusionTrainer(model, trainCfg(steps));
+    const batches = new k.data.StepBatches(data, 16, 3);
     for (let s = 0; s < steps; s++) {
-      const { x, y } = batchAt(data, s, 16, 3);
+      const { x, y } = batches.at(s);
       await tr.trainStep(x, y);
       x.dispose();
       y.dispose();
@@ -79,9 +81,10 @@ describe('training on real MNIST', () => {
 
   it('resuming from a checkpoint gives the same losses and weights as training straight through', async () => {
     const data = await k.data.loadMnist('train');
-    const run = async (tr: k.diffusion.DiffusionTrainer, from: number, to: number) => {
+    const batches = new k.data.StepBatches(data, 16, 3);
+    const run = async (tr: DiffusionTrainer, from: number, to: number) => {
       for (let s = from; s < to; s++) {
-        const { x, y } = batchAt(data, s, 16, 3);
+        const { x, y } = batches.at(s);
         await tr.trainStep(x, y);
         x.dispose();
         y.dispose();
@@ -89,15 +92,15 @@ describe('training on real MNIST', () => {
       await tr.flush();
     };
     k.manualSeed(3);
-    const straight = new k.diffusion.DiffusionTrainer(new k.nn.UNet(TINY), trainCfg(6));
+    const straight = new DiffusionTrainer(new k.nn.UNet(TINY), trainCfg(6));
     await run(straight, 0, 6);
     k.manualSeed(3);
-    const first = new k.diffusion.DiffusionTrainer(new k.nn.UNet(TINY), trainCfg(6));
+    const first = new DiffusionTrainer(new k.nn.UNet(TINY), trainCfg(6));
     await run(first, 0, 3);
     const path = join(dir, 'resume.safetensors');
     await first.save(path, { model: { kind: 'unet', config: TINY } });
     k.manualSeed(99); // the checkpoint restores the generator
-    const resumed = new k.diffusion.DiffusionTrainer(new k.nn.UNet(TINY), trainCfg(6));
+    const resumed = new DiffusionTrainer(new k.nn.UNet(TINY), trainCfg(6));
     await resumed.load(path);
     expect(resumed.step).toBe(3);
     await run(resumed, 3, 6);
@@ -114,7 +117,7 @@ describe('checkpoints, sampling and the CLI', () => {
 
   it('kiln train writes a checkpoint, loss.csv and a grid; sampling it is deterministic for a seed', async () => {
     await trainCommand(['--preset', 'cpu', '--steps', '3', '--batch', '4', '--sample-every', '0', '--sample-steps', '1', '--grid-per-class', '1', '--out', join(dir, 'cli'), '--seed', '5']);
-    const { model, meta } = await loadCheckpoint(ckpt);
+    const { model, meta } = await k.diffusion.loadDenoiser(ckpt);
     expect(meta.step).toBe(3);
     const gen = (seed: number) => k.noGrad(() => k.diffusion.generate(model, { objective: 'flow', labels: [3, 8], shape: [1, 28, 28], steps: 2, guidance: 1.5, seed }));
     const a = await (await gen(11)).data(), b = await (await gen(11)).data(), c = await (await gen(12)).data();
@@ -165,7 +168,7 @@ describe('metrics', () => {
   });
 
   it('the saved LeNet classifies the 10,000 test digits with ≥ 99% accuracy', async () => {
-    const net = await loadLeNet();
+    const net = await k.nn.loadLeNet(fileURLToPath(new URL('../../models/lenet-mnist.safetensors', import.meta.url)));
     const test = await k.data.loadMnist('test');
     let correct = 0;
     for (const { x, y } of k.data.batches(test, { batchSize: 1000 })) {

@@ -4,6 +4,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
+import { trainToy } from '../../src/train/index.ts';
 
 const D = k.diffusion;
 
@@ -300,7 +301,7 @@ describe('likelihood by the probability-flow ODE', () => {
 
 describe('first training on toy data', () => {
   it.each(['ddpm-eps', 'flow'] as const)('a small MLP denoiser (%s) learns 8 Gaussians: energy distance to held-out data below a bound', async (objective) => {
-    const r = await D.trainToy({ dataset: '8gaussians', objective, steps: 400, seed: 1 });
+    const r = await trainToy({ dataset: '8gaussians', objective, steps: 400, seed: 1 });
     const head = r.losses.slice(0, 20).reduce((a, b) => a + b) / 20, tail = r.losses.slice(-20).reduce((a, b) => a + b) / 20;
     expect(tail).toBeLessThan(0.8 * head);
     k.manualSeed(9);

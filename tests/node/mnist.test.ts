@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
-import { trainMlp } from '../../src/cli/classifier.ts';
+import { trainMlp } from '../../src/train/index.ts';
 
 beforeAll(async () => {
   await k.init();
@@ -26,7 +26,7 @@ describe('MNIST', () => {
   });
 
   it('a small MLP trained for 300 steps on the real data reaches ≥ 90% test accuracy', async () => {
-    const r = await trainMlp({ hidden: [128], epochs: 1, batchSize: 128, lr: 2e-3, weightDecay: 0.01, seed: 0, limit: 128 * 300, quiet: true });
+    const r = await trainMlp({ hidden: [128], epochs: 1, batchSize: 128, lr: 2e-3, weightDecay: 0.01, seed: 0, limit: 128 * 300 });
     expect(r.accuracy).toBeGreaterThanOrEqual(0.9);
     expect(r.loss).toBeLessThan(0.6);
   }, 300_000);

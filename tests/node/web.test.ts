@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import * as k from '../../src/index.ts';
 import { sampleCommand } from '../../src/cli/diffusion.ts';
+import { trainToy } from '../../src/train/index.ts';
 import { ROOT } from '../../web/build.ts';
 import { startServer, type WebServer } from '../../web/serve.ts';
 
@@ -237,7 +238,7 @@ describe('the demo page', () => {
       return { losses: s.losses, samples: Array.from(s.samples), frames: s.frames, trainSeconds: s.trainSeconds, sampleSeconds: s.sampleSeconds };
     });
     const t0 = performance.now();
-    const ref = await k.diffusion.trainToy(TOY);
+    const ref = await trainToy(TOY);
     console.log(`toy: page trained ${TOY.steps} steps in ${got.trainSeconds.toFixed(1)} s and sampled in ${got.sampleSeconds.toFixed(1)} s; Node trained in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     expect(got.losses).toHaveLength(TOY.steps);
     const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;

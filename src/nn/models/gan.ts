@@ -2,22 +2,23 @@
  * Adversarial pieces: a PatchGAN discriminator (the one latent-diffusion autoencoders train against),
  * the hinge and non-saturating losses, the generator term, the adaptive weight that balances a GAN
  * term against a reconstruction term at the decoder's last layer, the R1 gradient penalty (a double
- * backward), and a standalone small GAN (MLP generator and discriminator with a trainer).
+ * backward), and a standalone small GAN (MLP generator and discriminator; `GANTrainer` in `src/train`
+ * trains it).
  */
 import { gradients } from '../../autograd/index.js';
 import { noGrad } from '../../tensor/index.js';
 import { scope } from '../../tensor/memory.js';
 import { fmt } from '../../tensor/shape.js';
-import { randn, stack, type Tensor } from '../../tensor/index.js';
+import type { Tensor } from '../../tensor/index.js';
 import { Layer, Sequential } from '../module.js';
 import { LeakyReLU, Linear } from '../layers.js';
 import { Conv2d, GroupNorm } from '../norm-attention.js';
-import { Adam } from '../optim.js';
 
 /** Which adversarial loss the discriminator minimizes. */
 export type GanLoss = 'hinge' | 'non-saturating';
 
-function checkLoss(op: string, kind: GanLoss): void {
+/** Throws unless `kind` is a `GanLoss` (the message starts with `op`). */
+export function checkLoss(op: string, kind: GanLoss): void {
   if (kind !== 'hinge' && kind !== 'non-saturating') throw new Error(`${op}: loss must be 'hinge' or 'non-saturating', got ${JSON.stringify(kind)}`);
 }
 
@@ -176,59 +177,5 @@ export class MLPDiscriminator extends Layer {
   forward(x: Tensor): Tensor {
     if (x.rank !== 2 || x.shape[1] !== this.inDim) throw new Error(`MLPDiscriminator: expected samples [N, ${this.inDim}], got ${fmt(x.shape)}`);
     return this.net.forward(x);
-  }
-}
-
-/** Hyper-parameters of `GANTrainer`. */
-export interface GANTrainConfig {
-  loss: GanLoss;
-  lr: number;
-  /** Adam betas of both players (GAN practice: a low β₁). */
-  betas: [number, number];
-  /** R1 weight γ (0: none). */
-  r1Gamma: number;
-}
-
-/** Defaults of `GANTrainConfig`. */
-export const GAN_TRAIN_DEFAULTS: GANTrainConfig = { loss: 'non-saturating', lr: 2e-3, betas: [0.5, 0.9], r1Gamma: 0.1 };
-
-/**
- * Alternating GAN training of any generator (codes [N, latentDim] → samples) and discriminator
- * (samples → logits): one discriminator step (its loss + R1 at the real batch), then one generator step.
- */
-export class GANTrainer {
-  readonly config: GANTrainConfig;
-  readonly optG: Adam;
-  readonly optD: Adam;
-  step = 0;
-  constructor(readonly generator: Layer, readonly discriminator: Layer, readonly latentDim: number, config: Partial<GANTrainConfig> = {}) {
-    const c = (this.config = { ...GAN_TRAIN_DEFAULTS, ...config });
-    checkLoss('GANTrainer', c.loss);
-    this.optG = new Adam(generator, { lr: c.lr, betas: c.betas });
-    this.optD = new Adam(discriminator, { lr: c.lr, betas: c.betas });
-  }
-
-  /** Samples [n, …] from the generator (no gradients). */
-  sample(n: number): Tensor {
-    return noGrad(() => scope(() => this.generator.forward(randn([n, this.latentDim]))));
-  }
-
-  /** One discriminator and one generator update on a real batch; returns the lazy losses [dLoss, gLoss] (caller disposes). */
-  trainStep(real: Tensor): Tensor {
-    const c = this.config;
-    const N = real.shape[0]!;
-    const dLoss = this.optD.minimize(() => {
-      const fake = noGrad(() => this.generator.forward(randn([N, this.latentDim])));
-      const d = discriminatorLoss(this.discriminator.forward(real), this.discriminator.forward(fake), c.loss);
-      return c.r1Gamma > 0 ? d.add(r1Penalty((x) => this.discriminator.forward(x), real, c.r1Gamma)) : d;
-    });
-    const gLoss = this.optG.minimize(() => generatorLoss(this.discriminator.forward(this.generator.forward(randn([N, this.latentDim]))), c.loss));
-    // the generator step also left gradients on the discriminator's parameters
-    this.optD.zeroGrad();
-    this.step++;
-    const out = stack([dLoss, gLoss]);
-    dLoss.dispose();
-    gLoss.dispose();
-    return out;
   }
 }

@@ -7,6 +7,7 @@ import { Layer } from '../module.js';
 import { Linear } from '../layers.js';
 import { Conv2d } from '../norm-attention.js';
 import { maxPool2d } from '../conv.js';
+import { loadWithMetadata } from '../safetensors.js';
 import { fmt } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/index.js';
 
@@ -45,5 +46,17 @@ export class LeNet extends Layer {
   /** Class logits [N, classes]. */
   forward(x: Tensor): Tensor {
     return this.fc2.forward(this.features(x));
+  }
+}
+
+/** Loads a LeNet saved with its config in the metadata key `config` (as `kiln lenet` saves it; a path in Node, or its bytes), in eval mode. */
+export async function loadLeNet(src: string | Uint8Array | ArrayBuffer | Blob): Promise<LeNet> {
+  const { tensors, metadata } = await loadWithMetadata(src);
+  try {
+    const net = new LeNet(metadata.config ? JSON.parse(metadata.config) : {});
+    net.loadStateDict(tensors);
+    return net.eval();
+  } finally {
+    for (const t of Object.values(tensors)) t.dispose();
   }
 }

@@ -3,21 +3,20 @@
  * GroupNorm–SiLU–conv blocks with stride-2 downsampling produces the mean and log-variance of a
  * diagonal Gaussian posterior over a latent image, a mirrored decoder (nearest ×2 + conv up) maps
  * latents back to pixels, and a scalar output log-variance (learned or fixed) turns the reconstruction
- * error into a likelihood, so the loss is a weighted negative ELBO. `VAETrainer` adds a PatchGAN
- * discriminator after `discStart` steps, balanced by the adaptive weight; `LatentCodec` freezes a
- * trained VAE for latent diffusion (latents shifted and scaled to unit variance).
+ * error into a likelihood, so the loss is a weighted negative ELBO. `LatentCodec` freezes a trained VAE
+ * for latent diffusion (latents shifted and scaled to unit variance). Its trainer (with a PatchGAN
+ * discriminator) is `VAETrainer` in `src/train`.
  */
 import { noGrad } from '../../tensor/index.js';
 import { scope } from '../../tensor/memory.js';
 import { fmt } from '../../tensor/shape.js';
-import { full, getRngState, randn, realize, setRngState, stack, tensor, type Tensor } from '../../tensor/index.js';
+import { full, randn, tensor, type Tensor } from '../../tensor/index.js';
 import { klDivGaussian } from '../functional.js';
 import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
 import { Layer, Module, ModuleList, Parameter } from '../module.js';
 import { Conv2d, GroupNorm } from '../norm-attention.js';
-import { Adam, cosine, LRScheduler, warmup } from '../optim.js';
-import { loadWithMetadata, save } from '../safetensors.js';
-import { adaptiveWeight, discriminatorLoss, generatorLoss, PatchDiscriminator, r1Penalty, startAt, type GanLoss, type PatchDiscriminatorConfig } from './gan.js';
+import { readCheckpointMeta, withoutPrefix } from '../checkpoint.js';
+import { loadWithMetadata } from '../safetensors.js';
 
 /** Sizes of a VAE. */
 export interface VAEConfig {
@@ -406,174 +405,19 @@ export function latentNormalization(means: ArrayLike<number>, logvars: ArrayLike
 /** Builds a VAE from its config and loads weights stored under `prefix` (eval mode). */
 export function vaeFromTensors(config: Partial<VAEConfig>, tensors: Record<string, Tensor>, prefix = 'vae.'): VAE {
   const vae = new VAE(config);
-  const weights = Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
-  vae.loadStateDict(weights);
+  vae.loadStateDict(withoutPrefix(tensors, prefix));
   return vae.eval();
 }
 
-/** Hyper-parameters of VAE (+ discriminator) training. */
-export interface VAETrainConfig {
-  steps: number;
-  batchSize: number;
-  lr: number;
-  warmup: number;
-  reconstruction: Reconstruction;
-  /** β of the KL term. */
-  klWeight: number;
-  /** Step at which the discriminator and the adversarial term switch on (≥ steps: never). */
-  discStart: number;
-  /** Factor on the adaptive weight of the adversarial term. */
-  discWeight: number;
-  discLoss: GanLoss;
-  /** R1 penalty weight γ on the discriminator (0: none). */
-  r1Gamma: number;
-  discLr: number;
-  seed: number;
-}
+/** The `format` tag in the metadata of VAE checkpoints. */
+export const VAE_CHECKPOINT_FORMAT = 'kiln-vae-checkpoint/1';
 
-/** Defaults of `VAETrainConfig`: the MNIST run of `kiln train-vae` (about 13 minutes on lavapipe). */
-export const VAE_TRAIN_DEFAULTS: VAETrainConfig = { steps: 800, batchSize: 16, lr: 2e-3, warmup: 50, reconstruction: 'l1', klWeight: 1e-4, discStart: 533, discWeight: 0.5, discLoss: 'hinge', r1Gamma: 0, discLr: 2e-3, seed: 0 };
-
-/** The metrics recorded per training step, in this order. */
-export const VAE_METRICS = ['loss', 'rec', 'kl', 'nll', 'gan', 'weight', 'disc'] as const;
-
-const FORMAT = 'kiln-vae-checkpoint/1';
-
-/**
- * Trains a VAE one batch at a time: the weighted negative ELBO, plus from `discStart` on the adversarial
- * term −mean D(x̂) scaled by discWeight × the adaptive weight at the decoder's last layer, and a
- * discriminator step (hinge or non-saturating, optional R1). Checkpoints hold everything needed to resume.
- */
-export class VAETrainer {
-  readonly opt: Adam;
-  readonly optD: Adam | null;
-  readonly sched: LRScheduler;
-  readonly discriminator: PatchDiscriminator | null;
-  step = 0;
-  /** One row of `VAE_METRICS` per completed step (read back one step late, so it never stalls the GPU). */
-  readonly history: number[][] = [];
-  private pending: Promise<number[]> | null = null;
-
-  constructor(readonly vae: VAE, readonly config: VAETrainConfig, discriminator: Partial<PatchDiscriminatorConfig> | null = {}) {
-    const c = config;
-    if (c.reconstruction !== 'l1' && c.reconstruction !== 'l2') throw new Error(`VAETrainer: reconstruction must be 'l1' or 'l2', got ${JSON.stringify(c.reconstruction)}`);
-    this.opt = new Adam(vae, { lr: c.lr, betas: [0.5, 0.9] });
-    this.sched = new LRScheduler(this.opt, warmup(c.lr, c.warmup, cosine(c.lr, Math.max(1, c.steps - c.warmup), c.lr * 0.05)));
-    this.discriminator = discriminator && c.discStart < c.steps ? new PatchDiscriminator({ channels: vae.config.channels, ...discriminator }) : null;
-    this.optD = this.discriminator ? new Adam(this.discriminator, { lr: c.discLr, betas: [0.5, 0.9] }) : null;
-  }
-
-  /** One update of the VAE (and of the discriminator once it is on) on images x [N, C, H, W] in [−1, 1]. */
-  async trainStep(x: Tensor): Promise<void> {
-    const c = this.config;
-    const D = this.discriminator;
-    // lazy initial weights would otherwise be computed inside the first step (and the discriminator's inside
-    // the first adversarial one), giving those steps kernels of their own to compile
-    if (this.step === 0) await realize(...this.vae.parameters(), ...(D?.parameters() ?? []));
-    const adversarial = D !== null && startAt(this.step, c.discStart) > 0;
-    const [row, fake] = scope(() => {
-      const t = this.vae.loss(x, { reconstruction: c.reconstruction, klWeight: c.klWeight });
-      let total = t.loss;
-      let g = full([], 0), w = full([], 0);
-      if (adversarial) {
-        g = generatorLoss(D.forward(t.recon), 'hinge');
-        w = adaptiveWeight(t.nll, g, this.vae.lastLayer).mul(c.discWeight);
-        total = total.add(w.mul(g));
-      }
-      total.backward();
-      return [stack([total, t.rec, t.kl, t.nll, g, w]).detach(), t.recon.detach()];
-    });
-    void this.opt.step();
-    this.opt.zeroGrad();
-    D?.zeroGrad();
-    const dLoss = !adversarial ? full([], 0) : this.optD!.minimize(() => {
-      const d = discriminatorLoss(D.forward(x), D.forward(fake!), c.discLoss);
-      return c.r1Gamma > 0 ? d.add(r1Penalty((xr) => D.forward(xr), x, c.r1Gamma)) : d;
-    });
-    fake!.dispose();
-    this.sched.step();
-    this.step++;
-    const both = [row!, dLoss];
-    if (this.pending) this.history.push(await this.pending);
-    this.pending = Promise.all(both.map((t) => t.data())).then(([r, d]) => [...Array.from(r!), d![0]!]).finally(() => both.forEach((t) => t.dispose()));
-  }
-
-  /** Waits for the last step's metrics. */
-  async flush(): Promise<void> {
-    if (this.pending) this.history.push(await this.pending);
-    this.pending = null;
-  }
-
-  /** Writes the checkpoint (VAE, discriminator, both optimizers, step, RNG state, metrics) atomically. */
-  async save(path: string, extra: Record<string, unknown> = {}): Promise<void> {
-    await this.flush();
-    const tensors: Record<string, Tensor> = {};
-    const add = (prefix: string, sd: Record<string, Tensor>) => {
-      for (const [n, t] of Object.entries(sd)) tensors[`${prefix}${n}`] = t;
-    };
-    add('vae.', this.vae.stateDict());
-    const os = this.opt.stateDict();
-    add('optim.', os.tensors);
-    const dos = this.optD?.stateDict();
-    if (this.discriminator) add('disc.', this.discriminator.stateDict());
-    if (dos) add('optim_disc.', dos.tensors);
-    const meta = {
-      format: FORMAT,
-      step: this.step,
-      vae: this.vae.config,
-      discriminator: this.discriminator?.config ?? null,
-      train: this.config,
-      rng: getRngState(),
-      optimizer: { step: os.step, steps: os.steps, groups: os.groups },
-      optimizerDisc: dos ? { step: dos.step, steps: dos.steps, groups: dos.groups } : null,
-      metrics: VAE_METRICS,
-      history: this.history,
-      ...extra,
-    };
-    await save(tensors, path, { metadata: { kiln: JSON.stringify(meta) } });
-  }
-
-  /** Restores a checkpoint written by `save` into this trainer (same model structure). */
-  async load(path: string): Promise<Record<string, unknown>> {
-    const { tensors, metadata } = await loadWithMetadata(path);
-    try {
-      const meta = readVAEMeta(path, metadata);
-      const pick = (prefix: string) => Object.fromEntries(Object.entries(tensors).filter(([n]) => n.startsWith(prefix)).map(([n, t]) => [n.slice(prefix.length), t]));
-      this.vae.loadStateDict(pick('vae.'));
-      type OptMeta = { step: number; steps: number[]; groups: never[] };
-      const o = meta.optimizer as OptMeta;
-      this.opt.loadStateDict({ ...o, tensors: pick('optim.') });
-      const od = meta.optimizerDisc as OptMeta | null;
-      if (this.discriminator && this.optD) {
-        if (!meta.discriminator) throw new Error(`${path} holds no discriminator, but this run trains one`);
-        this.discriminator.loadStateDict(pick('disc.'));
-        if (od) this.optD.loadStateDict({ ...od, tensors: pick('optim_disc.') });
-      }
-      this.step = meta.step as number;
-      this.sched.stepCount = this.step;
-      this.history.splice(0, this.history.length, ...(meta.history as number[][]));
-      setRngState(meta.rng as { seed: number; counter: number });
-      return meta;
-    } finally {
-      for (const t of Object.values(tensors)) t.dispose();
-    }
-  }
-}
-
-/** The JSON metadata of a kiln VAE checkpoint, or a clear error. */
-export function readVAEMeta(path: string, metadata: Record<string, string>): Record<string, unknown> {
-  if (!metadata.kiln) throw new Error(`${path} is not a kiln checkpoint (no 'kiln' metadata)`);
-  const meta = JSON.parse(metadata.kiln) as Record<string, unknown>;
-  if (meta.format !== FORMAT) throw new Error(`${path}: expected a VAE checkpoint (${FORMAT}), got format ${JSON.stringify(meta.format)}`);
-  return meta;
-}
-
-/** Loads the VAE of a checkpoint written by `VAETrainer.save` (a path in Node, or its bytes), in eval mode, with its metadata. */
+/** Loads the VAE of a VAE checkpoint (written by `VAETrainer.save` of `src/train`; a path in Node, or its bytes), in eval mode, with its metadata. */
 export async function loadVAE(src: string | Uint8Array | ArrayBuffer | Blob): Promise<{ vae: VAE; meta: Record<string, unknown> }> {
   const name = typeof src === 'string' ? src : 'checkpoint';
   const { tensors, metadata } = await loadWithMetadata(src);
   try {
-    const meta = readVAEMeta(name, metadata);
+    const meta = readCheckpointMeta(name, metadata, VAE_CHECKPOINT_FORMAT);
     return { vae: vaeFromTensors(meta.vae as VAEConfig, tensors), meta };
   } finally {
     for (const t of Object.values(tensors)) t.dispose();

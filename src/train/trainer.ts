@@ -1,0 +1,168 @@
+/**
+ * What every kiln trainer shares: a step counter, a history of per-step metrics read back one step late
+ * (so reading them never stalls the GPU), and checkpoints. A checkpoint is one safetensors file holding
+ * the trainer's tensors grouped by name prefix and, in the metadata key `kiln`, its format tag, step,
+ * generator state, history and whatever the trainer adds; it is written atomically (temp file + rename:
+ * a failed or killed save leaves the previous checkpoint intact), so a resumed run repeats the run it
+ * continues exactly.
+ */
+import { readCheckpointMeta, withoutPrefix, withPrefix } from '../nn/checkpoint.js';
+import type { Module } from '../nn/module.js';
+import { cosine, LRScheduler, warmup, type Optimizer } from '../nn/optim.js';
+import { loadWithMetadata, save } from '../nn/safetensors.js';
+import { getRngState, setRngState, type Tensor } from '../tensor/index.js';
+
+/** What a trainer stores in its checkpoints besides the common fields. */
+export interface TrainerState {
+  /** State dicts by name prefix, e.g. `{ 'model.': model.stateDict(), 'optim.': … }`. */
+  tensors: Record<string, Record<string, Tensor>>;
+  /** Metadata fields (JSON). */
+  meta: Record<string, unknown>;
+}
+
+/** How a trainer's checkpoints are tagged: the `format` field, and the metadata key of the history. */
+export interface CheckpointFormat {
+  format: string;
+  historyKey: string;
+}
+
+/**
+ * The base of kiln's trainers. A subclass runs its update in its own `trainStep(…)`, increments `step`,
+ * and hands the step's lazy metric tensors to `record`; it describes its checkpoint by `state()` and
+ * `restore()`. `Row` is one history entry (a number, or a row of numbers).
+ */
+export abstract class Trainer<Row = number[]> {
+  /** Completed steps. */
+  step = 0;
+  /** One entry per completed step (the last one arrives with the next step or `flush`). */
+  readonly history: Row[] = [];
+  private pending: Promise<Row> | null = null;
+
+  constructor(private readonly checkpoint: CheckpointFormat) {}
+
+  /** The tensors and metadata a checkpoint holds beside step, generator state and history. */
+  protected abstract state(): TrainerState;
+
+  /** Restores what `state` stored; `step` is already set. `tensors(prefix)` gives one group with the prefix removed. */
+  protected abstract restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void;
+
+  /** Queues a step's metrics (lazy tensors, disposed once read, flattened in order into `row`) and stores the previous step's. */
+  protected async record(metrics: Tensor[], row: (values: number[]) => Row): Promise<void> {
+    if (this.pending) this.history.push(await this.pending);
+    this.pending = Promise.all(metrics.map((t) => t.data()))
+      .then((vs) => row(vs.flatMap((v) => Array.from(v as ArrayLike<number>))))
+      .finally(() => metrics.forEach((t) => t.dispose()));
+  }
+
+  /** Waits for the last step's metrics. */
+  async flush(): Promise<void> {
+    if (this.pending) this.history.push(await this.pending);
+    this.pending = null;
+  }
+
+  /**
+   * Writes the checkpoint atomically. `extra` goes into the metadata; `extraTensors` are stored beside
+   * the trainer's (e.g. a latent model's frozen VAE under `vae.`) and must not use its prefixes.
+   */
+  async save(path: string, extra: Record<string, unknown> = {}, extraTensors: Record<string, Tensor> = {}): Promise<void> {
+    await this.flush();
+    const { tensors: groups, meta } = this.state();
+    const reserved = Object.keys(groups);
+    for (const n of Object.keys(extraTensors)) {
+      if (reserved.some((p) => n.startsWith(p))) throw new Error(`${this.constructor.name}.save: extra tensor '${n}' uses a prefix reserved for the trainer (${reserved.join(', ')})`);
+    }
+    const tensors = Object.assign({ ...extraTensors }, ...Object.entries(groups).map(([prefix, sd]) => withPrefix(prefix, sd))) as Record<string, Tensor>;
+    const all = { format: this.checkpoint.format, step: this.step, rng: getRngState(), ...meta, [this.checkpoint.historyKey]: this.history, ...extra };
+    await save(tensors, path, { metadata: { kiln: JSON.stringify(all) } });
+  }
+
+  /** Restores a checkpoint written by `save` into this trainer (same model structure); returns its metadata. */
+  async load(path: string): Promise<Record<string, unknown>> {
+    const { tensors, metadata } = await loadWithMetadata(path);
+    try {
+      const meta = readCheckpointMeta(path, metadata, this.checkpoint.format);
+      this.step = meta.step as number;
+      this.restore(meta, (prefix) => withoutPrefix(tensors, prefix), path);
+      this.pending = null;
+      this.history.splice(0, this.history.length, ...(meta[this.checkpoint.historyKey] as Row[]));
+      setRngState(meta.rng as { seed: number; counter: number });
+      return meta;
+    } finally {
+      for (const t of Object.values(tensors)) t.dispose();
+    }
+  }
+}
+
+/**
+ * A trainer of one model by one optimizer under a learning-rate schedule, with one loss per step: a
+ * subclass defines the loss of a batch (and may clip gradients or act around each update). Checkpoints
+ * hold the model under `model.`, the optimizer under `optim.`, and `config` as `train` in the metadata.
+ */
+export abstract class LossTrainer<Batch extends Tensor[]> extends Trainer<number> {
+  abstract readonly opt: Optimizer<{ lr: number }>;
+  abstract readonly sched: LRScheduler;
+  /** Max global gradient norm (undefined: no clipping). */
+  protected clip: number | undefined = undefined;
+
+  constructor(format: string, readonly model: Module, readonly config: object) {
+    super({ format, historyKey: 'losses' });
+  }
+
+  /** The loss of every completed step (the same array as `history`). */
+  get losses(): number[] {
+    return this.history;
+  }
+
+  /** The loss of one batch. */
+  abstract loss(...batch: Batch): Tensor;
+
+  /** Runs before each update (e.g. computing lazy initial weights before the first). */
+  protected async beforeUpdate(): Promise<void> {}
+
+  /** Runs after each update and schedule step (e.g. updating an average of the weights). */
+  protected async afterUpdate(): Promise<void> {}
+
+  /** One optimizer step on a batch (lazy; its loss is collected later into `losses`). */
+  async trainStep(...batch: Batch): Promise<void> {
+    await this.beforeUpdate();
+    const loss = this.opt.minimize(() => this.loss(...batch), { clipGradNorm: this.clip });
+    this.sched.step();
+    await this.afterUpdate();
+    this.step++;
+    await this.record([loss], (v) => v[0]!);
+  }
+
+  protected state(): TrainerState {
+    const o = optimizerState(this.opt);
+    return { tensors: { 'model.': this.model.stateDict(), 'optim.': o.tensors }, meta: { train: this.config, optimizer: o.meta } };
+  }
+
+  protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
+    this.model.loadStateDict(tensors('model.'));
+    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta, tensors('optim.'));
+    this.sched.stepCount = this.step;
+  }
+}
+
+/** The JSON part of an optimizer's state in a checkpoint (its tensors go under a prefix of their own). */
+export interface OptimizerMeta {
+  step: number;
+  steps?: number[];
+  groups: unknown[];
+}
+
+/** An optimizer's checkpoint parts: its moment tensors and the JSON of its step counts and groups. */
+export function optimizerState(opt: Optimizer<{ lr: number }>): { tensors: Record<string, Tensor>; meta: OptimizerMeta } {
+  const { tensors, ...meta } = opt.stateDict();
+  return { tensors, meta };
+}
+
+/** Restores an optimizer from the parts `optimizerState` gave. */
+export function restoreOptimizer(opt: Optimizer<{ lr: number }>, meta: OptimizerMeta, tensors: Record<string, Tensor>): void {
+  opt.loadStateDict({ step: meta.step, steps: meta.steps, groups: meta.groups as never, tensors });
+}
+
+/** The learning rate kiln's trainers use: linear warmup over `warmupSteps`, then cosine decay to 5% of `lr` at `steps`. */
+export function warmupCosine(opt: Optimizer<{ lr: number }>, lr: number, warmupSteps: number, steps: number): LRScheduler {
+  return new LRScheduler(opt, warmup(lr, warmupSteps, cosine(lr, Math.max(1, steps - warmupSteps), lr * 0.05)));
+}

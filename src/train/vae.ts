@@ -1,0 +1,117 @@
+/**
+ * Training the KL-VAE of latent diffusion: the weighted negative ELBO, and from `discStart` on a
+ * PatchGAN discriminator whose adversarial term is balanced by the adaptive weight at the decoder's last
+ * layer. Its checkpoints are what `k.nn.loadVAE` reads.
+ */
+import { adaptiveWeight, discriminatorLoss, generatorLoss, PatchDiscriminator, r1Penalty, startAt, type GanLoss, type PatchDiscriminatorConfig } from '../nn/models/gan.js';
+import { VAE_CHECKPOINT_FORMAT, type Reconstruction, type VAE } from '../nn/models/vae.js';
+import { Adam, type LRScheduler } from '../nn/optim.js';
+import { scope } from '../tensor/memory.js';
+import { full, realize, stack, type Tensor } from '../tensor/index.js';
+import { optimizerState, restoreOptimizer, Trainer, warmupCosine, type OptimizerMeta, type TrainerState } from './trainer.js';
+
+/** Hyper-parameters of VAE (+ discriminator) training. */
+export interface VAETrainConfig {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  reconstruction: Reconstruction;
+  /** β of the KL term. */
+  klWeight: number;
+  /** Step at which the discriminator and the adversarial term switch on (≥ steps: never). */
+  discStart: number;
+  /** Factor on the adaptive weight of the adversarial term. */
+  discWeight: number;
+  discLoss: GanLoss;
+  /** R1 penalty weight γ on the discriminator (0: none). */
+  r1Gamma: number;
+  discLr: number;
+  seed: number;
+}
+
+/** Defaults of `VAETrainConfig`: the MNIST run of `kiln train-vae` (about 13 minutes on lavapipe). */
+export const VAE_TRAIN_DEFAULTS: VAETrainConfig = { steps: 800, batchSize: 16, lr: 2e-3, warmup: 50, reconstruction: 'l1', klWeight: 1e-4, discStart: 533, discWeight: 0.5, discLoss: 'hinge', r1Gamma: 0, discLr: 2e-3, seed: 0 };
+
+/** The metrics recorded per training step, in this order. */
+export const VAE_METRICS = ['loss', 'rec', 'kl', 'nll', 'gan', 'weight', 'disc'] as const;
+
+/**
+ * Trains a VAE one batch at a time: the weighted negative ELBO, plus from `discStart` on the adversarial
+ * term −mean D(x̂) scaled by discWeight × the adaptive weight at the decoder's last layer, and a
+ * discriminator step (hinge or non-saturating, optional R1). `history` holds one row of `VAE_METRICS`
+ * per step.
+ */
+export class VAETrainer extends Trainer<number[]> {
+  readonly opt: Adam;
+  readonly optD: Adam | null;
+  readonly sched: LRScheduler;
+  readonly discriminator: PatchDiscriminator | null;
+
+  constructor(readonly vae: VAE, readonly config: VAETrainConfig, discriminator: Partial<PatchDiscriminatorConfig> | null = {}) {
+    super({ format: VAE_CHECKPOINT_FORMAT, historyKey: 'history' });
+    const c = config;
+    if (c.reconstruction !== 'l1' && c.reconstruction !== 'l2') throw new Error(`VAETrainer: reconstruction must be 'l1' or 'l2', got ${JSON.stringify(c.reconstruction)}`);
+    this.opt = new Adam(vae, { lr: c.lr, betas: [0.5, 0.9] });
+    this.sched = warmupCosine(this.opt, c.lr, c.warmup, c.steps);
+    this.discriminator = discriminator && c.discStart < c.steps ? new PatchDiscriminator({ channels: vae.config.channels, ...discriminator }) : null;
+    this.optD = this.discriminator ? new Adam(this.discriminator, { lr: c.discLr, betas: [0.5, 0.9] }) : null;
+  }
+
+  /** One update of the VAE (and of the discriminator once it is on) on images x [N, C, H, W] in [−1, 1]. */
+  async trainStep(x: Tensor): Promise<void> {
+    const c = this.config;
+    const D = this.discriminator;
+    // lazy initial weights would otherwise be computed inside the first step (and the discriminator's inside
+    // the first adversarial one), giving those steps kernels of their own to compile
+    if (this.step === 0) await realize(...this.vae.parameters(), ...(D?.parameters() ?? []));
+    const adversarial = D !== null && startAt(this.step, c.discStart) > 0;
+    const [row, fake] = scope(() => {
+      const t = this.vae.loss(x, { reconstruction: c.reconstruction, klWeight: c.klWeight });
+      let total = t.loss;
+      let g = full([], 0), w = full([], 0);
+      if (adversarial) {
+        g = generatorLoss(D.forward(t.recon), 'hinge');
+        w = adaptiveWeight(t.nll, g, this.vae.lastLayer).mul(c.discWeight);
+        total = total.add(w.mul(g));
+      }
+      total.backward();
+      return [stack([total, t.rec, t.kl, t.nll, g, w]).detach(), t.recon.detach()];
+    });
+    void this.opt.step();
+    this.opt.zeroGrad();
+    D?.zeroGrad();
+    const dLoss = !adversarial ? full([], 0) : this.optD!.minimize(() => {
+      const d = discriminatorLoss(D.forward(x), D.forward(fake!), c.discLoss);
+      return c.r1Gamma > 0 ? d.add(r1Penalty((xr) => D.forward(xr), x, c.r1Gamma)) : d;
+    });
+    fake!.dispose();
+    this.sched.step();
+    this.step++;
+    await this.record([row!, dLoss], (v) => v);
+  }
+
+  protected state(): TrainerState {
+    const o = optimizerState(this.opt);
+    const od = this.optD ? optimizerState(this.optD) : null;
+    const tensors: TrainerState['tensors'] = { 'vae.': this.vae.stateDict(), 'optim.': o.tensors };
+    if (this.discriminator) tensors['disc.'] = this.discriminator.stateDict();
+    if (od) tensors['optim_disc.'] = od.tensors;
+    return {
+      tensors,
+      meta: { vae: this.vae.config, discriminator: this.discriminator?.config ?? null, train: this.config, optimizer: o.meta, optimizerDisc: od?.meta ?? null, metrics: VAE_METRICS },
+    };
+  }
+
+  protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void {
+    this.vae.loadStateDict(tensors('vae.'));
+    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta, tensors('optim.'));
+    const od = meta.optimizerDisc as OptimizerMeta | null;
+    if (this.discriminator && this.optD) {
+      if (!meta.discriminator) throw new Error(`${source} holds no discriminator, but this run trains one`);
+      this.discriminator.loadStateDict(tensors('disc.'));
+      if (od) restoreOptimizer(this.optD, od, tensors('optim_disc.'));
+    }
+    this.sched.stepCount = this.step;
+  }
+}
