@@ -35,7 +35,8 @@ Commands:
   toy2d [--dataset moons|8gaussians|swissroll|checkerboard] [--objective flow|ddpm-eps] [--steps 3000]
         [--sample-steps 50] [--out DIR]     train a 2D diffusion model, plot data vs samples and trajectories
   info                                      print the WebGPU adapter kiln picks
-  help                                      this text
+  help, -h, --help                          this text (every command takes -h or --help)
+  --version                                 the version of kiln
 `;
 
 /** `kiln demo`. */
@@ -93,9 +94,17 @@ function checkpointArg(argv: string[]): string {
   return Args.peek(argv, 'checkpoint') ?? 'out/mnist/checkpoint.safetensors';
 }
 
+/** The package version (package.json two folders up, from src/cli and from dist/cli alike). */
+async function version(): Promise<string> {
+  const { readFileSync } = await import(['node', 'fs'].join(':'));
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
 async function main(): Promise<void> {
-  const [cmd = 'help', ...args] = process.argv.slice(2);
+  // -h is --help for every command
+  const [cmd = 'help', ...args] = process.argv.slice(2).map((a) => (a === '-h' ? '--help' : a));
   try {
+    if (cmd === '--version' || cmd === '-V' || cmd === 'version') return void console.log(`kiln ${await version()}`);
     // commands without a help text of their own are described in full by HELP
     if (args.includes('--help') && ['demo', 'mnist-mlp', 'lenet', 'toy2d', 'info'].includes(cmd)) return void console.log(HELP);
     if (cmd === 'demo') await demo(args);
@@ -107,7 +116,7 @@ async function main(): Promise<void> {
     else if (cmd === 'eval') await (isVAECheckpoint(checkpointArg(args)) ? evalVaeCommand(args) : evalCommand(args));
     else if (cmd === 'toy2d') await toy2dCommand(args);
     else if (cmd === 'info') console.log(JSON.stringify(await k.init(), null, 2));
-    else if (cmd === 'help' || cmd === '--help' || cmd === '-h') console.log(HELP);
+    else if (cmd === 'help' || cmd === '--help') console.log(HELP);
     else {
       console.error(`kiln: unknown command '${cmd}'\n\n${HELP}`);
       process.exitCode = 2;

@@ -1,5 +1,7 @@
 /** The one argument parser of every kiln command and script: unknown options are errors that list the valid ones. */
 import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Args } from '../../src/cli/args.ts';
 import { lenetCommand, mnistMlpCommand } from '../../src/cli/classifier.ts';
 import { evalCommand, sampleCommand, trainCommand } from '../../src/cli/diffusion.ts';
@@ -40,5 +42,20 @@ describe('Args', () => {
     for (const [name, run, option] of commands) {
       await expect(run(['--bogus', '1'])).rejects.toThrow(new RegExp(`^unknown option --bogus \\(see kiln ${name} --help\\); valid options: .*${option}`));
     }
+  });
+});
+
+describe('kiln (the command line)', () => {
+  const kiln = (...argv: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...argv], { encoding: 'utf8', timeout: 60_000 });
+
+  it('-h is --help for every command, and --version prints the package version', () => {
+    const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+    const v = kiln('--version');
+    expect(v.status).toBe(0);
+    expect(v.stdout.trim()).toBe(`kiln ${version}`);
+    const h = kiln('train', '-h');
+    expect(h.status).toBe(0);
+    expect(h.stdout).toMatch(/^kiln train — /);
+    expect(h.stdout).toMatch(/--preset/);
   });
 });
