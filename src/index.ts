@@ -1,7 +1,7 @@
 /**
  * kiln — a WebGPU tensor engine: lazy tensors fused into WGSL kernels, the same in the browser and in Node.
  *
- *   import * as k from 'kiln';
+ *   import * as k from 'kiln-gpu';
  *   await k.init();
  *   const y = k.tensor([[1, 2], [3, 4]]).matmul(k.randn([2, 3])).relu();
  *   console.log(await y.tolist());
