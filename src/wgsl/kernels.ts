@@ -176,10 +176,16 @@ function checkRange(k: Kernel): void {
 /** Renders a kernel description to its compute passes. */
 export function render(k: Kernel, cfg: KernelConfig): Pass[] {
   checkRange(k);
-  switch (k.kind) {
-    case 'elementwise': return [renderElementwise(k, cfg)];
-    case 'reduce': return renderReduce(k, cfg);
-    case 'matmul': return renderMatmul(k, cfg);
+  try {
+    switch (k.kind) {
+      case 'elementwise': return [renderElementwise(k, cfg)];
+      case 'reduce': return renderReduce(k, cfg);
+      case 'matmul': return renderMatmul(k, cfg);
+    }
+  } catch (e) {
+    // name the ops (e.g. a dispatch beyond the device's workgroup limits)
+    if (e instanceof Error && k.ops?.length && !e.message.startsWith("'")) e.message = `${k.ops.map((o) => `'${o}'`).join(', ')}: ${e.message}`;
+    throw e;
   }
 }
 
