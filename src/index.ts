@@ -6,6 +6,7 @@
  *   const y = k.tensor([[1, 2], [3, 4]]).matmul(k.randn([2, 3])).relu();
  *   console.log(await y.tolist());
  */
+import { loadAsyncContext } from './tensor/context.js';
 import { init as initDevice, deviceInfo, destroyDevice, type DeviceInfo, type InitOptions } from './wgsl/device.js';
 import { memoryInfo, profileKernels, resetRuntime, resetStats, runtimeStats, trimPool, type KernelProfile, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
 import { applyElementwise, defineElementwise, syncDeviceLimits, Tensor, type ElementwiseSpec, type TensorLike } from './tensor/index.js';
@@ -13,10 +14,10 @@ import { applyElementwise, defineElementwise, syncDeviceLimits, Tensor, type Ele
 export type { DeviceInfo, InitOptions, MemoryInfo, RuntimeStats };
 export {
   Tensor, tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye,
-  manualSeed, getRngState, setRngState, rand, randn, randint, randomHost,
+  manualSeed, getRngState, setRngState, rand, randn, randint, randomHost, Generator,
   where, cat, stack, matmul, realize, synchronize, setFusion, setProgramCache, setDefaultDevice, getDefaultDevice, withDevice,
   scope, keep, noGrad, isGradEnabled,
-  type TensorLike, type NestedArray, type CreateOptions, type ReduceOptions, type BackwardOptions, type DType, type TypedArray, type Device,
+  type TensorLike, type NestedArray, type CreateOptions, type RandomOptions, type ReduceOptions, type BackwardOptions, type DType, type TypedArray, type Device,
 } from './tensor/index.js';
 export { grad, valueAndGrad, gradients, gradcheck, type GradOptions, type GradcheckInput, type GradcheckResult } from './autograd/index.js';
 export * as nn from './nn/index.js';
@@ -32,6 +33,7 @@ export { philox4x32 } from './wgsl/rng.js';
 
 /** Acquires the WebGPU device: navigator.gpu in browsers; Dawn in Node (hardware, else lavapipe, else SwiftShader). */
 export async function init(opts: InitOptions = {}): Promise<DeviceInfo> {
+  await loadAsyncContext();
   const info = await initDevice(opts);
   syncDeviceLimits();
   return info;

@@ -6,7 +6,7 @@
 import { noGrad } from '../tensor/index.js';
 import type { LatentCodec } from '../nn/models/vae.js';
 import { keep } from '../tensor/memory.js';
-import { full, manualSeed, randn, tensor, type Tensor } from '../tensor/index.js';
+import { full, Generator, randn, tensor, type Tensor } from '../tensor/index.js';
 import { classifierFreeGuidance, sample, type Model, type SampleOptions, type SamplerName } from './samplers.js';
 import { samplingPath } from './timesteps.js';
 import { objectiveSetup, type Denoiser, type Objective } from './training.js';
@@ -37,8 +37,9 @@ export async function generate(model: Denoiser, o: GenerateOptions): Promise<Ten
   const N = o.labels.length;
   const nc = model.config.numClasses;
   for (const l of o.labels) if (!Number.isInteger(l) || l < 0 || l > nc) throw new Error(`generate: labels must be integers in [0, ${nc}] (${nc} = no class), got ${l}`);
-  manualSeed(o.seed ?? 0);
-  const noise = keep(randn([N, ...o.shape]));
+  // a generator of its own: generations running at once do not share (or move) the global one
+  const generator = new Generator(o.seed ?? 0);
+  const noise = keep(randn([N, ...o.shape], { generator }));
   const labels = keep(tensor(Int32Array.from(o.labels)));
   const w = o.guidance ?? 0;
   let fn: Model;
@@ -49,7 +50,7 @@ export async function generate(model: Denoiser, o: GenerateOptions): Promise<Ten
   } else fn = (x, t) => model.forward(x, full([N], t), labels);
   const path = samplingPath(process, { steps: o.steps ?? 20 });
   try {
-    const { x } = await sample({ model: fn, prediction, process, path, noise, sampler: o.sampler ?? defaultSampler(o.objective), onStep: o.onStep });
+    const { x } = await sample({ model: fn, prediction, process, path, noise, sampler: o.sampler ?? defaultSampler(o.objective), generator, onStep: o.onStep });
     return x;
   } finally {
     noise.dispose();

@@ -5,7 +5,7 @@
  * Randomness comes from kiln's seeded generator: a seed gives the same samples on every device.
  */
 import { keep, scope } from '../tensor/memory.js';
-import { cat, randn, realize, Tensor, where } from '../tensor/index.js';
+import { cat, Generator, randn, realize, Tensor, where } from '../tensor/index.js';
 import { noGrad } from '../tensor/index.js';
 import { toDenoised, type Denoised, type Prediction } from './predict.js';
 import { EDM, RectifiedFlow, VESDE, VPSDE, type NoiseProcess, type TimePoint } from './process.js';
@@ -44,6 +44,13 @@ export interface SampleOptions {
   /** RK45 tolerances. */
   rtol?: number;
   atol?: number;
+  /**
+   * Where the sampler's noise comes from: a generator of its own (`generator`, or a new one seeded with
+   * `seed`), so that samplers running at once give the same samples as run one after the other. Without
+   * either, the global generator (`manualSeed`) is used.
+   */
+  generator?: Generator;
+  seed?: number;
   /** Called after each step with the step index, the current x and the denoised estimate. */
   onStep?: (info: { step: number; total: number; x: Tensor; x0: Tensor }) => void | Promise<void>;
 }
@@ -103,6 +110,8 @@ export async function sample(o: SampleOptions): Promise<SampleResult> {
   if (path.length < 2) throw new Error('sample: the path needs at least 2 points (steps ≥ 1)');
   if ((o.sampler === 'flow_euler' || o.sampler === 'flow_heun') && !(o.process instanceof RectifiedFlow))
     throw new Error(`sample: '${o.sampler}' integrates the rectified-flow velocity and needs the RectifiedFlow process, got ${o.process.constructor.name}; use 'euler' or 'heun' for other processes`);
+  if (o.generator !== undefined && o.seed !== undefined) throw new Error('sample: give either `generator` or `seed`, not both');
+  if (o.seed !== undefined) o = { ...o, generator: new Generator(o.seed) };
   const den = new Denoiser(o.model, o.prediction, o.clip, o.threshold);
   let x = keep(noGrad(() => o.noise.mul(path[0]!.s)));
   const replace = (next: Tensor) => {
@@ -150,7 +159,7 @@ function stepOnce(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, n: T
       let sigEta = last || !Number.isFinite(sc) ? 0 : eta * n.s * Math.sqrt(Math.max(0, 1 - (sn * sn) / (sc * sc)));
       let out = x0.mul(n.a).add(eps.mul(Math.sqrt(Math.max(0, n.s * n.s - sigEta * sigEta))));
       if (o.sampler === 'ddpm' && o.variance === 'fixed_large' && !last) sigEta = Math.sqrt(Math.max(0, 1 - (c.a * c.a) / (n.a * n.a)));
-      if (sigEta > 0) out = out.add(randn(x.shape, { device: x.device }).mul(sigEta));
+      if (sigEta > 0) out = out.add(randn(x.shape, { device: x.device, generator: o.generator }).mul(sigEta));
       return { x: out, x0 };
     }
     case 'heun':
@@ -164,7 +173,7 @@ function stepOnce(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, n: T
         const gamma = c.s >= sTmin && c.s <= sTmax ? Math.min(sChurn / steps, Math.SQRT2 - 1) : 0;
         if (gamma > 0) {
           const sHat = c.s * (1 + gamma);
-          xc = x.add(randn(x.shape, { device: x.device }).mul(Math.sqrt(sHat * sHat - c.s * c.s) * sNoise));
+          xc = x.add(randn(x.shape, { device: x.device, generator: o.generator }).mul(Math.sqrt(sHat * sHat - c.s * c.s) * sNoise));
           pc = o.process.at(sHat);
         }
       }
@@ -214,7 +223,7 @@ function stepOnce(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, n: T
         const r = prevH / h;
         xt = xt.add(x0.sub(prevX0).mul(0.5 * -Math.expm1(-h - etaH) * (1 / r)));
       }
-      if (eta > 0) xt = xt.add(randn(x.shape, { device: x.device }).mul(sn * Math.sqrt(-Math.expm1(-2 * etaH))));
+      if (eta > 0) xt = xt.add(randn(x.shape, { device: x.device, generator: o.generator }).mul(sn * Math.sqrt(-Math.expm1(-2 * etaH))));
       return { x: xt.mul(n.a), x0 };
     }
     case 'flow_euler': {
@@ -233,7 +242,7 @@ function stepOnce(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, n: T
       const f = proc.driftCoef(c.t), g = proc.diffusion(c.t);
       // reverse SDE: dx = [f·x − g²·score] dt + g dw̄, integrated backward by dt
       let out = xc.sub(xc.mul(f).sub(score.mul(g * g)).mul(dt));
-      if (i < o.path.length - 2) out = out.add(randn(x.shape, { device: x.device }).mul(g * Math.sqrt(dt)));
+      if (i < o.path.length - 2) out = out.add(randn(x.shape, { device: x.device, generator: o.generator }).mul(g * Math.sqrt(dt)));
       return { x: out, x0 };
     }
     case 'pf_ode_rk45':
@@ -251,7 +260,7 @@ function langevin(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, proc
   for (let k = 0; k < (o.correctorSteps ?? 1); k++) {
     const { eps } = den.at(xc, c);
     const grad = eps.div(-c.s);
-    const z = randn(x.shape, { device: x.device });
+    const z = randn(x.shape, { device: x.device, generator: o.generator });
     // norms per sample, averaged over the batch (score_sde): one step size for the whole batch
     const axes = x.shape.slice(1).map((_, i) => i + 1);
     const gn = grad.mul(grad).sum(axes).sqrt().mean();

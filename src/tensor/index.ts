@@ -6,7 +6,7 @@ export { applyElementwise, where, matmul } from './apply.js';
 export { setFusion, syncDeviceLimits } from './plan.js';
 export { setProgramCache } from './program.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye, setDefaultDevice, getDefaultDevice, withDevice, type NestedArray, type CreateOptions } from './creation.js';
-export { manualSeed, getRngState, setRngState, rand, randn, randint, randomHost } from './random.js';
+export { manualSeed, getRngState, setRngState, rand, randn, randint, randomHost, Generator, type RandomOptions } from './random.js';
 export { cat, stack } from './composites/indexing.js';
 export { realize, synchronize } from './realize.js';
 export { scope, keep } from './memory.js';

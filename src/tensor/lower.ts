@@ -105,8 +105,12 @@ class KernelBuilder implements Lowering {
     return e;
   }
 
+  /** The ops fused into the kernel (for error messages). */
+  readonly ops = new Set<string>();
+
   private compute(n: LazyNode, idx: Index): Expr {
     if (n.realized || (n !== this.plan.root && this.slots.has(n))) return this.load(n, idx);
+    if (n.kind !== 'movement') this.ops.add(n.op);
     const def = n.def;
     if (isCoreDef(def)) {
       if (n !== this.plan.core) throw new Error(`kiln internal error: unplanned '${n.op}' inside a kernel`);
@@ -120,7 +124,8 @@ class KernelBuilder implements Lowering {
     const { root, core } = this.plan;
     const epilogue = this.value(root, { flat: GID, shape: root.shape });
     const partial = core ? (core.def as CoreDef).kernel(core, this, epilogue) : { kind: 'elementwise' as const, size: root.size, value: epilogue };
-    return { ...partial, inputs: this.plan.inputs.map((x) => x.dtype), outDtype: root.dtype, nParams: this.sources.length, helpers: [BASE_HELPERS, ...this.helpers] } as Kernel;
+    if (core) this.ops.add(core.op);
+    return { ...partial, inputs: this.plan.inputs.map((x) => x.dtype), outDtype: root.dtype, nParams: this.sources.length, helpers: [BASE_HELPERS, ...this.helpers], ops: [...this.ops] } as Kernel;
   }
 }
 

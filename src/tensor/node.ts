@@ -15,6 +15,16 @@ export type Device = 'webgpu' | 'cpu';
 
 let nextId = 1;
 
+/** Most elements a GPU tensor may have: kernels index with u32 (a wider count would wrap, or not compile). */
+export const MAX_ELEMENTS = 0xffffffff;
+
+/** Throws at graph-build time, naming the op, when a GPU tensor's elements cannot be indexed. */
+function checkIndexable(op: string, shape: number[]): void {
+  let n = 1;
+  for (const d of shape) n *= d;
+  if (n > MAX_ELEMENTS) throw new RangeError(`${op}: a tensor of shape [${shape.join(', ')}] has ${n} elements, beyond what kiln's GPU kernels can index (at most ${MAX_ELEMENTS} = 2^32 - 1 elements); split it into smaller tensors`);
+}
+
 /** One node of the lazy graph. */
 export class LazyNode {
   readonly id = nextId++;
@@ -38,6 +48,7 @@ export class LazyNode {
     public arg: unknown = undefined,
   ) {
     this.def = opDef(op);
+    if (device === 'webgpu' && shape.length) checkIndexable(op, shape);
     for (const s of src) s.refs++;
   }
 

@@ -7,7 +7,7 @@
  */
 import type { LazyNode } from './node.js';
 import type { CoreDef, MovementDef } from './ops/registry.js';
-import { lowerKernel, type KernelPlan, type ParamSource } from './lower.js';
+import { lowerKernel, storageBytes, type KernelPlan, type ParamSource } from './lower.js';
 import { fuseHorizontally } from './fuse.js';
 import type { Kernel } from '../wgsl/kernels.js';
 import { gpu, hasDevice } from '../wgsl/device.js';
@@ -27,6 +27,21 @@ export function setFusion(on: boolean): void {
 /** Takes the storage-binding limit per kernel from the device. */
 export function syncDeviceLimits(): void {
   if (hasDevice()) scheduleConfig.maxInputs = gpu().info.limits.maxStorageBuffersPerShaderStage - 2; // the output, and the scratch buffer of two-pass kernels
+}
+
+/**
+ * Every stored node must fit one storage binding of the adapter: checked when the graph is planned (before
+ * anything is allocated or encoded), with an error naming the op rather than a WebGPU validation error.
+ */
+function checkStorage(stored: LazyNode[]): void {
+  if (!hasDevice()) return;
+  const limit = gpu().info.limits.maxStorageBufferBindingSize;
+  for (const n of stored) {
+    const bytes = storageBytes(n);
+    if (bytes > limit) {
+      throw new RangeError(`${n.op}: its result of shape [${n.shape.join(', ')}] (${n.dtype}) needs ${bytes} bytes, more than this adapter's largest storage buffer binding (maxStorageBufferBindingSize = ${limit} bytes, ${gpu().info.driver}); split it into smaller tensors`);
+    }
+  }
 }
 
 /** A kernel to launch and the nodes it reads and writes. */
@@ -95,6 +110,7 @@ export class Scheduler {
     }
     if (scheduleConfig.fusion) this.chooseStores(seen);
     for (const t of targets) if (!t.realized) this.plan(t);
+    checkStorage(this.plans.map((p) => p.root));
     const planned = this.plans.map((p) => ({ ...lowerKernel(p), inputs: p.inputs, outs: [p.root] }));
     this.planned = scheduleConfig.fusion ? fuseHorizontally(planned, scheduleConfig.maxInputs) : planned;
   }

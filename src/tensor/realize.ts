@@ -9,7 +9,7 @@ import { realizeReference } from './reference.js';
 import { storageBytes } from './lower.js';
 import { launchesOf, programFor } from './program.js';
 import { gpu } from '../wgsl/device.js';
-import { execute, executeAndRead, waitForSubmitted, type Launch } from '../wgsl/runtime.js';
+import { deviceReplaced, execute, executeAndRead, isStaleBuffer, waitForSubmitted, type Launch } from '../wgsl/runtime.js';
 
 let chain: Promise<unknown> = Promise.resolve();
 /** Runs `fn` after every earlier realization has been submitted (one at a time). */
@@ -17,6 +17,26 @@ function serialize<T>(fn: () => Promise<T>): Promise<T> {
   const next = chain.then(fn, fn);
   chain = next.catch(() => undefined);
   return next;
+}
+
+/**
+ * Nodes whose kernels were planned but never ran (a kernel failed to compile, or the submit failed): their
+ * buffers hold no values, so any later use reports the original error instead of reading garbage. Only
+ * what the failed realization touched is invalid; everything else keeps working.
+ */
+const failed = new WeakMap<LazyNode, Error>();
+let anyFailed = false;
+
+function checkNotFailed(nodes: Iterable<LazyNode>): void {
+  if (anyFailed) {
+    for (const n of nodes) {
+      const e = failed.get(n);
+      if (e) throw new Error(`kiln: this tensor depends on a result whose computation failed earlier: ${e.message}`, { cause: e });
+    }
+  }
+  if (deviceReplaced()) for (const n of nodes) {
+    if (n.buffer && isStaleBuffer(n.buffer)) throw new Error('kiln: this tensor depends on a tensor stored on an earlier WebGPU device (destroyed, or lost and replaced by init()); its values are gone — create it again');
+  }
 }
 
 /** Realizes nodes (GPU and CPU reference) and reads back `reads` (GPU) in the same submit. */
@@ -29,17 +49,27 @@ export async function realizeNodes(nodes: LazyNode[], reads: LazyNode[] = []): P
   gpu();
   return serialize(async (): Promise<ArrayBuffer[] | (() => Promise<ArrayBuffer[]>)> => {
     const pending = gpuNodes.filter((n) => !n.realized && !n.freed);
+    checkNotFailed(gpuReads);
     let launches: Launch[] = [];
+    let outs: LazyNode[] = [];
     if (pending.length) {
       const { program, nodes } = programFor(pending);
+      checkNotFailed(nodes);
       launches = launchesOf(program, nodes);
+      outs = program.kernels.flatMap((k) => k.outs.map((o) => nodes[o]!));
     }
-    if (!gpuReads.length) {
-      await execute(launches);
-      return [];
+    try {
+      if (!gpuReads.length) {
+        await execute(launches);
+        return [];
+      }
+      for (const n of gpuReads) if (!n.buffer) throw new Error('kiln: cannot read a disposed tensor');
+      return await executeAndRead(launches, gpuReads.map((n) => ({ buffer: n.buffer!, bytes: storageBytes(n) })));
+    } catch (e) {
+      for (const n of outs) failed.set(n, e as Error);
+      if (outs.length) anyFailed = true;
+      throw e;
     }
-    for (const n of gpuReads) if (!n.buffer) throw new Error('kiln: cannot read a disposed tensor');
-    return executeAndRead(launches, gpuReads.map((n) => ({ buffer: n.buffer!, bytes: storageBytes(n) })));
   }).then((r) => (typeof r === 'function' ? r() : r));
 }
 

@@ -6,6 +6,7 @@
  */
 import type { Tensor } from './tensor.js';
 import { keep, scope } from './memory.js';
+import { asyncContextSlot, markTurn, turns } from './context.js';
 import { fmt } from './shape.js';
 import { isFloat } from './dtype.js';
 import type { OpDef } from './ops/registry.js';
@@ -44,11 +45,44 @@ export interface Step {
   refs: number;
 }
 
-let gradEnabled = true;
+/**
+ * Grad mode, per context: inside `withGradMode`'s function (synchronously) `mode` is its frame; after an
+ * await, Node's AsyncLocalStorage says which call the continuation belongs to, so overlapping async
+ * `noGrad` calls never switch recording for each other, and recording is on again once all have ended.
+ * Browsers (no async context) take the most recently suspended open call; every call removes only its own
+ * frame when it ends, so overlapping calls cannot leave the mode stuck.
+ */
+interface ModeFrame {
+  enabled: boolean;
+  parent: ModeFrame | null;
+  closed: boolean;
+  /** Browsers: the microtask turn it opened in (see ./context.ts). */
+  turn: number;
+}
+let mode: ModeFrame | null = null;
+let pendingModes = 0;
+const modeSlot = asyncContextSlot<ModeFrame>();
+const suspendedModes: ModeFrame[] = [];
+
+function asyncMode(): ModeFrame | null {
+  if (pendingModes === 0) return null;
+  const ctx = modeSlot.ctx;
+  if (ctx) {
+    let f: ModeFrame | null | undefined = ctx.getStore();
+    while (f && f.closed) f = f.parent;
+    return f ?? null;
+  }
+  for (let i = suspendedModes.length - 1; i >= 0; i--) {
+    const f = suspendedModes[i]!;
+    if (!f.closed && f.turn !== turns.turn) return f;
+  }
+  return null;
+}
 
 /** True when ops are being recorded for backward. */
 export function isGradEnabled(): boolean {
-  return gradEnabled;
+  const m = mode ?? asyncMode();
+  return m ? m.enabled : true;
 }
 
 /** Runs `fn` without recording gradients (sync or async). */
@@ -56,19 +90,31 @@ export function noGrad<T>(fn: () => T): T {
   return withGradMode(false, fn);
 }
 
-/** Runs `fn` with recording switched on or off. */
+/** Runs `fn` with recording switched on or off (sync or async; overlapping async calls stay apart). */
 export function withGradMode<T>(enabled: boolean, fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = enabled;
+  const ctx = modeSlot.ctx;
+  const prev = mode;
+  const f: ModeFrame = { enabled, parent: prev ?? asyncMode(), closed: false, turn: ctx ? 0 : markTurn() };
+  mode = f;
   let r: T;
   try {
-    r = fn();
+    r = ctx ? ctx.run(f, fn) : fn();
   } catch (e) {
-    gradEnabled = prev;
+    f.closed = true;
     throw e;
+  } finally {
+    mode = prev;
   }
-  if (r instanceof Promise) return r.finally(() => (gradEnabled = prev)) as T;
-  gradEnabled = prev;
+  if (r instanceof Promise) {
+    pendingModes++;
+    if (!ctx) suspendedModes.push(f);
+    return r.finally(() => {
+      pendingModes--;
+      f.closed = true;
+      if (!ctx) suspendedModes.splice(suspendedModes.indexOf(f), 1);
+    }) as T;
+  }
+  f.closed = true;
   return r;
 }
 
@@ -82,7 +128,7 @@ const released = new FinalizationRegistry<Tensor[]>((saved) => {
 
 /** Records a primitive application when gradients are needed (called for every op with inputs). */
 export function record(call: PrimitiveCall): void {
-  if (!gradEnabled || !isFloat(call.out.dtype) || !call.inputs.some((t) => t.requiresGrad)) return;
+  if (!isGradEnabled() || !isFloat(call.out.dtype) || !call.inputs.some((t) => t.requiresGrad)) return;
   const saved = call.inputs.map(handle);
   const step = { def: call.def, arg: call.arg, inputs: call.inputs, saved, out: call.out, freed: false, refs: 1 } as Omit<Step, 'savedOut'> as Step;
   for (const t of new Set(call.inputs.map((x) => x.gradFn as Step | null))) if (t) t.refs++;

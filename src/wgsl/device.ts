@@ -52,7 +52,12 @@ export interface DeviceState {
   device: GPUDevice;
   info: DeviceInfo;
   f16: boolean;
-  /** The first uncaptured error or loss, re-thrown at the next operation. */
+  /** Set when the device is lost: every later operation fails with it until `init()` acquires a new device. */
+  lost: Error | null;
+  /**
+   * A WebGPU error that no call captured (kiln captures its own in error scopes): reported once, at the
+   * next readback, then cleared, so one bad command never poisons the work after it.
+   */
   error: Error | null;
   owned: boolean;
   /** The kernel configuration for this adapter. */
@@ -187,19 +192,27 @@ function finish(device: GPUDevice, adapter: GPUAdapter | null, icd: string | und
   const row = tuningFor(info, tuning);
   info.tuning = row.name;
   const kernels: KernelConfig = { maxWorkgroupsPerDim: l.maxComputeWorkgroupsPerDimension, ...row.config };
-  const s: DeviceState = { device, info, f16: device.features.has('shader-f16'), error: null, owned, kernels };
+  const s: DeviceState = { device, info, f16: device.features.has('shader-f16'), lost: null, error: null, owned, kernels };
   device.addEventListener('uncapturederror', (ev) => {
     const e = (ev as GPUUncapturedErrorEvent).error;
     s.error ??= new Error(`kiln: WebGPU error: ${e.message}`);
   });
   void device.lost.then((li) => {
-    if (state === s && li.reason !== 'destroyed') s.error ??= new Error(`kiln: the WebGPU device was lost (${li.reason}): ${li.message}`);
+    // k.destroy() drops the state before destroying: a loss seen while the state is current is unexpected
+    if (state === s) {
+      s.lost = new Error(
+        `kiln: the WebGPU device was lost (${li.reason || 'unknown'}${li.message ? `: ${li.message}` : ''}). ` +
+          'Tensors on it are gone; call `await k.init()` to acquire a new device and continue (no restart needed).',
+      );
+    }
   });
   return s;
 }
 
 /** Acquires the WebGPU device (idempotent; a `tuning` given again switches the kernels). In Node picks hardware, then lavapipe, then SwiftShader. */
 export async function init(opts: InitOptions = {}): Promise<DeviceInfo> {
+  // a lost device is replaced: the runtime notices the new device and drops its pools and pipelines
+  if (state?.lost) state = null;
   if (state) {
     // the device stays; a tuning asked for anew applies to the kernels built from now on
     if (opts.tuning !== undefined) {
@@ -221,13 +234,42 @@ export async function init(opts: InitOptions = {}): Promise<DeviceInfo> {
 /** The active device state; throws a clear error before `init()`. */
 export function gpu(): DeviceState {
   if (!state) throw new Error('kiln: no device; call `await k.init()` first');
-  if (state.error) throw state.error;
+  if (state.lost) throw state.lost;
   return state;
 }
 
-/** True once `init()` has succeeded. */
+/** Takes (and clears) the error no call captured, if any: it is reported once. */
+export function takeError(s: DeviceState): Error | null {
+  const e = s.lost ?? s.error;
+  s.error = null;
+  return e;
+}
+
+/**
+ * Runs `fn` (synchronous WebGPU calls) inside validation and out-of-memory error scopes; the promise
+ * resolves to the first error those calls raised, so it belongs to the operation that caused it.
+ */
+export function captureErrors<T>(device: GPUDevice, fn: () => T): { value: T; errors: Promise<GPUError | null> } {
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  const pop = () => {
+    const validation = device.popErrorScope();
+    const oom = device.popErrorScope();
+    return Promise.all([validation, oom]).then(([v, o]) => v ?? o ?? null, () => null);
+  };
+  let value: T;
+  try {
+    value = fn();
+  } catch (e) {
+    void pop();
+    throw e;
+  }
+  return { value, errors: pop() };
+}
+
+/** True once `init()` has succeeded (and the device was not lost since). */
 export function hasDevice(): boolean {
-  return state !== null;
+  return state !== null && !state.lost;
 }
 
 /** Describes the adapter in use (driver kind, names, features, limits). */

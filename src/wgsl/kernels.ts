@@ -19,6 +19,8 @@ interface KernelBase {
   nParams: number;
   /** WGSL helper declarations the bodies call (each emitted once). */
   helpers: string[];
+  /** The ops fused into the kernel (for error messages). */
+  ops?: string[];
 }
 
 /** out[gid] = value(gid), plus optional further outputs of the same size computed in the same pass. */
@@ -154,12 +156,36 @@ function fnOf(name: string, args: string, ret: VT, body: Expr): string {
   return `fn ${name}(${args}) -> ${ret === 'vec4u' ? 'vec4<u32>' : ret} {\n${em.lines.join('\n')}\n  return ${r};\n}`;
 }
 
+/** Largest count a kernel may index with u32 arithmetic (sizes, flat indices and loop bounds). */
+export const MAX_U32_INDEX = 0xffffffff;
+
+/** The sizes a kernel bakes in or passes as u32, each checked against u32 indexing before any WGSL is made. */
+function checkRange(k: Kernel): void {
+  const sizes: [string, number][] =
+    k.kind === 'elementwise' ? [['elements', k.size]]
+    : k.kind === 'reduce' ? [['outputs', k.outSize], ['reduced elements', k.redSize], ['elements read', k.outSize * k.redSize]]
+    : [['rows', k.M], ['columns', k.N], ['inner size', k.K], ['outputs', k.batchShape.reduce((a, b) => a * b, 1) * k.M * k.N]];
+  for (const [what, n] of sizes) {
+    if (!Number.isSafeInteger(n) || n > MAX_U32_INDEX) {
+      const ops = k.ops?.length ? k.ops.map((o) => `'${o}'`).join(', ') : k.kind;
+      throw new RangeError(`${ops}: a ${k.kind} kernel with ${n} ${what} is beyond u32 indexing (at most ${MAX_U32_INDEX}); split the work into smaller tensors`);
+    }
+  }
+}
+
 /** Renders a kernel description to its compute passes. */
 export function render(k: Kernel, cfg: KernelConfig): Pass[] {
-  switch (k.kind) {
-    case 'elementwise': return [renderElementwise(k, cfg)];
-    case 'reduce': return renderReduce(k, cfg);
-    case 'matmul': return renderMatmul(k, cfg);
+  checkRange(k);
+  try {
+    switch (k.kind) {
+      case 'elementwise': return [renderElementwise(k, cfg)];
+      case 'reduce': return renderReduce(k, cfg);
+      case 'matmul': return renderMatmul(k, cfg);
+    }
+  } catch (e) {
+    // name the ops (e.g. a dispatch beyond the device's workgroup limits)
+    if (e instanceof Error && k.ops?.length && !e.message.startsWith("'")) e.message = `${k.ops.map((o) => `'${o}'`).join(', ')}: ${e.message}`;
+    throw e;
   }
 }
 

@@ -2,7 +2,7 @@
  * The WebGPU runtime: a buffer pool keyed by size class, a pipeline cache keyed by generated source,
  * one command encoder and one submit per realization, and batched asynchronous readback.
  */
-import { gpu, type DeviceState } from './device.js';
+import { captureErrors, gpu, takeError, type DeviceState } from './device.js';
 import { render, type Binding, type Kernel, type KernelConfig, type Pass } from './kernels.js';
 
 /** Counters exposed through `k.stats()`. */
@@ -106,10 +106,27 @@ let liveBuffers = 0;
 const pipelines = new Map<string, GPUComputePipeline>();
 const layouts = new Map<string, GPUBindGroupLayout>();
 let ownerDevice: GPUDevice | null = null;
+/** The device each storage buffer was made on: buffers of a destroyed or lost device never reach the new pool. */
+const bufferDevice = new WeakMap<GPUBuffer, GPUDevice>();
+
+/** Devices used so far; after the first, buffers of an earlier device may still be held by tensors. */
+let devicesSeen = 0;
+
+/** True once a second device is in use (only then can a tensor hold a buffer of another device). */
+export function deviceReplaced(): boolean {
+  return devicesSeen > 1;
+}
+
+/** True when `buffer` was made on a device that is no longer the current one (destroyed or lost). */
+export function isStaleBuffer(buffer: GPUBuffer): boolean {
+  return devicesSeen > 1 && bufferDevice.get(buffer) !== ownerDevice;
+}
 
 function ensureDevice(s: DeviceState): void {
   if (ownerDevice === s.device) return;
   ownerDevice = s.device;
+  devicesSeen++;
+  compiling.clear();
   uniformBuffer = null;
   pool.clear();
   pendingFree = [];
@@ -144,6 +161,7 @@ export function acquireBuffer(bytes: number, prefer: readonly GPUBuffer[] = []):
     pooledBuffers--;
   } else {
     buffer = s.device.createBuffer({ size, usage: USAGE });
+    bufferDevice.set(buffer, s.device);
     stats.bytesAllocated += size;
     stats.buffersAllocated++;
   }
@@ -154,7 +172,7 @@ export function acquireBuffer(bytes: number, prefer: readonly GPUBuffer[] = []):
 
 /** Returns a buffer to the pool once the work already encoded with it has been submitted. */
 export function releaseBuffer(buffer: GPUBuffer): void {
-  if (ownerDevice === null) return;
+  if (ownerDevice === null || bufferDevice.get(buffer) !== ownerDevice) return;
   liveBytes -= buffer.size;
   liveBuffers--;
   pendingFree.push(buffer);
@@ -208,24 +226,46 @@ function layoutFor(device: GPUDevice, bindings: Binding[]): GPUBindGroupLayout {
   return l;
 }
 
-async function pipelineFor(device: GPUDevice, pass: Pass): Promise<GPUComputePipeline> {
+/** Pipelines being compiled, so concurrent submits wait for one compilation of a kernel. */
+const compiling = new Map<string, Promise<GPUComputePipeline>>();
+
+/**
+ * Compiles a pass inside error scopes: a kernel that fails to compile is an error of the operation that
+ * asked for it (naming its ops), raised once, and the device stays usable for everything else.
+ */
+function pipelineFor(device: GPUDevice, pass: Pass, what: string): Promise<GPUComputePipeline> {
   const cached = pipelines.get(pass.code);
-  if (cached) return cached;
-  const layout = device.createPipelineLayout({ bindGroupLayouts: [layoutFor(device, pass.bindings)] });
-  const module = device.createShaderModule({ code: pass.code });
-  let p: GPUComputePipeline;
-  try {
-    p = await device.createComputePipelineAsync({ layout, compute: { module, entryPoint: 'main' } });
-  } catch (e) {
-    const info = await module.getCompilationInfo().catch(() => null);
-    const msgs = info?.messages.map((m) => `${m.type} at ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n') ?? '';
-    const err = new Error(`kiln internal error: a generated kernel failed to compile (${(e as Error).message}). Please report it with the kernel source in error.cause.\n${msgs}`);
-    (err as Error & { cause?: unknown }).cause = pass.code;
-    throw err;
-  }
-  pipelines.set(pass.code, p);
-  stats.pipelinesCompiled++;
+  if (cached) return Promise.resolve(cached);
+  let p = compiling.get(pass.code);
+  if (p) return p;
+  p = (async () => {
+    const { value: [module, pending], errors } = captureErrors(device, () => {
+      const layout = device.createPipelineLayout({ bindGroupLayouts: [layoutFor(device, pass.bindings)] });
+      const module = device.createShaderModule({ code: pass.code });
+      const pending = device.createComputePipelineAsync({ layout, compute: { module, entryPoint: 'main' } });
+      return [module, pending.then((x) => x, (e: Error) => e)] as const;
+    });
+    const [scoped, made] = await Promise.all([errors, pending]);
+    if (scoped || made instanceof Error) {
+      const info = await module.getCompilationInfo().catch(() => null);
+      const msgs = info?.messages.map((m) => `${m.type} at ${m.lineNum}:${m.linePos}: ${m.message}`).join('\n') ?? '';
+      const reason = (made instanceof Error ? made.message : '') || scoped?.message || 'unknown error';
+      const err = new Error(`kiln: the kernel for ${what} failed to compile (${reason}). The device is still usable; this is a kiln bug unless the kernel came from a custom op: please report it with the kernel source in error.cause.\n${msgs}`);
+      (err as Error & { cause?: unknown }).cause = pass.code;
+      throw err;
+    }
+    pipelines.set(pass.code, made);
+    stats.pipelinesCompiled++;
+    return made;
+  })();
+  compiling.set(pass.code, p);
+  p.then(() => compiling.delete(pass.code), () => compiling.delete(pass.code));
   return p;
+}
+
+/** What a kernel computes, for error messages: the ops fused into it and its kind and sizes. */
+function describe(k: Kernel): string {
+  return k.ops?.length ? `${k.ops.map((o) => `'${o}'`).join(', ')} (${kernelLabel(k)})` : kernelLabel(k);
 }
 
 /** The kernel tuning for the current adapter (see ./tuning.ts). */
@@ -269,22 +309,45 @@ export async function profileKernels(fn: () => Promise<void>): Promise<KernelPro
   }
 }
 
-/** Encodes the launches into one command encoder (plus optional copies) and submits once. */
-export async function execute(launches: Launch[], copies: { src: GPUBuffer; dst: GPUBuffer; bytes: number; dstOffset: number }[] = []): Promise<void> {
+type Copy = { src: GPUBuffer; dst: GPUBuffer; bytes: number; dstOffset: number };
+
+/**
+ * Encodes the launches into one command encoder (plus optional copies) and submits once. WebGPU errors
+ * of the submission are not thrown (they arrive later): they are reported once, at the next readback.
+ */
+export async function execute(launches: Launch[], copies: Copy[] = []): Promise<void> {
+  const s = gpu();
+  const { errors } = await submit(launches, copies);
+  void errors.then((e) => {
+    if (e) s.error ??= e;
+  });
+}
+
+/** Submits; resolves (after the submit) with a promise of the submission's WebGPU error, found later, if any. */
+async function submit(launches: Launch[], copies: Copy[]): Promise<{ errors: Promise<Error | null> }> {
   // a timestamp query set holds at most 4096 queries: profile long submissions in parts
   if (profiling && launches.length > 2048) {
-    for (let i = 0; i < launches.length; i += 2048) await execute(launches.slice(i, i + 2048), i + 2048 >= launches.length ? copies : []);
-    return;
+    const parts: Promise<Error | null>[] = [];
+    for (let i = 0; i < launches.length; i += 2048) parts.push((await submit(launches.slice(i, i + 2048), i + 2048 >= launches.length ? copies : [])).errors);
+    return { errors: Promise.all(parts).then((es) => es.find((e) => e) ?? null) };
   }
   const s = gpu();
   ensureDevice(s);
   const device = s.device;
   const cfg = kernelConfig();
   const rendered = launches.map((l) => l.passes ?? render(l.kernel, cfg));
-  const uncompiled = new Set<Pass>();
-  for (const passes of rendered) for (const p of passes) if (!pipelines.has(p.code)) uncompiled.add(p);
-  if (uncompiled.size) await waiting(Promise.all([...new Map([...uncompiled].map((p) => [p.code, p])).values()].map((p) => pipelineFor(device, p))));
-  if (s.error) throw s.error;
+  const uncompiled = new Map<string, [Pass, Kernel]>();
+  rendered.forEach((passes, i) => {
+    for (const p of passes) if (!pipelines.has(p.code) && !uncompiled.has(p.code)) uncompiled.set(p.code, [p, launches[i]!.kernel]);
+  });
+  if (uncompiled.size) await waiting(Promise.all([...uncompiled.values()].map(([p, k]) => pipelineFor(device, p, describe(k)))));
+  gpu();
+  const { errors } = captureErrors(device, () => encodeAndSubmit(s, launches, rendered, copies));
+  return { errors: errors.then((e) => (e ? new Error(`kiln: WebGPU rejected a computation (kernels ${launches.slice(0, 4).map((l) => describe(l.kernel)).join('; ')}${launches.length > 4 ? '; …' : ''}): ${e.message}`) : null)) };
+}
+
+function encodeAndSubmit(s: DeviceState, launches: Launch[], rendered: Pass[][], copies: Copy[]): void {
+  const device = s.device;
 
   // pack every kernel's parameters, then the words its passes add, into one uniform buffer
   const added = rendered.map((passes) => passes.find((p) => p.params)?.params ?? []);
@@ -395,25 +458,26 @@ export async function executeAndRead(launches: Launch[], reqs: { buffer: GPUBuff
     total += Math.ceil(r.bytes / 4) * 4;
   }
   const staging = s.device.createBuffer({ size: Math.max(total, 4), usage: 0x01 /* MAP_READ */ | 0x08 /* COPY_DST */ });
+  let errors: Promise<Error | null>;
   try {
-    await execute(launches, reqs.map((r, i) => ({ src: r.buffer, dst: staging, bytes: Math.ceil(r.bytes / 4) * 4, dstOffset: offsets[i]! })));
+    ({ errors } = await submit(launches, reqs.map((r, i) => ({ src: r.buffer, dst: staging, bytes: Math.ceil(r.bytes / 4) * 4, dstOffset: offsets[i]! }))));
   } catch (e) {
     staging.destroy();
     throw e;
   }
   stats.readbacks++;
   return async () => {
-    try {
-      await waiting(staging.mapAsync(1 /* READ */));
-    } catch (e) {
+    const [err, mapped] = await Promise.all([errors, waiting(staging.mapAsync(1 /* READ */)).then(() => null, (e: Error) => e)]);
+    // this submission's own error first, then one an earlier submission left (each is reported once)
+    const fail = err ?? s.lost ?? (mapped ? new Error(`kiln: reading back from the GPU failed: ${mapped.message}`) : null) ?? takeError(s);
+    if (fail) {
       staging.destroy();
-      throw s.error ?? new Error(`kiln: reading back from the GPU failed: ${(e as Error).message}`);
+      throw fail;
     }
-    const mapped = staging.getMappedRange();
-    const out = reqs.map((r, i) => mapped.slice(offsets[i]!, offsets[i]! + r.bytes));
+    const range = staging.getMappedRange();
+    const out = reqs.map((r, i) => range.slice(offsets[i]!, offsets[i]! + r.bytes));
     staging.unmap();
     staging.destroy();
-    if (s.error) throw s.error;
     return out;
   };
 }
@@ -436,6 +500,7 @@ export function memoryInfo(): MemoryInfo {
 /** Drops all cached state (after the device is destroyed). */
 export function resetRuntime(): void {
   ownerDevice = null;
+  compiling.clear();
   uniformBuffer = null;
   pool.clear();
   pendingFree = [];
