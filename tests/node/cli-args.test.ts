@@ -1,7 +1,7 @@
 /** The one argument parser of every kiln command and script: unknown options are errors that list the valid ones. */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Args } from '../../src/cli/args.ts';
@@ -113,6 +113,13 @@ describe('bad values, outputs and checkpoints fail at startup with messages that
     expect(isVAECheckpoint(f)).toBe(false);
     expect(isVAECheckpoint(join(tmp, 'missing.safetensors'))).toBe(false);
   });
+
+  it('kiln mnist-mlp at a diverging learning rate stops at the first non-finite loss and saves nothing', async () => {
+    const out = join(tmp, 'mlp.safetensors');
+    const e = await mnistMlpCommand(['--lr', '1e6', '--epochs', '1', '--hidden', '16', '--batch', '64', '--out', out]).then(() => null, (err: Error) => err);
+    expect(e?.message).toMatch(new RegExp(`^ClassifierTrainer: non-finite loss (NaN|-?Infinity) at step \\d+ \\(last finite loss [-\\d.e+]+ at step \\d+\\); training stopped; nothing was saved to ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}; a lower --lr may help$`));
+    expect(existsSync(out)).toBe(false);
+  }, 300_000);
 
   it('kiln eval on a truncated checkpoint exits 1 naming the file and the problem', () => {
     const f = join(tmp, 'cut.safetensors');
