@@ -27,7 +27,7 @@ export * as data from './data/index.js';
 export * as diffusion from './diffusion/index.js';
 export * as train from './train/index.js';
 export * as io from './io/index.js';
-export { save, load, loadWithMetadata, serialize, deserialize, type Metadata } from './nn/safetensors.js';
+export { save, load, loadWithMetadata, loadHeader, serialize, deserialize, NonFiniteTensorError, type Metadata, type SafetensorsHeader, type SaveOptions } from './nn/safetensors.js';
 export { deviceInfo };
 export { philox4x32 } from './wgsl/rng.js';
 

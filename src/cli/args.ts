@@ -50,15 +50,17 @@ export class Args {
   has(name: string): boolean {
     return this.values.has(name);
   }
-  /** A number ≥ min, or > `above` (integer when asked). */
-  number(name: string, fallback: number, opts: { min?: number; above?: number; integer?: boolean } = {}): number {
+  /** A number ≥ min (or > `above`) and ≤ max (integer when asked). */
+  number(name: string, fallback: number, opts: { min?: number; above?: number; max?: number; integer?: boolean } = {}): number {
     const raw = this.values.get(name);
     if (raw === undefined) return fallback;
     const v = Number(raw);
     const min = opts.min ?? -Infinity;
     const above = opts.above ?? -Infinity;
-    if (!Number.isFinite(v) || v < min || !(v > above) || (opts.integer && !Number.isInteger(v))) {
-      const bound = opts.above !== undefined ? ` > ${above}` : min > -Infinity ? ` ≥ ${min}` : '';
+    const max = opts.max ?? Infinity;
+    if (!Number.isFinite(v) || v < min || !(v > above) || v > max || (opts.integer && !Number.isInteger(v))) {
+      const lo = opts.above !== undefined ? { open: '(', v: above, text: ` > ${above}` } : min > -Infinity ? { open: '[', v: min, text: ` ≥ ${min}` } : null;
+      const bound = lo && max < Infinity ? ` in ${lo.open}${lo.v}, ${max}]` : lo ? lo.text : max < Infinity ? ` ≤ ${max}` : '';
       throw new Error(`--${name} expects ${opts.integer ? 'an integer' : 'a number'}${bound}, got '${raw}'`);
     }
     return v;

@@ -1,8 +1,66 @@
-/** What several commands share: PNG grids of images, the repository's metrics classifier, and the features of real digits. */
-import { writeFileSync } from 'node:fs';
+/**
+ * What several commands share: output paths checked before the work starts, PNG grids of images, the
+ * repository's metrics classifier, and the features of real digits.
+ */
+import { accessSync, constants, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k from '../index.js';
 import { imageGrid } from '../io/grid.js';
+
+/** A file-system error said plainly (its code kept). */
+function plain(e: unknown): string {
+  const err = e as NodeJS.ErrnoException;
+  const what: Record<string, string> = { EACCES: 'permission denied', EPERM: 'permission denied', EROFS: 'read-only file system', ENOTDIR: 'a part of the path is a file, not a directory', EEXIST: 'exists and is not a directory', ENOSPC: 'no space left on the device' };
+  return err.code && what[err.code] ? `${what[err.code]} (${err.code})` : err.message;
+}
+
+/**
+ * Makes sure the output directory `dir` (of option `option`) exists and is writable — created if
+ * missing — so that a bad `--out` fails at startup, not after the work. Returns `dir`.
+ */
+export function outputDir(dir: string, option = '--out'): string {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new Error(`${option} ${dir}: cannot create this directory: ${plain(e)}`);
+  }
+  if (!statSync(dir).isDirectory()) throw new Error(`${option} ${dir}: exists and is not a directory`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (e) {
+    throw new Error(`${option} ${dir}: cannot write into this directory: ${plain(e)}`);
+  }
+  return dir;
+}
+
+/** Like `outputDir` for the folder of the output file `file`, which must not be a directory or read-only. Returns `file`. */
+export function outputFile(file: string, option = '--out'): string {
+  outputDir(dirname(file), option);
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    return file; // does not exist yet: the folder is writable
+  }
+  if (st.isDirectory()) throw new Error(`${option} ${file}: is a directory; give a file name`);
+  try {
+    accessSync(file, constants.W_OK);
+  } catch (e) {
+    throw new Error(`${option} ${file}: cannot overwrite this file: ${plain(e)}`);
+  }
+  return file;
+}
+
+/**
+ * The error of a training command whose run diverged (`e`, a `NonFiniteLossError`): its message, then
+ * which checkpoint file was kept (`savedStep`: the step of the last one this run wrote, −1 if none) and
+ * where the losses up to the failing step are.
+ */
+export function diverged(e: Error, ckpt: string, savedStep: number, lossFile: string): Error {
+  const kept = savedStep >= 0 ? `${ckpt} is the last good checkpoint (step ${savedStep})` : `this run wrote no checkpoint`;
+  return new Error(`${e.message}\n${kept}; the losses up to the failing step are in ${lossFile}; a lower --lr may help`);
+}
 
 /** Writes images [N, 1, H, W] in [−1, 1] as a PNG grid in rows of `cols`. */
 export async function writeGrid(file: string, x: k.Tensor, cols: number): Promise<void> {

@@ -5,12 +5,12 @@
  * real-train vs real-test floor, Inception-style score). With `--latent <VAE checkpoint>` the model is
  * trained on the frozen VAE's latents (normalized to unit variance) and every sample is decoded.
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as k from '../index.js';
 import { DiffusionTrainer, type TrainConfig } from '../train/index.js';
 import { Args } from './args.js';
-import { loadMetricsNet, realFeatures, writeGrid } from './common.js';
+import { diverged, loadMetricsNet, outputDir, outputFile, realFeatures, writeGrid } from './common.js';
 import { fmtTime, Progress } from './progress.js';
 
 type Denoiser = k.diffusion.Denoiser;
@@ -46,10 +46,15 @@ export const LATENT_PRESETS: Record<'cpu' | 'gpu', Preset> = {
   gpu: { model: 'unet', unet: { widths: [192], attention: [0], midAttention: true, heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 1 }, steps: 20000, batch: 128, lr: 2e-4 },
 };
 
+/** `path` if a checkpoint file is there, else an error that says how to make one. */
+function existingCheckpoint(path: string): string {
+  if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist (train one with kiln train --out <dir>)`);
+  return path;
+}
+
 /** Loads a checkpoint's model (EMA weights unless `ema` is false) with its metadata and latent codec, or names what is missing. */
 async function loadCheckpoint(path: string, ema = true): Promise<{ model: Denoiser; meta: Record<string, unknown>; latent: k.nn.LatentCodec | null }> {
-  if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist (train one with kiln train --out <dir>)`);
-  return k.diffusion.loadDenoiser(path, { ema });
+  return k.diffusion.loadDenoiser(existingCheckpoint(path), { ema });
 }
 
 /** Options of sampling a grid. */
@@ -109,15 +114,15 @@ export async function trainCommand(argv: string[]): Promise<void> {
     warmup: a.number('warmup', Math.min(100, Math.floor(steps / 10)), { min: 0, integer: true }),
     weightDecay: a.number('weight-decay', 0, { min: 0 }),
     clip: a.number('clip', 1, { min: 0 }),
-    emaDecay: a.number('ema', steps < 5000 ? 0.995 : 0.9995, { min: 0 }),
-    labelDropout: a.number('label-dropout', 0.1, { min: 0 }),
+    emaDecay: a.number('ema', steps < 5000 ? 0.995 : 0.9995, { min: 0, max: 1 }),
+    labelDropout: a.number('label-dropout', 0.1, { min: 0, max: 1 }),
     seed: a.number('seed', 0, { min: 0, integer: true }),
   };
   const out = a.string('out', 'out/mnist');
   const grid = { objective, sampler: a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS), steps: a.number('sample-steps', 12, { min: 1, integer: true }), guidance: a.number('guidance', 3), seed: 1234, perClass: a.number('grid-per-class', 10, { min: 1, integer: true }), labels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] };
   const saveEvery = a.number('save-every', 250, { min: 1, integer: true });
   const sampleEvery = a.number('sample-every', 500, { min: 0, integer: true });
-  mkdirSync(out, { recursive: true });
+  outputDir(out);
   const ckpt = join(out, 'checkpoint.safetensors');
   const split = await k.data.loadMnist('train');
   const data = { ...split, count: Math.min(dataLimit, split.count) };
@@ -136,6 +141,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
   }
   const [channels, size] = codec ? [codec.latentShape[0], codec.latentShape[1]] : [1, 28];
   const modelConfig = { ...(kind === 'dit' ? preset.dit : preset.unet), channels, size };
+  // --seed fixes the initial weights too, not only what the trainer draws (they used to come from whatever state the generator was in)
+  k.manualSeed(train.seed);
   const model = k.diffusion.buildDenoiser(kind, modelConfig as Record<string, unknown>);
   const spec = { kind, config: (model as unknown as { config: object }).config };
   k.manualSeed(train.seed);
@@ -166,25 +173,39 @@ export async function trainCommand(argv: string[]): Promise<void> {
   };
   const writeLoss = () => writeFileSync(join(out, 'loss.csv'), `step,loss\n${trainer.losses.map((l, i) => `${i + 1},${l}`).join('\n')}\n`);
   const batches = new k.data.StepBatches(data, train.batchSize, train.seed);
-  while (trainer.step < steps) {
-    const batch = batches.at(trainer.step);
-    // latents are drawn from the posteriors of the batch's images (the generator state is checkpointed)
-    const x = codec ? codec.encode(batch.x) : batch.x;
-    const y = batch.y;
-    await trainer.trainStep(x, y);
-    if (codec) batch.x.dispose();
-    x.dispose();
-    y.dispose();
-    const s = trainer.step;
-    const recent = trainer.losses.slice(-50);
-    bar.update(s - startStep, { step: s, loss: recent.length ? recent.reduce((p, q) => p + q, 0) / recent.length : undefined, lr: trainer.opt.lr });
-    if (s % saveEvery === 0 || s === steps) {
-      await trainer.save(ckpt, extra, vaeTensors);
-      writeLoss();
+  let saved = a.flag('resume') ? trainer.step : -1;
+  try {
+    while (trainer.step < steps) {
+      const batch = batches.at(trainer.step);
+      // latents are drawn from the posteriors of the batch's images (the generator state is checkpointed)
+      const x = codec ? codec.encode(batch.x) : batch.x;
+      const y = batch.y;
+      try {
+        await trainer.trainStep(x, y);
+      } finally {
+        if (codec) batch.x.dispose();
+        x.dispose();
+        y.dispose();
+      }
+      const s = trainer.step;
+      const recent = trainer.losses.slice(-50);
+      bar.update(s - startStep, { step: s, loss: recent.length ? recent.reduce((p, q) => p + q, 0) / recent.length : undefined, lr: trainer.opt.lr });
+      if (s % saveEvery === 0 || s === steps) {
+        await trainer.save(ckpt, extra, vaeTensors);
+        saved = s;
+        writeLoss();
+      }
+      if (sampleEvery && s % sampleEvery === 0 && s !== steps) {
+        await trainer.flush(); // no grid of a model that has diverged
+        await writeSamples(`samples-${String(s).padStart(6, '0')}.png`);
+      }
     }
-    if (sampleEvery && s % sampleEvery === 0 && s !== steps) await writeSamples(`samples-${String(s).padStart(6, '0')}.png`);
+    await trainer.flush();
+  } catch (e) {
+    if (!(e instanceof k.train.NonFiniteLossError)) throw e;
+    writeLoss();
+    throw diverged(e, ckpt, saved, join(out, 'loss.csv'));
   }
-  await trainer.flush();
   const trainSec = (performance.now() - t0) / 1000;
   writeLoss();
   const g = await writeSamples('samples.png');
@@ -226,6 +247,8 @@ export async function sampleCommand(argv: string[]): Promise<void> {
   const guidance = a.number('guidance', 3);
   const seed = a.number('seed', 0, { min: 0, integer: true });
   const out = a.string('out', join(dirname(path), 'sample.png'));
+  existingCheckpoint(path);
+  outputFile(out);
   await k.init();
   const { model, meta, latent } = await loadCheckpoint(path, !a.flag('raw'));
   const objective = (meta.train as TrainConfig).objective;
@@ -254,6 +277,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const steps = a.number('steps', 12, { min: 1, integer: true });
   const guidance = a.number('guidance', 3);
   const seed = a.number('seed', 0, { min: 0, integer: true });
+  const jsonFile = a.has('json') ? outputFile(a.string('json', ''), '--json') : '';
   await k.init();
   const { model, meta, latent } = await loadCheckpoint(path);
   const objective = (meta.train as TrainConfig).objective;
@@ -272,6 +296,5 @@ export async function evalCommand(argv: string[]): Promise<void> {
   for (const [name, v] of rows) console.log(`${name.padEnd(24)}${v}`);
   const json = JSON.stringify({ checkpoint: path, step: meta.step, sampler, steps, guidance, seed, ...r });
   console.log(json);
-  const file = a.has('json') ? a.string('json', '') : '';
-  if (file) writeFileSync(file, `${json}\n`);
+  if (jsonFile) writeFileSync(jsonFile, `${json}\n`);
 }

@@ -3,11 +3,12 @@
  * The kiln command line. `demo` renders the Mandelbrot set with fused tensor ops (a picture written to
  * out/mandelbrot.png) and times a matmul, reporting the adapter used.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import * as k from '../index.js';
 import { encodePng, toBytes } from '../io/png.js';
 import { Args } from './args.js';
 import { lenetCommand, mnistMlpCommand } from './classifier.js';
+import { outputDir } from './common.js';
 import { toy2dCommand } from './toy2d.js';
 import { evalCommand, sampleCommand, trainCommand } from './diffusion.js';
 import { evalVaeCommand, isVAECheckpoint, sampleVaeCommand, trainVaeCommand } from './vae.js';
@@ -44,7 +45,7 @@ async function demo(argv: string[]): Promise<void> {
   const opts = new Args('kiln demo', argv, { options: ['size', 'iters', 'out'] });
   const size = opts.number('size', 512, { min: 1, integer: true });
   const iters = opts.number('iters', 64, { min: 1, integer: true });
-  const outDir = opts.string('out', 'out');
+  const outDir = outputDir(opts.string('out', 'out'));
   const info = await k.init();
   console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
   const t0 = performance.now();
@@ -70,7 +71,6 @@ async function demo(argv: string[]): Promise<void> {
     return count.div(iters).sqrt().data();
   });
   const ms = performance.now() - t0;
-  mkdirSync(outDir, { recursive: true });
   const file = `${outDir}/mandelbrot.png`;
   writeFileSync(file, encodePng(toBytes(img), size, size));
   console.log(`mandelbrot ${size}×${size}, ${iters} iterations: ${ms.toFixed(0)} ms → ${file}`);

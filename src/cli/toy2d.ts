@@ -1,9 +1,10 @@
 /** `kiln toy2d`: trains a toy denoiser and writes a scatter plot of data vs samples with trajectories. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import * as k from '../index.js';
 import { encodePng } from '../io/png.js';
 import { trainToy } from '../train/index.js';
 import { Args } from './args.js';
+import { outputDir } from './common.js';
 import { Progress } from './progress.js';
 
 /** Draws points (and optional polylines) into an RGB panel of `size`² pixels covering [−range, range]². */
@@ -39,6 +40,7 @@ export async function toy2dCommand(argv: string[]): Promise<void> {
     sampleSteps: a.number('sample-steps', 50, { min: 1, integer: true }),
     out: a.string('out', 'out'),
   };
+  outputDir(opts.out);
   const info = await k.init();
   console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
   console.log(`wrote ${await toy2d(opts)}`);
@@ -70,7 +72,6 @@ async function toy2d(opts: { dataset: k.data.Toy2D; objective: 'ddpm-eps' | 'flo
     img.set(left.subarray(row * S * 3, (row + 1) * S * 3), row * 2 * S * 3);
     img.set(right.subarray(row * S * 3, (row + 1) * S * 3), row * 2 * S * 3 + S * 3);
   }
-  mkdirSync(opts.out, { recursive: true });
   const file = `${opts.out}/toy2d-${opts.dataset}-${opts.objective}.png`;
   writeFileSync(file, encodePng(img, 2 * S, S, 3));
   const held = k.data.toy2d(opts.dataset, 1000, 321);

@@ -4,32 +4,30 @@
  * reconstructions, prior samples and latent interpolations (linear and slerp) as PNG strips, and a
  * test-set reconstruction report. `kiln sample` and `kiln eval` given a VAE checkpoint land here too.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readSync, writeFileSync } from 'node:fs';
+import * as fs from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as k from '../index.js';
+import { parseCheckpointMeta } from '../nn/checkpoint.js';
+import { readHeaderSync } from '../nn/safetensors.js';
 import { VAE_METRICS, VAE_TRAIN_DEFAULTS, VAETrainer, type VAETrainConfig } from '../train/index.js';
 import { Args } from './args.js';
-import { loadMetricsNet, realFeatures, writeGrid } from './common.js';
+import { diverged, loadMetricsNet, outputDir, outputFile, realFeatures, writeGrid } from './common.js';
 import { fmtTime, Progress } from './progress.js';
 
-/** The `format` field of a kiln checkpoint's metadata, read from the safetensors header only (null if it has none). */
+/**
+ * The `format` field of a kiln checkpoint's metadata, read from the safetensors header only but
+ * validated like `k.load` validates it (null if the file has no kiln metadata); a file that is not a
+ * valid safetensors file (truncated, a directory, …) is an error naming it and the problem.
+ */
 export function checkpointFormat(path: string): string | null {
-  const fd = openSync(path, 'r');
-  try {
-    const head = Buffer.alloc(8);
-    if (readSync(fd, head, 0, 8, 0) < 8) throw new Error(`${path} is too short to be a safetensors file`);
-    const n = Number(head.readBigUInt64LE(0));
-    if (n > 100_000_000) throw new Error(`${path}: safetensors header of ${n} bytes is implausibly large`);
-    const json = Buffer.alloc(n);
-    readSync(fd, json, 0, n, 8);
-    const meta = (JSON.parse(json.toString('utf8')) as { __metadata__?: { kiln?: string } }).__metadata__;
-    return meta?.kiln ? ((JSON.parse(meta.kiln) as { format?: string }).format ?? null) : null;
-  } finally {
-    closeSync(fd);
-  }
+  const { metadata } = readHeaderSync(fs, path);
+  if (!Object.hasOwn(metadata, 'kiln')) return null;
+  const meta = parseCheckpointMeta(path, metadata);
+  return typeof meta.format === 'string' ? meta.format : null;
 }
 
-/** True when `path` is a VAE checkpoint written by `kiln train-vae`. */
+/** True when `path` is a VAE checkpoint written by `kiln train-vae` (false when it does not exist; an invalid file is an error). */
 export function isVAECheckpoint(path: string): boolean {
   return existsSync(path) && checkpointFormat(path) === k.nn.VAE_CHECKPOINT_FORMAT;
 }
@@ -95,11 +93,11 @@ export async function trainVaeCommand(argv: string[]): Promise<void> {
   const evalLimit = a.number('eval-limit', 1000, { min: 1, integer: true });
   const out = a.string('out', 'out/vae');
   const saveEvery = a.number('save-every', 250, { min: 1, integer: true });
+  outputDir(out);
   const info = await k.init();
   k.manualSeed(train.seed);
   const vae = new k.nn.VAE(vaeConfig);
   const trainer = new VAETrainer(vae, train, disc);
-  mkdirSync(out, { recursive: true });
   const ckpt = join(out, 'vae.safetensors');
   if (a.flag('resume')) {
     if (!existsSync(ckpt)) throw new Error(`--resume: ${ckpt} does not exist`);
@@ -118,21 +116,32 @@ export async function trainVaeCommand(argv: string[]): Promise<void> {
   const startStep = trainer.step;
   vae.train();
   const batches = new k.data.StepBatches(data, train.batchSize, train.seed);
-  while (trainer.step < steps) {
-    const { x, y } = batches.at(trainer.step);
-    await trainer.trainStep(x);
-    x.dispose();
-    y.dispose();
-    const s = trainer.step;
-    const recent = trainer.history.slice(-50);
-    const avg = (i: number) => (recent.length ? recent.reduce((p, r) => p + r[i]!, 0) / recent.length : undefined);
-    bar.update(s - startStep, { step: s, rec: avg(1), kl: avg(2), ...(s > train.discStart && trainer.discriminator ? { gan: avg(4), w: avg(5), disc: avg(6) } : {}) });
-    if (s % saveEvery === 0 || s === steps) {
-      await trainer.save(ckpt, { command: `kiln train-vae ${argv.join(' ')}`.trim() });
-      writeMetrics();
+  let saved = a.flag('resume') ? trainer.step : -1;
+  try {
+    while (trainer.step < steps) {
+      const { x, y } = batches.at(trainer.step);
+      try {
+        await trainer.trainStep(x);
+      } finally {
+        x.dispose();
+        y.dispose();
+      }
+      const s = trainer.step;
+      const recent = trainer.history.slice(-50);
+      const avg = (i: number) => (recent.length ? recent.reduce((p, r) => p + r[i]!, 0) / recent.length : undefined);
+      bar.update(s - startStep, { step: s, rec: avg(1), kl: avg(2), ...(s > train.discStart && trainer.discriminator ? { gan: avg(4), w: avg(5), disc: avg(6) } : {}) });
+      if (s % saveEvery === 0 || s === steps) {
+        await trainer.save(ckpt, { command: `kiln train-vae ${argv.join(' ')}`.trim() });
+        saved = s;
+        writeMetrics();
+      }
     }
+    await trainer.flush();
+  } catch (e) {
+    if (!(e instanceof k.train.NonFiniteLossError)) throw e;
+    writeMetrics();
+    throw diverged(e, ckpt, saved, join(out, 'loss.csv'));
   }
-  await trainer.flush();
   writeMetrics();
   const trainSec = (performance.now() - t0) / 1000;
   vae.eval();
@@ -233,6 +242,7 @@ export async function evalVaeCommand(argv: string[]): Promise<void> {
   const limit = a.number('limit', 2000, { min: 2, integer: true });
   const nPrior = a.number('samples', 1000, { min: 2, integer: true });
   const seed = a.number('seed', 0, { min: 0, integer: true });
+  const jsonFile = a.has('json') ? outputFile(a.string('json', ''), '--json') : '';
   await k.init();
   const { vae, meta } = await k.nn.loadVAE(path);
   const t0 = performance.now();
@@ -276,7 +286,7 @@ export async function evalVaeCommand(argv: string[]): Promise<void> {
   for (const [name, v] of rows) console.log(`${name.padEnd(20)}${v}`);
   const json = JSON.stringify({ checkpoint: path, step: meta.step, ...rec, accuracy: correct / n, fid, fidFloor, fidPrior, fidPriorFloor, seconds: (performance.now() - t0) / 1000 });
   console.log(json);
-  if (a.has('json')) writeFileSync(a.string('json', ''), `${json}\n`);
+  if (jsonFile) writeFileSync(jsonFile, `${json}\n`);
 }
 
 /** The text of `kiln sample` of a VAE checkpoint, `--help`. */
@@ -291,10 +301,9 @@ export async function sampleVaeCommand(argv: string[]): Promise<void> {
   const a = new Args('kiln sample', argv, { options: ['checkpoint', 'seed', 'out'] });
   const path = a.string('checkpoint', 'out/vae/vae.safetensors');
   const seed = a.number('seed', 0, { min: 0, integer: true });
-  const out = a.string('out', dirname(path));
+  const out = outputDir(a.string('out', dirname(path)));
   await k.init();
   const { vae } = await k.nn.loadVAE(path);
-  mkdirSync(out, { recursive: true });
   const files = await writeVaePictures(vae, out, seed);
   console.log(`wrote ${files.join(', ')}`);
 }

@@ -15,10 +15,22 @@ export function withPrefix(prefix: string, tensors: Record<string, Tensor>): Rec
   return Object.fromEntries(Object.entries(tensors).map(([n, t]) => [`${prefix}${n}`, t]));
 }
 
+/** The JSON metadata of a kiln checkpoint (its `kiln` metadata key), or an error naming `source` and what is wrong. */
+export function parseCheckpointMeta(source: string, metadata: Record<string, string>): Record<string, unknown> {
+  if (!Object.hasOwn(metadata, 'kiln') || !metadata.kiln) throw new Error(`${source} is not a kiln checkpoint (no 'kiln' metadata)`);
+  let meta: Record<string, unknown>;
+  try {
+    meta = JSON.parse(metadata.kiln) as Record<string, unknown>;
+  } catch (e) {
+    throw new Error(`${source}: its 'kiln' metadata is not valid JSON (${(e as Error).message})`);
+  }
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) throw new Error(`${source}: its 'kiln' metadata is not a JSON object`);
+  return meta;
+}
+
 /** The JSON metadata of a kiln checkpoint of the given `format`, or an error naming what `source` is instead. */
 export function readCheckpointMeta(source: string, metadata: Record<string, string>, format: string): Record<string, unknown> {
-  if (!metadata.kiln) throw new Error(`${source} is not a kiln checkpoint (no 'kiln' metadata)`);
-  const meta = JSON.parse(metadata.kiln) as Record<string, unknown>;
+  const meta = parseCheckpointMeta(source, metadata);
   if (meta.format !== format) throw new Error(`${source}: expected a checkpoint of format ${format}, got format ${JSON.stringify(meta.format)}`);
   return meta;
 }

@@ -3,8 +3,16 @@
  * dicts interoperate with PyTorch/diffusers checkpoints (saved as safetensors).
  */
 import { keep } from '../tensor/memory.js';
+import type { DType } from '../tensor/dtype.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/index.js';
+
+const KIND: Record<DType, 'float' | 'int' | 'bool'> = { f32: 'float', f16: 'float', i32: 'int', u32: 'int', bool: 'bool' };
+
+/** Whether `loadStateDict` casts a value of dtype `from` into a tensor of dtype `to` (same kind, or to a float). */
+function castable(from: DType, to: DType): boolean {
+  return KIND[from] === KIND[to] || KIND[to] === 'float';
+}
 
 /** A trainable tensor owned by a module: requires grad and survives every scope. */
 export class Parameter extends Tensor {
@@ -106,23 +114,40 @@ export class Module {
     return out;
   }
 
-  /** Copies values from a state dict (shapes must match; dtypes are cast). */
+  /**
+   * Copies values from a state dict: every name, shape, dtype and device is checked before anything is
+   * assigned, so a failed load leaves the module as it was. Dtypes are cast within a kind (f16 ↔ f32,
+   * i32 ↔ u32) and from integers or bools to floats; a float into an integer or bool tensor (it would
+   * truncate) is an error.
+   */
   loadStateDict(sd: Record<string, Tensor>, opts: LoadOptions = {}): { missing: string[]; unexpected: string[] } {
     const strict = opts.strict ?? true;
     const own = this.stateDict();
-    const missing = Object.keys(own).filter((k) => !(k in sd));
-    const unexpected = Object.keys(sd).filter((k) => !(k in own));
+    // own properties only: a name such as `constructor` or `__proto__` is not "in" a plain object by inheritance
+    const has = (o: object, k: string) => Object.hasOwn(o, k);
+    const missing = Object.keys(own).filter((k) => !has(sd, k));
+    const unexpected = Object.keys(sd).filter((k) => !has(own, k));
     if (strict && (missing.length || unexpected.length)) {
       throw new Error(`loadStateDict: keys do not match${missing.length ? `; missing: ${missing.join(', ')}` : ''}${unexpected.length ? `; unexpected: ${unexpected.join(', ')}` : ''}`);
     }
+    const pairs: [Tensor, Tensor][] = [];
+    const problems: string[] = [];
     for (const [name, t] of Object.entries(own)) {
+      if (!has(sd, name)) continue;
       const v = sd[name];
-      if (!v) continue;
-      if (v.shape.length !== t.shape.length || v.shape.some((d, i) => d !== t.shape[i])) {
-        throw new Error(`loadStateDict: '${name}' has shape ${fmt(v.shape)} in the state dict but ${fmt(t.shape)} in the module`);
+      if (!(v instanceof Tensor)) {
+        problems.push(`'${name}' is ${v === null ? 'null' : typeof v} in the state dict, not a Tensor`);
+        continue;
       }
-      t.assign(v);
+      if (v.disposed) problems.push(`'${name}' was disposed`);
+      else if (v.shape.length !== t.shape.length || v.shape.some((d, i) => d !== t.shape[i])) problems.push(`'${name}' has shape ${fmt(v.shape)} in the state dict but ${fmt(t.shape)} in the module`);
+      else if (!castable(v.dtype, t.dtype)) problems.push(`'${name}' is ${v.dtype} in the state dict but ${t.dtype} in the module (a ${v.dtype} → ${t.dtype} cast would lose values)`);
+      else if (v.device !== t.device) problems.push(`'${name}' is on ${v.device} in the state dict but on ${t.device} in the module`);
+      else if (t.gradFn) problems.push(`'${name}' of the module is part of a gradient graph (non-leaf)`);
+      else pairs.push([t, v]);
     }
+    if (problems.length) throw new Error(`loadStateDict: ${problems.join('; ')} (nothing was loaded)`);
+    for (const [t, v] of pairs) t.assign(v);
     return { missing, unexpected };
   }
 

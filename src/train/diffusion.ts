@@ -43,6 +43,9 @@ export class DiffusionTrainer extends LossTrainer<[x0: Tensor, labels: Tensor]> 
   constructor(readonly model: Denoiser, readonly config: TrainConfig) {
     super(DIFFUSION_CHECKPOINT_FORMAT, model, config);
     const c = config;
+    // checked here rather than first in the EMA or in the first step's label dropout
+    if (!(c.labelDropout >= 0 && c.labelDropout <= 1)) throw new Error(`DiffusionTrainer: labelDropout is a probability in [0, 1], got ${c.labelDropout}`);
+    if (!(c.emaDecay >= 0 && c.emaDecay <= 1)) throw new Error(`DiffusionTrainer: emaDecay must be in [0, 1], got ${c.emaDecay}`);
     ({ process: this.process, prediction: this.prediction } = objectiveSetup(c.objective));
     this.opt = new AdamW(model, { lr: c.lr, weightDecay: c.weightDecay });
     this.sched = warmupCosine(this.opt, c.lr, c.warmup, c.steps);

@@ -33,7 +33,7 @@ export class GANTrainer extends Trainer<number[]> {
   readonly optG: Adam;
   readonly optD: Adam;
   constructor(readonly generator: Layer, readonly discriminator: Layer, readonly latentDim: number, config: Partial<GANTrainConfig> = {}) {
-    super({ format: GAN_CHECKPOINT_FORMAT, historyKey: 'history' });
+    super({ format: GAN_CHECKPOINT_FORMAT, historyKey: 'history' }, ['discriminator loss', 'generator loss']);
     const c = (this.config = { ...GAN_TRAIN_DEFAULTS, ...config });
     checkLoss('GANTrainer', c.loss);
     this.optG = new Adam(generator, { lr: c.lr, betas: c.betas });

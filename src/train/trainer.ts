@@ -5,11 +5,16 @@
  * generator state, history and whatever the trainer adds; it is written atomically (temp file + rename:
  * a failed or killed save leaves the previous checkpoint intact), so a resumed run repeats the run it
  * continues exactly.
+ *
+ * A run that diverges stops: the first NaN or ±∞ among a step's metrics (seen when it is read back,
+ * during the next step or at `flush`/`save`) throws a `NonFiniteLossError` naming the step and the last
+ * finite value, and `save` refuses to write a checkpoint after such a step or one whose tensors hold NaN
+ * or ±∞ (the previous checkpoint file stays as it was).
  */
 import { readCheckpointMeta, withoutPrefix, withPrefix } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
 import { cosine, LRScheduler, warmup, type Optimizer } from '../nn/optim.js';
-import { loadWithMetadata, save } from '../nn/safetensors.js';
+import { loadWithMetadata, NonFiniteTensorError, save } from '../nn/safetensors.js';
 import { getRngState, setRngState, type Tensor } from '../tensor/index.js';
 
 /** What a trainer stores in its checkpoints besides the common fields. */
@@ -26,6 +31,31 @@ export interface CheckpointFormat {
   historyKey: string;
 }
 
+/** A training run stopped because a step's loss (or another metric it records) or the trained tensors became NaN or ±∞. */
+export class NonFiniteLossError extends Error {
+  constructor(
+    message: string,
+    /** The step (1-based) whose metrics or update were not finite. */
+    readonly step: number,
+    /** The last step whose metrics were all finite (0 if none), and its metrics. */
+    readonly lastFiniteStep: number,
+    readonly lastFinite: number[] | null,
+  ) {
+    super(message);
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+/** A history row as numbers. */
+function values(row: unknown): number[] {
+  return Array.isArray(row) ? (row as number[]) : [row as number];
+}
+
+/** Shortest faithful print of a metric. */
+function num(v: number): string {
+  return Number.isFinite(v) ? String(Number(v.toPrecision(6))) : String(v);
+}
+
 /**
  * The base of kiln's trainers. A subclass runs its update in its own `trainStep(…)`, increments `step`,
  * and hands the step's lazy metric tensors to `record`; it describes its checkpoint by `state()` and
@@ -37,8 +67,14 @@ export abstract class Trainer<Row = number[]> {
   /** One entry per completed step (the last one arrives with the next step or `flush`). */
   readonly history: Row[] = [];
   private pending: Promise<Row> | null = null;
+  /** `history.length` when the last checkpoint was saved or loaded: rows after it are checked before the next save. */
+  private savedRows = 0;
 
-  constructor(private readonly checkpoint: CheckpointFormat) {}
+  /**
+   * `metricNames` name the entries of a row in messages (e.g. `['loss']`); unnamed entries are called
+   * `metric <i>`.
+   */
+  constructor(private readonly checkpoint: CheckpointFormat, protected readonly metricNames: readonly string[] = ['loss']) {}
 
   /** The tensors and metadata a checkpoint holds beside step, generator state and history. */
   protected abstract state(): TrainerState;
@@ -48,16 +84,54 @@ export abstract class Trainer<Row = number[]> {
 
   /** Queues a step's metrics (lazy tensors, disposed once read, flattened in order into `row`) and stores the previous step's. */
   protected async record(metrics: Tensor[], row: (values: number[]) => Row): Promise<void> {
-    if (this.pending) this.history.push(await this.pending);
-    this.pending = Promise.all(metrics.map((t) => t.data()))
-      .then((vs) => row(vs.flatMap((v) => Array.from(v as ArrayLike<number>))))
-      .finally(() => metrics.forEach((t) => t.dispose()));
+    const queue = () => {
+      this.pending = Promise.all(metrics.map((t) => t.data()))
+        .then((vs) => row(vs.flatMap((v) => Array.from(v as ArrayLike<number>))))
+        .finally(() => metrics.forEach((t) => t.dispose()));
+    };
+    if (this.pending) {
+      const previous = this.pending;
+      this.pending = null;
+      let last: Row;
+      try {
+        last = await previous;
+      } catch (e) {
+        metrics.forEach((t) => t.dispose());
+        throw e;
+      }
+      try {
+        this.accept(last);
+      } catch (e) {
+        queue(); // this step's metrics still follow in the history, one row per step
+        throw e;
+      }
+    }
+    queue();
   }
 
-  /** Waits for the last step's metrics. */
+  /** Waits for the last step's metrics (throwing `NonFiniteLossError` if one is NaN or ±∞). */
   async flush(): Promise<void> {
-    if (this.pending) this.history.push(await this.pending);
+    const previous = this.pending;
     this.pending = null;
+    if (previous) this.accept(await previous);
+  }
+
+  /** Appends a step's metrics to the history; a NaN or ±∞ among them stops the run. */
+  private accept(row: Row): void {
+    this.history.push(row);
+    if (!values(row).every(Number.isFinite)) throw this.divergence(this.history.length - 1);
+  }
+
+  /** The error of a non-finite row `i` of the history (step i + 1). */
+  private divergence(i: number, consequence = 'training stopped'): NonFiniteLossError {
+    const name = (j: number) => this.metricNames[j] ?? `metric ${j}`;
+    const row = values(this.history[i]);
+    const bad = row.flatMap((v, j) => (Number.isFinite(v) ? [] : [j]));
+    let last = i - 1;
+    while (last >= 0 && !values(this.history[last]).every(Number.isFinite)) last--;
+    const lastRow = last >= 0 ? values(this.history[last]) : null;
+    const before = lastRow ? `last finite ${bad.map((j) => `${name(j)} ${num(lastRow[j]!)}`).join(', ')} at step ${last + 1}` : 'no step before it had finite values';
+    return new NonFiniteLossError(`${this.constructor.name}: non-finite ${bad.map((j) => `${name(j)} ${row[j]}`).join(', ')} at step ${i + 1} (${before}); ${consequence}`, i + 1, last + 1, lastRow);
   }
 
   /**
@@ -66,6 +140,10 @@ export abstract class Trainer<Row = number[]> {
    */
   async save(path: string, extra: Record<string, unknown> = {}, extraTensors: Record<string, Tensor> = {}): Promise<void> {
     await this.flush();
+    // a run that went on after a non-finite step (its error caught) never overwrites the last good checkpoint
+    for (let i = this.savedRows; i < this.history.length; i++) {
+      if (!values(this.history[i]).every(Number.isFinite)) throw this.divergence(i, `${path} was not written`);
+    }
     const { tensors: groups, meta } = this.state();
     const reserved = Object.keys(groups);
     for (const n of Object.keys(extraTensors)) {
@@ -73,7 +151,16 @@ export abstract class Trainer<Row = number[]> {
     }
     const tensors = Object.assign({ ...extraTensors }, ...Object.entries(groups).map(([prefix, sd]) => withPrefix(prefix, sd))) as Record<string, Tensor>;
     const all = { format: this.checkpoint.format, step: this.step, rng: getRngState(), ...meta, [this.checkpoint.historyKey]: this.history, ...extra };
-    await save(tensors, path, { metadata: { kiln: JSON.stringify(all) } });
+    try {
+      // a finite loss is computed before its step's update: the update itself may have made the tensors non-finite
+      await save(tensors, path, { metadata: { kiln: JSON.stringify(all) }, requireFinite: true });
+    } catch (e) {
+      if (!(e instanceof NonFiniteTensorError)) throw e;
+      const lastRow = this.history.length ? values(this.history.at(-1)) : null;
+      const last = lastRow ? ` (its ${this.metricNames[0] ?? 'metric 0'} was still finite: ${num(lastRow[0]!)})` : '';
+      throw new NonFiniteLossError(`${this.constructor.name}: the update of step ${this.step} made '${e.tensor}' non-finite${last}; training stopped and ${path} was not written`, this.step, this.history.length, lastRow);
+    }
+    this.savedRows = this.history.length;
   }
 
   /** Restores a checkpoint written by `save` into this trainer (same model structure); returns its metadata. */
@@ -85,6 +172,7 @@ export abstract class Trainer<Row = number[]> {
       this.restore(meta, (prefix) => withoutPrefix(tensors, prefix), path);
       this.pending = null;
       this.history.splice(0, this.history.length, ...(meta[this.checkpoint.historyKey] as Row[]));
+      this.savedRows = this.history.length;
       setRngState(meta.rng as { seed: number; counter: number });
       return meta;
     } finally {

@@ -49,7 +49,7 @@ export class VAETrainer extends Trainer<number[]> {
   readonly discriminator: PatchDiscriminator | null;
 
   constructor(readonly vae: VAE, readonly config: VAETrainConfig, discriminator: Partial<PatchDiscriminatorConfig> | null = {}) {
-    super({ format: VAE_CHECKPOINT_FORMAT, historyKey: 'history' });
+    super({ format: VAE_CHECKPOINT_FORMAT, historyKey: 'history' }, VAE_METRICS);
     const c = config;
     if (c.reconstruction !== 'l1' && c.reconstruction !== 'l2') throw new Error(`VAETrainer: reconstruction must be 'l1' or 'l2', got ${JSON.stringify(c.reconstruction)}`);
     this.opt = new Adam(vae, { lr: c.lr, betas: [0.5, 0.9] });

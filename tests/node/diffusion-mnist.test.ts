@@ -1,14 +1,43 @@
 /** MNIST diffusion end to end: models, trainer, checkpoints and resume, sampling, metrics and the CLI. */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
 import { DiffusionTrainer, TRAIN_DEFAULTS, type TrainConfig } from '../../src/train/index.ts';
 import { evalCommand, sampleCommand, trainCommand } from '../../src/cli/diffusion.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-mnist-'));
+/** A learning rate at which the tiny `kiln train` run below diverges within its first 50 steps. */
+const DIVERGE_LR = '1e4';
+
+/** Decodes kiln's own grey PNGs (8-bit, one channel, filter 0 rows, any zlib stream): pixels row-major. */
+function decodeGreyPng(file: Uint8Array): { width: number; height: number; data: Uint8Array } {
+  expect(Array.from(file.subarray(0, 8))).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  const dv = new DataView(file.buffer, file.byteOffset, file.byteLength);
+  let width = 0, height = 0;
+  const idat: Uint8Array[] = [];
+  for (let o = 8; o < file.length;) {
+    const len = dv.getUint32(o);
+    const type = String.fromCharCode(...file.subarray(o + 4, o + 8));
+    if (type === 'IHDR') {
+      [width, height] = [dv.getUint32(o + 8), dv.getUint32(o + 12)];
+      expect([file[o + 16], file[o + 17]]).toEqual([8, 0]); // 8-bit grey
+    } else if (type === 'IDAT') idat.push(file.subarray(o + 8, o + 8 + len));
+    o += 12 + len;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  expect(raw.length).toBe((width + 1) * height);
+  const data = new Uint8Array(width * height);
+  for (let y = 0; y < height; y++) {
+    expect(raw[y * (width + 1)]).toBe(0);
+    data.set(raw.subarray(y * (width + 1) + 1, (y + 1) * (width + 1)), y * width);
+  }
+  return { width, height, data };
+}
 const TINY: Partial<k.nn.UNetConfig> = { widths: [8, 16], attention: [], midAttention: true, heads: 2, groups: 4, patch: 2 };
 const trainCfg = (steps: number): TrainConfig => ({ ...TRAIN_DEFAULTS, steps, batchSize: 16, lr: 3e-3, warmup: 10, seed: 3 });
 
@@ -119,11 +148,78 @@ describe('checkpoints, sampling and the CLI', () => {
     await trainCommand(['--preset', 'cpu', '--steps', '3', '--batch', '4', '--sample-every', '0', '--sample-steps', '1', '--grid-per-class', '1', '--out', join(dir, 'cli'), '--seed', '5']);
     const { model, meta } = await k.diffusion.loadDenoiser(ckpt);
     expect(meta.step).toBe(3);
+    // loss.csv: a header, then one row per step with a finite loss, the losses the checkpoint holds
+    const csv = readFileSync(join(dir, 'cli', 'loss.csv'), 'utf8').trim().split('\n');
+    expect(csv[0]).toBe('step,loss');
+    const rows = csv.slice(1).map((r) => r.split(',').map(Number));
+    expect(rows.map((r) => r[0])).toEqual([1, 2, 3]);
+    expect(rows.every((r) => r.length === 2 && Number.isFinite(r[1]) && r[1]! > 0)).toBe(true);
+    expect(rows.map((r) => r[1])).toEqual(meta.losses);
+    // samples.png: 10 rows (digits 0–9) of one 28×28 sample with 2-pixel gaps, each cell with visible structure
+    const png = decodeGreyPng(readFileSync(join(dir, 'cli', 'samples.png')));
+    expect([png.width, png.height]).toEqual([1 * 30 + 2, 10 * 30 + 2]);
+    for (let r = 0; r < 10; r++) {
+      const cell: number[] = [];
+      for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) cell.push(png.data[(2 + r * 30 + y) * png.width + 2 + x]!);
+      const mean = cell.reduce((a, b) => a + b, 0) / cell.length;
+      const sd = Math.sqrt(cell.reduce((a, b) => a + (b - mean) ** 2, 0) / cell.length);
+      expect(sd, `row ${r} of samples.png is blank`).toBeGreaterThan(10);
+      expect(new Set(cell).size, `row ${r} of samples.png has too few grey levels`).toBeGreaterThan(20);
+    }
     const gen = (seed: number) => k.noGrad(() => k.diffusion.generate(model, { objective: 'flow', labels: [3, 8], shape: [1, 28, 28], steps: 2, guidance: 1.5, seed }));
     const a = await (await gen(11)).data(), b = await (await gen(11)).data(), c = await (await gen(12)).data();
     expect(Array.from(a)).toEqual(Array.from(b));
     expect(Array.from(a)).not.toEqual(Array.from(c));
   }, 600_000);
+
+  it('a diverging kiln train stops at the first non-finite loss, exits with 1 and keeps the last good checkpoint', async () => {
+    // a learning rate far too high: warmup over 50 steps keeps the first updates small enough to save a checkpoint
+    // first; the schedule of the first 50 steps does not depend on --steps, so the run that stops early repeats them
+    const args = (out: string, steps: number, saveEvery: number) => ['--preset', 'cpu', '--steps', String(steps), '--batch', '4', '--lr', DIVERGE_LR, '--warmup', '50', '--save-every', String(saveEvery), '--sample-every', '0', '--sample-steps', '1', '--grid-per-class', '1', '--seed', '5', '--out', out];
+    const kiln = (argv: string[]) => spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'train', ...argv], { encoding: 'utf8', timeout: 900_000 });
+    const out = join(dir, 'diverge');
+    const r = kiln(args(out, 50, 2));
+    expect(r.status, r.stderr).toBe(1);
+    const m = /kiln train: DiffusionTrainer: (?:non-finite loss (?:NaN|-?Infinity) at step (\d+) \(last finite loss [-\d.e+]+ at step (\d+)\); training stopped|the update of step (\d+) made '[^']+' non-finite \(its loss was still finite: [-\d.e+]+\); training stopped and \S+ was not written)\n(\S+) is the last good checkpoint \(step (\d+)\); the losses up to the failing step are in (\S+); a lower --lr may help/.exec(r.stderr);
+    expect(m, r.stderr).not.toBeNull();
+    const bad = Number(m![1] ?? m![3]);
+    const kept = Number(m![5]);
+    expect(m![4]).toBe(join(out, 'checkpoint.safetensors'));
+    expect(kept).toBeGreaterThanOrEqual(2);
+    expect(kept).toBeLessThan(bad);
+    expect(bad - kept).toBeLessThanOrEqual(2 + 1); // saved every 2 steps; the loss of a step is read one step late
+    // loss.csv: the losses up to the failing step, all finite before it
+    const losses = readFileSync(join(out, 'loss.csv'), 'utf8').trim().split('\n').slice(1).map((l) => Number(l.split(',')[1]));
+    if (m![1]) {
+      expect(losses.length).toBe(bad);
+      expect(Number.isFinite(losses[bad - 1])).toBe(false);
+    }
+    expect(losses.slice(0, bad - 1).every(Number.isFinite)).toBe(true);
+    expect(readdirSync(out).filter((f) => f.endsWith('.png') || f.includes('.tmp-'))).toEqual([]);
+    // the kept checkpoint is the one of step `kept`: the same weights, moments and losses as a run of `kept` steps
+    const ref = join(dir, 'diverge-ref');
+    await trainCommand(args(ref, kept, kept));
+    const a = await k.loadWithMetadata(join(out, 'checkpoint.safetensors'));
+    const b = await k.loadWithMetadata(join(ref, 'checkpoint.safetensors'));
+    const [ma, mb] = [a.metadata, b.metadata].map((x) => JSON.parse(x.kiln!) as Record<string, unknown>);
+    expect(ma!.step).toBe(kept);
+    expect(ma!.losses).toEqual(mb!.losses);
+    expect(ma!.rng).toEqual(mb!.rng);
+    expect(Object.keys(a.tensors).sort()).toEqual(Object.keys(b.tensors).sort());
+    for (const [name, t] of Object.entries(a.tensors)) {
+      const va = await t.data(), vb = await b.tensors[name]!.data();
+      expect(Array.from(va).every(Number.isFinite), name).toBe(true);
+      expect(Buffer.from(va.buffer, va.byteOffset, va.byteLength).equals(Buffer.from(vb.buffer, vb.byteOffset, vb.byteLength)), name).toBe(true);
+    }
+    for (const t of [...Object.values(a.tensors), ...Object.values(b.tensors)]) t.dispose();
+    // and it loads as a model
+    const { model } = await k.diffusion.loadDenoiser(join(out, 'checkpoint.safetensors'));
+    expect(model.parameters().length).toBeGreaterThan(0);
+    // a run that diverges before its first save leaves no checkpoint (in this process: the exit code is checked above)
+    const none = join(dir, 'diverge-none');
+    await expect(trainCommand(args(none, 50, 1000))).rejects.toThrow(/DiffusionTrainer: non-finite loss NaN at step \d+ .*\nthis run wrote no checkpoint;/);
+    expect(existsSync(join(none, 'checkpoint.safetensors'))).toBe(false);
+  }, 1_800_000);
 
   it('argument errors name the option and what it expects', async () => {
     await expect(trainCommand(['--steps', 'x'])).rejects.toThrow(/--steps expects an integer ≥ 1, got 'x'/);

@@ -446,3 +446,121 @@ describe('atomic writes', () => {
     expect([dv.getFloat32(wb, true), dv.getFloat32(wb + 4, true), dv.getInt32(nb, true)]).toEqual([0.25, -4, 5]);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+
+describe('names, integer ranges, headers alone, stale temporary files, atomic loadStateDict', () => {
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+  it('tensors named __proto__, constructor and prototype survive save → load as own entries', async () => {
+    // Object.fromEntries defines its keys, so `__proto__` is an entry here, not the prototype
+    const input = Object.fromEntries([['__proto__', k.tensor([1, 2])], ['constructor', k.tensor([3])], ['prototype', k.tensor(Int32Array.from([4]))], ['w', k.tensor([5])]]) as Record<string, k.Tensor>;
+    const p = path.join(dir, 'proto.safetensors');
+    await k.save(input, p);
+    const { header } = parseSpec(new Uint8Array(fs.readFileSync(p)));
+    expect(Object.keys(header).sort()).toEqual(['__proto__', 'constructor', 'prototype', 'w']);
+    expect(Object.getOwnPropertyDescriptor(header, '__proto__')!.value).toEqual({ dtype: 'F32', shape: [2], data_offsets: [0, 8] });
+    const back = await k.load(p);
+    expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
+    expect(Object.keys(back).sort()).toEqual(['__proto__', 'constructor', 'prototype', 'w']);
+    expect(await arr(Object.getOwnPropertyDescriptor(back, '__proto__')!.value as k.Tensor)).toEqual([1, 2]);
+    expect(await arr(back.constructor as unknown as k.Tensor)).toEqual([3]);
+    expect(await arr(back.prototype!)).toEqual([4]);
+    // written from the specification: a header key "__proto__" and a metadata key "__proto__"
+    const hdr = '{"__metadata__":{"__proto__":"m"},"__proto__":{"dtype":"I32","shape":[1],"data_offsets":[0,4]}}';
+    const r = k.deserialize(file(hdr, i32le([-7])));
+    expect(Object.keys(r.tensors)).toEqual(['__proto__']);
+    expect(await arr(Object.getOwnPropertyDescriptor(r.tensors, '__proto__')!.value as k.Tensor)).toEqual([-7]);
+    expect(Object.getOwnPropertyDescriptor(r.metadata, '__proto__')!.value).toBe('m');
+  });
+
+  it('I64 and U64 values beyond i32 (and beyond 2^53) are errors naming the tensor, not wrapped values', async () => {
+    const i64 = (vs: bigint[]) => vs.flatMap((v) => { const b = new DataView(new ArrayBuffer(8)); b.setBigInt64(0, v, true); return Array.from(new Uint8Array(b.buffer)); });
+    const u64 = (vs: bigint[]) => vs.flatMap((v) => { const b = new DataView(new ArrayBuffer(8)); b.setBigUint64(0, v, true); return Array.from(new Uint8Array(b.buffer)); });
+    const one = (dtype: string, bytes: number[], n: number) => file(JSON.stringify({ ok: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, ids: { dtype, shape: [n], data_offsets: [4, 4 + 8 * n] } }), [...F32_BYTES.one, ...bytes]);
+    // the extremes of i32 load exactly
+    const fine = await k.load(one('I64', i64([-(2n ** 31n), 2n ** 31n - 1n]), 2));
+    expect(await arr(fine.ids!)).toEqual([-(2 ** 31), 2 ** 31 - 1]);
+    expect(await arr((await k.load(one('U64', u64([0n, 2n ** 31n - 1n]), 2))).ids!)).toEqual([0, 2 ** 31 - 1]);
+    const before = k.memory().liveBuffers;
+    // 2^40 + 7 used to load as 7
+    expect(() => k.deserialize(one('I64', i64([1n, 2n ** 40n + 7n]), 2))).toThrow("load safetensors data: tensor 'ids' (I64) holds 1099511627783 at element 1, outside the range of i32 that kiln loads I64 into [-2147483648, 2147483647]");
+    expect(() => k.deserialize(one('I64', i64([2n ** 31n]), 1))).toThrow(/tensor 'ids' \(I64\) holds 2147483648 at element 0, outside the range of i32/);
+    expect(() => k.deserialize(one('I64', i64([-(2n ** 62n)]), 1))).toThrow(/holds -4611686018427387904 at element 0, .*\(beyond 2\^53, so not even exactly representable as a JS number\)/);
+    expect(() => k.deserialize(one('U64', u64([2n ** 64n - 1n]), 1))).toThrow(/tensor 'ids' \(U64\) holds 18446744073709551615 at element 0, .*beyond 2\^53/);
+    const p = writeTemp(one('I64', i64([2n ** 53n + 1n]), 1));
+    await expect(k.load(p)).rejects.toThrow(new RegExp(`^load ${esc(p)}: tensor 'ids' \\(I64\\) holds 9007199254740993`));
+    // the tensor decoded before the bad one ('ok') was freed
+    await k.synchronize();
+    expect(k.memory().liveBuffers).toBeLessThanOrEqual(before);
+  });
+
+  it('k.loadHeader reads names, dtypes, shapes and metadata without the data, and validates like k.load', async () => {
+    const p = writeTemp(file(REF_HEADER, REF_DATA));
+    const h = await k.loadHeader(p);
+    expect(h.metadata).toEqual({ format: 'pt', note: 'héllo ✓' });
+    expect(h.tensors.map((t) => t.name).sort()).toEqual(['a', 'c', 'h', 'mask', 's', 'u8']);
+    expect(h.tensors.find((t) => t.name === 'h')).toEqual({ name: 'h', dtype: 'F16', shape: [2, 2] });
+    // the same errors as a full load: a truncated file, a truncated header, a directory, a missing file
+    const b = file(REF_HEADER, REF_DATA);
+    for (const bad of [b.subarray(0, b.length - 2), b.subarray(0, 60), b.subarray(0, 5)]) {
+      const q = writeTemp(bad);
+      const full = await k.load(q).then(() => 'loaded', (e: Error) => e.message);
+      await expect(k.loadHeader(q)).rejects.toThrow(full);
+      expect(full).toMatch(new RegExp(`^load ${esc(q)}: (tensor 's' ends at byte 43|header length \\d+ runs past the end|file is too short)`));
+    }
+    await expect(k.loadHeader(dir)).rejects.toThrow(`load ${dir}: is a directory, not a safetensors file (EISDIR)`);
+    await expect(k.load(dir)).rejects.toThrow(`load ${dir}: is a directory, not a safetensors file (EISDIR)`);
+    const missing = path.join(dir, 'nope.safetensors');
+    await expect(k.loadHeader(missing)).rejects.toThrow(`load ${missing}: no such file (ENOENT)`);
+  });
+
+  it('a save removes the temporary files that killed saves of the same file left, and keeps the rest', async () => {
+    const sub = fs.mkdtempSync(path.join(dir, 'stale-'));
+    const p = path.join(sub, 'ckpt.safetensors');
+    // a process that has exited: its pid is free
+    const { spawnSync } = await import('node:child_process');
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const stale = [`ckpt.safetensors.tmp-${dead}-lq3x1`, `ckpt.safetensors.tmp-${process.pid}-abc`];
+    // a save in progress in another live process, another file's temp, and a file that only looks alike
+    const kept = [`ckpt.safetensors.tmp-${process.ppid}-zz9`, `other.safetensors.tmp-${dead}-a1`, 'ckpt.safetensors.tmp-notes.txt'];
+    for (const f of [...stale, ...kept]) fs.writeFileSync(path.join(sub, f), 'partial');
+    await k.save({ w: k.tensor([1]) }, p);
+    expect(fs.readdirSync(sub).sort()).toEqual(['ckpt.safetensors', ...kept].sort());
+  });
+
+  it('loadStateDict checks every name, shape and dtype before assigning anything', async () => {
+    class Counter extends k.nn.Module {
+      w = new k.nn.Parameter(k.tensor([1, 2]));
+      constructor() {
+        super();
+        this.registerBuffer('count', k.tensor(Int32Array.from([3])));
+      }
+    }
+    const net = new k.nn.Sequential(new k.nn.Linear(2, 3), new k.nn.Linear(3, 1));
+    const want = await Promise.all(net.parameters().map(arr));
+    const good = { '0.weight': k.ones([3, 2]), '0.bias': k.ones([3]), '1.weight': k.ones([1, 3]), '1.bias': k.ones([1]) };
+    // the first three are fine; the last has the wrong shape: nothing is assigned
+    expect(() => net.loadStateDict({ ...good, '1.bias': k.ones([2]) })).toThrow("loadStateDict: '1.bias' has shape [2] in the state dict but [1] in the module (nothing was loaded)");
+    expect(await Promise.all(net.parameters().map(arr))).toEqual(want);
+    // every problem is listed
+    expect(() => net.loadStateDict({ ...good, '0.weight': k.ones([2, 3]), '1.bias': k.ones([2]) })).toThrow(/'0\.weight' has shape \[2, 3\].*; '1\.bias' has shape \[2\]/);
+    // a disposed tensor, and a float into an integer buffer (it would truncate)
+    const gone = k.ones([1]);
+    gone.dispose();
+    expect(() => net.loadStateDict({ ...good, '1.bias': gone })).toThrow("loadStateDict: '1.bias' was disposed (nothing was loaded)");
+    expect(await Promise.all(net.parameters().map(arr))).toEqual(want);
+    const c = new Counter();
+    expect(() => c.loadStateDict({ w: k.tensor([7, 8]), count: k.tensor([2.5]) })).toThrow("loadStateDict: 'count' is f32 in the state dict but i32 in the module (a f32 → i32 cast would lose values) (nothing was loaded)");
+    expect(await arr(c.w)).toEqual([1, 2]);
+    // integers into floats are cast
+    c.loadStateDict({ w: k.tensor(Int32Array.from([7, 8])), count: k.tensor(Int32Array.from([4])) });
+    expect([await arr(c.w), await arr((c as unknown as { count: k.Tensor }).count)]).toEqual([[7, 8], [4]]);
+    // names are own keys: `constructor` is not "in" a state dict by inheritance
+    expect(() => c.loadStateDict(Object.fromEntries([['w', k.tensor([1, 1])], ['count', k.tensor(Int32Array.from([1]))], ['constructor', k.tensor([0])]]))).toThrow('loadStateDict: keys do not match; unexpected: constructor');
+    expect(() => c.loadStateDict({ w: k.tensor([1, 1]) } as Record<string, k.Tensor>)).toThrow('loadStateDict: keys do not match; missing: count');
+    // the correct dict loads
+    net.loadStateDict(good);
+    expect(await arr((net.at(1) as k.nn.Linear).bias!)).toEqual([1]);
+  });
+});
