@@ -4,7 +4,7 @@
  */
 import { fmt, normAxis } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
-import { rand, Tensor, where } from '../tensor/index.js';
+import { assertAlive, rand, Tensor, where } from '../tensor/index.js';
 
 /** How a loss reduces over elements. */
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -19,6 +19,7 @@ function reduce(op: string, t: Tensor, reduction: Reduction): Tensor {
 }
 
 function sameShape(op: string, a: Tensor, b: Tensor): void {
+  assertAlive(op, [a, b]);
   if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
     throw new Error(`${op}: input ${fmt(a.shape)} and target ${fmt(b.shape)} must have the same shape`);
   }
@@ -26,6 +27,7 @@ function sameShape(op: string, a: Tensor, b: Tensor): void {
 
 /** y = x·Wᵀ + b (W: [out, in]); the transpose is a free view and the bias fuses into the matmul. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  assertAlive('linear', [x, weight, bias]);
   return scope(() => {
     const y = x.matmul(weight.T);
     return bias ? y.add(bias) : y;
@@ -41,6 +43,7 @@ export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
 
 /** Normalizes over the trailing dims `normalizedShape` (biased variance), then scales and shifts. */
 export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  assertAlive('layerNorm', [x, weight, bias]);
   const n = normalizedShape.length;
   if (n > x.rank || normalizedShape.some((d, i) => x.shape[x.rank - n + i] !== d)) {
     throw new Error(`layerNorm: input of shape ${fmt(x.shape)} does not end with the normalized shape ${fmt(normalizedShape)}`);

@@ -109,6 +109,7 @@ export function decode(raw: Float64Array | ArrayBuffer, dtype: DType, n: number)
 
 /** Computes the given tensors now (one submit); resolves when the work is queued on the GPU. */
 export async function realize(...tensors: Tensor[]): Promise<void> {
+  for (const t of tensors) if (t.disposed) throw new Error('realize: the tensor was disposed');
   await realizeNodes(tensors.map((t) => t.node));
 }
 

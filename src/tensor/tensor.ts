@@ -16,7 +16,7 @@ import * as red from './composites/reduction.js';
 import * as ix from './composites/indexing.js';
 
 export type { BackwardOptions };
-import { applyElementwise, broadcastTo, deviceOf, matmul, mk, movement, where, type TensorLike } from './apply.js';
+import { applyElementwise, assertAlive, broadcastTo, deviceOf, matmul, mk, movement, where, type TensorLike } from './apply.js';
 
 export type { TensorLike };
 
@@ -518,4 +518,27 @@ export class Tensor {
 
   /** Matrix product with NumPy/PyTorch semantics: 1-D operands, batch broadcasting; transposed views cost nothing. */
   matmul(other: Tensor): Tensor { return matmul(this, other); }
+}
+
+// Every method checks its receiver and tensor arguments: a disposed tensor is an error at the call site
+// naming the method (`add: the tensor was disposed`), never a failure deep in planning or encoding.
+const UNCHECKED_METHODS = new Set(['constructor', 'dispose', 'keep', 'toString', 'check']);
+for (const name of Object.getOwnPropertyNames(Tensor.prototype)) {
+  const desc = Object.getOwnPropertyDescriptor(Tensor.prototype, name)!;
+  if (UNCHECKED_METHODS.has(name) || typeof desc.value !== 'function') continue;
+  const method = desc.value as (...args: unknown[]) => unknown;
+  const isAsync = method.constructor.name === 'AsyncFunction'; // those reject instead of throwing
+  const checked = {
+    [name](this: Tensor, ...args: unknown[]): unknown {
+      try {
+        if (this.disposed) throw new Error(`${name}: the tensor was disposed`);
+        assertAlive(name, args);
+      } catch (e) {
+        if (isAsync) return Promise.reject(e);
+        throw e;
+      }
+      return method.apply(this, args);
+    },
+  }[name]!;
+  Object.defineProperty(Tensor.prototype, name, { ...desc, value: checked });
 }

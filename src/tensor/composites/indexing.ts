@@ -2,8 +2,8 @@
 import { type DType, promote } from '../dtype.js';
 import { fmt, normAxis, shapesEqual } from '../shape.js';
 import { scope } from '../memory.js';
-import { type Tensor } from '../tensor.js';
-import { deviceOf, where } from '../apply.js';
+import { Tensor } from '../tensor.js';
+import { assertAlive, deviceOf, where } from '../apply.js';
 import { iota } from '../creation.js';
 
 /** t + src scattered by index along axis (PyTorch scatter_add; index and src share a shape). Deterministic. */
@@ -37,6 +37,8 @@ export function oneHot(t: Tensor, numClasses: number, dtype: DType): Tensor {
 /** Concatenates along an existing axis. */
 export function cat(tensors: Tensor[], axis = 0): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new Error('cat: expected a non-empty array of tensors');
+  if (tensors.some((t) => !(t instanceof Tensor))) throw new TypeError('cat: expected an array of tensors');
+  assertAlive('cat', tensors);
   const first = tensors[0]!;
   const ax = normAxis('cat', axis, first.rank);
   const dtype = tensors.map((t) => t.dtype).reduce(promote);
@@ -64,6 +66,8 @@ export function cat(tensors: Tensor[], axis = 0): Tensor {
 /** Stacks along a new axis. */
 export function stack(tensors: Tensor[], axis = 0): Tensor {
   if (!Array.isArray(tensors) || tensors.length === 0) throw new Error('stack: expected a non-empty array of tensors');
+  if (tensors.some((t) => !(t instanceof Tensor))) throw new TypeError('stack: expected an array of tensors');
+  assertAlive('stack', tensors);
   const first = tensors[0]!;
   for (const t of tensors) if (!shapesEqual(t.shape, first.shape)) throw new Error(`stack: all tensors must have the same shape, got ${tensors.map((x) => fmt(x.shape)).join(', ')}`);
   const ax = normAxis('stack', axis, first.rank + 1);
