@@ -9,6 +9,7 @@
 import { init as initDevice, deviceInfo, destroyDevice, type DeviceInfo, type InitOptions } from './wgsl/device.js';
 import { memoryInfo, profileKernels, resetRuntime, resetStats, runtimeStats, trimPool, type KernelProfile, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
 import { applyElementwise, defineElementwise, syncDeviceLimits, Tensor, type ElementwiseSpec, type TensorLike } from './tensor/index.js';
+import { dropChecks } from './tensor/checks.js';
 
 export type { DeviceInfo, InitOptions, MemoryInfo, RuntimeStats };
 export {
@@ -42,6 +43,7 @@ export function destroy(): void {
   trimPool();
   destroyDevice();
   resetRuntime();
+  dropChecks();
 }
 
 /** Counters: kernels, dispatches, submits, pipelines compiled, bytes allocated, readbacks. */

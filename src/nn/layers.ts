@@ -1,6 +1,6 @@
 /** Basic layers with PyTorch parameter names, shapes and default initialization. */
 import { fmt } from '../tensor/shape.js';
-import { assertAlive, ones, zeros, Tensor } from '../tensor/index.js';
+import { assertAlive, checkIndices, ones, unchecked, zeros, Tensor } from '../tensor/index.js';
 import { kaimingUniform_, normal_, uniform_ } from './init.js';
 import { Layer, Parameter } from './module.js';
 import * as F from './functional.js';
@@ -25,7 +25,10 @@ export class Linear extends Layer {
   }
 }
 
-/** A lookup table [num, dim] indexed by integer ids (N(0, 1) init). */
+/**
+ * A lookup table [num, dim] indexed by integer ids (N(0, 1) init). Ids outside [0, num) are an error: at
+ * the call when the ids are on the host, else at the next readback (device-side check).
+ */
 export class Embedding extends Layer {
   weight: Parameter;
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number) {
@@ -37,7 +40,9 @@ export class Embedding extends Layer {
     if (!(ids instanceof Tensor)) throw new TypeError('Embedding: ids must be a Tensor');
     assertAlive('Embedding', [ids]);
     if (ids.dtype !== 'i32' && ids.dtype !== 'u32') throw new TypeError(`Embedding: ids must be i32 or u32, got ${ids.dtype}`);
-    return this.weight.indexSelect(0, ids.flatten()).reshape([...ids.shape, this.embeddingDim]);
+    const n = this.numEmbeddings;
+    checkIndices(ids, { op: 'Embedding', noun: 'id', lo: 0, hi: n, context: `for ${n} embeddings` });
+    return unchecked(() => this.weight.indexSelect(0, ids.flatten()).reshape([...ids.shape, this.embeddingDim]));
   }
 }
 

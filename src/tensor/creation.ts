@@ -7,6 +7,7 @@ import { Tensor } from './tensor.js';
 import { broadcastTo, constNode, mk, where } from './apply.js';
 import { gpu } from '../wgsl/device.js';
 import { uploadBuffer } from '../wgsl/runtime.js';
+import { HOST_COPY_MAX } from './checks.js';
 
 /** Nested JS arrays of numbers or booleans. */
 export type NestedArray = number | boolean | NestedArray[];
@@ -97,9 +98,12 @@ function fromHost(values: ArrayLike<number>, shape: number[], dtype: DType, devi
     node.host = h;
   } else {
     if (dtype === 'f16' && !gpu().f16) throw new Error("tensor: dtype 'f16' needs the adapter feature 'shader-f16', which this adapter lacks");
-    const b = uploadBuffer(hostArray(values, dtype));
+    const host = hostArray(values, dtype);
+    const b = uploadBuffer(host);
     node.buffer = b.buffer;
     node.bufferBytes = b.bytes;
+    // small integer tensors keep their values on the host too, so index checks happen at the call
+    if ((host instanceof Int32Array || host instanceof Uint32Array) && dtype !== 'bool' && host.length <= HOST_COPY_MAX) node.hostValues = host.slice();
   }
   return new Tensor(node);
 }

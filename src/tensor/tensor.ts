@@ -14,6 +14,7 @@ import { full, type NestedArray } from './creation.js';
 import * as act from './composites/activation.js';
 import * as red from './composites/reduction.js';
 import * as ix from './composites/indexing.js';
+import { checkIndices, unchecked } from './index-checks.js';
 
 export type { BackwardOptions };
 import { applyElementwise, assertAlive, broadcastTo, deviceOf, matmul, mk, movement, where, type TensorLike } from './apply.js';
@@ -489,7 +490,11 @@ export class Tensor {
 
   // ---- indexing ----------------------------------------------------------------------------------
 
-  /** out[…i…] = this[…index[…i…]…] along `axis` (PyTorch gather; negative indices wrap, out-of-range clamp). */
+  /**
+   * out[…i…] = this[…index[…i…]…] along `axis` (PyTorch gather; negative indices count from the end).
+   * Indices outside [−n, n) are an error: at the call when the index values are on the host, else at the
+   * next readback (see ./checks.ts).
+   */
   gather(axis: number, index: Tensor): Tensor {
     const a = normAxis('gather', axis, this.rank);
     if (!(index instanceof Tensor)) throw new TypeError('gather: index must be a Tensor');
@@ -499,19 +504,29 @@ export class Tensor {
       if (i !== a && d > this.shape[i]!) throw new Error(`gather: index shape ${fmt(index.shape)} exceeds input ${fmt(this.shape)} at axis ${i}`);
     });
     deviceOf('gather', [this, index]);
+    const n = this.shape[a]!;
+    checkIndices(index, { op: 'gather', noun: 'index', lo: -n, hi: n, context: `for axis ${a} of size ${n}` });
     return scope(() => mk('gather', [this, index.cast('i32')], [...index.shape], this.dtype, this.device, a));
   }
-  /** Selects entries of a 1-D index along an axis. */
+  /** Selects entries of a 1-D index along an axis (negative indices count from the end; out of range is an error, as in `gather`). */
   indexSelect(axis: number, index: Tensor): Tensor {
     const a = normAxis('indexSelect', axis, this.rank);
+    if (!(index instanceof Tensor)) throw new TypeError('indexSelect: index must be a Tensor');
+    if (index.dtype !== 'i32' && index.dtype !== 'u32') throw new TypeError(`indexSelect: index must be i32 or u32, got ${index.dtype}`);
     if (index.rank !== 1) throw new Error(`indexSelect: index must be 1-D, got shape ${fmt(index.shape)}`);
+    deviceOf('indexSelect', [this, index]);
+    const n = this.shape[a]!;
+    checkIndices(index, { op: 'indexSelect', noun: 'index', lo: -n, hi: n, context: `for axis ${a} of size ${n}` });
     const L = index.shape[0]!;
     const shape = this.shape.map((d, i) => (i === a ? L : d));
-    return scope(() => this.gather(a, index.reshape(this.shape.map((_, i) => (i === a ? L : 1))).expand(shape)));
+    return scope(() => unchecked(() => this.gather(a, index.reshape(this.shape.map((_, i) => (i === a ? L : 1))).expand(shape))));
   }
-  /** this + src scattered by index along axis (PyTorch scatter_add; index and src share a shape). Deterministic. */
+  /**
+   * this + src scattered by index along axis (PyTorch scatter_add; index and src share a shape). Deterministic.
+   * Indices outside [−n, n) are an error, as in `gather`.
+   */
   scatterAdd(axis: number, index: Tensor, src: Tensor): Tensor { return ix.scatterAdd(this, axis, index, src); }
-  /** One-hot encoding along a new last axis. */
+  /** One-hot encoding along a new last axis (classes outside [0, numClasses) are an error, as in PyTorch). */
   oneHot(numClasses: number, opts: { dtype?: DType } = {}): Tensor { return ix.oneHot(this, numClasses, opts.dtype ?? 'i32'); }
 
   // ---- linear algebra ------------------------------------------------------------------------------

@@ -5,16 +5,20 @@ import { scope } from '../memory.js';
 import { Tensor } from '../tensor.js';
 import { assertAlive, deviceOf, where } from '../apply.js';
 import { iota } from '../creation.js';
+import { checkIndices } from '../index-checks.js';
 
 /** t + src scattered by index along axis (PyTorch scatter_add; index and src share a shape). Deterministic. */
 export function scatterAdd(t: Tensor, axis: number, index: Tensor, src: Tensor): Tensor {
   const a = normAxis('scatterAdd', axis, t.rank);
+  if (!(index instanceof Tensor) || !(src instanceof Tensor)) throw new TypeError('scatterAdd: index and src must be Tensors');
   if (index.dtype !== 'i32' && index.dtype !== 'u32') throw new TypeError(`scatterAdd: index must be i32 or u32, got ${index.dtype}`);
   if (!shapesEqual(index.shape, src.shape)) throw new Error(`scatterAdd: index ${fmt(index.shape)} and src ${fmt(src.shape)} must have the same shape`);
   if (index.rank !== t.rank || index.shape.some((d, i) => i !== a && d > t.shape[i]!)) {
     throw new Error(`scatterAdd: index ${fmt(index.shape)} must not exceed input ${fmt(t.shape)} on any axis but ${a}`);
   }
   deviceOf('scatterAdd', [t, index, src]);
+  const size = t.shape[a]!;
+  checkIndices(index, { op: 'scatterAdd', noun: 'index', lo: -size, hi: size, context: `for axis ${a} of size ${size}` });
   return scope(() => {
     const n = t.shape[a]!;
     const idx = index.cast('i32').transpose(a, -1).unsqueeze(-2); // [..., 1, m]
@@ -31,6 +35,7 @@ export function scatterAdd(t: Tensor, axis: number, index: Tensor, src: Tensor):
 export function oneHot(t: Tensor, numClasses: number, dtype: DType): Tensor {
   if (t.dtype !== 'i32' && t.dtype !== 'u32') throw new TypeError(`oneHot: expected integer class indices, got ${t.dtype}`);
   if (!Number.isInteger(numClasses) || numClasses < 1) throw new Error(`oneHot: numClasses must be a positive integer, got ${numClasses}`);
+  checkIndices(t, { op: 'oneHot', noun: 'class', lo: 0, hi: numClasses, context: `for ${numClasses} classes` });
   return scope(() => t.cast('i32').unsqueeze(-1).eq(iota(numClasses, 'i32', t.device)).cast(dtype));
 }
 
