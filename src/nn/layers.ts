@@ -33,6 +33,9 @@ export class Embedding extends Layer {
   weight: Parameter;
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number) {
     super();
+    if (!Number.isInteger(numEmbeddings) || !Number.isInteger(embeddingDim) || numEmbeddings < 1 || embeddingDim < 1) {
+      throw new Error(`Embedding: numEmbeddings and embeddingDim must be positive integers, got ${numEmbeddings} and ${embeddingDim}`);
+    }
     this.weight = new Parameter(zeros([numEmbeddings, embeddingDim]));
     normal_(this.weight);
   }

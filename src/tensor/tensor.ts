@@ -423,6 +423,10 @@ export class Tensor {
   split(sizes: number | number[], axis = 0): Tensor[] {
     const a = normAxis('split', axis, this.rank);
     const n = this.shape[a]!;
+    if (typeof sizes === 'number' && (!Number.isInteger(sizes) || sizes < 1)) throw new Error(`split: split size must be a positive integer, got ${sizes}`);
+    if (typeof sizes !== 'number' && (!Array.isArray(sizes) || sizes.some((x) => !Number.isInteger(x) || x < 0))) {
+      throw new Error(`split: sizes must be a positive integer or an array of non-negative integers, got ${JSON.stringify(sizes)}`);
+    }
     const list = typeof sizes === 'number' ? Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes)) : sizes;
     if (list.reduce((s, x) => s + x, 0) !== n) throw new Error(`split: sizes ${JSON.stringify(sizes)} do not add up to ${n} (axis ${a} of ${fmt(this.shape)})`);
     let off = 0;
@@ -431,6 +435,8 @@ export class Tensor {
   /** Splits into `chunks` nearly equal pieces along an axis. */
   chunk(chunks: number, axis = 0): Tensor[] {
     const a = normAxis('chunk', axis, this.rank);
+    if (!Number.isInteger(chunks) || chunks < 1) throw new Error(`chunk: chunks must be a positive integer, got ${chunks}`);
+    if (this.shape[a] === 0) return [this];
     return this.split(Math.ceil(this.shape[a]! / chunks), a);
   }
 
@@ -452,7 +458,10 @@ export class Tensor {
   mean(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
     const axes = normAxes('mean', axis, this.rank);
     const n = axes.reduce((s, a) => s * this.shape[a]!, 1);
-    return scope(() => this.float().reducePrim('sum', axes, !!opts.keepDim).div(n));
+    return scope(() => {
+      const s = this.float().reducePrim('sum', axes, !!opts.keepDim);
+      return n === 0 ? where(true, NaN, s) : s.div(n); // the mean of no elements is NaN, as in PyTorch
+    });
   }
   /** Maximum over axes (NaN propagates). */
   max(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
