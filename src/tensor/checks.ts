@@ -64,7 +64,8 @@ export const HOST_COPY_MAX = 1 << 16;
 /** The index values of a node when they are known on the host (else null). */
 export function hostValuesOf(node: LazyNode): ArrayLike<number> | null {
   let n = node;
-  while (n.op === 'reshape' && n.src.length === 1) n = n.src[0]!; // a reshape keeps every element
+  // a view reading its source at its own flat index (a reshape) has exactly the source's elements
+  while (n.def.kind === 'movement' && n.def.sameIndex && n.src.length === 1 && n.src[0]!.size === n.size) n = n.src[0]!;
   if (n.hostValues) return n.hostValues;
   if (n.device === 'cpu' && n.realized && n.host) return n.host;
   return null;
