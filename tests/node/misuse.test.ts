@@ -6,6 +6,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
+import { pendingChecks } from '../../src/tensor/checks.ts';
 
 beforeAll(async () => {
   await k.init();
@@ -55,6 +56,20 @@ describe('out-of-range indices are rejected on the host, at the call', () => {
     const withIgnored = await k.F.crossEntropy(logits, i32([2, -100]), { ignoreIndex: -100 }).item();
     const firstOnly = await k.F.crossEntropy(logits.slice(0, 0, 1), i32([2])).item();
     expect(withIgnored).toBeCloseTo(firstOnly, 6);
+  });
+
+  it('indices known on the host add no device work; computed ones add one pending check, reused per tensor', async () => {
+    await k.tensor([0]).data(); // settles whatever earlier tests left pending
+    const x = k.tensor([10, 20, 30]);
+    const host = i32([2, 0]);
+    const a = x.gather(0, host), b = x.indexSelect(0, host), c = host.reshape([2, 1]).oneHot(3);
+    expect(pendingChecks('webgpu')).toBe(0);
+    const dev = onDevice([2, 0]);
+    const d = x.gather(0, dev), e = x.gather(0, dev); // the same tensor against the same range: checked once
+    expect(pendingChecks('webgpu')).toBe(1);
+    expect(Array.from(await d.data())).toEqual([30, 10]);
+    expect(pendingChecks('webgpu')).toBe(0);
+    for (const t of [a, b, c, e]) t.dispose();
   });
 
   it('the host copy follows reshapes but not other ops, and is dropped with the tensor', async () => {
