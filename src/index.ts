@@ -10,6 +10,7 @@ import { loadAsyncContext } from './tensor/context.js';
 import { init as initDevice, deviceInfo, destroyDevice, type DeviceInfo, type InitOptions } from './wgsl/device.js';
 import { memoryInfo, profileKernels, resetRuntime, resetStats, runtimeStats, trimPool, type KernelProfile, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
 import { applyElementwise, defineElementwise, syncDeviceLimits, Tensor, type ElementwiseSpec, type TensorLike } from './tensor/index.js';
+import { dropChecks } from './tensor/checks.js';
 
 export type { DeviceInfo, InitOptions, MemoryInfo, RuntimeStats };
 export {
@@ -44,6 +45,7 @@ export function destroy(): void {
   trimPool();
   destroyDevice();
   resetRuntime();
+  dropChecks();
 }
 
 /** Counters: kernels, dispatches, submits, pipelines compiled, bytes allocated, readbacks. */

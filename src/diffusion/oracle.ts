@@ -4,7 +4,7 @@
  * (the "oracle" a perfect network would learn) has a closed form. Used to test samplers without training.
  */
 import { scope } from '../tensor/memory.js';
-import { rand, randn, tensor, where, type Tensor } from '../tensor/index.js';
+import { rand, randn, tensor, unchecked, where, type Tensor } from '../tensor/index.js';
 import type { Model } from './samplers.js';
 import type { NoiseProcess } from './process.js';
 
@@ -59,8 +59,9 @@ export class GaussianMixture {
       }
       void acc;
       const idx = comp.reshape([n]);
-      const mu = tensor(this.means, { device }).indexSelect(0, idx);
-      const c = tensor(this.stds, { device }).indexSelect(0, idx).reshape([n, 1]);
+      // component indices in [0, K) by construction: no device-side index check needed
+      const mu = unchecked(() => tensor(this.means, { device }).indexSelect(0, idx));
+      const c = unchecked(() => tensor(this.stds, { device }).indexSelect(0, idx)).reshape([n, 1]);
       return mu.add(randn([n, this.d], { device }).mul(c));
     });
   }

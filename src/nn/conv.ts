@@ -7,10 +7,26 @@
  */
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
-import { stack, tensor, Tensor } from '../tensor/index.js';
+import { assertAlive, stack, tensor, Tensor } from '../tensor/index.js';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
+
+/** A size option (stride, dilation, padding, kernel…) as a pair of integers ≥ `min`; the error names the op. */
+function intPair(op: string, name: string, v: Pair, min: 0 | 1): [number, number] {
+  const p: unknown = typeof v === 'number' ? [v, v] : v;
+  if (!Array.isArray(p) || p.length !== 2 || p.some((x) => !Number.isInteger(x) || x < min)) {
+    throw new Error(`${op}: ${name} must be a ${min ? 'positive' : 'non-negative'} integer or a pair of them, got ${JSON.stringify(v)}`);
+  }
+  return p as [number, number];
+}
+
+/** Checks the input of a 2-D op ([N, C, H, W], not disposed). */
+function input4d(op: string, x: Tensor): void {
+  if (!(x instanceof Tensor)) throw new TypeError(`${op}: input must be a Tensor`);
+  assertAlive(op, [x]);
+  if (x.rank !== 4) throw new Error(`${op}: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+}
 
 /** Options of conv2d. */
 export interface Conv2dOptions {
@@ -45,14 +61,16 @@ function resolvePadding(op: string, padding: Conv2dOptions['padding'], k: [numbe
       return [Math.floor(total / 2), total - Math.floor(total / 2)] as [number, number];
     }) as [[number, number], [number, number]];
   }
-  const p = pair(padding);
+  if (typeof padding === 'string') throw new Error(`${op}: padding must be 'same', 'valid' or non-negative integers, got ${JSON.stringify(padding)}`);
+  const p = intPair(op, 'padding', padding, 0);
   return [[p[0], p[0]], [p[1], p[1]]];
 }
 
 /** 2-D convolution: x [N, C, H, W], weight [O, C/groups, kh, kw], optional bias [O]. */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const op = 'conv2d';
-  if (x.rank !== 4) throw new Error(`${op}: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  input4d(op, x);
+  assertAlive(op, [weight, bias]);
   if (weight.rank !== 4) throw new Error(`${op}: weight must be [out, in/groups, kh, kw], got ${fmt(weight.shape)}`);
   const g = opts.groups ?? 1;
   const [N, C] = x.shape as [number, number];
@@ -60,7 +78,7 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   if (!Number.isInteger(g) || g < 1 || C % g || O % g) throw new Error(`${op}: groups ${g} must divide input channels ${C} and output channels ${O}`);
   if (Cg * g !== C) throw new Error(`${op}: input has ${C} channels but weight ${fmt(weight.shape)} expects ${Cg * g} (in/groups = ${Cg}, groups = ${g})`);
   if (bias && (bias.rank !== 1 || bias.shape[0] !== O)) throw new Error(`${op}: bias must be [${O}], got ${fmt(bias.shape)}`);
-  const s = pair(opts.stride ?? 1), d = pair(opts.dilation ?? 1);
+  const s = intPair(op, 'stride', opts.stride ?? 1, 1), d = intPair(op, 'dilation', opts.dilation ?? 1, 1);
   const pads = resolvePadding(op, opts.padding, [kh, kw], d, s);
   return scope(() => {
     const { cols, Ho, Wo } = windows(op, x, [kh, kw], s, pads, d);
@@ -85,9 +103,13 @@ export interface Conv1dOptions {
 
 /** 1-D convolution: x [N, C, L], weight [O, C/groups, k], optional bias [O] (conv2d over a height of 1). */
 export function conv1d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv1dOptions = {}): Tensor {
+  assertAlive('conv1d', [x, weight, bias]);
   if (x.rank !== 3) throw new Error(`conv1d: input must be [N, C, L], got ${fmt(x.shape)}`);
   if (weight.rank !== 3) throw new Error(`conv1d: weight must be [out, in/groups, k], got ${fmt(weight.shape)}`);
   const p = opts.padding ?? 0;
+  for (const [name, v, min] of [['stride', opts.stride ?? 1, 1], ['dilation', opts.dilation ?? 1, 1], ['padding', typeof p === 'number' ? p : 0, 0]] as const) {
+    if (!Number.isInteger(v) || v < min) throw new Error(`conv1d: ${name} must be a ${min ? 'positive' : 'non-negative'} integer, got ${v}`);
+  }
   return scope(() => conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, {
     stride: [1, opts.stride ?? 1], dilation: [1, opts.dilation ?? 1], groups: opts.groups,
     padding: typeof p === 'number' ? [0, p] : p,
@@ -109,14 +131,16 @@ export interface ConvTranspose2dOptions {
  */
 export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: ConvTranspose2dOptions = {}): Tensor {
   const op = 'convTranspose2d';
-  if (x.rank !== 4) throw new Error(`${op}: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  input4d(op, x);
+  assertAlive(op, [weight, bias]);
   if (weight.rank !== 4) throw new Error(`${op}: weight must be [in, out/groups, kh, kw], got ${fmt(weight.shape)}`);
   const g = opts.groups ?? 1;
   const [N, Cin, H, W] = x.shape as [number, number, number, number];
   const [Cw, Og, kh, kw] = weight.shape as [number, number, number, number];
   if (Cw !== Cin) throw new Error(`${op}: input has ${Cin} channels but weight ${fmt(weight.shape)} expects ${Cw}`);
   if (!Number.isInteger(g) || g < 1 || Cin % g) throw new Error(`${op}: groups ${g} must divide input channels ${Cin}`);
-  const s = pair(opts.stride ?? 1), p = pair(opts.padding ?? 0), op2 = pair(opts.outputPadding ?? 0), d = pair(opts.dilation ?? 1);
+  const s = intPair(op, 'stride', opts.stride ?? 1, 1), p = intPair(op, 'padding', opts.padding ?? 0, 0);
+  const op2 = intPair(op, 'outputPadding', opts.outputPadding ?? 0, 0), d = intPair(op, 'dilation', opts.dilation ?? 1, 1);
   for (const a of [0, 1]) {
     if (op2[a]! >= Math.max(s[a]!, d[a]!)) throw new Error(`${op}: outputPadding ${op2[a]} must be smaller than stride ${s[a]} or dilation ${d[a]}`);
   }
@@ -145,22 +169,32 @@ export interface Pool2dOptions {
   padding?: Pair;
 }
 
+/** Kernel, stride and padding of a pooling op (padding at most half the kernel, as in PyTorch). */
+function poolSizes(op: string, x: Tensor, kernel: Pair, opts: Pool2dOptions): [[number, number], [number, number], [number, number]] {
+  input4d(op, x);
+  const k = intPair(op, 'kernel size', kernel, 1), s = intPair(op, 'stride', opts.stride ?? kernel, 1), p = intPair(op, 'padding', opts.padding ?? 0, 0);
+  for (const a of [0, 1]) {
+    if (p[a]! > k[a]! / 2) throw new Error(`${op}: padding ${p[a]} must be at most half the kernel size ${k[a]}`);
+  }
+  return [k, s, p];
+}
+
 /** Average pooling (PyTorch's count_include_pad = true). */
 export function avgPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions = {}): Tensor {
-  const k = pair(kernel), s = pair(opts.stride ?? kernel), p = pair(opts.padding ?? 0);
-  if (x.rank !== 4) throw new Error(`avgPool2d: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  const [k, s, p] = poolSizes('avgPool2d', x, kernel, opts);
   return scope(() => windows('avgPool2d', x, k, s, [[p[0], p[0]], [p[1], p[1]]], [1, 1]).cols.mean([4, 5]));
 }
 
 /** Max pooling (padding counts as −∞). */
 export function maxPool2d(x: Tensor, kernel: Pair, opts: Pool2dOptions = {}): Tensor {
-  const k = pair(kernel), s = pair(opts.stride ?? kernel), p = pair(opts.padding ?? 0);
-  if (x.rank !== 4) throw new Error(`maxPool2d: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  const [k, s, p] = poolSizes('maxPool2d', x, kernel, opts);
   return scope(() => windows('maxPool2d', x, k, s, [[p[0], p[0]], [p[1], p[1]]], [1, 1], -Infinity).cols.max([4, 5]));
 }
 
 /** [N, C·r², H, W] → [N, C, H·r, W·r] (sub-pixel upsampling). */
 export function pixelShuffle(x: Tensor, r: number): Tensor {
+  input4d('pixelShuffle', x);
+  if (!Number.isInteger(r) || r < 1) throw new Error(`pixelShuffle: upscale factor must be a positive integer, got ${r}`);
   const [N, C, H, W] = x.shape as [number, number, number, number];
   if (x.rank !== 4 || C % (r * r)) throw new Error(`pixelShuffle: channels ${C} of ${fmt(x.shape)} must be divisible by ${r}² = ${r * r}`);
   return scope(() => x.reshape([N, C / (r * r), r, r, H, W]).permute([0, 1, 4, 2, 5, 3]).reshape([N, C / (r * r), H * r, W * r]));
@@ -168,6 +202,8 @@ export function pixelShuffle(x: Tensor, r: number): Tensor {
 
 /** [N, C, H·r, W·r] → [N, C·r², H, W] (patchify). */
 export function pixelUnshuffle(x: Tensor, r: number): Tensor {
+  input4d('pixelUnshuffle', x);
+  if (!Number.isInteger(r) || r < 1) throw new Error(`pixelUnshuffle: downscale factor must be a positive integer, got ${r}`);
   const [N, C, H, W] = x.shape as [number, number, number, number];
   if (x.rank !== 4 || H % r || W % r) throw new Error(`pixelUnshuffle: spatial size ${H}×${W} of ${fmt(x.shape)} must be divisible by ${r}`);
   return scope(() => x.reshape([N, C, H / r, r, W / r, r]).permute([0, 1, 3, 5, 2, 4]).reshape([N, C * r * r, H / r, W / r]));
@@ -175,8 +211,8 @@ export function pixelUnshuffle(x: Tensor, r: number): Tensor {
 
 /** Adaptive average pooling to `size` (PyTorch's bins: start ⌊i·n/o⌋, end ⌈(i+1)·n/o⌉). */
 export function adaptiveAvgPool2d(x: Tensor, size: Pair): Tensor {
-  const [oh, ow] = pair(size);
-  if (x.rank !== 4) throw new Error(`adaptiveAvgPool2d: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  input4d('adaptiveAvgPool2d', x);
+  const [oh, ow] = intPair('adaptiveAvgPool2d', 'output size', size, 1);
   const [, , H, W] = x.shape as [number, number, number, number];
   return scope(() => {
     const bins = (n: number, o: number) => Array.from({ length: o }, (_, i) => [Math.floor((i * n) / o), Math.ceil(((i + 1) * n) / o)] as [number, number]);
@@ -202,11 +238,14 @@ export interface InterpolateOptions {
 
 /** Resizes [N, C, H, W] by nearest neighbour (PyTorch's 'nearest': src = ⌊dst·in/out⌋) or bilinear interpolation. */
 export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
-  if (x.rank !== 4) throw new Error(`interpolate: input must be [N, C, H, W], got ${fmt(x.shape)}`);
+  input4d('interpolate', x);
   const [, , H, W] = x.shape as [number, number, number, number];
   const sf = opts.scaleFactor === undefined ? null : pair(opts.scaleFactor as Pair);
-  const [oh, ow] = opts.size ?? (sf ? [Math.floor(H * sf[0]), Math.floor(W * sf[1])] : (() => { throw new Error('interpolate: give size or scaleFactor'); })());
+  if (sf && !sf.every((v) => Number.isFinite(v) && v > 0)) throw new Error(`interpolate: scaleFactor must be positive, got ${JSON.stringify(opts.scaleFactor)}`);
+  const [oh, ow] = opts.size ? intPair('interpolate', 'size', opts.size, 1) : sf ? [Math.floor(H * sf[0]), Math.floor(W * sf[1])] : (() => { throw new Error('interpolate: give size or scaleFactor'); })();
+  if (oh < 1 || ow < 1) throw new Error(`interpolate: scaleFactor ${JSON.stringify(opts.scaleFactor)} gives an empty output ${oh}×${ow} from ${H}×${W}`);
   const mode = opts.mode ?? 'nearest';
+  if (mode !== 'nearest' && mode !== 'bilinear') throw new Error(`interpolate: mode must be 'nearest' or 'bilinear', got ${JSON.stringify(mode)}`);
   return scope(() => {
     if (mode === 'nearest') {
       const ri = tensor(Int32Array.from({ length: oh }, (_, i) => Math.min(Math.floor((i * H) / oh), H - 1)));

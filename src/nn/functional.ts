@@ -4,7 +4,7 @@
  */
 import { fmt, normAxis } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
-import { rand, Tensor, where } from '../tensor/index.js';
+import { assertAlive, checkIndices, rand, Tensor, unchecked, where } from '../tensor/index.js';
 
 /** How a loss reduces over elements. */
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -19,6 +19,7 @@ function reduce(op: string, t: Tensor, reduction: Reduction): Tensor {
 }
 
 function sameShape(op: string, a: Tensor, b: Tensor): void {
+  assertAlive(op, [a, b]);
   if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) {
     throw new Error(`${op}: input ${fmt(a.shape)} and target ${fmt(b.shape)} must have the same shape`);
   }
@@ -26,6 +27,7 @@ function sameShape(op: string, a: Tensor, b: Tensor): void {
 
 /** y = x·Wᵀ + b (W: [out, in]); the transpose is a free view and the bias fuses into the matmul. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  assertAlive('linear', [x, weight, bias]);
   return scope(() => {
     const y = x.matmul(weight.T);
     return bias ? y.add(bias) : y;
@@ -41,6 +43,7 @@ export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
 
 /** Normalizes over the trailing dims `normalizedShape` (biased variance), then scales and shifts. */
 export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  assertAlive('layerNorm', [x, weight, bias]);
   const n = normalizedShape.length;
   if (n > x.rank || normalizedShape.some((d, i) => x.shape[x.rank - n + i] !== d)) {
     throw new Error(`layerNorm: input of shape ${fmt(x.shape)} does not end with the normalized shape ${fmt(normalizedShape)}`);
@@ -78,19 +81,30 @@ export interface ClassLossOptions {
   ignoreIndex?: number;
 }
 
-function checkClassTarget(op: string, input: Tensor, target: Tensor): void {
+/**
+ * Checks class targets against input [N, C, …]: dtype, shape, weight [C], and every target in [0, C) or
+ * equal to `ignoreIndex` (at the call when the targets are on the host, else at the next readback).
+ */
+function checkClassTarget(op: string, input: Tensor, target: Tensor, opts: ClassLossOptions): void {
+  if (!(input instanceof Tensor) || !(target instanceof Tensor)) throw new TypeError(`${op}: input and target must be Tensors`);
+  assertAlive(op, [input, target, opts.weight]);
   if (input.rank < 2) throw new Error(`${op}: input must be [N, C, …], got ${fmt(input.shape)}`);
   if (target.dtype !== 'i32' && target.dtype !== 'u32') throw new TypeError(`${op}: class targets must be i32 or u32, got ${target.dtype} (for probabilities pass a float target of the input's shape to crossEntropy)`);
   const expected = [input.shape[0]!, ...input.shape.slice(2)];
   if (target.rank !== expected.length || target.shape.some((d, i) => d !== expected[i])) {
     throw new Error(`${op}: target of shape ${fmt(target.shape)} does not match input ${fmt(input.shape)} (expected ${fmt(expected)})`);
   }
+  const C = input.shape[1]!;
+  if (opts.weight && (opts.weight.rank !== 1 || opts.weight.shape[0] !== C)) throw new Error(`${op}: weight must be [${C}] (one per class), got ${fmt(opts.weight.shape)}`);
+  const ignore = opts.ignoreIndex;
+  if (ignore !== undefined && !Number.isInteger(ignore)) throw new Error(`${op}: ignoreIndex must be an integer, got ${ignore}`);
+  checkIndices(target, { op, noun: 'target', lo: 0, hi: C, ignore, context: `for ${C} classes` });
 }
 
 /** Negative log likelihood of class targets given log-probabilities [N, C, …]. */
 export function nllLoss(logProbs: Tensor, target: Tensor, opts: ClassLossOptions = {}): Tensor {
-  checkClassTarget('nllLoss', logProbs, target);
-  return scope(() => {
+  checkClassTarget('nllLoss', logProbs, target, opts);
+  return scope(() => unchecked(() => {
     const t = target.cast('i32');
     const valid = opts.ignoreIndex === undefined ? null : t.ne(opts.ignoreIndex);
     const safe = valid ? where(valid, t, 0) : t;
@@ -101,7 +115,7 @@ export function nllLoss(logProbs: Tensor, target: Tensor, opts: ClassLossOptions
     const reduction = opts.reduction ?? 'mean';
     if (reduction === 'mean' && w) return losses.sum().div(w.sum());
     return reduce('nllLoss', losses, reduction);
-  });
+  }));
 }
 
 /**
@@ -112,10 +126,14 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: ClassLossOpti
   const eps = opts.labelSmoothing ?? 0;
   if (!(eps >= 0 && eps <= 1)) throw new Error(`crossEntropy: labelSmoothing must be in [0, 1], got ${eps}`);
   const reduction = opts.reduction ?? 'mean';
-  return scope(() => {
+  if (!(logits instanceof Tensor) || !(target instanceof Tensor)) throw new TypeError('crossEntropy: input and target must be Tensors');
+  assertAlive('crossEntropy', [logits, target, opts.weight]);
+  const classTargets = target.dtype !== 'f32' && target.dtype !== 'f16';
+  if (classTargets) checkClassTarget('crossEntropy', logits, target, opts);
+  return scope(() => unchecked(() => {
     const logp = logits.logSoftmax(1);
     const C = logits.shape[1]!;
-    if (target.dtype === 'f32' || target.dtype === 'f16') {
+    if (!classTargets) {
       sameShape('crossEntropy', logits, target);
       let p = target;
       if (eps > 0) p = p.mul(1 - eps).add(eps / C);
@@ -139,7 +157,7 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: ClassLossOpti
       return w ? per.sum().div(w.sum()) : per.mean();
     }
     return reduce('crossEntropy', per, reduction);
-  });
+  }));
 }
 
 /** Binary cross entropy from logits, stable: max(x,0) − x·y + log(1 + e^−|x|) (optional posWeight). */

@@ -1,6 +1,6 @@
 /** Basic layers with PyTorch parameter names, shapes and default initialization. */
 import { fmt } from '../tensor/shape.js';
-import { ones, zeros, type Tensor } from '../tensor/index.js';
+import { assertAlive, checkIndices, ones, unchecked, zeros, Tensor } from '../tensor/index.js';
 import { kaimingUniform_, normal_, uniform_ } from './init.js';
 import { Layer, Parameter } from './module.js';
 import * as F from './functional.js';
@@ -25,17 +25,27 @@ export class Linear extends Layer {
   }
 }
 
-/** A lookup table [num, dim] indexed by integer ids (N(0, 1) init). */
+/**
+ * A lookup table [num, dim] indexed by integer ids (N(0, 1) init). Ids outside [0, num) are an error: at
+ * the call when the ids are on the host, else at the next readback (device-side check).
+ */
 export class Embedding extends Layer {
   weight: Parameter;
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number) {
     super();
+    if (!Number.isInteger(numEmbeddings) || !Number.isInteger(embeddingDim) || numEmbeddings < 1 || embeddingDim < 1) {
+      throw new Error(`Embedding: numEmbeddings and embeddingDim must be positive integers, got ${numEmbeddings} and ${embeddingDim}`);
+    }
     this.weight = new Parameter(zeros([numEmbeddings, embeddingDim]));
     normal_(this.weight);
   }
   forward(ids: Tensor): Tensor {
+    if (!(ids instanceof Tensor)) throw new TypeError('Embedding: ids must be a Tensor');
+    assertAlive('Embedding', [ids]);
     if (ids.dtype !== 'i32' && ids.dtype !== 'u32') throw new TypeError(`Embedding: ids must be i32 or u32, got ${ids.dtype}`);
-    return this.weight.indexSelect(0, ids.flatten()).reshape([...ids.shape, this.embeddingDim]);
+    const n = this.numEmbeddings;
+    checkIndices(ids, { op: 'Embedding', noun: 'id', lo: 0, hi: n, context: `for ${n} embeddings` });
+    return unchecked(() => this.weight.indexSelect(0, ids.flatten()).reshape([...ids.shape, this.embeddingDim]));
   }
 }
 

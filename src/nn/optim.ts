@@ -37,11 +37,28 @@ export abstract class Optimizer<O extends { lr: number }> {
     const groups = Array.isArray(params) && params.length && !(params[0] instanceof Tensor)
       ? (params as { params: Tensor[] | Module; options?: Partial<O> }[]).map((g) => ({ params: asList(g.params), options: { ...defaults, ...g.options } }))
       : [{ params: asList(params as Tensor[] | Module), options: { ...defaults } }];
+    const name = this.constructor.name;
+    if (!groups.some((g) => g.params.length)) throw new Error(`${name}: optimizer got an empty parameter list`);
+    const seen = new Set<Tensor>();
     for (const g of groups) {
-      if (!(g.options.lr >= 0)) throw new Error(`${this.constructor.name}: lr must be a non-negative number, got ${g.options.lr}`);
-      for (const p of g.params) if (!p.requiresGrad) throw new Error(`${this.constructor.name}: parameter of shape [${p.shape.join(', ')}] does not require grad`);
+      this.checkOptions(g.options);
+      for (const p of g.params) {
+        if (!(p instanceof Tensor)) throw new TypeError(`${name}: parameters must be Tensors, got ${p === null ? 'null' : typeof p}`);
+        if (p.disposed) throw new Error(`${name}: a parameter of shape [${p.shape.join(', ')}] was disposed`);
+        if (!p.requiresGrad) throw new Error(`${name}: parameter of shape [${p.shape.join(', ')}] does not require grad`);
+        if (seen.has(p) && groups.length > 1) throw new Error(`${name}: a parameter of shape [${p.shape.join(', ')}] appears in more than one parameter group`);
+        seen.add(p);
+      }
     }
     this.paramGroups = groups;
+  }
+
+  /**
+   * Checks hyper-parameters (PyTorch's rules, and finite): lr ≥ 0; subclasses add their own.
+   * Throws an error naming the optimizer and the value.
+   */
+  protected checkOptions(o: O): void {
+    checkNumber(this.constructor.name, 'lr', o.lr, 0);
   }
 
   /** The learning rate of the first group (setting it sets every group's). */
@@ -49,6 +66,7 @@ export abstract class Optimizer<O extends { lr: number }> {
     return this.paramGroups[0]!.options.lr;
   }
   set lr(v: number) {
+    checkNumber(this.constructor.name, 'lr', v, 0);
     for (const g of this.paramGroups) g.options.lr = v;
   }
 
@@ -127,6 +145,7 @@ export abstract class Optimizer<O extends { lr: number }> {
   /** Restores `stateDict()` output. */
   loadStateDict(sd: OptimizerState<O>): void {
     if (sd.groups.length !== this.paramGroups.length) throw new Error(`loadStateDict: ${sd.groups.length} parameter groups in the state, ${this.paramGroups.length} in the optimizer`);
+    for (const o of sd.groups) this.checkOptions(o);
     this.stepCount = sd.step;
     sd.groups.forEach((o, i) => (this.paramGroups[i]!.options = { ...o }));
     let i = 0;
@@ -146,6 +165,15 @@ export abstract class Optimizer<O extends { lr: number }> {
   }
 }
 
+/** Throws `<opt>: <name> must be …` unless `v` is a finite number ≥ `min` (and < `below` when given). */
+function checkNumber(opt: string, name: string, v: unknown, min: number, below?: number): void {
+  const ok = typeof v === 'number' && Number.isFinite(v) && v >= min && (below === undefined || v < below);
+  if (!ok) {
+    const range = below === undefined ? (min === 0 ? 'a non-negative finite number' : `a finite number ≥ ${min}`) : `in [${min}, ${below})`;
+    throw new Error(`${opt}: ${name} must be ${range}, got ${typeof v === 'number' ? v : JSON.stringify(v)}`);
+  }
+}
+
 /** SGD options. */
 export interface SGDOptions { lr: number; momentum: number; dampening: number; weightDecay: number; nesterov: boolean }
 
@@ -153,7 +181,13 @@ export interface SGDOptions { lr: number; momentum: number; dampening: number; w
 export class SGD extends Optimizer<SGDOptions> {
   constructor(params: ConstructorParameters<typeof Optimizer<SGDOptions>>[0], opts: Partial<SGDOptions> = {}) {
     super(params, { lr: 1e-3, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false, ...opts });
-    for (const g of this.paramGroups) if (g.options.nesterov && (g.options.momentum <= 0 || g.options.dampening !== 0)) throw new Error('SGD: Nesterov momentum needs momentum > 0 and dampening 0');
+  }
+  protected override checkOptions(o: SGDOptions): void {
+    super.checkOptions(o);
+    checkNumber('SGD', 'momentum', o.momentum, 0);
+    if (typeof o.dampening !== 'number' || !Number.isFinite(o.dampening)) throw new Error(`SGD: dampening must be a finite number, got ${o.dampening}`);
+    checkNumber('SGD', 'weightDecay', o.weightDecay, 0);
+    if (o.nesterov && (o.momentum <= 0 || o.dampening !== 0)) throw new Error('SGD: Nesterov momentum needs momentum > 0 and dampening 0');
   }
   protected update(p: Tensor, grad: Tensor, o: SGDOptions): void {
     let g = o.weightDecay ? grad.add(p.mul(o.weightDecay)) : grad;
@@ -176,6 +210,15 @@ export class Adam extends Optimizer<AdamOptions> {
   protected decoupled = false;
   constructor(params: ConstructorParameters<typeof Optimizer<AdamOptions>>[0], opts: Partial<AdamOptions> = {}) {
     super(params, { lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 0, ...opts });
+  }
+  protected override checkOptions(o: AdamOptions): void {
+    super.checkOptions(o);
+    const name = this.constructor.name;
+    if (!Array.isArray(o.betas) || o.betas.length !== 2) throw new Error(`${name}: betas must be a pair [beta1, beta2], got ${JSON.stringify(o.betas)}`);
+    checkNumber(name, 'betas[0]', o.betas[0], 0, 1);
+    checkNumber(name, 'betas[1]', o.betas[1], 0, 1);
+    checkNumber(name, 'eps', o.eps, 0);
+    checkNumber(name, 'weightDecay', o.weightDecay, 0);
   }
   protected update(p: Tensor, grad: Tensor, o: AdamOptions): void {
     const [b1, b2] = o.betas;
@@ -207,6 +250,8 @@ export class AdamW extends Adam {
  * (a lazy scalar: no readback happens here).
  */
 export function clipGradNorm(params: Tensor[] | Module, maxNorm: number, normType: 2 | 'inf' = 2): Tensor {
+  checkNumber('clipGradNorm', 'maxNorm', maxNorm, 0);
+  if (normType !== 2 && normType !== 'inf') throw new Error(`clipGradNorm: normType must be 2 or 'inf', got ${JSON.stringify(normType)}`);
   const ps = (Array.isArray(params) ? params : params.parameters()).filter((p) => p.grad);
   return noGrad(() => {
     const norm = scope(() => {

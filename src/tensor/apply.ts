@@ -14,8 +14,17 @@ import { Tensor } from './tensor.js';
 // ------------------------------------------------------------------------------------------------
 // Node construction
 
+/** Throws `<op>: the tensor was disposed` when any of `ts` was disposed (checked at the call site of every op). */
+export function assertAlive(op: string, ts: readonly unknown[]): void {
+  for (const t of ts) {
+    if (t instanceof Tensor && t.disposed) throw new Error(`${op}: the tensor was disposed`);
+    if (Array.isArray(t)) assertAlive(op, t);
+  }
+}
+
 /** Applies primitive `op` to `src` (the arguments already checked), recording it for backward. */
 export function mk(op: string, src: Tensor[], shape: number[], dtype: DType, device: Device, arg?: unknown): Tensor {
+  for (const t of src) if (t.disposed) throw new Error(`${op}: the tensor was disposed`);
   const node = new LazyNode(op, src.map((t) => t.node), shape, dtype, device, arg);
   const out = new Tensor(node);
   if (src.length) record({ def: node.def, inputs: src, out, arg });
@@ -60,6 +69,7 @@ export function applyElementwise(op: string, inputs: TensorLike[], arg?: unknown
   const def = elementwiseDef(op);
   if (inputs.length !== def.arity) throw new Error(`${op}: expected ${def.arity} inputs, got ${inputs.length}`);
   const tensors = inputs.filter((x): x is Tensor => x instanceof Tensor);
+  assertAlive(op, tensors);
   for (const x of inputs) {
     if (!(x instanceof Tensor) && typeof x !== 'number' && typeof x !== 'boolean') throw new TypeError(`${op}: expected tensors or numbers, got ${describe(x)}`);
   }
@@ -98,6 +108,7 @@ export function where(cond: TensorLike, a: TensorLike, b: TensorLike): Tensor {
 /** Matrix product with NumPy/PyTorch semantics: 1-D operands, batch broadcasting; transposed views cost nothing. */
 export function matmul(x: Tensor, other: Tensor): Tensor {
   if (!(other instanceof Tensor)) throw new TypeError('matmul: expected a Tensor');
+  assertAlive('matmul', [x, other]);
   if (x.rank === 0 || other.rank === 0) throw new Error(`matmul: both operands need at least 1 dimension, got ${fmt(x.shape)} and ${fmt(other.shape)}`);
   const device = deviceOf('matmul', [x, other]);
   return scope(() => {

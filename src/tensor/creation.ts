@@ -7,6 +7,7 @@ import { Tensor } from './tensor.js';
 import { broadcastTo, constNode, mk, where } from './apply.js';
 import { gpu } from '../wgsl/device.js';
 import { uploadBuffer } from '../wgsl/runtime.js';
+import { HOST_COPY_MAX } from './checks.js';
 
 /** Nested JS arrays of numbers or booleans. */
 export type NestedArray = number | boolean | NestedArray[];
@@ -88,7 +89,23 @@ function hostArray(values: ArrayLike<number>, dtype: DType): ArrayBufferView {
   }
 }
 
+/** The values an integer dtype holds (i32, u32), else null. */
+function intRange(dtype: DType): [number, number] | null {
+  return dtype === 'i32' ? [-2147483648, 2147483647] : dtype === 'u32' ? [0, 4294967295] : null;
+}
+
+/** Rejects values an integer dtype cannot hold (they would wrap); fractions truncate toward zero, as in PyTorch. */
+function checkIntValues(op: string, values: ArrayLike<number>, dtype: DType): void {
+  const r = intRange(dtype);
+  if (!r || (dtype === 'i32' && values instanceof Int32Array) || (dtype === 'u32' && values instanceof Uint32Array)) return;
+  for (let i = 0; i < values.length; i++) {
+    const t = Math.trunc(Number(values[i]));
+    if (!(t >= r[0] && t <= r[1])) throw new RangeError(`${op}: value ${values[i]} cannot be held by ${dtype} without overflow (range ${r[0]} to ${r[1]})`);
+  }
+}
+
 function fromHost(values: ArrayLike<number>, shape: number[], dtype: DType, device: Device): Tensor {
+  checkIntValues('tensor', values, dtype);
   const node = new LazyNode('buffer', [], shape, dtype, device);
   if (device === 'cpu') {
     // the float64 reference keeps float inputs exact (it computes in float64 throughout)
@@ -97,9 +114,12 @@ function fromHost(values: ArrayLike<number>, shape: number[], dtype: DType, devi
     node.host = h;
   } else {
     if (dtype === 'f16' && !gpu().f16) throw new Error("tensor: dtype 'f16' needs the adapter feature 'shader-f16', which this adapter lacks");
-    const b = uploadBuffer(hostArray(values, dtype));
+    const host = hostArray(values, dtype);
+    const b = uploadBuffer(host);
     node.buffer = b.buffer;
     node.bufferBytes = b.bytes;
+    // small integer tensors keep their values on the host too, so index checks happen at the call
+    if ((host instanceof Int32Array || host instanceof Uint32Array) && dtype !== 'bool' && host.length <= HOST_COPY_MAX) node.hostValues = host.slice();
   }
   return new Tensor(node);
 }
@@ -138,17 +158,20 @@ export function tensor(data: NestedArray | TypedArray | ArrayLike<number>, opts:
 export function full(shape: Shape, value: number | boolean, opts: CreateOptions = {}): Tensor {
   checkShape('full', shape);
   const dtype = opts.dtype ? checkDType(opts.dtype, 'full') : typeof value === 'boolean' ? 'bool' : 'f32';
+  checkIntValues('full', [Number(value)], dtype);
   const c = constNode(Number(value), dtype, opts.device ?? defaultDevice);
   return leaf(broadcastTo(c, [...shape]), opts);
 }
 
 /** Zeros. */
 export function zeros(shape: Shape, opts: CreateOptions = {}): Tensor {
+  checkShape('zeros', shape);
   return full(shape, 0, opts);
 }
 
 /** Ones. */
 export function ones(shape: Shape, opts: CreateOptions = {}): Tensor {
+  checkShape('ones', shape);
   return full(shape, 1, opts);
 }
 
@@ -197,6 +220,9 @@ export function linspace(start: number, end: number, steps: number, opts: Create
 
 /** Identity matrix n×m. */
 export function eye(n: number, m = n, opts: CreateOptions = {}): Tensor {
+  for (const [name, v] of [['n', n], ['m', m]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new Error(`eye: ${name} must be a non-negative integer, got ${v}`);
+  }
   const device = opts.device ?? defaultDevice;
   return scope(() => iota(n, 'i32', device).reshape([n, 1]).eq(iota(m, 'i32', device).reshape([1, m])).cast(opts.dtype ?? 'f32'));
 }

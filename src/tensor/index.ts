@@ -2,7 +2,8 @@
 import './ops/index.js';
 
 export { Tensor, type TensorLike, type ReduceOptions } from './tensor.js';
-export { applyElementwise, where, matmul } from './apply.js';
+export { applyElementwise, where, matmul, assertAlive } from './apply.js';
+export { checkIndices, unchecked, type IndexRange } from './index-checks.js';
 export { setFusion, syncDeviceLimits } from './plan.js';
 export { setProgramCache } from './program.js';
 export { tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye, setDefaultDevice, getDefaultDevice, withDevice, type NestedArray, type CreateOptions } from './creation.js';

@@ -31,6 +31,8 @@ export class LazyNode {
   /** Storage once realized: a GPU buffer (webgpu) or float64 values (cpu). */
   buffer: GPUBuffer | null = null;
   host: Float64Array | null = null;
+  /** A host copy of the values of a small integer tensor made from host data (for index checks at the call). */
+  hostValues: Int32Array | Uint32Array | null = null;
   /** Bytes of `buffer` (its size class). */
   bufferBytes = 0;
   refs = 0;
@@ -86,6 +88,7 @@ export class LazyNode {
     if (this.buffer) releaseBuffer(this.buffer);
     this.buffer = null;
     this.host = null;
+    this.hostValues = null;
     const src = this.src;
     this.src = [];
     for (const s of src) s.release();

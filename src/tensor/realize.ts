@@ -1,6 +1,7 @@
 /**
  * Realization: plans the pending graph of the requested nodes, launches its kernels (one submit, one at a
- * time) and reads values back; reads requested in the same tick share one submit and one map.
+ * time) and reads values back; reads requested in the same tick share one submit and one map. Pending
+ * index checks (./checks.ts) ride along: computed in the same submit, read in the same map.
  */
 import { type DType, type TypedArray, allocHostArray, halfToFloat, isFloat } from './dtype.js';
 import type { LazyNode } from './node.js';
@@ -10,6 +11,7 @@ import { storageBytes } from './lower.js';
 import { launchesOf, programFor } from './program.js';
 import { gpu } from '../wgsl/device.js';
 import { deviceReplaced, execute, executeAndRead, isStaleBuffer, waitForSubmitted, type Launch } from '../wgsl/runtime.js';
+import { CHECK_BATCH, pendingChecks, settleChecks, settleInBackground, takeChecks, takeDeferredFailure, uncomputedChecks } from './checks.js';
 
 let chain: Promise<unknown> = Promise.resolve();
 /** Runs `fn` after every earlier realization has been submitted (one at a time). */
@@ -42,13 +44,25 @@ function checkNotFailed(nodes: Iterable<LazyNode>): void {
 /** Realizes nodes (GPU and CPU reference) and reads back `reads` (GPU) in the same submit. */
 export async function realizeNodes(nodes: LazyNode[], reads: LazyNode[] = []): Promise<ArrayBuffer[]> {
   const cpu = nodes.filter((n) => n.device === 'cpu');
-  if (cpu.length) realizeReference(cpu);
+  // index checks on the cpu reference are computed with its values and settled at once
+  const cpuChecks = takeChecks('cpu');
+  if (cpu.length || cpuChecks.length) {
+    try {
+      realizeReference([...cpu, ...cpuChecks.map((c) => c.node)]);
+    } catch (e) {
+      settleChecks(cpuChecks, null);
+      throw e;
+    }
+    const failure = settleChecks(cpuChecks, cpuChecks.map((c) => c.node.host!));
+    if (failure) throw failure;
+  }
   const gpuNodes = nodes.filter((n) => n.device === 'webgpu' && !n.realized);
   const gpuReads = reads.filter((n) => n.device === 'webgpu');
   if (!gpuNodes.length && !gpuReads.length) return [];
   gpu();
   return serialize(async (): Promise<ArrayBuffer[] | (() => Promise<ArrayBuffer[]>)> => {
-    const pending = gpuNodes.filter((n) => !n.realized && !n.freed);
+    // pending index checks are computed in the same program and submit as the requested nodes
+    const pending = [...gpuNodes.filter((n) => !n.realized && !n.freed), ...uncomputedChecks('webgpu')];
     checkNotFailed(gpuReads);
     let launches: Launch[] = [];
     let outs: LazyNode[] = [];
@@ -58,18 +72,56 @@ export async function realizeNodes(nodes: LazyNode[], reads: LazyNode[] = []): P
       launches = launchesOf(program, nodes);
       outs = program.kernels.flatMap((k) => k.outs.map((o) => nodes[o]!));
     }
-    try {
-      if (!gpuReads.length) {
-        await execute(launches);
-        return [];
-      }
-      for (const n of gpuReads) if (!n.buffer) throw new Error('kiln: cannot read a disposed tensor');
-      return await executeAndRead(launches, gpuReads.map((n) => ({ buffer: n.buffer!, bytes: storageBytes(n) })));
-    } catch (e) {
+    // a submit that fails leaves what it would have written invalid: later uses report the failure
+    const fail = (e: unknown) => {
       for (const n of outs) failed.set(n, e as Error);
       if (outs.length) anyFailed = true;
+    };
+    if (!gpuReads.length) {
+      if (pendingChecks('webgpu') < CHECK_BATCH) {
+        try {
+          await execute(launches);
+        } catch (e) {
+          fail(e);
+          throw e;
+        }
+        return [];
+      }
+      // a loop that never reads back: its checks are read with this submit and settled in the background
+      const checks = takeChecks('webgpu');
+      let read: () => Promise<ArrayBuffer[]>;
+      try {
+        read = await executeAndRead(launches, checks.map((c) => ({ buffer: c.node.buffer!, bytes: storageBytes(c.node) })));
+      } catch (e) {
+        fail(e);
+        settleChecks(checks, null);
+        throw e;
+      }
+      settleInBackground(checks, read);
+      return [];
+    }
+    for (const n of gpuReads) if (!n.buffer) throw new Error('kiln: cannot read a disposed tensor');
+    const checks = takeChecks('webgpu');
+    let read: () => Promise<ArrayBuffer[]>;
+    try {
+      read = await executeAndRead(launches, [...gpuReads, ...checks.map((c) => c.node)].map((n) => ({ buffer: n.buffer!, bytes: storageBytes(n) })));
+    } catch (e) {
+      fail(e);
+      settleChecks(checks, null);
       throw e;
     }
+    return async () => {
+      let raws: ArrayBuffer[];
+      try {
+        raws = await read();
+      } catch (e) {
+        settleChecks(checks, null);
+        throw e;
+      }
+      const failure = settleChecks(checks, raws.slice(gpuReads.length)) ?? (await takeDeferredFailure());
+      if (failure) throw failure;
+      return raws.slice(0, gpuReads.length);
+    };
   }).then((r) => (typeof r === 'function' ? r() : r));
 }
 
@@ -139,6 +191,7 @@ export function decode(raw: Float64Array | ArrayBuffer, dtype: DType, n: number)
 
 /** Computes the given tensors now (one submit); resolves when the work is queued on the GPU. */
 export async function realize(...tensors: Tensor[]): Promise<void> {
+  for (const t of tensors) if (t.disposed) throw new Error('realize: the tensor was disposed');
   await realizeNodes(tensors.map((t) => t.node));
 }
 

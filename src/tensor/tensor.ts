@@ -14,9 +14,10 @@ import { full, type NestedArray } from './creation.js';
 import * as act from './composites/activation.js';
 import * as red from './composites/reduction.js';
 import * as ix from './composites/indexing.js';
+import { checkIndices, unchecked } from './index-checks.js';
 
 export type { BackwardOptions };
-import { applyElementwise, broadcastTo, deviceOf, matmul, mk, movement, where, type TensorLike } from './apply.js';
+import { applyElementwise, assertAlive, broadcastTo, deviceOf, matmul, mk, movement, where, type TensorLike } from './apply.js';
 
 export type { TensorLike };
 
@@ -422,6 +423,10 @@ export class Tensor {
   split(sizes: number | number[], axis = 0): Tensor[] {
     const a = normAxis('split', axis, this.rank);
     const n = this.shape[a]!;
+    if (typeof sizes === 'number' && (!Number.isInteger(sizes) || sizes < 1)) throw new Error(`split: split size must be a positive integer, got ${sizes}`);
+    if (typeof sizes !== 'number' && (!Array.isArray(sizes) || sizes.some((x) => !Number.isInteger(x) || x < 0))) {
+      throw new Error(`split: sizes must be a positive integer or an array of non-negative integers, got ${JSON.stringify(sizes)}`);
+    }
     const list = typeof sizes === 'number' ? Array.from({ length: Math.ceil(n / sizes) }, (_, i) => Math.min(sizes, n - i * sizes)) : sizes;
     if (list.reduce((s, x) => s + x, 0) !== n) throw new Error(`split: sizes ${JSON.stringify(sizes)} do not add up to ${n} (axis ${a} of ${fmt(this.shape)})`);
     let off = 0;
@@ -430,6 +435,8 @@ export class Tensor {
   /** Splits into `chunks` nearly equal pieces along an axis. */
   chunk(chunks: number, axis = 0): Tensor[] {
     const a = normAxis('chunk', axis, this.rank);
+    if (!Number.isInteger(chunks) || chunks < 1) throw new Error(`chunk: chunks must be a positive integer, got ${chunks}`);
+    if (this.shape[a] === 0) return [this];
     return this.split(Math.ceil(this.shape[a]! / chunks), a);
   }
 
@@ -451,7 +458,10 @@ export class Tensor {
   mean(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
     const axes = normAxes('mean', axis, this.rank);
     const n = axes.reduce((s, a) => s * this.shape[a]!, 1);
-    return scope(() => this.float().reducePrim('sum', axes, !!opts.keepDim).div(n));
+    return scope(() => {
+      const s = this.float().reducePrim('sum', axes, !!opts.keepDim);
+      return n === 0 ? where(true, NaN, s) : s.div(n); // the mean of no elements is NaN, as in PyTorch
+    });
   }
   /** Maximum over axes (NaN propagates). */
   max(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
@@ -489,7 +499,11 @@ export class Tensor {
 
   // ---- indexing ----------------------------------------------------------------------------------
 
-  /** out[…i…] = this[…index[…i…]…] along `axis` (PyTorch gather; negative indices wrap, out-of-range clamp). */
+  /**
+   * out[…i…] = this[…index[…i…]…] along `axis` (PyTorch gather; negative indices count from the end).
+   * Indices outside [−n, n) are an error: at the call when the index values are on the host, else at the
+   * next readback (see ./checks.ts).
+   */
   gather(axis: number, index: Tensor): Tensor {
     const a = normAxis('gather', axis, this.rank);
     if (!(index instanceof Tensor)) throw new TypeError('gather: index must be a Tensor');
@@ -499,23 +513,56 @@ export class Tensor {
       if (i !== a && d > this.shape[i]!) throw new Error(`gather: index shape ${fmt(index.shape)} exceeds input ${fmt(this.shape)} at axis ${i}`);
     });
     deviceOf('gather', [this, index]);
+    const n = this.shape[a]!;
+    checkIndices(index, { op: 'gather', noun: 'index', lo: -n, hi: n, context: `for axis ${a} of size ${n}` });
     return scope(() => mk('gather', [this, index.cast('i32')], [...index.shape], this.dtype, this.device, a));
   }
-  /** Selects entries of a 1-D index along an axis. */
+  /** Selects entries of a 1-D index along an axis (negative indices count from the end; out of range is an error, as in `gather`). */
   indexSelect(axis: number, index: Tensor): Tensor {
     const a = normAxis('indexSelect', axis, this.rank);
+    if (!(index instanceof Tensor)) throw new TypeError('indexSelect: index must be a Tensor');
+    if (index.dtype !== 'i32' && index.dtype !== 'u32') throw new TypeError(`indexSelect: index must be i32 or u32, got ${index.dtype}`);
     if (index.rank !== 1) throw new Error(`indexSelect: index must be 1-D, got shape ${fmt(index.shape)}`);
+    deviceOf('indexSelect', [this, index]);
+    const n = this.shape[a]!;
+    checkIndices(index, { op: 'indexSelect', noun: 'index', lo: -n, hi: n, context: `for axis ${a} of size ${n}` });
     const L = index.shape[0]!;
     const shape = this.shape.map((d, i) => (i === a ? L : d));
-    return scope(() => this.gather(a, index.reshape(this.shape.map((_, i) => (i === a ? L : 1))).expand(shape)));
+    return scope(() => unchecked(() => this.gather(a, index.reshape(this.shape.map((_, i) => (i === a ? L : 1))).expand(shape))));
   }
-  /** this + src scattered by index along axis (PyTorch scatter_add; index and src share a shape). Deterministic. */
+  /**
+   * this + src scattered by index along axis (PyTorch scatter_add; index and src share a shape). Deterministic.
+   * Indices outside [−n, n) are an error, as in `gather`.
+   */
   scatterAdd(axis: number, index: Tensor, src: Tensor): Tensor { return ix.scatterAdd(this, axis, index, src); }
-  /** One-hot encoding along a new last axis. */
+  /** One-hot encoding along a new last axis (classes outside [0, numClasses) are an error, as in PyTorch). */
   oneHot(numClasses: number, opts: { dtype?: DType } = {}): Tensor { return ix.oneHot(this, numClasses, opts.dtype ?? 'i32'); }
 
   // ---- linear algebra ------------------------------------------------------------------------------
 
   /** Matrix product with NumPy/PyTorch semantics: 1-D operands, batch broadcasting; transposed views cost nothing. */
   matmul(other: Tensor): Tensor { return matmul(this, other); }
+}
+
+// Every method checks its receiver and tensor arguments: a disposed tensor is an error at the call site
+// naming the method (`add: the tensor was disposed`), never a failure deep in planning or encoding.
+const UNCHECKED_METHODS = new Set(['constructor', 'dispose', 'keep', 'toString', 'check']);
+for (const name of Object.getOwnPropertyNames(Tensor.prototype)) {
+  const desc = Object.getOwnPropertyDescriptor(Tensor.prototype, name)!;
+  if (UNCHECKED_METHODS.has(name) || typeof desc.value !== 'function') continue;
+  const method = desc.value as (...args: unknown[]) => unknown;
+  const isAsync = method.constructor.name === 'AsyncFunction'; // those reject instead of throwing
+  const checked = {
+    [name](this: Tensor, ...args: unknown[]): unknown {
+      try {
+        if (this.disposed) throw new Error(`${name}: the tensor was disposed`);
+        assertAlive(name, args);
+      } catch (e) {
+        if (isAsync) return Promise.reject(e);
+        throw e;
+      }
+      return method.apply(this, args);
+    },
+  }[name]!;
+  Object.defineProperty(Tensor.prototype, name, { ...desc, value: checked });
 }

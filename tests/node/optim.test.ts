@@ -151,7 +151,7 @@ describe('SGD', () => {
   it('rejects parameters without requiresGrad, negative lr and invalid Nesterov settings', () => {
     expect(() => new k.optim.SGD([k.zeros([2, 3])])).toThrow(/SGD: parameter of shape \[2, 3\] does not require grad/);
     const p = k.zeros([1], { requiresGrad: true });
-    expect(() => new k.optim.SGD([p], { lr: -1 })).toThrow(/SGD: lr must be a non-negative number, got -1/);
+    expect(() => new k.optim.SGD([p], { lr: -1 })).toThrow(/SGD: lr must be a non-negative finite number, got -1/);
     expect(() => new k.optim.SGD([p], { lr: 0.1, nesterov: true })).toThrow(/Nesterov momentum needs momentum > 0 and dampening 0/);
     expect(() => new k.optim.SGD([p], { lr: 0.1, nesterov: true, momentum: 0.9, dampening: 0.1 })).toThrow(/Nesterov/);
   });

@@ -10,6 +10,7 @@ import type { Expr } from '../../wgsl/ir.js';
 import { philox4x32, PHILOX_WGSL } from '../../wgsl/rng.js';
 import { register, type IndexedDef } from './registry.js';
 import { coordsOf, flatOf, ravel, unravel, vt } from './lowering.js';
+import { unchecked } from '../checks.js';
 
 /** Argument of a random-bits leaf: the Philox key, the counter of the draw, and which output word. */
 export interface RngArg {
@@ -74,7 +75,11 @@ leaf({
   reference: (n) => Float64Array.from({ length: n.size }, (_, i) => i),
 });
 
-/** out[…i…] = x[…index[…i…]…] along `arg` (negative indices count from the end; the rest clamp into range). */
+/**
+ * out[…i…] = x[…index[…i…]…] along `arg` (negative indices count from the end). `Tensor.gather` and the ops
+ * built on it reject out-of-range indices (../checks.ts); the kernel clamps them into range, so an index a
+ * device-side check will report still reads inside the buffer.
+ */
 register<IndexedDef>({
   kind: 'gather',
   name: 'gather',
@@ -106,7 +111,8 @@ register<IndexedDef>({
     }
     return out;
   },
-  vjp: (g, [x, index], _out, axis: number) => [x!.newZeros(x!.shape).scatterAdd(axis, index!, g), null],
+  // the forward op checked the indices
+  vjp: (g, [x, index], _out, axis: number) => [unchecked(() => x!.newZeros(x!.shape).scatterAdd(axis, index!, g)), null],
 });
 
 /** The identity, always stored in a buffer of its own (`Tensor.contiguous`). */
