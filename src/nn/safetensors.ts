@@ -337,10 +337,22 @@ export interface SafetensorsHeader {
 }
 
 /**
+ * The calls of Node's `node:fs` the header reader makes (declared here so the package's types do not need
+ * Node's type declarations).
+ */
+export interface HeaderFs {
+  statSync(path: string): { isDirectory(): boolean };
+  openSync(path: string, flags: string): number;
+  fstatSync(fd: number): { size: number };
+  readSync(fd: number, buffer: Uint8Array, offset: number, length: number, position: number): number;
+  closeSync(fd: number): void;
+}
+
+/**
  * Reads and validates the header of the safetensors file `path` through `fs` (Node's `node:fs`),
  * without reading the tensors. Errors name the file and the problem, as `load`'s do.
  */
-export function readHeaderSync(fs: Pick<typeof import('node:fs'), 'statSync' | 'openSync' | 'fstatSync' | 'readSync' | 'closeSync'>, path: string): SafetensorsHeader {
+export function readHeaderSync(fs: HeaderFs, path: string): SafetensorsHeader {
   let fd: number;
   try {
     if (fs.statSync(path).isDirectory()) throw Object.assign(new Error('EISDIR'), { code: 'EISDIR' });
