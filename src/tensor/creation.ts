@@ -1,6 +1,6 @@
 /** Creating tensors: from host data, constants, ranges, identity; and the default device. */
 import { type DType, type TypedArray, checkDType, coerce, floatToHalf, isFloat } from './dtype.js';
-import { LazyNode, type Device } from './node.js';
+import { LazyNode, checkIndexable, type Device } from './node.js';
 import { checkShape, fmt, numel, type Shape } from './shape.js';
 import { scope } from './memory.js';
 import { Tensor } from './tensor.js';
@@ -157,6 +157,7 @@ export function tensor(data: NestedArray | TypedArray | ArrayLike<number>, opts:
 /** A tensor filled with `value`. */
 export function full(shape: Shape, value: number | boolean, opts: CreateOptions = {}): Tensor {
   checkShape('full', shape);
+  if ((opts.device ?? defaultDevice) === 'webgpu') checkIndexable('full', shape);
   const dtype = opts.dtype ? checkDType(opts.dtype, 'full') : typeof value === 'boolean' ? 'bool' : 'f32';
   checkIntValues('full', [Number(value)], dtype);
   const c = constNode(Number(value), dtype, opts.device ?? defaultDevice);
@@ -166,12 +167,14 @@ export function full(shape: Shape, value: number | boolean, opts: CreateOptions 
 /** Zeros. */
 export function zeros(shape: Shape, opts: CreateOptions = {}): Tensor {
   checkShape('zeros', shape);
+  if ((opts.device ?? defaultDevice) === 'webgpu') checkIndexable('zeros', shape);
   return full(shape, 0, opts);
 }
 
 /** Ones. */
 export function ones(shape: Shape, opts: CreateOptions = {}): Tensor {
   checkShape('ones', shape);
+  if ((opts.device ?? defaultDevice) === 'webgpu') checkIndexable('ones', shape);
   return full(shape, 1, opts);
 }
 

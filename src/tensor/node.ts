@@ -19,7 +19,7 @@ let nextId = 1;
 export const MAX_ELEMENTS = 0xffffffff;
 
 /** Throws at graph-build time, naming the op, when a GPU tensor's elements cannot be indexed. */
-function checkIndexable(op: string, shape: number[]): void {
+export function checkIndexable(op: string, shape: readonly number[]): void {
   let n = 1;
   for (const d of shape) n *= d;
   if (n > MAX_ELEMENTS) throw new RangeError(`${op}: a tensor of shape [${shape.join(', ')}] has ${n} elements, beyond what kiln's GPU kernels can index (at most ${MAX_ELEMENTS} = 2^32 - 1 elements); split it into smaller tensors`);
