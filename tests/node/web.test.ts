@@ -272,27 +272,33 @@ function vsReference(sample: Float32Array, ref: Float64Array): { max: number; rm
   return { max, rms: Math.sqrt(ss / ref.length) };
 }
 
+/** A new tab on the demo page, its console errors collected, once its worker is ready (or has failed). */
+async function openDemo(): Promise<Page> {
+  const p = await browser.newPage();
+  p.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(`page: ${m.text()}`);
+  });
+  p.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`));
+  p.on('worker', (w) => w.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(`worker: ${m.text()}`);
+  }));
+  p.on('response', (r) => {
+    if (r.status() >= 400) consoleErrors.push(`HTTP ${r.status()} ${r.url()}`);
+  });
+  await p.goto(server.url);
+  await p.waitForFunction(() => {
+    const st = (globalThis as unknown as { kilnDemo: { ready: boolean; fatal: string | null } }).kilnDemo;
+    return st.ready || st.fatal !== null;
+  }, null, { timeout: 60_000 });
+  return p;
+}
+
 beforeAll(async () => {
   await k.init();
   mkdirSync(OUT, { recursive: true });
   server = await startServer({ port: 0, log: false });
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
-  page = await browser.newPage();
-  page.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(`page: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`));
-  page.on('worker', (w) => w.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(`worker: ${m.text()}`);
-  }));
-  page.on('response', (r) => {
-    if (r.status() >= 400) consoleErrors.push(`HTTP ${r.status()} ${r.url()}`);
-  });
-  await page.goto(server.url);
-  await page.waitForFunction(() => {
-    const st = (globalThis as unknown as { kilnDemo: { ready: boolean; fatal: string | null } }).kilnDemo;
-    return st.ready || st.fatal !== null;
-  }, null, { timeout: 60_000 });
+  page = await openDemo();
 });
 
 /** Every test leaves no console error behind (page loading counts toward the first test that runs). */
@@ -335,17 +341,20 @@ describe('the demo page', () => {
   });
 
   it('answers bad input with a clear message', async () => {
-    await page.fill('#toy-steps', '-3');
-    await page.click('#toy-train');
-    await expect(page.locator('#toy-info').textContent()).resolves.toBe("Error: Training steps must be an integer in [1, 100000], got '-3'");
-    expect(await page.locator('#toy-info').getAttribute('class')).toContain('error');
+    // a tab of its own: it checks that sampling stays disabled, so no checkpoint may be loaded yet
+    const tab = await openDemo();
+    await tab.fill('#toy-steps', '-3');
+    await tab.click('#toy-train');
+    await expect(tab.locator('#toy-info').textContent()).resolves.toBe("Error: Training steps must be an integer in [1, 100000], got '-3'");
+    expect(await tab.locator('#toy-info').getAttribute('class')).toContain('error');
     // not a checkpoint: the worker's loader names the problem
-    await page.setInputFiles('#mnist-file', join(ROOT, 'tests/fixtures/mnist-tiny-golden.json'));
-    await page.waitForFunction(() => (globalThis as unknown as { kilnDemo: { busy: boolean; mnist: { error: string | null } } }).kilnDemo.mnist.error !== null, null, { timeout: 20_000 });
-    const msg = await page.locator('#mnist-info').textContent();
+    await tab.setInputFiles('#mnist-file', join(ROOT, 'tests/fixtures/mnist-tiny-golden.json'));
+    await tab.waitForFunction(() => (globalThis as unknown as { kilnDemo: { busy: boolean; mnist: { error: string | null } } }).kilnDemo.mnist.error !== null, null, { timeout: 20_000 });
+    const msg = await tab.locator('#mnist-info').textContent();
     console.log(`bad checkpoint: ${msg}`);
     expect(msg).toMatch(/^Error: .*(safetensors|header)/);
-    expect(await page.locator('#mnist-sample').isDisabled()).toBe(true);
+    expect(await tab.locator('#mnist-sample').isDisabled()).toBe(true);
+    await tab.close();
   });
 
   it(`trains the toy model: the loss falls ≥ ${TOY_LOSS_FACTOR}× and follows Node's curve for the same seed`, async () => {
