@@ -6,6 +6,11 @@
  *   tests/fixtures/mnist-tiny-golden.f32    the golden sample, float32 little-endian [N, 1, 28, 28], made in Node
  *                                            exactly as `kiln sample` makes it (k.diffusion.generate).
  *
+ * The golden sample comes from the code the browser test then checks, so it only catches changes (a
+ * regression snapshot). Whether it is right is checked in tests/node/web.test.ts against two of its images
+ * recomputed independently: the UNet on the float64 CPU reference device and the guided Euler loop written
+ * out in the test, not through `generate`.
+ *
  *   npx tsx scripts/make-web-fixture.ts [--steps 1200] [--golden-only] [--golden-out FILE]
  *
  * `--golden-only` keeps the checkpoint and only recomputes the golden sample. `--golden-out FILE` writes
