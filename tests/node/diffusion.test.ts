@@ -131,6 +131,37 @@ describe('one Gaussian: the probability-flow map is affine', () => {
     // the path ends at t = 1e-3 where a ≈ 1, s ≈ 0.01: compare with the exact map to that time instead
     expect(err).toBeLessThan(0.02);
   });
+
+  it('the RK45 probability-flow ODE drives the discrete VP process to its clean end point (t = −1)', async () => {
+    // the solver's one-sided differences at t = 999 and its last stage at t = 0 stay inside [0, 999]; the
+    // step from timestep 0 (s = √β₀ = 0.01) to clean data is x = x̂0, which for this Gaussian shrinks
+    // x0 − μ by a·c/√(a²c² + s²) ≈ 1 − 2e-4: the error budget is that plus the solver's tolerance
+    const err = await oneGaussianError('pf_ode_rk45', new D.DiscreteVP(), 1);
+    expect(err).toBeLessThan(2e-3);
+  });
+
+  it('RK45 and 500-step DDIM on the discrete VP process agree on a two-mode mixture', async () => {
+    const vp = new D.DiscreteVP();
+    const mix = new D.GaussianMixture([0.5, 0.5], [[-2, 1], [2, -1]], [0.1, 0.1]);
+    const zs = [0.3, -1.1, -0.4, 0.9, 1.7, 0.2, -1.5, -0.8, 0.05, 1.2, -0.6, 0.7];
+    const run = (sampler: k.diffusion.SamplerName, steps: number) => k.scope(async () => {
+      const noise = k.tensor(zs, { shape: [6, 2] });
+      const { x } = await D.sample({ model: mix.model(vp), prediction: 'x0', process: vp, path: D.samplingPath(vp, { steps }), noise, sampler });
+      const v = Array.from(await x.data());
+      x.dispose();
+      return v;
+    });
+    const rk = await run('pf_ode_rk45', 1);
+    const ddim = await run('ddim', 500);
+    for (let i = 0; i < 6; i++) {
+      // each sample lands within 4 standard deviations of one of the two modes …
+      const near = [[-2, 1], [2, -1]].some(([m0, m1]) => Math.hypot(rk[2 * i]! - m0!, rk[2 * i + 1]! - m1!) < 0.4);
+      expect(near).toBe(true);
+      // … and on the same point as a fine first-order solve of the same ODE (DDIM, error O(1/N))
+      expect(Math.abs(rk[2 * i]! - ddim[2 * i]!)).toBeLessThan(0.02);
+      expect(Math.abs(rk[2 * i + 1]! - ddim[2 * i + 1]!)).toBeLessThan(0.02);
+    }
+  });
 });
 
 describe('exactness and reproducibility', () => {
