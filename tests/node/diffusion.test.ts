@@ -5,6 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
 import { trainToy } from '../../src/train/index.ts';
+import { close } from '../shared/util.ts';
 
 const D = k.diffusion;
 
@@ -175,6 +176,11 @@ describe('one Gaussian: the probability-flow map is affine', () => {
     // x0 − μ by a·c/√(a²c² + s²) ≈ 1 − 2e-4: the error budget is that plus the solver's tolerance
     const err = await oneGaussianError('pf_ode_rk45', new D.DiscreteVP(), 1);
     expect(err).toBeLessThan(2e-3);
+    // a single point (c = 0): the ODE stops at s = 0.01, and only the exact last step removes that noise
+    const vp = new D.DiscreteVP(), point = new D.GaussianMixture([1], [[0.7, -1.2]], [0]);
+    const { x } = await D.sample({ model: point.model(vp), prediction: 'x0', process: vp, path: D.samplingPath(vp, { steps: 1 }), noise: k.tensor([1.5, -2, 0.3, 2.2], { shape: [2, 2] }), sampler: 'pf_ode_rk45' });
+    close(await x.data(), [0.7, -1.2, 0.7, -1.2], 1e-4, 0);
+    x.dispose();
   });
 
   it('RK45 and 500-step DDIM on the discrete VP process agree on a two-mode mixture', async () => {
