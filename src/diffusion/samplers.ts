@@ -8,7 +8,7 @@ import { keep, scope } from '../tensor/memory.js';
 import { cat, Generator, randn, realize, Tensor, where } from '../tensor/index.js';
 import { noGrad } from '../tensor/index.js';
 import { toDenoised, type Denoised, type Prediction } from './predict.js';
-import { EDM, RectifiedFlow, VESDE, VPSDE, type NoiseProcess, type TimePoint } from './process.js';
+import { DiscreteVP, EDM, RectifiedFlow, VESDE, VPSDE, type NoiseProcess, type TimePoint } from './process.js';
 
 /** A model: output for input x at model time t (the same t for the whole batch). */
 export type Model = (x: Tensor, t: number) => Tensor;
@@ -277,20 +277,30 @@ function langevin(o: SampleOptions, den: Denoiser, x: Tensor, c: TimePoint, proc
  */
 async function pfOdeRk45(o: SampleOptions, den: Denoiser, x0In: Tensor): Promise<SampleResult> {
   const proc = o.process;
-  const t0 = o.path[0]!.t, t1 = o.path[o.path.length - 1]!.t;
+  const t0 = o.path[0]!.t, last = o.path[o.path.length - 1]!;
+  // A discrete VP model is only defined on timesteps [0, T−1]; its clean point (t = −1, s = 0) lies off
+  // that range (ᾱ jumps there). Integrate to timestep 0 and finish with one exact step x = a·x̂0 + s·ε̂ to
+  // the path's end, as the other samplers take their last step.
+  const t1 = proc instanceof DiscreteVP ? Math.max(last.t, 0) : last.t;
+  const lo = Math.min(t0, t1), hi = Math.max(t0, t1);
+  // every time the solver evaluates stays in [lo, hi]: floating-point overshoots of t + c·h are clamped
+  const clampT = (t: number) => Math.min(hi, Math.max(lo, t));
   const rtol = o.rtol ?? 1e-5, atol = o.atol ?? 1e-5;
-  const drift = (x: Tensor, t: number): Tensor => {
+  const drift = (x: Tensor, tIn: number): Tensor => {
+    const t = clampT(tIn);
     const p = proc.at(t);
-    const { eps } = den.at(x, p);
+    const { x0, eps } = den.at(x, p);
     if (proc instanceof VPSDE || proc instanceof VESDE) {
       const f = proc.driftCoef(t), g = proc.diffusion(t);
       return x.mul(f).sub(eps.div(-p.s).mul(0.5 * g * g));
     }
-    // generic process: dx/dt = a'/a·x + (s' − a'·s/a)·ε̂, by central differences of a, s in t
+    // generic process: dx/dt = a'·x̂0 + s'·ε̂ (= a'/a·x + (s' − a'·s/a)·ε̂, finite at a = 0), with a', s' by
+    // differences of a, s in t taken inside [lo, hi] (one-sided at the ends)
     const hgt = 1e-6;
-    const pa = proc.at(t + hgt), pb = proc.at(t - hgt);
-    const da = (pa.a - pb.a) / (2 * hgt), ds = (pa.s - pb.s) / (2 * hgt);
-    return x.mul(da / p.a).add(eps.mul(ds - (da * p.s) / p.a));
+    const ta = clampT(t + hgt), tb = clampT(t - hgt);
+    const pa = proc.at(ta), pb = proc.at(tb);
+    const da = (pa.a - pb.a) / (ta - tb), ds = (pa.s - pb.s) / (ta - tb);
+    return x0.mul(da).add(eps.mul(ds));
   };
   const A = [[], [1 / 5], [3 / 40, 9 / 40], [44 / 45, -56 / 15, 32 / 9], [19372 / 6561, -25360 / 2187, 64448 / 6561, -212 / 729], [9017 / 3168, -355 / 33, 46732 / 5247, 49 / 176, -5103 / 18656], [35 / 384, 0, 500 / 1113, 125 / 192, -2187 / 6784, 11 / 84]];
   const Cc = [0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1, 1];
@@ -328,6 +338,14 @@ async function pfOdeRk45(o: SampleOptions, den: Denoiser, x0In: Tensor): Promise
     } else xNew.dispose();
     h *= Math.min(5, Math.max(0.2, 0.9 * Math.pow(Math.max(errNorm, 1e-10), -1 / 5)));
     if (steps > 10000) throw new Error('sample: rk45 took more than 10,000 steps (tolerances too tight?)');
+  }
+  if (t1 !== last.t) {
+    const xEnd = noGrad(() => scope(() => {
+      const { x0, eps } = den.at(x, proc.at(t1));
+      return keep(last.s === 0 ? x0.mul(last.a) : x0.mul(last.a).add(eps.mul(last.s)));
+    }));
+    if (x !== x0In) x.dispose();
+    x = xEnd;
   }
   if (x === x0In) x = keep(x.contiguousView());
   x0In.dispose();

@@ -60,9 +60,23 @@ describe('conv2d', () => {
     close(await y.data(), ref.out, 2e-5, 1e-5);
   });
 
-  it("padding 'same' keeps the size", async () => {
-    const y = k.nn.conv2d(k.zeros([1, 2, 9, 7]), k.zeros([3, 2, 3, 5]), null, { padding: 'same' });
+  it.each([
+    { ws: [3, 2, 3, 5], d: [1, 1] },
+    { ws: [3, 2, 2, 4], d: [1, 1] },
+    { ws: [3, 2, 2, 3], d: [2, 3] },
+  ])("padding 'same' keeps the size and equals the direct loop on the input padded as PyTorch does (kernel $ws, dilation $d)", async ({ ws, d }) => {
+    // PyTorch: total padding d·(k − 1) per axis, ⌊total/2⌋ before and the rest after (asymmetric for even spans)
+    const [N, C, H, W] = [1, 2, 9, 7];
+    const x = f32(values(N * C * H * W, 4)), w = f32(values(ws.reduce((a, b) => a * b), 5)), b = f32(values(ws[0]!, 6));
+    const tot = [0, 1].map((a) => d[a]! * (ws[2 + a]! - 1)), lo = tot.map((t) => Math.floor(t / 2));
+    const Hp = H + tot[0]!, Wp = W + tot[1]!;
+    const xp = new Array<number>(N * C * Hp * Wp).fill(0);
+    for (let c = 0; c < C; c++) for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) xp[(c * Hp + i + lo[0]!) * Wp + j + lo[1]!] = x[(c * H + i) * W + j]!;
+    const ref = convRef(xp, [N, C, Hp, Wp], w, ws, b, [1, 1], [0, 0], d, 1);
+    expect(ref.shape).toEqual([1, 3, 9, 7]);
+    const y = k.nn.conv2d(k.tensor(x, { shape: [N, C, H, W] }), k.tensor(w, { shape: ws }), k.tensor(b), { padding: 'same', dilation: d as [number, number] });
     expect(y.shape).toEqual([1, 3, 9, 7]);
+    close(await y.data(), ref.out, 2e-5, 1e-5);
   });
 
   it('errors name the problem', () => {

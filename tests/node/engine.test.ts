@@ -230,17 +230,28 @@ describe('defineOp', () => {
 });
 
 describe('profile', () => {
-  it('reports the GPU time of each kind of kernel', async () => {
-    if (!k.deviceInfo().features.includes('timestamp-query')) return; // lavapipe and GPUs have it
+  it('reports the GPU time of each kind of kernel: labels and counts of the kernels run, more time for more work', async (ctx) => {
+    // Dawn's lavapipe and GPU adapters have timestamp queries; without them `profile` throws (checked below)
+    if (!k.deviceInfo().features.includes('timestamp-query')) return ctx.skip("the adapter has no 'timestamp-query' feature");
     const a = k.randn([8, 16]), b = k.randn([16, 4]);
-    await k.realize(a, b);
+    const big = k.randn([512, 512]), big2 = k.randn([512, 512]);
+    await k.realize(a, b, big, big2);
     const prof = await k.profile(async () => {
-      await k.realize(a.matmul(b).relu(), a.exp());
+      await k.realize(a.matmul(b).relu());
+      await k.realize(a.exp());
+      for (let i = 0; i < 3; i++) await k.realize(big.matmul(big2));
     });
-    const mm = prof.find((p) => p.label === 'matmul 8×16×4');
-    expect(mm?.count).toBe(1);
-    expect(prof.find((p) => p.label === 'elementwise 128')?.count).toBe(1);
-    for (const p of prof) expect(p.ms).toBeGreaterThanOrEqual(0);
+    // exactly the kernels run: one small matmul (relu fused), one elementwise exp of 128, three large matmuls
+    expect(Object.fromEntries(prof.map((p) => [p.label, p.count]))).toEqual({ 'matmul 8×16×4': 1, 'elementwise 128': 1, 'matmul 512×512×512': 3 });
+    for (const p of prof) expect(Number.isFinite(p.ms) && p.ms > 0).toBe(true);
+    const ms = (label: string) => prof.find((p) => p.label === label)!.ms;
+    // three 512³ matmuls do 400M multiply-adds against 128 exps or 512 multiply-adds: far longer even with
+    // launch overhead, lavapipe's coarse timestamps (0.5 ms steps) and a busy CPU stretching a small kernel
+    expect(ms('matmul 512×512×512')).toBeGreaterThan(5 * ms('elementwise 128'));
+    expect(ms('matmul 512×512×512')).toBeGreaterThan(5 * ms('matmul 8×16×4'));
+    // sorted by total time
+    expect(prof[0]!.label).toBe('matmul 512×512×512');
+    for (const t of [a, b, big, big2]) t.dispose();
   });
 });
 

@@ -76,4 +76,33 @@ describe('attention', () => {
     expect([...mha.namedParameters()].map(([n, p]) => `${n}[${p.shape}]`)).toEqual(['in_proj_weight[24,8]', 'in_proj_bias[24]', 'out_proj.weight[8,8]', 'out_proj.bias[8]']);
     expect(mha.forward(k.randn([2, 5, 8])).shape).toEqual([2, 5, 8]);
   });
+
+  it('MultiheadAttention (cross-attention, 2 heads) equals PyTorch\'s definition computed in float64 here', async () => {
+    const [N, T, S, E, H] = [2, 3, 5, 8, 2], hd = E / H;
+    const mha = new k.nn.MultiheadAttention(E, H);
+    // non-zero biases (they start at zero) so that each one is checked
+    const P = [mha.in_proj_weight, mha.in_proj_bias, mha.out_proj.weight, mha.out_proj.bias!];
+    P.forEach((p, i) => k.noGrad(() => p.assign(k.tensor(f32(values(p.size, 70 + i)), { shape: p.shape }))));
+    const [Win, bin, Wo, bo] = await Promise.all(P.map(async (p) => Array.from(await p.data())));
+    const q = f32(values(N * T * E, 75)), kk = f32(values(N * S * E, 76)), v = f32(values(N * S * E, 77));
+    // rows r·E … r·E + E − 1 of in_proj hold W_q, W_k, W_v; y = x·Wᵀ + b
+    const lin = (x: number[], rows: number, W: number[], b: number[], off: number) => Array.from({ length: rows * E }, (_, i) => {
+      const r = Math.floor(i / E), o = i % E;
+      let acc = b[off + o]!;
+      for (let c = 0; c < E; c++) acc += x[r * E + c]! * W[(off + o) * E + c]!;
+      return acc;
+    });
+    const want: number[] = [];
+    for (let n = 0; n < N; n++) {
+      const Q = lin(q.slice(n * T * E, (n + 1) * T * E), T, Win, bin, 0);
+      const K = lin(kk.slice(n * S * E, (n + 1) * S * E), S, Win, bin, E);
+      const V = lin(v.slice(n * S * E, (n + 1) * S * E), S, Win, bin, 2 * E);
+      const head = (X: number[], rows: number, h: number) => Array.from({ length: rows * hd }, (_, i) => X[Math.floor(i / hd) * E + h * hd + (i % hd)]!);
+      const concat = new Array<number>(T * E);
+      for (let h = 0; h < H; h++) sdpaRef(head(Q, T, h), head(K, S, h), head(V, S, h), T, S, hd, false).forEach((x, i) => (concat[Math.floor(i / hd) * E + h * hd + (i % hd)] = x));
+      want.push(...lin(concat, T, Wo, bo, 0));
+    }
+    const got = await mha.forward(k.tensor(q, { shape: [N, T, E] }), k.tensor(kk, { shape: [N, S, E] }), k.tensor(v, { shape: [N, S, E] })).data();
+    close(got, want, 1e-5, 1e-5);
+  });
 });
