@@ -71,7 +71,10 @@ describe('models', () => {
   it('gradients of the UNet reach every parameter', async () => {
     k.manualSeed(1);
     const unet = new k.nn.UNet(TINY);
-    const x = k.randn([2, 1, 28, 28]), target = k.randn([2, 1, 28, 28]), t = k.tensor([10, 900]), y = k.tensor(Int32Array.from([1, 10]));
+    // the batch size of the training tests below, so they reuse the kernels compiled here
+    const B = 16;
+    const x = k.randn([B, 1, 28, 28]), target = k.randn([B, 1, 28, 28]);
+    const t = k.tensor(Array.from({ length: B }, (_, i) => (i * 61 + 10) % 1000)), y = k.tensor(Int32Array.from({ length: B }, (_, i) => i % 11));
     const named = [...unet.namedParameters()];
     /** Names of the parameters whose gradient is missing, not finite, or exactly zero everywhere. */
     const dead = async () => {
