@@ -7,6 +7,7 @@ import { Tensor } from './tensor.js';
 import { broadcastTo, constNode, mk, where } from './apply.js';
 import { gpu } from '../wgsl/device.js';
 import { uploadBuffer } from '../wgsl/runtime.js';
+import { noteUpload, tracing } from './trace.js';
 import { HOST_COPY_MAX } from './checks.js';
 
 /** Nested JS arrays of numbers or booleans. */
@@ -79,7 +80,8 @@ function flatten(data: NestedArray, shape: number[], out: number[], depth = 0): 
   for (const x of data) flatten(x, shape, out, depth + 1);
 }
 
-function hostArray(values: ArrayLike<number>, dtype: DType): ArrayBufferView {
+/** The typed array a GPU buffer of `dtype` holds for `values` (what an upload writes). */
+export function hostArray(values: ArrayLike<number>, dtype: DType): ArrayBufferView {
   switch (dtype) {
     case 'f32': return values instanceof Float32Array ? values : Float32Array.from(values);
     case 'i32': return values instanceof Int32Array ? values : Int32Array.from(values, (v) => coerce(v, 'i32'));
@@ -116,6 +118,7 @@ function fromHost(values: ArrayLike<number>, shape: number[], dtype: DType, devi
     if (dtype === 'f16' && !gpu().f16) throw new Error("tensor: dtype 'f16' needs the adapter feature 'shader-f16', which this adapter lacks");
     const host = hostArray(values, dtype);
     const b = uploadBuffer(host);
+    if (tracing()) noteUpload(node, host);
     node.buffer = b.buffer;
     node.bufferBytes = b.bytes;
     // small integer tensors keep their values on the host too, so index checks happen at the call

@@ -25,6 +25,11 @@ export function checkIndexable(op: string, shape: readonly number[]): void {
   if (n > MAX_ELEMENTS) throw new RangeError(`${op}: a tensor of shape [${shape.join(', ')}] has ${n} elements, beyond what kiln's GPU kernels can index (at most ${MAX_ELEMENTS} = 2^32 - 1 elements); split it into smaller tensors`);
 }
 
+/** The id the next node will get (nodes made later have larger ids). */
+export function nextNodeId(): number {
+  return nextId;
+}
+
 /** One node of the lazy graph. */
 export class LazyNode {
   readonly id = nextId++;

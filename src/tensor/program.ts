@@ -10,12 +10,13 @@ import type { LazyNode } from './node.js';
 import { Scheduler, scheduleConfig } from './plan.js';
 import { paramWord, storageBytes } from './lower.js';
 import type { DType } from './dtype.js';
+import type { RecordedLaunch } from './trace.js';
 import { gpu } from '../wgsl/device.js';
 import { render, type Kernel, type KernelConfig, type Pass } from '../wgsl/kernels.js';
 import { acquireBuffer, type BindGroupCache, type Launch } from '../wgsl/runtime.js';
 
 /** One kernel of a program, its nodes given by position in the graph walk. */
-interface ProgramKernel {
+export interface ProgramKernel {
   kernel: Kernel;
   passes: Pass[];
   inputs: number[];
@@ -149,4 +150,15 @@ export function launchesOf(program: Program, nodes: LazyNode[]): Launch[] {
   // sources are dropped only after every launch captured its input buffers
   for (const k of program.kernels) for (const o of k.outs) nodes[o]!.becomeBuffer({});
   return launches;
+}
+
+/** What a recording (./trace.ts) keeps of launched programs: each kernel with the nodes it bound. */
+export function recordedLaunches(program: Program, nodes: LazyNode[], launches: Launch[]): RecordedLaunch[] {
+  return program.kernels.map((k, i) => ({
+    kernel: k,
+    inputs: k.inputs.map((j) => nodes[j]!),
+    outs: k.outs.map((j) => nodes[j]!),
+    params: launches[i]!.params,
+    paramSources: k.params.map((p) => ({ node: nodes[p.at]!, i: p.i, dt: p.dt })),
+  }));
 }

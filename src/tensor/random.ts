@@ -8,6 +8,8 @@ import { scope } from './memory.js';
 import { Tensor } from './tensor.js';
 import { applyElementwise, mk } from './apply.js';
 import { defaultDeviceOf, leaf, type CreateOptions } from './creation.js';
+import { perCall } from './percall.js';
+import { checkHostStep } from './trace.js';
 import { normalFromBits, philox4x32, seedKey, uniformFromBits } from '../wgsl/rng.js';
 
 /**
@@ -77,8 +79,14 @@ export function setRngState(s: { seed: number; counter: number }): void {
 
 function randomBits(shape: number[], device: Device, words: number, gen: Generator | undefined): Tensor[] {
   checkShape('random', shape);
-  const { key, ctr } = (gen ?? globalGenerator).next();
-  return Array.from({ length: words }, (_, word) => mk('rng', [], shape, 'u32', device, { key, ctr, word }));
+  // in a compiled function the draw is taken again at every call
+  const draw = perCall(() => (gen ?? globalGenerator).next());
+  const { key, ctr } = draw.value;
+  return Array.from({ length: words }, (_, word) => {
+    const t = mk('rng', [], shape, 'u32', device, { key, ctr, word });
+    draw.bind(t.rawNode, (d) => ({ key: d.key, ctr: d.ctr, word }));
+    return t;
+  });
 }
 
 /** Uniform floats in [0, 1). */
@@ -109,6 +117,7 @@ export function randint(low: number, high: number, shape: Shape, opts: RandomOpt
  * consumes one generator step, like its device counterpart (of `generator` when given, else the global one).
  */
 export function randomHost(kind: 'uniform' | 'normal' | 'int', n: number, range: [number, number] = [0, 1], generator?: Generator): Float64Array {
+  checkHostStep('randomHost');
   const { key: [k0, k1], ctr } = (generator ?? globalGenerator).next();
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {

@@ -8,9 +8,10 @@ import type { LazyNode } from './node.js';
 import type { Tensor } from './tensor.js';
 import { realizeReference } from './reference.js';
 import { storageBytes } from './lower.js';
-import { launchesOf, programFor } from './program.js';
+import { launchesOf, programFor, recordedLaunches } from './program.js';
 import { gpu } from '../wgsl/device.js';
 import { deviceReplaced, execute, executeAndRead, isStaleBuffer, waitForSubmitted, type Launch } from '../wgsl/runtime.js';
+import { checkNoRead, currentRecording, noteLaunches, tracing, type Recording } from './trace.js';
 import { CHECK_BATCH, pendingChecks, settleChecks, settleInBackground, takeChecks, takeDeferredFailure, uncomputedChecks } from './checks.js';
 
 let chain: Promise<unknown> = Promise.resolve();
@@ -43,7 +44,9 @@ function checkNotFailed(nodes: Iterable<LazyNode>): void {
 
 /** Realizes nodes (GPU and CPU reference) and reads back `reads` (GPU) in the same submit. */
 export async function realizeNodes(nodes: LazyNode[], reads: LazyNode[] = []): Promise<ArrayBuffer[]> {
+  const rec = tracing() ? currentRecording() : null;
   const cpu = nodes.filter((n) => n.device === 'cpu');
+  if (rec && cpu.length) rec.problems.push('it computes on the cpu reference device');
   // index checks on the cpu reference are computed with its values and settled at once
   const cpuChecks = takeChecks('cpu');
   if (cpu.length || cpuChecks.length) {
@@ -70,6 +73,7 @@ export async function realizeNodes(nodes: LazyNode[], reads: LazyNode[] = []): P
       const { program, nodes } = programFor(pending);
       checkNotFailed(nodes);
       launches = launchesOf(program, nodes);
+      if (rec) noteLaunches(rec, recordedLaunches(program, nodes, launches));
       outs = program.kernels.flatMap((k) => k.outs.map((o) => nodes[o]!));
     }
     // a submit that fails leaves what it would have written invalid: later uses report the failure
@@ -158,6 +162,7 @@ function flushReads(): void {
 
 /** Reads a node's values; reads requested in the same tick share one submit and one map. */
 export function readNode(node: LazyNode): Promise<Float64Array | ArrayBuffer> {
+  if (tracing()) checkNoRead(`a tensor of shape [${node.shape.join(', ')}]`);
   node.retain();
   return new Promise((resolve, reject) => {
     pendingReads.push({ node, resolve, reject });
@@ -187,6 +192,29 @@ export function decode(raw: Float64Array | ArrayBuffer, dtype: DType, n: number)
       return out;
     }
   }
+}
+
+/** Resolves once every realization requested so far has been submitted to the GPU. */
+export function submitted(): Promise<void> {
+  return serialize(async () => undefined);
+}
+
+/**
+ * Submits launches made by `prepare` when their turn comes, in order with every other realization (a
+ * compiled function's replay). `inputs` must not depend on a failed computation; if the submit fails,
+ * `outs` report the failure at their next use.
+ */
+export function submitPrepared(inputs: LazyNode[], outs: LazyNode[], prepare: () => Launch[]): Promise<void> {
+  return serialize(async () => {
+    checkNotFailed(inputs);
+    try {
+      await execute(prepare());
+    } catch (e) {
+      for (const n of outs) failed.set(n, e as Error);
+      if (outs.length) anyFailed = true;
+      throw e;
+    }
+  });
 }
 
 /** Computes the given tensors now (one submit); resolves when the work is queued on the GPU. */

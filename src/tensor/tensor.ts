@@ -15,6 +15,7 @@ import * as act from './composites/activation.js';
 import * as red from './composites/reduction.js';
 import * as ix from './composites/indexing.js';
 import { checkIndices, unchecked } from './index-checks.js';
+import { noteAccess, noteAssign, noteDispose, tracing } from './trace.js';
 
 export type { BackwardOptions };
 import { applyElementwise, assertAlive, broadcastTo, deviceOf, matmul, mk, movement, where, type TensorLike } from './apply.js';
@@ -28,10 +29,18 @@ export interface ReduceOptions {
   keepDim?: boolean;
 }
 
+let nextTensorId = 1;
+
+/** The id the next tensor will get (tensors made later have larger ids). */
+export function peekTensorId(): number {
+  return nextTensorId;
+}
+
 /** A handle on a lazy tensor. Methods follow PyTorch names in camelCase. */
 export class Tensor {
-  /** The graph node (internal). */
-  node: LazyNode;
+  /** Creation order (internal: tells a compiled function's state from its temporaries). */
+  readonly id = nextTensorId++;
+  private _node: LazyNode;
   private _disposed = false;
   private _requiresGrad = false;
   /** The accumulated gradient after `backward()` (leaves, and tensors that called `retainGrad()`). */
@@ -53,8 +62,22 @@ export class Tensor {
   }
 
   constructor(node: LazyNode) {
-    this.node = node.retain();
+    this._node = node.retain();
     track(this);
+  }
+
+  /** The graph node (internal). Inside a call being recorded for `k.compile`, reads and writes are noted. */
+  get node(): LazyNode {
+    if (tracing()) noteAccess(this);
+    return this._node;
+  }
+  set node(n: LazyNode) {
+    if (tracing()) noteAssign(this);
+    this._node = n;
+  }
+  /** The node, without noting the access (internal). */
+  get rawNode(): LazyNode {
+    return this._node;
   }
 
   /** Whether gradients flow to this tensor. Only float tensors can require gradients. */
@@ -145,6 +168,7 @@ export class Tensor {
   dispose(): void {
     if (this._disposed) return;
     this._disposed = true;
+    if (tracing()) noteDispose(this);
     releaseGraph(this);
     this.node.release();
   }

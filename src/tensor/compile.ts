@@ -1,0 +1,433 @@
+/**
+ * `compile(fn)`: a training or sampling step traced once and replayed (PyTorch's `torch.compile` /
+ * CUDA graphs, JAX's `jit`).
+ *
+ * The first calls with a given argument signature run `fn` eagerly and record what it did (./trace.ts):
+ * the kernels it launched with their uniform words, the tensors that existed before the call which it read
+ * (parameters, optimizer state, arguments) or gave new values (`assign`), and the host values it declared
+ * per call (`perCall`). When two consecutive calls record the same thing — the first call usually differs,
+ * creating optimizer state — later calls replay the recording: the per-call host values are recomputed,
+ * their uniform words patched and their buffers rewritten, the current buffers of the state tensors and
+ * arguments bound, and the recorded kernels submitted at once, with no graph building, scheduling,
+ * rendering or hashing, and bind groups reused. Results are bit-identical to eager calls.
+ *
+ * A compiled function's JavaScript runs only while it is recorded. Numbers it computes on the host are
+ * constants of the trace unless made per call; if two recordings keep differing, the call throws an error
+ * naming what changed instead of replaying a stale value. Reading a tensor's values inside it is an error.
+ */
+import type { DType } from './dtype.js';
+import { LazyNode, nextNodeId } from './node.js';
+import { peekTensorId, Tensor } from './tensor.js';
+import { paramWord, storageBytes } from './lower.js';
+import type { ProgramKernel } from './program.js';
+import { realizeNodes, submitPrepared, submitted } from './realize.js';
+import { currentRecording, recordInto, Recording, type PerCallEntry } from './trace.js';
+import { acquireBuffer, releaseBuffer, type Launch } from '../wgsl/runtime.js';
+import { gpu } from '../wgsl/device.js';
+
+/** Options of `compile`. */
+export interface CompileOptions {
+  /** Name in messages (default: the function's name). */
+  name?: string;
+  /** false: every call runs eagerly (for debugging; the same results). Default true. */
+  enabled?: boolean;
+}
+
+/** Counters of a compiled function. */
+export interface CompileStats {
+  /** Calls run eagerly and recorded. */
+  recorded: number;
+  /** Calls replayed from a trace. */
+  replayed: number;
+  /** Traces made (one per argument signature, again after `reset` or a guard failure). */
+  traces: number;
+}
+
+/** A compiled function: call it like `fn` (it always returns a promise). */
+export interface CompiledFunction<A extends unknown[], R> {
+  (...args: A): Promise<R>;
+  readonly stats: CompileStats;
+  /** Drops the traces and their buffers (the next calls record again). */
+  reset(): void;
+}
+
+/** Consecutive differing recordings after which a call throws instead of recording again. */
+const MAX_RECORDINGS = 4;
+/** Argument signatures kept per function (least recently used dropped). */
+const MAX_SIGNATURES = 8;
+
+/** Where a value the trace binds comes from. */
+type Slot =
+  | { kind: 'produced'; bytes: number; shape: number[]; dtype: DType; keep: boolean; buffer: GPUBuffer | null; recent: GPUBuffer[] }
+  | { kind: 'arg'; index: number }
+  | { kind: 'tensor'; tensors: Tensor[]; shape: number[]; dtype: DType }
+  | { kind: 'upload'; entry: number; data: (v: unknown) => ArrayBufferView; bytes: number; buffer: GPUBuffer | null }
+  | { kind: 'const'; node: LazyNode };
+
+/** A uniform word recomputed from a per-call value. */
+interface Patch {
+  word: number;
+  entry: number;
+  arg: (v: unknown) => unknown;
+  node: Pick<LazyNode, 'def' | 'dtype' | 'shape' | 'op'>;
+  i: number;
+  dt: DType;
+}
+
+interface TraceLaunch {
+  kernel: ProgramKernel;
+  inputs: number[];
+  outs: number[];
+  params: Uint32Array;
+  patches: Patch[];
+}
+
+/** The shape of a compiled function's result with tensors replaced by slots. */
+type OutTemplate = { slot: number } | OutTemplate[] | { [k: string]: OutTemplate } | undefined;
+
+/** A replayable recording. */
+interface Trace {
+  slots: Slot[];
+  launches: TraceLaunch[];
+  perCall: PerCallEntry[];
+  out: OutTemplate;
+  /** State tensors and the slot holding their new value. */
+  states: { tensor: Tensor; slot: number }[];
+  /** Arguments the function disposes. */
+  disposedArgs: number[];
+}
+
+/** What a recording is compared by, and the trace it becomes. */
+interface Analysis {
+  signature: string[];
+  /** Descriptions of the signature entries, for messages. */
+  described: string[];
+  problems: string[];
+  trace: Trace;
+}
+
+const kernelIds = new WeakMap<object, number>();
+let nextKernelId = 1;
+const kernelId = (k: object) => {
+  let i = kernelIds.get(k);
+  if (i === undefined) kernelIds.set(k, (i = nextKernelId++));
+  return i;
+};
+
+/** The key of an argument list: shapes, dtypes and devices of tensors, other values as JSON. */
+function signatureOf(name: string, args: unknown[]): string {
+  return args.map((a, i) => {
+    if (a instanceof Tensor) {
+      if (a.disposed) throw new Error(`k.compile(${name}): argument ${i} was disposed`);
+      return `T${a.dtype}[${a.shape.join(',')}]@${a.device}`;
+    }
+    if (typeof a === 'function') throw new TypeError(`k.compile(${name}): argument ${i} is a function; pass tensors, numbers, strings or plain data`);
+    return JSON.stringify(a) ?? 'undefined';
+  }).join(';');
+}
+
+/** Turns a finished recording into its signature and trace. */
+function analyze(rec: Recording, args: unknown[], result: unknown): Analysis {
+  const slots: Slot[] = [];
+  const slotOf = new Map<LazyNode, number>();
+  const desc: string[] = [];
+  const problems = [...rec.problems];
+  const argOf = new Map<LazyNode, number>();
+  args.forEach((a, i) => {
+    if (a instanceof Tensor && !argOf.has(a.rawNode)) argOf.set(a.rawNode, i);
+  });
+  const add = (n: LazyNode, s: Slot, d: string) => {
+    slotOf.set(n, slots.length);
+    slots.push(s);
+    desc.push(d);
+    return slots.length - 1;
+  };
+  /** The slot of a node the recorded kernels did not compute. */
+  const external = (n: LazyNode): number => {
+    const known = slotOf.get(n);
+    if (known !== undefined) return known;
+    const dyn = rec.dynamic.get(n);
+    if (dyn?.data) return add(n, { kind: 'upload', entry: dyn.entry, data: dyn.data, bytes: storageBytes(n), buffer: null }, `per-call upload ${dyn.entry}`);
+    const arg = argOf.get(n);
+    if (arg !== undefined) return add(n, { kind: 'arg', index: arg }, `argument ${arg}`);
+    const held = rec.heldBy.get(n);
+    if (held) return add(n, { kind: 'tensor', tensors: held as Tensor[], shape: n.shape, dtype: n.dtype }, `tensor#${held.map((t) => t.id).join('=')}`);
+    const hash = rec.uploads.get(n);
+    return add(n, { kind: 'const', node: n }, hash ? `constant ${hash}` : `buffer#${n.id}`);
+  };
+  const launches: TraceLaunch[] = [];
+  const signature: string[] = [];
+  const described: string[] = [];
+  for (const l of rec.launches) {
+    const inputs = l.inputs.map(external);
+    const outs = l.outs.map((n) => {
+      if (n.id < rec.firstNode) problems.push(`it computed a lazy tensor of shape [${n.shape.join(', ')}] made before the call`);
+      return add(n, { kind: 'produced', bytes: storageBytes(n), shape: n.shape, dtype: n.dtype, keep: false, buffer: null, recent: [] }, `result ${slots.length}`);
+    });
+    const patches: Patch[] = [];
+    l.paramSources.forEach((p, word) => {
+      const dyn = rec.dynamic.get(p.node);
+      if (dyn?.arg) patches.push({ word, entry: dyn.entry, arg: dyn.arg, node: { def: p.node.def, dtype: p.node.dtype, shape: p.node.shape, op: p.node.op }, i: p.i, dt: p.dt });
+    });
+    const words = Array.from(l.params, (w, j) => (patches.some((p) => p.word === j) ? '*' : String(w)));
+    const k = l.kernel as ProgramKernel;
+    launches.push({ kernel: k, inputs, outs, params: l.params, patches });
+    signature.push(`K${kernelId(k)}(${inputs.map((s) => desc[s]).join(',')})->${outs.join(',')} [${words.join(',')}]`);
+    described.push(`kernel ${launches.length} (${k.kernel.ops?.join(', ') || k.kernel.kind}) reading ${inputs.map((s) => desc[s]).join(', ')} with uniform words [${words.join(', ')}]`);
+  }
+  // the result: tensors only
+  const template = (v: unknown, path: string): OutTemplate => {
+    if (v === undefined) return undefined;
+    if (v instanceof Tensor) {
+      if (v.device !== 'webgpu') problems.push(`its result ${path} is on the cpu reference device`);
+      const n = v.rawNode;
+      const s = slotOf.has(n) ? slotOf.get(n)! : external(n);
+      const slot = slots[s]!;
+      if (slot.kind === 'produced') slot.keep = true;
+      return { slot: s };
+    }
+    if (Array.isArray(v)) return v.map((x, i) => template(x, `${path}[${i}]`));
+    if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
+      return Object.fromEntries(Object.entries(v).map(([key, x]) => [key, template(x, `${path}.${key}`)]));
+    }
+    throw new Error(`k.compile(${rec.name}): the function returned ${path === 'result' ? '' : `${path} = `}${typeof v === 'object' ? String(v) : JSON.stringify(v)}; a compiled function returns tensors (alone, in arrays or in plain objects) or nothing — a number computed on the host would be stale at later calls`);
+  };
+  const out = template(result, 'result');
+  signature.push(`out ${JSON.stringify(out)}`);
+  described.push(`the result ${JSON.stringify(out)}`);
+  // state: pre-existing tensors given new values
+  const states: { tensor: Tensor; slot: number }[] = [];
+  for (const t of rec.assigned as Set<Tensor>) {
+    if (t.disposed) continue;
+    const n = t.rawNode;
+    if (!n.realized) problems.push(`a tensor of shape [${t.shape.join(', ')}] it assigned was left uncomputed`);
+    const s = slotOf.has(n) ? slotOf.get(n)! : external(n);
+    const slot = slots[s]!;
+    if (slot.kind === 'produced') slot.keep = true;
+    states.push({ tensor: t, slot: s });
+    signature.push(`state tensor#${t.id} <- ${desc[s]}`);
+    described.push(`the new value of tensor#${t.id} (shape [${t.shape.join(', ')}]): ${desc[s]}`);
+  }
+  const disposedArgs: number[] = [];
+  for (const t of rec.disposed as Set<Tensor>) {
+    const i = args.indexOf(t);
+    if (i < 0) throw new Error(`k.compile(${rec.name}): the function disposed a tensor of shape [${t.shape.join(', ')}] that existed before the call (not an argument); replays could not repeat that — dispose it outside the compiled function`);
+    disposedArgs.push(i);
+  }
+  for (const [t, start] of rec.touched as Map<Tensor, { node: LazyNode; grad: Tensor | null }>) {
+    if (t.grad && t.grad !== start.grad) {
+      throw new Error(`k.compile(${rec.name}): the function left .grad set on a tensor of shape [${t.shape.join(', ')}]; replays could not update it. Clear gradients inside the function (e.g. the optimizer's zeroGrad() or minimize()), or return them`);
+    }
+  }
+  signature.push(`per-call ${rec.perCall.length}; disposes ${disposedArgs.join(',')}`);
+  described.push(`${rec.perCall.length} per-call values, disposing arguments [${disposedArgs.join(', ')}]`);
+  return { signature, described, problems, trace: { slots, launches, perCall: rec.perCall, out, states, disposedArgs } };
+}
+
+/** The first difference between two recordings, in words. */
+function difference(name: string, a: Analysis, b: Analysis): string {
+  const n = Math.max(a.signature.length, b.signature.length);
+  for (let i = 0; i < n; i++) {
+    if (a.signature[i] === b.signature[i]) continue;
+    if (i >= a.signature.length || i >= b.signature.length) return `k.compile(${name}): consecutive calls launched different numbers of kernels (${a.trace.launches.length} and ${b.trace.launches.length}): the function builds a different computation at each call`;
+    return `k.compile(${name}): consecutive calls differ at ${a.described[i]}, then ${b.described[i]}`;
+  }
+  return `k.compile(${name}): ${b.problems[0] ?? a.problems[0] ?? 'recordings differ'}`;
+}
+
+/** Per argument signature: the last recording and, once two agree, the trace. */
+interface SignatureState {
+  last: Analysis | null;
+  trace: Trace | null;
+  differing: number;
+}
+
+/**
+ * Compiles `fn`: the first calls for each argument signature (shapes, dtypes, devices of tensor arguments;
+ * other arguments by value) run eagerly and are recorded; once two consecutive calls record the same
+ * kernels, later calls replay them without running `fn`'s JavaScript. See the module comment for the rules.
+ */
+export function compile<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, opts: CompileOptions = {}): CompiledFunction<A, Awaited<R>> {
+  const name = opts.name ?? (fn.name || 'anonymous');
+  const states = new Map<string, SignatureState>();
+  const stats: CompileStats = { recorded: 0, replayed: 0, traces: 0 };
+
+  const drop = (st: SignatureState) => {
+    if (st.trace) freeTrace(st.trace);
+    st.trace = null;
+  };
+
+  const call = async (...args: A): Promise<Awaited<R>> => {
+    // disabled, or inside another compiled function's recording: run eagerly (inlined into that one)
+    if (opts.enabled === false || currentRecording()) return (await fn(...args)) as Awaited<R>;
+    const key = signatureOf(name, args);
+    let st = states.get(key);
+    if (st) states.delete(key);
+    st ??= { last: null, trace: null, differing: 0 };
+    states.set(key, st);
+    if (states.size > MAX_SIGNATURES) {
+      const [oldKey, old] = states.entries().next().value!;
+      drop(old);
+      states.delete(oldKey);
+    }
+    if (st.trace) {
+      const out = replay(st.trace, args);
+      if (out) {
+        stats.replayed++;
+        await out.done;
+        return out.result as Awaited<R>;
+      }
+      drop(st); // a guard failed (a state tensor was disposed or re-shaped): record again
+      st.last = null;
+    }
+    // arguments are computed before the call, so the recording holds only the function's own work
+    const lazy = args.filter((a): a is Tensor => a instanceof Tensor && !a.rawNode.realized).map((t) => t.rawNode);
+    if (lazy.length) await realizeNodes(lazy);
+    const rec = new Recording(name, peekTensorId(), nextNodeId());
+    const result = await recordInto(rec, async () => {
+      const r = await fn(...args);
+      const pending = [...tensorsIn(r), ...(rec.assigned as Set<Tensor>)].filter((t) => !t.disposed && !t.rawNode.realized);
+      if (pending.length) await realizeNodes(pending.map((t) => t.rawNode));
+      return r;
+    });
+    await submitted();
+    stats.recorded++;
+    const a = analyze(rec, args, result);
+    const b = st.last;
+    st.last = a;
+    if (!a.problems.length && b && !b.problems.length && a.signature.length === b.signature.length && a.signature.every((s, i) => s === b.signature[i])) {
+      st.trace = a.trace;
+      retainConstants(a.trace);
+      st.last = null;
+      st.differing = 0;
+      stats.traces++;
+    } else if (b && ++st.differing >= MAX_RECORDINGS - 1) {
+      states.delete(key);
+      throw new Error(`${difference(name, b, a)}. Values that change from call to call must be arguments, or computed in k.perCall(() => …) and made into tensors with its .scalar/.tensor; or pass { enabled: false } to run this function eagerly`);
+    }
+    return result as Awaited<R>;
+  };
+
+  return Object.assign(call, {
+    stats,
+    reset() {
+      for (const st of states.values()) drop(st);
+      states.clear();
+    },
+  }) as CompiledFunction<A, Awaited<R>>;
+}
+
+/** The tensors in a result (tensors, arrays and plain objects of them). */
+function tensorsIn(v: unknown, out: Tensor[] = []): Tensor[] {
+  if (v instanceof Tensor) out.push(v);
+  else if (Array.isArray(v)) for (const x of v) tensorsIn(x, out);
+  else if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) for (const x of Object.values(v)) tensorsIn(x, out);
+  return out;
+}
+
+/** Returns a trace's own buffers to the pool. */
+function freeTrace(tr: Trace): void {
+  for (const s of tr.slots) {
+    if ((s.kind === 'produced' || s.kind === 'upload') && s.buffer) {
+      releaseBuffer(s.buffer);
+      s.buffer = null;
+    }
+    if (s.kind === 'const') s.node.release();
+  }
+}
+
+/** Keeps what a trace binds as constants alive while the trace lives. */
+function retainConstants(tr: Trace): void {
+  for (const s of tr.slots) if (s.kind === 'const') s.node.retain();
+}
+
+/**
+ * Replays a trace: per-call values recomputed now (in order), results and new state bound to fresh
+ * buffers now, the kernels submitted in turn. Null when a guard fails (the caller records again).
+ */
+function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<void> } | null {
+  // the nodes bound for reading, checked before anything changes
+  const bound: (LazyNode | null)[] = tr.slots.map((s) => {
+    if (s.kind === 'arg') return (args[s.index] as Tensor).rawNode;
+    if (s.kind === 'tensor') {
+      const n = s.tensors[0]!;
+      if (s.tensors.some((t) => t.disposed || t.rawNode !== n.rawNode)) return null;
+      if (n.rawNode.dtype !== s.dtype || n.rawNode.shape.join() !== s.shape.join() || n.rawNode.device !== 'webgpu') return null;
+      return n.rawNode;
+    }
+    if (s.kind === 'const') return s.node;
+    return null;
+  });
+  if (tr.slots.some((s, i) => (s.kind === 'tensor' && !bound[i]))) return null;
+  const reading = bound.filter((n): n is LazyNode => n !== null);
+  for (const n of reading) n.retain();
+  const lazy = reading.filter((n) => !n.realized);
+  if (lazy.length) void realizeNodes(lazy).catch(() => undefined); // its error is reported by the replay (failed inputs)
+
+  const values = tr.perCall.map((e) => e.compute());
+  const params = tr.launches.map((l) => {
+    if (!l.patches.length) return l.params;
+    const p = l.params.slice();
+    for (const x of l.patches) p[x.word] = paramWord({ ...x.node, arg: x.arg(values[x.entry]) } as LazyNode, x.i, x.dt);
+    return p;
+  });
+  const uploads = tr.slots.map((s) => (s.kind === 'upload' ? s.data(values[s.entry]) : null));
+
+  // results and state get fresh buffers (their tensors outlive the call); temporaries use the trace's own
+  const fresh = new Map<number, LazyNode>();
+  tr.slots.forEach((s, i) => {
+    if (s.kind !== 'produced') return;
+    if (!s.keep) {
+      s.buffer ??= acquireBuffer(s.bytes).buffer;
+      return;
+    }
+    const { buffer, bytes } = acquireBuffer(s.bytes, s.recent);
+    s.recent = [buffer, ...s.recent.slice(0, 1)];
+    const n = new LazyNode('buffer', [], s.shape, s.dtype, 'webgpu');
+    n.buffer = buffer;
+    n.bufferBytes = bytes;
+    fresh.set(i, n);
+  });
+  const buffers = (i: number): GPUBuffer => {
+    const s = tr.slots[i]!;
+    if (s.kind === 'produced') return s.keep ? fresh.get(i)!.buffer! : s.buffer!;
+    if (s.kind === 'upload') return s.buffer!;
+    const n = bound[i]!;
+    if (!n.buffer) throw new Error('kiln: a compiled function reads a tensor that was disposed before its replay ran');
+    return n.buffer;
+  };
+  const result = build(tr.out, fresh, bound);
+  // state tensors now refer to their new values (the old ones stay alive until the replay is submitted)
+  for (const { tensor, slot } of tr.states) {
+    const n = fresh.get(slot) ?? bound[slot];
+    if (!n) continue;
+    const old = tensor.rawNode;
+    tensor.node = n.retain();
+    old.release();
+  }
+  for (const i of tr.disposedArgs) (args[i] as Tensor).dispose();
+  const done = submitPrepared(reading, [...fresh.values()], (): Launch[] => {
+    const device = gpu().device;
+    tr.slots.forEach((s, i) => {
+      if (s.kind !== 'upload') return;
+      s.buffer ??= acquireBuffer(s.bytes).buffer;
+      const data = uploads[i]!;
+      const bytes = new Uint8Array(Math.min(s.bytes, Math.ceil(data.byteLength / 4) * 4));
+      bytes.set(new Uint8Array(data.buffer, data.byteOffset, Math.min(data.byteLength, bytes.length)));
+      device.queue.writeBuffer(s.buffer, 0, bytes);
+    });
+    return tr.launches.map((l, j) => ({ kernel: l.kernel.kernel, passes: l.kernel.passes, inputs: l.inputs.map(buffers), params: params[j]!, outs: l.outs.map(buffers), groups: l.kernel.groups }));
+  }).finally(() => {
+    for (const n of reading) n.release();
+  });
+  for (const n of fresh.values()) if (n.refs === 0) n.release(); // results nobody took
+  return { result, done };
+}
+
+/** The result of a replay: new tensors on the fresh nodes, in the recorded structure. */
+function build(t: OutTemplate, fresh: Map<number, LazyNode>, bound: (LazyNode | null)[]): unknown {
+  if (t === undefined) return undefined;
+  if (Array.isArray(t)) return t.map((x) => build(x, fresh, bound));
+  if ('slot' in t && typeof t.slot === 'number') return new Tensor(fresh.get(t.slot as number) ?? bound[t.slot as number]!);
+  return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, build(v as OutTemplate, fresh, bound)]));
+}
