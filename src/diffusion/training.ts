@@ -5,24 +5,30 @@
  */
 import type { Module } from '../nn/module.js';
 import { scope } from '../tensor/memory.js';
-import { rand, randn, randomHost, tensor, where, type Tensor } from '../tensor/index.js';
+import { PerCall, perCall, rand, randn, randomHost, tensor, where, type Tensor } from '../tensor/index.js';
 import type { Prediction } from './predict.js';
 import { DiscreteVP, RectifiedFlow, type NoiseProcess, type TimePoint } from './process.js';
 
-/** Per-sample coefficients as [N, 1, …] tensors broadcasting over a batch of shape `shape`. */
-export function coefficients(points: TimePoint[], shape: number[]): { a: Tensor; s: Tensor; t: Tensor } {
+/**
+ * Per-sample coefficients as [N, 1, …] tensors broadcasting over a batch of shape `shape`. Points drawn
+ * per call (`drawTimes`) give tensors a compiled training step uploads again at every call.
+ */
+export function coefficients(points: TimePoint[] | PerCall<TimePoint[]>, shape: number[]): { a: Tensor; s: Tensor; t: Tensor } {
   const n = shape[0]!;
-  if (points.length !== n) throw new Error(`coefficients: ${points.length} time points for a batch of ${n}`);
+  const now = points instanceof PerCall ? points.value : points;
+  if (now.length !== n) throw new Error(`coefficients: ${now.length} time points for a batch of ${n}`);
   const bshape = [n, ...shape.slice(1).map(() => 1)];
-  return {
-    a: tensor(points.map((p) => p.a), { shape: bshape }),
-    s: tensor(points.map((p) => p.s), { shape: bshape }),
-    t: tensor(points.map((p) => p.t)),
-  };
+  const make = (f: (p: TimePoint) => number, shape: number[]) => (points instanceof PerCall ? points.tensor((v) => v.map(f), { shape }) : tensor(now.map(f), { shape }));
+  return { a: make((p) => p.a, bshape), s: make((p) => p.s, bshape), t: make((p) => p.t, [n]) };
+}
+
+/** Training times drawn for each call of a (compiled) step: `sampleTimes` as a per-call value (`k.perCall`). */
+export function drawTimes(process: NoiseProcess, n: number, how: TimeSampling = 'uniform', opts: { mean?: number; std?: number; eps?: number } = {}): PerCall<TimePoint[]> {
+  return perCall(() => sampleTimes(process, n, how, opts));
 }
 
 /** x_t = a·x0 + s·ε with per-sample coefficients. */
-export function addNoise(x0: Tensor, eps: Tensor, points: TimePoint[]): Tensor {
+export function addNoise(x0: Tensor, eps: Tensor, points: TimePoint[] | PerCall<TimePoint[]>): Tensor {
   return scope(() => {
     const { a, s } = coefficients(points, x0.shape);
     return x0.mul(a).add(eps.mul(s));
@@ -110,7 +116,7 @@ export interface DenoisingLossOptions {
 export function denoisingLoss(model: Denoiser, x0: Tensor, labels: Tensor, o: DenoisingLossOptions): Tensor {
   if (o.prediction !== 'eps' && o.prediction !== 'v' && o.prediction !== 'flow') throw new Error(`denoisingLoss: prediction must be eps, v or flow, got ${JSON.stringify(o.prediction)}`);
   const p = o.labelDropout ?? 0;
-  const points = sampleTimes(o.process, x0.shape[0]!, o.times);
+  const points = drawTimes(o.process, x0.shape[0]!, o.times);
   return scope(() => {
     const { a, s, t } = coefficients(points, x0.shape);
     const eps = randn(x0.shape);

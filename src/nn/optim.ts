@@ -5,7 +5,7 @@
  */
 import { noGrad } from '../tensor/index.js';
 import { keep, scope } from '../tensor/memory.js';
-import { full, realize, Tensor, zerosLike } from '../tensor/index.js';
+import { full, perCall, realize, Tensor, zerosLike } from '../tensor/index.js';
 import type { Module } from './module.js';
 
 /** What `Optimizer.stateDict()` returns. */
@@ -53,6 +53,12 @@ export abstract class Optimizer<O extends { lr: number }> {
     this.paramGroups = groups;
   }
 
+  /** The current options of the group holding `p` (read at every call of a compiled step: groups may be replaced). */
+  protected optionsOf(p: Tensor): O {
+    for (const g of this.paramGroups) if (g.params.includes(p)) return g.options;
+    throw new Error(`${this.constructor.name}: a tensor of shape [${p.shape.join(', ')}] is not one of its parameters`);
+  }
+
   /**
    * Checks hyper-parameters (PyTorch's rules, and finite): lr ≥ 0; subclasses add their own.
    * Throws an error naming the optimizer and the value.
@@ -96,13 +102,17 @@ export abstract class Optimizer<O extends { lr: number }> {
    * the returned promise resolves; later reads see the updated values even if it is not awaited.
    */
   step(): Promise<void> {
-    this.stepCount++;
+    const updated = this.paramGroups.flatMap((g) => g.params.filter((p) => p.grad));
+    // host counters advance at every call, also of a compiled step
+    perCall(() => {
+      this.stepCount++;
+      for (const p of updated) this.steps.set(p, (this.steps.get(p) ?? 0) + 1);
+    });
     const touched: Tensor[] = [];
     noGrad(() => {
       for (const group of this.paramGroups) {
         for (const p of group.params) {
           if (!p.grad) continue;
-          this.steps.set(p, (this.steps.get(p) ?? 0) + 1);
           scope(() => this.update(p, p.grad!, group.options));
           touched.push(p, ...Object.values(this.state.get(p) ?? {}));
         }
@@ -153,10 +163,12 @@ export abstract class Optimizer<O extends { lr: number }> {
       this.steps.set(p, sd.steps?.[i] ?? sd.step);
       const entries = Object.entries(sd.tensors).filter(([k]) => k.startsWith(`${i}.`));
       if (entries.length) {
-        const s: Record<string, Tensor> = {};
+        // existing state tensors keep their identity (a compiled step holds them): new values are assigned
+        const s: Record<string, Tensor> = this.state.get(p) ?? {};
         for (const [k, t] of entries) {
           if (t.shape.join() !== p.shape.join()) throw new Error(`loadStateDict: state '${k}' has shape [${t.shape.join(', ')}], parameter ${i} has [${p.shape.join(', ')}]`);
-          s[k.slice(String(i).length + 1)] = keep(noGrad(() => zerosLike(p))).assign(t);
+          const name = k.slice(String(i).length + 1);
+          s[name] = (s[name] ?? keep(noGrad(() => zerosLike(p)))).assign(t);
         }
         this.state.set(p, s);
       }
@@ -198,7 +210,7 @@ export class SGD extends Optimizer<SGDOptions> {
       s.momentumBuffer!.assign(buf);
       g = o.nesterov ? g.add(buf.mul(o.momentum)) : buf;
     }
-    p.assign(p.sub(g.mul(o.lr)));
+    p.assign(p.sub(g.mul(perCall(() => this.optionsOf(p).lr).scalar((lr) => lr))));
   }
 }
 
@@ -226,12 +238,16 @@ export class Adam extends Optimizer<AdamOptions> {
     const g = !this.decoupled && o.weightDecay ? grad.add(p.mul(o.weightDecay)) : grad;
     const m = s.expAvg!.mul(b1).add(g.mul(1 - b1));
     const v = s.expAvgSq!.mul(b2).add(g.mul(g).mul(1 - b2));
-    const t = this.steps.get(p)!;
-    const stepSize = o.lr / (1 - b1 ** t);
-    const denom = v.div(1 - b2 ** t).sqrt().add(o.eps);
+    // the learning rate and the bias corrections change from step to step: per-call values
+    const c = perCall(() => {
+      const t = this.steps.get(p)!;
+      const lr = this.optionsOf(p).lr;
+      return { stepSize: lr / (1 - b1 ** t), correction2: 1 - b2 ** t, decay: 1 - lr * o.weightDecay };
+    });
+    const denom = v.div(c.scalar((x) => x.correction2)).sqrt().add(o.eps);
     let base = p;
-    if (this.decoupled && o.weightDecay) base = p.mul(1 - o.lr * o.weightDecay);
-    p.assign(base.sub(m.div(denom).mul(stepSize)));
+    if (this.decoupled && o.weightDecay) base = p.mul(c.scalar((x) => x.decay));
+    p.assign(base.sub(m.div(denom).mul(c.scalar((x) => x.stepSize))));
     s.expAvg!.assign(m);
     s.expAvgSq!.assign(v);
   }

@@ -47,6 +47,13 @@ export class GANTrainer extends Trainer<number[]> {
 
   /** One discriminator and one generator update on a real batch. */
   async trainStep(real: Tensor): Promise<void> {
+    const [dLoss, gLoss] = await this.update(real);
+    this.step++;
+    await this.record([dLoss!, gLoss!], (v) => v);
+  }
+
+  /** Both players' updates on a real batch (compiled); returns their losses. */
+  private readonly update = this.compiledStep('trainStep', (real: Tensor) => {
     const c = this.config;
     const N = real.shape[0]!;
     const dLoss = this.optD.minimize(() => {
@@ -57,9 +64,8 @@ export class GANTrainer extends Trainer<number[]> {
     const gLoss = this.optG.minimize(() => generatorLoss(this.discriminator.forward(this.generator.forward(randn([N, this.latentDim]))), c.loss));
     // the generator step also left gradients on the discriminator's parameters
     this.optD.zeroGrad();
-    this.step++;
-    await this.record([dLoss, gLoss], (v) => v);
-  }
+    return [dLoss, gLoss];
+  });
 
   protected state(): TrainerState {
     const g = optimizerState(this.optG), d = optimizerState(this.optD);

@@ -3,7 +3,7 @@ import type { Prediction } from '../diffusion/predict.js';
 import { DiscreteVP, RectifiedFlow, type NoiseProcess } from '../diffusion/process.js';
 import { target } from '../diffusion/predict.js';
 import { ToyDenoiser } from '../diffusion/toy.js';
-import { addNoise, coefficients, sampleTimes } from '../diffusion/training.js';
+import { addNoise, coefficients, drawTimes } from '../diffusion/training.js';
 import { toy2d, type Toy2D } from '../data/toy2d.js';
 import * as F from '../nn/functional.js';
 import { AdamW, cosine, LRScheduler } from '../nn/optim.js';
@@ -40,12 +40,12 @@ export class ToyTrainer extends LossTrainer<[x0: Tensor]> {
   /** The mean squared error of the prediction at times drawn uniformly, on points x0 [B, 2]. */
   loss(x0: Tensor): Tensor {
     const B = x0.shape[0]!;
-    const points = sampleTimes(this.process, B, 'uniform');
+    const points = drawTimes(this.process, B, 'uniform');
     return scope(() => {
       const eps = randn([B, 2]);
       const xt = addNoise(x0, eps, points);
       const { t } = coefficients(points, [B, 2]);
-      const tgt = target(this.prediction, x0, eps, points[0]!); // eps and flow targets do not depend on t
+      const tgt = target(this.prediction, x0, eps, points.value[0]!); // eps and flow targets do not depend on t
       return F.mseLoss(this.model.forward(xt, t), tgt);
     });
   }

@@ -15,7 +15,7 @@ import { readCheckpointMeta, withoutPrefix, withPrefix } from '../nn/checkpoint.
 import type { Module } from '../nn/module.js';
 import { cosine, LRScheduler, warmup, type Optimizer } from '../nn/optim.js';
 import { loadWithMetadata, NonFiniteTensorError, save } from '../nn/safetensors.js';
-import { getRngState, setRngState, type Tensor } from '../tensor/index.js';
+import { compile, getRngState, perCall, setRngState, type CompiledFunction, type Tensor } from '../tensor/index.js';
 
 /** What a trainer stores in its checkpoints besides the common fields. */
 export interface TrainerState {
@@ -69,6 +69,12 @@ export abstract class Trainer<Row = number[]> {
   private pending: Promise<Row> | null = null;
   /** `history.length` when the last checkpoint was saved or loaded: rows after it are checked before the next save. */
   private savedRows = 0;
+  /**
+   * Whether updates run as compiled steps (`k.compile`: traced once, then replayed without re-planning;
+   * default true). false runs them eagerly, for debugging; the results are the same bit for bit.
+   */
+  compile = true;
+  private readonly compiledSteps: CompiledFunction<never[], unknown>[] = [];
 
   /**
    * `metricNames` name the entries of a row in messages (e.g. `['loss']`); unnamed entries are called
@@ -81,6 +87,13 @@ export abstract class Trainer<Row = number[]> {
 
   /** Restores what `state` stored; `step` is already set. `tensors(prefix)` gives one group with the prefix removed. */
   protected abstract restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void;
+
+  /** `fn` as a compiled step (run eagerly while `compile` is false); its traces are dropped when a checkpoint is loaded. */
+  protected compiledStep<A extends unknown[], R>(name: string, fn: (...args: A) => R | Promise<R>): (...args: A) => Promise<Awaited<R>> {
+    const c = compile(fn, { name: `${this.constructor.name}.${name}` });
+    this.compiledSteps.push(c as unknown as CompiledFunction<never[], unknown>);
+    return async (...args: A): Promise<Awaited<R>> => (this.compile ? c(...args) : ((await fn(...args)) as Awaited<R>));
+  }
 
   /** Queues a step's metrics (lazy tensors, disposed once read, flattened in order into `row`) and stores the previous step's. */
   protected async record(metrics: Tensor[], row: (values: number[]) => Row): Promise<void> {
@@ -168,6 +181,7 @@ export abstract class Trainer<Row = number[]> {
     const { tensors, metadata } = await loadWithMetadata(path);
     try {
       const meta = readCheckpointMeta(path, metadata, this.checkpoint.format);
+      for (const c of this.compiledSteps) c.reset();
       this.step = meta.step as number;
       this.restore(meta, (prefix) => withoutPrefix(tensors, prefix), path);
       this.pending = null;
@@ -210,12 +224,18 @@ export abstract class LossTrainer<Batch extends Tensor[]> extends Trainer<number
   /** Runs after each update and schedule step (e.g. updating an average of the weights). */
   protected async afterUpdate(): Promise<void> {}
 
-  /** One optimizer step on a batch (lazy; its loss is collected later into `losses`). */
+  /** The update of one batch (compiled): loss, backward, clipping, optimizer, schedule, `afterUpdate`. */
+  private readonly update = this.compiledStep('trainStep', async (...batch: Batch) => {
+    const loss = this.opt.minimize(() => this.loss(...batch), { clipGradNorm: this.clip });
+    perCall(() => this.sched.step());
+    await this.afterUpdate();
+    return loss;
+  });
+
+  /** One optimizer step on a batch (its loss is collected later into `losses`). */
   async trainStep(...batch: Batch): Promise<void> {
     await this.beforeUpdate();
-    const loss = this.opt.minimize(() => this.loss(...batch), { clipGradNorm: this.clip });
-    this.sched.step();
-    await this.afterUpdate();
+    const loss = await this.update(...batch);
     this.step++;
     await this.record([loss], (v) => v[0]!);
   }

@@ -7,7 +7,7 @@ import { adaptiveWeight, discriminatorLoss, generatorLoss, PatchDiscriminator, r
 import { VAE_CHECKPOINT_FORMAT, type Reconstruction, type VAE } from '../nn/models/vae.js';
 import { Adam, type LRScheduler } from '../nn/optim.js';
 import { scope } from '../tensor/memory.js';
-import { full, realize, stack, type Tensor } from '../tensor/index.js';
+import { full, perCall, realize, stack, type Tensor } from '../tensor/index.js';
 import { optimizerState, restoreOptimizer, Trainer, warmupCosine, type OptimizerMeta, type TrainerState } from './trainer.js';
 
 /** Hyper-parameters of VAE (+ discriminator) training. */
@@ -65,13 +65,21 @@ export class VAETrainer extends Trainer<number[]> {
     // lazy initial weights would otherwise be computed inside the first step (and the discriminator's inside
     // the first adversarial one), giving those steps kernels of their own to compile
     if (this.step === 0) await realize(...this.vae.parameters(), ...(D?.parameters() ?? []));
-    const adversarial = D !== null && startAt(this.step, c.discStart) > 0;
+    const [row, dLoss] = await this.update(x, D !== null && startAt(this.step, c.discStart) > 0);
+    this.step++;
+    await this.record([row!, dLoss!], (v) => v);
+  }
+
+  /** The update of one batch (compiled; `adversarial` selects one of two traces): metrics row and discriminator loss. */
+  private readonly update = this.compiledStep('trainStep', (x: Tensor, adversarial: boolean) => {
+    const c = this.config;
+    const D = this.discriminator;
     const [row, fake] = scope(() => {
       const t = this.vae.loss(x, { reconstruction: c.reconstruction, klWeight: c.klWeight });
       let total = t.loss;
       let g = full([], 0), w = full([], 0);
       if (adversarial) {
-        g = generatorLoss(D.forward(t.recon), 'hinge');
+        g = generatorLoss(D!.forward(t.recon), 'hinge');
         w = adaptiveWeight(t.nll, g, this.vae.lastLayer).mul(c.discWeight);
         total = total.add(w.mul(g));
       }
@@ -82,14 +90,13 @@ export class VAETrainer extends Trainer<number[]> {
     this.opt.zeroGrad();
     D?.zeroGrad();
     const dLoss = !adversarial ? full([], 0) : this.optD!.minimize(() => {
-      const d = discriminatorLoss(D.forward(x), D.forward(fake!), c.discLoss);
-      return c.r1Gamma > 0 ? d.add(r1Penalty((xr) => D.forward(xr), x, c.r1Gamma)) : d;
+      const d = discriminatorLoss(D!.forward(x), D!.forward(fake!), c.discLoss);
+      return c.r1Gamma > 0 ? d.add(r1Penalty((xr) => D!.forward(xr), x, c.r1Gamma)) : d;
     });
     fake!.dispose();
-    this.sched.step();
-    this.step++;
-    await this.record([row!, dLoss], (v) => v);
-  }
+    perCall(() => this.sched.step());
+    return [row!, dLoss];
+  });
 
   protected state(): TrainerState {
     const o = optimizerState(this.opt);
