@@ -1,13 +1,14 @@
 /**
  * Training-step benchmark: the MNIST MLP 784-512-512-10 (batch 128, AdamW, loss read back every step)
  * and a denoiser MLP (784 + 128-d time embedding → 1024 → 1024 → 784, SiLU, MSE, forward + backward,
- * batch 128), and the default MNIST diffusion UNet step of `kiln train`. Prints one JSON line, then a table.
+ * batch 128), the default MNIST diffusion UNet step of `kiln train`, the default DiT's and VAE's steps —
+ * each compiled (`k.compile`) and eager in the same run. Prints one JSON line, then a table.
  *
  *   npm run bench:train [-- --quick]
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench:train
  */
 import * as k from '../src/index.js';
-import { DiffusionTrainer, TRAIN_DEFAULTS } from '../src/train/index.js';
+import { DiffusionTrainer, TRAIN_DEFAULTS, VAETrainer, VAE_TRAIN_DEFAULTS } from '../src/train/index.js';
 
 const QUICK = process.argv.includes('--quick');
 const STEPS = QUICK ? 5 : 15;
@@ -23,114 +24,155 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Time and pipelines compiled of the two warm-up steps of the last `timeSteps` (a cold start when the driver's shader cache is empty). */
+/** Time and pipelines compiled of the warm-up steps of the last `timeSteps` (a cold start when the driver's shader cache is empty). */
 let warmup = { ms: 0, pipelines: 0 };
 
+/** One step: submits its work and returns what to wait for (a loss to read back, or nothing). */
+type Step = () => Promise<k.Tensor | void>;
+
 /**
- * Median ms per step, and median host ms: the step's time not spent waiting for the GPU (`k.stats().waitMs`:
- * readbacks, pipeline compilation) — graph building, autograd, planning, encoding and submitting.
+ * Median ms per step (submit to result read back), and median host ms: with the GPU idle, the time from
+ * the call until the step's work is submitted — graph building, autograd, planning, encoding (eager), or
+ * patching and encoding (compiled). The first three steps warm up (pipelines, pool; a compiled step
+ * records its first calls eagerly).
  */
-async function timeSteps(step: () => Promise<void>): Promise<{ ms: number; hostMs: number }> {
+async function timeSteps(step: Step, steps = STEPS): Promise<{ ms: number; hostMs: number }> {
   const t0 = performance.now(), p0 = k.stats().pipelinesCompiled;
-  for (let i = 0; i < 2; i++) await step(); // compile pipelines, fill the pool
+  for (let i = 0; i < 3; i++) await finish(await step());
   warmup = { ms: performance.now() - t0, pipelines: k.stats().pipelinesCompiled - p0 };
   const times: number[] = [], host: number[] = [];
-  for (let i = 0; i < STEPS; i++) {
-    const t = performance.now(), w0 = k.stats().waitMs;
-    await step();
-    const ms = performance.now() - t;
-    times.push(ms);
-    host.push(ms - (k.stats().waitMs - w0));
+  for (let i = 0; i < steps; i++) {
+    await k.synchronize();
+    const t = performance.now();
+    const out = await step();
+    host.push(performance.now() - t);
+    await finish(out);
+    times.push(performance.now() - t);
   }
   return { ms: median(times), hostMs: median(host) };
 }
 
-async function mlpStep(): Promise<{ ms: number; hostMs: number; kernels: number }> {
+async function finish(out: k.Tensor | void): Promise<void> {
+  if (out) {
+    await out.item();
+    out.dispose();
+  } else await k.synchronize();
+}
+
+interface StepFigures { ms: number; hostMs: number; kernels: number; pipelines: number; step: Step }
+
+/** Times a step and counts its kernels. */
+async function measure(step: Step, steps = STEPS): Promise<StepFigures> {
+  const { ms, hostMs } = await timeSteps(step, steps);
+  const before = k.stats().kernels;
+  await finish(await step());
+  return { ms, hostMs, kernels: k.stats().kernels - before, pipelines: warmup.pipelines, step };
+}
+
+/** The MNIST MLP 784-512-512-10, AdamW, batch 128, its loss read back every step; compiled or eager. */
+async function mlpStep(compiled: boolean): Promise<StepFigures> {
   k.manualSeed(0);
   const net = new k.nn.Sequential(new k.nn.Linear(784, 512), new k.nn.ReLU(), new k.nn.Linear(512, 512), new k.nn.ReLU(), new k.nn.Linear(512, 10));
   const opt = new k.optim.AdamW(net, { lr: 1e-3 });
   const x = k.randn([128, 784]).keep();
   const y = k.randint(0, 10, [128]).keep();
-  await k.realize(x, y);
-  const step = async () => {
-    const loss = opt.minimize(() => k.F.crossEntropy(net.forward(x), y));
-    await loss.item();
-    loss.dispose();
-  };
-  const { ms, hostMs } = await timeSteps(step);
-  const before = k.stats().kernels;
-  await step();
-  return { ms, hostMs, kernels: k.stats().kernels - before };
+  await k.realize(x, y, ...net.parameters());
+  const update = k.compile((xb: k.Tensor, yb: k.Tensor) => opt.minimize(() => k.F.crossEntropy(net.forward(xb), yb)), { name: 'mlpStep', enabled: compiled });
+  return measure(() => update(x, y));
 }
 
-async function denoiserStep(): Promise<{ ms: number; hostMs: number; kernels: number }> {
+async function denoiserStep(): Promise<StepFigures> {
   k.manualSeed(0);
   const net = new k.nn.Sequential(new k.nn.Linear(784 + 128, 1024), new k.nn.SiLU(), new k.nn.Linear(1024, 1024), new k.nn.SiLU(), new k.nn.Linear(1024, 784));
   const x = k.randn([128, 784 + 128]).keep();
   const target = k.randn([128, 784]).keep();
   await k.realize(x, target);
-  const step = async () => {
+  return measure(async () => {
     const loss = k.scope(() => {
       const l = k.F.mseLoss(net.forward(x), target);
       l.backward();
       return l;
     });
     await k.realize(...net.parameters().map((p) => p.grad!));
-    await loss.item();
-    loss.dispose();
     net.zeroGrad();
-  };
-  const { ms, hostMs } = await timeSteps(step);
-  const before = k.stats().kernels;
-  await step();
-  return { ms, hostMs, kernels: k.stats().kernels - before };
+    return loss;
+  });
 }
 
-/** The default MNIST diffusion step (UNet of the cpu preset, batch 32, the trainer of kiln train); GPU time from k.profile. */
-async function unetStep(): Promise<{ ms: number; hostMs: number; gpuMs: number; kernels: number; warmupMs: number; warmupPipelines: number }> {
+/** A trainer's step on a fixed batch (its loss is read one step late by the trainer; `finish` waits for the GPU). */
+function trainerStep(tr: { trainStep: (...b: k.Tensor[]) => Promise<void>; flush: () => Promise<void>; compile: boolean }, compiled: boolean, ...batch: k.Tensor[]): Step {
+  tr.compile = compiled;
+  return async () => {
+    await tr.trainStep(...batch);
+  };
+}
+
+/** The default MNIST diffusion step (UNet of the cpu preset, batch 32, the trainer of kiln train). */
+async function unetStep(compiled: boolean, steps = STEPS): Promise<StepFigures> {
   k.manualSeed(0);
   const net = new k.nn.UNet({ widths: [16, 32], attention: [], midAttention: false, heads: 2, patch: 2 });
   const tr = new DiffusionTrainer(net, { ...TRAIN_DEFAULTS, steps: 1000, batchSize: 32 });
   const x = k.rand([32, 1, 28, 28]).mul(2).sub(1).keep();
   const y = k.randint(0, 10, [32]).keep();
-  const step = async () => {
-    await tr.trainStep(x, y);
-    await tr.flush();
-  };
-  const { ms, hostMs } = await timeSteps(step);
-  const { ms: warmupMs, pipelines: warmupPipelines } = warmup;
-  const before = k.stats().kernels;
-  const prof = await k.profile(step);
-  return { ms, hostMs, gpuMs: prof.reduce((a, p) => a + p.ms, 0), kernels: k.stats().kernels - before, warmupMs, warmupPipelines };
+  return measure(trainerStep(tr, compiled, x, y), steps);
+}
+
+/** The default MNIST DiT (7×7 tokens) trained by the same trainer, batch 32. */
+async function ditStep(compiled: boolean): Promise<StepFigures> {
+  k.manualSeed(0);
+  const tr = new DiffusionTrainer(new k.nn.DiT(), { ...TRAIN_DEFAULTS, steps: 1000, batchSize: 32 });
+  const x = k.rand([32, 1, 28, 28]).mul(2).sub(1).keep();
+  const y = k.randint(0, 10, [32]).keep();
+  return measure(trainerStep(tr, compiled, x, y), Math.min(STEPS, 5));
+}
+
+/** The default MNIST VAE's training step (batch 16, before the discriminator switches on). */
+async function vaeStep(compiled: boolean): Promise<StepFigures> {
+  k.manualSeed(0);
+  const tr = new VAETrainer(new k.nn.VAE(), { ...VAE_TRAIN_DEFAULTS, discStart: 1e9 }, null);
+  const x = k.rand([16, 1, 28, 28]).mul(2).sub(1).keep();
+  return measure(trainerStep(tr, compiled, x), Math.min(STEPS, 5));
 }
 
 const info = await k.init();
 const driver = info.driver;
 const col = driver === 'swiftshader' ? 1 : 0;
-const mlp = await mlpStep();
+// the compiled UNet runs first: its warm-up pipelines are those of a cold `kiln train` step
+const unet = await unetStep(true);
+const gpuMs = (await k.profile(async () => finish(await unet.step()))).reduce((a, p) => a + p.ms, 0);
+const unetEager = await unetStep(false);
+const mlp = await mlpStep(true);
+const mlpEager = await mlpStep(false);
 const den = await denoiserStep();
-const unet = await unetStep();
-k.setProgramCache(false);
-const planned = await unetStep(); // the same step with every realization planned, lowered and rendered anew
-k.setProgramCache(true);
+const dit = await ditStep(true);
+const ditEager = await ditStep(false);
+const vae = await vaeStep(true);
+const vaeEager = await vaeStep(false);
+const figures = ({ step: _, ...f }: StepFigures) => f;
+const pair = (c: StepFigures, e: StepFigures) => ({ compiled: figures(c), eager: figures(e), speedup: e.ms / c.ms, hostSpeedup: e.hostMs / c.hostMs });
 const result = {
   adapter: { driver, description: info.description },
-  mlpStep: { ms: mlp.ms, hostMs: mlp.hostMs, kernelsPerStep: mlp.kernels, gflopPerStep: 0.51, gflops: 0.51 / (mlp.ms / 1000) },
+  mlpStep: { ...pair(mlp, mlpEager), gflopPerStep: 0.51, gflops: 0.51 / (mlp.ms / 1000) },
   denoiserStep: { ms: den.ms, hostMs: den.hostMs, kernelsPerStep: den.kernels, gflopPerStep: 2.1, gflops: 2.1 / (den.ms / 1000) },
-  unetStep: { ms: unet.ms, hostMs: unet.hostMs, gpuMs: unet.gpuMs, kernelsPerStep: unet.kernels, firstTwoStepsMs: unet.warmupMs, pipelinesCompiled: unet.warmupPipelines },
-  unetStepPlannedAnew: { ms: planned.ms, hostMs: planned.hostMs },
+  unetStep: { ...pair(unet, unetEager), gpuMs, coldPipelines: unet.pipelines },
+  ditStep: pair(dit, ditEager),
+  vaeStep: pair(vae, vaeEager),
   reference: REFERENCE,
 };
 console.log(JSON.stringify(result));
+const f = (x: number) => x.toFixed(1).padStart(8);
 const row = (name: string, ms: number, ref: { tfjs: number[]; jaxjs: number[]; target: (number | null)[] }) =>
-  `${name.padEnd(34)} ${ms.toFixed(1).padStart(8)} ms   tfjs ${String(ref.tfjs[col]).padStart(5)}   jax-js ${String(ref.jaxjs[col]).padStart(5)}   target ${ref.target[col] ?? '-'}${ref.target[col] ? (ms <= ref.target[col]! ? '  met' : '  not met') : ''}`;
+  `${name.padEnd(34)} ${f(ms)} ms   tfjs ${String(ref.tfjs[col]).padStart(5)}   jax-js ${String(ref.jaxjs[col]).padStart(5)}   target ${ref.target[col] ?? '-'}${ref.target[col] ? (ms <= ref.target[col]! ? '  met' : '  not met') : ''}`;
 console.log(`\nadapter: ${driver} (${info.description})`);
 console.log(row('MLP 784-512-512-10 AdamW step', mlp.ms, REFERENCE.mlpStep));
 console.log(row('denoiser MLP fwd+bwd step', den.ms, REFERENCE.denoiserStep));
-console.log(`${'MNIST diffusion UNet step (cpu preset)'.padEnd(34)} ${unet.ms.toFixed(1).padStart(8)} ms   of which ${unet.gpuMs.toFixed(0)} ms in kernels (k.profile)`);
-console.log(`host ms per step (not waiting for the GPU): MLP ${mlp.hostMs.toFixed(1)} (target ≤ 2 compiled), denoiser ${den.hostMs.toFixed(1)}, UNet ${unet.hostMs.toFixed(1)} (target ≤ 15 compiled)`);
-console.log(`UNet step with every realization planned anew (program cache off, same run): ${planned.ms.toFixed(1)} ms, host ${planned.hostMs.toFixed(1)} ms`);
-console.log(`kernels per step: MLP ${mlp.kernels}, denoiser ${den.kernels}, UNet ${unet.kernels}`);
-console.log(`UNet's first two steps: ${(unet.warmupMs / 1000).toFixed(1)} s, ${unet.warmupPipelines} pipelines compiled (MESA_SHADER_CACHE_DIR=<empty dir> for a cold start)`);
+console.log(`\n${'step (same run)'.padEnd(26)} ${'compiled ms'.padStart(12)} ${'eager ms'.padStart(10)} ${'speed-up'.padStart(9)} ${'host ms c/e'.padStart(16)} ${'kernels'.padStart(8)} ${'pipelines'.padStart(10)}`);
+const line = (name: string, c: StepFigures, e: StepFigures, target = '') =>
+  console.log(`${name.padEnd(26)} ${f(c.ms).padStart(12)} ${f(e.ms).padStart(10)} ${(e.ms / c.ms).toFixed(2).padStart(8)}× ${`${c.hostMs.toFixed(1)} / ${e.hostMs.toFixed(1)}`.padStart(16)} ${String(c.kernels).padStart(8)} ${String(c.pipelines).padStart(10)}  ${target}`);
+line('MLP AdamW step', mlp, mlpEager, 'target: host ≤ 2 ms compiled');
+line('UNet diffusion step', unet, unetEager, 'target: ≥ 1.5× faster, host ≤ 15 ms compiled');
+line('DiT diffusion step', dit, ditEager);
+line('VAE step', vae, vaeEager);
+console.log(`\nUNet step: ${gpuMs.toFixed(0)} ms in kernels (k.profile); pipelines: compiled while warming up each model in this order (UNet first: ${unet.pipelines} = a cold kiln-train step when MESA_SHADER_CACHE_DIR is an empty dir; target ≤ 120)`);
 k.destroy();
 process.exit(0);

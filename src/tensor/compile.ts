@@ -292,12 +292,18 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R | Promise<
     });
     await submitted();
     stats.recorded++;
-    const a = analyze(rec, args, result);
+    let a: Analysis;
+    let accepted = false;
     const b = st.last;
-    st.last = a;
-    if (!a.problems.length && b && !b.problems.length && a.signature.length === b.signature.length && a.signature.every((s, i) => s === b.signature[i])) {
+    try {
+      a = analyze(rec, args, result);
+      st.last = a;
+      accepted = !a.problems.length && !!b && !b.problems.length && a.signature.length === b.signature.length && a.signature.every((s, i) => s === b.signature[i]) && retainConstants(a.trace);
+    } finally {
+      rec.release(); // after the trace took its constants
+    }
+    if (accepted) {
       st.trace = a.trace;
-      retainConstants(a.trace);
       st.last = null;
       st.differing = 0;
       stats.traces++;
@@ -336,9 +342,12 @@ function freeTrace(tr: Trace): void {
   }
 }
 
-/** Keeps what a trace binds as constants alive while the trace lives. */
-function retainConstants(tr: Trace): void {
-  for (const s of tr.slots) if (s.kind === 'const') s.node.retain();
+/** Keeps what a trace binds as constants alive while the trace lives; false if one is gone already. */
+function retainConstants(tr: Trace): boolean {
+  const consts = tr.slots.flatMap((s) => (s.kind === 'const' ? [s.node] : []));
+  if (consts.some((n) => n.freed)) return false;
+  for (const n of consts) n.retain();
+  return true;
 }
 
 /**

@@ -31,7 +31,7 @@ export class PerCall<V> {
     const t = tensor(f(this.value) as number[], opts);
     if (this.at) {
       const dtype = t.dtype;
-      this.at.rec.uploads.delete(t.rawNode);
+      if (this.at.rec.uploads.delete(t.rawNode)) t.rawNode.release();
       this.at.rec.dynamic.set(t.rawNode, { entry: this.at.index, data: (v) => hostArray(f(v as V), dtype) });
     }
     return t;

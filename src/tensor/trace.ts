@@ -55,7 +55,7 @@ export class Recording {
   readonly heldBy = new Map<LazyNode, TracedTensor[]>();
   /** Pre-existing tensors given a new value. */
   readonly assigned = new Set<TracedTensor>();
-  /** Hashes of constants uploaded from host data (not per-call). */
+  /** Hashes of constants uploaded from host data (not per-call), kept alive until `release`. */
   readonly uploads = new Map<LazyNode, string>();
   /** Pre-existing tensors disposed during the call. */
   readonly disposed = new Set<TracedTensor>();
@@ -65,6 +65,12 @@ export class Recording {
   readonly dynamic = new Map<LazyNode, DynamicBinding>();
 
   constructor(readonly name: string, readonly firstTensor: number, readonly firstNode: number) {}
+
+  /** Lets go of the uploaded constants it kept alive (a trace made from it keeps the ones it binds). */
+  release(): void {
+    for (const n of this.uploads.keys()) n.release();
+    this.uploads.clear();
+  }
 
   /** True for tensors created before the call began. */
   preexisting(t: TracedTensor): boolean {
@@ -134,7 +140,7 @@ export function noteDispose(t: TracedTensor): void {
 /** Creation hook: a buffer was uploaded from host data (a constant of the function unless bound per call). */
 export function noteUpload(node: LazyNode, data: ArrayBufferView): void {
   const rec = currentRecording();
-  if (rec) rec.uploads.set(node, hashBytes(data));
+  if (rec) rec.uploads.set(node.retain(), hashBytes(data));
 }
 
 /** Readback hook: reading values on the host inside a compiled function is an error. */
