@@ -21,6 +21,7 @@ import { peekTensorId, Tensor } from './tensor.js';
 import { paramWord, storageBytes } from './lower.js';
 import type { ProgramKernel } from './program.js';
 import { realizeNodes, submitPrepared, submitted } from './realize.js';
+import { hasLiveGraph, isGradEnabled } from './tape.js';
 import { currentRecording, recordInto, Recording, type PerCallEntry } from './trace.js';
 import { acquireBuffer, releaseBuffer, type Launch } from '../wgsl/runtime.js';
 import { gpu } from '../wgsl/device.js';
@@ -43,9 +44,12 @@ export interface CompileStats {
   traces: number;
 }
 
-/** A compiled function: call it like `fn` (it always returns a promise). */
+/**
+ * A compiled function: called like `fn`, with the same result type (a replay of a synchronous function
+ * returns its tensors at once, their work queued on the GPU).
+ */
 export interface CompiledFunction<A extends unknown[], R> {
-  (...args: A): Promise<R>;
+  (...args: A): R;
   readonly stats: CompileStats;
   /** Drops the traces and their buffers (the next calls record again). */
   reset(): void;
@@ -114,9 +118,9 @@ const kernelId = (k: object) => {
   return i;
 };
 
-/** The key of an argument list: shapes, dtypes and devices of tensors, other values as JSON. */
+/** The key of an argument list: shapes, dtypes and devices of tensors, other values as JSON; and the grad mode. */
 function signatureOf(name: string, args: unknown[]): string {
-  return args.map((a, i) => {
+  return `${isGradEnabled() ? 'grad' : 'nograd'}|` + args.map((a, i) => {
     if (a instanceof Tensor) {
       if (a.disposed) throw new Error(`k.compile(${name}): argument ${i} was disposed`);
       return `T${a.dtype}[${a.shape.join(',')}]@${a.device}`;
@@ -180,6 +184,7 @@ function analyze(rec: Recording, args: unknown[], result: unknown): Analysis {
     if (v === undefined) return undefined;
     if (v instanceof Tensor) {
       if (v.device !== 'webgpu') problems.push(`its result ${path} is on the cpu reference device`);
+      if (hasLiveGraph(v)) throw new Error(`k.compile(${rec.name}): its result ${path} is part of a gradient graph, which a replay cannot rebuild; run the backward pass inside the compiled function (e.g. loss.backward() and the optimizer's step), or call it under k.noGrad`);
       const n = v.rawNode;
       const s = slotOf.has(n) ? slotOf.get(n)! : external(n);
       const slot = slots[s]!;
@@ -240,6 +245,10 @@ interface SignatureState {
   last: Analysis | null;
   trace: Trace | null;
   differing: number;
+  /** The analyses of its recordings, in call order. */
+  analysis: Promise<void>;
+  /** Why the function cannot be compiled (thrown at the next call). */
+  error: Error | null;
 }
 
 /**
@@ -247,7 +256,7 @@ interface SignatureState {
  * other arguments by value) run eagerly and are recorded; once two consecutive calls record the same
  * kernels, later calls replay them without running `fn`'s JavaScript. See the module comment for the rules.
  */
-export function compile<A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, opts: CompileOptions = {}): CompiledFunction<A, Awaited<R>> {
+export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: CompileOptions = {}): CompiledFunction<A, R> {
   const name = opts.name ?? (fn.name || 'anonymous');
   const states = new Map<string, SignatureState>();
   const stats: CompileStats = { recorded: 0, replayed: 0, traces: 0 };
@@ -257,61 +266,98 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R | Promise<
     st.trace = null;
   };
 
-  const call = async (...args: A): Promise<Awaited<R>> => {
+  /** Whether `fn` returns promises (learned at its first recorded call): replays then return one too. */
+  let isAsync = false;
+
+  /** Compares a finished recording with the previous one of its signature: a trace when they agree. */
+  const conclude = (st: SignatureState, rec: Recording, args: unknown[], result: unknown) => {
+    const b = st.last;
+    let accepted = false;
+    try {
+      const a = analyze(rec, args, result);
+      st.last = a;
+      accepted = !a.problems.length && !!b && !b.problems.length && a.signature.length === b.signature.length && a.signature.every((s, i) => s === b.signature[i]) && retainConstants(a.trace);
+      if (accepted) {
+        st.trace = a.trace;
+        st.last = null;
+        st.differing = 0;
+        stats.traces++;
+      } else if (b && ++st.differing >= MAX_RECORDINGS - 1) {
+        throw new Error(`${difference(name, b, a)}. Values that change from call to call must be arguments, or computed in k.perCall(() => …) and made into tensors with its .scalar/.tensor; or pass { enabled: false } to run this function eagerly`);
+      }
+    } catch (e) {
+      st.error = e as Error;
+      st.last = null;
+    } finally {
+      rec.release(); // after the trace took its constants
+    }
+  };
+
+  const call = (...args: A): R => {
     // disabled, or inside another compiled function's recording: run eagerly (inlined into that one)
-    if (opts.enabled === false || currentRecording()) return (await fn(...args)) as Awaited<R>;
+    if (opts.enabled === false || currentRecording()) return fn(...args) as R;
     const key = signatureOf(name, args);
     let st = states.get(key);
     if (st) states.delete(key);
-    st ??= { last: null, trace: null, differing: 0 };
+    st ??= { last: null, trace: null, differing: 0, analysis: Promise.resolve(), error: null };
     states.set(key, st);
     if (states.size > MAX_SIGNATURES) {
       const [oldKey, old] = states.entries().next().value!;
       drop(old);
       states.delete(oldKey);
     }
+    const failure = () => {
+      const e = st.error;
+      if (!e) return;
+      states.delete(key);
+      throw e;
+    };
+    failure(); // an earlier call's recording found the function cannot be compiled
     if (st.trace) {
       const out = replay(st.trace, args);
       if (out) {
         stats.replayed++;
-        await out.done;
-        return out.result as Awaited<R>;
+        return (isAsync ? out.done.then(() => out.result) : (out.done.catch(() => undefined), out.result)) as R;
       }
       drop(st); // a guard failed (a state tensor was disposed or re-shaped): record again
       st.last = null;
     }
-    // arguments are computed before the call, so the recording holds only the function's own work
+    // arguments are computed first, so that a recording holds only the function's own work
     const lazy = args.filter((a): a is Tensor => a instanceof Tensor && !a.rawNode.realized).map((t) => t.rawNode);
-    if (lazy.length) await realizeNodes(lazy);
+    // (kernels are planned when their turn comes, so the recorded ones find these stored)
+    if (lazy.length) realizeNodes(lazy).catch(() => undefined);
     const rec = new Recording(name, peekTensorId(), nextNodeId());
-    const result = await recordInto(rec, async () => {
-      const r = await fn(...args);
+    const finish = (r: unknown) => {
+      // results and new state still lazy are computed inside the recording
       const pending = [...tensorsIn(r), ...(rec.assigned as Set<Tensor>)].filter((t) => !t.disposed && !t.rawNode.realized);
-      if (pending.length) await realizeNodes(pending.map((t) => t.rawNode));
-      return r;
-    });
-    await submitted();
-    stats.recorded++;
-    let a: Analysis;
-    let accepted = false;
-    const b = st.last;
+      if (pending.length) recordInto(rec, () => void realizeNodes(pending.map((t) => t.rawNode)).catch(() => undefined));
+      stats.recorded++;
+      st.analysis = st.analysis.then(() => submitted()).then(() => conclude(st, rec, args, r));
+    };
+    let result: unknown;
     try {
-      a = analyze(rec, args, result);
-      st.last = a;
-      accepted = !a.problems.length && !!b && !b.problems.length && a.signature.length === b.signature.length && a.signature.every((s, i) => s === b.signature[i]) && retainConstants(a.trace);
-    } finally {
-      rec.release(); // after the trace took its constants
+      result = recordInto(rec, () => fn(...args));
+    } catch (e) {
+      rec.release();
+      throw e;
     }
-    if (accepted) {
-      st.trace = a.trace;
-      st.last = null;
-      st.differing = 0;
-      stats.traces++;
-    } else if (b && ++st.differing >= MAX_RECORDINGS - 1) {
-      states.delete(key);
-      throw new Error(`${difference(name, b, a)}. Values that change from call to call must be arguments, or computed in k.perCall(() => …) and made into tensors with its .scalar/.tensor; or pass { enabled: false } to run this function eagerly`);
+    if (result instanceof Promise) {
+      isAsync = true;
+      return result.then(
+        async (r) => {
+          finish(r);
+          await st.analysis;
+          failure();
+          return r;
+        },
+        (e) => {
+          rec.release();
+          throw e;
+        },
+      ) as R;
     }
-    return result as Awaited<R>;
+    finish(result);
+    return result as R;
   };
 
   return Object.assign(call, {
@@ -320,7 +366,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R | Promise<
       for (const st of states.values()) drop(st);
       states.clear();
     },
-  }) as CompiledFunction<A, Awaited<R>>;
+  }) as CompiledFunction<A, R>;
 }
 
 /** The tensors in a result (tensors, arrays and plain objects of them). */

@@ -152,6 +152,12 @@ function releaseStep(step: Step): void {
   if (--step.refs <= 0) freeStep(step);
 }
 
+/** True when `t` was produced by recorded steps that backward has not yet consumed (its gradient graph is live). */
+export function hasLiveGraph(t: Tensor): boolean {
+  const step = t.gradFn as Step | null;
+  return !!step && !step.freed;
+}
+
 /** Disposing a tensor that owns a recorded step frees the graph behind it once nothing else uses it. */
 export function releaseGraph(t: Tensor): void {
   const step = t.gradFn as Step | null;

@@ -94,19 +94,33 @@ export function currentRecording(): Recording | null {
   return slot.ctx ? slot.ctx.getStore() ?? null : global;
 }
 
-/** Runs `fn` under `rec` (work it starts, including after awaits, is recorded). */
-export async function recordInto<T>(rec: Recording, fn: () => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` under `rec`: work it starts is recorded, and when it returns a promise, also what it starts
+ * after its awaits, until the promise settles.
+ */
+export function recordInto<T>(rec: Recording, fn: () => T): T {
   active++;
   if (!slot.ctx) {
-    if (global) throw new Error(`k.compile(${rec.name}): called while '${global.name}' is being traced; in browsers compiled functions are traced one at a time — await the other call first`);
+    if (global) {
+      active--;
+      throw new Error(`k.compile(${rec.name}): called while '${global.name}' is being traced; in browsers compiled functions are traced one at a time — await the other call first`);
+    }
     global = rec;
   }
-  try {
-    return await (slot.ctx ? slot.ctx.run(rec, fn) : fn());
-  } finally {
+  const end = () => {
     active--;
     if (!slot.ctx) global = null;
+  };
+  let r: T;
+  try {
+    r = slot.ctx ? slot.ctx.run(rec, fn) : fn();
+  } catch (e) {
+    end();
+    throw e;
   }
+  if (r instanceof Promise) return r.finally(end) as T;
+  end();
+  return r;
 }
 
 /** Tensor hook: `t` is about to be used (its node read). */

@@ -92,7 +92,7 @@ export abstract class Trainer<Row = number[]> {
   protected compiledStep<A extends unknown[], R>(name: string, fn: (...args: A) => R | Promise<R>): (...args: A) => Promise<Awaited<R>> {
     const c = compile(fn, { name: `${this.constructor.name}.${name}` });
     this.compiledSteps.push(c as unknown as CompiledFunction<never[], unknown>);
-    return async (...args: A): Promise<Awaited<R>> => (this.compile ? c(...args) : ((await fn(...args)) as Awaited<R>));
+    return async (...args: A): Promise<Awaited<R>> => await (this.compile ? c(...args) : fn(...args));
   }
 
   /** Queues a step's metrics (lazy tensors, disposed once read, flattened in order into `row`) and stores the previous step's. */
