@@ -55,8 +55,8 @@ export interface CompiledFunction<A extends unknown[], R> {
   reset(): void;
 }
 
-/** Consecutive differing recordings after which a call throws instead of recording again. */
-const MAX_RECORDINGS = 4;
+/** Recordings after which, if each differed from the one before, the next call throws instead of recording. */
+const MAX_RECORDINGS = 3;
 /** Argument signatures kept per function (least recently used dropped). */
 const MAX_SIGNATURES = 8;
 
@@ -179,25 +179,21 @@ function analyze(rec: Recording, args: unknown[], result: unknown): Analysis {
     signature.push(`K${kernelId(k)}(${inputs.map((s) => desc[s]).join(',')})->${outs.join(',')} [${words.join(',')}]`);
     described.push(`kernel ${launches.length} (${k.kernel.ops?.join(', ') || k.kernel.kind}) reading ${inputs.map((s) => desc[s]).join(', ')} with uniform words [${words.join(', ')}]`);
   }
-  // the result: tensors only
-  const template = (v: unknown, path: string): OutTemplate => {
-    if (v === undefined) return undefined;
+  // the result: tensors only (checked by checkCall)
+  const template = (v: unknown): OutTemplate => {
     if (v instanceof Tensor) {
-      if (v.device !== 'webgpu') problems.push(`its result ${path} is on the cpu reference device`);
-      if (hasLiveGraph(v)) throw new Error(`k.compile(${rec.name}): its result ${path} is part of a gradient graph, which a replay cannot rebuild; run the backward pass inside the compiled function (e.g. loss.backward() and the optimizer's step), or call it under k.noGrad`);
+      if (v.device !== 'webgpu') problems.push('its result is on the cpu reference device');
       const n = v.rawNode;
       const s = slotOf.has(n) ? slotOf.get(n)! : external(n);
       const slot = slots[s]!;
       if (slot.kind === 'produced') slot.keep = true;
       return { slot: s };
     }
-    if (Array.isArray(v)) return v.map((x, i) => template(x, `${path}[${i}]`));
-    if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) {
-      return Object.fromEntries(Object.entries(v).map(([key, x]) => [key, template(x, `${path}.${key}`)]));
-    }
-    throw new Error(`k.compile(${rec.name}): the function returned ${path === 'result' ? '' : `${path} = `}${typeof v === 'object' ? String(v) : JSON.stringify(v)}; a compiled function returns tensors (alone, in arrays or in plain objects) or nothing — a number computed on the host would be stale at later calls`);
+    if (Array.isArray(v)) return v.map(template);
+    if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([key, x]) => [key, template(x)]));
+    return undefined;
   };
-  const out = template(result, 'result');
+  const out = template(result);
   signature.push(`out ${JSON.stringify(out)}`);
   described.push(`the result ${JSON.stringify(out)}`);
   // state: pre-existing tensors given new values
@@ -213,20 +209,36 @@ function analyze(rec: Recording, args: unknown[], result: unknown): Analysis {
     signature.push(`state tensor#${t.id} <- ${desc[s]}`);
     described.push(`the new value of tensor#${t.id} (shape [${t.shape.join(', ')}]): ${desc[s]}`);
   }
-  const disposedArgs: number[] = [];
+  const disposedArgs = [...(rec.disposed as Set<Tensor>)].map((t) => args.indexOf(t));
+  signature.push(`per-call ${rec.perCall.length}; disposes ${disposedArgs.join(',')}`);
+  described.push(`${rec.perCall.length} per-call values, disposing arguments [${disposedArgs.join(', ')}]`);
+  return { signature, described, problems, trace: { slots, launches, perCall: rec.perCall, out, states, disposedArgs } };
+}
+
+/**
+ * What a call did that no replay could repeat — an error at once: a result that is not tensors or is
+ * part of a live gradient graph, a pre-existing tensor (not an argument) disposed, `.grad` left set.
+ */
+function checkCall(rec: Recording, args: unknown[], result: unknown): void {
+  const visit = (v: unknown, path: string): void => {
+    if (v === undefined) return;
+    if (v instanceof Tensor) {
+      if (hasLiveGraph(v)) throw new Error(`k.compile(${rec.name}): its result ${path} is part of a gradient graph, which a replay cannot rebuild; run the backward pass inside the compiled function (e.g. loss.backward() and the optimizer's step), or call it under k.noGrad`);
+      return;
+    }
+    if (Array.isArray(v)) return v.forEach((x, i) => visit(x, `${path}[${i}]`));
+    if (v !== null && typeof v === 'object' && Object.getPrototypeOf(v) === Object.prototype) return Object.entries(v).forEach(([key, x]) => visit(x, `${path}.${key}`));
+    throw new Error(`k.compile(${rec.name}): the function returned ${path === 'result' ? '' : `${path} = `}${typeof v === 'object' ? String(v) : JSON.stringify(v)}; a compiled function returns tensors (alone, in arrays or in plain objects) or nothing — a number computed on the host would be stale at later calls`);
+  };
+  visit(result, 'result');
   for (const t of rec.disposed as Set<Tensor>) {
-    const i = args.indexOf(t);
-    if (i < 0) throw new Error(`k.compile(${rec.name}): the function disposed a tensor of shape [${t.shape.join(', ')}] that existed before the call (not an argument); replays could not repeat that — dispose it outside the compiled function`);
-    disposedArgs.push(i);
+    if (!args.includes(t)) throw new Error(`k.compile(${rec.name}): the function disposed a tensor of shape [${t.shape.join(', ')}] that existed before the call (not an argument); replays could not repeat that — dispose it outside the compiled function`);
   }
   for (const [t, start] of rec.touched as Map<Tensor, { node: LazyNode; grad: Tensor | null }>) {
     if (t.grad && t.grad !== start.grad) {
       throw new Error(`k.compile(${rec.name}): the function left .grad set on a tensor of shape [${t.shape.join(', ')}]; replays could not update it. Clear gradients inside the function (e.g. the optimizer's zeroGrad() or minimize()), or return them`);
     }
   }
-  signature.push(`per-call ${rec.perCall.length}; disposes ${disposedArgs.join(',')}`);
-  described.push(`${rec.perCall.length} per-call values, disposing arguments [${disposedArgs.join(', ')}]`);
-  return { signature, described, problems, trace: { slots, launches, perCall: rec.perCall, out, states, disposedArgs } };
 }
 
 /** The first difference between two recordings, in words. */
@@ -328,6 +340,12 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
     if (lazy.length) realizeNodes(lazy).catch(() => undefined);
     const rec = new Recording(name, peekTensorId(), nextNodeId());
     const finish = (r: unknown) => {
+      try {
+        checkCall(rec, args, r);
+      } catch (e) {
+        rec.release();
+        throw e;
+      }
       // results and new state still lazy are computed inside the recording
       const pending = [...tensorsIn(r), ...(rec.assigned as Set<Tensor>)].filter((t) => !t.disposed && !t.rawNode.realized);
       if (pending.length) recordInto(rec, () => void realizeNodes(pending.map((t) => t.rawNode)).catch(() => undefined));
@@ -347,7 +365,6 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
         async (r) => {
           finish(r);
           await st.analysis;
-          failure();
           return r;
         },
         (e) => {
