@@ -489,8 +489,6 @@ function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<vo
       device.queue.writeBuffer(s.buffer, 0, bytes);
     });
     return tr.launches.map((l, j) => ({ kernel: l.kernel.kernel, passes: l.kernel.passes, inputs: l.inputs.map(buffers), params: params[j]!, outs: l.outs.map(buffers), groups: l.kernel.groups }));
-  }).finally(() => {
-    for (const n of reading) n.release();
   });
   for (const n of fresh.values()) if (n.refs === 0) n.release(); // results nobody took
   return { result, done };

@@ -10,7 +10,7 @@ import { realizeReference } from './reference.js';
 import { storageBytes } from './lower.js';
 import { launchesOf, programFor, recordedLaunches } from './program.js';
 import { gpu } from '../wgsl/device.js';
-import { deviceReplaced, execute, executeAndRead, isStaleBuffer, waitForSubmitted, type Launch } from '../wgsl/runtime.js';
+import { deviceReplaced, execute, executeAndRead, isStaleBuffer, recycle, waitForSubmitted, type Launch } from '../wgsl/runtime.js';
 import { checkNoRead, currentRecording, noteLaunches, tracing, type Recording } from './trace.js';
 import { CHECK_BATCH, pendingChecks, settleChecks, settleInBackground, takeChecks, takeDeferredFailure, uncomputedChecks } from './checks.js';
 
@@ -201,18 +201,23 @@ export function submitted(): Promise<void> {
 
 /**
  * Submits launches made by `prepare` when their turn comes, in order with every other realization (a
- * compiled function's replay). `inputs` must not depend on a failed computation; if the submit fails,
- * `outs` report the failure at their next use.
+ * compiled function's replay). `inputs` must not depend on a failed computation, and are released once
+ * submitted (the caller retained them); if the submit fails, `outs` report the failure at their next use.
  */
 export function submitPrepared(inputs: LazyNode[], outs: LazyNode[], prepare: () => Launch[]): Promise<void> {
   return serialize(async () => {
-    checkNotFailed(inputs);
     try {
+      checkNotFailed(inputs);
       await execute(prepare());
     } catch (e) {
       for (const n of outs) failed.set(n, e as Error);
       if (outs.length) anyFailed = true;
       throw e;
+    } finally {
+      // the inputs' work is submitted: buffers they alone held go back to the pool at once (a replay
+      // that asks for the buffers it had two calls ago then finds them, and keeps its bind groups)
+      for (const n of inputs) n.release();
+      recycle();
     }
   });
 }

@@ -62,8 +62,15 @@ export interface Launch {
  * and the scratch buffers it had (state updated every step alternates between two buffers).
  */
 export interface BindGroupCache {
-  passes: Map<string, GPUBindGroup>[];
+  passes: { key: number[]; group: GPUBindGroup }[][];
   scratch: GPUBuffer[];
+}
+
+/** Equal bind-group cache keys. */
+function sameKey(a: number[], b: number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Bind groups kept per pass of a cached kernel. */
@@ -178,7 +185,11 @@ export function releaseBuffer(buffer: GPUBuffer): void {
   pendingFree.push(buffer);
 }
 
-function recycle(): void {
+/**
+ * Returns released buffers to the pool. Safe whenever no prepared launch that binds them is still to be
+ * submitted: at the end of a submit, and right after one by code that released only what it submitted.
+ */
+export function recycle(): void {
   for (const b of pendingFree) {
     const list = pool.get(b.size);
     if (list) list.push(b);
@@ -379,7 +390,9 @@ function encodeAndSubmit(s: DeviceState, launches: Launch[], rendered: Pass[][],
   const prof = profiling && launches.length ? { set: device.createQuerySet({ type: 'timestamp', count: 2 * launches.length }), labels: launches.map((l) => kernelLabel(l.kernel)) } : null;
   if (launches.length) {
     let pass = prof ? null : encoder.beginComputePass();
+    let current: GPUComputePipeline | null = null;
     launches.forEach((l, i) => {
+      if (prof) current = null;
       if (prof) pass = encoder.beginComputePass({ timestampWrites: { querySet: prof.set, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
       const passes = rendered[i]!;
       let scratchBuf: GPUBuffer | null = null;
@@ -392,20 +405,21 @@ function encodeAndSubmit(s: DeviceState, launches: Launch[], rendered: Pass[][],
       passes.forEach((p, pi) => {
         const pipeline = pipelines.get(p.code)!;
         const buffers = p.bindings.map((b) => (b.kind === 'in' ? l.inputs[b.slot]! : b.kind === 'out' ? l.outs[b.index]! : b.kind === 'scratch' ? scratchBuf! : uniform!));
-        const key = `${idOf(pipeline)}:${buffers.map(idOf).join(',')}:${offsets[i]}`;
-        const cache = l.groups ? (l.groups.passes[pi] ??= new Map()) : null;
-        let group = cache?.get(key);
+        // the cache key: the pipeline, the bound buffers and the uniform offset, as small integers
+        const key = [idOf(pipeline), offsets[i]!, ...buffers.map(idOf)];
+        const cache = l.groups ? (l.groups.passes[pi] ??= []) : null;
+        let group = cache?.find((c) => sameKey(c.key, key))?.group;
         if (!group) {
           const entries: GPUBindGroupEntry[] = p.bindings.map((b, bi) =>
             b.kind === 'params' ? { binding: bi, resource: { buffer: uniform!, offset: offsets[i]!, size: Math.ceil(words[i]! / 4) * 16 } } : { binding: bi, resource: { buffer: buffers[bi]! } });
           group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
           stats.bindGroups++;
           if (cache) {
-            if (cache.size >= GROUPS_PER_PASS) cache.delete(cache.keys().next().value!);
-            cache.set(key, group);
+            if (cache.length >= GROUPS_PER_PASS) cache.shift();
+            cache.push({ key, group });
           }
         }
-        pass!.setPipeline(pipeline);
+        if (pipeline !== current) pass!.setPipeline((current = pipeline));
         pass!.setBindGroup(0, group);
         pass!.dispatchWorkgroups(...p.workgroups);
         stats.dispatches++;
