@@ -37,6 +37,8 @@ Commands:
         [--sample-steps 50] [--out DIR]     train a 2D diffusion model, plot data vs samples and trajectories
   info                                      print the WebGPU adapter kiln picks
   help, -h, --help                          this text (every command takes -h or --help)
+  --no-compile                              (any command) run training and sampling steps eagerly instead of
+                                            replaying compiled steps: slower, the same results; for debugging
   --version                                 the version of kiln
 `;
 
@@ -102,7 +104,10 @@ async function version(): Promise<string> {
 
 async function main(): Promise<void> {
   // -h is --help for every command
-  const [cmd = 'help', ...args] = process.argv.slice(2).map((a) => (a === '-h' ? '--help' : a));
+  const [cmd = 'help', ...given] = process.argv.slice(2).map((a) => (a === '-h' ? '--help' : a));
+  // --no-compile (every command): training and sampling steps run eagerly, for debugging (same results)
+  const args = given.filter((a) => a !== '--no-compile');
+  if (args.length < given.length) k.setCompile(false);
   try {
     if (cmd === '--version' || cmd === '-V' || cmd === 'version') return void console.log(`kiln ${await version()}`);
     // commands without a help text of their own are described in full by HELP

@@ -55,6 +55,14 @@ export interface CompiledFunction<A extends unknown[], R> {
   reset(): void;
 }
 
+/** The global switch: off, every compiled function runs eagerly (`--no-compile`, for debugging). */
+const compileConfig = { enabled: true };
+
+/** Turns compilation on or off for every compiled function (off: each call runs eagerly, with the same results). */
+export function setCompile(on: boolean): void {
+  compileConfig.enabled = on;
+}
+
 /** Recordings after which, if each differed from the one before, the next call throws instead of recording. */
 const MAX_RECORDINGS = 3;
 /** Argument signatures kept per function (least recently used dropped). */
@@ -307,7 +315,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
 
   const call = (...args: A): R => {
     // disabled, or inside another compiled function's recording: run eagerly (inlined into that one)
-    if (opts.enabled === false || currentRecording()) return fn(...args) as R;
+    if (opts.enabled === false || !compileConfig.enabled || currentRecording()) return fn(...args) as R;
     const key = signatureOf(name, args);
     let st = states.get(key);
     if (st) states.delete(key);
