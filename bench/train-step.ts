@@ -78,7 +78,7 @@ async function mlpStep(compiled: boolean): Promise<StepFigures> {
   const y = k.randint(0, 10, [128]).keep();
   await k.realize(x, y, ...net.parameters());
   const update = k.compile((xb: k.Tensor, yb: k.Tensor) => opt.minimize(() => k.F.crossEntropy(net.forward(xb), yb)), { name: 'mlpStep', enabled: compiled });
-  return measure(() => update(x, y));
+  return measure(async () => update(x, y));
 }
 
 async function denoiserStep(): Promise<StepFigures> {
