@@ -138,8 +138,11 @@ function signatureOf(name: string, args: unknown[]): string {
   }).join(';');
 }
 
-/** Turns a finished recording into its signature and trace. */
-function analyze(rec: Recording, args: unknown[], result: unknown): Analysis {
+/**
+ * Turns a finished recording into its signature and trace. `ends` holds the node each result tensor and
+ * assigned tensor had when the call returned (later calls may have moved them on since).
+ */
+function analyze(rec: Recording, args: unknown[], result: unknown, ends: Map<Tensor, LazyNode>): Analysis {
   const slots: Slot[] = [];
   const slotOf = new Map<LazyNode, number>();
   const desc: string[] = [];
@@ -191,7 +194,7 @@ function analyze(rec: Recording, args: unknown[], result: unknown): Analysis {
   const template = (v: unknown): OutTemplate => {
     if (v instanceof Tensor) {
       if (v.device !== 'webgpu') problems.push('its result is on the cpu reference device');
-      const n = v.rawNode;
+      const n = ends.get(v)!;
       const s = slotOf.has(n) ? slotOf.get(n)! : external(n);
       const slot = slots[s]!;
       if (slot.kind === 'produced') slot.keep = true;
@@ -207,8 +210,8 @@ function analyze(rec: Recording, args: unknown[], result: unknown): Analysis {
   // state: pre-existing tensors given new values
   const states: { tensor: Tensor; slot: number }[] = [];
   for (const t of rec.assigned as Set<Tensor>) {
-    if (t.disposed) continue;
-    const n = t.rawNode;
+    const n = ends.get(t);
+    if (!n) continue; // disposed inside the call
     if (!n.realized) problems.push(`a tensor of shape [${t.shape.join(', ')}] it assigned was left uncomputed`);
     const s = slotOf.has(n) ? slotOf.get(n)! : external(n);
     const slot = slots[s]!;
@@ -290,11 +293,13 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
   let isAsync = false;
 
   /** Compares a finished recording with the previous one of its signature: a trace when they agree. */
-  const conclude = (st: SignatureState, rec: Recording, args: unknown[], result: unknown) => {
+  const conclude = (st: SignatureState, rec: Recording, args: unknown[], result: unknown, ends: Map<Tensor, LazyNode>) => {
     const b = st.last;
     let accepted = false;
     try {
-      const a = analyze(rec, args, result);
+      // a synchronous function may have been called again before its earlier recordings were analyzed
+      if (st.trace || st.error) return;
+      const a = analyze(rec, args, result, ends);
       st.last = a;
       accepted = !a.problems.length && !!b && !b.problems.length && a.signature.length === b.signature.length && a.signature.every((s, i) => s === b.signature[i]) && retainConstants(a.trace);
       if (accepted) {
@@ -310,6 +315,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
       st.last = null;
     } finally {
       rec.release(); // after the trace took its constants
+      for (const n of ends.values()) n.release();
     }
   };
 
@@ -354,11 +360,15 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
         rec.release();
         throw e;
       }
-      // results and new state still lazy are computed inside the recording
-      const pending = [...tensorsIn(r), ...(rec.assigned as Set<Tensor>)].filter((t) => !t.disposed && !t.rawNode.realized);
-      if (pending.length) recordInto(rec, () => void realizeNodes(pending.map((t) => t.rawNode)).catch(() => undefined));
+      // the nodes of the results and new state as the call left them, kept until the recording is analyzed
+      // (the caller may dispose a result, or call again, before the recorded work is even planned)
+      const ends = new Map<Tensor, LazyNode>();
+      for (const t of [...tensorsIn(r), ...(rec.assigned as Set<Tensor>)]) if (!t.disposed && !ends.has(t)) ends.set(t, t.rawNode.retain());
+      // and those still lazy are computed inside the recording
+      const pending = [...new Set(ends.values())].filter((n) => !n.realized);
+      if (pending.length) recordInto(rec, () => void realizeNodes(pending).catch(() => undefined));
       stats.recorded++;
-      st.analysis = st.analysis.then(() => submitted()).then(() => conclude(st, rec, args, r));
+      st.analysis = st.analysis.then(() => submitted()).then(() => conclude(st, rec, args, r, ends));
     };
     let result: unknown;
     try {
@@ -466,7 +476,7 @@ function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<vo
     const n = new LazyNode('buffer', [], s.shape, s.dtype, 'webgpu');
     n.buffer = buffer;
     n.bufferBytes = bytes;
-    fresh.set(i, n);
+    fresh.set(i, n.retain()); // until submitted, even if the caller disposes the result at once
   });
   const buffers = (i: number): GPUBuffer => {
     const s = tr.slots[i]!;
@@ -486,7 +496,7 @@ function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<vo
     old.release();
   }
   for (const i of tr.disposedArgs) (args[i] as Tensor).dispose();
-  const done = submitPrepared(reading, [...fresh.values()], (): Launch[] => {
+  const done = submitPrepared([...reading, ...fresh.values()], [...fresh.values()], (): Launch[] => {
     const device = gpu().device;
     tr.slots.forEach((s, i) => {
       if (s.kind !== 'upload') return;
@@ -498,7 +508,6 @@ function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<vo
     });
     return tr.launches.map((l, j) => ({ kernel: l.kernel.kernel, passes: l.kernel.passes, inputs: l.inputs.map(buffers), params: params[j]!, outs: l.outs.map(buffers), groups: l.kernel.groups }));
   });
-  for (const n of fresh.values()) if (n.refs === 0) n.release(); // results nobody took
   return { result, done };
 }
 

@@ -97,8 +97,23 @@ describe('README code blocks', () => {
     expect(existsSync(join(DIR, 'mlp.safetensors'))).toBe(true);
   });
 
-  it('the diffusion block samples points near the modes of the 8-Gaussian mixture', () => {
+  it('the compiled-step block trains (the loss falls) and replays its recorded step', () => {
     const r = run('block4.ts');
+    expect(r.status, r.stderr).toBe(0);
+    const losses = [...r.stdout.matchAll(/step (\d+): loss ([\d.]+)/g)].map((m) => Number(m[2]));
+    expect(losses).toHaveLength(4);
+    expect(losses[0]!).toBeGreaterThan(2); // ≈ ln 10 at the start
+    expect(losses[3]!).toBeLessThan(losses[0]! / 4);
+    const stats = /recorded: (\d+), replayed: (\d+), traces: (\d+)/.exec(r.stdout);
+    expect(stats, r.stdout).not.toBeNull();
+    const [recorded, replayed, traces] = stats!.slice(1).map(Number) as [number, number, number];
+    expect(recorded + replayed).toBe(20);
+    expect(replayed).toBeGreaterThanOrEqual(10);
+    expect(traces).toBe(1);
+  });
+
+  it('the diffusion block samples points near the modes of the 8-Gaussian mixture', () => {
+    const r = run('block5.ts');
     expect(r.status, r.stderr).toBe(0);
     const pts = JSON.parse(r.stdout.trim()) as [number, number][];
     expect(pts).toHaveLength(16);
