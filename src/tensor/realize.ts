@@ -64,8 +64,10 @@ export async function realizeNodes(nodes: LazyNode[], reads: LazyNode[] = []): P
   if (!gpuNodes.length && !gpuReads.length) return [];
   gpu();
   return serialize(async (): Promise<ArrayBuffer[] | (() => Promise<ArrayBuffer[]>)> => {
-    // pending index checks are computed in the same program and submit as the requested nodes
-    const pending = [...gpuNodes.filter((n) => !n.realized && !n.freed), ...uncomputedChecks('webgpu')];
+    // pending index checks are computed in the same program and submit as the requested nodes — except in
+    // a compiled function's recording: which of its realizations would pick them up depends on timing, so
+    // they ride along with the next realization outside it (replays run no device-side index checks)
+    const pending = [...gpuNodes.filter((n) => !n.realized && !n.freed), ...(rec ? [] : uncomputedChecks('webgpu'))];
     checkNotFailed(gpuReads);
     let launches: Launch[] = [];
     let outs: LazyNode[] = [];
@@ -82,7 +84,7 @@ export async function realizeNodes(nodes: LazyNode[], reads: LazyNode[] = []): P
       if (outs.length) anyFailed = true;
     };
     if (!gpuReads.length) {
-      if (pendingChecks('webgpu') < CHECK_BATCH) {
+      if (rec || pendingChecks('webgpu') < CHECK_BATCH) {
         try {
           await execute(launches);
         } catch (e) {

@@ -170,7 +170,7 @@ export class Tensor {
     this._disposed = true;
     if (tracing()) noteDispose(this);
     releaseGraph(this);
-    this.node.release();
+    this._node.release();
   }
 
   /** `using t = …` support. */

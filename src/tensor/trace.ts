@@ -145,10 +145,10 @@ export function noteAssign(t: TracedTensor): void {
   }
 }
 
-/** Tensor hook: `t` is disposed. */
+/** Tensor hook: `t` is disposed (noted when the recording used it: disposing what it never touched is not its work). */
 export function noteDispose(t: TracedTensor): void {
   const rec = currentRecording();
-  if (rec && rec.preexisting(t)) rec.disposed.add(t);
+  if (rec && rec.preexisting(t) && rec.touched.has(t)) rec.disposed.add(t);
 }
 
 /** Creation hook: a buffer was uploaded from host data (a constant of the function unless bound per call). */

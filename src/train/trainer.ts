@@ -221,14 +221,17 @@ export abstract class LossTrainer<Batch extends Tensor[]> extends Trainer<number
   /** Runs before each update (e.g. computing lazy initial weights before the first). */
   protected async beforeUpdate(): Promise<void> {}
 
-  /** Runs after each update and schedule step (e.g. updating an average of the weights). */
-  protected async afterUpdate(): Promise<void> {}
+  /**
+   * Runs after each update and schedule step, inside the compiled step (e.g. updating an average of the
+   * weights): synchronous, so the step records the same way with or without an async context (browsers).
+   */
+  protected afterUpdate(): void {}
 
   /** The update of one batch (compiled): loss, backward, clipping, optimizer, schedule, `afterUpdate`. */
-  private readonly update = this.compiledStep('trainStep', async (...batch: Batch) => {
+  private readonly update = this.compiledStep('trainStep', (...batch: Batch) => {
     const loss = this.opt.minimize(() => this.loss(...batch), { clipGradNorm: this.clip });
     perCall(() => this.sched.step());
-    await this.afterUpdate();
+    this.afterUpdate();
     return loss;
   });
 

@@ -515,9 +515,9 @@ describe('the demo page', () => {
     const got = await page.evaluate(() => {
       const m = (globalThis as unknown as { kilnDemo: { mnist: { error: string | null; trainLosses: number[]; samples: Float32Array; model: { step: number; parameters: number } } } }).kilnDemo.mnist;
       const bar = document.getElementById('mnist-progress') as HTMLProgressElement;
-      return { error: m.error, losses: m.trainLosses, samples: Array.from(m.samples), step: m.model.step, parameters: m.model.parameters, bar: [bar.value, bar.max], label: document.getElementById('mnist-progress-label')!.textContent };
+      return { error: m.error, losses: m.trainLosses, samples: Array.from(m.samples ?? []), step: m.model?.step, parameters: m.model?.parameters, bar: [bar.value, bar.max], label: document.getElementById('mnist-progress-label')!.textContent };
     });
-    expect(got.error).toBeNull();
+    expect(got.error, got.error ?? '').toBeNull();
     const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
     const factor = mean(got.losses.slice(0, 5)) / mean(got.losses.slice(-5));
     console.log(`mnist training in the page: ${got.label}; loss ${mean(got.losses.slice(0, 5)).toFixed(3)} → ${mean(got.losses.slice(-5)).toFixed(3)} (${factor.toFixed(2)}×)`);
