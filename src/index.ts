@@ -8,8 +8,8 @@
  */
 import { loadAsyncContext } from './tensor/context.js';
 import { init as initDevice, deviceInfo, destroyDevice, type DeviceInfo, type InitOptions } from './wgsl/device.js';
-import { memoryInfo, profileKernels, resetRuntime, resetStats, runtimeStats, trimPool, type KernelProfile, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
-import { applyElementwise, defineElementwise, syncDeviceLimits, Tensor, type ElementwiseSpec, type TensorLike } from './tensor/index.js';
+import { memoryInfo, profileKernels, resetRuntime, resetStats as resetRuntimeStats, runtimeStats, trimPool, type KernelProfile, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
+import { applyElementwise, compileCounters, defineElementwise, syncDeviceLimits, Tensor, type ElementwiseSpec, type TensorLike } from './tensor/index.js';
 import { dropChecks } from './tensor/checks.js';
 
 export type { DeviceInfo, InitOptions, MemoryInfo, RuntimeStats };
@@ -48,13 +48,22 @@ export function destroy(): void {
   dropChecks();
 }
 
-/** Counters: kernels, dispatches, submits, pipelines compiled, bytes allocated, readbacks. */
-export function stats(): RuntimeStats {
-  return runtimeStats();
+/** What `k.stats()` counts: the runtime's counters and the replays of compiled functions. */
+export interface Stats extends RuntimeStats {
+  /** Calls of compiled functions (`k.compile`) that replayed a trace. */
+  replays: number;
+}
+
+/** Counters: kernels, dispatches, submits, pipelines compiled, bytes allocated, readbacks, replays. */
+export function stats(): Stats {
+  return { ...runtimeStats(), replays: compileCounters.replays };
 }
 
 /** Resets the counters of `stats()`. */
-export { resetStats };
+export function resetStats(): void {
+  resetRuntimeStats();
+  compileCounters.replays = 0;
+}
 
 /** GPU time per kind of kernel while `fn` runs (timestamp queries; sorted, largest first). */
 export const profile: (fn: () => Promise<void>) => Promise<KernelProfile[]> = profileKernels;

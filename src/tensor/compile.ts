@@ -63,6 +63,9 @@ export function setCompile(on: boolean): void {
   compileConfig.enabled = on;
 }
 
+/** Replays by every compiled function (reported by `k.stats()`). */
+export const compileCounters = { replays: 0 };
+
 /** Recordings after which, if each differed from the one before, the next call throws instead of recording. */
 const MAX_RECORDINGS = 3;
 /** Argument signatures kept per function (least recently used dropped). */
@@ -343,6 +346,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
       const out = replay(st.trace, args);
       if (out) {
         stats.replayed++;
+        compileCounters.replays++;
         return (isAsync ? out.done.then(() => out.result) : (out.done.catch(() => undefined), out.result)) as R;
       }
       drop(st); // a guard failed (a state tensor was disposed or re-shaped): record again

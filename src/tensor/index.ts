@@ -10,7 +10,7 @@ export { tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye, 
 export { manualSeed, getRngState, setRngState, rand, randn, randint, randomHost, Generator, type RandomOptions } from './random.js';
 export { cat, stack } from './composites/indexing.js';
 export { realize, synchronize } from './realize.js';
-export { compile, setCompile, type CompileOptions, type CompiledFunction, type CompileStats } from './compile.js';
+export { compile, setCompile, compileCounters, type CompileOptions, type CompiledFunction, type CompileStats } from './compile.js';
 export { perCall, PerCall } from './percall.js';
 export { scope, keep } from './memory.js';
 export { noGrad, isGradEnabled, withGradMode, type BackwardOptions } from './tape.js';
