@@ -22,7 +22,7 @@ import { paramWord, storageBytes } from './lower.js';
 import type { ProgramKernel } from './program.js';
 import { realizeNodes, submitPrepared, submitted } from './realize.js';
 import { hasLiveGraph, isGradEnabled } from './tape.js';
-import { currentRecording, recordInto, Recording, type PerCallEntry } from './trace.js';
+import { currentRecording, inHostStep, recordInto, Recording, type PerCallEntry } from './trace.js';
 import { acquireBuffer, releaseBuffer, type Launch } from '../wgsl/runtime.js';
 import { gpu } from '../wgsl/device.js';
 
@@ -91,6 +91,8 @@ interface Patch {
 
 interface TraceLaunch {
   kernel: ProgramKernel;
+  /** The kernel's identity across programs built again for the same structure. */
+  key: string;
   inputs: number[];
   outs: number[];
   params: Uint32Array;
@@ -106,11 +108,20 @@ interface Trace {
   launches: TraceLaunch[];
   perCall: PerCallEntry[];
   out: OutTemplate;
-  /** State tensors and the slot holding their new value. */
-  states: { tensor: Tensor; slot: number }[];
+  /** State tensors (or arguments) and the slot holding their new value. */
+  states: State[];
+  /** Pre-existing tensors it used, as they stood when recorded (checked before each replay). */
+  standing: { tensor: Tensor; requiresGrad: boolean; grad: boolean }[];
   /** Arguments the function disposes. */
   disposedArgs: number[];
+  /** The last replay's submission (the trace's buffers are freed only after it). */
+  pending: Promise<void> | null;
+  /** Dropped: replays that are still queued finish, nothing new starts. */
+  dead: boolean;
 }
+
+/** A tensor given a new value by the function: a pre-existing tensor, or argument `arg` of each call. */
+type State = ({ tensor: Tensor } | { arg: number }) & { slot: number; shape: readonly number[]; dtype: DType };
 
 /** What a recording is compared by, and the trace it becomes. */
 interface Analysis {
@@ -121,20 +132,15 @@ interface Analysis {
   trace: Trace;
 }
 
-const kernelIds = new WeakMap<object, number>();
-let nextKernelId = 1;
-const kernelId = (k: object) => {
-  let i = kernelIds.get(k);
-  if (i === undefined) kernelIds.set(k, (i = nextKernelId++));
-  return i;
-};
 
 /** The key of an argument list: shapes, dtypes and devices of tensors, other values as JSON; and the grad mode. */
 function signatureOf(name: string, args: unknown[]): string {
   return `${isGradEnabled() ? 'grad' : 'nograd'}|` + args.map((a, i) => {
     if (a instanceof Tensor) {
       if (a.disposed) throw new Error(`k.compile(${name}): argument ${i} was disposed`);
-      return `T${a.dtype}[${a.shape.join(',')}]@${a.device}`;
+      // arguments that share their values (the same tensor twice) are part of the key
+      const first = args.findIndex((b) => b instanceof Tensor && b.rawNode === a.rawNode);
+      return `T${a.dtype}[${a.shape.join(',')}]@${a.device}${first < i ? `=${first}` : ''}`;
     }
     if (typeof a === 'function') throw new TypeError(`k.compile(${name}): argument ${i} is a function; pass tensors, numbers, strings or plain data`);
     return JSON.stringify(a) ?? 'undefined';
@@ -145,14 +151,15 @@ function signatureOf(name: string, args: unknown[]): string {
  * Turns a finished recording into its signature and trace. `ends` holds the node each result tensor and
  * assigned tensor had when the call returned (later calls may have moved them on since).
  */
-function analyze(rec: Recording, args: unknown[], result: unknown, ends: Map<Tensor, LazyNode>): Analysis {
+function analyze(rec: Recording, args: unknown[], argNodes: (LazyNode | null)[], result: unknown, ends: Map<Tensor, LazyNode>): Analysis {
   const slots: Slot[] = [];
   const slotOf = new Map<LazyNode, number>();
   const desc: string[] = [];
   const problems = [...rec.problems];
+  // the arguments' nodes when the call began (an argument the function assigns has moved on since)
   const argOf = new Map<LazyNode, number>();
-  args.forEach((a, i) => {
-    if (a instanceof Tensor && !argOf.has(a.rawNode)) argOf.set(a.rawNode, i);
+  argNodes.forEach((n, i) => {
+    if (n && !argOf.has(n)) argOf.set(n, i);
   });
   const add = (n: LazyNode, s: Slot, d: string) => {
     slotOf.set(n, slots.length);
@@ -167,8 +174,11 @@ function analyze(rec: Recording, args: unknown[], result: unknown, ends: Map<Ten
     const dyn = rec.dynamic.get(n);
     if (dyn?.data) return add(n, { kind: 'upload', entry: dyn.entry, data: dyn.data, bytes: storageBytes(n), buffer: null }, `per-call upload ${dyn.entry}`);
     const arg = argOf.get(n);
-    if (arg !== undefined) return add(n, { kind: 'arg', index: arg }, `argument ${arg}`);
     const held = rec.heldBy.get(n);
+    if (arg !== undefined) {
+      if (held?.some((t) => !args.includes(t))) problems.push(`argument ${arg} holds the values of a tensor the function also reads directly; pass it one way only`);
+      return add(n, { kind: 'arg', index: arg }, `argument ${arg}`);
+    }
     if (held) return add(n, { kind: 'tensor', tensors: held as Tensor[], shape: n.shape, dtype: n.dtype }, `tensor#${held.map((t) => t.id).join('=')}`);
     const hash = rec.uploads.get(n);
     return add(n, { kind: 'const', node: n }, hash ? `constant ${hash}` : `buffer#${n.id}`);
@@ -189,8 +199,8 @@ function analyze(rec: Recording, args: unknown[], result: unknown, ends: Map<Ten
     });
     const words = Array.from(l.params, (w, j) => (patches.some((p) => p.word === j) ? '*' : String(w)));
     const k = l.kernel as ProgramKernel;
-    launches.push({ kernel: k, inputs, outs, params: l.params, patches });
-    signature.push(`K${kernelId(k)}(${inputs.map((s) => desc[s]).join(',')})->${outs.join(',')} [${words.join(',')}]`);
+    launches.push({ kernel: k, key: l.key, inputs, outs, params: l.params, patches });
+    signature.push(`K${l.key}(${inputs.map((s) => desc[s]).join(',')})->${outs.join(',')} [${words.join(',')}]`);
     described.push(`kernel ${launches.length} (${k.kernel.ops?.join(', ') || k.kernel.kind}) reading ${inputs.map((s) => desc[s]).join(', ')} with uniform words [${words.join(', ')}]`);
   }
   // the result: tensors only (checked by checkCall)
@@ -201,6 +211,7 @@ function analyze(rec: Recording, args: unknown[], result: unknown, ends: Map<Ten
       const s = slotOf.has(n) ? slotOf.get(n)! : external(n);
       const slot = slots[s]!;
       if (slot.kind === 'produced') slot.keep = true;
+      if (slot.kind === 'upload') problems.push('it returns a tensor uploaded per call (k.perCall(…).tensor), which replays rewrite; return a computed tensor (e.g. its .add(0))');
       return { slot: s };
     }
     if (Array.isArray(v)) return v.map(template);
@@ -211,7 +222,7 @@ function analyze(rec: Recording, args: unknown[], result: unknown, ends: Map<Ten
   signature.push(`out ${JSON.stringify(out)}`);
   described.push(`the result ${JSON.stringify(out)}`);
   // state: pre-existing tensors given new values
-  const states: { tensor: Tensor; slot: number }[] = [];
+  const states: State[] = [];
   for (const t of rec.assigned as Set<Tensor>) {
     const n = ends.get(t);
     if (!n) continue; // disposed inside the call
@@ -219,19 +230,30 @@ function analyze(rec: Recording, args: unknown[], result: unknown, ends: Map<Ten
     const s = slotOf.has(n) ? slotOf.get(n)! : external(n);
     const slot = slots[s]!;
     if (slot.kind === 'produced') slot.keep = true;
-    states.push({ tensor: t, slot: s });
-    signature.push(`state tensor#${t.id} <- ${desc[s]}`);
-    described.push(`the new value of tensor#${t.id} (shape [${t.shape.join(', ')}]): ${desc[s]}`);
+    if (slot.kind === 'upload') problems.push('it assigns a tensor uploaded per call (k.perCall(…).tensor), which replays rewrite; assign a computed tensor');
+    // an argument it assigns is the argument of each call, not the tensor of the recorded one
+    const arg = args.indexOf(t);
+    states.push(arg >= 0 ? { arg, slot: s, shape: t.shape, dtype: t.dtype } : { tensor: t, slot: s, shape: t.shape, dtype: t.dtype });
+    const who = arg >= 0 ? `argument ${arg}` : `tensor#${t.id}`;
+    signature.push(`state ${who} <- ${desc[s]}`);
+    described.push(`the new value of ${who} (shape [${t.shape.join(', ')}]): ${desc[s]}`);
   }
-  const disposedArgs = [...(rec.disposed as Set<Tensor>)].map((t) => args.indexOf(t));
+  // how the tensors it used stood: gradients switched on or off, or accumulated, outside it make other work
+  const standing = [...(rec.touched as Map<Tensor, { node: LazyNode; grad: Tensor | null }>)].filter(([t]) => !args.includes(t)).map(([t, start]) => ({ tensor: t, requiresGrad: t.requiresGrad, grad: start.grad !== null }));
+  const disposedArgs: number[] = [];
+  for (const t of rec.disposed as Set<Tensor>) {
+    const i = args.indexOf(t);
+    if (i >= 0) disposedArgs.push(i);
+    else problems.push(`it disposed a tensor of shape [${t.shape.join(', ')}] that existed before the call (not an argument), which replays could not repeat; dispose it outside the compiled function`);
+  }
   signature.push(`per-call ${rec.perCall.length}; disposes ${disposedArgs.join(',')}`);
   described.push(`${rec.perCall.length} per-call values, disposing arguments [${disposedArgs.join(', ')}]`);
-  return { signature, described, problems, trace: { slots, launches, perCall: rec.perCall, out, states, disposedArgs } };
+  return { signature, described, problems, trace: { slots, launches, perCall: rec.perCall, out, states, standing, disposedArgs, pending: null, dead: false } };
 }
 
 /**
  * What a call did that no replay could repeat — an error at once: a result that is not tensors or is
- * part of a live gradient graph, a pre-existing tensor (not an argument) disposed, `.grad` left set.
+ * part of a live gradient graph, `.grad` left set.
  */
 function checkCall(rec: Recording, args: unknown[], result: unknown): void {
   const visit = (v: unknown, path: string): void => {
@@ -245,9 +267,6 @@ function checkCall(rec: Recording, args: unknown[], result: unknown): void {
     throw new Error(`k.compile(${rec.name}): the function returned ${path === 'result' ? '' : `${path} = `}${typeof v === 'object' ? String(v) : JSON.stringify(v)}; a compiled function returns tensors (alone, in arrays or in plain objects) or nothing — a number computed on the host would be stale at later calls`);
   };
   visit(result, 'result');
-  for (const t of rec.disposed as Set<Tensor>) {
-    if (!args.includes(t)) throw new Error(`k.compile(${rec.name}): the function disposed a tensor of shape [${t.shape.join(', ')}] that existed before the call (not an argument); replays could not repeat that — dispose it outside the compiled function`);
-  }
   for (const [t, start] of rec.touched as Map<Tensor, { node: LazyNode; grad: Tensor | null }>) {
     if (t.grad && t.grad !== start.grad) {
       throw new Error(`k.compile(${rec.name}): the function left .grad set on a tensor of shape [${t.shape.join(', ')}]; replays could not update it. Clear gradients inside the function (e.g. the optimizer's zeroGrad() or minimize()), or return them`);
@@ -257,13 +276,16 @@ function checkCall(rec: Recording, args: unknown[], result: unknown): void {
 
 /** The first difference between two recordings, in words. */
 function difference(name: string, a: Analysis, b: Analysis): string {
+  // what no replay could repeat comes first
+  const problem = b.problems[0] ?? a.problems[0];
+  if (problem) return `k.compile(${name}): ${problem}`;
   const n = Math.max(a.signature.length, b.signature.length);
   for (let i = 0; i < n; i++) {
     if (a.signature[i] === b.signature[i]) continue;
     if (i >= a.signature.length || i >= b.signature.length) return `k.compile(${name}): consecutive calls launched different numbers of kernels (${a.trace.launches.length} and ${b.trace.launches.length}): the function builds a different computation at each call`;
     return `k.compile(${name}): consecutive calls differ at ${a.described[i]}, then ${b.described[i]}`;
   }
-  return `k.compile(${name}): ${b.problems[0] ?? a.problems[0] ?? 'recordings differ'}`;
+  return `k.compile(${name}): recordings differ`;
 }
 
 /** Per argument signature: the last recording and, once two agree, the trace. */
@@ -275,6 +297,8 @@ interface SignatureState {
   analysis: Promise<void>;
   /** Why the function cannot be compiled (thrown at the next call). */
   error: Error | null;
+  /** Dropped by `reset` or evicted: its pending analyses make no trace. */
+  dead: boolean;
 }
 
 /**
@@ -296,13 +320,14 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
   let isAsync = false;
 
   /** Compares a finished recording with the previous one of its signature: a trace when they agree. */
-  const conclude = (st: SignatureState, rec: Recording, args: unknown[], result: unknown, ends: Map<Tensor, LazyNode>) => {
+  const conclude = (st: SignatureState, rec: Recording, args: unknown[], argNodes: (LazyNode | null)[], result: unknown, ends: Map<Tensor, LazyNode>) => {
     const b = st.last;
     let accepted = false;
     try {
-      // a synchronous function may have been called again before its earlier recordings were analyzed
-      if (st.trace || st.error) return;
-      const a = analyze(rec, args, result, ends);
+      // a synchronous function may have been called again before its earlier recordings were analyzed, or
+      // the signature was dropped (reset, eviction) meanwhile
+      if (st.trace || st.error || st.dead) return;
+      const a = analyze(rec, args, argNodes, result, ends);
       st.last = a;
       accepted = !a.problems.length && !!b && !b.problems.length && a.signature.length === b.signature.length && a.signature.every((s, i) => s === b.signature[i]) && retainConstants(a.trace);
       if (accepted) {
@@ -328,11 +353,12 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
     const key = signatureOf(name, args);
     let st = states.get(key);
     if (st) states.delete(key);
-    st ??= { last: null, trace: null, differing: 0, analysis: Promise.resolve(), error: null };
+    st ??= { last: null, trace: null, differing: 0, analysis: Promise.resolve(), error: null, dead: false };
     states.set(key, st);
     if (states.size > MAX_SIGNATURES) {
       const [oldKey, old] = states.entries().next().value!;
       drop(old);
+      old.dead = true;
       states.delete(oldKey);
     }
     const failure = () => {
@@ -357,6 +383,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
     // (kernels are planned when their turn comes, so the recorded ones find these stored)
     if (lazy.length) realizeNodes(lazy).catch(() => undefined);
     const rec = new Recording(name, peekTensorId(), nextNodeId());
+    const argNodes = args.map((a) => (a instanceof Tensor ? a.rawNode : null));
     const finish = (r: unknown) => {
       try {
         checkCall(rec, args, r);
@@ -372,7 +399,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
       const pending = [...new Set(ends.values())].filter((n) => !n.realized);
       if (pending.length) recordInto(rec, () => void realizeNodes(pending).catch(() => undefined));
       stats.recorded++;
-      st.analysis = st.analysis.then(() => submitted()).then(() => conclude(st, rec, args, r, ends));
+      st.analysis = st.analysis.then(() => submitted()).then(() => conclude(st, rec, args, argNodes, r, ends));
     };
     let result: unknown;
     try {
@@ -402,7 +429,10 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
   return Object.assign(call, {
     stats,
     reset() {
-      for (const st of states.values()) drop(st);
+      for (const st of states.values()) {
+        drop(st);
+        st.dead = true;
+      }
       states.clear();
     },
   }) as CompiledFunction<A, R>;
@@ -418,6 +448,13 @@ function tensorsIn(v: unknown, out: Tensor[] = []): Tensor[] {
 
 /** Returns a trace's own buffers to the pool. */
 function freeTrace(tr: Trace): void {
+  if (tr.dead) return;
+  tr.dead = true;
+  // a replay still queued binds these buffers: they go back only after it is submitted
+  void (tr.pending ?? Promise.resolve()).then(() => releaseTrace(tr));
+}
+
+function releaseTrace(tr: Trace): void {
   for (const s of tr.slots) {
     if ((s.kind === 'produced' || s.kind === 'upload') && s.buffer) {
       releaseBuffer(s.buffer);
@@ -440,7 +477,7 @@ function retainConstants(tr: Trace): boolean {
  * buffers now, the kernels submitted in turn. Null when a guard fails (the caller records again).
  */
 function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<void> } | null {
-  // the nodes bound for reading, checked before anything changes
+  // guards, before anything changes: the tensors it reads and updates, and how they stood when recorded
   const bound: (LazyNode | null)[] = tr.slots.map((s) => {
     if (s.kind === 'arg') return (args[s.index] as Tensor).rawNode;
     if (s.kind === 'tensor') {
@@ -452,13 +489,15 @@ function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<vo
     if (s.kind === 'const') return s.node;
     return null;
   });
-  if (tr.slots.some((s, i) => (s.kind === 'tensor' && !bound[i]))) return null;
-  const reading = bound.filter((n): n is LazyNode => n !== null);
-  for (const n of reading) n.retain();
-  const lazy = reading.filter((n) => !n.realized);
-  if (lazy.length) void realizeNodes(lazy).catch(() => undefined); // its error is reported by the replay (failed inputs)
+  if (tr.slots.some((s, i) => s.kind === 'tensor' && !bound[i])) return null;
+  for (const st of tr.states) {
+    const t = 'tensor' in st ? st.tensor : (args[st.arg] as Tensor);
+    if (t.disposed || t.dtype !== st.dtype || t.shape.join() !== st.shape.join()) return null;
+  }
+  for (const s of tr.standing) if (s.tensor.disposed || s.tensor.requiresGrad !== s.requiresGrad || (s.tensor.grad !== null) !== s.grad) return null;
 
-  const values = tr.perCall.map((e) => e.compute());
+  // per-call values (in recorded order), the uniform words and uploads they make
+  const values = tr.perCall.map((e) => inHostStep(e.compute));
   const params = tr.launches.map((l) => {
     if (!l.patches.length) return l.params;
     const p = l.params.slice();
@@ -466,6 +505,11 @@ function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<vo
     return p;
   });
   const uploads = tr.slots.map((s) => (s.kind === 'upload' ? s.data(values[s.entry]) : null));
+
+  const reading = bound.filter((n): n is LazyNode => n !== null);
+  for (const n of reading) n.retain();
+  const lazy = reading.filter((n) => !n.realized);
+  if (lazy.length) void realizeNodes(lazy).catch(() => undefined); // its error is reported by the replay (failed inputs)
 
   // results and state get fresh buffers (their tensors outlive the call); temporaries use the trace's own
   const fresh = new Map<number, LazyNode>();
@@ -492,9 +536,10 @@ function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<vo
   };
   const result = build(tr.out, fresh, bound);
   // state tensors now refer to their new values (the old ones stay alive until the replay is submitted)
-  for (const { tensor, slot } of tr.states) {
-    const n = fresh.get(slot) ?? bound[slot];
+  for (const st of tr.states) {
+    const n = fresh.get(st.slot) ?? bound[st.slot];
     if (!n) continue;
+    const tensor = 'tensor' in st ? st.tensor : (args[st.arg] as Tensor);
     const old = tensor.rawNode;
     tensor.node = n.retain();
     old.release();
@@ -512,6 +557,7 @@ function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<vo
     });
     return tr.launches.map((l, j) => ({ kernel: l.kernel.kernel, passes: l.kernel.passes, inputs: l.inputs.map(buffers), params: params[j]!, outs: l.outs.map(buffers), groups: l.kernel.groups }));
   });
+  tr.pending = done.catch(() => undefined);
   return { result, done };
 }
 

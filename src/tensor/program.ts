@@ -32,7 +32,13 @@ export interface ProgramKernel {
 /** The kernels realizing one graph structure. */
 export interface Program {
   kernels: ProgramKernel[];
+  /** The same number for every program of the same structure (built again after an eviction, or uncached). */
+  id: number;
 }
+
+/** Program ids by structure key. */
+const programIds = new Map<string, number>();
+let nextProgramId = 0;
 
 /** Largest number of programs kept per kernel configuration (oldest dropped first). */
 const CACHE_SIZE = 256;
@@ -91,14 +97,20 @@ function walk(targets: LazyNode[]): { nodes: LazyNode[]; key: string } {
 }
 
 /** Plans, lowers and renders the program of a graph whose nodes are `nodes` (in walk order). */
-function build(targets: LazyNode[], nodes: LazyNode[], cfg: KernelConfig): Program {
+function build(targets: LazyNode[], nodes: LazyNode[], cfg: KernelConfig, key: string): Program {
   const at = new Map(nodes.map((n, i) => [n, i]));
   const pos = (n: LazyNode) => {
     const i = at.get(n);
     if (i === undefined) throw new Error(`kiln internal error: a kernel touches a '${n.op}' node outside the graph it realizes`);
     return i;
   };
+  let id = programIds.get(key);
+  if (id === undefined) {
+    if (programIds.size >= 4096) programIds.clear(); // a structure seen again later is then compared as new once
+    programIds.set(key, (id = ++nextProgramId));
+  }
   return {
+    id,
     kernels: new Scheduler(targets).planned.map((p) => ({
       kernel: p.kernel,
       passes: render(p.kernel, cfg),
@@ -123,7 +135,7 @@ export function programFor(targets: LazyNode[]): { program: Program; nodes: Lazy
     return { program, nodes };
   }
   programStats.misses++;
-  program = build(targets, nodes, cfg);
+  program = build(targets, nodes, cfg, key);
   if (programConfig.cache) {
     if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value!);
     cache.set(key, program);
@@ -156,6 +168,7 @@ export function launchesOf(program: Program, nodes: LazyNode[]): Launch[] {
 export function recordedLaunches(program: Program, nodes: LazyNode[], launches: Launch[]): RecordedLaunch[] {
   return program.kernels.map((k, i) => ({
     kernel: k,
+    key: `${program.id}.${i}`,
     inputs: k.inputs.map((j) => nodes[j]!),
     outs: k.outs.map((j) => nodes[j]!),
     params: launches[i]!.params,

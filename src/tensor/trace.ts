@@ -36,8 +36,10 @@ export interface DynamicBinding {
 
 /** One kernel launched during the recorded call. */
 export interface RecordedLaunch {
-  /** The program kernel (the same object for equal graph structures: ./program.ts caches them). */
+  /** The program kernel. */
   kernel: object;
+  /** Its identity: equal for the same kernel of programs of the same structure. */
+  key: string;
   inputs: LazyNode[];
   outs: LazyNode[];
   params: Uint32Array;
