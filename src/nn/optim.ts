@@ -51,12 +51,17 @@ export abstract class Optimizer<O extends { lr: number }> {
       }
     }
     this.paramGroups = groups;
+    for (const g of groups) for (const p of g.params) this.groupOf.set(p, g);
   }
 
-  /** The current options of the group holding `p` (read at every call of a compiled step: groups may be replaced). */
+  /** The group of each parameter. */
+  private readonly groupOf = new Map<Tensor, ParamGroup<O>>();
+
+  /** The current options of the group holding `p` (read at every call of a compiled step: `loadStateDict` replaces them). */
   protected optionsOf(p: Tensor): O {
-    for (const g of this.paramGroups) if (g.params.includes(p)) return g.options;
-    throw new Error(`${this.constructor.name}: a tensor of shape [${p.shape.join(', ')}] is not one of its parameters`);
+    const g = this.groupOf.get(p);
+    if (!g) throw new Error(`${this.constructor.name}: a tensor of shape [${p.shape.join(', ')}] is not one of its parameters`);
+    return g.options;
   }
 
   /**
@@ -241,8 +246,8 @@ export class Adam extends Optimizer<AdamOptions> {
     // the learning rate and the bias corrections change from step to step: per-call values
     const c = perCall(() => {
       const t = this.steps.get(p)!;
-      const lr = this.optionsOf(p).lr;
-      return { stepSize: lr / (1 - b1 ** t), correction2: 1 - b2 ** t, decay: 1 - lr * o.weightDecay };
+      const { lr, weightDecay } = this.optionsOf(p);
+      return { stepSize: lr / (1 - b1 ** t), correction2: 1 - b2 ** t, decay: 1 - lr * weightDecay };
     });
     const denom = v.div(c.scalar((x) => x.correction2)).sqrt().add(o.eps);
     let base = p;
