@@ -91,7 +91,11 @@ class KernelBuilder implements Lowering {
     this.helpers.add(code);
   }
 
+  /** The most elements of any tensor the kernel indexes (see Kernel.indexBound). */
+  private indexBound = 1;
+
   load(n: LazyNode, idx: Index): Expr {
+    this.indexBound = Math.max(this.indexBound, n.size);
     return { k: 'load', slot: this.slot(n), idx: flatOf(idx), t: vt(n.dtype), half: n.dtype === 'f16', bool: n.dtype === 'bool' };
   }
 
@@ -109,6 +113,7 @@ class KernelBuilder implements Lowering {
   readonly ops = new Set<string>();
 
   private compute(n: LazyNode, idx: Index): Expr {
+    this.indexBound = Math.max(this.indexBound, n.size);
     if (n.realized || (n !== this.plan.root && this.slots.has(n))) return this.load(n, idx);
     if (n.kind !== 'movement') this.ops.add(n.op);
     const def = n.def;
@@ -125,7 +130,7 @@ class KernelBuilder implements Lowering {
     const epilogue = this.value(root, { flat: GID, shape: root.shape });
     const partial = core ? (core.def as CoreDef).kernel(core, this, epilogue) : { kind: 'elementwise' as const, size: root.size, value: epilogue };
     if (core) this.ops.add(core.op);
-    return { ...partial, inputs: this.plan.inputs.map((x) => x.dtype), outDtype: root.dtype, nParams: this.sources.length, helpers: [BASE_HELPERS, ...this.helpers], ops: [...this.ops] } as Kernel;
+    return { ...partial, inputs: this.plan.inputs.map((x) => x.dtype), outDtype: root.dtype, nParams: this.sources.length, helpers: [BASE_HELPERS, ...this.helpers], ops: [...this.ops], indexBound: this.indexBound } as Kernel;
   }
 }
 

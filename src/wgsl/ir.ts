@@ -132,6 +132,93 @@ export function vtText(t: VT): string {
   return t === 'vec4u' ? 'vec4<u32>' : t;
 }
 
+const f32w = new Float32Array(1);
+const u32w = new Uint32Array(f32w.buffer);
+
+/**
+ * The index constants of one kernel (sizes, strides, offsets, divisors). Lifted, they are read from the
+ * kernel's uniforms instead of being baked into its source, so kernels that differ only in sizes share one
+ * pipeline; a division by a lifted divisor multiplies by its float reciprocal and corrects the quotient by
+ * one (`kiln_udiv`), exact while every dividend is below 2^24, so kernels that index more elements bake them.
+ */
+export class IndexConstants {
+  /** The uniform words of the lifted constants, after the kernel's own run-time scalars. */
+  readonly words: number[] = [];
+
+  constructor(readonly base: number, readonly lift: boolean) {}
+
+  private word(bits: number): string {
+    const i = this.base + this.words.length;
+    this.words.push(bits >>> 0);
+    return `P.v[${i >> 2}].${'xyzw'[i & 3]}`;
+  }
+
+  /** Words already given to a named constant (a name is structural, never a value) and the value it holds. */
+  private readonly named = new Map<string, { text: string; value: number }>();
+
+  private once(name: string | undefined, value: number, make: () => string): string {
+    if (name === undefined) return make();
+    const known = this.named.get(name);
+    if (!known) return this.named.set(name, { text: make(), value }).get(name)!.text;
+    if (known.value !== value) throw new Error(`kiln internal error: index constant '${name}' is ${known.value} and ${value}`);
+    return known.text;
+  }
+
+  /** An index constant (one word per name when named). */
+  u32(n: number, name?: string): string {
+    return this.lift ? this.once(name, n, () => this.word(n)) : `${n >>> 0}u`;
+  }
+
+  /** `x / d` for a positive constant d. */
+  div(x: string, d: number, name?: string): string {
+    if (!this.lift) return `(${x} / ${d >>> 0}u)`;
+    const dw = this.u32(d, name);
+    const rw = this.once(name === undefined ? undefined : `${name}/r`, d, () => {
+      f32w[0] = 1 / d;
+      return `bitcast<f32>(${this.word(u32w[0]!)})`;
+    });
+    return `kiln_udiv(${x}, ${dw}, ${rw})`;
+  }
+
+  /** `x % d` for a positive constant d (`x` is a name: it is read twice when lifted). */
+  mod(x: string, d: number, name?: string): string {
+    if (!this.lift) return `(${x} % ${d >>> 0}u)`;
+    return `(${x} - ${this.div(x, d, name)} * ${this.u32(d, name)})`;
+  }
+
+  /** The helper a kernel's source needs for its lifted divisions. */
+  helperFor(code: string): string {
+    return code.includes('kiln_udiv(') ? UDIV_HELPER : '';
+  }
+}
+
+/** Division by a lifted divisor d with reciprocal r = f32(1/d): exact for n < 2^24 (see IndexConstants). */
+export const UDIV_HELPER = `fn kiln_udiv(n: u32, d: u32, r: f32) -> u32 {
+  var q = u32(i32(f32(i32(n)) * r));
+  let m = i32(n - q * d);
+  q = select(q, q - 1u, m < 0);
+  return select(q, q + 1u, m >= i32(d));
+}`;
+
+/** Index divisions and remainders by constants in expressions (each shared subexpression counted once). */
+export function constantDivisions(exprs: Expr[]): number {
+  const seen = new Set<Expr>();
+  let n = 0;
+  const visit = (e: Expr): void => {
+    if (seen.has(e)) return;
+    seen.add(e);
+    if (e.k === 'load') visit(e.idx);
+    if (e.k !== 'call') return;
+    if ((e.key === '/' || e.key === '%') && isLit(e.args[1]!)) n++;
+    e.args.forEach(visit);
+  };
+  exprs.forEach(visit);
+  return n;
+}
+
+/** Dividends below this are exact in `kiln_udiv`. */
+export const LIFT_LIMIT = 2 ** 24;
+
 /**
  * Prints expressions as WGSL `let` statements with CSE. Child emitters (loop bodies) see the names
  * of their parent but add statements to their own block.
@@ -142,7 +229,12 @@ export class Emitter {
   private keys: Map<Expr, string>;
   private intern: Map<string, string>;
 
-  constructor(private readonly counter = { n: 0 }, parent?: Emitter, private readonly indent = '  ') {
+  constructor(
+    private readonly consts = new IndexConstants(0, false),
+    private readonly counter = { n: 0 },
+    parent?: Emitter,
+    private readonly indent = '  ',
+  ) {
     this.names = new Map(parent?.names ?? []);
     this.keys = parent?.keys ?? new Map();
     this.intern = parent?.intern ?? new Map();
@@ -150,13 +242,13 @@ export class Emitter {
 
   /** A nested block (e.g. a loop body) sharing this block's names. */
   child(indent = this.indent + '  '): Emitter {
-    return new Emitter(this.counter, this, indent);
+    return new Emitter(this.consts, this.counter, this, indent);
   }
 
   /** Emits `e` and returns WGSL text naming its value. */
   emit(e: Expr): string {
     switch (e.k) {
-      case 'lit': return litText(e.v, e.t);
+      case 'lit': return e.t === 'u32' ? this.consts.u32(Number(e.v)) : litText(e.v, e.t);
       case 'var': return e.name;
       case 'param': {
         const word = `P.v[${e.slot >> 2}].${'xyzw'[e.slot & 3]}`;
@@ -171,6 +263,12 @@ export class Emitter {
     if (e.k === 'load') {
       const raw = `B${e.slot}[${this.emit(e.idx)}]`;
       text = e.half ? `f32(${raw})` : e.bool ? `(${raw} != 0u)` : raw;
+    } else if ((e.key === '/' || e.key === '%') && isLit(e.args[1]!)) {
+      // index division by a constant: through the constants, so a lifted divisor stays exact
+      const x = this.emit(e.args[0]!), d = e.args[1].v as number;
+      text = e.key === '/' ? this.consts.div(x, d)
+        : this.consts.lift ? `(${x} - ${this.emit(div(e.args[0]!, d))} * ${this.consts.u32(d)})`
+        : `(${x} % ${d >>> 0}u)`;
     } else {
       text = e.f(e.args.map((a) => this.emit(a)));
     }

@@ -5,7 +5,7 @@
  * tiles). Each takes an elementwise epilogue so the surrounding elementwise work fuses into it.
  */
 import { type DType, wgslStorageType, wgslType } from './dtype.js';
-import { Emitter, type Expr, type VT } from './ir.js';
+import { constantDivisions, Emitter, type Expr, IndexConstants, LIFT_LIMIT, type VT } from './ir.js';
 
 /** A sub-dimension of an operand axis: [size, stride]. */
 type Atom = [size: number, stride: number];
@@ -21,6 +21,11 @@ interface KernelBase {
   helpers: string[];
   /** The ops fused into the kernel (for error messages). */
   ops?: string[];
+  /**
+   * The largest number of elements of any tensor the kernel indexes (its inputs, outputs and the views
+   * between): index constants are lifted into uniforms only below LIFT_LIMIT. Unknown: baked.
+   */
+  indexBound?: number;
 }
 
 /** out[gid] = value(gid), plus optional further outputs of the same size computed in the same pass. */
@@ -100,6 +105,11 @@ export interface KernelConfig {
   matmulTile: [number, number];
   /** Elements one elementwise invocation computes (strided by the invocation count, so lanes stay contiguous). */
   elementsPerInvocation: number;
+  /**
+   * Most divisions by lifted index constants an elementwise or reduction kernel may make (per element);
+   * one with more bakes its constants in (a pipeline of its own per shape, but faster index math).
+   */
+  liftDivisions: number;
 }
 
 const WG = 256;
@@ -150,10 +160,29 @@ function storeText(dt: DType, value: string): string {
 }
 
 /** Prints `fn name(args) -> T { … return expr; }`. */
-function fnOf(name: string, args: string, ret: VT, body: Expr): string {
-  const em = new Emitter();
+function fnOf(name: string, args: string, ret: VT, body: Expr, consts: IndexConstants): string {
+  const em = new Emitter(consts);
   const r = em.emit(body);
   return `fn ${name}(${args}) -> ${ret === 'vec4u' ? 'vec4<u32>' : ret} {\n${em.lines.join('\n')}\n  return ${r};\n}`;
+}
+
+/** Kernels index up to `limit` elements with lifted constants (at most LIFT_LIMIT; 0 bakes every kernel's, for tests). */
+export const indexLifting = { limit: LIFT_LIMIT };
+
+/**
+ * The index constants of a kernel: lifted into its uniforms when every index it divides stays below
+ * LIFT_LIMIT (its largest tensor and its invocation count), baked into its source otherwise.
+ */
+function constantsOf(k: Kernel, invocations: number, lift: boolean): IndexConstants {
+  const bound = Math.max(k.indexBound ?? Infinity, invocations);
+  return new IndexConstants(k.nParams, lift && bound < Math.min(indexLifting.limit, LIFT_LIMIT));
+}
+
+/** The first lines of a pass: bindings, the uniform block sized for every word, and the helpers. */
+function prelude(k: Kernel, consts: IndexConstants, body: string, extra: { scratchIn?: boolean; scratchOut?: boolean; scratchType?: string } = {}): { text: string; bindings: Binding[] } {
+  const h = header({ ...k, nParams: k.nParams + consts.words.length }, extra);
+  const text = extra.scratchType ? h.text.replace('SCRATCH_T', extra.scratchType) : h.text;
+  return { text: `${text}\n${k.helpers.join('\n')}\n${consts.helperFor(body)}`, bindings: h.bindings };
 }
 
 /** Largest count a kernel may index with u32 arithmetic (sizes, flat indices and loop bounds). */
@@ -173,14 +202,31 @@ function checkRange(k: Kernel): void {
   }
 }
 
+/**
+ * Kernels read their uniforms through a private copy made once per invocation: a read of the uniform
+ * buffer itself may not move past a store to a storage buffer, so software drivers would read every
+ * constant again for every element an invocation computes.
+ */
+function localParams(p: Pass): Pass {
+  if (!p.code.includes('var<uniform> P: Params;')) return p;
+  const code = p.code
+    .replaceAll('P.v[', 'p.v[')
+    .replace('var<uniform> P: Params;', 'var<uniform> P: Params;\nvar<private> p: Params;')
+    .replace(/(\nfn main\(.*\) \{\n)/, '$1  p = P;\n');
+  return { ...p, code };
+}
+
 /** Renders a kernel description to its compute passes. */
 export function render(k: Kernel, cfg: KernelConfig): Pass[] {
   checkRange(k);
   try {
     switch (k.kind) {
-      case 'elementwise': return [renderElementwise(k, cfg)];
-      case 'reduce': return renderReduce(k, cfg);
-      case 'matmul': return renderMatmul(k, cfg);
+      default: {
+        // a kernel whose fused index math divides a lot keeps its constants: a driver simplifies chains of
+        // divisions by constants, which dominate such a kernel (see KernelConfig.liftDivisions)
+        const exprs = k.kind === 'elementwise' ? [k.value, ...(k.extra ?? []).map((x) => x.value)] : k.kind === 'reduce' ? [k.body, k.epilogue] : [k.epilogue];
+        return renderPasses(k, cfg, constantDivisions(exprs) <= cfg.liftDivisions).map(localParams);
+      }
     }
   } catch (e) {
     // name the ops (e.g. a dispatch beyond the device's workgroup limits)
@@ -189,35 +235,45 @@ export function render(k: Kernel, cfg: KernelConfig): Pass[] {
   }
 }
 
-function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass {
-  // the size and grid are parameters, not constants: kernels whose body does not depend on the shape
-  // (e.g. an optimizer update, one per parameter tensor) share one pipeline across sizes
-  const { text, bindings } = header({ ...k, nParams: k.nParams + 3 });
-  const word = (i: number) => `P.v[${(k.nParams + i) >> 2}].${'xyzw'[(k.nParams + i) & 3]}`;
+function renderPasses(k: Kernel, cfg: KernelConfig, lift: boolean): Pass[] {
+  switch (k.kind) {
+    case 'elementwise': return [renderElementwise(k, cfg, lift)];
+    case 'reduce': return renderReduce(k, cfg, lift);
+    case 'matmul': return renderMatmul(k, cfg, lift);
+  }
+}
+
+function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig, lift: boolean): Pass {
   // several elements per invocation amortize the per-invocation cost of CPU drivers
   const E = k.size >= WG * cfg.elementsPerInvocation * 4 ? cfg.elementsPerInvocation : 1;
   const T = Math.ceil(k.size / E);
   const { wg, nx } = grid(T, WG, cfg);
+  const C = constantsOf(k, k.size, lift);
   // all outputs are emitted in one body so they share common subexpressions
   const outs = [{ value: k.value, dtype: k.outDtype }, ...(k.extra ?? [])];
-  const em = new Emitter();
+  const em = new Emitter(C);
   const names = outs.map((o) => em.emit(o.value));
   const stores = outs.map((o, i) => `  OUT${i === 0 ? '' : i}[gid] = ${storeText(o.dtype, names[i]!)};`);
-  // a loop, not E inlined copies of the body: software drivers compile each pipeline at its first dispatch
-  const calls = E === 1 ? ['  compute(t);'] : [`  for (var e = 0u; e < ${E}u; e++) {`, `    let g = t + e * ${word(0)};`, `    if (g < ${word(1)}) { compute(g); }`, '  }'];
-  const code = `${text}
-${k.helpers.join('\n')}
-fn compute(gid: u32) {
+  // the element loop's bounds are constants too, so kernels whose body does not depend on the shape (e.g. an
+  // optimizer update, one per parameter tensor) share one pipeline across sizes; a loop, not E inlined copies
+  // of the body: software drivers compile each pipeline at its first dispatch
+  const body = `fn compute(gid: u32) {
 ${em.lines.join('\n')}
 ${stores.join('\n')}
 }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.y * ${word(2)} + wid.x) * ${WG}u + lid;
-  if (t >= ${word(0)}) { return; }
-${calls.join('\n')}
+  let T = ${C.u32(T)};
+  let t = (wid.y * ${C.u32(nx)} + wid.x) * ${WG}u + lid;
+  if (t >= T) { return; }
+  let size = ${C.u32(k.size)};
+  for (var e = 0u; e < ${E}u; e++) {
+    let g = t + e * T;
+    if (g < size) { compute(g); }
+  }
 }`;
-  return { code, workgroups: wg, bindings, params: [T, k.size, nx] };
+  const { text, bindings } = prelude(k, C, body);
+  return { code: `${text}\n${body}`, workgroups: wg, bindings, params: C.words };
 }
 
 function identity(op: 'sum' | 'max', t: VT): string {
@@ -238,110 +294,131 @@ export function reduceSplit(outSize: number, redSize: number, cfg: KernelConfig)
   return Math.max(1, Math.min(want, Math.floor(redSize / cfg.reduceMinChunk)));
 }
 
-function renderReduce(k: ReduceKernel, cfg: KernelConfig): Pass[] {
+function renderReduce(k: ReduceKernel, cfg: KernelConfig, lift: boolean): Pass[] {
   const t = k.accType;
   const tt = t === 'vec4u' ? 'u32' : t;
-  const epi = fnOf('epilogue', `gid: u32, acc: ${tt}`, k.epilogue.t, k.epilogue);
-  const body = fnOf('body', 'o: u32, r: u32', t, k.body);
   const S = reduceSplit(k.outSize, k.redSize, cfg);
+  const C = constantsOf(k, k.outSize * k.redSize, lift);
+  const epi = fnOf('epilogue', `gid: u32, acc: ${tt}`, k.epilogue.t, k.epilogue, C);
+  const body = fnOf('body', 'o: u32, r: u32', t, k.body, C);
   if (S === 1) {
-    const { text, bindings } = header(k);
     const { wg, nx } = grid(k.outSize, WG, cfg);
-    const code = `${text}
-${k.helpers.join('\n')}
-${body}
+    const main = `${body}
 ${epi}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let gid = (wid.y * ${nx}u + wid.x) * ${WG}u + lid;
-  if (gid >= ${k.outSize}) { return; }
+  let gid = (wid.y * ${C.u32(nx)} + wid.x) * ${WG}u + lid;
+  if (gid >= ${C.u32(k.outSize)}) { return; }
   var acc: ${tt} = ${identity(k.op, t)};
-  for (var r = 0u; r < ${k.redSize}u; r++) {
+  for (var r = 0u; r < ${C.u32(k.redSize)}; r++) {
     let x = body(gid, r);
     ${combine(k.op, t, 'acc', 'x')}
   }
   OUT[gid] = ${storeText(k.outDtype, 'epilogue(gid, acc)')};
 }`;
-    return [{ code, workgroups: wg, bindings }];
+    const { text, bindings } = prelude(k, C, main);
+    return [{ code: `${text}\n${main}`, workgroups: wg, bindings, params: C.words }];
   }
-  // pass 1: S partials per output, each over a chunk of C elements
-  const C = Math.ceil(k.redSize / S);
-  const p1 = header(k, { scratchOut: true });
+  // pass 1: S partials per output, each over a chunk of `chunk` elements
+  const chunk = Math.ceil(k.redSize / S);
   const g1 = grid(k.outSize * S, WG, cfg);
-  const rExpr = cfg.reduceMapping === 'chunk' ? `s * ${C} + j` : `j * ${S} + s`;
-  const code1 = `${p1.text.replace('SCRATCH_T', tt)}
-${k.helpers.join('\n')}
-${body}
+  const rExpr = cfg.reduceMapping === 'chunk' ? `s * ${C.u32(chunk)} + j` : `j * ${C.u32(S, 'S')} + s`;
+  const main1 = `${body}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wid.y * ${g1.nx}u + wid.x) * ${WG}u + lid;
-  if (t >= ${k.outSize * S}) { return; }
-  let o = t / ${S};
-  let s = t % ${S};
+  let t = (wid.y * ${C.u32(g1.nx)} + wid.x) * ${WG}u + lid;
+  if (t >= ${C.u32(k.outSize * S)}) { return; }
+  let o = ${C.div('t', S, 'S')};
+  let s = t - o * ${C.u32(S, 'S')};
+  let redSize = ${C.u32(k.redSize, 'R')};
   var acc: ${tt} = ${identity(k.op, t)};
-  for (var j = 0u; j < ${C}u; j++) {
+  for (var j = 0u; j < ${C.u32(chunk)}; j++) {
     let r = ${rExpr};
-    if (r >= ${k.redSize}) { break; }
+    if (r >= redSize) { break; }
     let x = body(o, r);
     ${combine(k.op, t, 'acc', 'x')}
   }
   S_out[t] = acc;
 }`;
   // pass 2: reduce the partials and apply the epilogue
-  const p2 = header({ ...k, nParams: k.nParams }, { scratchIn: true });
   const g2 = grid(k.outSize, WG, cfg);
-  const code2 = `${p2.text.replace('SCRATCH_T', tt)}
-${k.helpers.join('\n')}
-${epi}
+  const main2 = `${epi}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let gid = (wid.y * ${g2.nx}u + wid.x) * ${WG}u + lid;
-  if (gid >= ${k.outSize}) { return; }
+  let gid = (wid.y * ${C.u32(g2.nx)} + wid.x) * ${WG}u + lid;
+  if (gid >= ${C.u32(k.outSize)}) { return; }
+  let S = ${C.u32(S, 'S')};
   var acc: ${tt} = ${identity(k.op, t)};
-  for (var s = 0u; s < ${S}u; s++) {
-    let x = S_in[gid * ${S} + s];
+  for (var s = 0u; s < S; s++) {
+    let x = S_in[gid * S + s];
     ${combine(k.op, t, 'acc', 'x')}
   }
   OUT[gid] = ${storeText(k.outDtype, 'epilogue(gid, acc)')};
 }`;
+  const p1 = prelude(k, C, main1, { scratchOut: true, scratchType: tt });
+  const p2 = prelude(k, C, main2, { scratchIn: true, scratchType: tt });
   const scratchBytes = k.outSize * S * 4;
   return [
-    { code: code1, workgroups: g1.wg, bindings: p1.bindings, scratchBytes },
-    { code: code2, workgroups: g2.wg, bindings: p2.bindings, scratchBytes },
+    { code: `${p1.text}\n${main1}`, workgroups: g1.wg, bindings: p1.bindings, scratchBytes, params: C.words },
+    { code: `${p2.text}\n${main2}`, workgroups: g2.wg, bindings: p2.bindings, scratchBytes, params: C.words },
   ];
 }
 
-/** A stride as a u32 literal (negative strides of flipped views wrap; the sums come out right mod 2³²). */
-function u(n: number): string {
-  return `${n >>> 0}u`;
-}
-
-function operandIndex(op: MatmulOperand, batchShape: number[]): string {
-  // batch offset from the batch index `b`
-  let off = u(op.offset);
+/** WGSL for the batch offset of operand `op` from the batch index `b`. */
+function operandIndex(op: MatmulOperand, batchShape: number[], C: IndexConstants, name: string): string {
+  let off = C.u32(op.offset);
   let rem = 'b';
   for (let i = batchShape.length - 1; i >= 0; i--) {
     const d = batchShape[i]!;
     const st = op.batchStrides[i]!;
-    if (st !== 0 && d > 1) off += ` + ((${rem}) % ${d}u) * ${u(st)}`;
-    rem = `(${rem}) / ${d}u`;
+    // negative strides of flipped views wrap; the sums come out right mod 2³²
+    if (st !== 0 && d > 1) off += ` + ${C.mod(`(${rem})`, d, `${name}b${i}`)} * ${C.u32(st)}`;
+    rem = C.div(`(${rem})`, d, `${name}b${i}`);
   }
   return off;
 }
 
 /** WGSL for the buffer offset of coordinate `i` along an axis made of sub-dimensions. */
-function axisOffset(i: string, atoms: Atom[]): string {
+function axisOffset(i: string, atoms: Atom[], C: IndexConstants, name: string): string {
   if (!atoms.length) return '0u';
   const terms: string[] = [];
   let inner = 1;
   for (let a = atoms.length - 1; a >= 0; a--) {
     const [n, s] = atoms[a]!;
-    let digit = inner === 1 ? i : `(${i} / ${inner}u)`;
-    if (a > 0) digit = `(${digit} % ${n}u)`;
-    terms.push(`${digit} * ${u(s)}`);
+    let digit = inner === 1 ? i : C.div(i, inner, `${name}i${a}`);
+    if (a > 0) digit = `(${digit} - ${C.div(digit, n, `${name}n${a}`)} * ${C.u32(n, `${name}n${a}`)})`;
+    terms.push(`${digit} * ${C.u32(s, `${name}s${a}`)}`);
     inner *= n;
   }
   return terms.join(' + ');
+}
+
+/**
+ * The k offset of an operand as a loop variable: set once from the loop's first k, then stepped. An axis
+ * of several sub-dimensions keeps its digits and carries instead of dividing k at every step.
+ */
+function axisStepper(v: string, atoms: Atom[], C: IndexConstants, start: string): { init: string[]; step: string[] } {
+  if (!atoms.length) return { init: [`  let ${v} = 0u;`], step: [] };
+  const L = atoms.length - 1;
+  const init = [`  var ${v} = ${axisOffset(start, atoms, C, v)};`];
+  let inner = atoms[L]![0];
+  for (let a = L - 1; a >= 1; a--) {
+    init.push(`  var ${v}${a} = ${C.mod(C.div(start, inner, `${v}i${a}`), atoms[a]![0], `${v}n${a}`)};`);
+    inner *= atoms[a]![0];
+  }
+  if (L >= 1) init.push(`  var ${v}${L} = ${C.mod(start, atoms[L]![0], `${v}n${L}`)};`);
+  // step the innermost digit; a digit that reaches its size wraps to 0 and carries into the next one out
+  let step = [`${v} += ${C.u32(atoms[L]![1], `${v}s${L}`)};`];
+  if (L >= 1) {
+    let carry: string[] = [];
+    for (let a = 1; a <= L; a++) {
+      const [n, s] = atoms[a]!;
+      const delta = C.u32(atoms[a - 1]![1] - n * s);
+      carry = [`${v}${a} += 1u;`, `if (${v}${a} == ${C.u32(n, `${v}n${a}`)}) {`, `  ${v}${a} = 0u;`, `  ${v} += ${delta};`, ...carry.map((l) => `  ${l}`), '}'];
+    }
+    step = [...step, ...carry];
+  }
+  return { init, step: step.map((l) => `    ${l}`) };
 }
 
 /**
@@ -353,9 +430,8 @@ export function matmulSplitK(tiles: number, K: number, cfg: KernelConfig): numbe
   return Math.max(1, Math.min(want, Math.floor(K / 128)));
 }
 
-function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass[] {
+function renderMatmul(k: MatmulKernel, cfg: KernelConfig, lift: boolean): Pass[] {
   const [TM, TN] = cfg.matmulTile;
-  const epi = fnOf('epilogue', 'gid: u32, acc: f32', k.epilogue.t, k.epilogue);
   const tilesM = Math.ceil(k.M / TM);
   const tilesN = Math.ceil(k.N / TN);
   const batch = k.batchShape.reduce((a, b) => a * b, 1);
@@ -367,69 +443,77 @@ function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass[] {
   const blocksN = Math.ceil(tilesN / BN), blocksM = Math.ceil(tilesM / BM);
   const perSlice = batch * blocksM * blocksN * WG;
   const { wg, nx } = grid(perSlice * S, WG, cfg);
+  const C = constantsOf(k, Math.max(perSlice * S, outSize * S, batch * k.M * k.K, batch * k.K * k.N), lift);
+  const epi = fnOf('epilogue', 'gid: u32, acc: f32', k.epilogue.t, k.epilogue, C);
   // row and column offsets are computed once per tile; only the k offsets change inside the loop
-  const setup: string[] = [];
-  for (let i = 0; i < TM; i++) setup.push(`  let ar${i} = aBase + ${axisOffset(`min(m0 + ${i}u, ${k.M - 1}u)`, k.a.rows)};`);
-  for (let j = 0; j < TN; j++) setup.push(`  let bc${j} = bBase + ${axisOffset(`min(n0 + ${j}u, ${k.N - 1}u)`, k.b.cols)};`);
+  const setup: string[] = [`  let lastM = ${C.u32(k.M - 1)};`, `  let lastN = ${C.u32(k.N - 1)};`];
+  for (let i = 0; i < TM; i++) setup.push(`  let mr${i} = min(m0 + ${i}u, lastM);`, `  let ar${i} = aBase + ${axisOffset(`mr${i}`, k.a.rows, C, 'ar')};`);
+  for (let j = 0; j < TN; j++) setup.push(`  let nc${j} = min(n0 + ${j}u, lastN);`, `  let bc${j} = bBase + ${axisOffset(`nc${j}`, k.b.cols, C, 'bc')};`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) setup.push(`  var c${i}_${j} = 0.0;`);
-  const body: string[] = [`    let ak = ${axisOffset('kk', k.a.cols)};`, `    let bk = ${axisOffset('kk', k.b.rows)};`];
+  const ak = axisStepper('ak', k.a.cols, C, 'kStart'), bk = axisStepper('bk', k.b.rows, C, 'kStart');
+  const body: string[] = [];
   for (let i = 0; i < TM; i++) body.push(`    let a${i} = f32(B${k.a.slot}[ar${i} + ak]);`);
   for (let j = 0; j < TN; j++) body.push(`    let b${j} = f32(B${k.b.slot}[bk + bc${j}]);`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) body.push(`    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`);
-  const stores: string[] = [];
+  const stores: string[] = [`  let M = ${C.u32(k.M)};`, `  let N = ${C.u32(k.N)};`];
   for (let i = 0; i < TM; i++) {
     for (let j = 0; j < TN; j++) {
-      const g = `(b * ${k.M}u + m0 + ${i}u) * ${k.N}u + n0 + ${j}u`;
-      const store = S === 1 ? `OUT[g] = ${storeText(k.outDtype, `epilogue(g, c${i}_${j})`)};` : `S_out[slice * ${outSize}u + g] = c${i}_${j};`;
-      stores.push(`  if (m0 + ${i}u < ${k.M}u && n0 + ${j}u < ${k.N}u) { let g = ${g}; ${store} }`);
+      const store = S === 1 ? `OUT[g] = ${storeText(k.outDtype, `epilogue(g, c${i}_${j})`)};` : `S_out[slice * outSize + g] = c${i}_${j};`;
+      stores.push(`  if (m0 + ${i}u < M && n0 + ${j}u < N) { let g = (b * M + m0 + ${i}u) * N + n0 + ${j}u; ${store} }`);
     }
   }
-  const h1 = header(k, { scratchOut: S > 1 });
-  const code = `${h1.text.replace('SCRATCH_T', 'f32')}
-${k.helpers.join('\n')}
-${S === 1 ? epi : ''}
+  // BN is a power of two: the position inside a block is a shift and a mask
+  const main = `${S === 1 ? epi : ''}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t0 = (wid.y * ${nx}u + wid.x) * ${WG}u + lid;
-  if (t0 >= ${perSlice * S}u) { return; }
-  let slice = t0 / ${perSlice}u;
-  let t = t0 % ${perSlice}u;
+  let t0 = (wid.y * ${C.u32(nx)} + wid.x) * ${WG}u + lid;
+  if (t0 >= ${C.u32(perSlice * S)}) { return; }
+  ${S === 1 ? 'let slice = 0u;\n  let t = t0;' : `let slice = ${C.div('t0', perSlice, 'perSlice')};\n  let t = t0 - slice * ${C.u32(perSlice, 'perSlice')};\n  let outSize = ${C.u32(outSize)};`}
   let blk = t / ${WG}u;
   let within = t % ${WG}u;
-  let tn = (blk % ${blocksN}u) * ${BN}u + within % ${BN}u;
-  let tm = ((blk / ${blocksN}u) % ${blocksM}u) * ${BM}u + within / ${BN}u;
-  let b = blk / ${blocksN * blocksM}u;
-  if (tn >= ${tilesN}u || tm >= ${tilesM}u) { return; }
-  let m0 = tm * ${TM};
-  let n0 = tn * ${TN};
-  let aBase = ${operandIndex(k.a, k.batchShape)};
-  let bBase = ${operandIndex(k.b, k.batchShape)};
+  let blocksN = ${C.u32(blocksN, 'blocksN')};
+  let bmn = ${C.div('blk', blocksN, 'blocksN')};
+  let tn = (blk - bmn * blocksN) * ${C.u32(BN)} + (within & ${C.u32(BN - 1)});
+  let b = ${C.div('bmn', blocksM, 'blocksM')};
+  let tm = (bmn - b * ${C.u32(blocksM, 'blocksM')}) * ${C.u32(BM)} + (within >> ${C.u32(Math.log2(BN))});
+  if (tn >= ${C.u32(tilesN)} || tm >= ${C.u32(tilesM)}) { return; }
+  let m0 = tm * ${TM}u;
+  let n0 = tn * ${TN}u;
+  let aBase = ${operandIndex(k.a, k.batchShape, C, 'a')};
+  let bBase = ${operandIndex(k.b, k.batchShape, C, 'b')};
 ${setup.join('\n')}
-  let kEnd = min(slice * ${chunk}u + ${chunk}u, ${k.K}u);
-  for (var kk = slice * ${chunk}u; kk < kEnd; kk++) {
+  let chunk = ${C.u32(chunk)};
+  let kStart = slice * chunk;
+  let kEnd = min(kStart + chunk, ${C.u32(k.K)});
+${[...ak.init, ...bk.init].join('\n')}
+  for (var kk = kStart; kk < kEnd; kk++) {
 ${body.join('\n')}
+${[...ak.step, ...bk.step].join('\n')}
   }
 ${stores.join('\n')}
 }`;
-  if (S === 1) return [{ code, workgroups: wg, bindings: h1.bindings }];
+  if (S === 1) {
+    const h1 = prelude(k, C, main);
+    return [{ code: `${h1.text}\n${main}`, workgroups: wg, bindings: h1.bindings, params: C.words }];
+  }
   // pass 2: sum the slices and apply the epilogue
-  const h2 = header(k, { scratchIn: true });
   const g2 = grid(outSize, WG, cfg);
-  const code2 = `${h2.text.replace('SCRATCH_T', 'f32')}
-${k.helpers.join('\n')}
-${epi}
+  const main2 = `${epi}
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let g = (wid.y * ${g2.nx}u + wid.x) * ${WG}u + lid;
-  if (g >= ${outSize}u) { return; }
+  let g = (wid.y * ${C.u32(g2.nx)} + wid.x) * ${WG}u + lid;
+  let outSize = ${C.u32(outSize, 'outSize')};
+  if (g >= outSize) { return; }
   var acc = 0.0;
-  for (var s = 0u; s < ${S}u; s++) { acc += S_in[s * ${outSize}u + g]; }
+  for (var s = 0u; s < ${C.u32(S)}; s++) { acc += S_in[s * outSize + g]; }
   OUT[g] = ${storeText(k.outDtype, 'epilogue(g, acc)')};
 }`;
+  const h1 = prelude(k, C, main, { scratchOut: true, scratchType: 'f32' });
+  const h2 = prelude(k, C, main2, { scratchIn: true, scratchType: 'f32' });
   const scratchBytes = S * outSize * 4;
   return [
-    { code, workgroups: wg, bindings: h1.bindings, scratchBytes },
-    { code: code2, workgroups: g2.wg, bindings: h2.bindings, scratchBytes },
+    { code: `${h1.text}\n${main}`, workgroups: wg, bindings: h1.bindings, scratchBytes, params: C.words },
+    { code: `${h2.text}\n${main2}`, workgroups: g2.wg, bindings: h2.bindings, scratchBytes, params: C.words },
   ];
 }
 

@@ -32,6 +32,9 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       // (cold shader cache: 145 s instead of 209 s for its first steps)
       matmulTile: [4, 8],
       elementsPerInvocation: 4,
+      // lavapipe's UNet step with every kernel's constants lifted ran its elementwise kernels 5× slower
+      // (chains of divisions by uniforms it cannot simplify); with at most 4 lifted divisions, 1.1×
+      liftDivisions: 4,
     },
   },
   {
@@ -44,6 +47,8 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       reduceMapping: 'stride',
       matmulTile: [8, 8],
       elementsPerInvocation: 1,
+      // not measured on a GPU yet: the software row's value
+      liftDivisions: 4,
     },
   },
 ];

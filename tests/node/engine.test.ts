@@ -5,6 +5,7 @@ import { classify } from '../../src/wgsl/device.ts';
 import { tuningFor } from '../../src/wgsl/tuning.ts';
 import { kernelConfig } from '../../src/wgsl/runtime.ts';
 import { programConfig, programStats } from '../../src/tensor/program.ts';
+import { indexLifting } from '../../src/wgsl/kernels.ts';
 
 beforeAll(async () => {
   await k.init();
@@ -342,6 +343,66 @@ describe('pipeline reuse', () => {
     for (const { ps, state } of [a, b]) {
       for (let i = 0; i < ps.length; i++) close((await ps[i]!.data()) as Float32Array, state[i]!.p, 1e-5, 1e-5);
       ps.forEach((p) => p.dispose());
+    }
+  });
+});
+
+describe('index constants in uniforms', () => {
+  /** kiln_udiv's arithmetic (see src/wgsl/ir.ts): float reciprocal, truncation, one correction each way. */
+  const udiv = (n: number, d: number) => {
+    let q = Math.trunc(Math.fround(n * Math.fround(1 / d)));
+    const m = (n - q * d) | 0;
+    if (m < 0) q -= 1;
+    else if (m >= d) q += 1;
+    return q;
+  };
+
+  it('division by a lifted divisor is exact for every dividend below 2^24', () => {
+    for (const d of [3, 7, 196, 4095, 4097, 2 ** 23 + 1, 2 ** 24 - 1]) {
+      let wrong = 0;
+      for (let n = 0; n < 2 ** 24; n += d > 4096 ? 1 : 3) if (udiv(n, d) !== Math.floor(n / d)) wrong++;
+      expect(wrong, `divisor ${d}`).toBe(0);
+    }
+    // without the correction the truncated product is off by one for some dividends (the test can fail)
+    expect(Array.from({ length: 1 << 16 }, (_, i) => (1 << 24) - 1 - i).some((n) => Math.trunc(Math.fround(n * Math.fround(1 / 4095))) !== Math.floor(n / 4095))).toBe(true);
+  });
+
+  it('a transpose of 2^24 − 1 elements, the most a kernel indexes with lifted constants, lands every element', async () => {
+    const [R, Cn] = [4095, 4097];
+    const y = (await k.arange(0, R * Cn).reshape([R, Cn]).transpose(0, 1).mul(1).data()) as Float32Array;
+    let wrong = 0;
+    for (let c = 0; c < Cn; c++) for (let r = 0; r < R; r++) if (y[c * R + r] !== r * Cn + c) wrong++;
+    expect(wrong).toBe(0);
+  });
+
+  /** A transposed view, reductions and a batched matmul with an epilogue, and their gradients, for sizes. */
+  const views = (n: number, h: number, c: number) => k.scope(async () => {
+    const v = k.randn([n, h, c], { requiresGrad: true }), u = k.randn([c, 5], { requiresGrad: true });
+    const z = v.matmul(u).relu();
+    const s = z.sum([0, 1]).mul(v.sum([0, 2]).mean()).add(u.transpose(0, 1).mul(3).sum(1));
+    s.sum().backward();
+    return Promise.all([s, v.grad!, u.grad!].map((t) => t.data() as Promise<Float32Array>));
+  });
+
+  it('kernels that differ only in sizes share pipelines, and kernels with baked constants give the same bits', async () => {
+    k.manualSeed(11);
+    const first = await views(2, 6, 7);
+    for (const g of first.slice(1)) expect(g.some((x) => x !== 0)).toBe(true);
+    const p0 = k.stats().pipelinesCompiled;
+    k.manualSeed(12);
+    const lifted = await views(3, 9, 11);
+    expect(k.stats().pipelinesCompiled - p0).toBe(0);
+    const p1 = k.stats().pipelinesCompiled, limit = indexLifting.limit;
+    indexLifting.limit = 0;
+    programConfig.cache = false;
+    try {
+      k.manualSeed(12);
+      const baked = await views(3, 9, 11);
+      expect(k.stats().pipelinesCompiled - p1).toBeGreaterThan(0);
+      baked.forEach((b, i) => expect(Array.from(b)).toEqual(Array.from(lifted[i]!)));
+    } finally {
+      indexLifting.limit = limit;
+      programConfig.cache = true;
     }
   });
 });
