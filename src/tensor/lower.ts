@@ -12,8 +12,6 @@ import * as ir from '../wgsl/ir.js';
 import type { Expr } from '../wgsl/ir.js';
 import type { Kernel } from '../wgsl/kernels.js';
 
-/** The flat index of an elementwise kernel's invocation. */
-export const GID: Expr = ir.v('gid');
 
 const f32 = new Float32Array(1);
 const f32u = new Uint32Array(f32.buffer);
@@ -127,7 +125,8 @@ class KernelBuilder implements Lowering {
   /** The kernel description. */
   build(): Kernel {
     const { root, core } = this.plan;
-    const epilogue = this.value(root, { flat: GID, shape: root.shape });
+    // the flat index of the output element (of an elementwise kernel's invocation, or of the core's output)
+    const epilogue = this.value(root, { flat: ir.v('gid', 'u32', root.size), shape: root.shape });
     const partial = core ? (core.def as CoreDef).kernel(core, this, epilogue) : { kind: 'elementwise' as const, size: root.size, value: epilogue };
     if (core) this.ops.add(core.op);
     return { ...partial, inputs: this.plan.inputs.map((x) => x.dtype), outDtype: root.dtype, nParams: this.sources.length, helpers: [BASE_HELPERS, ...this.helpers], ops: [...this.ops], indexBound: this.indexBound } as Kernel;

@@ -10,7 +10,7 @@ export type VT = 'f32' | 'i32' | 'u32' | 'bool' | 'vec4u';
 export type Expr =
   | { k: 'lit'; v: number | boolean; t: VT }
   | { k: 'param'; slot: number; t: VT }
-  | { k: 'var'; name: string; t: VT }
+  | { k: 'var'; name: string; t: VT; bound?: number }
   | { k: 'load'; slot: number; idx: Expr; t: VT; half: boolean; bool: boolean }
   | { k: 'call'; key: string; f: (args: string[]) => string; args: Expr[]; t: VT };
 
@@ -22,9 +22,9 @@ export function lit(v: number | boolean, t: VT): Expr {
 export function int(v: number): Expr {
   return { k: 'lit', v, t: 'u32' };
 }
-/** A named variable (function parameter or loop counter). */
-export function v(name: string, t: VT = 'u32'): Expr {
-  return { k: 'var', name, t };
+/** A named variable (function parameter or loop counter); `bound`: an index variable's values are below it. */
+export function v(name: string, t: VT = 'u32', bound?: number): Expr {
+  return bound === undefined ? { k: 'var', name, t } : { k: 'var', name, t, bound };
 }
 /** A call of a WGSL fragment; `key` must identify the fragment for CSE. */
 export function call(key: string, f: (args: string[]) => string, args: Expr[], t: VT): Expr {
@@ -56,16 +56,93 @@ export function sub(a: Expr, b: Expr): Expr {
   if (isLit(b, 0)) return a;
   return call('-', (x) => `(${x[0]} - ${x[1]})`, [a, b], 'u32');
 }
-/** Index division by a positive constant. */
+const bounds = new WeakMap<Expr, number>();
+
+/**
+ * An upper bound (exclusive) of an index expression's value, from the bounds of its variables; Infinity
+ * when unknown (loaded values, subtractions, which may wrap, and anything not index arithmetic).
+ */
+export function boundOf(e: Expr): number {
+  let b = bounds.get(e);
+  if (b !== undefined) return b;
+  if (e.k === 'lit') b = typeof e.v === 'number' && e.t === 'u32' ? e.v + 1 : Infinity;
+  else if (e.k === 'var') b = e.bound ?? Infinity;
+  else if (e.k !== 'call') b = Infinity;
+  else {
+    const [x, y] = e.args;
+    switch (e.key) {
+      case '+': b = boundOf(x!) + boundOf(y!) - 1; break;
+      case '*': b = (boundOf(x!) - 1) * (boundOf(y!) - 1) + 1; break;
+      case '/': b = Math.floor((boundOf(x!) - 1) / ((y as { v: number }).v)) + 1; break;
+      case '%': b = Math.min(boundOf(x!), (y as { v: number }).v); break;
+      case 'min': b = Math.min(boundOf(x!), boundOf(y!)); break;
+      case 'select': b = Math.max(boundOf(x!), boundOf(y!)); break;
+      default: b = Infinity;
+    }
+    if (Number.isNaN(b)) b = Infinity;
+  }
+  bounds.set(e, b);
+  return b;
+}
+
+/** Largest value u32 index arithmetic holds: below it, an expression's u32 value is its integer value. */
+const U32_END = 2 ** 32;
+
+/** An index sum as terms factor × coefficient (factor null: the constant term). */
+function termsOf(e: Expr, coef: number, out: [Expr | null, number][]): void {
+  if (isLit(e)) out.push([null, (e.v as number) * coef]);
+  else if (e.k === 'call' && e.key === '+') e.args.forEach((a) => termsOf(a, coef, out));
+  else if (e.k === 'call' && e.key === '*' && isLit(e.args[1]!)) termsOf(e.args[0]!, coef * (e.args[1].v as number), out);
+  else if (e.k === 'call' && e.key === '*' && isLit(e.args[0]!)) termsOf(e.args[1]!, coef * (e.args[0].v as number), out);
+  else out.push([e, coef]);
+}
+
+/** The sum of terms. */
+function sumOf(terms: [Expr | null, number][]): Expr {
+  return terms.reduce<Expr>((acc, [f, c]) => add(acc, f ? mul(f, int(c)) : int(c)), int(0));
+}
+
+/**
+ * Splits an index sum x (known not to wrap) into d·q + r, q and r sums of its terms: the terms whose
+ * coefficients d divides go to q, the rest (and the constant's remainder) to r. Null when nothing moves.
+ */
+function splitBy(x: Expr, d: number): { q: Expr; r: Expr } | null {
+  if (boundOf(x) > U32_END) return null;
+  const terms: [Expr | null, number][] = [];
+  termsOf(x, 1, terms);
+  const q: [Expr | null, number][] = [], r: [Expr | null, number][] = [];
+  for (const [f, c] of terms) {
+    if (c === 0) continue;
+    if (c % d === 0) q.push([f, c / d]);
+    else if (f === null && c > d) {
+      q.push([null, Math.floor(c / d)]);
+      r.push([null, c % d]);
+    } else r.push([f, c]);
+  }
+  return q.length ? { q: sumOf(q), r: sumOf(r) } : null;
+}
+
+/**
+ * Index division by a positive constant. Simplified exactly for non-wrapping sums: floor((d·q + r) / d) =
+ * q + floor(r / d), a value below d divides to 0, and floor(floor(x / a) / b) = floor(x / (a·b)) — so the
+ * flat index of a reshaped or permuted view splits back into its coordinates without dividing.
+ */
 export function div(a: Expr, d: number): Expr {
   if (d === 1) return a;
   if (isLit(a)) return int(Math.floor((a.v as number) / d));
+  if (boundOf(a) <= d) return int(0);
+  if (a.k === 'call' && a.key === '/' && isLit(a.args[1]!) && (a.args[1].v as number) * d < U32_END) return div(a.args[0]!, (a.args[1].v as number) * d);
+  const split = splitBy(a, d);
+  if (split) return add(split.q, div(split.r, d));
   return call('/', (x) => `(${x[0]} / ${x[1]})`, [a, int(d)], 'u32');
 }
-/** Index remainder by a positive constant. */
+/** Index remainder by a positive constant (simplified like `div`: (d·q + r) mod d = r mod d, x mod d = x below d). */
 export function mod(a: Expr, d: number): Expr {
   if (d === 1) return int(0);
   if (isLit(a)) return int((a.v as number) % d);
+  if (boundOf(a) <= d) return a;
+  const split = splitBy(a, d);
+  if (split) return mod(split.r, d);
   return call('%', (x) => `(${x[0]} % ${x[1]})`, [a, int(d)], 'u32');
 }
 /** Index comparison `a < b` (bool). */

@@ -32,8 +32,8 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       // (cold shader cache: 145 s instead of 209 s for its first steps)
       matmulTile: [4, 8],
       elementsPerInvocation: 4,
-      // lavapipe's UNet step with every kernel's constants lifted ran its elementwise kernels 5× slower
-      // (chains of divisions by uniforms it cannot simplify); with at most 4 lifted divisions, 1.1×
+      // measured on lavapipe's UNet training step: with every kernel's constants lifted its elementwise
+      // kernels ran 5× slower (divisions by uniforms are not vectorized); with at most 4, as fast as baked
       liftDivisions: 4,
     },
   },

@@ -28,8 +28,8 @@ register<CoreDef>({
     const inShape = src.shape;
     const redShape = axes.map((a) => inShape[a]!);
     const R = numel(redShape);
-    const o = ir.v('o');
-    const r = ir.v('r');
+    const o = ir.v('o', 'u32', n.size);
+    const r = ir.v('r', 'u32', R);
     const trailing = axes.every((a, i) => a === inShape.length - axes.length + i);
     let idx: Index;
     if (trailing) idx = { flat: ir.add(ir.mul(o, ir.int(R)), r), shape: inShape };
