@@ -33,7 +33,7 @@ Commands:
                                             a VAE checkpoint gives prior samples and interpolations)
   eval [--checkpoint FILE] [--per-class 50] conditional accuracy, classifier-FID and Inception-style score
                                             (a VAE checkpoint: reconstruction error and its scores)
-  toy2d [--dataset moons|8gaussians|swissroll|checkerboard] [--objective flow|ddpm-eps] [--steps 3000]
+  toy2d [--dataset moons|8gaussians|swissroll|checkerboard] [--objective flow|ddpm-eps] [--steps 1500]
         [--sample-steps 50] [--out DIR]     train a 2D diffusion model, plot data vs samples and trajectories
   info                                      print the WebGPU adapter kiln picks
   help, -h, --help                          this text (every command takes -h or --help)

@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import * as k from '../index.js';
 import { encodePng } from '../io/png.js';
-import { trainToy } from '../train/index.js';
+import { trainToy, TOY_TRAIN_DEFAULTS } from '../train/index.js';
 import { Args } from './args.js';
 import { outputDir } from './common.js';
 import { Progress } from './progress.js';
@@ -36,7 +36,7 @@ export async function toy2dCommand(argv: string[]): Promise<void> {
   const opts = {
     dataset: a.string<k.data.Toy2D>('dataset', 'moons', ['moons', '8gaussians', 'swissroll', 'checkerboard']),
     objective: a.string('objective', 'flow', ['flow', 'ddpm-eps'] as const),
-    steps: a.number('steps', 3000, { min: 1, integer: true }),
+    steps: a.number('steps', TOY_TRAIN_DEFAULTS.steps, { min: 1, integer: true }),
     sampleSteps: a.number('sample-steps', 50, { min: 1, integer: true }),
     out: a.string('out', 'out'),
   };

@@ -9,7 +9,7 @@ export { sample, ddimInvert, classifierFreeGuidance, dynamicThreshold, type Mode
 export { GaussianMixture, energyDistance } from './oracle.js';
 export { coefficients, addNoise, sampleTimes, drawTimes, minSnrWeight, edmWeight, dropLabels, objectiveSetup, denoisingLoss, type TimeSampling, type Objective, type Denoiser, type DenoisingLossOptions } from './training.js';
 export { logLikelihood, bitsPerDim, type LikelihoodOptions } from './likelihood.js';
-export { ToyDenoiser } from './toy.js';
+export { ToyDenoiser, TOY_DENOISER_DEFAULTS, type ToyDenoiserConfig } from './toy.js';
 export { generate, generateImages, defaultSampler, type GenerateOptions } from './generate.js';
 export { featureStats, frechetDistance, inceptionScore, symmetricEigen } from './metrics.js';
 export { buildDenoiser, loadDenoiser, DIFFUSION_CHECKPOINT_FORMAT, type DenoiserKind, type LatentSpec } from './checkpoint.js';

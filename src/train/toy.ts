@@ -12,7 +12,7 @@ import { manualSeed, randn, tensor, type Tensor } from '../tensor/index.js';
 import { LossTrainer } from './trainer.js';
 
 /** The `format` tag of toy-denoiser checkpoints. */
-export const TOY_CHECKPOINT_FORMAT = 'kiln-toy-checkpoint/1';
+export const TOY_CHECKPOINT_FORMAT = 'kiln-toy-checkpoint/2';
 
 /** Hyper-parameters of `ToyTrainer`. */
 export interface ToyTrainConfig {
@@ -30,7 +30,7 @@ export class ToyTrainer extends LossTrainer<[x0: Tensor]> {
   readonly sched: LRScheduler;
   constructor(readonly config: ToyTrainConfig) {
     const flow = config.objective === 'flow';
-    super(TOY_CHECKPOINT_FORMAT, new ToyDenoiser(2, 128, 32, flow ? 1000 : 1), config);
+    super(TOY_CHECKPOINT_FORMAT, new ToyDenoiser({ timeScale: flow ? 1000 : 1 }), config);
     this.process = flow ? new RectifiedFlow() : new DiscreteVP({ numTrainTimesteps: 1000, schedule: 'linear' });
     this.prediction = flow ? 'flow' : 'eps';
     this.opt = new AdamW(this.model, { lr: config.lr, weightDecay: 0 });
@@ -51,6 +51,9 @@ export class ToyTrainer extends LossTrainer<[x0: Tensor]> {
   }
 }
 
+/** Defaults of `trainToy`, `kiln toy2d` and the page's toy panel: ~25 s on lavapipe, two sharp moons. */
+export const TOY_TRAIN_DEFAULTS = { steps: 1500, batchSize: 256, lr: 1e-2 };
+
 /** Options of `trainToy`. */
 export interface ToyTrainOptions {
   dataset: Toy2D;
@@ -66,8 +69,8 @@ export interface ToyTrainOptions {
 /** Trains a ToyDenoiser on fresh samples of a toy data set (seeded); returns it with its process, prediction type and the loss curve. */
 export async function trainToy(o: ToyTrainOptions): Promise<{ net: ToyDenoiser; process: NoiseProcess; prediction: Prediction; losses: number[] }> {
   manualSeed(o.seed ?? 0);
-  const trainer = new ToyTrainer({ objective: o.objective, steps: o.steps, lr: o.lr ?? 5e-3 });
-  const B = o.batchSize ?? 256;
+  const trainer = new ToyTrainer({ objective: o.objective, steps: o.steps, lr: o.lr ?? TOY_TRAIN_DEFAULTS.lr });
+  const B = o.batchSize ?? TOY_TRAIN_DEFAULTS.batchSize;
   const data = toy2d(o.dataset, B * o.steps, (o.seed ?? 0) + 1);
   for (let i = 0; i < o.steps; i++) {
     const x0 = tensor(data.subarray(2 * B * i, 2 * B * (i + 1)), { shape: [B, 2] });
