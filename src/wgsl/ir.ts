@@ -227,7 +227,7 @@ export class IndexConstants {
   private word(bits: number): string {
     const i = this.base + this.words.length;
     this.words.push(bits >>> 0);
-    return `P.v[${i >> 2}].${'xyzw'[i & 3]}`;
+    return `p.v[${i >> 2}].${'xyzw'[i & 3]}`;
   }
 
   /** Words already given to a named constant (a name is structural, never a value) and the value it holds. */
@@ -328,7 +328,7 @@ export class Emitter {
       case 'lit': return e.t === 'u32' ? this.consts.u32(Number(e.v)) : litText(e.v, e.t);
       case 'var': return e.name;
       case 'param': {
-        const word = `P.v[${e.slot >> 2}].${'xyzw'[e.slot & 3]}`;
+        const word = `p.v[${e.slot >> 2}].${'xyzw'[e.slot & 3]}`;
         return e.t === 'u32' ? word : e.t === 'bool' ? `(${word} != 0u)` : `bitcast<${e.t}>(${word})`;
       }
       default: break;

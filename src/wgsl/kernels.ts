@@ -148,6 +148,8 @@ function header(k: KernelBase, extra: { scratchIn?: boolean; scratchOut?: boolea
   if (k.nParams > 0) {
     lines.push(`struct Params { v: array<vec4<u32>, ${Math.ceil(k.nParams / 4)}> };`);
     lines.push(`@group(0) @binding(${bindings.length}) var<uniform> P: Params;`);
+    // kernels read their uniforms through a private copy made at the start of main (see copyParams)
+    lines.push('var<private> p: Params;');
     bindings.push({ kind: 'params' });
   }
   return { text: lines.join('\n'), bindings };
@@ -203,31 +205,23 @@ function checkRange(k: Kernel): void {
 }
 
 /**
- * Kernels read their uniforms through a private copy made once per invocation: a read of the uniform
- * buffer itself may not move past a store to a storage buffer, so software drivers would read every
- * constant again for every element an invocation computes.
+ * Makes a pass's main copy the uniforms into the private `p` first: a read of the uniform buffer itself
+ * may not move past a store to a storage buffer, so software drivers would read every constant again for
+ * every element an invocation computes.
  */
-function localParams(p: Pass): Pass {
-  if (!p.code.includes('var<uniform> P: Params;')) return p;
-  const code = p.code
-    .replaceAll('P.v[', 'p.v[')
-    .replace('var<uniform> P: Params;', 'var<uniform> P: Params;\nvar<private> p: Params;')
-    .replace(/(\nfn main\(.*\) \{\n)/, '$1  p = P;\n');
-  return { ...p, code };
+function copyParams(p: Pass): Pass {
+  if (!p.code.includes('var<private> p: Params;')) return p;
+  return { ...p, code: p.code.replace(/(\nfn main\(.*\) \{\n)/, '$1  p = P;\n') };
 }
 
 /** Renders a kernel description to its compute passes. */
 export function render(k: Kernel, cfg: KernelConfig): Pass[] {
   checkRange(k);
   try {
-    switch (k.kind) {
-      default: {
-        // a kernel whose fused index math divides a lot keeps its constants: a driver simplifies chains of
-        // divisions by constants, which dominate such a kernel (see KernelConfig.liftDivisions)
-        const exprs = k.kind === 'elementwise' ? [k.value, ...(k.extra ?? []).map((x) => x.value)] : k.kind === 'reduce' ? [k.body, k.epilogue] : [k.epilogue];
-        return renderPasses(k, cfg, constantDivisions(exprs) <= cfg.liftDivisions).map(localParams);
-      }
-    }
+    // a kernel whose fused index math divides a lot keeps its constants: a driver simplifies chains of
+    // divisions by constants, which dominate such a kernel (see KernelConfig.liftDivisions)
+    const exprs = k.kind === 'elementwise' ? [k.value, ...(k.extra ?? []).map((x) => x.value)] : k.kind === 'reduce' ? [k.body, k.epilogue] : [k.epilogue];
+    return renderPasses(k, cfg, constantDivisions(exprs) <= cfg.liftDivisions).map(copyParams);
   } catch (e) {
     // name the ops (e.g. a dispatch beyond the device's workgroup limits)
     if (e instanceof Error && k.ops?.length && !e.message.startsWith("'")) e.message = `${k.ops.map((o) => `'${o}'`).join(', ')}: ${e.message}`;

@@ -49,8 +49,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 describe('models', () => {
   it('UNet and DiT map [N, 1, 28, 28] to the same shape, start at zero output, and use PyTorch-style names', async () => {
     k.manualSeed(0);
-    const unet = new k.nn.UNet({ ...TINY, attention: [1] });
-    const dit = new k.nn.DiT({ dim: 32, depth: 2, heads: 2 });
+    // the models of the training tests below, so they reuse the kernels compiled here
+    const unet = new k.nn.UNet(TINY);
+    const dit = new k.nn.DiT({ dim: 32, depth: 2, heads: 2, patch: 4 });
     const x = k.randn([3, 1, 28, 28]), t = k.tensor([1, 500, 999]), y = k.tensor(Int32Array.from([0, 7, 10]));
     for (const m of [unet, dit]) {
       const out = m.forward(x, t, y);
@@ -58,7 +59,7 @@ describe('models', () => {
       // the output layers are zero-initialized (ADM / adaLN-Zero), so an untrained model predicts 0
       expect(Math.max(...Array.from(await out.abs().data()))).toBe(0);
     }
-    const names = Object.keys(unet.stateDict());
+    const names = Object.keys(new k.nn.UNet({ ...TINY, attention: [1] }).stateDict());
     expect(names).toContain('down.0.blocks.0.conv1.weight');
     expect(names).toContain('down.1.attns.0.attn.in_proj_weight');
     expect(names).toContain('class_embed.weight');
