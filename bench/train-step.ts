@@ -4,13 +4,16 @@
  * batch 128), the default MNIST diffusion UNet step of `kiln train`, the default DiT's and VAE's steps —
  * each compiled (`k.compile`) and eager in the same run. Prints one JSON line, then a table.
  *
- *   npm run bench:train [-- --quick]
+ *   npm run bench:train [-- --quick] [-- --bake-index-constants]
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench:train
  */
 import * as k from '../src/index.js';
 import { DiffusionTrainer, TRAIN_DEFAULTS, VAETrainer, VAE_TRAIN_DEFAULTS } from '../src/train/index.js';
+import { indexLifting } from '../src/wgsl/kernels.js';
 
 const QUICK = process.argv.includes('--quick');
+// every kernel with its index constants baked into its source (one pipeline per shape), for comparison
+if (process.argv.includes('--bake-index-constants')) indexLifting.limit = 0;
 const STEPS = QUICK ? 5 : 15;
 
 /** Figures measured on this machine by others (ms per step; lavapipe / SwiftShader). */
