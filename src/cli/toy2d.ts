@@ -76,5 +76,7 @@ async function toy2d(opts: { dataset: k.data.Toy2D; objective: 'ddpm-eps' | 'flo
   writeFileSync(file, encodePng(img, 2 * S, S, 3));
   const held = k.data.toy2d(opts.dataset, 1000, 321);
   console.log(`energy distance samples↔data ${k.diffusion.energyDistance(samples, held, 2).toFixed(4)} (data↔data ${k.diffusion.energyDistance(data, held, 2).toFixed(4)})`);
+  const pct = (p: ArrayLike<number>) => `${(100 * k.data.toy2dNear(opts.dataset, p)).toFixed(1)}%`;
+  console.log(`on the data (k.data.toy2dNear): ${pct(samples)} of the samples (held-out data: ${pct(held)})`);
   return file;
 }

@@ -389,6 +389,17 @@ describe('first training on toy data', () => {
     return n / (p.length / 2);
   };
 
+  it('k.data.toy2dNear finds ≥ 99% of each data set near its set, and far less of a blob over the same square', () => {
+    // a blob: a 40 × 40 grid over [−3, 3]² (cell centres)
+    const blob = Float32Array.from({ length: 3200 }, (_, i) => ((i % 2 ? Math.floor(i / 80) : (i >> 1) % 40) + 0.5) * 0.15 - 3);
+    for (const name of ['moons', '8gaussians', 'swissroll', 'checkerboard'] as const) {
+      expect(k.data.toy2dNear(name, k.data.toy2d(name, 2000, 5)), name).toBeGreaterThanOrEqual(0.99);
+      expect(k.data.toy2dNear(name, blob), name).toBeLessThan(0.65);
+    }
+    expect(k.data.toy2dDistance('moons', -3, -0.5)).toBeCloseTo(0, 12); // an end of the upper arc
+    expect(k.data.toy2dDistance('8gaussians', 0, 0)).toBeCloseTo(2, 12);
+  });
+
   // the data's noise has σ = 0.1 per coordinate: within 3σ of the moons' arcs, within 4σ of a mode
   it.each([
     { dataset: 'moons', objective: 'flow', dist: toMoons, tol: 0.3 },
