@@ -29,8 +29,8 @@ export const TOY_DENOISER_DEFAULTS: ToyDenoiserConfig = { dims: 2, hidden: 128, 
 
 /**
  * MLP denoiser: [sinusoidal(scale · x_i) for each coordinate, sinusoidal(t)] → hidden layers → output.
- * The sinusoidal features of the coordinates matter: an MLP fed the raw 2D coordinates is too smooth to
- * fit thin structures (two moons come out as one blob filling the space between them).
+ * The sinusoidal features of the coordinates and the depth matter: a small MLP fed the raw 2D coordinates
+ * is too smooth to fit thin structures (two moons come out as one blob filling the space between them).
  */
 export class ToyDenoiser extends Module {
   readonly config: ToyDenoiserConfig;

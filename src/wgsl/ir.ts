@@ -257,7 +257,7 @@ export class IndexConstants {
     return `kiln_udiv(${x}, ${dw}, ${rw})`;
   }
 
-  /** `x % d` for a positive constant d (`x` is a name: it is read twice when lifted). */
+  /** `x % d` for a positive constant d (`x` appears twice in the text when lifted: pass a name or a cheap expression). */
   mod(x: string, d: number, name?: string): string {
     if (!this.lift) return `(${x} % ${d >>> 0}u)`;
     return `(${x} - ${this.div(x, d, name)} * ${this.u32(d, name)})`;

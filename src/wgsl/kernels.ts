@@ -380,7 +380,7 @@ function axisOffset(i: string, atoms: Atom[], C: IndexConstants, name: string): 
   for (let a = atoms.length - 1; a >= 0; a--) {
     const [n, s] = atoms[a]!;
     let digit = inner === 1 ? i : C.div(i, inner, `${name}i${a}`);
-    if (a > 0) digit = `(${digit} - ${C.div(digit, n, `${name}n${a}`)} * ${C.u32(n, `${name}n${a}`)})`;
+    if (a > 0) digit = C.mod(digit, n, `${name}n${a}`);
     terms.push(`${digit} * ${C.u32(s, `${name}s${a}`)}`);
     inner *= n;
   }
