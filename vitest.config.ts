@@ -1,5 +1,6 @@
 import { defineConfig } from 'vitest/config';
 import { playwright } from '@vitest/browser-playwright';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from './web/headless.ts';
 
 // Two projects in one `vitest run`:
 //   node    — Dawn (npm `webgpu`) in Node. All files run serially in ONE forked process
@@ -11,15 +12,6 @@ import { playwright } from '@vitest/browser-playwright';
 //             WebGPU. `executablePath` is given, so Playwright never looks for (or downloads)
 //             its own browser build.
 
-const chromiumArgs = [
-  '--enable-unsafe-webgpu',
-  '--enable-unsafe-swiftshader',
-  '--use-webgpu-adapter=swiftshader',
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-];
 
 export default defineConfig({
   test: {
@@ -55,8 +47,8 @@ export default defineConfig({
             screenshotFailures: false,
             provider: playwright({
               launchOptions: {
-                executablePath: '/usr/bin/chromium',
-                args: chromiumArgs,
+                executablePath: CHROMIUM_PATH,
+                args: CHROMIUM_ARGS,
               },
             }),
             instances: [{ browser: 'chromium' }],

@@ -1,6 +1,7 @@
 /**
  * Bundles the demo page with esbuild: `web/main.ts` (the page) and `web/worker.ts` (kiln in a worker, from
- * the same `src/` as Node) become `main.js` and `worker.js`, next to `index.html` and `style.css`.
+ * the same `src/` as Node) become `main.js` and `worker.js`, next to `index.html`, `style.css` and the
+ * default checkpoint (`checkpoints/`, listed in `checkpoints/index.json`).
  *
  *   npm run web:build [-- --out out/web]    writes a static site (serve the folder over http)
  */
@@ -18,7 +19,7 @@ export interface WebFile {
   type: string;
 }
 
-const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.map': 'application/json' };
+const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.map': 'application/json', '.json': 'application/json' };
 
 /** The content type of a file name by extension. */
 export function contentType(name: string): string {
@@ -50,14 +51,28 @@ export async function buildWeb(opts: { minify?: boolean } = {}): Promise<Map<str
     files.set(name, { body: f.contents, type: contentType(name) });
   }
   for (const name of ['index.html', 'style.css']) files.set(`/${name}`, { body: readFileSync(join(ROOT, 'web', name)), type: contentType(name) });
+  // the page's default model: the tiny checkpoint of the tests, so sampling works on the first click
+  files.set(`/${BUNDLED_CHECKPOINT.url}`, { body: readFileSync(join(ROOT, 'tests/fixtures/mnist-tiny.safetensors')), type: 'application/octet-stream' });
+  files.set('/checkpoints/index.json', { body: new TextEncoder().encode(JSON.stringify([BUNDLED_CHECKPOINT])), type: 'application/json' });
   return files;
 }
+
+/** A checkpoint the page offers: its URL (relative to the page) and what it is. */
+export interface CheckpointEntry {
+  url: string;
+  label: string;
+}
+
+/** The checkpoint bundled with the page (the tests' tiny UNet). */
+export const BUNDLED_CHECKPOINT: CheckpointEntry = { url: 'checkpoints/mnist-tiny.safetensors', label: 'tiny UNet (41k parameters, a few minutes of training): rough digits' };
 
 /** Writes the built site to a folder. */
 export async function writeWeb(outDir: string, opts: { minify?: boolean } = {}): Promise<string[]> {
   const files = await buildWeb(opts);
-  mkdirSync(outDir, { recursive: true });
-  for (const [name, f] of files) writeFileSync(join(outDir, name), f.body);
+  for (const [name, f] of files) {
+    mkdirSync(dirname(join(outDir, name)), { recursive: true });
+    writeFileSync(join(outDir, name), f.body);
+  }
   return [...files.keys()];
 }
 

@@ -5,9 +5,11 @@
  */
 import type { DeviceInfo } from '../src/index.js';
 import type { SamplerName } from '../src/diffusion/samplers.js';
-import type { Toy2D } from '../src/data/toy2d.js';
-import { drawImageGrid, drawLoss, drawScatter, gridLayout } from './draw.js';
-import { IMAGE_SAMPLERS, TOY_SAMPLERS, type Envelope, type ModelSummary, type Progress, type Reply, type Request, type Results, type ToyObjective } from './protocol.js';
+import { toy2d, type Toy2D } from '../src/data/toy2d.js';
+import type { CheckpointEntry } from './build.js';
+import { COLORS, drawImageGrid, drawLoss, drawScatter, gridLayout } from './draw.js';
+import { DATASET_NOTES, GUIDANCE_NOTE, PROCESS_NOTES, SAMPLER_NOTES, WEBGPU_HELP } from './explain.js';
+import { IMAGE_SAMPLERS, TOY_SAMPLERS, type Envelope, type ModelSummary, type NoiseLevel, type Progress, type Reply, type Request, type Results, type ToyObjective } from './protocol.js';
 
 /** What the page knows, readable as `window.kilnDemo`. */
 export interface DemoState {
@@ -19,17 +21,22 @@ export interface DemoState {
   fatal: string | null;
   device: DeviceInfo | null;
   /**
-   * Seconds are the worker's time for the last training run / sampling run. `mnist.samples` are in
-   * sampling order (as `kiln sample` draws them); the grid shows one digit per column.
+   * Seconds are the worker's time for the last training run / sampling run. `previews` counts the sample
+   * plots drawn while training. `mnist.samples` are in sampling order (as `kiln sample` draws them); the
+   * grid shows one digit per column. `mnist.defaultLoaded` is set once the page's own choice of
+   * checkpoint has been loaded (or has failed) at start.
    */
-  toy: { losses: number[]; samples: Float32Array | null; frames: number; error: string | null; trainSeconds: number; sampleSeconds: number };
-  mnist: { model: ModelSummary | null; samples: Float32Array | null; shape: number[]; cols: number; frames: number; trainLosses: number[]; error: string | null; sampleSeconds: number };
+  toy: { losses: number[]; samples: Float32Array | null; frames: number; previews: number; error: string | null; trainSeconds: number; sampleSeconds: number };
+  mnist: {
+    model: ModelSummary | null; samples: Float32Array | null; shape: number[]; cols: number; frames: number; trainLosses: number[]; previews: number;
+    error: string | null; sampleSeconds: number; defaultLoaded: boolean; checkpoint: ArrayBuffer | null;
+  };
 }
 
 const state: DemoState = {
   ready: false, busy: false, fatal: null, device: null,
-  toy: { losses: [], samples: null, frames: 0, error: null, trainSeconds: 0, sampleSeconds: 0 },
-  mnist: { model: null, samples: null, shape: [], cols: 1, frames: 0, trainLosses: [], error: null, sampleSeconds: 0 },
+  toy: { losses: [], samples: null, frames: 0, previews: 0, error: null, trainSeconds: 0, sampleSeconds: 0 },
+  mnist: { model: null, samples: null, shape: [], cols: 1, frames: 0, trainLosses: [], previews: 0, error: null, sampleSeconds: 0, defaultLoaded: false, checkpoint: null },
 };
 (globalThis as unknown as { kilnDemo: DemoState }).kilnDemo = state;
 
@@ -60,6 +67,59 @@ function setInfo(id: string, text: string, error = false): void {
   el.classList.toggle('error', error);
 }
 
+/** Seconds as '42 s' or '3 min 05 s'. */
+function duration(s: number): string {
+  if (!Number.isFinite(s)) return '…';
+  if (s < 60) return `${Math.max(0, Math.round(s))} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${String(Math.round(s - 60 * m)).padStart(2, '0')} s`;
+}
+
+/** A progress bar with its label: done / total, the rate per second and the time left. */
+class Meter {
+  private t0 = 0;
+  private first = 0;
+  private firstAt = 0;
+  constructor(private readonly bar: string, private readonly label: string, private readonly unit: string) {}
+
+  /** Starts a job of `total` units. */
+  start(total: number, text = ''): void {
+    this.t0 = performance.now();
+    this.firstAt = 0;
+    const b = $<HTMLProgressElement>(this.bar);
+    b.max = Math.max(1, total);
+    b.value = 0;
+    $(this.label).textContent = text;
+  }
+
+  /** `done` of `total` units finished; `extra` is appended to the label. */
+  update(done: number, total: number, extra = ''): void {
+    const now = performance.now();
+    // the rate from the first update on: the first unit includes compiling the job's pipelines
+    if (!this.firstAt) {
+      this.firstAt = now;
+      this.first = done;
+    }
+    const b = $<HTMLProgressElement>(this.bar);
+    b.max = Math.max(1, total);
+    b.value = done;
+    const elapsed = (now - this.firstAt) / 1000;
+    const rate = elapsed > 0.2 ? (done - this.first) / elapsed : NaN;
+    const left = done >= total ? '' : ` · ${Number.isFinite(rate) && rate > 0 ? `ETA ${duration((total - done) / rate)}` : 'ETA …'}`;
+    $(this.label).textContent = `${done} / ${total} ${this.unit}${Number.isFinite(rate) ? ` · ${rate < 10 ? rate.toFixed(1) : rate.toFixed(0)} ${this.unit}/s` : ''}${left}${extra}`;
+  }
+
+  /** Replaces the label with a closing line. */
+  finish(text: string): void {
+    $(this.label).textContent = text;
+  }
+
+  /** Seconds since `start`. */
+  seconds(): number {
+    return (performance.now() - this.t0) / 1000;
+  }
+}
+
 // ---- the worker and its requests ----
 
 let worker: Worker | null = null;
@@ -76,13 +136,24 @@ function call<T extends Request['type']>(req: Extract<Request, { type: T }>, onP
   });
 }
 
+/** Shows why the page cannot run and how to get WebGPU in each browser; disables every button. */
 function fatal(message: string): void {
   state.fatal = message;
   state.ready = false;
   const b = $('webgpu-missing');
-  b.textContent = message;
+  const head = document.createElement('strong');
+  head.textContent = message;
+  const list = document.createElement('ul');
+  for (const [browser, how] of WEBGPU_HELP) {
+    const li = document.createElement('li');
+    const name = document.createElement('b');
+    name.textContent = `${browser}: `;
+    li.append(name, how);
+    list.append(li);
+  }
+  b.replaceChildren(head, 'How to get WebGPU:', list);
   b.hidden = false;
-  setInfo('status', 'Not running.');
+  setInfo('status', 'Not running');
   for (const el of Array.from(document.querySelectorAll<HTMLButtonElement>('button'))) el.disabled = true;
 }
 
@@ -107,20 +178,25 @@ function startWorker(): void {
   };
 }
 
-/** Runs one job at a time: action buttons are disabled meanwhile, stop buttons enabled. */
+/** The section an info line belongs to. */
+const sectionOf = (infoId: string): 'toy' | 'mnist' => (infoId.startsWith('toy') ? 'toy' : 'mnist');
+
+/**
+ * Runs one job at a time: action buttons are disabled meanwhile, stop buttons enabled. A failure is shown
+ * in the section's info line (and kept in `kilnDemo`); the next job clears it.
+ */
 async function run(infoId: string, job: () => Promise<void>): Promise<void> {
   if (state.busy || !state.ready) return;
   state.busy = true;
-  if (infoId === 'toy-info') state.toy.error = null;
-  else state.mnist.error = null;
+  state[sectionOf(infoId)].error = null;
+  $(infoId).classList.remove('error');
   syncButtons();
   try {
     await job();
   } catch (e) {
     const msg = (e as Error).message;
     setInfo(infoId, msg === 'stopped' ? 'Stopped.' : `Error: ${msg}`, msg !== 'stopped');
-    if (infoId === 'toy-info') state.toy.error = msg;
-    else state.mnist.error = msg;
+    state[sectionOf(infoId)].error = msg;
   } finally {
     state.busy = false;
     syncButtons();
@@ -135,33 +211,7 @@ function syncButtons(): void {
   $<HTMLButtonElement>('mnist-sample').disabled = !on || !state.mnist.model;
   $<HTMLButtonElement>('toy-play').disabled = toyFrames.length < 2;
   $<HTMLButtonElement>('mnist-play').disabled = mnistFrames.length < 2;
-}
-
-// ---- 2D toy diffusion ----
-
-let toyTrained: ToyObjective | null = null;
-let toyDataset = '';
-let toyFrames: Float32Array[] = [];
-let toyData: Float32Array | null = null;
-const TRAILS = 16;
-
-function fillToySamplers(): void {
-  const s = select('toy-sampler');
-  const keep = s.value;
-  s.replaceChildren(...TOY_SAMPLERS[select('toy-objective').value as ToyObjective].map((name) => new Option(name, name)));
-  if (Array.from(s.options).some((o) => o.value === keep)) s.value = keep;
-}
-
-function drawToyFrame(f: number): void {
-  const frames = toyFrames.slice(0, f + 1);
-  const trails = Array.from({ length: TRAILS }, (_, i) => frames.flatMap((x) => [x[2 * i]!, x[2 * i + 1]!]));
-  drawScatter(canvas('toy-plot'), [
-    { points: toyData ?? undefined, color: 'rgba(90,90,90,0.35)', size: 2 },
-    { points: frames[frames.length - 1], color: 'rgba(30,90,200,0.7)', size: 2 },
-    { trails, color: 'rgba(220,60,30,0.9)' },
-  ]);
-  input('toy-frame').value = String(f);
-  $('toy-frame-label').textContent = `step ${f} / ${toyFrames.length - 1}`;
+  input('mnist-file').disabled = !on;
 }
 
 /** Plays frames from the first to the last (about 12 per second). */
@@ -179,16 +229,78 @@ function play(frames: () => number, draw: (f: number) => void, handle: { id: num
 const toyAnim = { id: 0 };
 const mnistAnim = { id: 0 };
 
+/** 'step 3 / 12 · t = 0.75 · σ = 3.00': where a trajectory frame is on the way from noise to data. */
+function frameLabel(f: number, total: number, level: NoiseLevel | undefined, flow: boolean): string {
+  if (!level) return `step ${f} / ${total}`;
+  // the last point of a DDPM path is the data itself (timestep −1 in the process's numbering)
+  const t = flow ? level.t.toFixed(2) : Math.max(0, level.t).toFixed(0);
+  const sigma = Number.isFinite(level.sigma) ? (level.sigma < 10 ? level.sigma.toFixed(2) : level.sigma.toFixed(0)) : '∞';
+  return `step ${f} / ${total} · t = ${t} · σ = ${sigma}`;
+}
+
+// ---- 2D toy diffusion ----
+
+let toyTrained: ToyObjective | null = null;
+let toyDataset = '';
+let toyFrames: { x: Float32Array; level: NoiseLevel }[] = [];
+/** The data shown behind samples (the dataset selected, or the one the model was trained on). */
+let toyData: Float32Array = new Float32Array();
+const TRAILS = 16;
+const toyMeter = new Meter('toy-progress', 'toy-progress-label', 'steps');
+
+/** Draws the data, optionally with points and trajectory trails over it. */
+function drawToy(points?: Float32Array, trails?: number[][]): void {
+  drawScatter(canvas('toy-plot'), [
+    { points: toyData, color: COLORS.data, size: 2 },
+    ...(points ? [{ points, color: COLORS.samples, size: 2 }] : []),
+    ...(trails ? [{ trails, color: COLORS.trails }] : []),
+  ]);
+}
+
+/** Shows the selected dataset (before anything is trained, and whenever it changes). */
+function showToyData(): void {
+  const d = select('toy-dataset').value as Toy2D;
+  $('toy-dataset-note').textContent = DATASET_NOTES[d];
+  toyData = toy2d(d, 1000, 123);
+  if (!state.busy) drawToy();
+}
+
+function fillToySamplers(): void {
+  const objective = select('toy-objective').value as ToyObjective;
+  const s = select('toy-sampler');
+  const keep = s.value;
+  s.replaceChildren(...TOY_SAMPLERS[objective].map((name) => new Option(name, name)));
+  if (Array.from(s.options).some((o) => o.value === keep)) s.value = keep;
+  $('toy-objective-note').textContent = PROCESS_NOTES[objective];
+  explainSampler('toy-sampler', 'toy-sampler-note');
+}
+
+function explainSampler(selectId: string, noteId: string): void {
+  $(noteId).textContent = SAMPLER_NOTES[select(selectId).value as SamplerName] ?? '';
+}
+
+function drawToyFrame(f: number): void {
+  const frames = toyFrames.slice(0, f + 1);
+  const trails = Array.from({ length: TRAILS }, (_, i) => frames.flatMap(({ x }) => [x[2 * i]!, x[2 * i + 1]!]));
+  drawToy(frames[frames.length - 1]?.x, trails);
+  input('toy-frame').value = String(f);
+  $('toy-frame-label').textContent = frameLabel(f, toyFrames.length - 1, toyFrames[f]?.level, toyTrained === 'flow');
+}
+
 async function toySample(): Promise<void> {
   if (!toyTrained) throw new Error('train a model first');
   if (toyTrained !== select('toy-objective').value) throw new Error(`the model was trained with ${toyTrained}; train again for the selected process`);
   const req = { type: 'toy-sample' as const, sampler: select('toy-sampler').value as SamplerName, steps: num('toy-sample-steps', 'Sampling steps', { integer: true, min: 1, max: 1000 }), count: num('toy-count', 'Samples', { integer: true, min: TRAILS, max: 20000 }), seed: num('toy-seed', 'Seed', { integer: true, min: 0 }) };
+  cancelAnimationFrame(toyAnim.id);
   toyFrames = [];
-  setInfo('toy-info', `Sampling with ${req.sampler}, ${req.steps} steps…`);
+  state.toy.samples = null;
+  toyMeter.start(req.steps);
+  setInfo('toy-info', `Sampling ${req.count} points with ${req.sampler}, ${req.steps} steps…`);
   const r = await call(req, (e) => {
     if (e.type !== 'toy-frame') return;
-    toyFrames.push(e.x);
+    toyFrames.push({ x: e.x, level: { t: e.t, sigma: e.sigma } });
     drawToyFrame(toyFrames.length - 1);
+    if (e.step > 0) toyMeter.update(e.step, req.steps);
   });
   toyData = r.data;
   state.toy.samples = r.x;
@@ -198,25 +310,43 @@ async function toySample(): Promise<void> {
   slider.max = String(toyFrames.length - 1);
   slider.disabled = false;
   drawToyFrame(toyFrames.length - 1);
-  setInfo('toy-info', `Trained on ${toyDataset} (${toyTrained}); ${req.count} samples with ${req.sampler} in ${req.steps} steps (${r.seconds.toFixed(1)} s). Drag the slider or replay to watch them move.`);
+  toyMeter.finish(`sampled in ${r.seconds.toFixed(1)} s`);
+  setInfo('toy-info', `Trained on ${toyDataset} (${toyTrained === 'flow' ? 'rectified flow' : 'DDPM'}); ${req.count} samples with ${req.sampler} in ${req.steps} steps (${r.seconds.toFixed(1)} s). Drag the slider or press ▶ to watch them move from noise (t = ${toyTrained === 'flow' ? '1' : '999'}) to data.`);
   syncButtons();
   play(() => toyFrames.length, drawToyFrame, toyAnim);
 }
 
 function toyTrain(): Promise<void> {
   return run('toy-info', async () => {
+    const steps = num('toy-steps', 'Training steps', { integer: true, min: 1, max: 100000 });
     const req = {
       type: 'toy-train' as const, dataset: select('toy-dataset').value as Toy2D, objective: select('toy-objective').value as ToyObjective,
-      steps: num('toy-steps', 'Training steps', { integer: true, min: 1, max: 100000 }), batchSize: num('toy-batch', 'Batch', { integer: true, min: 1, max: 65536 }),
+      steps, batchSize: num('toy-batch', 'Batch', { integer: true, min: 1, max: 65536 }),
       lr: num('toy-lr', 'Learning rate', { positive: true }), seed: num('toy-seed', 'Seed', { integer: true, min: 0 }),
+      // about ten redraws per run, at most one per 50 steps
+      previewEvery: Math.max(50, Math.round(steps / 10)),
     };
+    cancelAnimationFrame(toyAnim.id);
     toyTrained = null;
-    state.toy = { losses: [], samples: null, frames: 0, error: null, trainSeconds: 0, sampleSeconds: 0 };
-    setInfo('toy-info', `Training ${req.steps} steps…`);
+    toyFrames = [];
+    showToyData();
+    drawToy();
+    input('toy-frame').disabled = true;
+    $('toy-frame-label').textContent = '';
+    state.toy = { losses: [], samples: null, frames: 0, previews: 0, error: null, trainSeconds: 0, sampleSeconds: 0 };
+    setInfo('toy-info', `Training ${req.steps} steps… samples of the model are redrawn every ${req.previewEvery} steps.`);
+    toyMeter.start(req.steps, 'compiling…');
     let queued = false;
     const r = await call(req, (e) => {
+      if (e.type === 'toy-preview') {
+        state.toy.previews++;
+        drawToy(e.x);
+        $('toy-frame-label').textContent = `samples at training step ${e.step}`;
+        return;
+      }
       if (e.type !== 'toy-loss') return;
       state.toy.losses.push(e.loss);
+      toyMeter.update(e.step + 1, req.steps, ` · loss ${e.loss.toFixed(3)}`);
       if (!queued) {
         queued = true;
         requestAnimationFrame(() => {
@@ -230,33 +360,84 @@ function toyTrain(): Promise<void> {
     drawLoss(canvas('toy-loss'), r.losses, req.steps);
     toyTrained = req.objective;
     toyDataset = req.dataset;
-    setInfo('toy-info', `Trained ${req.steps} steps in ${r.seconds.toFixed(1)} s (${(req.steps / r.seconds).toFixed(1)} steps/s).`);
+    const stopped = r.losses.length < req.steps ? `stopped after ${r.losses.length} of ${req.steps} steps` : `${req.steps} steps`;
+    toyMeter.finish(`${stopped} in ${r.seconds.toFixed(1)} s (${(r.losses.length / r.seconds).toFixed(1)} steps/s)`);
     await toySample();
   });
 }
 
 // ---- MNIST ----
 
-let mnistFrames: { x: Float32Array; x0: Float32Array }[] = [];
+let mnistFrames: { x: Float32Array; x0: Float32Array; level: NoiseLevel }[] = [];
+const sampleMeter = new Meter('mnist-sample-progress', 'mnist-sample-progress-label', 'steps');
+const trainMeter = new Meter('mnist-progress', 'mnist-progress-label', 'steps');
+/** Whether the model was chosen by the user (loaded or trained), not the page's default: replacing it asks first. */
+let userModel = false;
+/** The model was trained here and its checkpoint not downloaded yet. */
+let unsaved = false;
 
 function fillImageSamplers(objective: 'eps' | 'v' | 'flow'): void {
   const s = select('mnist-sampler');
   const keep = s.value;
   s.replaceChildren(...IMAGE_SAMPLERS[objective].map((name) => new Option(name, name)));
   if (Array.from(s.options).some((o) => o.value === keep)) s.value = keep;
+  explainSampler('mnist-sampler', 'mnist-sampler-note');
 }
 
 function showModel(m: ModelSummary): void {
   state.mnist.model = m;
   fillImageSamplers(m.objective);
   const space = m.latent ? `latents ${m.latent.join('×')} decoded by its VAE to images ${m.shape.join('×')}` : `images ${m.shape.join('×')}`;
-  setInfo('mnist-model', `${m.source}: ${m.kind}, ${(m.parameters / 1000).toFixed(0)}k parameters, ${m.objective} objective, ${m.step} training steps, ${space}, ${m.numClasses} classes.`);
+  const objective = { flow: 'rectified flow', eps: 'ε-prediction', v: 'v-prediction' }[m.objective];
+  setInfo('mnist-model', `Loaded ${m.source}: ${m.kind}, ${(m.parameters / 1000).toFixed(0)}k parameters, ${objective}, ${m.step} training steps, ${space}, ${m.numClasses} classes.`);
 }
 
-async function loadBytes(bytes: ArrayBuffer, source: string): Promise<void> {
+/** Asks before the user's model is replaced (false: keep it). */
+function mayReplace(by: string): boolean {
+  const m = state.mnist.model;
+  if (!m || !userModel) return true;
+  const note = unsaved ? ' It was trained in this page and not downloaded: it will be lost.' : '';
+  return window.confirm(`${by} replaces the loaded model (${m.source}).${note} Continue?`);
+}
+
+async function loadBytes(bytes: ArrayBuffer, source: string, byUser = true): Promise<void> {
+  const shown = $('mnist-model').textContent ?? '';
   setInfo('mnist-model', `Loading ${source}…`);
-  const r = await call({ type: 'mnist-load', bytes, source }, undefined, [bytes]);
+  let r: Results['mnist-load'];
+  try {
+    r = await call({ type: 'mnist-load', bytes, source }, undefined, [bytes]);
+  } catch (e) {
+    // the worker keeps its model when a load fails
+    setInfo('mnist-model', shown);
+    throw e;
+  }
   showModel(r.model);
+  userModel = byUser;
+  unsaved = false;
+  $('mnist-download').hidden = true;
+}
+
+async function loadUrl(url: string, byUser = true): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(url);
+  } catch (e) {
+    throw new Error(`cannot fetch ${url}: ${(e as Error).message}`);
+  }
+  if (!res.ok) throw new Error(`fetch ${url}: HTTP ${res.status}${res.status === 404 ? ' (train a model with `npm start`, or choose a file)' : ''}`);
+  await loadBytes(await res.arrayBuffer(), url, byUser);
+}
+
+/** Lists the checkpoints the server offers and loads the first, so sampling works on the first click. */
+async function loadDefault(): Promise<void> {
+  try {
+    const res = await fetch('checkpoints/index.json');
+    const list = res.ok ? ((await res.json()) as CheckpointEntry[]) : [];
+    select('mnist-checkpoints').replaceChildren(...list.map((c) => new Option(c.label, c.url)));
+    if (list.length) await run('mnist-info', () => loadUrl(list[0]!.url, false));
+  } finally {
+    state.mnist.defaultLoaded = true;
+  }
 }
 
 /**
@@ -282,7 +463,7 @@ function drawMnistFrame(f: number): void {
   drawImageGrid(canvas('mnist-xt'), forDisplay(fr.x), n, h, w, state.mnist.cols, scale);
   drawImageGrid(canvas('mnist-x0'), forDisplay(fr.x0), n, h, w, state.mnist.cols, scale);
   input('mnist-frame').value = String(f);
-  $('mnist-frame-label').textContent = `step ${f + 1} / ${mnistFrames.length}`;
+  $('mnist-frame-label').textContent = frameLabel(f + 1, mnistFrames.length, fr.level, state.mnist.model?.objective === 'flow');
 }
 
 async function mnistSample(): Promise<void> {
@@ -295,16 +476,20 @@ async function mnistSample(): Promise<void> {
   if (m.numClasses === 0) labels = labels.map(() => 0);
   else if (labels.some((l) => l > m.numClasses)) throw new Error(`this model has ${m.numClasses} classes (0–${m.numClasses - 1}, ${m.numClasses} = none)`);
   const req = { type: 'mnist-sample' as const, labels, sampler: select('mnist-sampler').value as SamplerName, steps: num('mnist-steps', 'Steps', { integer: true, min: 1, max: 1000 }), guidance: num('mnist-guidance', 'Guidance'), seed: num('mnist-seed', 'Seed', { integer: true, min: 0 }) };
+  cancelAnimationFrame(mnistAnim.id);
   state.mnist.cols = Math.min(labels.length, 10);
   Object.assign(mnistLayout, { byDigit: digit === 'all', perDigit: per });
   state.mnist.shape = [labels.length, ...m.shape];
   state.mnist.samples = null;
   mnistFrames = [];
+  $('mnist-sample-plots').hidden = false;
+  sampleMeter.start(req.steps, 'compiling…');
   setInfo('mnist-info', `Sampling ${labels.length} images with ${req.sampler}, ${req.steps} steps, guidance ${req.guidance}…`);
   const r = await call(req, (e) => {
     if (e.type !== 'mnist-frame') return;
-    mnistFrames.push({ x: e.x, x0: e.x0 });
+    mnistFrames.push({ x: e.x, x0: e.x0, level: { t: e.t, sigma: e.sigma } });
     drawMnistFrame(mnistFrames.length - 1);
+    sampleMeter.update(e.step, e.total);
   });
   const [n, , h, w] = r.shape as [number, number, number, number];
   drawImageGrid(canvas('mnist-grid'), forDisplay(r.x), n, h, w, state.mnist.cols, 3);
@@ -314,38 +499,70 @@ async function mnistSample(): Promise<void> {
   const slider = input('mnist-frame');
   slider.max = String(Math.max(0, mnistFrames.length - 1));
   slider.disabled = mnistFrames.length < 2;
-  setInfo('mnist-info', `${n} samples in ${r.seconds.toFixed(1)} s (${req.sampler}, ${req.steps} steps, guidance ${req.guidance}, seed ${req.seed}).`);
+  sampleMeter.finish(`${n} images in ${r.seconds.toFixed(1)} s`);
+  setInfo('mnist-info', `${n} samples in ${r.seconds.toFixed(1)} s (${req.sampler}, ${req.steps} steps, guidance ${req.guidance}, seed ${req.seed}). Drag the slider to see x_t and the predicted x₀ at each step.`);
   syncButtons();
 }
 
 function mnistTrain(): Promise<void> {
   return run('mnist-info', async () => {
     const widths = select('mnist-widths').value.split(',').map(Number);
+    const steps = num('mnist-train-steps', 'Steps', { integer: true, min: 1, max: 1000000 });
     const req = {
       type: 'mnist-train' as const, widths, dataUrl: new URL(input('mnist-data-url').value.trim() || 'data/mnist/', location.href).href,
-      steps: num('mnist-train-steps', 'Steps', { integer: true, min: 1, max: 1000000 }), batchSize: num('mnist-batch', 'Batch', { integer: true, min: 1, max: 4096 }),
+      steps, batchSize: num('mnist-batch', 'Batch', { integer: true, min: 1, max: 4096 }),
       lr: num('mnist-lr', 'Learning rate', { positive: true }), seed: 0,
+      previewEvery: Math.max(25, Math.round(steps / 12)),
     };
+    if (!mayReplace('Training a new model')) {
+      setInfo('mnist-info', 'Training cancelled: the loaded model is kept.');
+      return;
+    }
     state.mnist.trainLosses = [];
-    const bar = $<HTMLProgressElement>('mnist-progress');
-    const label = $('mnist-progress-label');
+    state.mnist.previews = 0;
+    state.mnist.checkpoint = null;
+    $('mnist-download').hidden = true;
+    trainMeter.start(1, '');
     setInfo('mnist-info', 'Downloading the MNIST training set…');
+    let phase = '';
     const r = await call(req, (e) => {
-      if (e.type !== 'mnist-progress') return;
-      bar.max = e.total;
-      bar.value = e.done;
-      if (e.phase === 'download') label.textContent = `downloading file ${e.file ?? ''}: ${(e.done / 1e6).toFixed(1)} / ${(e.total / 1e6).toFixed(1)} MB`;
-      else {
-        if (e.loss !== undefined) state.mnist.trainLosses.push(e.loss);
-        label.textContent = `step ${e.done} / ${e.total}${e.loss !== undefined ? `, loss ${e.loss.toFixed(3)}` : ''}`;
-        if (e.done % 5 === 0 || e.done === e.total) drawLoss(canvas('mnist-loss'), state.mnist.trainLosses, e.total);
-        setInfo('mnist-info', 'Training…');
+      if (e.type === 'mnist-preview') {
+        state.mnist.previews++;
+        $('mnist-preview-figure').hidden = false;
+        const [n, , h, w] = e.shape as [number, number, number, number];
+        drawImageGrid(canvas('mnist-preview'), e.x, n, h, w, n, 3);
+        $('mnist-preview-label').textContent = `Digits 0–9 from the EMA weights at step ${e.step} (flow Euler, 10 steps, guidance 2, the same noise each time)`;
+        return;
       }
+      if (e.type !== 'mnist-progress') return;
+      if (e.phase !== phase) {
+        phase = e.phase;
+        trainMeter.start(e.total, phase === 'train' ? 'compiling…' : '');
+        if (phase === 'train') setInfo('mnist-info', `Training ${req.steps} steps (batch ${req.batchSize})…`);
+      }
+      if (e.phase === 'download') {
+        $<HTMLProgressElement>('mnist-progress').max = e.total;
+        $<HTMLProgressElement>('mnist-progress').value = e.done;
+        $('mnist-progress-label').textContent = `downloading file ${e.file ?? ''}: ${(e.done / 1e6).toFixed(1)} / ${(e.total / 1e6).toFixed(1)} MB`;
+        return;
+      }
+      if (e.loss !== undefined) state.mnist.trainLosses.push(e.loss);
+      trainMeter.update(e.done, e.total, e.loss !== undefined ? ` · loss ${e.loss.toFixed(3)}` : '');
+      if (e.done % 5 === 0 || e.done === e.total) drawLoss(canvas('mnist-loss'), state.mnist.trainLosses, e.total);
     });
     state.mnist.trainLosses = r.losses;
     drawLoss(canvas('mnist-loss'), r.losses, req.steps);
-    label.textContent = `${r.model.step} steps in ${r.seconds.toFixed(0)} s`;
+    const done = r.model.step < req.steps ? `stopped after ${r.model.step} of ${req.steps} steps` : `${r.model.step} steps`;
+    trainMeter.finish(`${done} in ${duration(r.seconds)}`);
     showModel(r.model);
+    userModel = true;
+    unsaved = true;
+    state.mnist.checkpoint = r.checkpoint;
+    const link = $<HTMLAnchorElement>('mnist-download');
+    if (link.href.startsWith('blob:')) URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob([r.checkpoint], { type: 'application/octet-stream' }));
+    link.textContent = `Download the model (${(r.checkpoint.byteLength / 1e6).toFixed(1)} MB)`;
+    link.hidden = false;
     await mnistSample();
   });
 }
@@ -353,40 +570,49 @@ function mnistTrain(): Promise<void> {
 // ---- wiring ----
 
 function wire(): void {
+  showToyData();
   fillToySamplers();
   fillImageSamplers('flow');
+  $('mnist-guidance-note').textContent = GUIDANCE_NOTE;
+  drawLoss(canvas('toy-loss'), [], Number(input('toy-steps').value) || 1);
+  drawLoss(canvas('mnist-loss'), [], Number(input('mnist-train-steps').value) || 1);
+  select('toy-dataset').addEventListener('change', showToyData);
   select('toy-objective').addEventListener('change', fillToySamplers);
+  select('toy-sampler').addEventListener('change', () => explainSampler('toy-sampler', 'toy-sampler-note'));
+  select('mnist-sampler').addEventListener('change', () => explainSampler('mnist-sampler', 'mnist-sampler-note'));
   $('toy-train').addEventListener('click', () => void toyTrain());
   $('toy-sample').addEventListener('click', () => void run('toy-info', toySample));
-  $('toy-stop').addEventListener('click', () => void call({ type: 'stop' }));
   $('toy-play').addEventListener('click', () => play(() => toyFrames.length, drawToyFrame, toyAnim));
   input('toy-frame').addEventListener('input', () => {
     cancelAnimationFrame(toyAnim.id);
     drawToyFrame(Number(input('toy-frame').value));
   });
+  for (const el of Array.from(document.querySelectorAll<HTMLButtonElement>('button.stop'))) el.addEventListener('click', () => void call({ type: 'stop' }));
   input('mnist-file').addEventListener('change', () => {
     const f = input('mnist-file').files?.[0];
-    if (f) void run('mnist-info', async () => loadBytes(await f.arrayBuffer(), f.name));
+    input('mnist-file').value = '';
+    if (f && mayReplace(`Loading ${f.name}`)) void run('mnist-info', async () => loadBytes(await f.arrayBuffer(), f.name));
   });
-  $('mnist-fetch').addEventListener('click', () => void run('mnist-info', async () => {
-    const url = input('mnist-url').value.trim();
-    if (!url) throw new Error('enter the URL of a .safetensors checkpoint');
-    let res: Response;
-    try {
-      res = await fetch(url);
-    } catch (e) {
-      throw new Error(`cannot fetch ${url}: ${(e as Error).message}`);
+  $('mnist-fetch').addEventListener('click', () => {
+    const url = input('mnist-url').value.trim() || select('mnist-checkpoints').value;
+    if (!url) {
+      setInfo('mnist-info', 'Error: enter the URL of a .safetensors checkpoint', true);
+      return;
     }
-    if (!res.ok) throw new Error(`fetch ${url}: HTTP ${res.status}${res.status === 404 ? ' (train a model with `npm start`, or choose a file)' : ''}`);
-    await loadBytes(await res.arrayBuffer(), url);
-  }));
+    if (mayReplace(`Loading ${url}`)) void run('mnist-info', () => loadUrl(url));
+  });
   $('mnist-sample').addEventListener('click', () => void run('mnist-info', mnistSample));
   $('mnist-train').addEventListener('click', () => void mnistTrain());
-  $('mnist-stop').addEventListener('click', () => void call({ type: 'stop' }));
+  $('mnist-download').addEventListener('click', () => {
+    unsaved = false;
+  });
   $('mnist-play').addEventListener('click', () => play(() => mnistFrames.length, drawMnistFrame, mnistAnim));
   input('mnist-frame').addEventListener('input', () => {
     cancelAnimationFrame(mnistAnim.id);
     drawMnistFrame(Number(input('mnist-frame').value));
+  });
+  window.addEventListener('beforeunload', (ev) => {
+    if (unsaved) ev.preventDefault();
   });
 }
 
@@ -394,7 +620,9 @@ async function main(): Promise<void> {
   wire();
   syncButtons();
   if (!('gpu' in navigator) || !navigator.gpu) {
-    fatal('WebGPU is not available in this browser (navigator.gpu is missing). Use a browser with WebGPU enabled: Chrome or Edge 113+, Firefox 141+, Safari 26+; on Linux, Chrome may need chrome://flags/#enable-unsafe-webgpu.');
+    fatal(window.isSecureContext
+      ? 'WebGPU is not available in this browser (navigator.gpu is missing).'
+      : 'WebGPU is not available in this browser here: the page is not a secure context (open it at http://localhost or over https).');
     return;
   }
   startWorker();
@@ -402,12 +630,13 @@ async function main(): Promise<void> {
     const { info } = await call({ type: 'init' });
     state.device = info;
     state.ready = true;
-    setInfo('status', `WebGPU adapter: ${info.driver}${info.description ? ` (${info.description})` : info.vendor ? ` (${info.vendor})` : ''}, running in a worker.`);
+    setInfo('status', `WebGPU adapter: ${info.driver}${info.description ? ` (${info.description})` : info.vendor ? ` (${info.vendor})` : ''}, running in a worker`);
   } catch (e) {
     fatal(`WebGPU could not start: ${(e as Error).message}`);
     return;
   }
   syncButtons();
+  await loadDefault();
 }
 
 void main();

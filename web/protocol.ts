@@ -44,18 +44,31 @@ export interface ModelSummary {
 /** Requests from the page to the worker. */
 export type Request =
   | { type: 'init' }
-  | { type: 'toy-train'; dataset: Toy2D; objective: ToyObjective; steps: number; batchSize: number; lr: number; seed: number }
+  | { type: 'toy-train'; dataset: Toy2D; objective: ToyObjective; steps: number; batchSize: number; lr: number; seed: number; previewEvery: number }
   | { type: 'toy-sample'; sampler: SamplerName; steps: number; count: number; seed: number }
   | { type: 'mnist-load'; bytes: ArrayBuffer; source: string }
   | { type: 'mnist-sample'; labels: number[]; sampler: SamplerName; steps: number; guidance: number; seed: number }
-  | { type: 'mnist-train'; dataUrl: string; widths: number[]; steps: number; batchSize: number; lr: number; seed: number }
+  | { type: 'mnist-train'; dataUrl: string; widths: number[]; steps: number; batchSize: number; lr: number; seed: number; previewEvery: number }
   | { type: 'stop' };
+
+/**
+ * Where a sampler is after a step: the process time t (rectified flow: t ∈ [0, 1], 1 = pure noise; DDPM:
+ * the timestep, 999 = noisiest) and the noise level σ = s/a (x_t/a = x₀ + σ·ε; 0 at the data).
+ */
+export interface NoiseLevel {
+  t: number;
+  sigma: number;
+}
 
 /** Progress events from the worker. */
 export type Progress =
   | { type: 'toy-loss'; step: number; loss: number }
-  | { type: 'toy-frame'; step: number; total: number; x: Float32Array }
-  | { type: 'mnist-frame'; step: number; total: number; x: Float32Array; x0: Float32Array }
+  /** Samples of the model being trained, drawn every `previewEvery` steps. */
+  | { type: 'toy-preview'; step: number; x: Float32Array }
+  | ({ type: 'toy-frame'; step: number; total: number; x: Float32Array } & NoiseLevel)
+  | ({ type: 'mnist-frame'; step: number; total: number; x: Float32Array; x0: Float32Array } & NoiseLevel)
+  /** One sample per digit 0–9 from the EMA weights of the model being trained, every `previewEvery` steps. */
+  | { type: 'mnist-preview'; step: number; x: Float32Array; shape: number[] }
   | { type: 'mnist-progress'; phase: 'download' | 'train'; done: number; total: number; loss?: number; file?: string };
 
 /** Final results, by request type. */
@@ -65,7 +78,8 @@ export interface Results {
   'toy-sample': { x: Float32Array; data: Float32Array; seconds: number };
   'mnist-load': { model: ModelSummary };
   'mnist-sample': { x: Float32Array; shape: number[]; seconds: number };
-  'mnist-train': { model: ModelSummary; losses: number[]; seconds: number };
+  /** `checkpoint`: the trained run as a `.safetensors` checkpoint (what `kiln train` writes; `kiln sample` reads it). */
+  'mnist-train': { model: ModelSummary; losses: number[]; seconds: number; checkpoint: ArrayBuffer };
   stop: Record<string, never>;
 }
 

@@ -6,13 +6,15 @@
  *
  *   npm run web [-- --port 8080] [-- --host 127.0.0.1]
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, normalize, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { buildWeb, ROOT, type WebFile } from './build.js';
+import { DIFFUSION_CHECKPOINT_FORMAT } from '../src/diffusion/checkpoint.js';
+import { readHeaderSync } from '../src/nn/safetensors.js';
+import { BUNDLED_CHECKPOINT, buildWeb, ROOT, type CheckpointEntry, type WebFile } from './build.js';
 
 /** A running server. */
 export interface WebServer {
@@ -45,6 +47,29 @@ function sharedFile(urlPath: string): string | null {
   return null;
 }
 
+/**
+ * Diffusion checkpoints written in this repository (`out/<run>/checkpoint.safetensors`, e.g. by `npm start`),
+ * newest first: the page offers them before the bundled one and loads the first.
+ */
+function localCheckpoints(): CheckpointEntry[] {
+  const out = join(ROOT, 'out');
+  if (!existsSync(out)) return [];
+  const found: { entry: CheckpointEntry; time: number }[] = [];
+  for (const run of readdirSync(out)) {
+    const file = join(out, run, 'checkpoint.safetensors');
+    if (!existsSync(file)) continue;
+    try {
+      const meta = JSON.parse(readHeaderSync({ statSync, openSync, readSync, closeSync, fstatSync }, file).metadata.kiln ?? '{}') as { format?: string; step?: number; model?: { kind?: string } };
+      if (meta.format !== DIFFUSION_CHECKPOINT_FORMAT) continue;
+      const st = statSync(file);
+      found.push({ entry: { url: `out/${run}/checkpoint.safetensors`, label: `out/${run}: your ${meta.model?.kind ?? 'model'}, ${meta.step ?? '?'} training steps (${(st.size / 1e6).toFixed(1)} MB)` }, time: st.mtimeMs });
+    } catch {
+      // not a readable checkpoint: not offered
+    }
+  }
+  return found.sort((a, b) => b.time - a.time).map((f) => f.entry);
+}
+
 /** Starts the server (port 0 picks a free port). */
 export async function startServer(opts: { port?: number; host?: string; log?: boolean } = {}): Promise<WebServer> {
   const host = opts.host ?? '127.0.0.1';
@@ -59,6 +84,7 @@ export async function startServer(opts: { port?: number; host?: string; log?: bo
       };
       try {
         if (path === '/' || path === '/index.html') site = await buildWeb();
+        if (path === '/checkpoints/index.json') return send(200, JSON.stringify([...localCheckpoints(), BUNDLED_CHECKPOINT]), 'application/json');
         const page = site.get(path === '/' ? '/index.html' : path);
         if (page) return send(200, page.body, page.type);
         if (path.startsWith('/data/mnist/')) {

@@ -5,9 +5,9 @@
  */
 import * as k from '../src/index.js';
 import { DiffusionTrainer, TRAIN_DEFAULTS, trainToy, type TrainConfig } from '../src/train/index.js';
+import type { Envelope, ModelSummary, NoiseLevel, Progress, Reply, Request, Results } from './protocol.js';
 
 type Denoiser = k.diffusion.Denoiser;
-import type { Envelope, ModelSummary, Progress, Reply, Request, Results } from './protocol.js';
 
 /** The parts of the dedicated-worker global scope the worker uses. */
 interface WorkerScope {
@@ -23,8 +23,8 @@ let toy: { net: k.diffusion.ToyDenoiser; process: k.diffusion.NoiseProcess; pred
  * shape it samples, and for a latent checkpoint the codec that decodes its samples to images.
  */
 let image: { model: Denoiser; latent: k.nn.LatentCodec | null; sampleShape: [number, number, number]; summary: ModelSummary } | null = null;
-/** Set by a `stop` request; training loops check it between steps. */
-let stopRequested = false;
+/** Aborted by a `stop` request: training loops end early (keeping what was learned), sampling ends. */
+let stop = new AbortController();
 /** Serializes the requests (one job at a time; `stop` bypasses the queue). */
 let queue: Promise<void> = Promise.resolve();
 
@@ -43,18 +43,74 @@ function integer(name: string, v: number, min: number, max: number): number {
   return v;
 }
 
-async function toyTrain(r: Extract<Request, { type: 'toy-train' }>, emit: (e: Progress) => void): Promise<Results['toy-train']> {
+/** The noise level at each point of a sampling path: what the page labels its trajectory slider with. */
+function noiseLevels(path: k.diffusion.TimePoint[]): NoiseLevel[] {
+  return path.map((p) => ({ t: p.t, sigma: p.a > 0 ? p.s / p.a : Infinity }));
+}
+
+/** Throws `Stopped` once a stop was requested (called between sampling steps). */
+function checkStop(): void {
+  if (stop.signal.aborted) throw new Stopped();
+}
+
+/**
+ * Samples `count` points from the toy model with noise from a generator of its own (so a preview drawn
+ * during training leaves the training's random stream as it is); `onFrame` sees the start and every step.
+ */
+async function toyPoints(o: { count: number; steps: number; sampler: k.diffusion.SamplerName; seed: number }, onFrame?: (step: number, x: Float32Array, level: NoiseLevel) => void): Promise<Float32Array> {
+  const { net, process, prediction } = toy!;
+  const path = k.diffusion.samplingPath(process, { steps: o.steps });
+  const levels = noiseLevels(path);
+  const generator = new k.Generator(o.seed);
+  const noise = k.randn([o.count, 2], { generator });
+  try {
+    if (onFrame) {
+      const x0 = noise.mul(path[0]!.s);
+      onFrame(0, (await x0.data()) as Float32Array, levels[0]!);
+      x0.dispose();
+    }
+    const { x } = await k.noGrad(() => k.diffusion.sample({
+      model: net.asModel(), prediction, process, path, noise, sampler: o.sampler, clip: 5, generator,
+      onStep: async ({ step, x: xi }) => {
+        checkStop();
+        if (onFrame) onFrame(step, (await xi.data()) as Float32Array, levels[step]!);
+      },
+    }));
+    const values = (await x.data()) as Float32Array;
+    x.dispose();
+    return values;
+  } finally {
+    noise.dispose();
+  }
+}
+
+/** Samples of the model being trained: a quick deterministic sampler, the same noise each time. */
+const TOY_PREVIEW = { count: 600, steps: 20, seed: 99 };
+
+async function toyTrain(r: Extract<Request, { type: 'toy-train' }>, emit: (e: Progress, transfer?: Transferable[]) => void): Promise<Results['toy-train']> {
   integer('training steps', r.steps, 1, 100000);
   integer('batch size', r.batchSize, 1, 65536);
+  integer('preview interval', r.previewEvery, 0, 100000);
   if (!(r.lr > 0)) throw new Error(`the learning rate must be positive, got ${r.lr}`);
   const t0 = performance.now();
   if (toy) disposeModule(toy.net);
   toy = null;
+  const sampler = r.objective === 'flow' ? 'flow_euler' : 'ddim';
   const out = await trainToy({
-    dataset: r.dataset, objective: r.objective, steps: r.steps, batchSize: r.batchSize, lr: r.lr, seed: r.seed,
-    onStep: (step, loss) => {
+    dataset: r.dataset, objective: r.objective, steps: r.steps, batchSize: r.batchSize, lr: r.lr, seed: r.seed, signal: stop.signal,
+    onStep: async (step, loss, trainer) => {
       emit({ type: 'toy-loss', step, loss });
-      if (stopRequested) throw new Stopped();
+      if (r.previewEvery === 0 || step % r.previewEvery !== 0) return;
+      // the model under training (its parameters change in place), sampled between two steps
+      toy = { net: trainer.model, process: trainer.process, prediction: trainer.prediction, dataset: r.dataset, objective: r.objective };
+      try {
+        const x = await toyPoints({ ...TOY_PREVIEW, sampler });
+        emit({ type: 'toy-preview', step, x }, [x.buffer]);
+      } catch (e) {
+        if (!(e instanceof Stopped)) throw e;
+      } finally {
+        toy = null;
+      }
     },
   });
   toy = { net: out.net, process: out.process, prediction: out.prediction, dataset: r.dataset, objective: r.objective };
@@ -66,25 +122,8 @@ async function toySample(r: Extract<Request, { type: 'toy-sample' }>, emit: (e: 
   integer('sampling steps', r.steps, 1, 1000);
   integer('number of samples', r.count, 1, 20000);
   const t0 = performance.now();
-  const { net, process, prediction } = toy;
-  const path = k.diffusion.samplingPath(process, { steps: r.steps });
-  k.manualSeed(r.seed);
-  const noise = k.randn([r.count, 2]);
-  const x0 = noise.mul(path[0]!.s);
-  const start = (await x0.data()) as Float32Array;
-  x0.dispose();
-  emit({ type: 'toy-frame', step: 0, total: r.steps, x: start }, [start.buffer]);
-  const { x } = await k.noGrad(() => k.diffusion.sample({
-    model: net.asModel(), prediction, process, path, noise, sampler: r.sampler, clip: 5,
-    onStep: async ({ step, total, x: xi }) => {
-      const v = (await xi.data()) as Float32Array;
-      emit({ type: 'toy-frame', step, total, x: v }, [v.buffer]);
-    },
-  }));
-  const values = (await x.data()) as Float32Array;
-  x.dispose();
-  noise.dispose();
-  return { x: values, data: k.data.toy2d(toy.dataset, r.count, 123), seconds: (performance.now() - t0) / 1000 };
+  const x = await toyPoints(r, (step, v, level) => emit({ type: 'toy-frame', step, total: r.steps, x: v, ...level }, [v.buffer]));
+  return { x, data: k.data.toy2d(toy.dataset, r.count, 123), seconds: (performance.now() - t0) / 1000 };
 }
 
 /** Makes `model` the one sampled from, with a summary for the page. */
@@ -119,20 +158,30 @@ async function mnistLoad(r: Extract<Request, { type: 'mnist-load' }>): Promise<R
   return { model: useModel(model, latent, meta, r.source) };
 }
 
-async function mnistSample(r: Extract<Request, { type: 'mnist-sample' }>, emit: (e: Progress, transfer?: Transferable[]) => void): Promise<Results['mnist-sample']> {
-  if (!image) throw new Error('load a checkpoint (or train a model) first');
-  const { model, summary, latent, sampleShape } = image;
-  // a latent model's samples (and their x̂0) are shown decoded
+/** What `imageSamples` draws. */
+interface ImageRequest {
+  labels: number[];
+  sampler: k.diffusion.SamplerName;
+  steps: number;
+  guidance: number;
+  seed: number;
+}
+
+/**
+ * Samples images from a denoiser (decoded by `latent` for a latent model): their values and shape;
+ * `onFrame` sees x_t and the predicted x₀ after every step (decoded too).
+ */
+async function imageSamples(model: Denoiser, latent: k.nn.LatentCodec | null, objective: k.diffusion.Objective, sampleShape: [number, number, number], r: ImageRequest,
+  onFrame?: (step: number, total: number, x: Float32Array, x0: Float32Array, level: NoiseLevel) => void): Promise<{ x: Float32Array; shape: number[] }> {
   const decoded = (t: k.Tensor) => (latent ? latent.decode(t) : t);
-  if (r.labels.length < 1 || r.labels.length > 200) throw new Error(`between 1 and 200 samples at a time, got ${r.labels.length}`);
-  integer('sampling steps', r.steps, 1, 1000);
-  if (!Number.isFinite(r.guidance)) throw new Error(`the guidance scale must be a number, got ${r.guidance}`);
-  const t0 = performance.now();
+  const levels = noiseLevels(k.diffusion.samplingPath(k.diffusion.objectiveSetup(objective).process, { steps: r.steps }));
   const z = await k.noGrad(() => k.diffusion.generate(model, {
-    objective: summary.objective, labels: r.labels, shape: sampleShape, sampler: r.sampler, steps: r.steps, guidance: r.guidance, seed: r.seed,
+    objective, labels: r.labels, shape: sampleShape, sampler: r.sampler, steps: r.steps, guidance: r.guidance, seed: r.seed,
     onStep: async ({ step, total, x: xi, x0 }) => {
+      checkStop();
+      if (!onFrame) return;
       const [a, b] = (await k.scope(async () => Promise.all([decoded(xi).data(), decoded(x0).data()]))) as [Float32Array, Float32Array];
-      emit({ type: 'mnist-frame', step, total, x: a, x0: b }, [a.buffer, b.buffer]);
+      onFrame(step, total, a, b, levels[step] ?? levels[levels.length - 1]!);
     },
   }));
   const x = decoded(z);
@@ -140,7 +189,18 @@ async function mnistSample(r: Extract<Request, { type: 'mnist-sample' }>, emit: 
   const shape = [...x.shape];
   x.dispose();
   z.dispose();
-  return { x: values, shape, seconds: (performance.now() - t0) / 1000 };
+  return { x: values, shape };
+}
+
+async function mnistSample(r: Extract<Request, { type: 'mnist-sample' }>, emit: (e: Progress, transfer?: Transferable[]) => void): Promise<Results['mnist-sample']> {
+  if (!image) throw new Error('load a checkpoint (or train a model) first');
+  const { model, summary, latent, sampleShape } = image;
+  if (r.labels.length < 1 || r.labels.length > 200) throw new Error(`between 1 and 200 samples at a time, got ${r.labels.length}`);
+  integer('sampling steps', r.steps, 1, 1000);
+  if (!Number.isFinite(r.guidance)) throw new Error(`the guidance scale must be a number, got ${r.guidance}`);
+  const t0 = performance.now();
+  const { x, shape } = await imageSamples(model, latent, summary.objective, sampleShape, r, (step, total, a, b, level) => emit({ type: 'mnist-frame', step, total, x: a, x0: b, ...level }, [a.buffer, b.buffer]));
+  return { x, shape, seconds: (performance.now() - t0) / 1000 };
 }
 
 /** Fetches a file with download progress. */
@@ -184,7 +244,7 @@ async function mnistTrainSplit(dataUrl: string, emit: (e: Progress) => void): Pr
   const got: Uint8Array[] = [];
   for (const [i, f] of files.entries()) {
     got.push(await fetchBytes(base + f, (done, total) => emit({ type: 'mnist-progress', phase: 'download', done, total, file: `${i + 1}/${files.length}` })));
-    if (stopRequested) throw new Stopped();
+    checkStop();
   }
   const img = k.data.parseIdx(got[0]!, files[0]);
   const lab = k.data.parseIdx(got[1]!, files[1]);
@@ -194,15 +254,23 @@ async function mnistTrainSplit(dataUrl: string, emit: (e: Progress) => void): Pr
   return split;
 }
 
-async function mnistTrain(r: Extract<Request, { type: 'mnist-train' }>, emit: (e: Progress) => void): Promise<Results['mnist-train']> {
+/** The previews of in-page MNIST training: one digit of each class, a few Euler steps, fixed noise. */
+const MNIST_PREVIEW = { labels: Array.from({ length: 10 }, (_, d) => d), sampler: 'flow_euler' as const, steps: 10, guidance: 2, seed: 5 };
+
+async function mnistTrain(r: Extract<Request, { type: 'mnist-train' }>, emit: (e: Progress, transfer?: Transferable[]) => void): Promise<Results['mnist-train']> {
   integer('training steps', r.steps, 1, 1000000);
   integer('batch size', r.batchSize, 1, 4096);
+  integer('preview interval', r.previewEvery, 0, 1000000);
   if (!(r.lr > 0)) throw new Error(`the learning rate must be positive, got ${r.lr}`);
   const split = await mnistTrainSplit(r.dataUrl, emit);
   const t0 = performance.now();
   const groups = Math.min(4, ...r.widths);
   const config = { size: split.rows, widths: r.widths, depth: 1, attention: [], midAttention: false, heads: 2, groups, patch: 2 };
   const model = k.diffusion.buildDenoiser('unet', config);
+  // the EMA weights, copied in for each preview
+  const preview = k.diffusion.buildDenoiser('unet', config);
+  preview.eval();
+  const sampleShape: [number, number, number] = [1, split.rows, split.cols];
   const train: TrainConfig = { ...TRAIN_DEFAULTS, objective: 'flow', steps: r.steps, batchSize: r.batchSize, lr: r.lr, warmup: Math.min(50, r.steps >> 3), emaDecay: r.steps < 1000 ? 0.99 : 0.995, seed: r.seed };
   k.manualSeed(train.seed);
   const trainer = new DiffusionTrainer(model, train);
@@ -214,18 +282,30 @@ async function mnistTrain(r: Extract<Request, { type: 'mnist-train' }>, emit: (e
         x.dispose();
         y.dispose();
         emit({ type: 'mnist-progress', phase: 'train', done: trainer.step, total: r.steps, loss: trainer.losses[trainer.losses.length - 1] });
-        if (stopRequested || trainer.step >= r.steps) break training;
+        if (stop.signal.aborted || trainer.step >= r.steps) break training;
+        if (r.previewEvery > 0 && trainer.step % r.previewEvery === 0) {
+          // sampling draws from its own generator: the training's random stream is left as it is
+          trainer.ema.copyTo(preview);
+          try {
+            const s = await imageSamples(preview, null, 'flow', sampleShape, MNIST_PREVIEW);
+            emit({ type: 'mnist-preview', step: trainer.step, x: s.x, shape: s.shape }, [s.x.buffer]);
+          } catch (e) {
+            if (!(e instanceof Stopped)) throw e;
+            break training;
+          }
+        }
       }
     }
     await trainer.flush();
-    const ema = k.diffusion.buildDenoiser('unet', config);
-    trainer.ema.copyTo(ema);
-    ema.eval();
-    const meta = { model: { kind: 'unet', config: (ema as unknown as { config: object }).config }, train, step: trainer.step };
-    const summary = useModel(ema, null, meta, 'trained in this page');
-    return { model: summary, losses: trainer.losses, seconds: (performance.now() - t0) / 1000 };
+    // the checkpoint `kiln train` would write, loaded back the way a file is: one path for both
+    const bytes = await trainer.save(undefined, { model: { kind: 'unet', config: model.config } });
+    const loaded = await k.diffusion.loadDenoiser(bytes);
+    const summary = useModel(loaded.model, loaded.latent, loaded.meta, 'trained in this page');
+    const checkpoint = bytes.buffer.byteLength === bytes.byteLength ? bytes.buffer : bytes.slice().buffer;
+    return { model: summary, losses: trainer.losses, seconds: (performance.now() - t0) / 1000, checkpoint };
   } finally {
     disposeModule(model);
+    disposeModule(preview);
     for (const t of Object.values(trainer.opt.stateDict().tensors)) t.dispose();
     for (const t of trainer.ema.shadow.values()) t.dispose();
   }
@@ -247,8 +327,10 @@ async function handle(req: Request, emit: (e: Progress, transfer?: Transferable[
       const result = await mnistSample(req, emit);
       return { result, transfer: [result.x.buffer] };
     }
-    case 'mnist-train':
-      return { result: await mnistTrain(req, emit) };
+    case 'mnist-train': {
+      const result = await mnistTrain(req, emit);
+      return { result, transfer: [result.checkpoint] };
+    }
     default:
       throw new Error(`unknown request ${JSON.stringify((req as { type: unknown }).type)}`);
   }
@@ -257,12 +339,12 @@ async function handle(req: Request, emit: (e: Progress, transfer?: Transferable[
 scope.onmessage = (ev) => {
   const { id, req } = ev.data;
   if (req.type === 'stop') {
-    stopRequested = true;
+    stop.abort();
     scope.postMessage({ id, kind: 'done', result: {} });
     return;
   }
   queue = queue.then(async () => {
-    stopRequested = false;
+    stop = new AbortController();
     const emit = (event: Progress, transfer: Transferable[] = []) => scope.postMessage({ id, kind: 'progress', event }, transfer);
     try {
       const { result, transfer } = await handle(req, emit);

@@ -62,21 +62,26 @@ export interface ToyTrainOptions {
   batchSize?: number;
   lr?: number;
   seed?: number;
-  /** Called at step `step` (0-based) with the loss of the step before (from step 1 on). */
-  onStep?: (step: number, loss: number) => void;
+  /**
+   * Called at step `step` (0-based) with the loss of the step before (from step 1 on) and the trainer (its
+   * model may be sampled between steps); training waits for a returned promise.
+   */
+  onStep?: (step: number, loss: number, trainer: ToyTrainer) => void | Promise<void>;
+  /** Ends training early (after the step in flight) when aborted; the model learned so far is returned. */
+  signal?: AbortSignal;
 }
 
-/** Trains a ToyDenoiser on fresh samples of a toy data set (seeded); returns it with its process, prediction type and the loss curve. */
+/** Trains a ToyDenoiser on fresh samples of a toy data set (seeded); returns it with its process, prediction type and the loss curve (one loss per step run). */
 export async function trainToy(o: ToyTrainOptions): Promise<{ net: ToyDenoiser; process: NoiseProcess; prediction: Prediction; losses: number[] }> {
   manualSeed(o.seed ?? 0);
   const trainer = new ToyTrainer({ objective: o.objective, steps: o.steps, lr: o.lr ?? TOY_TRAIN_DEFAULTS.lr });
   const B = o.batchSize ?? TOY_TRAIN_DEFAULTS.batchSize;
   const data = toy2d(o.dataset, B * o.steps, (o.seed ?? 0) + 1);
-  for (let i = 0; i < o.steps; i++) {
+  for (let i = 0; i < o.steps && !o.signal?.aborted; i++) {
     const x0 = tensor(data.subarray(2 * B * i, 2 * B * (i + 1)), { shape: [B, 2] });
     await trainer.trainStep(x0);
     x0.dispose();
-    if (i > 0) o.onStep?.(i, trainer.losses[i - 1]!);
+    if (i > 0) await o.onStep?.(i, trainer.losses[i - 1]!, trainer);
   }
   await trainer.flush();
   return { net: trainer.model, process: trainer.process, prediction: trainer.prediction, losses: trainer.losses };

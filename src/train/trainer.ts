@@ -148,14 +148,16 @@ export abstract class Trainer<Row = number[]> {
   }
 
   /**
-   * Writes the checkpoint atomically. `extra` goes into the metadata; `extraTensors` are stored beside
-   * the trainer's (e.g. a latent model's frozen VAE under `vae.`) and must not use its prefixes.
+   * Writes the checkpoint atomically to `path` (Node) and returns its bytes; without a path (e.g. in a
+   * browser) it only returns them. `extra` goes into the metadata; `extraTensors` are stored beside the
+   * trainer's (e.g. a latent model's frozen VAE under `vae.`) and must not use its prefixes.
    */
-  async save(path: string, extra: Record<string, unknown> = {}, extraTensors: Record<string, Tensor> = {}): Promise<void> {
+  async save(path?: string, extra: Record<string, unknown> = {}, extraTensors: Record<string, Tensor> = {}): Promise<Uint8Array<ArrayBuffer>> {
+    const where = path ?? 'the checkpoint';
     await this.flush();
     // a run that went on after a non-finite step (its error caught) never overwrites the last good checkpoint
     for (let i = this.savedRows; i < this.history.length; i++) {
-      if (!values(this.history[i]).every(Number.isFinite)) throw this.divergence(i, `${path} was not written`);
+      if (!values(this.history[i]).every(Number.isFinite)) throw this.divergence(i, `${where} was not written`);
     }
     const { tensors: groups, meta } = this.state();
     const reserved = Object.keys(groups);
@@ -164,16 +166,18 @@ export abstract class Trainer<Row = number[]> {
     }
     const tensors = Object.assign({ ...extraTensors }, ...Object.entries(groups).map(([prefix, sd]) => withPrefix(prefix, sd))) as Record<string, Tensor>;
     const all = { format: this.checkpoint.format, step: this.step, rng: getRngState(), ...meta, [this.checkpoint.historyKey]: this.history, ...extra };
+    let bytes: Uint8Array<ArrayBuffer>;
     try {
       // a finite loss is computed before its step's update: the update itself may have made the tensors non-finite
-      await save(tensors, path, { metadata: { kiln: JSON.stringify(all) }, requireFinite: true });
+      bytes = await save(tensors, path, { metadata: { kiln: JSON.stringify(all) }, requireFinite: true });
     } catch (e) {
       if (!(e instanceof NonFiniteTensorError)) throw e;
       const lastRow = this.history.length ? values(this.history.at(-1)) : null;
       const last = lastRow ? ` (its ${this.metricNames[0] ?? 'metric 0'} was still finite: ${num(lastRow[0]!)})` : '';
-      throw new NonFiniteLossError(`${this.constructor.name}: the update of step ${this.step} made '${e.tensor}' non-finite${last}; training stopped and ${path} was not written`, this.step, this.history.length, lastRow);
+      throw new NonFiniteLossError(`${this.constructor.name}: the update of step ${this.step} made '${e.tensor}' non-finite${last}; training stopped and ${where} was not written`, this.step, this.history.length, lastRow);
     }
     this.savedRows = this.history.length;
+    return bytes;
   }
 
   /** Restores a checkpoint written by `save` into this trainer (same model structure); returns its metadata. */

@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../web/headless.ts';
 import * as k from '../../src/index.ts';
 import { sampleCommand } from '../../src/cli/diffusion.ts';
 import { trainToy } from '../../src/train/index.ts';
@@ -80,7 +81,6 @@ const MNIST_TRAIN = { steps: 30, batchSize: 8 };
 const MNIST_LOSS_FACTOR = 1.3;
 const TOY = { dataset: '8gaussians' as const, objective: 'ddpm-eps' as const, steps: 100, batchSize: 256, lr: 0.005, seed: 0 };
 
-const CHROMIUM_ARGS = ['--enable-unsafe-webgpu', '--enable-unsafe-swiftshader', '--use-webgpu-adapter=swiftshader', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'];
 
 let server: WebServer;
 let browser: Browser;
@@ -285,8 +285,8 @@ async function openDemo(): Promise<Page> {
   });
   await p.goto(server.url);
   await p.waitForFunction(() => {
-    const st = (globalThis as unknown as { kilnDemo: { ready: boolean; fatal: string | null } }).kilnDemo;
-    return st.ready || st.fatal !== null;
+    const st = (globalThis as unknown as { kilnDemo: { ready: boolean; busy: boolean; fatal: string | null; mnist: { defaultLoaded: boolean } } }).kilnDemo;
+    return (st.ready && st.mnist.defaultLoaded && !st.busy) || st.fatal !== null;
   }, null, { timeout: 60_000 });
   return p;
 }
@@ -295,7 +295,7 @@ beforeAll(async () => {
   await k.init();
   mkdirSync(OUT, { recursive: true });
   server = await startServer({ port: 0, log: false });
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   page = await openDemo();
 });
 
@@ -323,6 +323,44 @@ describe('the demo page', () => {
     expect(consoleErrors).toEqual([]);
   });
 
+  it('shows the data before any training, explains its choices, and has a model loaded so the first click samples', async () => {
+    // the selected dataset drawn in the data colour, at the place of its points (x = 2 maps to the canvas)
+    const plot = await page.evaluate(() => {
+      const c = document.getElementById('toy-plot') as HTMLCanvasElement;
+      const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+      let grey = 0, blue = 0;
+      for (let i = 0; i < d.length; i += 4) {
+        const [r, g, b] = [d[i]!, d[i + 1]!, d[i + 2]!];
+        if (Math.abs(r - g) < 12 && Math.abs(g - b) < 16 && r < 235 && r > 120) grey++;
+        if (b > r + 60) blue++;
+      }
+      return { grey, blue, dataset: (document.getElementById('toy-dataset') as HTMLSelectElement).value };
+    });
+    console.log(`landing: ${plot.grey} data-coloured pixels of ${plot.dataset} on the plot, ${plot.blue} sample-coloured`);
+    expect(plot.grey).toBeGreaterThan(1500);
+    expect(plot.blue).toBe(0);
+    // choosing another dataset redraws it
+    await page.selectOption('#toy-dataset', '8gaussians');
+    await expect(page.locator('#toy-dataset-note').textContent()).resolves.toMatch(/clusters/);
+    await page.selectOption('#toy-dataset', 'moons');
+    // every process and sampler offered has its explanation
+    for (const objective of ['flow', 'ddpm-eps']) {
+      await page.selectOption('#toy-objective', objective);
+      await expect(page.locator('#toy-objective-note').textContent()).resolves.toMatch(objective === 'flow' ? /straight line/ : /noise ε/);
+      for (const sampler of await page.locator('#toy-sampler option').evaluateAll((o) => o.map((x) => (x as HTMLOptionElement).value))) {
+        await page.selectOption('#toy-sampler', sampler);
+        expect((await page.locator('#toy-sampler-note').textContent())?.length, `explanation of ${sampler}`).toBeGreaterThan(30);
+      }
+    }
+    await expect(page.locator('#mnist-guidance-note').textContent()).resolves.toMatch(/classifier-free guidance/i);
+    // a checkpoint is loaded at start: the bundled one, or one written by `npm start` under out/
+    const model = await page.evaluate(() => (globalThis as unknown as { kilnDemo: { mnist: { model: { source: string } | null } } }).kilnDemo.mnist.model);
+    console.log(`landing: loaded ${model?.source}`);
+    expect(model?.source).toMatch(/^(checkpoints\/mnist-tiny|out\/[^/]+\/checkpoint)\.safetensors$/);
+    expect(await page.locator('#mnist-sample').isDisabled()).toBe(false);
+    expect(await page.locator('#mnist-download').isVisible()).toBe(false);
+  });
+
   it('says clearly when the browser has no WebGPU', async () => {
     const p = await browser.newPage();
     const errors: string[] = [];
@@ -331,16 +369,20 @@ describe('the demo page', () => {
     await p.goto(server.url);
     const banner = p.locator('#webgpu-missing');
     await banner.waitFor({ state: 'visible', timeout: 20_000 });
-    expect(await banner.textContent()).toMatch(/WebGPU is not available in this browser/);
+    const text = await banner.textContent();
+    expect(text).toMatch(/WebGPU is not available in this browser/);
+    // and how to get it, per browser
+    for (const browserName of ['Chrome', 'Firefox', 'Safari', 'secure context']) expect(text).toContain(browserName);
     expect(await p.locator('#toy-train').isDisabled()).toBe(true);
     expect(p.workers()).toHaveLength(0);
     expect(errors).toEqual([]);
     await p.close();
   });
 
-  it('answers bad input with a clear message', async () => {
-    // a tab of its own: it checks that sampling stays disabled, so no checkpoint may be loaded yet
+  it('answers bad input with a clear message, and keeps the loaded model', async () => {
+    // a tab of its own: its errors stay in it
     const tab = await openDemo();
+    const before = await tab.locator('#mnist-model').textContent();
     await tab.fill('#toy-steps', '-3');
     await tab.click('#toy-train');
     await expect(tab.locator('#toy-info').textContent()).resolves.toBe("Error: Training steps must be an integer in [1, 100000], got '-3'");
@@ -351,7 +393,16 @@ describe('the demo page', () => {
     const msg = await tab.locator('#mnist-info').textContent();
     console.log(`bad checkpoint: ${msg}`);
     expect(msg).toMatch(/^Error: .*(safetensors|header)/);
-    expect(await tab.locator('#mnist-sample').isDisabled()).toBe(true);
+    expect(await tab.locator('#mnist-model').textContent()).toBe(before);
+    expect(await tab.locator('#mnist-sample').isDisabled()).toBe(false);
+    // the next job that succeeds clears the error
+    await tab.fill('#mnist-steps', '2');
+    await tab.selectOption('#mnist-digit', '3');
+    await tab.fill('#mnist-count', '1');
+    await tab.click('#mnist-sample');
+    await tab.waitForFunction(() => (globalThis as unknown as { kilnDemo: { busy: boolean; mnist: { samples: unknown } } }).kilnDemo.mnist.samples !== null, null, { timeout: 60_000 });
+    expect(await tab.locator('#mnist-info').getAttribute('class')).not.toContain('error');
+    expect(await tab.evaluate(() => (globalThis as unknown as { kilnDemo: { mnist: { error: string | null } } }).kilnDemo.mnist.error)).toBeNull();
     await tab.close();
   });
 
@@ -368,9 +419,26 @@ describe('the demo page', () => {
     await page.click('#toy-train');
     await waitIdle('toy', 'samples');
     const got = await page.evaluate(() => {
-      const s = (globalThis as unknown as { kilnDemo: { toy: { losses: number[]; samples: Float32Array; frames: number; trainSeconds: number; sampleSeconds: number } } }).kilnDemo.toy;
-      return { losses: s.losses, samples: Array.from(s.samples), frames: s.frames, trainSeconds: s.trainSeconds, sampleSeconds: s.sampleSeconds };
+      const s = (globalThis as unknown as { kilnDemo: { toy: { losses: number[]; samples: Float32Array; frames: number; previews: number; trainSeconds: number; sampleSeconds: number } } }).kilnDemo.toy;
+      return { losses: s.losses, samples: Array.from(s.samples), frames: s.frames, previews: s.previews, trainSeconds: s.trainSeconds, sampleSeconds: s.sampleSeconds };
     });
+    // samples were redrawn while training (every 50 steps: at step 50), from a generator of their own,
+    // so the training's random stream and loss curve are those of Node (checked below)
+    expect(got.previews).toBe(1);
+    // the trajectory slider names the noise level of each frame: the sampling path of a 1,000-step linear-β DDPM
+    const path = k.diffusion.samplingPath(new k.diffusion.DiscreteVP({ numTrainTimesteps: 1000, schedule: 'linear' }), { steps: 10 });
+    const labelAt = (f: number) => page.evaluate((frame) => {
+      const slider = document.getElementById('toy-frame') as HTMLInputElement;
+      slider.value = String(frame);
+      slider.dispatchEvent(new Event('input'));
+      return document.getElementById('toy-frame-label')!.textContent;
+    }, f);
+    const sigma0 = path[0]!.s / path[0]!.a, sigma5 = path[5]!.s / path[5]!.a;
+    console.log(`toy: slider labels '${await labelAt(0)}', '${await labelAt(5)}', '${await labelAt(10)}' (σ from the path in Node: ${sigma0.toFixed(2)}, ${sigma5.toFixed(2)}, 0)`);
+    expect(await labelAt(0)).toBe(`step 0 / 10 · t = ${path[0]!.t} · σ = ${sigma0.toFixed(0)}`);
+    expect(await labelAt(5)).toBe(`step 5 / 10 · t = ${path[5]!.t} · σ = ${sigma5 < 10 ? sigma5.toFixed(2) : sigma5.toFixed(0)}`);
+    expect(await labelAt(10)).toBe('step 10 / 10 · t = 0 · σ = 0.00');
+    expect(await page.locator('#toy-progress-label').textContent()).toMatch(/^sampled in [\d.]+ s$/);
     const t0 = performance.now();
     const ref = await trainToy(TOY);
     console.log(`toy: page trained ${TOY.steps} steps in ${got.trainSeconds.toFixed(1)} s and sampled in ${got.sampleSeconds.toFixed(1)} s; Node trained in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
@@ -390,6 +458,37 @@ describe('the demo page', () => {
     const edSamples = k.diffusion.energyDistance(got.samples, data, 2), edNoise = k.diffusion.energyDistance(noise, data, 2);
     console.log(`toy: energy distance to the data ${edSamples.toFixed(3)} (the starting noise: ${edNoise.toFixed(3)})`);
     expect(edSamples).toBeLessThan(0.5 * edNoise); // measured 0.098 vs 0.246
+  });
+
+  it('Stop ends sampling at once, and ends training early keeping what it learned', async () => {
+    const toyState = () => page.evaluate(() => {
+      const s = (globalThis as unknown as { kilnDemo: { busy: boolean; toy: { losses: number[]; samples: unknown; error: string | null } } }).kilnDemo;
+      return { busy: s.busy, losses: s.toy.losses.length, samples: s.toy.samples !== null, error: s.toy.error };
+    });
+    // sampling 1,000 steps, stopped after the first
+    await page.fill('#toy-sample-steps', '1000');
+    await page.click('#toy-sample');
+    await page.waitForFunction(() => /^\d+ \/ 1000 steps/.test(document.getElementById('toy-progress-label')!.textContent ?? ''), null, { timeout: 60_000, polling: 100 });
+    await page.click('#toy-stop');
+    await page.waitForFunction(() => !(globalThis as unknown as { kilnDemo: { busy: boolean } }).kilnDemo.busy, null, { timeout: 30_000, polling: 100 });
+    const progress = await page.locator('#toy-progress-label').textContent();
+    console.log(`stop: sampling stopped at '${progress}'`);
+    expect(Number(/^(\d+) \//.exec(progress ?? '')?.[1])).toBeLessThan(1000);
+    expect(await page.locator('#toy-info').textContent()).toBe('Stopped.');
+    expect(await toyState()).toMatchObject({ busy: false, error: 'stopped', samples: false });
+    // training 5,000 steps, stopped after 20: the model learned so far is kept and sampled
+    await page.fill('#toy-sample-steps', '10');
+    await page.fill('#toy-steps', '5000');
+    await page.click('#toy-train');
+    await page.waitForFunction(() => (globalThis as unknown as { kilnDemo: { toy: { losses: number[] } } }).kilnDemo.toy.losses.length >= 20, null, { timeout: 60_000, polling: 100 });
+    await page.click('#toy-stop');
+    await waitIdle('toy', 'samples');
+    const after = await toyState();
+    console.log(`stop: training stopped after ${after.losses} of 5000 steps; the model sampled: ${after.samples}`);
+    expect(after.losses).toBeGreaterThanOrEqual(20);
+    expect(after.losses).toBeLessThan(5000);
+    expect(after.samples).toBe(true);
+    await page.fill('#toy-steps', String(TOY.steps));
   });
 
   it('samples the fixture checkpoint in Node: the golden file (a regression snapshot) and kiln sample\'s PNG', async () => {
@@ -507,6 +606,19 @@ describe('the demo page', () => {
     await page.selectOption('#mnist-widths', '8,16');
     await page.fill('#mnist-train-steps', String(MNIST_TRAIN.steps));
     await page.fill('#mnist-batch', String(MNIST_TRAIN.batchSize));
+    // a model the user loaded is never replaced without asking: declined, it stays
+    await pageFixtureSample();
+    const before = await page.locator('#mnist-model').textContent();
+    const dialogs: string[] = [];
+    page.once('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    await page.click('#mnist-train');
+    await expect.poll(() => page.locator('#mnist-info').textContent()).toBe('Training cancelled: the loaded model is kept.');
+    expect(dialogs[0]).toMatch(/replaces the loaded model \(mnist-tiny\.safetensors\)/);
+    expect(await page.locator('#mnist-model').textContent()).toBe(before);
+    page.once('dialog', (d) => void d.accept());
     await page.click('#mnist-train');
     await page.waitForFunction(() => {
       const st = (globalThis as unknown as { kilnDemo: { busy: boolean; mnist: { error: string | null; samples: unknown; model: { source: string } | null } } }).kilnDemo;
@@ -529,6 +641,31 @@ describe('the demo page', () => {
     expect(Math.round(got.parameters / 1000)).toBe(41);
     expect(got.samples).toHaveLength(GOLDEN.labels.length * GOLDEN.perClass * 784);
     expect(got.samples.every(Number.isFinite)).toBe(true);
+    // live samples while training: at step 25 (every max(25, steps/12) steps), ten digits drawn
+    const preview = await page.evaluate(() => {
+      const c = document.getElementById('mnist-preview') as HTMLCanvasElement;
+      return { previews: (globalThis as unknown as { kilnDemo: { mnist: { previews: number } } }).kilnDemo.mnist.previews, width: c.width, height: c.height, label: document.getElementById('mnist-preview-label')!.textContent };
+    });
+    expect(preview).toMatchObject({ previews: 1, width: 10 * 30 + 2, height: 32 });
+    expect(preview.label).toMatch(/at step 25/);
+
+    // the model can be downloaded: the file is a checkpoint Node loads, and Node samples from it what the page sampled
+    const link = page.locator('#mnist-download');
+    expect(await link.isVisible()).toBe(true);
+    const bytes = Uint8Array.from(await page.evaluate(async () => Array.from(new Uint8Array(await (await fetch((document.getElementById('mnist-download') as HTMLAnchorElement).href)).arrayBuffer()))));
+    const file = join(OUT, 'web-trained.safetensors');
+    writeFileSync(file, bytes);
+    const { model, meta } = await k.diffusion.loadDenoiser(file);
+    expect(meta.step).toBe(MNIST_TRAIN.steps);
+    expect(model.parameters().reduce((n, p) => n + p.size, 0)).toBe(got.parameters);
+    const x = await k.noGrad(() => k.diffusion.generate(model, {
+      objective: 'flow', labels: GOLDEN.labels.flatMap((l) => Array<number>(GOLDEN.perClass).fill(l)), shape: [1, 28, 28], sampler: GOLDEN.sampler, steps: GOLDEN.steps, guidance: GOLDEN.guidance, seed: GOLDEN.seed,
+    }));
+    const d = maxAbsDiff(got.samples, await x.data());
+    x.dispose();
+    for (const p of model.parameters()) p.dispose();
+    console.log(`mnist training in the page: downloaded ${(bytes.length / 1e3).toFixed(0)} kB; Node's sample from it vs the page's: max ${d.toExponential(2)}`);
+    expect(d).toBeLessThanOrEqual(CROSS_DRIVER_ATOL);
   }, 300_000);
 
 });

@@ -1,0 +1,45 @@
+/** The demo page's short explanations of its choices: what each process, sampler and dataset means. */
+import type { SamplerName } from '../src/diffusion/samplers.js';
+import type { Toy2D } from '../src/data/toy2d.js';
+import type { ToyObjective } from './protocol.js';
+
+/** What the toy processes do, in one or two sentences. */
+export const PROCESS_NOTES: Record<ToyObjective, string> = {
+  flow: 'Rectified flow: x_t = (1 − t)·x₀ + t·ε moves each data point x₀ along a straight line to noise ε (t = 1). The network learns the velocity ε − x₀; sampling follows it back from t = 1 to t = 0.',
+  'ddpm-eps': 'DDPM: over 1,000 timesteps the data is scaled down and noise mixed in, x_t = √ᾱ_t·x₀ + √(1 − ᾱ_t)·ε (linear β schedule). The network learns to predict the noise ε; sampling removes it step by step.',
+};
+
+/** What each sampler does, in one sentence. */
+export const SAMPLER_NOTES: Partial<Record<SamplerName, string>> = {
+  flow_euler: 'Euler steps along the predicted velocity, x ← x + (t′ − t)·v: one network call per step; straight paths need few steps.',
+  flow_heun: 'Heun’s method along the velocity: an Euler step, then a correction with the velocity at its end — two calls per step, second order.',
+  ddim: 'DDIM: deterministic; each step jumps to the next noise level along the predicted x₀ and noise. Good in 10–50 steps.',
+  ddpm: 'Ancestral DDPM: each step samples x_{t−1} given x_t, adding fresh noise. Faithful but needs many steps.',
+  euler: 'Euler’s method on the probability-flow ODE in the noise level σ (Karras et al.): deterministic, first order.',
+  euler_ancestral: 'An Euler step in σ, then part of the noise is replaced by fresh noise: stochastic, forgiving of errors.',
+  heun: 'Heun’s method in σ: two network calls per step, second order; fewer steps for the same accuracy.',
+  dpmpp_2m: 'DPM-Solver++(2M): a second-order multistep solver in log-SNR that reuses the previous step’s prediction: sharp in 10–20 steps.',
+  dpmpp_2m_sde: 'The stochastic variant of DPM-Solver++(2M): adds noise each step, more variety, a few more steps.',
+  unipc: 'UniPC: a multistep predictor–corrector solver; strong at very few steps.',
+};
+
+/** What each toy dataset looks like. */
+export const DATASET_NOTES: Record<Toy2D, string> = {
+  moons: 'two interleaved half circles: thin curved structure',
+  '8gaussians': 'eight tight clusters on a circle: separate modes with empty space between them',
+  swissroll: 'a spiral: a curve that winds around itself',
+  checkerboard: 'uniform squares on a checkerboard: sharp edges',
+};
+
+/** What the guidance scale does. */
+export const GUIDANCE_NOTE = 'Classifier-free guidance: the model runs with and without the digit label, output = (1 + w)·conditional − w·unconditional. 0 uses the label alone; larger w gives clearer, more typical digits and less variety.';
+
+/** How to get WebGPU in each browser (shown when the page has none). */
+export const WEBGPU_HELP: [browser: string, how: string][] = [
+  ['Chrome, Edge (Windows, macOS, ChromeOS)', 'version 113 or newer: on by default. If it is missing, check chrome://gpu — the GPU may be blocklisted; chrome://flags/#enable-unsafe-webgpu overrides that.'],
+  ['Chrome on Linux', 'enable chrome://flags/#enable-unsafe-webgpu (and chrome://flags/#enable-vulkan), then relaunch.'],
+  ['Chrome on Android', 'version 121 or newer, Android 12+ with a Qualcomm or ARM GPU: on by default.'],
+  ['Firefox', 'version 141 or newer on Windows: on by default; elsewhere set dom.webgpu.enabled to true in about:config (or use Firefox Nightly).'],
+  ['Safari', 'Safari 26 (macOS 26, iOS 26): on by default; older versions: Develop → Feature Flags → WebGPU.'],
+  ['Any browser', 'WebGPU exists only in secure contexts: open the page at http://localhost or over https, not at http://<LAN address>.'],
+];
