@@ -1,6 +1,7 @@
 /**
  * Screenshots of the demo page in headless Chromium (SwiftShader WebGPU): at landing, while the toy model
- * trains (live samples), after toy sampling, and after sampling the default MNIST checkpoint.
+ * trains (live samples), after toy sampling, after sampling the default MNIST checkpoint, and while a
+ * small MNIST model trains in the page (live sample grids).
  *
  *   npm run web:screenshots [-- --out out/web-screenshots]
  */
@@ -54,6 +55,13 @@ try {
   await page.click('#mnist-sample');
   await until(page, 'd.mnist.samples !== null && !d.busy');
   await shot('mnist-sampled.png', '#mnist');
+
+  await page.fill('#mnist-train-steps', '300');
+  await page.click('#mnist-train');
+  await page.waitForFunction('globalThis.kilnDemo.mnist.previews >= 3 || globalThis.kilnDemo.mnist.error !== null', null, { timeout: 600_000, polling: 500 });
+  await shot('mnist-training.png', '#mnist');
+  await page.click('#mnist-stop');
+  await until(page, '!d.busy');
   console.log(`wrote ${shots.join(', ')}`);
 } finally {
   await browser.close();
