@@ -145,9 +145,9 @@ export function trainDefaults(preset: Preset, steps = preset.steps, objective: O
   } satisfies Defaults;
 }
 
-/** The preset `kiln train` picks on an adapter: cpu on a software one, gpu on a GPU. */
+/** The preset `kiln train` picks on an adapter: cpu on a software one (lavapipe, SwiftShader, a fallback adapter), gpu on a GPU. */
 export function presetFor(info: k.DeviceInfo): PresetName {
-  return info.architecture === 'software' ? 'cpu' : 'gpu';
+  return info.driver === 'hardware' ? 'gpu' : 'cpu';
 }
 
 /** The adapter's driver and the preset it picks, or null when there is no WebGPU adapter. */

@@ -180,6 +180,12 @@ describe('help texts', () => {
     expect(defaultOf(both, 'batch')).toBe(`${PRESETS.cpu.batch} with --preset cpu, ${PRESETS.gpu.batch} with --preset gpu`);
     expect(defaultOf(both, 'preset')).toBeNull();
     expect(Number(defaultOf(both, 'clip'))).toBe(D.clip); // the same in both: printed once
+    // software adapters pick cpu, whatever their adapter info calls the architecture (SwiftShader says 'swiftshader')
+    const adapter = (driver: string, architecture: string) => ({ driver, architecture }) as k.DeviceInfo;
+    expect(presetFor(adapter('lavapipe', 'software'))).toBe('cpu');
+    expect(presetFor(adapter('swiftshader', 'swiftshader'))).toBe('cpu');
+    expect(presetFor(adapter('software', ''))).toBe('cpu');
+    expect(presetFor(adapter('hardware', 'rdna-3'))).toBe('gpu');
     // the help of the command: the preset this adapter picks
     const picked = presetFor(await k.init());
     const help = await TRAIN.help([]);
