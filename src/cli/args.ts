@@ -1,21 +1,52 @@
 /**
  * Command-line option parsing for every kiln command and script: `--name value` options and `--name`
- * flags, checked against the names the command accepts, with errors that name the option and what it
- * expects (an unknown option lists the valid ones).
+ * flags, checked against the command's option table (the same table its help text is made from), with
+ * errors that name the option and what it expects (an unknown option lists the valid ones).
  */
 
-/** The options and flags a command accepts. */
+/** The options and flags a command accepts, by name. */
 export interface Accepts {
   options: string[];
   flags?: string[];
+}
+
+/**
+ * One line of a command's option table, which both the parser and the help text read: an option takes a
+ * value (`value` or `choices`), a flag takes none.
+ */
+export interface OptionSpec {
+  /** The name without the leading `--`. */
+  name: string;
+  /** How the help shows the value (`N`, `X`, `FILE`); the choices joined by `|` when absent. */
+  value?: string;
+  /** The only values the option takes (checked by `Args.string`). */
+  choices?: readonly string[];
+  /** What it does, in one line. */
+  help: string;
+}
+
+/** True when the option table entry is a flag (takes no value). */
+export function isFlag(o: OptionSpec): boolean {
+  return o.value === undefined && o.choices === undefined;
+}
+
+/** The names an option table accepts, as options (with a value) and flags. */
+export function acceptsOf(specs: readonly OptionSpec[]): Accepts {
+  return { options: specs.filter((o) => !isFlag(o)).map((o) => o.name), flags: specs.filter(isFlag).map((o) => o.name) };
 }
 
 /** Parsed `--name value` options of one command, checked against the names it accepts. */
 export class Args {
   private readonly values = new Map<string, string>();
   private readonly flags = new Set<string>();
-  /** `command` is how errors name the command, e.g. `kiln train`. */
-  constructor(readonly command: string, argv: string[], accepts: Accepts) {
+  private readonly specs: readonly OptionSpec[];
+  /**
+   * `command` is how errors name the command, e.g. `kiln train`; `table` is its option table (or, for
+   * scripts without help text, the names it accepts).
+   */
+  constructor(readonly command: string, argv: string[], table: Accepts | readonly OptionSpec[]) {
+    this.specs = isSpecs(table) ? table : [];
+    const accepts = isSpecs(table) ? acceptsOf(table) : table;
     const valid = () => [...accepts.options, ...(accepts.flags ?? [])].map((n) => `--${n}`).join(', ');
     for (let i = 0; i < argv.length; i++) {
       const a = argv[i]!;
@@ -25,7 +56,7 @@ export class Args {
         this.flags.add(name);
         continue;
       }
-      if (!accepts.options.includes(name)) throw new Error(`unknown option --${name} (see ${command} --help); valid options: ${valid()}`);
+      if (!accepts.options.includes(name)) throw new Error(`unknown option --${name} (see ${command} --help); ${valid() ? `valid options: ${valid()}` : `${command} takes no options`}`);
       const v = argv[++i];
       if (v === undefined || v.startsWith('--')) throw new Error(`--${name} expects a value`);
       this.values.set(name, v);
@@ -40,8 +71,9 @@ export class Args {
   flag(name: string): boolean {
     return this.flags.has(name);
   }
-  /** A string option (one of `choices` when given). */
+  /** A string option (one of `choices`, or of the choices in the option table, when there are any). */
   string<T extends string = string>(name: string, fallback: T, choices?: readonly T[]): T {
+    choices ??= this.specs.find((o) => o.name === name)?.choices as readonly T[] | undefined;
     const v = (this.values.get(name) ?? fallback) as T;
     if (choices && !choices.includes(v)) throw new Error(`--${name} must be one of ${choices.join(', ')}, got '${v}'`);
     return v;
@@ -73,4 +105,9 @@ export class Args {
     if (!v.length || v.some((x) => !Number.isInteger(x) || x < lo || x > hi)) throw new Error(`--${name} expects comma-separated integers in [${lo}, ${hi}], got '${raw}'`);
     return v;
   }
+}
+
+/** True when `table` is an option table rather than lists of names. */
+function isSpecs(table: Accepts | readonly OptionSpec[]): table is readonly OptionSpec[] {
+  return Array.isArray(table);
 }

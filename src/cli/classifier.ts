@@ -1,8 +1,9 @@
 /** `kiln mnist-mlp` and `kiln lenet`: train an MNIST classifier and report its test accuracy. */
 import * as k from '../index.js';
 import { trainLeNet, trainMlp, type ClassifierOptions } from '../train/index.js';
-import { Args } from './args.js';
+import { Args, type OptionSpec } from './args.js';
 import { LENET_PATH, outputFile } from './common.js';
+import { helpFor, helpText, wantsHelp, type Command, type Defaults } from './help.js';
 import { Progress } from './progress.js';
 
 /** The progress-bar callback of a classifier run. */
@@ -22,17 +23,60 @@ function nothingSaved(out: string): (e: Error) => never {
   };
 }
 
+/** The options of `kiln mnist-mlp`: the parser accepts these, and its help lists them. */
+export const MNIST_MLP_OPTIONS: readonly OptionSpec[] = [
+  { name: 'hidden', value: 'N,N,…', help: 'widths of the hidden layers' },
+  { name: 'epochs', value: 'N', help: 'passes over the training digits' },
+  { name: 'batch', value: 'N', help: 'images per step' },
+  { name: 'lr', value: 'X', help: 'AdamW learning rate (cosine decay to the last step)' },
+  { name: 'seed', value: 'N', help: 'seed of the initial weights and the shuffles' },
+  { name: 'out', value: 'FILE', help: 'save the trained weights to this safetensors file (not saved unless given)' },
+];
+
+/** The defaults of `kiln mnist-mlp`'s options (by option name). */
+export function mnistMlpDefaults() {
+  return { hidden: [512, 512], epochs: 5, batch: 128, lr: 1e-3, seed: 0 } satisfies Defaults;
+}
+
+/** The options of `kiln lenet`: the parser accepts these, and its help lists them. */
+export const LENET_OPTIONS: readonly OptionSpec[] = [
+  { name: 'epochs', value: 'N', help: 'passes over the training digits' },
+  { name: 'batch', value: 'N', help: 'images per step' },
+  { name: 'lr', value: 'X', help: 'AdamW learning rate (cosine decay to the last step)' },
+  { name: 'seed', value: 'N', help: 'seed of the initial weights and the shuffles' },
+  { name: 'out', value: 'FILE', help: 'where to save it (kiln eval loads the metrics classifier from the default)' },
+];
+
+/** The defaults of `kiln lenet`'s options (by option name). */
+export function lenetDefaults() {
+  return { epochs: 4, batch: 128, lr: 2e-3, seed: 0, out: LENET_PATH } satisfies Defaults;
+}
+
+/** A classifier command's entry for the command line: its help is its one option table with its defaults. */
+function classifierCommand(name: string, summary: string, options: readonly OptionSpec[], defaults: Defaults, run: (argv: string[]) => Promise<void>): Command {
+  const help = async (argv: string[]) => helpFor(`kiln ${name}`, argv, options, () => helpText({ title: `kiln ${name} — ${summary}`, usage: `Usage: kiln ${name} [options]`, sections: [{ heading: 'Options:', options, defaults }] }));
+  return { name, summary, help, run };
+}
+
+/** `kiln mnist-mlp` as the command line lists and runs it. */
+export const MNIST_MLP: Command = classifierCommand('mnist-mlp', 'train an MLP classifier on MNIST and report its test accuracy', MNIST_MLP_OPTIONS, mnistMlpDefaults(), mnistMlpCommand);
+
+/** `kiln lenet` as the command line lists and runs it. */
+export const LENET: Command = classifierCommand('lenet', 'train the LeNet classifier that the generative metrics use', LENET_OPTIONS, lenetDefaults(), lenetCommand);
+
 /** `kiln mnist-mlp`. */
 export async function mnistMlpCommand(argv: string[]): Promise<void> {
-  const a = new Args('kiln mnist-mlp', argv, { options: ['hidden', 'epochs', 'batch', 'lr', 'seed', 'out'] });
-  const hidden = a.ints('hidden', [512, 512], 1, 1 << 20);
+  if (wantsHelp(argv)) return void console.log(await MNIST_MLP.help(argv));
+  const a = new Args('kiln mnist-mlp', argv, MNIST_MLP_OPTIONS);
+  const d = mnistMlpDefaults();
+  const hidden = a.ints('hidden', d.hidden, 1, 1 << 20);
   const o = {
     hidden,
-    epochs: a.number('epochs', 5, { min: 1, integer: true }),
-    batchSize: a.number('batch', 128, { min: 1, integer: true }),
-    lr: a.number('lr', 1e-3, { above: 0 }),
+    epochs: a.number('epochs', d.epochs, { min: 1, integer: true }),
+    batchSize: a.number('batch', d.batch, { min: 1, integer: true }),
+    lr: a.number('lr', d.lr, { above: 0 }),
     weightDecay: 0.01,
-    seed: a.number('seed', 0, { min: 0, integer: true }),
+    seed: a.number('seed', d.seed, { min: 0, integer: true }),
     onStep: progress('mnist-mlp'),
   };
   const out = a.string('out', '');
@@ -49,16 +93,18 @@ export async function mnistMlpCommand(argv: string[]): Promise<void> {
 
 /** `kiln lenet`. */
 export async function lenetCommand(argv: string[]): Promise<void> {
-  const a = new Args('kiln lenet', argv, { options: ['epochs', 'batch', 'lr', 'seed', 'out'] });
+  if (wantsHelp(argv)) return void console.log(await LENET.help(argv));
+  const a = new Args('kiln lenet', argv, LENET_OPTIONS);
+  const d = lenetDefaults();
   const o = {
-    epochs: a.number('epochs', 4, { min: 1, integer: true }),
-    batchSize: a.number('batch', 128, { min: 1, integer: true }),
-    lr: a.number('lr', 2e-3, { above: 0 }),
+    epochs: a.number('epochs', d.epochs, { min: 1, integer: true }),
+    batchSize: a.number('batch', d.batch, { min: 1, integer: true }),
+    lr: a.number('lr', d.lr, { above: 0 }),
     weightDecay: 1e-4,
-    seed: a.number('seed', 0, { min: 0, integer: true }),
+    seed: a.number('seed', d.seed, { min: 0, integer: true }),
     onStep: progress('lenet'),
   };
-  const out = outputFile(a.string('out', LENET_PATH));
+  const out = outputFile(a.string('out', d.out));
   const info = await k.init();
   console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
   const r = await trainLeNet(o).catch(nothingSaved(out));

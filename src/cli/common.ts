@@ -67,6 +67,12 @@ export async function writeGrid(file: string, x: k.Tensor, cols: number): Promis
   writeFileSync(file, imageGrid(await x.data(), x.shape, cols));
 }
 
+/** The checkpoint `kiln sample` and `kiln eval` read when no --checkpoint is given (where `kiln train` writes by default). */
+export const DEFAULT_CHECKPOINT = 'out/mnist/checkpoint.safetensors';
+
+/** The images of the MNIST training split (the default of the commands' --data-limit: all of them). */
+export const MNIST_TRAIN_IMAGES = 60000;
+
 /** Where `kiln lenet` saves the metrics classifier and where the metrics load it from. */
 export const LENET_PATH = fileURLToPath(new URL('../../models/lenet-mnist.safetensors', import.meta.url));
 

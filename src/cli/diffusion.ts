@@ -8,18 +8,30 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as k from '../index.js';
-import { DiffusionTrainer, type TrainConfig } from '../train/index.js';
-import { Args } from './args.js';
-import { diverged, loadMetricsNet, outputDir, outputFile, realFeatures, writeGrid } from './common.js';
+import { DiffusionTrainer, TRAIN_DEFAULTS, type TrainConfig } from '../train/index.js';
+import { Args, type OptionSpec } from './args.js';
+import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, realFeatures, writeGrid } from './common.js';
+import { helpFor, helpText, wantsHelp, type Command, type Defaults, type DefaultsCase, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
+import { checkSampler, defaultSamplers, OBJECTIVES, SAMPLER_NAMES, samplerLines } from './samplers.js';
 
 type Denoiser = k.diffusion.Denoiser;
 type Objective = k.diffusion.Objective;
 
-const SAMPLERS = ['ddpm', 'ddim', 'euler', 'euler_ancestral', 'heun', 'dpmpp_2m', 'dpmpp_2m_sde', 'edm_heun', 'flow_euler', 'flow_heun', 'sde_euler_maruyama', 'pc_langevin', 'pf_ode_rk45', 'unipc'] as const;
+/** Sampler steps and guidance scale of the grids of `kiln train` and the samples of `kiln sample` and `kiln eval`. */
+const SAMPLING = { steps: 12, guidance: 3 };
+/** The digits of a grid, one row each. */
+const DIGITS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+/** Runs of at least `steps` steps average their weights over longer (EMA decay `decay` instead of TRAIN_DEFAULTS.emaDecay). */
+const LONG_RUN = { steps: 5000, decay: 0.9995 };
+
+/** The names of the presets. */
+export const PRESET_NAMES = ['cpu', 'gpu'] as const;
+/** A preset's name. */
+export type PresetName = (typeof PRESET_NAMES)[number];
 
 /** A model and training size chosen for an adapter class. */
-interface Preset {
+export interface Preset {
   model: 'unet' | 'dit';
   unet: Partial<k.nn.UNetConfig>;
   dit: Partial<k.nn.DiTConfig>;
@@ -32,7 +44,7 @@ interface Preset {
  * `cpu`: sized so the whole README command (training and the final grid) stays within 20 minutes on a
  * 2-core machine with the lavapipe software adapter; `gpu`: a wider, deeper model trained longer.
  */
-export const PRESETS: Record<'cpu' | 'gpu', Preset> = {
+export const PRESETS: Record<PresetName, Preset> = {
   cpu: { model: 'unet', unet: { widths: [16, 32], attention: [], midAttention: false, heads: 2, depth: 1, patch: 2 }, dit: { dim: 64, depth: 3 }, steps: 1000, batch: 32, lr: 3e-3 },
   gpu: { model: 'unet', unet: { widths: [64, 128, 128], attention: [2], heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 2 }, steps: 20000, batch: 128, lr: 2e-4 },
 };
@@ -41,7 +53,7 @@ export const PRESETS: Record<'cpu' | 'gpu', Preset> = {
  * Models for latents (`--latent`): one resolution level (a 7×7 latent cannot be halved), channels and
  * size taken from the VAE. `cpu` is sized like the pixel preset's step time on lavapipe.
  */
-export const LATENT_PRESETS: Record<'cpu' | 'gpu', Preset> = {
+export const LATENT_PRESETS: Record<PresetName, Preset> = {
   cpu: { model: 'unet', unet: { widths: [64], attention: [], midAttention: false, heads: 4, depth: 1, patch: 1 }, dit: { dim: 64, depth: 4, patch: 1 }, steps: 600, batch: 32, lr: 3e-3 },
   gpu: { model: 'unet', unet: { widths: [192], attention: [0], midAttention: true, heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 1 }, steps: 20000, batch: 128, lr: 2e-4 },
 };
@@ -74,54 +86,144 @@ async function sampleGrid(model: Denoiser, latent: k.nn.LatentCodec | null, o: G
   return k.diffusion.generateImages(model, latent, { objective: o.objective, labels, sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed });
 }
 
-/** The text of `kiln train --help`. */
-export const TRAIN_HELP = `kiln train — train a class-conditional diffusion model on MNIST
+/** What `kiln train` does, in one line. */
+const TRAIN_SUMMARY = 'train a class-conditional diffusion model on MNIST';
 
-  --preset cpu|gpu        model and run size (default: cpu on a software adapter, gpu otherwise)
-  --model unet|dit        backbone (preset)
-  --objective flow|eps|v  rectified flow (logit-normal t), DDPM ε-prediction, or v-prediction (default flow)
-  --steps N --batch N --lr X --warmup N --weight-decay X --clip X --ema X --label-dropout P --seed N
-  --out DIR               checkpoint, sample grids and loss.csv go here (default out/mnist)
-  --save-every N          checkpoint every N steps (default 250)
-  --sample-every N        sample grid every N steps (default 500; 0: only at the end)
-  --sampler NAME --sample-steps N --guidance W --grid-per-class N   how the grids are sampled
-  --latent FILE           train on the latents of this VAE checkpoint (kiln train-vae), encoded batch by batch;
-                          the VAE weights and the latent normalization are stored in the checkpoint, and
-                          samples are decoded
-  --scale-images N        images whose latents set the normalization to unit variance (default 2000)
-  --data-limit N          train on the first N training images only (default: all 60,000)
-  --resume                continue from DIR/checkpoint.safetensors`;
+/** The options of `kiln train`: the parser accepts these, and its help lists them. */
+export const TRAIN_OPTIONS: readonly OptionSpec[] = [
+  { name: 'preset', choices: PRESET_NAMES, help: 'model and run size: cpu on a software adapter, gpu on a GPU' },
+  { name: 'model', choices: ['unet', 'dit'], help: 'backbone: k.nn.UNet or k.nn.DiT, sized by the preset' },
+  { name: 'objective', choices: OBJECTIVES, help: 'rectified flow (logit-normal t), DDPM ε-prediction or v-prediction' },
+  { name: 'steps', value: 'N', help: 'training steps' },
+  { name: 'batch', value: 'N', help: 'images per step' },
+  { name: 'lr', value: 'X', help: 'AdamW learning rate after the warmup (cosine decay to the last step)' },
+  { name: 'warmup', value: 'N', help: `linear learning-rate warmup steps: min(${TRAIN_DEFAULTS.warmup}, steps / 10)` },
+  { name: 'weight-decay', value: 'X', help: 'AdamW weight decay' },
+  { name: 'clip', value: 'X', help: 'largest global gradient norm (0: no clipping)' },
+  { name: 'ema', value: 'X', help: `EMA decay of the weights that grids use: ${TRAIN_DEFAULTS.emaDecay}, ${LONG_RUN.decay} from ${LONG_RUN.steps} steps` },
+  { name: 'label-dropout', value: 'P', help: 'share of labels replaced by the null class (for classifier-free guidance)' },
+  { name: 'seed', value: 'N', help: 'seed of the initial weights, the batches and the noise' },
+  { name: 'out', value: 'DIR', help: 'where checkpoint.safetensors, loss.csv and the sample grids go' },
+  { name: 'save-every', value: 'N', help: 'write the checkpoint every N steps' },
+  { name: 'sample-every', value: 'N', help: 'write a sample grid every N steps (0: only at the end)' },
+  { name: 'sampler', value: 'NAME', choices: SAMPLER_NAMES, help: 'sampler of the grids, one that fits --objective (see below)' },
+  { name: 'sample-steps', value: 'N', help: 'sampler steps of the grids' },
+  { name: 'guidance', value: 'W', help: 'guidance scale w of the grids: (1 + w)·cond − w·uncond' },
+  { name: 'grid-per-class', value: 'N', help: 'samples of each digit in a grid' },
+  { name: 'latent', value: 'FILE', help: 'train on the latents of this VAE checkpoint (kiln train-vae); samples are decoded' },
+  { name: 'scale-images', value: 'N', help: 'images whose latents set the latent normalization (with --latent)' },
+  { name: 'data-limit', value: 'N', help: 'train on the first N training images only' },
+  { name: 'resume', help: 'continue from the checkpoint in --out' },
+];
+
+/**
+ * The defaults of `kiln train`'s options (by option name) under `preset`; the warmup and the EMA decay
+ * follow the run's length `steps`, the grids' sampler the `objective`.
+ */
+export function trainDefaults(preset: Preset, steps = preset.steps, objective: Objective = TRAIN_DEFAULTS.objective) {
+  return {
+    model: preset.model,
+    objective: TRAIN_DEFAULTS.objective,
+    steps: preset.steps,
+    batch: preset.batch,
+    lr: preset.lr,
+    warmup: Math.min(TRAIN_DEFAULTS.warmup, Math.floor(steps / 10)),
+    'weight-decay': TRAIN_DEFAULTS.weightDecay,
+    clip: TRAIN_DEFAULTS.clip,
+    ema: steps < LONG_RUN.steps ? TRAIN_DEFAULTS.emaDecay : LONG_RUN.decay,
+    'label-dropout': TRAIN_DEFAULTS.labelDropout,
+    seed: TRAIN_DEFAULTS.seed,
+    out: 'out/mnist',
+    'save-every': 250,
+    'sample-every': 500,
+    sampler: k.diffusion.defaultSampler(objective),
+    'sample-steps': SAMPLING.steps,
+    guidance: SAMPLING.guidance,
+    'grid-per-class': 10,
+    'scale-images': 2000,
+    'data-limit': MNIST_TRAIN_IMAGES,
+  } satisfies Defaults;
+}
+
+/** The preset `kiln train` picks on an adapter: cpu on a software one (lavapipe, SwiftShader, a fallback adapter), gpu on a GPU. */
+export function presetFor(info: k.DeviceInfo): PresetName {
+  return info.driver === 'hardware' ? 'gpu' : 'cpu';
+}
+
+/** The adapter's driver and the preset it picks, or null when there is no WebGPU adapter. */
+async function adapterPreset(): Promise<{ preset: PresetName; driver: string } | null> {
+  try {
+    const info = await k.init();
+    return { preset: presetFor(info), driver: info.driver };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The text of `kiln train --help` when the adapter picks `picked.preset` (null: no adapter, so both
+ * presets' defaults are shown side by side). A --preset, --latent, --steps or --objective in `argv`
+ * changes the defaults shown as it changes those of the run.
+ */
+export function trainHelpText(argv: string[], picked: { preset: PresetName; driver: string } | null): string {
+  return helpFor('kiln train', argv, TRAIN_OPTIONS, (a) => {
+    const latent = a.has('latent');
+    const presets = latent ? LATENT_PRESETS : PRESETS;
+    const chosen = a.has('preset') ? a.string<PresetName>('preset', 'cpu') : picked?.preset ?? null;
+    const objective = a.string<Objective>('objective', TRAIN_DEFAULTS.objective);
+    const of = (name: PresetName) => trainDefaults(presets[name], a.number('steps', presets[name].steps, { min: 1, integer: true }), objective);
+    const which = latent ? 'latent preset' : 'preset';
+    const other = chosen === 'cpu' ? 'gpu' : 'cpu';
+    const notes = chosen
+      ? [`The defaults are those of the ${chosen} ${which}${a.has('preset') ? '' : `, which this adapter (${picked!.driver}) picks`}; kiln train${latent ? ' --latent FILE' : ''} --preset ${other} --help shows the ${other} ${which}'s.`]
+      : [`No WebGPU adapter to pick a preset with: the defaults of both ${which}s are shown.`];
+    if (!latent) notes.push('With --latent FILE the latent presets apply: kiln train --latent FILE --help shows their defaults.');
+    const defaults: Defaults | DefaultsCase[] = chosen ? { preset: chosen, ...of(chosen) } : PRESET_NAMES.map((name) => ({ when: 'with --preset', name, values: of(name) }));
+    return helpText({ title: `kiln train — ${TRAIN_SUMMARY}`, usage: 'Usage: kiln train [options]', notes, sections: [{ heading: 'Options:', options: TRAIN_OPTIONS, defaults }], after: samplerLines() });
+  });
+}
+
+/** `kiln train` as the command line lists and runs it. */
+export const TRAIN: Command = {
+  name: 'train',
+  summary: TRAIN_SUMMARY,
+  help: async (argv) => trainHelpText(argv, Args.peek(argv, 'preset') ? null : await adapterPreset()),
+  run: trainCommand,
+};
 
 /** `kiln train`. */
 export async function trainCommand(argv: string[]): Promise<void> {
-  if (argv.includes('--help')) return void console.log(TRAIN_HELP);
-  const a = new Args('kiln train', argv, { options: ['preset', 'model', 'objective', 'steps', 'batch', 'lr', 'warmup', 'weight-decay', 'clip', 'ema', 'label-dropout', 'seed', 'out', 'save-every', 'sample-every', 'sampler', 'sample-steps', 'guidance', 'grid-per-class', 'latent', 'scale-images', 'data-limit'], flags: ['resume'] });
+  if (wantsHelp(argv)) return void console.log(await TRAIN.help(argv));
+  const a = new Args('kiln train', argv, TRAIN_OPTIONS);
   const vaePath = a.has('latent') ? a.string('latent', '') : null;
   if (vaePath !== null && !existsSync(vaePath)) throw new Error(`--latent: VAE checkpoint ${vaePath} does not exist (train one with kiln train-vae --out <dir>)`);
-  const dataLimit = a.number('data-limit', 60000, { min: 1, integer: true });
-  const scaleImages = a.number('scale-images', 2000, { min: 2, integer: true });
   const info = await k.init();
-  const presetName = a.string('preset', info.architecture === 'software' ? 'cpu' : 'gpu', ['cpu', 'gpu']);
+  const presetName = a.string<PresetName>('preset', presetFor(info));
   const preset = (vaePath ? LATENT_PRESETS : PRESETS)[presetName];
-  const kind = a.string('model', preset.model, ['unet', 'dit']);
-  const objective = a.string<Objective>('objective', 'flow', ['flow', 'eps', 'v']);
-  const steps = a.number('steps', preset.steps, { min: 1, integer: true });
+  const base = trainDefaults(preset);
+  const steps = a.number('steps', base.steps, { min: 1, integer: true });
+  const objective = a.string<Objective>('objective', base.objective);
+  const d = trainDefaults(preset, steps, objective);
+  const dataLimit = a.number('data-limit', d['data-limit'], { min: 1, integer: true });
+  const scaleImages = a.number('scale-images', d['scale-images'], { min: 2, integer: true });
+  const kind = a.string<'unet' | 'dit'>('model', d.model);
   const train: TrainConfig = {
     objective,
     steps,
-    batchSize: a.number('batch', preset.batch, { min: 1, integer: true }),
-    lr: a.number('lr', preset.lr, { min: 0 }),
-    warmup: a.number('warmup', Math.min(100, Math.floor(steps / 10)), { min: 0, integer: true }),
-    weightDecay: a.number('weight-decay', 0, { min: 0 }),
-    clip: a.number('clip', 1, { min: 0 }),
-    emaDecay: a.number('ema', steps < 5000 ? 0.995 : 0.9995, { min: 0, max: 1 }),
-    labelDropout: a.number('label-dropout', 0.1, { min: 0, max: 1 }),
-    seed: a.number('seed', 0, { min: 0, integer: true }),
+    batchSize: a.number('batch', d.batch, { min: 1, integer: true }),
+    lr: a.number('lr', d.lr, { min: 0 }),
+    warmup: a.number('warmup', d.warmup, { min: 0, integer: true }),
+    weightDecay: a.number('weight-decay', d['weight-decay'], { min: 0 }),
+    clip: a.number('clip', d.clip, { min: 0 }),
+    emaDecay: a.number('ema', d.ema, { min: 0, max: 1 }),
+    labelDropout: a.number('label-dropout', d['label-dropout'], { min: 0, max: 1 }),
+    seed: a.number('seed', d.seed, { min: 0, integer: true }),
   };
-  const out = a.string('out', 'out/mnist');
-  const grid = { objective, sampler: a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS), steps: a.number('sample-steps', 12, { min: 1, integer: true }), guidance: a.number('guidance', 3), seed: 1234, perClass: a.number('grid-per-class', 10, { min: 1, integer: true }), labels: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] };
-  const saveEvery = a.number('save-every', 250, { min: 1, integer: true });
-  const sampleEvery = a.number('sample-every', 500, { min: 0, integer: true });
+  const out = a.string('out', d.out);
+  const sampler = checkSampler(a.string<k.diffusion.SamplerName>('sampler', d.sampler), objective, '--objective');
+  const grid = { objective, sampler, steps: a.number('sample-steps', d['sample-steps'], { min: 1, integer: true }), guidance: a.number('guidance', d.guidance), seed: 1234, perClass: a.number('grid-per-class', d['grid-per-class'], { min: 1, integer: true }), labels: DIGITS };
+  const saveEvery = a.number('save-every', d['save-every'], { min: 1, integer: true });
+  const sampleEvery = a.number('sample-every', d['sample-every'], { min: 0, integer: true });
   outputDir(out);
   const ckpt = join(out, 'checkpoint.safetensors');
   const split = await k.data.loadMnist('train');
@@ -225,34 +327,86 @@ function trainerEmaModel(trainer: DiffusionTrainer, kind: 'unet' | 'dit', config
 }
 const emaModels = new WeakMap<object, Denoiser>();
 
-/** The text of `kiln sample --help`. */
-export const SAMPLE_HELP = `kiln sample — sample digits from a checkpoint
+/** The options of `kiln sample` with a diffusion checkpoint: the parser accepts these, and its help lists them. */
+export const SAMPLE_OPTIONS: readonly OptionSpec[] = [
+  { name: 'checkpoint', value: 'FILE', help: 'a checkpoint written by kiln train' },
+  { name: 'labels', value: '0,1,…', help: 'digits, one row each (10: unconditional)' },
+  { name: 'per-class', value: 'N', help: 'samples per row' },
+  { name: 'sampler', value: 'NAME', choices: SAMPLER_NAMES, help: "one that fits the checkpoint's objective (see below)" },
+  { name: 'steps', value: 'N', help: 'sampler steps' },
+  { name: 'guidance', value: 'W', help: 'guidance scale w: (1 + w)·cond − w·uncond' },
+  { name: 'seed', value: 'N', help: 'seed of the noise' },
+  { name: 'out', value: 'FILE', help: 'the PNG grid' },
+  { name: 'raw', help: 'sample with the trained weights instead of their EMA' },
+];
 
-  --checkpoint FILE       (default out/mnist/checkpoint.safetensors)
-  --labels 0,1,…          digits, one row each (default 0–9; 10 = unconditional)
-  --per-class N           samples per row (default 10)
-  --sampler NAME          ${SAMPLERS.join(', ')}
-  --steps N --guidance W --seed N
-  --raw                   use the trained weights instead of their EMA
-  --out FILE              PNG grid (default out/mnist/sample.png)`;
+/**
+ * The defaults of `kiln sample`'s options (by option name) for the checkpoint `checkpoint`; the sampler
+ * is the default of the checkpoint's `objective` (none while it is not known).
+ */
+export function sampleDefaults(checkpoint = DEFAULT_CHECKPOINT, objective?: Objective) {
+  return { checkpoint: DEFAULT_CHECKPOINT, labels: DIGITS, 'per-class': 10, sampler: objective && k.diffusion.defaultSampler(objective), steps: SAMPLING.steps, guidance: SAMPLING.guidance, seed: 0, out: join(dirname(checkpoint), 'sample.png') } satisfies Defaults;
+}
 
-/** `kiln sample`. */
+/** The options of `kiln eval` with a diffusion checkpoint: the parser accepts these, and its help lists them. */
+export const EVAL_OPTIONS: readonly OptionSpec[] = [
+  { name: 'checkpoint', value: 'FILE', help: 'a checkpoint written by kiln train' },
+  { name: 'per-class', value: 'N', help: 'samples of each digit to score' },
+  { name: 'sampler', value: 'NAME', choices: SAMPLER_NAMES, help: "one that fits the checkpoint's objective (see below)" },
+  { name: 'steps', value: 'N', help: 'sampler steps' },
+  { name: 'guidance', value: 'W', help: 'guidance scale w: (1 + w)·cond − w·uncond' },
+  { name: 'seed', value: 'N', help: 'seed of the noise' },
+  { name: 'json', value: 'FILE', help: 'also write the figures to this JSON file' },
+];
+
+/** The defaults of `kiln eval`'s options (by option name); the sampler is the default of the checkpoint's `objective`. */
+export function evalDefaults(objective?: Objective) {
+  return { checkpoint: DEFAULT_CHECKPOINT, 'per-class': 50, sampler: objective && k.diffusion.defaultSampler(objective), steps: SAMPLING.steps, guidance: SAMPLING.guidance, seed: 0 } satisfies Defaults;
+}
+
+/** Defaults whose sampler depends on the checkpoint's objective: one case per objective. */
+function byObjective(values: (objective: Objective) => Defaults): DefaultsCase[] {
+  return defaultSamplers().map((c) => ({ when: c.when, name: c.name, values: values(c.name) }));
+}
+
+/** The help section of `kiln sample` with a diffusion checkpoint (the --checkpoint given sets the --out shown). */
+export function sampleSection(a: Args): HelpSection {
+  return { heading: 'Options (a diffusion checkpoint):', options: SAMPLE_OPTIONS, defaults: byObjective((o) => sampleDefaults(a.string('checkpoint', DEFAULT_CHECKPOINT), o)) };
+}
+
+/** The help section of `kiln eval` with a diffusion checkpoint. */
+export function evalSection(): HelpSection {
+  return { heading: 'Options (a diffusion checkpoint):', options: EVAL_OPTIONS, defaults: byObjective(evalDefaults) };
+}
+
+/** The --sampler given, else `fallback` (the default of the checkpoint's objective), checked against the objective. */
+function samplerOf(a: Args, objective: Objective, fallback: k.diffusion.SamplerName): k.diffusion.SamplerName {
+  return checkSampler(a.string('sampler', fallback), objective, "this checkpoint's objective");
+}
+
+/** The objective a diffusion checkpoint was trained with. */
+function objectiveOf(meta: Record<string, unknown>): Objective {
+  return (meta.train as TrainConfig).objective;
+}
+
+/** `kiln sample` with a diffusion checkpoint (`kiln sample --help` is the command line's: it covers VAE checkpoints too). */
 export async function sampleCommand(argv: string[]): Promise<void> {
-  if (argv.includes('--help')) return void console.log(SAMPLE_HELP);
-  const a = new Args('kiln sample', argv, { options: ['checkpoint', 'labels', 'per-class', 'sampler', 'steps', 'guidance', 'seed', 'out'], flags: ['raw'] });
-  const path = a.string('checkpoint', 'out/mnist/checkpoint.safetensors');
-  const labels = a.ints('labels', [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 0, 10);
-  const perClass = a.number('per-class', 10, { min: 1, integer: true });
-  const steps = a.number('steps', 12, { min: 1, integer: true });
-  const guidance = a.number('guidance', 3);
-  const seed = a.number('seed', 0, { min: 0, integer: true });
-  const out = a.string('out', join(dirname(path), 'sample.png'));
+  const a = new Args('kiln sample', argv, SAMPLE_OPTIONS);
+  const path = a.string('checkpoint', sampleDefaults().checkpoint);
+  const d = sampleDefaults(path);
+  const labels = a.ints('labels', d.labels, 0, 10);
+  const perClass = a.number('per-class', d['per-class'], { min: 1, integer: true });
+  const steps = a.number('steps', d.steps, { min: 1, integer: true });
+  const guidance = a.number('guidance', d.guidance);
+  const seed = a.number('seed', d.seed, { min: 0, integer: true });
+  const out = a.string('out', d.out);
+  if (a.has('sampler')) a.string('sampler', ''); // an unknown name fails before the checkpoint loads
   existingCheckpoint(path);
   outputFile(out);
   await k.init();
   const { model, meta, latent } = await loadCheckpoint(path, !a.flag('raw'));
-  const objective = (meta.train as TrainConfig).objective;
-  const sampler = a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS);
+  const objective = objectiveOf(meta);
+  const sampler = samplerOf(a, objective, sampleDefaults(path, objective).sampler!);
   const t0 = performance.now();
   const x = await sampleGrid(model, latent, { objective, sampler, steps, guidance, seed, perClass, labels });
   await writeGrid(out, x, perClass);
@@ -260,28 +414,21 @@ export async function sampleCommand(argv: string[]): Promise<void> {
   console.log(`wrote ${out}: ${labels.length}×${perClass} samples${latent ? ' (latents decoded by the VAE)' : ''}, ${sampler} ${steps} steps, guidance ${guidance}, seed ${seed} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
-/** The text of `kiln eval --help`. */
-export const EVAL_HELP = `kiln eval — score class-conditional samples with the LeNet classifier
-
-  --checkpoint FILE       (default out/mnist/checkpoint.safetensors)
-  --per-class N           samples per digit (default 50)
-  --sampler NAME --steps N --guidance W --seed N
-  --json FILE             also write the figures as JSON`;
-
-/** `kiln eval`. */
+/** `kiln eval` with a diffusion checkpoint (`kiln eval --help` is the command line's: it covers VAE checkpoints too). */
 export async function evalCommand(argv: string[]): Promise<void> {
-  if (argv.includes('--help')) return void console.log(EVAL_HELP);
-  const a = new Args('kiln eval', argv, { options: ['checkpoint', 'per-class', 'sampler', 'steps', 'guidance', 'seed', 'json'] });
-  const path = a.string('checkpoint', 'out/mnist/checkpoint.safetensors');
-  const perClass = a.number('per-class', 50, { min: 2, integer: true });
-  const steps = a.number('steps', 12, { min: 1, integer: true });
-  const guidance = a.number('guidance', 3);
-  const seed = a.number('seed', 0, { min: 0, integer: true });
+  const a = new Args('kiln eval', argv, EVAL_OPTIONS);
+  const d = evalDefaults();
+  const path = a.string('checkpoint', d.checkpoint);
+  const perClass = a.number('per-class', d['per-class'], { min: 2, integer: true });
+  const steps = a.number('steps', d.steps, { min: 1, integer: true });
+  const guidance = a.number('guidance', d.guidance);
+  const seed = a.number('seed', d.seed, { min: 0, integer: true });
   const jsonFile = a.has('json') ? outputFile(a.string('json', ''), '--json') : '';
+  if (a.has('sampler')) a.string('sampler', ''); // an unknown name fails before the checkpoint loads
   await k.init();
   const { model, meta, latent } = await loadCheckpoint(path);
-  const objective = (meta.train as TrainConfig).objective;
-  const sampler = a.string('sampler', k.diffusion.defaultSampler(objective), SAMPLERS);
+  const objective = objectiveOf(meta);
+  const sampler = samplerOf(a, objective, evalDefaults(objective).sampler!);
   const net = await loadMetricsNet();
   const floor = await realFeatures(net, 'train', perClass * 10);
   const real = await realFeatures(net, 'test', 10000);

@@ -3,8 +3,9 @@ import { writeFileSync } from 'node:fs';
 import * as k from '../index.js';
 import { encodePng } from '../io/png.js';
 import { trainToy, TOY_TRAIN_DEFAULTS } from '../train/index.js';
-import { Args } from './args.js';
+import { Args, type OptionSpec } from './args.js';
 import { outputDir } from './common.js';
+import { helpFor, helpText, wantsHelp, type Command, type Defaults } from './help.js';
 import { Progress } from './progress.js';
 
 /** Draws points (and optional polylines) into an RGB panel of `size`² pixels covering [−range, range]². */
@@ -30,15 +31,48 @@ function panel(size: number, range: number, layers: { points: ArrayLike<number>;
   return img;
 }
 
+/** The toy data sets. */
+const DATASETS: readonly k.data.Toy2D[] = ['moons', '8gaussians', 'swissroll', 'checkerboard'];
+
+/** The sampler of the plotted samples for each objective. */
+const TOY_SAMPLER = { flow: 'flow_euler', 'ddpm-eps': 'ddim' } as const satisfies Record<'flow' | 'ddpm-eps', k.diffusion.SamplerName>;
+
+/** What `kiln toy2d` does, in one line. */
+const TOY2D_SUMMARY = 'train a 2D diffusion model, plot data vs samples and trajectories';
+
+/** The options of `kiln toy2d`: the parser accepts these, and its help lists them. */
+export const TOY2D_OPTIONS: readonly OptionSpec[] = [
+  { name: 'dataset', choices: DATASETS, help: 'the 2D distribution to learn' },
+  { name: 'objective', choices: ['flow', 'ddpm-eps'], help: `rectified flow (sampled with ${TOY_SAMPLER.flow}) or DDPM ε-prediction (sampled with ${TOY_SAMPLER['ddpm-eps']})` },
+  { name: 'steps', value: 'N', help: 'training steps' },
+  { name: 'sample-steps', value: 'N', help: 'sampler steps of the plotted samples' },
+  { name: 'out', value: 'DIR', help: 'where toy2d-<dataset>-<objective>.png goes' },
+];
+
+/** The defaults of `kiln toy2d`'s options (by option name). */
+export function toy2dDefaults() {
+  return { dataset: DATASETS[0]!, objective: 'flow' as 'flow' | 'ddpm-eps', steps: TOY_TRAIN_DEFAULTS.steps, 'sample-steps': 50, out: 'out' } satisfies Defaults;
+}
+
+/** `kiln toy2d` as the command line lists and runs it. */
+export const TOY2D: Command = {
+  name: 'toy2d',
+  summary: TOY2D_SUMMARY,
+  help: async (argv) => helpFor('kiln toy2d', argv, TOY2D_OPTIONS, () => helpText({ title: `kiln toy2d — ${TOY2D_SUMMARY}`, usage: 'Usage: kiln toy2d [options]', sections: [{ heading: 'Options:', options: TOY2D_OPTIONS, defaults: toy2dDefaults() }] })),
+  run: toy2dCommand,
+};
+
 /** `kiln toy2d`. */
 export async function toy2dCommand(argv: string[]): Promise<void> {
-  const a = new Args('kiln toy2d', argv, { options: ['dataset', 'objective', 'steps', 'sample-steps', 'out'] });
+  if (wantsHelp(argv)) return void console.log(await TOY2D.help(argv));
+  const a = new Args('kiln toy2d', argv, TOY2D_OPTIONS);
+  const d = toy2dDefaults();
   const opts = {
-    dataset: a.string<k.data.Toy2D>('dataset', 'moons', ['moons', '8gaussians', 'swissroll', 'checkerboard']),
-    objective: a.string('objective', 'flow', ['flow', 'ddpm-eps'] as const),
-    steps: a.number('steps', TOY_TRAIN_DEFAULTS.steps, { min: 1, integer: true }),
-    sampleSteps: a.number('sample-steps', 50, { min: 1, integer: true }),
-    out: a.string('out', 'out'),
+    dataset: a.string('dataset', d.dataset),
+    objective: a.string('objective', d.objective),
+    steps: a.number('steps', d.steps, { min: 1, integer: true }),
+    sampleSteps: a.number('sample-steps', d['sample-steps'], { min: 1, integer: true }),
+    out: a.string('out', d.out),
   };
   outputDir(opts.out);
   const info = await k.init();
@@ -56,7 +90,7 @@ async function toy2d(opts: { dataset: k.data.Toy2D; objective: 'ddpm-eps' | 'flo
   const trails: number[][] = Array.from({ length: 12 }, () => []);
   const { x } = await k.diffusion.sample({
     model: r.net.asModel(), prediction: r.prediction, process: r.process, path, noise: k.randn([1000, 2]),
-    sampler: opts.objective === 'flow' ? 'flow_euler' : 'ddim', clip: 5,
+    sampler: TOY_SAMPLER[opts.objective], clip: 5,
     onStep: async ({ x: xi }) => {
       const v = await xi.slice(0, 0, 12).data();
       trails.forEach((tr, i) => tr.push(v[2 * i]!, v[2 * i + 1]!));

@@ -11,8 +11,9 @@ import * as k from '../index.js';
 import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { VAE_METRICS, VAE_TRAIN_DEFAULTS, VAETrainer, type VAETrainConfig } from '../train/index.js';
-import { Args } from './args.js';
-import { diverged, loadMetricsNet, outputDir, outputFile, realFeatures, writeGrid } from './common.js';
+import { Args, type OptionSpec } from './args.js';
+import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, realFeatures, writeGrid } from './common.js';
+import { helpFor, helpText, wantsHelp, type Command, type Defaults, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 
 /**
@@ -32,67 +33,123 @@ export function isVAECheckpoint(path: string): boolean {
   return existsSync(path) && checkpointFormat(path) === k.nn.VAE_CHECKPOINT_FORMAT;
 }
 
-/** The text of `kiln train-vae --help`. */
-export const TRAIN_VAE_HELP = `kiln train-vae — train the KL-VAE (+ PatchGAN discriminator) that latent diffusion uses, on MNIST
+/** What `kiln train-vae` does, in one line. */
+const TRAIN_VAE_SUMMARY = 'train the KL-VAE (+ PatchGAN discriminator) that latent diffusion uses, on MNIST';
 
-  --steps N               training steps (default 800)
-  --batch N --lr X --warmup N --seed N          (defaults 16, 2e-3, 50, 0)
-  --widths 16,32          channels per level; each level after the first halves the resolution
-  --patch N               pixel-unshuffle stem factor (default 2); latent side = 28 / (patch · 2^(levels − 1))
-  --latent-channels N     channels of the latent image (default 4: latents 4×7×7)
-  --depth N               residual blocks per level (default 1)
-  --reconstruction l1|l2  reconstruction likelihood, Laplace or Gaussian (default l1)
-  --fixed-logvar          keep the output log-variance at 0 instead of learning it
-  --kl-weight X           β of the KL term (default 1e-4; 1 = the plain negative ELBO)
-  --disc-start N          step at which the discriminator and the adversarial term switch on
-                          (default: two thirds of the steps; ≥ --steps: never)
-  --disc-weight X         factor on the adaptive weight of the adversarial term (default 0.5)
-  --disc-loss hinge|non-saturating   (default hinge)
-  --disc-width N --disc-layers N     PatchGAN width and stride-2 layers (defaults 16, 2)
-  --r1 G                  R1 penalty weight γ on the discriminator (default 0)
-  --disc-lr X             (default: --lr)
-  --data-limit N          train on the first N training images only (default: all 60,000)
-  --eval-limit N          test digits of the final reconstruction report (default 1000)
-  --out DIR               vae.safetensors, loss.csv, recon.png, samples.png, interp.png (default out/vae)
-  --save-every N          checkpoint every N steps (default 250)
-  --resume                continue from DIR/vae.safetensors`;
+/** The share of the steps after which the discriminator switches on, unless --disc-start says otherwise. */
+const DISC_START = 2 / 3;
+
+/** The options of `kiln train-vae`: the parser accepts these, and its help lists them. */
+export const TRAIN_VAE_OPTIONS: readonly OptionSpec[] = [
+  { name: 'steps', value: 'N', help: 'training steps' },
+  { name: 'batch', value: 'N', help: 'images per step' },
+  { name: 'lr', value: 'X', help: 'Adam learning rate after the warmup' },
+  { name: 'warmup', value: 'N', help: `linear learning-rate warmup steps: min(${VAE_TRAIN_DEFAULTS.warmup}, steps / 10)` },
+  { name: 'seed', value: 'N', help: 'seed of the initial weights, the batches and the noise' },
+  { name: 'widths', value: 'C,C,…', help: 'channels per level; each level after the first halves the resolution' },
+  { name: 'patch', value: 'N', help: 'pixel-unshuffle stem factor; latent side = 28 / (patch · 2^(levels − 1))' },
+  { name: 'latent-channels', value: 'N', help: 'channels of the latent image' },
+  { name: 'depth', value: 'N', help: 'residual blocks per level' },
+  { name: 'reconstruction', choices: ['l1', 'l2'], help: 'reconstruction likelihood: Laplace (l1) or Gaussian (l2)' },
+  { name: 'fixed-logvar', help: 'keep the output log-variance at 0 instead of learning it' },
+  { name: 'kl-weight', value: 'X', help: 'β of the KL term (1: the plain negative ELBO)' },
+  { name: 'disc-start', value: 'N', help: 'step at which the discriminator and the adversarial term switch on (≥ --steps: never)' },
+  { name: 'disc-weight', value: 'X', help: 'factor on the adaptive weight of the adversarial term' },
+  { name: 'disc-loss', choices: ['hinge', 'non-saturating'], help: 'loss of the discriminator' },
+  { name: 'disc-width', value: 'N', help: 'channels of the PatchGAN discriminator' },
+  { name: 'disc-layers', value: 'N', help: 'stride-2 layers of the PatchGAN discriminator' },
+  { name: 'r1', value: 'G', help: 'R1 penalty weight γ on the discriminator' },
+  { name: 'disc-lr', value: 'X', help: 'learning rate of the discriminator (that of --lr unless given)' },
+  { name: 'data-limit', value: 'N', help: 'train on the first N training images only' },
+  { name: 'eval-limit', value: 'N', help: 'test digits of the reconstruction report at the end' },
+  { name: 'out', value: 'DIR', help: 'where vae.safetensors, loss.csv, recon.png, samples.png and interp.png go' },
+  { name: 'save-every', value: 'N', help: 'write the checkpoint every N steps' },
+  { name: 'resume', help: 'continue from vae.safetensors in --out' },
+];
+
+/**
+ * The defaults of `kiln train-vae`'s options (by option name); the warmup and the discriminator's start
+ * follow the run's length `steps`, the discriminator's learning rate the VAE's `lr`.
+ */
+export function trainVaeDefaults(steps: number = VAE_TRAIN_DEFAULTS.steps, lr: number = VAE_TRAIN_DEFAULTS.lr) {
+  const d = VAE_TRAIN_DEFAULTS, v = k.nn.VAE_DEFAULTS;
+  return {
+    steps: d.steps,
+    batch: d.batchSize,
+    lr: d.lr,
+    warmup: Math.min(d.warmup, Math.floor(steps / 10)),
+    seed: d.seed,
+    widths: v.widths,
+    patch: v.patch,
+    'latent-channels': v.latentChannels,
+    depth: v.depth,
+    reconstruction: d.reconstruction,
+    'kl-weight': d.klWeight,
+    'disc-start': Math.floor(DISC_START * steps),
+    'disc-weight': d.discWeight,
+    'disc-loss': d.discLoss,
+    'disc-width': 16,
+    'disc-layers': 2,
+    r1: d.r1Gamma,
+    'disc-lr': lr,
+    'data-limit': MNIST_TRAIN_IMAGES,
+    'eval-limit': 1000,
+    out: 'out/vae',
+    'save-every': 250,
+  } satisfies Defaults;
+}
+
+/** `kiln train-vae` as the command line lists and runs it. */
+export const TRAIN_VAE: Command = {
+  name: 'train-vae',
+  summary: TRAIN_VAE_SUMMARY,
+  help: async (argv) => helpFor('kiln train-vae', argv, TRAIN_VAE_OPTIONS, (a) => {
+    const steps = a.number('steps', VAE_TRAIN_DEFAULTS.steps, { min: 1, integer: true });
+    const defaults = trainVaeDefaults(steps, a.number('lr', VAE_TRAIN_DEFAULTS.lr, { min: 0 }));
+    return helpText({
+      title: `kiln train-vae — ${TRAIN_VAE_SUMMARY}`,
+      usage: 'Usage: kiln train-vae [options]',
+      notes: ['Then kiln train --latent DIR/vae.safetensors trains a diffusion model on its latents.'],
+      sections: [{ heading: 'Options:', options: TRAIN_VAE_OPTIONS, defaults }],
+    });
+  }),
+  run: trainVaeCommand,
+};
 
 /** `kiln train-vae`. */
 export async function trainVaeCommand(argv: string[]): Promise<void> {
-  if (argv.includes('--help')) return void console.log(TRAIN_VAE_HELP);
-  const a = new Args('kiln train-vae', argv, {
-    options: ['steps', 'batch', 'lr', 'warmup', 'seed', 'widths', 'patch', 'latent-channels', 'depth', 'reconstruction', 'kl-weight', 'disc-start', 'disc-weight', 'disc-loss', 'disc-width', 'disc-layers', 'r1', 'disc-lr', 'data-limit', 'eval-limit', 'out', 'save-every'],
-    flags: ['resume', 'fixed-logvar'],
-  });
-  const d = VAE_TRAIN_DEFAULTS;
-  const steps = a.number('steps', d.steps, { min: 1, integer: true });
-  const lr = a.number('lr', d.lr, { min: 0 });
+  if (wantsHelp(argv)) return void console.log(await TRAIN_VAE.help(argv));
+  const a = new Args('kiln train-vae', argv, TRAIN_VAE_OPTIONS);
+  const base = trainVaeDefaults();
+  const steps = a.number('steps', base.steps, { min: 1, integer: true });
+  const lr = a.number('lr', base.lr, { min: 0 });
+  const d = trainVaeDefaults(steps, lr);
   const train: VAETrainConfig = {
     steps,
-    batchSize: a.number('batch', d.batchSize, { min: 1, integer: true }),
+    batchSize: a.number('batch', d.batch, { min: 1, integer: true }),
     lr,
-    warmup: a.number('warmup', Math.min(d.warmup, Math.floor(steps / 10)), { min: 0, integer: true }),
-    reconstruction: a.string<k.nn.Reconstruction>('reconstruction', d.reconstruction, ['l1', 'l2']),
-    klWeight: a.number('kl-weight', d.klWeight, { min: 0 }),
-    discStart: a.number('disc-start', Math.floor((2 * steps) / 3), { min: 0, integer: true }),
-    discWeight: a.number('disc-weight', d.discWeight, { min: 0 }),
-    discLoss: a.string<k.nn.GanLoss>('disc-loss', d.discLoss, ['hinge', 'non-saturating']),
-    r1Gamma: a.number('r1', d.r1Gamma, { min: 0 }),
-    discLr: a.number('disc-lr', lr, { min: 0 }),
+    warmup: a.number('warmup', d.warmup, { min: 0, integer: true }),
+    reconstruction: a.string<k.nn.Reconstruction>('reconstruction', d.reconstruction),
+    klWeight: a.number('kl-weight', d['kl-weight'], { min: 0 }),
+    discStart: a.number('disc-start', d['disc-start'], { min: 0, integer: true }),
+    discWeight: a.number('disc-weight', d['disc-weight'], { min: 0 }),
+    discLoss: a.string<k.nn.GanLoss>('disc-loss', d['disc-loss']),
+    r1Gamma: a.number('r1', d.r1, { min: 0 }),
+    discLr: a.number('disc-lr', d['disc-lr'], { min: 0 }),
     seed: a.number('seed', d.seed, { min: 0, integer: true }),
   };
   const vaeConfig: Partial<k.nn.VAEConfig> = {
-    widths: a.ints('widths', k.nn.VAE_DEFAULTS.widths, 1, 4096),
-    patch: a.number('patch', k.nn.VAE_DEFAULTS.patch, { min: 1, integer: true }),
-    latentChannels: a.number('latent-channels', k.nn.VAE_DEFAULTS.latentChannels, { min: 1, integer: true }),
-    depth: a.number('depth', k.nn.VAE_DEFAULTS.depth, { min: 1, integer: true }),
+    widths: a.ints('widths', d.widths, 1, 4096),
+    patch: a.number('patch', d.patch, { min: 1, integer: true }),
+    latentChannels: a.number('latent-channels', d['latent-channels'], { min: 1, integer: true }),
+    depth: a.number('depth', d.depth, { min: 1, integer: true }),
     learnLogvar: !a.flag('fixed-logvar'),
   };
-  const disc: Partial<k.nn.PatchDiscriminatorConfig> = { width: a.number('disc-width', 16, { min: 1, integer: true }), layers: a.number('disc-layers', 2, { min: 1, integer: true }) };
-  const dataLimit = a.number('data-limit', 60000, { min: 1, integer: true });
-  const evalLimit = a.number('eval-limit', 1000, { min: 1, integer: true });
-  const out = a.string('out', 'out/vae');
-  const saveEvery = a.number('save-every', 250, { min: 1, integer: true });
+  const disc: Partial<k.nn.PatchDiscriminatorConfig> = { width: a.number('disc-width', d['disc-width'], { min: 1, integer: true }), layers: a.number('disc-layers', d['disc-layers'], { min: 1, integer: true }) };
+  const dataLimit = a.number('data-limit', d['data-limit'], { min: 1, integer: true });
+  const evalLimit = a.number('eval-limit', d['eval-limit'], { min: 1, integer: true });
+  const out = a.string('out', d.out);
+  const saveEvery = a.number('save-every', d['save-every'], { min: 1, integer: true });
   outputDir(out);
   const info = await k.init();
   k.manualSeed(train.seed);
@@ -226,22 +283,33 @@ export async function writeVaePictures(vae: k.nn.VAE, out: string, seed = 0): Pr
   return files;
 }
 
-/** The text of `kiln eval` of a VAE checkpoint, `--help`. */
-export const EVAL_VAE_HELP = `kiln eval --checkpoint <VAE checkpoint> — reconstruction error and LeNet scores of a VAE
+/** The options of `kiln eval` with a VAE checkpoint: the parser accepts these, and its help lists them. */
+export const EVAL_VAE_OPTIONS: readonly OptionSpec[] = [
+  { name: 'checkpoint', value: 'FILE', help: 'a VAE checkpoint written by kiln train-vae, e.g. out/vae/vae.safetensors' },
+  { name: 'limit', value: 'N', help: 'test digits to reconstruct' },
+  { name: 'samples', value: 'N', help: 'prior samples to score' },
+  { name: 'seed', value: 'N', help: 'seed of the prior samples' },
+  { name: 'json', value: 'FILE', help: 'also write the figures to this JSON file' },
+];
 
-  --limit N               test digits to reconstruct (default 2000)
-  --samples N             prior samples to score (default 1000)
-  --seed N
-  --json FILE             also write the figures as JSON`;
+/** The defaults of `kiln eval`'s options with a VAE checkpoint (by option name). */
+export function evalVaeDefaults() {
+  return { checkpoint: DEFAULT_CHECKPOINT, limit: 2000, samples: 1000, seed: 0 } satisfies Defaults;
+}
+
+/** The help section of `kiln eval` with a VAE checkpoint. */
+export function evalVaeSection(): HelpSection {
+  return { heading: 'Options (a VAE checkpoint: reconstruction error and LeNet scores):', options: EVAL_VAE_OPTIONS, defaults: evalVaeDefaults() };
+}
 
 /** `kiln eval` on a VAE checkpoint: reconstruction error, LeNet accuracy and classifier-FID of reconstructions, and classifier-FID of prior samples. */
 export async function evalVaeCommand(argv: string[]): Promise<void> {
-  if (argv.includes('--help')) return void console.log(EVAL_VAE_HELP);
-  const a = new Args('kiln eval', argv, { options: ['checkpoint', 'limit', 'samples', 'seed', 'json'] });
-  const path = a.string('checkpoint', 'out/vae/vae.safetensors');
-  const limit = a.number('limit', 2000, { min: 2, integer: true });
-  const nPrior = a.number('samples', 1000, { min: 2, integer: true });
-  const seed = a.number('seed', 0, { min: 0, integer: true });
+  const a = new Args('kiln eval', argv, EVAL_VAE_OPTIONS);
+  const o = evalVaeDefaults();
+  const path = a.string('checkpoint', o.checkpoint);
+  const limit = a.number('limit', o.limit, { min: 2, integer: true });
+  const nPrior = a.number('samples', o.samples, { min: 2, integer: true });
+  const seed = a.number('seed', o.seed, { min: 0, integer: true });
   const jsonFile = a.has('json') ? outputFile(a.string('json', ''), '--json') : '';
   await k.init();
   const { vae, meta } = await k.nn.loadVAE(path);
@@ -289,19 +357,30 @@ export async function evalVaeCommand(argv: string[]): Promise<void> {
   if (jsonFile) writeFileSync(jsonFile, `${json}\n`);
 }
 
-/** The text of `kiln sample` of a VAE checkpoint, `--help`. */
-export const SAMPLE_VAE_HELP = `kiln sample --checkpoint <VAE checkpoint> — prior samples and latent interpolations of a VAE
+/** The options of `kiln sample` with a VAE checkpoint: the parser accepts these, and its help lists them. */
+export const SAMPLE_VAE_OPTIONS: readonly OptionSpec[] = [
+  { name: 'checkpoint', value: 'FILE', help: 'a VAE checkpoint written by kiln train-vae, e.g. out/vae/vae.safetensors' },
+  { name: 'seed', value: 'N', help: 'seed of the prior samples' },
+  { name: 'out', value: 'DIR', help: "where samples.png, interp.png and recon.png go: the checkpoint's folder" },
+];
 
-  --seed N
-  --out DIR               samples.png, interp.png and recon.png (default: the checkpoint's folder)`;
+/** The defaults of `kiln sample`'s options with the VAE checkpoint `checkpoint` (by option name). */
+export function sampleVaeDefaults(checkpoint = DEFAULT_CHECKPOINT) {
+  return { checkpoint: DEFAULT_CHECKPOINT, seed: 0, out: dirname(checkpoint) } satisfies Defaults;
+}
+
+/** The help section of `kiln sample` with a VAE checkpoint (the --checkpoint given sets the --out shown). */
+export function sampleVaeSection(a: Args): HelpSection {
+  return { heading: 'Options (a VAE checkpoint: prior samples, reconstructions and interpolations):', options: SAMPLE_VAE_OPTIONS, defaults: sampleVaeDefaults(a.string('checkpoint', DEFAULT_CHECKPOINT)) };
+}
 
 /** `kiln sample` on a VAE checkpoint: writes prior samples, reconstructions and interpolation strips. */
 export async function sampleVaeCommand(argv: string[]): Promise<void> {
-  if (argv.includes('--help')) return void console.log(SAMPLE_VAE_HELP);
-  const a = new Args('kiln sample', argv, { options: ['checkpoint', 'seed', 'out'] });
-  const path = a.string('checkpoint', 'out/vae/vae.safetensors');
-  const seed = a.number('seed', 0, { min: 0, integer: true });
-  const out = outputDir(a.string('out', dirname(path)));
+  const a = new Args('kiln sample', argv, SAMPLE_VAE_OPTIONS);
+  const path = a.string('checkpoint', sampleVaeDefaults().checkpoint);
+  const d = sampleVaeDefaults(path);
+  const seed = a.number('seed', d.seed, { min: 0, integer: true });
+  const out = outputDir(a.string('out', d.out));
   await k.init();
   const { vae } = await k.nn.loadVAE(path);
   const files = await writeVaePictures(vae, out, seed);

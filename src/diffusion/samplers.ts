@@ -9,6 +9,7 @@ import { cat, Generator, randn, realize, Tensor, where } from '../tensor/index.j
 import { noGrad } from '../tensor/index.js';
 import { toDenoised, type Denoised, type Prediction } from './predict.js';
 import { DiscreteVP, EDM, RectifiedFlow, VESDE, VPSDE, type NoiseProcess, type TimePoint } from './process.js';
+import { samplingPath } from './timesteps.js';
 
 /** A model: output for input x at model time t (the same t for the whole batch). */
 export type Model = (x: Tensor, t: number) => Tensor;
@@ -468,4 +469,38 @@ export function classifierFreeGuidance(model: (x: Tensor, t: number, labels: Ten
     }
     return out;
   });
+}
+
+/** Why a sampler cannot drive a process whose sampling path starts at `start`, or null when it can. */
+type Fit = (sampler: SamplerName, process: NoiseProcess, start: TimePoint) => string | null;
+const anyProcess: Fit = () => null;
+const rectifiedFlow: Fit = (s, p) => (p instanceof RectifiedFlow ? null : `'${s}' integrates the rectified-flow velocity and needs the RectifiedFlow process, got ${p.constructor.name}`);
+const continuousSde: Fit = (s, p) => (p instanceof VPSDE || p instanceof VESDE ? null : `'${s}' needs a continuous VP, sub-VP or VE SDE process, got ${p.constructor.name}`);
+// Heun steps x/a in σ = s/a: infinite where the path starts at pure noise (a = 0, e.g. rectified flow at t = 1), and the samples are NaN
+const finiteSigma: Fit = (s, p, start) => (start.a > 0 ? null : `'${s}' steps in σ = s/a, which is infinite at the start of the ${p.constructor.name} path (a = 0)`);
+
+/** Which processes each sampler drives (measured on the Gaussian-mixture oracle: the others fail or give NaN). */
+const FITS: Record<SamplerName, Fit> = {
+  ddpm: anyProcess, ddim: anyProcess, euler: anyProcess, euler_ancestral: anyProcess, heun: finiteSigma, dpmpp_2m: anyProcess, dpmpp_2m_sde: anyProcess,
+  edm_heun: finiteSigma, flow_euler: rectifiedFlow, flow_heun: rectifiedFlow, sde_euler_maruyama: continuousSde, pc_langevin: continuousSde, pf_ode_rk45: anyProcess, unipc: anyProcess,
+};
+
+/** Every sampler of `sample`, in the order listings show them. */
+export const SAMPLER_NAMES = Object.keys(FITS) as readonly SamplerName[];
+
+/**
+ * Why `sampler` cannot drive `process`, or null when it can: the flow samplers need rectified flow, the
+ * SDE samplers a continuous VP/VE SDE, and Heun (also `edm_heun`) a path that does not start at a = 0.
+ * `start` is the path's first point (by default that of `samplingPath`).
+ */
+export function samplerMismatch(sampler: SamplerName, process: NoiseProcess, start: TimePoint = samplingPath(process, { steps: 1 })[0]!): string | null {
+  const fit = FITS[sampler];
+  if (!fit) throw new Error(`unknown sampler ${JSON.stringify(sampler)}; the samplers are ${SAMPLER_NAMES.join(', ')}`);
+  return fit(sampler, process, start);
+}
+
+/** The samplers that can drive `process` (in `SAMPLER_NAMES` order). */
+export function samplersFor(process: NoiseProcess): SamplerName[] {
+  const start = samplingPath(process, { steps: 1 })[0]!;
+  return SAMPLER_NAMES.filter((s) => FITS[s](s, process, start) === null);
 }

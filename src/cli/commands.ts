@@ -1,0 +1,104 @@
+/**
+ * The kiln commands in the order `kiln --help` lists them, each with its one-line summary, its help text
+ * and what it runs. `kiln sample` and `kiln eval` take a diffusion or a VAE checkpoint and run the
+ * command for its kind; their help covers both.
+ */
+import * as k from '../index.js';
+import { Args, type OptionSpec } from './args.js';
+import { LENET, MNIST_MLP } from './classifier.js';
+import { DEFAULT_CHECKPOINT } from './common.js';
+import { DEMO } from './demo.js';
+import { EVAL_OPTIONS, evalCommand, evalSection, SAMPLE_OPTIONS, sampleCommand, sampleSection, TRAIN } from './diffusion.js';
+import { helpFor, helpText, wantsHelp, type Command, type HelpSection } from './help.js';
+import { samplerLines } from './samplers.js';
+import { TOY2D } from './toy2d.js';
+import { EVAL_VAE_OPTIONS, evalVaeCommand, evalVaeSection, isVAECheckpoint, SAMPLE_VAE_OPTIONS, sampleVaeCommand, sampleVaeSection, TRAIN_VAE } from './vae.js';
+
+/** The checkpoint a sample or eval command line names (--checkpoint, else the default), to tell VAE checkpoints from diffusion ones. */
+function checkpointArg(argv: string[]): string {
+  return Args.peek(argv, 'checkpoint') ?? DEFAULT_CHECKPOINT;
+}
+
+/**
+ * A command that takes a diffusion or a VAE checkpoint: its help has a section for each kind (and the
+ * samplers by objective), and it runs the command of the checkpoint's kind.
+ */
+function byCheckpoint(o: {
+  name: string;
+  summary: string;
+  options: readonly OptionSpec[];
+  sections: (a: Args) => HelpSection[];
+  diffusion: (argv: string[]) => Promise<void>;
+  vae: (argv: string[]) => Promise<void>;
+}): Command {
+  const help = async (argv: string[]) => helpFor(`kiln ${o.name}`, argv, o.options, (a) => helpText({
+    title: `kiln ${o.name} — ${o.summary}`,
+    usage: `Usage: kiln ${o.name} [--checkpoint FILE] [options]`,
+    notes: ['The options depend on the checkpoint: one written by kiln train (diffusion) or by kiln train-vae (VAE).'],
+    sections: o.sections(a),
+    after: samplerLines(),
+  }));
+  const run = async (argv: string[]) => {
+    if (wantsHelp(argv)) return void console.log(await help(argv));
+    await (isVAECheckpoint(checkpointArg(argv)) ? o.vae : o.diffusion)(argv);
+  };
+  return { name: o.name, summary: o.summary, help, run };
+}
+
+/** `kiln sample`: a grid of digits from a diffusion checkpoint, or prior samples and interpolations of a VAE. */
+export const SAMPLE: Command = byCheckpoint({
+  name: 'sample',
+  summary: 'sample a grid of digits from a checkpoint (latent ones are decoded; a VAE gives prior samples and interpolations)',
+  options: [...SAMPLE_OPTIONS, ...SAMPLE_VAE_OPTIONS],
+  sections: (a) => [sampleSection(a), sampleVaeSection(a)],
+  diffusion: sampleCommand,
+  vae: sampleVaeCommand,
+});
+
+/** `kiln eval`: LeNet scores of a diffusion checkpoint's samples, or a VAE's reconstruction error and scores. */
+export const EVAL: Command = byCheckpoint({
+  name: 'eval',
+  summary: 'conditional accuracy, classifier-FID and Inception-style score of samples (a VAE: reconstruction error and its scores)',
+  options: [...EVAL_OPTIONS, ...EVAL_VAE_OPTIONS],
+  sections: () => [evalSection(), evalVaeSection()],
+  diffusion: evalCommand,
+  vae: evalVaeCommand,
+});
+
+/** What `kiln info` does, in one line. */
+const INFO_SUMMARY = 'print the WebGPU adapter kiln picks, as JSON';
+
+/** `kiln info`: the adapter kiln picks. */
+export const INFO: Command = {
+  name: 'info',
+  summary: INFO_SUMMARY,
+  help: async (argv) => helpFor('kiln info', argv, [], () => helpText({ title: `kiln info — ${INFO_SUMMARY}`, usage: 'Usage: kiln info', sections: [] })),
+  run: async (argv) => {
+    if (wantsHelp(argv)) return void console.log(await INFO.help(argv));
+    new Args('kiln info', argv, []);
+    console.log(JSON.stringify(await k.init(), null, 2));
+  },
+};
+
+/** Every kiln command, in the order `kiln --help` lists them. */
+export const COMMANDS: readonly Command[] = [DEMO, MNIST_MLP, LENET, TRAIN, TRAIN_VAE, SAMPLE, EVAL, TOY2D, INFO];
+
+/** The text of `kiln --help`: the commands with their summaries, and the options every command takes. */
+export function mainHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+  return [
+    'kiln — WebGPU tensors in Node and the browser',
+    '',
+    'Usage: kiln <command> [options]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
+    '',
+    'kiln <command> --help (or -h, or kiln help <command>) lists the options of a command, one a line, with their defaults.',
+    'Every command also takes --no-compile: training and sampling steps run eagerly instead of replaying compiled',
+    'steps (slower, the same results; for debugging).',
+    '',
+    `  ${'--version'.padEnd(width)}print the version of kiln`,
+    `  ${'--help'.padEnd(width)}this text (also -h, help)`,
+  ].join('\n');
+}
