@@ -18,6 +18,7 @@ export const SAMPLER_NOTES: Partial<Record<SamplerName, string>> = {
   euler: 'Euler’s method on the probability-flow ODE in the noise level σ (Karras et al.): deterministic, first order.',
   euler_ancestral: 'An Euler step in σ, then part of the noise is replaced by fresh noise: stochastic, forgiving of errors.',
   heun: 'Heun’s method in σ: two network calls per step, second order; fewer steps for the same accuracy.',
+  edm_heun: 'EDM’s Heun sampler (Karras et al.): Heun in σ with optional “churn” (fresh noise before each step); without churn, as here, the same as heun.',
   dpmpp_2m: 'DPM-Solver++(2M): a second-order multistep solver in log-SNR that reuses the previous step’s prediction: sharp in 10–20 steps.',
   dpmpp_2m_sde: 'The stochastic variant of DPM-Solver++(2M): adds noise each step, more variety, a few more steps.',
   unipc: 'UniPC: a multistep predictor–corrector solver; strong at very few steps.',

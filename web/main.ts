@@ -9,7 +9,7 @@ import { toy2d, type Toy2D } from '../src/data/toy2d.js';
 import type { CheckpointEntry } from './build.js';
 import { COLORS, drawImageGrid, drawLoss, drawScatter, gridLayout } from './draw.js';
 import { DATASET_NOTES, GUIDANCE_NOTE, PROCESS_NOTES, SAMPLER_NOTES, WEBGPU_HELP } from './explain.js';
-import { IMAGE_SAMPLERS, TOY_SAMPLERS, type Envelope, type ModelSummary, type NoiseLevel, type Progress, type Reply, type Request, type Results, type ToyObjective } from './protocol.js';
+import { type Envelope, type ModelSummary, type NoiseLevel, type Progress, type Reply, type Request, type Results, type SamplerLists, type ToyObjective } from './protocol.js';
 
 /** What the page knows, readable as `window.kilnDemo`. */
 export interface DemoState {
@@ -265,11 +265,14 @@ function showToyData(): void {
   if (!state.busy) drawToy();
 }
 
+/** The samplers the worker offers (known once it has started). */
+let samplers: SamplerLists | null = null;
+
 function fillToySamplers(): void {
   const objective = select('toy-objective').value as ToyObjective;
   const s = select('toy-sampler');
   const keep = s.value;
-  s.replaceChildren(...TOY_SAMPLERS[objective].map((name) => new Option(name, name)));
+  s.replaceChildren(...(samplers?.toy[objective] ?? []).map((name) => new Option(name, name)));
   if (Array.from(s.options).some((o) => o.value === keep)) s.value = keep;
   $('toy-objective-note').textContent = PROCESS_NOTES[objective];
   explainSampler('toy-sampler', 'toy-sampler-note');
@@ -379,7 +382,7 @@ let unsaved = false;
 function fillImageSamplers(objective: 'eps' | 'v' | 'flow'): void {
   const s = select('mnist-sampler');
   const keep = s.value;
-  s.replaceChildren(...IMAGE_SAMPLERS[objective].map((name) => new Option(name, name)));
+  s.replaceChildren(...(samplers?.image[objective] ?? []).map((name) => new Option(name, name)));
   if (Array.from(s.options).some((o) => o.value === keep)) s.value = keep;
   explainSampler('mnist-sampler', 'mnist-sampler-note');
 }
@@ -628,7 +631,10 @@ async function main(): Promise<void> {
   }
   startWorker();
   try {
-    const { info } = await call({ type: 'init' });
+    const { info, samplers: lists } = await call({ type: 'init' });
+    samplers = lists;
+    fillToySamplers();
+    fillImageSamplers(state.mnist.model?.objective ?? 'flow');
     state.device = info;
     state.ready = true;
     setInfo('status', `WebGPU adapter: ${info.driver}${info.description ? ` (${info.description})` : info.vendor ? ` (${info.vendor})` : ''}, running in a worker`);

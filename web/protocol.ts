@@ -11,20 +11,14 @@ import type { Toy2D } from '../src/data/toy2d.js';
 export type ToyObjective = 'ddpm-eps' | 'flow';
 
 /**
- * Samplers offered for each toy process (all of them move the points from noise to data). The
- * log-SNR samplers (DPM-Solver++, UniPC) are left out for rectified flow: its path starts at a = 0.
+ * The samplers the page offers for each toy process and each image objective: those that fit the process
+ * (`k.diffusion.samplersFor`), the default first; the adaptive-step `pf_ode_rk45` is left out (the page
+ * shows a fixed number of steps).
  */
-export const TOY_SAMPLERS: Record<ToyObjective, SamplerName[]> = {
-  'ddpm-eps': ['ddim', 'ddpm', 'euler', 'euler_ancestral', 'heun', 'dpmpp_2m', 'dpmpp_2m_sde', 'unipc'],
-  flow: ['flow_euler', 'flow_heun', 'ddim', 'euler'],
-};
-
-/** Samplers offered for image checkpoints, by objective. */
-export const IMAGE_SAMPLERS: Record<'eps' | 'v' | 'flow', SamplerName[]> = {
-  eps: ['dpmpp_2m', 'ddim', 'ddpm', 'euler', 'euler_ancestral', 'heun', 'dpmpp_2m_sde', 'unipc'],
-  v: ['dpmpp_2m', 'ddim', 'ddpm', 'euler', 'euler_ancestral', 'heun', 'dpmpp_2m_sde', 'unipc'],
-  flow: ['flow_heun', 'flow_euler', 'ddim', 'euler'],
-};
+export interface SamplerLists {
+  toy: Record<ToyObjective, SamplerName[]>;
+  image: Record<'eps' | 'v' | 'flow', SamplerName[]>;
+}
 
 /** A summary of the image model the worker holds. */
 export interface ModelSummary {
@@ -73,7 +67,7 @@ export type Progress =
 
 /** Final results, by request type. */
 export interface Results {
-  init: { info: DeviceInfo };
+  init: { info: DeviceInfo; samplers: SamplerLists };
   'toy-train': { losses: number[]; seconds: number };
   'toy-sample': { x: Float32Array; data: Float32Array; seconds: number };
   'mnist-load': { model: ModelSummary };

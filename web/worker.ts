@@ -4,8 +4,8 @@
  * training run early.
  */
 import * as k from '../src/index.js';
-import { DiffusionTrainer, TRAIN_DEFAULTS, trainToy, type TrainConfig } from '../src/train/index.js';
-import type { Envelope, ModelSummary, NoiseLevel, Progress, Reply, Request, Results } from './protocol.js';
+import { DiffusionTrainer, toyProcess, TRAIN_DEFAULTS, trainToy, type TrainConfig } from '../src/train/index.js';
+import type { Envelope, ModelSummary, NoiseLevel, Progress, Reply, Request, Results, SamplerLists } from './protocol.js';
 
 type Denoiser = k.diffusion.Denoiser;
 
@@ -320,10 +320,25 @@ async function mnistTrain(r: Extract<Request, { type: 'mnist-train' }>, emit: (e
   }
 }
 
+/** The samplers that fit `process`, `first` first, without the adaptive-step pf_ode_rk45. */
+function offered(process: k.diffusion.NoiseProcess, first: k.diffusion.SamplerName): k.diffusion.SamplerName[] {
+  const fit = k.diffusion.samplersFor(process).filter((s) => s !== 'pf_ode_rk45' && s !== first);
+  return [first, ...fit];
+}
+
+/** What the page offers: the samplers of each toy process and image objective. */
+function samplerLists(): SamplerLists {
+  const image = (o: k.diffusion.Objective) => offered(k.diffusion.objectiveSetup(o).process, k.diffusion.defaultSampler(o));
+  return {
+    toy: { flow: offered(toyProcess('flow'), 'flow_euler'), 'ddpm-eps': offered(toyProcess('ddpm-eps'), 'ddim') },
+    image: { eps: image('eps'), v: image('v'), flow: image('flow') },
+  };
+}
+
 async function handle(req: Request, emit: (e: Progress, transfer?: Transferable[]) => void): Promise<{ result: Results[keyof Results]; transfer?: Transferable[] }> {
   switch (req.type) {
     case 'init':
-      return { result: { info: await k.init() } };
+      return { result: { info: await k.init(), samplers: samplerLists() } };
     case 'toy-train':
       return { result: await toyTrain(req, emit) };
     case 'toy-sample': {

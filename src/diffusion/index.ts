@@ -5,7 +5,7 @@
 export { DiscreteVP, VPSDE, SubVPSDE, VESDE, EDM, RectifiedFlow, betas, alphasCumprod, rescaleZeroTerminalSnr, type NoiseProcess, type TimePoint, type BetaSchedule, type DiscreteVPOptions } from './process.js';
 export { spacedTimesteps, karrasSigmas, exponentialSigmas, discreteSigmas, timestepForSigma, samplingPath, type Spacing, type PathOptions } from './timesteps.js';
 export { toDenoised, target, type Prediction, type Denoised } from './predict.js';
-export { sample, ddimInvert, classifierFreeGuidance, dynamicThreshold, type Model, type SamplerName, type SampleOptions, type SampleResult } from './samplers.js';
+export { sample, ddimInvert, classifierFreeGuidance, dynamicThreshold, SAMPLER_NAMES, samplersFor, samplerMismatch, type Model, type SamplerName, type SampleOptions, type SampleResult } from './samplers.js';
 export { GaussianMixture, energyDistance } from './oracle.js';
 export { coefficients, addNoise, sampleTimes, drawTimes, minSnrWeight, edmWeight, dropLabels, objectiveSetup, denoisingLoss, type TimeSampling, type Objective, type Denoiser, type DenoisingLossOptions } from './training.js';
 export { logLikelihood, bitsPerDim, type LikelihoodOptions } from './likelihood.js';

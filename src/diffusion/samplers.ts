@@ -109,8 +109,9 @@ const sigmaOf = (p: TimePoint) => (p.a === 0 ? Infinity : p.s / p.a);
 export async function sample(o: SampleOptions): Promise<SampleResult> {
   const path = o.path;
   if (path.length < 2) throw new Error('sample: the path needs at least 2 points (steps ≥ 1)');
-  if ((o.sampler === 'flow_euler' || o.sampler === 'flow_heun') && !(o.process instanceof RectifiedFlow))
-    throw new Error(`sample: '${o.sampler}' integrates the rectified-flow velocity and needs the RectifiedFlow process, got ${o.process.constructor.name}; use 'euler' or 'heun' for other processes`);
+  // a sampler that cannot drive the process fails here, naming the ones that can (not with NaN samples)
+  const misfit = samplerMismatch(o.sampler, o.process, path[0]);
+  if (misfit) throw new Error(`sample: ${misfit}; the samplers for ${o.process.constructor.name} are ${samplersFor(o.process).join(', ')}`);
   if (o.generator !== undefined && o.seed !== undefined) throw new Error('sample: give either `generator` or `seed`, not both');
   if (o.seed !== undefined) o = { ...o, generator: new Generator(o.seed) };
   const den = new Denoiser(o.model, o.prediction, o.clip, o.threshold);

@@ -31,7 +31,7 @@ export class ToyTrainer extends LossTrainer<[x0: Tensor]> {
   constructor(readonly config: ToyTrainConfig) {
     const flow = config.objective === 'flow';
     super(TOY_CHECKPOINT_FORMAT, new ToyDenoiser({ timeScale: flow ? 1000 : 1 }), config);
-    this.process = flow ? new RectifiedFlow() : new DiscreteVP({ numTrainTimesteps: 1000, schedule: 'linear' });
+    this.process = toyProcess(config.objective);
     this.prediction = flow ? 'flow' : 'eps';
     this.opt = new AdamW(this.model, { lr: config.lr, weightDecay: 0 });
     this.sched = new LRScheduler(this.opt, cosine(config.lr, config.steps, config.lr * 0.02));
@@ -49,6 +49,11 @@ export class ToyTrainer extends LossTrainer<[x0: Tensor]> {
       return F.mseLoss(this.model.forward(xt, t), tgt);
     });
   }
+}
+
+/** The noise process of a toy objective: rectified flow, or a 1,000-step DDPM with a linear β schedule. */
+export function toyProcess(objective: 'ddpm-eps' | 'flow'): NoiseProcess {
+  return objective === 'flow' ? new RectifiedFlow() : new DiscreteVP({ numTrainTimesteps: 1000, schedule: 'linear' });
 }
 
 /** Defaults of `trainToy`, `kiln toy2d` and the page's toy panel: ~25 s on lavapipe, two sharp moons. */
