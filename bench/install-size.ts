@@ -26,7 +26,9 @@ function bytesUnder(dir: string): number {
 
 const work = mkdtempSync(join(tmpdir(), 'kiln-install-size-'));
 try {
-  const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })) as { filename: string; size: number; unpackedSize: number }[];
+  // the build that `prepare` runs prints its own lines before npm's JSON
+  const packOut = execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const packed = JSON.parse(packOut.slice(packOut.search(/^\[/m))) as { filename: string; size: number; unpackedSize: number }[];
   const tarball = join(work, packed[0]!.filename);
   const sizes: Record<string, { bytes: number; packages: number }> = {};
   for (const [name, extra] of [['with optional dependencies (Node)', []], ['--omit=optional (browser)', ['--omit=optional']]] as const) {
