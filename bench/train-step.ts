@@ -4,7 +4,7 @@
  * batch 128), the default MNIST diffusion UNet step of `kiln train`, the default DiT's and VAE's steps —
  * each compiled (`k.compile`) and eager in the same run. Prints one JSON line, then a table.
  *
- *   npm run bench:train [-- --quick] [-- --bake-index-constants]
+ *   npm run bench:train [-- --quick] [-- --bake-index-constants] [-- --dawn-busy-poll]
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench:train
  */
 import * as k from '../src/index.js';
@@ -14,6 +14,8 @@ import { indexLifting } from '../src/wgsl/kernels.js';
 const QUICK = process.argv.includes('--quick');
 // every kernel with its index constants baked into its source (one pipeline per shape), for comparison
 if (process.argv.includes('--bake-index-constants')) indexLifting.limit = 0;
+// Dawn's own waiting (a setImmediate loop that keeps a core busy while the GPU works), for comparison
+if (process.argv.includes('--dawn-busy-poll')) (globalThis as { __kilnDawnPolling?: true }).__kilnDawnPolling = true;
 const STEPS = QUICK ? 5 : 15;
 
 /** Figures measured on this machine by others (ms per step; lavapipe / SwiftShader). */

@@ -501,6 +501,7 @@ async function mnistSample(): Promise<void> {
   state.mnist.frames = mnistFrames.length;
   const slider = input('mnist-frame');
   slider.max = String(Math.max(0, mnistFrames.length - 1));
+  slider.value = slider.max;
   slider.disabled = mnistFrames.length < 2;
   sampleMeter.finish(`${n} images in ${r.seconds.toFixed(1)} s`);
   setInfo('mnist-info', `${n} samples in ${r.seconds.toFixed(1)} s (${req.sampler}, ${req.steps} steps, guidance ${req.guidance}, seed ${req.seed}). Drag the slider to see x_t and the predicted x₀ at each step.`);

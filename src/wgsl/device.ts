@@ -92,6 +92,40 @@ export function classify(info: Partial<GPUAdapterInfo> | undefined, fallback: bo
   return 'hardware';
 }
 
+/** How long a wait for Dawn's events polls back to back before it polls once per timer tick. */
+const DAWN_SPIN_MS = 1;
+
+/**
+ * Dawn for Node (the `webgpu` package) waits for GPU work (mapAsync, onSubmittedWorkDone) by re-queuing a
+ * native callback with `setImmediate` until nothing is pending: a busy loop that keeps a CPU core fully
+ * busy for as long as the GPU works. On a software adapter that core is one the driver computes on (on 2
+ * cores a UNet training step took about twice as long). This lets a wait poll back to back for its first
+ * `DAWN_SPIN_MS` (short reads stay fast) and then once per millisecond with a timer. Dawn looks
+ * `setImmediate` up on the global object each time; its callback is the only native, unnamed function
+ * queued there, so other callers are passed through unchanged.
+ */
+function throttleDawnPolling(): void {
+  const g = globalThis as unknown as { setImmediate: (fn: (...a: unknown[]) => void, ...args: unknown[]) => unknown; __kilnDawnPolling?: true };
+  if (g.__kilnDawnPolling) return;
+  g.__kilnDawnPolling = true;
+  const immediate = g.setImmediate;
+  let waitStart = 0, last = -Infinity;
+  const throttled = function (this: unknown, fn: (...a: unknown[]) => void, ...args: unknown[]): unknown {
+    if (typeof fn === 'function' && fn.name === '' && Function.prototype.toString.call(fn).endsWith('{ [native code] }')) {
+      const now = performance.now();
+      // a tick more than 2 ms after the last one starts a new wait
+      if (now - last > 2 * DAWN_SPIN_MS) waitStart = now;
+      last = now;
+      if (now - waitStart > DAWN_SPIN_MS) return setTimeout(fn, 1);
+    }
+    return immediate.call(this, fn, ...args);
+  };
+  // keep util.promisify(setImmediate) working
+  const custom = Symbol.for('nodejs.util.promisify.custom');
+  (throttled as unknown as Record<symbol, unknown>)[custom] = (immediate as unknown as Record<symbol, unknown>)[custom];
+  g.setImmediate = throttled;
+}
+
 async function nodeAdapter(powerPreference: GPUPowerPreference | undefined): Promise<{ adapter: GPUAdapter; icd?: string }> {
   const modName = 'webgpu';
   let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
@@ -103,6 +137,7 @@ async function nodeAdapter(powerPreference: GPUPowerPreference | undefined): Pro
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
+  throttleDawnPolling();
   const tryCreate = async (): Promise<GPUAdapter | null> => {
     try {
       const instance = mod.create([]);
