@@ -326,8 +326,8 @@ function toyTrain(): Promise<void> {
       type: 'toy-train' as const, dataset: select('toy-dataset').value as Toy2D, objective: select('toy-objective').value as ToyObjective,
       steps, batchSize: num('toy-batch', 'Batch', { integer: true, min: 1, max: 65536 }),
       lr: num('toy-lr', 'Learning rate', { positive: true }), seed: num('toy-seed', 'Seed', { integer: true, min: 0 }),
-      // about ten redraws per run, at most one per 50 steps
-      previewEvery: Math.max(50, Math.round(steps / 10)),
+      // about six redraws per run, at most one per 50 steps
+      previewEvery: Math.max(50, Math.round(steps / 6)),
     };
     cancelAnimationFrame(toyAnim.id);
     toyTrained = null;
