@@ -73,6 +73,14 @@ function sameKey(a: number[], b: number[]): boolean {
   return true;
 }
 
+/** The buffer a pass binds at `b`: an input or output of the launch, its scratch buffer or the uniforms. */
+function boundBuffer(b: Binding, l: Launch, scratch: GPUBuffer | null, uniform: GPUBuffer | null): GPUBuffer {
+  return b.kind === 'in' ? l.inputs[b.slot]! : b.kind === 'out' ? l.outs[b.index]! : b.kind === 'scratch' ? scratch! : uniform!;
+}
+
+/** The bind-group cache key being looked up (reused across dispatches). */
+const keyScratch: number[] = [];
+
 /** Bind groups kept per pass of a cached kernel. */
 const GROUPS_PER_PASS = 4;
 
@@ -404,14 +412,27 @@ function encodeAndSubmit(s: DeviceState, launches: Launch[], rendered: Pass[][],
       stats.kernels++;
       passes.forEach((p, pi) => {
         const pipeline = pipelines.get(p.code)!;
-        const buffers = p.bindings.map((b) => (b.kind === 'in' ? l.inputs[b.slot]! : b.kind === 'out' ? l.outs[b.index]! : b.kind === 'scratch' ? scratchBuf! : uniform!));
-        // the cache key: the pipeline, the bound buffers and the uniform offset, as small integers
-        const key = [idOf(pipeline), offsets[i]!, ...buffers.map(idOf)];
+        // the cache key: the pipeline, the uniform offset and the bound buffers, as small integers, written
+        // into a reused array (a replayed step looks up hundreds of groups: a hit allocates nothing)
+        const n = p.bindings.length + 2;
+        keyScratch.length = n;
+        keyScratch[0] = idOf(pipeline);
+        keyScratch[1] = offsets[i]!;
+        for (let b = 0; b < p.bindings.length; b++) keyScratch[b + 2] = idOf(boundBuffer(p.bindings[b]!, l, scratchBuf, uniform));
         const cache = l.groups ? (l.groups.passes[pi] ??= []) : null;
-        let group = cache?.find((c) => sameKey(c.key, key))?.group;
+        let group: GPUBindGroup | undefined;
+        if (cache) {
+          for (const c of cache) {
+            if (sameKey(c.key, keyScratch)) {
+              group = c.group;
+              break;
+            }
+          }
+        }
         if (!group) {
+          const key = keyScratch.slice(0, n);
           const entries: GPUBindGroupEntry[] = p.bindings.map((b, bi) =>
-            b.kind === 'params' ? { binding: bi, resource: { buffer: uniform!, offset: offsets[i]!, size: Math.ceil(words[i]! / 4) * 16 } } : { binding: bi, resource: { buffer: buffers[bi]! } });
+            b.kind === 'params' ? { binding: bi, resource: { buffer: uniform!, offset: offsets[i]!, size: Math.ceil(words[i]! / 4) * 16 } } : { binding: bi, resource: { buffer: boundBuffer(b, l, scratchBuf, uniform) } });
           group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
           stats.bindGroups++;
           if (cache) {
