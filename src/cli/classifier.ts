@@ -3,7 +3,7 @@ import * as k from '../index.js';
 import { trainLeNet, trainMlp, type ClassifierOptions } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
 import { LENET_PATH, outputFile } from './common.js';
-import { helpFor, helpText, wantsHelp, type Command, type Defaults } from './help.js';
+import { optionsCommand, type Command, type Defaults } from './help.js';
 import { Progress } from './progress.js';
 
 /** The progress-bar callback of a classifier run. */
@@ -52,21 +52,14 @@ export function lenetDefaults() {
   return { epochs: 4, batch: 128, lr: 2e-3, seed: 0, out: LENET_PATH } satisfies Defaults;
 }
 
-/** A classifier command's entry for the command line: its help is its one option table with its defaults. */
-function classifierCommand(name: string, summary: string, options: readonly OptionSpec[], defaults: Defaults, run: (argv: string[]) => Promise<void>): Command {
-  const help = async (argv: string[]) => helpFor(`kiln ${name}`, argv, options, () => helpText({ title: `kiln ${name} — ${summary}`, usage: `Usage: kiln ${name} [options]`, sections: [{ heading: 'Options:', options, defaults }] }));
-  return { name, summary, help, run };
-}
-
 /** `kiln mnist-mlp` as the command line lists and runs it. */
-export const MNIST_MLP: Command = classifierCommand('mnist-mlp', 'train an MLP classifier on MNIST and report its test accuracy', MNIST_MLP_OPTIONS, mnistMlpDefaults(), mnistMlpCommand);
+export const MNIST_MLP: Command = optionsCommand({ name: 'mnist-mlp', summary: 'train an MLP classifier on MNIST and report its test accuracy', options: MNIST_MLP_OPTIONS, defaults: mnistMlpDefaults, main: (argv) => mnistMlpCommand(argv) });
 
 /** `kiln lenet` as the command line lists and runs it. */
-export const LENET: Command = classifierCommand('lenet', 'train the LeNet classifier that the generative metrics use', LENET_OPTIONS, lenetDefaults(), lenetCommand);
+export const LENET: Command = optionsCommand({ name: 'lenet', summary: 'train the LeNet classifier that the generative metrics use', options: LENET_OPTIONS, defaults: lenetDefaults, main: (argv) => lenetCommand(argv) });
 
 /** `kiln mnist-mlp`. */
 export async function mnistMlpCommand(argv: string[]): Promise<void> {
-  if (wantsHelp(argv)) return void console.log(await MNIST_MLP.help(argv));
   const a = new Args('kiln mnist-mlp', argv, MNIST_MLP_OPTIONS);
   const d = mnistMlpDefaults();
   const hidden = a.ints('hidden', d.hidden, 1, 1 << 20);
@@ -93,7 +86,6 @@ export async function mnistMlpCommand(argv: string[]): Promise<void> {
 
 /** `kiln lenet`. */
 export async function lenetCommand(argv: string[]): Promise<void> {
-  if (wantsHelp(argv)) return void console.log(await LENET.help(argv));
   const a = new Args('kiln lenet', argv, LENET_OPTIONS);
   const d = lenetDefaults();
   const o = {

@@ -9,7 +9,7 @@ import { LENET, MNIST_MLP } from './classifier.js';
 import { DEFAULT_CHECKPOINT } from './common.js';
 import { DEMO } from './demo.js';
 import { EVAL_OPTIONS, evalCommand, evalSection, SAMPLE_OPTIONS, sampleCommand, sampleSection, TRAIN } from './diffusion.js';
-import { helpFor, helpText, wantsHelp, type Command, type HelpSection } from './help.js';
+import { command, helpFor, helpText, optionsCommand, type Command, type HelpSection } from './help.js';
 import { samplerLines } from './samplers.js';
 import { TOY2D } from './toy2d.js';
 import { EVAL_VAE_OPTIONS, evalVaeCommand, evalVaeSection, isVAECheckpoint, SAMPLE_VAE_OPTIONS, sampleVaeCommand, sampleVaeSection, TRAIN_VAE } from './vae.js';
@@ -38,11 +38,7 @@ function byCheckpoint(o: {
     sections: o.sections(a),
     after: samplerLines(),
   }));
-  const run = async (argv: string[]) => {
-    if (wantsHelp(argv)) return void console.log(await help(argv));
-    await (isVAECheckpoint(checkpointArg(argv)) ? o.vae : o.diffusion)(argv);
-  };
-  return { name: o.name, summary: o.summary, help, run };
+  return command({ name: o.name, summary: o.summary, help, main: (argv) => (isVAECheckpoint(checkpointArg(argv)) ? o.vae : o.diffusion)(argv) });
 }
 
 /** `kiln sample`: a grid of digits from a diffusion checkpoint, or prior samples and interpolations of a VAE. */
@@ -69,16 +65,16 @@ export const EVAL: Command = byCheckpoint({
 const INFO_SUMMARY = 'print the WebGPU adapter kiln picks, as JSON';
 
 /** `kiln info`: the adapter kiln picks. */
-export const INFO: Command = {
+export const INFO: Command = optionsCommand({
   name: 'info',
   summary: INFO_SUMMARY,
-  help: async (argv) => helpFor('kiln info', argv, [], () => helpText({ title: `kiln info — ${INFO_SUMMARY}`, usage: 'Usage: kiln info', sections: [] })),
-  run: async (argv) => {
-    if (wantsHelp(argv)) return void console.log(await INFO.help(argv));
+  options: [],
+  defaults: () => ({}),
+  main: async (argv) => {
     new Args('kiln info', argv, []);
     console.log(JSON.stringify(await k.init(), null, 2));
   },
-};
+});
 
 /** Every kiln command, in the order `kiln --help` lists them. */
 export const COMMANDS: readonly Command[] = [DEMO, MNIST_MLP, LENET, TRAIN, TRAIN_VAE, SAMPLE, EVAL, TOY2D, INFO];

@@ -7,7 +7,7 @@ import * as k from '../index.js';
 import { encodePng, toBytes } from '../io/png.js';
 import { Args, type OptionSpec } from './args.js';
 import { outputDir } from './common.js';
-import { helpFor, helpText, wantsHelp, type Command, type Defaults } from './help.js';
+import { optionsCommand, type Command, type Defaults } from './help.js';
 
 /** What `kiln demo` does, in one line. */
 const DEMO_SUMMARY = 'render the Mandelbrot set with fused kernels and time a matmul';
@@ -25,16 +25,10 @@ export function demoDefaults() {
 }
 
 /** `kiln demo` as the command line lists and runs it. */
-export const DEMO: Command = {
-  name: 'demo',
-  summary: DEMO_SUMMARY,
-  help: async (argv) => helpFor('kiln demo', argv, DEMO_OPTIONS, () => helpText({ title: `kiln demo — ${DEMO_SUMMARY}`, usage: 'Usage: kiln demo [options]', sections: [{ heading: 'Options:', options: DEMO_OPTIONS, defaults: demoDefaults() }] })),
-  run: demoCommand,
-};
+export const DEMO: Command = optionsCommand({ name: 'demo', summary: DEMO_SUMMARY, options: DEMO_OPTIONS, defaults: demoDefaults, main: (argv) => demoCommand(argv) });
 
 /** `kiln demo`. */
 export async function demoCommand(argv: string[]): Promise<void> {
-  if (wantsHelp(argv)) return void console.log(await DEMO.help(argv));
   const opts = new Args('kiln demo', argv, DEMO_OPTIONS);
   const d = demoDefaults();
   const size = opts.number('size', d.size, { min: 1, integer: true });

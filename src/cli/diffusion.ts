@@ -11,7 +11,7 @@ import * as k from '../index.js';
 import { DiffusionTrainer, TRAIN_DEFAULTS, type TrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
 import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, realFeatures, writeGrid } from './common.js';
-import { helpFor, helpText, wantsHelp, type Command, type Defaults, type DefaultsCase, type HelpSection } from './help.js';
+import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkSampler, defaultSamplers, OBJECTIVES, SAMPLER_NAMES, samplerLines } from './samplers.js';
 
@@ -189,16 +189,15 @@ export function trainHelpText(argv: string[], picked: { preset: PresetName; driv
 }
 
 /** `kiln train` as the command line lists and runs it. */
-export const TRAIN: Command = {
+export const TRAIN: Command = command({
   name: 'train',
   summary: TRAIN_SUMMARY,
   help: async (argv) => trainHelpText(argv, Args.peek(argv, 'preset') ? null : await adapterPreset()),
-  run: trainCommand,
-};
+  main: (argv) => trainCommand(argv),
+});
 
 /** `kiln train`. */
 export async function trainCommand(argv: string[]): Promise<void> {
-  if (wantsHelp(argv)) return void console.log(await TRAIN.help(argv));
   const a = new Args('kiln train', argv, TRAIN_OPTIONS);
   const vaePath = a.has('latent') ? a.string('latent', '') : null;
   if (vaePath !== null && !existsSync(vaePath)) throw new Error(`--latent: VAE checkpoint ${vaePath} does not exist (train one with kiln train-vae --out <dir>)`);

@@ -38,6 +38,26 @@ export const GENERAL_OPTIONS: readonly OptionSpec[] = [
   { name: 'no-compile', help: 'run training and sampling steps eagerly instead of replaying compiled ones: slower, same results' },
 ];
 
+/**
+ * A command's entry for the command line: `run` prints `help(argv)` when the arguments ask for help and
+ * otherwise runs `main` (so no command checks for --help itself).
+ */
+export function command(o: { name: string; summary: string; help: (argv: string[]) => Promise<string>; main: (argv: string[]) => Promise<void> }): Command {
+  return {
+    name: o.name,
+    summary: o.summary,
+    help: o.help,
+    run: async (argv) => (wantsHelp(argv) ? void console.log(await o.help(argv)) : o.main(argv)),
+  };
+}
+
+/** A command whose help is its one option table with its defaults (see `command`). */
+export function optionsCommand(o: { name: string; summary: string; options: readonly OptionSpec[]; defaults: () => Defaults; main: (argv: string[]) => Promise<void> }): Command {
+  const usage = `Usage: kiln ${o.name}${o.options.length ? ' [options]' : ''}`;
+  const sections = () => (o.options.length ? [{ heading: 'Options:', options: o.options, defaults: o.defaults() }] : []);
+  return command({ ...o, help: async (argv) => helpFor(`kiln ${o.name}`, argv, o.options, () => helpText({ title: `kiln ${o.name} — ${o.summary}`, usage, sections: sections() })) });
+}
+
 /** True when the arguments ask for help (`--help` or `-h`). */
 export function wantsHelp(argv: readonly string[]): boolean {
   return argv.includes('--help') || argv.includes('-h');

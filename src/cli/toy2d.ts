@@ -5,7 +5,7 @@ import { encodePng } from '../io/png.js';
 import { trainToy, TOY_TRAIN_DEFAULTS } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
 import { outputDir } from './common.js';
-import { helpFor, helpText, wantsHelp, type Command, type Defaults } from './help.js';
+import { optionsCommand, type Command, type Defaults } from './help.js';
 import { Progress } from './progress.js';
 
 /** Draws points (and optional polylines) into an RGB panel of `size`² pixels covering [−range, range]². */
@@ -55,16 +55,10 @@ export function toy2dDefaults() {
 }
 
 /** `kiln toy2d` as the command line lists and runs it. */
-export const TOY2D: Command = {
-  name: 'toy2d',
-  summary: TOY2D_SUMMARY,
-  help: async (argv) => helpFor('kiln toy2d', argv, TOY2D_OPTIONS, () => helpText({ title: `kiln toy2d — ${TOY2D_SUMMARY}`, usage: 'Usage: kiln toy2d [options]', sections: [{ heading: 'Options:', options: TOY2D_OPTIONS, defaults: toy2dDefaults() }] })),
-  run: toy2dCommand,
-};
+export const TOY2D: Command = optionsCommand({ name: 'toy2d', summary: TOY2D_SUMMARY, options: TOY2D_OPTIONS, defaults: toy2dDefaults, main: (argv) => toy2dCommand(argv) });
 
 /** `kiln toy2d`. */
 export async function toy2dCommand(argv: string[]): Promise<void> {
-  if (wantsHelp(argv)) return void console.log(await TOY2D.help(argv));
   const a = new Args('kiln toy2d', argv, TOY2D_OPTIONS);
   const d = toy2dDefaults();
   const opts = {

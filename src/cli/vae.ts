@@ -13,7 +13,7 @@ import { readHeaderSync } from '../nn/safetensors.js';
 import { VAE_METRICS, VAE_TRAIN_DEFAULTS, VAETrainer, type VAETrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
 import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, realFeatures, writeGrid } from './common.js';
-import { helpFor, helpText, wantsHelp, type Command, type Defaults, type HelpSection } from './help.js';
+import { command, helpFor, helpText, type Command, type Defaults, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 
 /**
@@ -100,7 +100,7 @@ export function trainVaeDefaults(steps: number = VAE_TRAIN_DEFAULTS.steps, lr: n
 }
 
 /** `kiln train-vae` as the command line lists and runs it. */
-export const TRAIN_VAE: Command = {
+export const TRAIN_VAE: Command = command({
   name: 'train-vae',
   summary: TRAIN_VAE_SUMMARY,
   help: async (argv) => helpFor('kiln train-vae', argv, TRAIN_VAE_OPTIONS, (a) => {
@@ -113,12 +113,11 @@ export const TRAIN_VAE: Command = {
       sections: [{ heading: 'Options:', options: TRAIN_VAE_OPTIONS, defaults }],
     });
   }),
-  run: trainVaeCommand,
-};
+  main: (argv) => trainVaeCommand(argv),
+});
 
 /** `kiln train-vae`. */
 export async function trainVaeCommand(argv: string[]): Promise<void> {
-  if (wantsHelp(argv)) return void console.log(await TRAIN_VAE.help(argv));
   const a = new Args('kiln train-vae', argv, TRAIN_VAE_OPTIONS);
   const base = trainVaeDefaults();
   const steps = a.number('steps', base.steps, { min: 1, integer: true });

@@ -80,11 +80,11 @@ function optionLines(help: string, name: string): string[] {
   return help.split('\n').filter((l) => l.startsWith(`  --${name} `) || l === `  --${name}`);
 }
 
-/** The `(default: …)` of option --name in a help text (the first line that has the option), or null. */
+/** The `(default: …)` of option --name in a help text that describes it on exactly one line, or null. */
 function defaultOf(help: string, name: string): string | null {
-  const line = optionLines(help, name)[0];
-  expect(line, `--${name} in\n${help}`).toBeDefined();
-  return /\(default: (.*)\)$/.exec(line!)?.[1] ?? null;
+  const lines = optionLines(help, name);
+  expect(lines, `one line for --${name} in\n${help}`).toHaveLength(1);
+  return /\(default: (.*)\)$/.exec(lines[0]!)?.[1] ?? null;
 }
 
 /** The samplers listed under each group of objectives in a help text (`  flow    ddpm ddim …` → { flow: [...] }). */
