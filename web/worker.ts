@@ -254,14 +254,6 @@ async function mnistTrainSplit(dataUrl: string, emit: (e: Progress) => void): Pr
   return split;
 }
 
-/** Copies the parameters of `from` into `to` (same structure), in place. */
-function copyWeights(from: k.nn.Module, to: k.nn.Module): void {
-  const src = new Map(from.namedParameters());
-  k.noGrad(() => {
-    for (const [n, p] of to.namedParameters()) p.assign(src.get(n)!);
-  });
-}
-
 /** The previews of in-page MNIST training: one digit of each class, a few Euler steps, fixed noise. */
 const MNIST_PREVIEW = { labels: Array.from({ length: 10 }, (_, d) => d), sampler: 'flow_euler' as const, steps: 10, guidance: 2, seed: 5 };
 
@@ -294,7 +286,7 @@ async function mnistTrain(r: Extract<Request, { type: 'mnist-train' }>, emit: (e
         if (stop.signal.aborted || trainer.step >= r.steps) break training;
         if (r.previewEvery > 0 && trainer.step % r.previewEvery === 0) {
           // sampling draws from its own generator: the training's random stream is left as it is
-          copyWeights(model, preview);
+          preview.loadStateDict(model.stateDict());
           try {
             const s = await imageSamples(preview, null, 'flow', sampleShape, MNIST_PREVIEW);
             emit({ type: 'mnist-preview', step: trainer.step, x: s.x, shape: s.shape }, [s.x.buffer]);
