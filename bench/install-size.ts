@@ -6,7 +6,7 @@
  *   npm run bench:install-size     # needs the npm registry; prints a JSON line, then a table
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +33,7 @@ try {
   const sizes: Record<string, { bytes: number; packages: number }> = {};
   for (const [name, extra] of [['with optional dependencies (Node)', []], ['--omit=optional (browser)', ['--omit=optional']]] as const) {
     const dir = join(work, name.startsWith('--') ? 'browser' : 'node');
-    execFileSync('mkdir', ['-p', dir]);
+    mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'size-probe', version: '1.0.0', private: true }));
     execFileSync('npm', ['install', '--no-audit', '--no-fund', ...extra, tarball], { cwd: dir, stdio: 'ignore' });
     const modules = join(dir, 'node_modules');

@@ -102,7 +102,8 @@ const DAWN_SPIN_MS = 1;
  * cores a UNet training step took about twice as long). This lets a wait poll back to back for its first
  * `DAWN_SPIN_MS` (short reads stay fast) and then once per millisecond with a timer. Dawn looks
  * `setImmediate` up on the global object each time; its callback is the only native, unnamed function
- * queued there, so other callers are passed through unchanged.
+ * queued there, so other callers are passed through unchanged. Setting `globalThis.__kilnDawnPolling = true`
+ * before `init` keeps Dawn's own loop (`npm run bench:train -- --dawn-busy-poll` compares the two).
  */
 function throttleDawnPolling(): void {
   const g = globalThis as unknown as { setImmediate: (fn: (...a: unknown[]) => void, ...args: unknown[]) => unknown; __kilnDawnPolling?: true };
