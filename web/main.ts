@@ -6,7 +6,6 @@
 import type { DeviceInfo } from '../src/index.js';
 import type { SamplerName } from '../src/diffusion/samplers.js';
 import { toy2d, type Toy2D } from '../src/data/toy2d.js';
-import { fmtTime } from '../src/cli/progress.js';
 import type { CheckpointEntry } from './build.js';
 import { COLORS, drawImageGrid, drawLoss, drawScatter, gridLayout } from './draw.js';
 import { DATASET_NOTES, GUIDANCE_NOTE, PROCESS_NOTES, SAMPLER_NOTES, WEBGPU_HELP } from './explain.js';
@@ -68,6 +67,14 @@ function setInfo(id: string, text: string, error = false): void {
   el.classList.toggle('error', error);
 }
 
+/** Seconds as '42 s' or '3 min 05 s'. */
+function duration(s: number): string {
+  if (!Number.isFinite(s)) return '…';
+  if (s < 60) return `${Math.max(0, Math.round(s))} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${String(Math.round(s - 60 * m)).padStart(2, '0')} s`;
+}
+
 /** A progress bar with its label: done / total, the rate per second and the time left. */
 class Meter {
   private t0 = 0;
@@ -98,7 +105,7 @@ class Meter {
     b.value = done;
     const elapsed = (now - this.firstAt) / 1000;
     const rate = elapsed > 0.2 ? (done - this.first) / elapsed : NaN;
-    const left = done >= total ? '' : ` · ${Number.isFinite(rate) && rate > 0 ? `ETA ${fmtTime((total - done) / rate)}` : 'ETA …'}`;
+    const left = done >= total ? '' : ` · ${Number.isFinite(rate) && rate > 0 ? `ETA ${duration((total - done) / rate)}` : 'ETA …'}`;
     $(this.label).textContent = `${done} / ${total} ${this.unit}${Number.isFinite(rate) ? ` · ${rate < 10 ? rate.toFixed(1) : rate.toFixed(0)} ${this.unit}/s` : ''}${left}${extra}`;
   }
 
@@ -550,7 +557,7 @@ function mnistTrain(): Promise<void> {
     state.mnist.trainLosses = r.losses;
     drawLoss(canvas('mnist-loss'), r.losses, req.steps);
     const done = r.model.step < req.steps ? `stopped after ${r.model.step} of ${req.steps} steps` : `${r.model.step} steps`;
-    trainMeter.finish(`${done} in ${fmtTime(r.seconds)}`);
+    trainMeter.finish(`${done} in ${duration(r.seconds)}`);
     showModel(r.model);
     setInfo('mnist-train-info', `Trained: ${done}. The model (its EMA weights) is loaded and sampled above; download it to keep it.`);
     userModel = true;
