@@ -39,12 +39,14 @@ type Step = () => Promise<k.Tensor | void>;
  * Median ms per step (submit to result read back), and median host ms: with the GPU idle, the time from
  * the call until the step's work is submitted — graph building, autograd, planning, encoding (eager), or
  * patching and encoding (compiled). The first three steps warm up (pipelines, pool; a compiled step
- * records its first calls eagerly).
+ * records its first calls eagerly); five more let the first replays make their bind groups and V8 optimize
+ * the code every step runs, so the figures are those of a long training run.
  */
 async function timeSteps(step: Step, steps = STEPS): Promise<{ ms: number; hostMs: number }> {
   const t0 = performance.now(), p0 = k.stats().pipelinesCompiled;
   for (let i = 0; i < 3; i++) await finish(await step());
   warmup = { ms: performance.now() - t0, pipelines: k.stats().pipelinesCompiled - p0 };
+  for (let i = 0; i < 5; i++) await finish(await step());
   const times: number[] = [], host: number[] = [];
   for (let i = 0; i < steps; i++) {
     await k.synchronize();

@@ -94,6 +94,9 @@ export abstract class Optimizer<O extends { lr: number }> {
     if (!s) {
       s = {};
       for (const n of names) s[n] = keep(noGrad(() => zerosLike(p)));
+      // stored zeros, not a constant folded into the first update: the first update then runs the kernel of
+      // every later one instead of compiling pipelines of its own
+      realize(...Object.values(s)).catch(() => undefined);
       this.state.set(p, s);
     }
     return s;

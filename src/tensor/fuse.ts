@@ -1,23 +1,28 @@
 /**
- * Horizontal fusion: elementwise kernels of the same size planned close together become one pass with
- * several outputs (e.g. an optimizer's parameter and moment updates), so shared subexpressions are
- * computed once and dispatches are saved.
+ * Horizontal fusion: elementwise kernels of the same size planned close together that read a tensor of
+ * that size in common (or one reads what the other writes) become one pass with several outputs (e.g. an
+ * optimizer's parameter and moment updates, which all read the gradient), so shared subexpressions are
+ * computed and shared data read once. Kernels that share at most a broadcast scalar stay apart (e.g. the
+ * updates of two parameters of the same size): merged, every count and order of them would be a pipeline
+ * of its own, while apart they share one pipeline across sizes.
  */
 import type { LazyNode } from './node.js';
 import type { PlannedKernel } from './plan.js';
 import type { Expr } from '../wgsl/ir.js';
 import type { ElementwiseKernel } from '../wgsl/kernels.js';
 
-/** Merges each elementwise kernel with the following ones of the same size that it can absorb (in place). */
+/** Merges each elementwise kernel with the following related ones of the same size that it can absorb (in place). */
 export function fuseHorizontally(ks: PlannedKernel[], maxInputs: number): PlannedKernel[] {
   for (let i = 0; i < ks.length; i++) {
     let a = ks[i]!;
     if (a.kernel.kind !== 'elementwise') continue;
+    const size = a.kernel.size;
     const produced = new Set<LazyNode>(a.outs);
     for (let j = i + 1; j < ks.length && j < i + 64; j++) {
       const b = ks[j]!;
       // b may read a's own outputs (substituted by their expressions), not outputs of kernels in between
-      const ok = b.kernel.kind === 'elementwise' && b.kernel.size === (a.kernel as ElementwiseKernel).size && !b.inputs.some((x) => produced.has(x) && !a.outs.includes(x));
+      const ok = b.kernel.kind === 'elementwise' && b.kernel.size === size && !b.inputs.some((x) => produced.has(x) && !a.outs.includes(x))
+        && b.inputs.some((x) => x.size === size && (a.inputs.includes(x) || a.outs.includes(x)));
       if (ok) {
         const merged = mergeElementwise(a, b);
         if (merged && merged.inputs.length + merged.outs.length <= maxInputs + 1) {

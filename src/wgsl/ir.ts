@@ -215,14 +215,17 @@ const u32w = new Uint32Array(f32w.buffer);
 /**
  * The index constants of one kernel (sizes, strides, offsets, divisors). Lifted, they are read from the
  * kernel's uniforms instead of being baked into its source, so kernels that differ only in sizes share one
- * pipeline; a division by a lifted divisor multiplies by its float reciprocal and corrects the quotient by
- * one (`kiln_udiv`), exact while every dividend is below 2^24, so kernels that index more elements bake them.
+ * pipeline. A division by a lifted divisor multiplies by its float reciprocal: while every dividend is below
+ * FAST_DIV_LIMIT the reciprocal is rounded up by two ulps and the truncated product is the quotient; below
+ * LIFT_LIMIT the quotient is corrected by one each way (`kiln_udiv`); kernels that index more elements
+ * bake their constants.
  */
 export class IndexConstants {
   /** The uniform words of the lifted constants, after the kernel's own run-time scalars. */
   readonly words: number[] = [];
 
-  constructor(readonly base: number, readonly lift: boolean) {}
+  /** `bound`: every dividend of the kernel is below it. */
+  constructor(readonly base: number, readonly lift: boolean, readonly bound = LIFT_LIMIT) {}
 
   private word(bits: number): string {
     const i = this.base + this.words.length;
@@ -249,12 +252,14 @@ export class IndexConstants {
   /** `x / d` for a positive constant d. */
   div(x: string, d: number, name?: string): string {
     if (!this.lift) return `(${x} / ${d >>> 0}u)`;
-    const dw = this.u32(d, name);
+    const fast = this.bound <= FAST_DIV_LIMIT;
+    const dw = fast ? '' : this.u32(d, name);
     const rw = this.once(name === undefined ? undefined : `${name}/r`, d, () => {
       f32w[0] = 1 / d;
+      if (fast) u32w[0]! += 2;
       return `bitcast<f32>(${this.word(u32w[0]!)})`;
     });
-    return `kiln_udiv(${x}, ${dw}, ${rw})`;
+    return fast ? `u32(f32(${x}) * ${rw})` : `kiln_udiv(${x}, ${dw}, ${rw})`;
   }
 
   /** `x % d` for a positive constant d (`x` appears twice in the text when lifted: pass a name or a cheap expression). */
@@ -277,24 +282,13 @@ export const UDIV_HELPER = `fn kiln_udiv(n: u32, d: u32, r: f32) -> u32 {
   return select(q, q + 1u, m >= i32(d));
 }`;
 
-/** Index divisions and remainders by constants in expressions (each shared subexpression counted once). */
-export function constantDivisions(exprs: Expr[]): number {
-  const seen = new Set<Expr>();
-  let n = 0;
-  const visit = (e: Expr): void => {
-    if (seen.has(e)) return;
-    seen.add(e);
-    if (e.k === 'load') visit(e.idx);
-    if (e.k !== 'call') return;
-    if ((e.key === '/' || e.key === '%') && isLit(e.args[1]!)) n++;
-    e.args.forEach(visit);
-  };
-  exprs.forEach(visit);
-  return n;
-}
-
 /** Dividends below this are exact in `kiln_udiv`. */
 export const LIFT_LIMIT = 2 ** 24;
+/**
+ * Dividends below this are exact as the truncated product with the reciprocal rounded up by two ulps (the
+ * product then exceeds n/d by less than 1/d; tested exhaustively for small divisors in tests/node).
+ */
+export const FAST_DIV_LIMIT = 2 ** 21;
 
 /**
  * Prints expressions as WGSL `let` statements with CSE. Child emitters (loop bodies) see the names

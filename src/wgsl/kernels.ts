@@ -5,7 +5,7 @@
  * tiles). Each takes an elementwise epilogue so the surrounding elementwise work fuses into it.
  */
 import { type DType, wgslStorageType, wgslType } from './dtype.js';
-import { constantDivisions, Emitter, type Expr, IndexConstants, LIFT_LIMIT, type VT } from './ir.js';
+import { Emitter, type Expr, IndexConstants, LIFT_LIMIT, type VT } from './ir.js';
 
 /** A sub-dimension of an operand axis: [size, stride]. */
 type Atom = [size: number, stride: number];
@@ -105,11 +105,6 @@ export interface KernelConfig {
   matmulTile: [number, number];
   /** Elements one elementwise invocation computes (strided by the invocation count, so lanes stay contiguous). */
   elementsPerInvocation: number;
-  /**
-   * Most divisions by lifted index constants an elementwise or reduction kernel may make (per element);
-   * one with more bakes its constants in (a pipeline of its own per shape, but faster index math).
-   */
-  liftDivisions: number;
 }
 
 const WG = 256;
@@ -175,9 +170,9 @@ export const indexLifting = { limit: LIFT_LIMIT };
  * The index constants of a kernel: lifted into its uniforms when every index it divides stays below
  * LIFT_LIMIT (its largest tensor and its invocation count), baked into its source otherwise.
  */
-function constantsOf(k: Kernel, invocations: number, lift: boolean): IndexConstants {
+function constantsOf(k: Kernel, invocations: number): IndexConstants {
   const bound = Math.max(k.indexBound ?? Infinity, invocations);
-  return new IndexConstants(k.nParams, lift && bound < Math.min(indexLifting.limit, LIFT_LIMIT));
+  return new IndexConstants(k.nParams, bound < Math.min(indexLifting.limit, LIFT_LIMIT), bound);
 }
 
 /** The first lines of a pass: bindings, the uniform block sized for every word, and the helpers. */
@@ -218,10 +213,7 @@ function copyParams(p: Pass): Pass {
 export function render(k: Kernel, cfg: KernelConfig): Pass[] {
   checkRange(k);
   try {
-    // a kernel whose fused index math divides a lot keeps its constants: a driver simplifies chains of
-    // divisions by constants, which dominate such a kernel (see KernelConfig.liftDivisions)
-    const exprs = k.kind === 'elementwise' ? [k.value, ...(k.extra ?? []).map((x) => x.value)] : k.kind === 'reduce' ? [k.body, k.epilogue] : [k.epilogue];
-    return renderPasses(k, cfg, constantDivisions(exprs) <= cfg.liftDivisions).map(copyParams);
+    return renderPasses(k, cfg).map(copyParams);
   } catch (e) {
     // name the ops (e.g. a dispatch beyond the device's workgroup limits)
     if (e instanceof Error && k.ops?.length && !e.message.startsWith("'")) e.message = `${k.ops.map((o) => `'${o}'`).join(', ')}: ${e.message}`;
@@ -229,28 +221,29 @@ export function render(k: Kernel, cfg: KernelConfig): Pass[] {
   }
 }
 
-function renderPasses(k: Kernel, cfg: KernelConfig, lift: boolean): Pass[] {
+function renderPasses(k: Kernel, cfg: KernelConfig): Pass[] {
   switch (k.kind) {
-    case 'elementwise': return [renderElementwise(k, cfg, lift)];
-    case 'reduce': return renderReduce(k, cfg, lift);
-    case 'matmul': return renderMatmul(k, cfg, lift);
+    case 'elementwise': return [renderElementwise(k, cfg)];
+    case 'reduce': return renderReduce(k, cfg);
+    case 'matmul': return renderMatmul(k, cfg);
   }
 }
 
-function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig, lift: boolean): Pass {
+function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass {
   // several elements per invocation amortize the per-invocation cost of CPU drivers
   const E = k.size >= WG * cfg.elementsPerInvocation * 4 ? cfg.elementsPerInvocation : 1;
   const T = Math.ceil(k.size / E);
   const { wg, nx } = grid(T, WG, cfg);
-  const C = constantsOf(k, k.size, lift);
+  const C = constantsOf(k, k.size);
   // all outputs are emitted in one body so they share common subexpressions
   const outs = [{ value: k.value, dtype: k.outDtype }, ...(k.extra ?? [])];
   const em = new Emitter(C);
   const names = outs.map((o) => em.emit(o.value));
   const stores = outs.map((o, i) => `  OUT${i === 0 ? '' : i}[gid] = ${storeText(o.dtype, names[i]!)};`);
-  // the element loop's bounds are constants too, so kernels whose body does not depend on the shape (e.g. an
-  // optimizer update, one per parameter tensor) share one pipeline across sizes; a loop, not E inlined copies
-  // of the body: software drivers compile each pipeline at its first dispatch
+  // the element loop's bounds (the element count E per invocation too) are constants, so kernels whose body
+  // does not depend on the shape (e.g. an optimizer update, one per parameter tensor) share one pipeline
+  // across sizes; a loop, not E inlined copies of the body: software drivers compile each pipeline at its
+  // first dispatch
   const body = `fn compute(gid: u32) {
 ${em.lines.join('\n')}
 ${stores.join('\n')}
@@ -261,7 +254,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let t = (wid.y * ${C.u32(nx)} + wid.x) * ${WG}u + lid;
   if (t >= T) { return; }
   let size = ${C.u32(k.size)};
-  for (var e = 0u; e < ${E}u; e++) {
+  for (var e = 0u; e < ${C.u32(E, 'E')}; e++) {
     let g = t + e * T;
     if (g < size) { compute(g); }
   }
@@ -288,11 +281,11 @@ export function reduceSplit(outSize: number, redSize: number, cfg: KernelConfig)
   return Math.max(1, Math.min(want, Math.floor(redSize / cfg.reduceMinChunk)));
 }
 
-function renderReduce(k: ReduceKernel, cfg: KernelConfig, lift: boolean): Pass[] {
+function renderReduce(k: ReduceKernel, cfg: KernelConfig): Pass[] {
   const t = k.accType;
   const tt = t === 'vec4u' ? 'u32' : t;
   const S = reduceSplit(k.outSize, k.redSize, cfg);
-  const C = constantsOf(k, k.outSize * k.redSize, lift);
+  const C = constantsOf(k, k.outSize * k.redSize);
   const epi = fnOf('epilogue', `gid: u32, acc: ${tt}`, k.epilogue.t, k.epilogue, C);
   const body = fnOf('body', 'o: u32, r: u32', t, k.body, C);
   if (S === 1) {
@@ -424,7 +417,7 @@ export function matmulSplitK(tiles: number, K: number, cfg: KernelConfig): numbe
   return Math.max(1, Math.min(want, Math.floor(K / 128)));
 }
 
-function renderMatmul(k: MatmulKernel, cfg: KernelConfig, lift: boolean): Pass[] {
+function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass[] {
   const [TM, TN] = cfg.matmulTile;
   const tilesM = Math.ceil(k.M / TM);
   const tilesN = Math.ceil(k.N / TN);
@@ -437,7 +430,7 @@ function renderMatmul(k: MatmulKernel, cfg: KernelConfig, lift: boolean): Pass[]
   const blocksN = Math.ceil(tilesN / BN), blocksM = Math.ceil(tilesM / BM);
   const perSlice = batch * blocksM * blocksN * WG;
   const { wg, nx } = grid(perSlice * S, WG, cfg);
-  const C = constantsOf(k, Math.max(perSlice * S, outSize * S, batch * k.M * k.K, batch * k.K * k.N), lift);
+  const C = constantsOf(k, Math.max(perSlice * S, outSize * S, batch * k.M * k.K, batch * k.K * k.N));
   const epi = fnOf('epilogue', 'gid: u32, acc: f32', k.epilogue.t, k.epilogue, C);
   // row and column offsets are computed once per tile; only the k offsets change inside the loop
   const setup: string[] = [`  let lastM = ${C.u32(k.M - 1)};`, `  let lastN = ${C.u32(k.N - 1)};`];

@@ -32,9 +32,6 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       // (cold shader cache: 145 s instead of 209 s for its first steps)
       matmulTile: [4, 8],
       elementsPerInvocation: 4,
-      // measured on lavapipe's UNet training step: with every kernel's constants lifted its elementwise
-      // kernels ran 5× slower (divisions by uniforms are not vectorized); with at most 4, as fast as baked
-      liftDivisions: 4,
     },
   },
   {
@@ -47,8 +44,6 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       reduceMapping: 'stride',
       matmulTile: [8, 8],
       elementsPerInvocation: 1,
-      // not measured on a GPU yet: the software row's value
-      liftDivisions: 4,
     },
   },
 ];

@@ -408,6 +408,50 @@ describe('index constants in uniforms', () => {
     expect(Array.from({ length: 1 << 16 }, (_, i) => (1 << 24) - 1 - i).some((n) => Math.trunc(Math.fround(n * Math.fround(1 / 4095))) !== Math.floor(n / 4095))).toBe(true);
   });
 
+  /** The fast division of kernels indexing fewer than 2^21 elements: f32(1/d) raised by two ulps, product truncated. */
+  const fastDiv = (d: number) => {
+    const f = new Float32Array([1 / d]);
+    new Uint32Array(f.buffer)[0]! += 2;
+    const r = f[0]!;
+    return (n: number) => Math.trunc(Math.fround(n * r));
+  };
+
+  it('division by a lifted divisor without a correction step is exact for every dividend below 2^21', () => {
+    const LIMIT = 2 ** 21;
+    let wrong = 0, checked = 0;
+    // every quotient of every divisor up to 4096, at both ends of each quotient's range of dividends
+    for (let d = 1; d <= 4096; d++) {
+      const div = fastDiv(d);
+      for (let q = 0; q * d < LIMIT; q++) {
+        for (const n of [q * d, Math.min(q * d + d - 1, LIMIT - 1)]) {
+          checked++;
+          if (div(n) !== Math.floor(n / d)) wrong++;
+        }
+      }
+    }
+    // and every dividend for a few larger divisors
+    for (const d of [4097, 65535, 65537, 2 ** 20 + 1, LIMIT - 1]) {
+      const div = fastDiv(d);
+      for (let n = 0; n < LIMIT; n++) if (div(n) !== Math.floor(n / d)) wrong++;
+    }
+    expect(checked).toBeGreaterThan(3e7);
+    expect(wrong).toBe(0);
+    // beyond the limit it goes wrong (the limit is needed): the quotient by 1 of some dividend below 2^22 is off
+    const byOne = fastDiv(1);
+    expect(Array.from({ length: 2 ** 20 }, (_, i) => 3 * 2 ** 20 + i).some((n) => byOne(n) !== n)).toBe(true);
+  });
+
+  it('a transpose of just under 2^21 elements, the most a kernel indexes with the fast division, lands every element', async () => {
+    // the output's rows have 1011 elements: f32(1/1011) lies below 1/1011, so without the raise by two ulps
+    // 1,406 of the quotients (exact multiples of 1011) would come out one too small
+    const [R, Cn] = [1011, 2074];
+    expect(R * Cn).toBeLessThan(2 ** 21);
+    const y = (await k.arange(0, R * Cn).reshape([R, Cn]).transpose(0, 1).mul(1).data()) as Float32Array;
+    let wrong = 0;
+    for (let c = 0; c < Cn; c++) for (let r = 0; r < R; r++) if (y[c * R + r] !== r * Cn + c) wrong++;
+    expect(wrong).toBe(0);
+  });
+
   it('a transpose of 2^24 − 1 elements, the most a kernel indexes with lifted constants, lands every element', async () => {
     const [R, Cn] = [4095, 4097];
     const y = (await k.arange(0, R * Cn).reshape([R, Cn]).transpose(0, 1).mul(1).data()) as Float32Array;
