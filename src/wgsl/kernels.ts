@@ -442,13 +442,21 @@ function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass[] {
   for (let i = 0; i < TM; i++) body.push(`    let a${i} = f32(B${k.a.slot}[ar${i} + ak]);`);
   for (let j = 0; j < TN; j++) body.push(`    let b${j} = f32(B${k.b.slot}[bk + bc${j}]);`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) body.push(`    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`);
-  const stores: string[] = [`  let M = ${C.u32(k.M)};`, `  let N = ${C.u32(k.N)};`];
-  for (let i = 0; i < TM; i++) {
-    for (let j = 0; j < TN; j++) {
-      const store = S === 1 ? `OUT[g] = ${storeText(k.outDtype, `epilogue(g, c${i}_${j})`)};` : `S_out[slice * outSize + g] = c${i}_${j};`;
-      stores.push(`  if (m0 + ${i}u < M && n0 + ${j}u < N) { let g = (b * M + m0 + ${i}u) * N + n0 + ${j}u; ${store} }`);
-    }
-  }
+  // the tile is stored by a loop over an array, so the epilogue (often a long fused chain) is emitted once,
+  // not once per element of the tile: a software driver compiles a much smaller pipeline
+  const cs = Array.from({ length: TM * TN }, (_, e) => `c${Math.floor(e / TN)}_${e % TN}`);
+  const store = S === 1 ? `OUT[g] = ${storeText(k.outDtype, 'epilogue(g, tile[i * ' + TN + 'u + j])')};` : `S_out[slice * outSize + g] = tile[i * ${TN}u + j];`;
+  const stores: string[] = [
+    `  let M = ${C.u32(k.M)};`,
+    `  let N = ${C.u32(k.N)};`,
+    `  var tile = array<f32, ${TM * TN}>(${cs.join(', ')});`,
+    `  for (var i = 0u; i < ${TM}u; i++) {`,
+    `    if (m0 + i >= M) { break; }`,
+    `    for (var j = 0u; j < ${TN}u; j++) {`,
+    `      if (n0 + j < N) { let g = (b * M + m0 + i) * N + n0 + j; ${store} }`,
+    '    }',
+    '  }',
+  ];
   // BN is a power of two: the position inside a block is a shift and a mask
   const main = `${S === 1 ? epi : ''}
 @compute @workgroup_size(${WG})
