@@ -1,10 +1,16 @@
 /**
- * Functional layers and losses (also exported as `k.F`). Everything is a composite of Tensor ops, so
- * gradients come from the primitives; losses are written in numerically stable forms.
+ * The functional API, `k.F`: what `torch.nn.functional` has and kiln implements, under PyTorch's names in
+ * camelCase (`F.conv2d`, `F.interpolate`, `F.crossEntropy`, …). Modules (`k.nn`) call these functions, and
+ * `k.nn` re-exports the convolution, pooling, normalization and attention functions as the same objects.
+ * Everything is a composite of Tensor ops, so gradients come from the primitives; losses are written in
+ * numerically stable forms.
  */
 import { fmt, normAxis } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
-import { assertAlive, checkIndices, rand, Tensor, unchecked, where } from '../tensor/index.js';
+import { assertAlive, checkIndices, noGrad, rand, Tensor, unchecked, where } from '../tensor/index.js';
+
+export { conv1d, conv2d, convTranspose2d, avgPool2d, maxPool2d, adaptiveAvgPool2d, interpolate, pixelShuffle, pixelUnshuffle, type Conv1dOptions, type Conv2dOptions, type ConvTranspose2dOptions, type Pool2dOptions, type InterpolateOptions } from './conv.js';
+export { groupNorm, rmsNorm, scaledDotProductAttention } from './norm-attention.js';
 
 /** How a loss reduces over elements. */
 export type Reduction = 'mean' | 'sum' | 'none';
@@ -39,6 +45,75 @@ export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   if (!training || p === 0) return x;
   if (p === 1) return x.mul(0);
   return scope(() => x.mul(rand(x.shape, { device: x.device }).ge(p)).div(1 - p));
+}
+
+/**
+ * Rows of `weight` [num, dim] picked by integer `ids` (any shape; the result is [...ids.shape, dim]). An id
+ * outside [0, num) is an error: at the call when the ids are on the host, else at the next readback.
+ */
+export function embedding(ids: Tensor, weight: Tensor): Tensor {
+  if (!(ids instanceof Tensor) || !(weight instanceof Tensor)) throw new TypeError('embedding: ids and weight must be Tensors');
+  assertAlive('embedding', [ids, weight]);
+  if (ids.dtype !== 'i32' && ids.dtype !== 'u32') throw new TypeError(`embedding: ids must be i32 or u32, got ${ids.dtype}`);
+  if (weight.rank !== 2) throw new Error(`embedding: weight must be [num, dim], got ${fmt(weight.shape)}`);
+  const [n, dim] = weight.shape as [number, number];
+  checkIndices(ids, { op: 'embedding', noun: 'id', lo: 0, hi: n, context: `for ${n} embeddings` });
+  return unchecked(() => weight.indexSelect(0, ids.flatten()).reshape([...ids.shape, dim]));
+}
+
+/**
+ * Batch normalization of x [N, C, …] per channel (PyTorch's `F.batch_norm`). Training: normalizes by the
+ * batch's statistics (biased variance) and, when running statistics are given, moves them towards the
+ * batch's by `momentum` (a number, or a scalar tensor such as 1/batches for a cumulative average), the
+ * variance unbiased. Otherwise: normalizes by the running statistics.
+ */
+export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Tensor | null, weight?: Tensor | null, bias?: Tensor | null, training = false, momentum: number | Tensor = 0.1, eps = 1e-5): Tensor {
+  assertAlive('batchNorm', [x, runningMean, runningVar, weight, bias]);
+  if (x.rank < 2) throw new Error(`batchNorm: input must be [N, C, …], got ${fmt(x.shape)}`);
+  const C = x.shape[1]!;
+  for (const [name, t] of [['runningMean', runningMean], ['runningVar', runningVar], ['weight', weight], ['bias', bias]] as const) {
+    if (t && (t.rank !== 1 || t.shape[0] !== C)) throw new Error(`batchNorm: ${name} must be [${C}] (one per channel of input ${fmt(x.shape)}), got ${fmt(t.shape)}`);
+  }
+  if (!training && (!runningMean || !runningVar)) throw new Error('batchNorm: without training=true it normalizes by the running statistics; pass runningMean and runningVar');
+  const axes = [0, ...Array.from({ length: x.rank - 2 }, (_, i) => i + 2)];
+  const perChannel = [1, C, ...Array.from({ length: x.rank - 2 }, () => 1)];
+  return scope(() => {
+    let mean: Tensor, v: Tensor;
+    if (training) {
+      mean = x.mean(axes);
+      const d = x.sub(mean.reshape(perChannel));
+      v = d.mul(d).mean(axes);
+      const n = x.size / C;
+      noGrad(() => {
+        const m = momentum;
+        const blend = (run: Tensor, batch: Tensor) => run.assign(run.mul(typeof m === 'number' ? 1 - m : m.neg().add(1)).add(batch.detach().mul(m)));
+        if (runningMean) blend(runningMean, mean);
+        if (runningVar) blend(runningVar, v.mul(n / Math.max(n - 1, 1)));
+      });
+    } else {
+      mean = runningMean!;
+      v = runningVar!;
+    }
+    let y = x.sub(mean.reshape(perChannel)).mul(v.add(eps).rsqrt().reshape(perChannel));
+    if (weight) y = y.mul(weight.reshape(perChannel));
+    if (bias) y = y.add(bias.reshape(perChannel));
+    return y;
+  });
+}
+
+/**
+ * Pads x with `value` (PyTorch's `F.pad`, constant mode): `pad` lists [before, after] pairs from the last
+ * dim backwards (`[left, right, top, bottom]` pads the last two dims); negative amounts crop.
+ */
+export function pad(x: Tensor, pad: number[], mode: 'constant' = 'constant', value = 0): Tensor {
+  assertAlive('pad', [x]);
+  if (mode !== 'constant') throw new Error(`pad: only mode 'constant' is implemented, got ${JSON.stringify(mode)}`);
+  if (!Array.isArray(pad) || pad.length % 2 || pad.length / 2 > x.rank) throw new Error(`pad: expected an even number of amounts, at most 2 per dim of input ${fmt(x.shape)} (last dim first), got ${JSON.stringify(pad)}`);
+  const pairs = x.shape.map((_, i) => {
+    const j = x.rank - 1 - i;
+    return (2 * j < pad.length ? [pad[2 * j], pad[2 * j + 1]] : [0, 0]) as [number, number];
+  });
+  return x.pad(pairs, value);
 }
 
 /** Normalizes over the trailing dims `normalizedShape` (biased variance), then scales and shifts. */
@@ -196,6 +271,12 @@ export function softmax(x: Tensor, axis = -1): Tensor { return x.softmax(axis); 
 export function logSoftmax(x: Tensor, axis = -1): Tensor { return x.logSoftmax(axis); }
 /** max(x, 0). */
 export function relu(x: Tensor): Tensor { return x.relu(); }
+/** 1 / (1 + e^−x). */
+export function sigmoid(x: Tensor): Tensor { return x.sigmoid(); }
+/** tanh(x). */
+export function tanh(x: Tensor): Tensor { return x.tanh(); }
+/** log σ(x) = −softplus(−x), stable for large |x|. */
+export function logsigmoid(x: Tensor): Tensor { return scope(() => x.neg().softplus().neg()); }
 /** x·σ(x). */
 export function silu(x: Tensor): Tensor { return x.silu(); }
 /** GELU. */

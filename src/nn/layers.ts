@@ -1,6 +1,6 @@
 /** Basic layers with PyTorch parameter names, shapes and default initialization. */
 import { fmt } from '../tensor/shape.js';
-import { assertAlive, checkIndices, ones, unchecked, zeros, Tensor } from '../tensor/index.js';
+import { ones, zeros, type Tensor } from '../tensor/index.js';
 import { kaimingUniform_, normal_, uniform_ } from './init.js';
 import { Layer, Parameter } from './module.js';
 import * as F from './functional.js';
@@ -40,12 +40,7 @@ export class Embedding extends Layer {
     normal_(this.weight);
   }
   forward(ids: Tensor): Tensor {
-    if (!(ids instanceof Tensor)) throw new TypeError('Embedding: ids must be a Tensor');
-    assertAlive('Embedding', [ids]);
-    if (ids.dtype !== 'i32' && ids.dtype !== 'u32') throw new TypeError(`Embedding: ids must be i32 or u32, got ${ids.dtype}`);
-    const n = this.numEmbeddings;
-    checkIndices(ids, { op: 'Embedding', noun: 'id', lo: 0, hi: n, context: `for ${n} embeddings` });
-    return unchecked(() => this.weight.indexSelect(0, ids.flatten()).reshape([...ids.shape, this.embeddingDim]));
+    return F.embedding(ids, this.weight);
   }
 }
 

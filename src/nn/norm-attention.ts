@@ -8,6 +8,7 @@ import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
 import { arange, ones, where, zeros, type Tensor } from '../tensor/index.js';
 import { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from './conv.js';
+import { batchNorm } from './functional.js';
 import { kaimingUniform_, uniform_ } from './init.js';
 import { Layer, Module, Parameter } from './module.js';
 import { Linear } from './layers.js';
@@ -74,40 +75,35 @@ export class RMSNorm extends Layer {
   }
 }
 
-/** BatchNorm2d: batch statistics in training (updating running_mean/var with momentum), running stats in eval. */
+/**
+ * BatchNorm2d (PyTorch's state: weight, bias, running_mean, running_var, num_batches_tracked): batch
+ * statistics in training, moving the running statistics by `momentum` (null: a cumulative average over the
+ * batches seen, 1/num_batches_tracked), running statistics in eval. num_batches_tracked is an i32 scalar
+ * (int64 in PyTorch: safetensors I64 loads into it, and it is saved as I32, which PyTorch's load_state_dict
+ * copies into its int64 buffer).
+ */
 export class BatchNorm2d extends Layer {
   weight: Parameter;
   bias: Parameter;
   declare running_mean: Tensor;
   declare running_var: Tensor;
-  constructor(readonly numFeatures: number, readonly eps = 1e-5, readonly momentum = 0.1) {
+  declare num_batches_tracked: Tensor;
+  constructor(readonly numFeatures: number, readonly eps = 1e-5, readonly momentum: number | null = 0.1) {
     super();
     this.weight = new Parameter(ones([numFeatures]));
     this.bias = new Parameter(zeros([numFeatures]));
     this.registerBuffer('running_mean', zeros([numFeatures]));
     this.registerBuffer('running_var', ones([numFeatures]));
+    this.registerBuffer('num_batches_tracked', zeros([], { dtype: 'i32' }));
   }
   forward(x: Tensor): Tensor {
     if (x.rank !== 4 || x.shape[1] !== this.numFeatures) throw new Error(`BatchNorm2d: expected [N, ${this.numFeatures}, H, W], got ${fmt(x.shape)}`);
-    const C = this.numFeatures;
-    return scope(() => {
-      let mean: Tensor, v: Tensor;
-      if (this.training) {
-        mean = x.mean([0, 2, 3]);
-        const d = x.sub(mean.reshape([1, C, 1, 1]));
-        v = d.mul(d).mean([0, 2, 3]);
-        const n = x.size / C;
-        noGrad(() => {
-          this.running_mean.assign(this.running_mean.mul(1 - this.momentum).add(mean.detach().mul(this.momentum)));
-          this.running_var.assign(this.running_var.mul(1 - this.momentum).add(v.detach().mul((this.momentum * n) / Math.max(n - 1, 1))));
-        });
-      } else {
-        mean = this.running_mean;
-        v = this.running_var;
-      }
-      const y = x.sub(mean.reshape([1, C, 1, 1])).mul(v.add(this.eps).rsqrt().reshape([1, C, 1, 1]));
-      return y.mul(this.weight.reshape([1, C, 1, 1])).add(this.bias.reshape([1, C, 1, 1]));
-    });
+    let momentum: number | Tensor = this.momentum ?? 0;
+    if (this.training) {
+      noGrad(() => this.num_batches_tracked.assign(this.num_batches_tracked.add(1)));
+      if (this.momentum === null) momentum = this.num_batches_tracked.float().recip();
+    }
+    return batchNorm(x, this.running_mean, this.running_var, this.weight, this.bias, this.training, momentum, this.eps);
   }
 }
 

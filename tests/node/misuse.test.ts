@@ -29,8 +29,8 @@ async function message(fn: () => unknown): Promise<string> {
 describe('out-of-range indices are rejected on the host, at the call', () => {
   const x3 = () => k.tensor([10, 20, 30]);
   it.each([
-    ['Embedding id above', () => new k.nn.Embedding(10, 4).forward(i32([1, 12])), 'Embedding: id 12 is out of range for 10 embeddings (valid: 0 to 9)'],
-    ['Embedding id −1', () => new k.nn.Embedding(10, 4).forward(i32([-1, 3], [1, 2])), 'Embedding: id -1 is out of range for 10 embeddings (valid: 0 to 9)'],
+    ['Embedding id above', () => new k.nn.Embedding(10, 4).forward(i32([1, 12])), 'embedding: id 12 is out of range for 10 embeddings (valid: 0 to 9)'],
+    ['Embedding id −1', () => new k.nn.Embedding(10, 4).forward(i32([-1, 3], [1, 2])), 'embedding: id -1 is out of range for 10 embeddings (valid: 0 to 9)'],
     ['gather above', () => x3().gather(0, i32([0, 7])), 'gather: index 7 is out of range for axis 0 of size 3 (valid: -3 to 2)'],
     ['gather below', () => x3().gather(0, i32([-4])), 'gather: index -4 is out of range for axis 0 of size 3 (valid: -3 to 2)'],
     ['gather u32', () => x3().gather(0, k.tensor(Uint32Array.from([4294967295]))), 'gather: index 4294967295 is out of range for axis 0 of size 3 (valid: -3 to 2)'],
@@ -85,7 +85,7 @@ describe('out-of-range indices computed on the device are reported at the next r
     const emb = new k.nn.Embedding(10, 4);
     const out = emb.forward(onDevice([1, 12, 3]));
     expect(out.shape).toEqual([3, 4]);
-    expect(await message(() => out.data())).toBe('Embedding: id 12 is out of range for 10 embeddings (valid: 0 to 9); found by the device-side index check, reported at this readback');
+    expect(await message(() => out.data())).toBe('embedding: id 12 is out of range for 10 embeddings (valid: 0 to 9); found by the device-side index check, reported at this readback');
     // the failure is reported once; the engine goes on
     expect(Array.from(await k.tensor([1, 2]).add(1).data())).toEqual([2, 3]);
   });
@@ -140,7 +140,7 @@ describe('out-of-range indices computed on the device are reported at the next r
     const growth = k.memory().liveBuffers - before;
     const msg = await message(() => k.tensor([1]).data());
     expect(growth).toBeLessThanOrEqual(CHECK_BATCH + 16);
-    expect(msg).toMatch(/^Embedding: id 9 is out of range for 4 embeddings \(valid: 0 to 3\); found by/);
+    expect(msg).toMatch(/^embedding: id 9 is out of range for 4 embeddings \(valid: 0 to 3\); found by/);
   });
 
   it('on the cpu reference device the check runs when the values are computed', async () => {
@@ -237,7 +237,7 @@ describe('a disposed tensor is an error at the call site naming the op', () => {
     ['conv2d input', () => k.nn.conv2d((() => { const x = k.zeros([1, 1, 2, 2]); x.dispose(); return x; })(), k.zeros([1, 1, 1, 1])), 'conv2d: the tensor was disposed'],
     ['crossEntropy', () => k.F.crossEntropy(dead(), i32([0, 1])), 'crossEntropy: the tensor was disposed'],
     ['Linear', () => new k.nn.Linear(2, 2).forward(dead()), 'linear: the tensor was disposed'],
-    ['Embedding', () => new k.nn.Embedding(3, 2).forward((() => { const i = i32([0]); i.dispose(); return i; })()), 'Embedding: the tensor was disposed'],
+    ['Embedding', () => new k.nn.Embedding(3, 2).forward((() => { const i = i32([0]); i.dispose(); return i; })()), 'embedding: the tensor was disposed'],
   ])('%s', async (_name, fn, msg) => {
     expect(await message(() => k.scope(fn as () => unknown))).toBe(msg);
   });

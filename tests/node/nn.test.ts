@@ -342,6 +342,47 @@ describe('Linear', () => {
   });
 });
 
+describe('k.F, the functional API', () => {
+  it('has torch.nn.functional\'s ops that kiln implements, the same function objects as k.nn\'s', () => {
+    const shared = ['conv1d', 'conv2d', 'convTranspose2d', 'avgPool2d', 'maxPool2d', 'adaptiveAvgPool2d', 'interpolate', 'pixelShuffle', 'pixelUnshuffle', 'groupNorm', 'rmsNorm', 'scaledDotProductAttention'] as const;
+    for (const name of shared) {
+      expect(typeof k.F[name], name).toBe('function');
+      expect(k.F[name], name).toBe(k.nn[name]);
+    }
+    const own = ['linear', 'embedding', 'batchNorm', 'layerNorm', 'dropout', 'pad', 'relu', 'silu', 'gelu', 'sigmoid', 'tanh', 'logsigmoid', 'leakyRelu', 'softplus', 'softmax', 'logSoftmax', 'normalize', 'oneHot', 'mseLoss', 'l1Loss', 'nllLoss', 'crossEntropy', 'binaryCrossEntropyWithLogits'] as const;
+    for (const name of own) expect(typeof k.F[name], name).toBe('function');
+  });
+
+  it('pad takes PyTorch\'s amounts, last dim first; negative amounts crop; other modes are refused', async () => {
+    const x = k.tensor([[1, 2, 3], [4, 5, 6]]);
+    const y = k.F.pad(x, [1, 0, 0, 2], 'constant', 9);
+    expect(y.shape).toEqual([4, 4]);
+    expect(await arr(y)).toEqual([9, 1, 2, 3, 9, 4, 5, 6, 9, 9, 9, 9, 9, 9, 9, 9]);
+    expect(await arr(k.F.pad(x, [0, -1]))).toEqual([1, 2, 4, 5]);
+    expect(() => k.F.pad(x, [1, 1, 1])).toThrow(/pad: expected an even number of amounts/);
+    expect(() => k.F.pad(x, [1, 1], 'reflect' as 'constant')).toThrow(/pad: only mode 'constant' is implemented, got "reflect"/);
+  });
+
+  it('embedding picks rows; logsigmoid is log σ(x) without overflow; batchNorm in training moves the running statistics', async () => {
+    const W = f32(values(12, 81));
+    const e = await arr(k.F.embedding(k.tensor(Int32Array.from([2, 0])), k.tensor(W, { shape: [4, 3] })));
+    close(e, [...W.slice(6, 9), ...W.slice(0, 3)], 0, 0);
+    const xs = [-100, -3, 0, 2.5, 100];
+    close(await arr(k.F.logsigmoid(k.tensor(xs))), xs.map((x) => (x < 0 ? x - Math.log1p(Math.exp(x)) : -Math.log1p(Math.exp(-x)))), 1e-6, 1e-6);
+    const x = f32(values(2 * 3 * 2, 82, -1, 2));
+    const rm = k.zeros([3]), rv = k.ones([3]);
+    const y = await arr(k.F.batchNorm(k.tensor(x, { shape: [2, 3, 2] }), rm, rv, null, null, true, 0.25));
+    for (let c = 0; c < 3; c++) {
+      const v = [0, 1].flatMap((n) => [x[(n * 3 + c) * 2]!, x[(n * 3 + c) * 2 + 1]!]);
+      const m = v.reduce((a, q) => a + q, 0) / 4, vb = v.reduce((a, q) => a + (q - m) ** 2, 0) / 4;
+      expect(y[c * 2]!).toBeCloseTo((x[c * 2]! - m) / Math.sqrt(vb + 1e-5), 4);
+      expect((await arr(rm))[c]!).toBeCloseTo(0.25 * m, 6);
+      expect((await arr(rv))[c]!).toBeCloseTo(0.75 + 0.25 * vb * 4 / 3, 5);
+    }
+    expect(() => k.F.batchNorm(k.tensor(x, { shape: [2, 3, 2] }), null, null)).toThrow(/batchNorm: without training=true it normalizes by the running statistics/);
+  });
+});
+
 describe('Embedding', () => {
   it('looks up rows (any id shape, i32 or u32) and rejects float ids', async () => {
     const emb = new k.nn.Embedding(10, 4);
@@ -353,7 +394,7 @@ describe('Embedding', () => {
     expect(await arr(out)).toEqual(ids.flatMap((i) => W.slice(i * 4, i * 4 + 4)));
     const outU = emb.forward(k.tensor(Uint32Array.from([9, 2])));
     expect(await arr(outU)).toEqual([...W.slice(36, 40), ...W.slice(8, 12)]);
-    expect(() => emb.forward(k.tensor([1, 2]))).toThrow(/Embedding: ids must be i32 or u32, got f32/);
+    expect(() => emb.forward(k.tensor([1, 2]))).toThrow(/embedding: ids must be i32 or u32, got f32/);
   });
 
   it('init is N(0, 1)', async () => {

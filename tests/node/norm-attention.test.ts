@@ -46,7 +46,60 @@ describe('normalization', () => {
     bn.eval();
     const ye = await bn.forward(t).data();
     x.forEach((v, i) => { const c = Math.floor(i / 4) % 2; expect(ye[i]!).toBeCloseTo((v - rm[c]!) / Math.sqrt(rv[c]! + 1e-5), 4); });
-    expect(Object.keys(bn.stateDict()).sort()).toEqual(['bias', 'running_mean', 'running_var', 'weight']);
+    expect(Object.keys(bn.stateDict()).sort()).toEqual(['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']);
+    // one training batch was seen; the eval forward counts none
+    expect(bn.num_batches_tracked.dtype).toBe('i32');
+    expect(await bn.num_batches_tracked.item()).toBe(1);
+  });
+
+  it('BatchNorm2d with momentum null keeps the cumulative average of the batches\' statistics (1/num_batches_tracked)', async () => {
+    const bn = new k.nn.BatchNorm2d(2, 1e-5, null);
+    const stats: { m: number; v: number }[][] = [];
+    for (let b = 0; b < 3; b++) {
+      const x = f32(values(2 * 2 * 3, 70 + b, -1 + b, 2 + b));
+      await bn.forward(k.tensor(x, { shape: [2, 2, 3, 1] })).data();
+      stats.push([0, 1].map((c) => {
+        const v = [0, 1].flatMap((n) => x.slice((n * 2 + c) * 3, (n * 2 + c) * 3 + 3));
+        const m = v.reduce((a, q) => a + q, 0) / 6;
+        return { m, v: v.reduce((a, q) => a + (q - m) ** 2, 0) / 5 };
+      }));
+    }
+    expect(await bn.num_batches_tracked.item()).toBe(3);
+    const rm = await bn.running_mean.data(), rv = await bn.running_var.data();
+    for (const c of [0, 1]) {
+      expect(rm[c]!).toBeCloseTo(stats.reduce((a, s) => a + s[c]!.m, 0) / 3, 5);
+      expect(rv[c]!).toBeCloseTo(stats.reduce((a, s) => a + s[c]!.v, 0) / 3, 5);
+    }
+  });
+
+  it('a PyTorch BatchNorm2d state dict, num_batches_tracked stored as I64, loads strictly and round-trips', async () => {
+    // safetensors as PyTorch writes it: F32 parameters and buffers, an int64 scalar
+    const f = (xs: number[]) => new Uint8Array(new Float32Array(xs).buffer);
+    const parts: [string, string, number[], Uint8Array][] = [
+      ['bias', 'F32', [2], f([0.5, -0.5])], ['num_batches_tracked', 'I64', [], new Uint8Array(new BigInt64Array([7n]).buffer)],
+      ['running_mean', 'F32', [2], f([1, 2])], ['running_var', 'F32', [2], f([4, 9])], ['weight', 'F32', [2], f([2, 3])],
+    ];
+    const header: Record<string, unknown> = {};
+    let offset = 0;
+    for (const [name, dtype, shape, bytes] of parts) {
+      header[name] = { dtype, shape, data_offsets: [offset, offset + bytes.length] };
+      offset += bytes.length;
+    }
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    const file = new Uint8Array(8 + json.length + offset);
+    new DataView(file.buffer).setBigUint64(0, BigInt(json.length), true);
+    file.set(json, 8);
+    let at = 8 + json.length;
+    for (const [, , , bytes] of parts) { file.set(bytes, at); at += bytes.length; }
+    const bn = new k.nn.BatchNorm2d(2);
+    bn.loadStateDict(await k.load(file), { strict: true });
+    expect(await bn.num_batches_tracked.item()).toBe(7);
+    bn.eval();
+    const y = await bn.forward(k.tensor([[[[1]], [[5]]]])).data();
+    close(y, [2 * (1 - 1) / Math.sqrt(4 + 1e-5) + 0.5, 3 * (5 - 2) / Math.sqrt(9 + 1e-5) - 0.5], 1e-6, 1e-6);
+    const back = await k.load(await k.serialize(bn.stateDict()));
+    expect(Object.keys(back).sort()).toEqual(['bias', 'num_batches_tracked', 'running_mean', 'running_var', 'weight']);
+    expect(await back.num_batches_tracked!.item()).toBe(7);
   });
 });
 
