@@ -23,7 +23,8 @@ import type { ProgramKernel } from './program.js';
 import { realizeNodes, submitPrepared, submitted } from './realize.js';
 import { hasLiveGraph, isGradEnabled } from './tape.js';
 import { currentRecording, inHostStep, recordInto, Recording, type PerCallEntry } from './trace.js';
-import { acquireBuffer, releaseBuffer, type Launch } from '../wgsl/runtime.js';
+import { acquireBuffer, releaseBuffer, sizeClass, type Launch } from '../wgsl/runtime.js';
+import { planArena } from './arena.js';
 import { gpu } from '../wgsl/device.js';
 
 /** Options of `compile`. */
@@ -73,7 +74,7 @@ const MAX_SIGNATURES = 8;
 
 /** Where a value the trace binds comes from. */
 type Slot =
-  | { kind: 'produced'; bytes: number; shape: number[]; dtype: DType; keep: boolean; buffer: GPUBuffer | null; recent: GPUBuffer[] }
+  | { kind: 'produced'; bytes: number; shape: number[]; dtype: DType; keep: boolean; buffer: GPUBuffer | null; recent: GPUBuffer[]; shared?: number }
   | { kind: 'arg'; index: number }
   | { kind: 'tensor'; tensors: Tensor[]; shape: number[]; dtype: DType }
   | { kind: 'upload'; entry: number; data: (v: unknown) => ArrayBufferView; bytes: number; buffer: GPUBuffer | null }
@@ -118,6 +119,8 @@ interface Trace {
   pending: Promise<void> | null;
   /** Dropped: replays that are still queued finish, nothing new starts. */
   dead: boolean;
+  /** The buffers its temporaries share (see shareBuffers), made at the first replay. */
+  shared: { bytes: number; buffer: GPUBuffer | null }[] | null;
 }
 
 /** A tensor given a new value by the function: a pre-existing tensor, or argument `arg` of each call. */
@@ -248,7 +251,7 @@ function analyze(rec: Recording, args: unknown[], argNodes: (LazyNode | null)[],
   }
   signature.push(`per-call ${rec.perCall.length}; disposes ${disposedArgs.join(',')}`);
   described.push(`${rec.perCall.length} per-call values, disposing arguments [${disposedArgs.join(', ')}]`);
-  return { signature, described, problems, trace: { slots, launches, perCall: rec.perCall, out, states, standing, disposedArgs, pending: null, dead: false } };
+  return { signature, described, problems, trace: { slots, launches, perCall: rec.perCall, out, states, standing, disposedArgs, pending: null, dead: false, shared: null } };
 }
 
 /**
@@ -456,12 +459,20 @@ function freeTrace(tr: Trace): void {
 
 function releaseTrace(tr: Trace): void {
   for (const s of tr.slots) {
-    if ((s.kind === 'produced' || s.kind === 'upload') && s.buffer) {
-      releaseBuffer(s.buffer);
-      s.buffer = null;
-    }
+    if (s.kind === 'upload' && s.buffer) releaseBuffer(s.buffer);
+    if (s.kind === 'produced' || s.kind === 'upload') s.buffer = null;
     if (s.kind === 'const') s.node.release();
   }
+  for (const g of tr.shared ?? []) if (g.buffer) releaseBuffer(g.buffer);
+  tr.shared = null;
+}
+
+/** The buffers the trace's temporaries share (see ./arena.ts): each temporary's group and the groups' sizes. */
+function shareBuffers(tr: Trace): { bytes: number; buffer: GPUBuffer | null }[] {
+  const temps = tr.slots.flatMap((s, i) => (s.kind === 'produced' && !s.keep ? [{ slot: i, bytes: sizeClass(s.bytes) }] : []));
+  const { groupOf, sizes } = planArena(tr.launches, temps);
+  for (const [slot, g] of groupOf) (tr.slots[slot] as Extract<Slot, { kind: 'produced' }>).shared = g;
+  return sizes.map((bytes) => ({ bytes, buffer: null }));
 }
 
 /** Keeps what a trace binds as constants alive while the trace lives; false if one is gone already. */
@@ -513,10 +524,12 @@ function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<vo
 
   // results and state get fresh buffers (their tensors outlive the call); temporaries use the trace's own
   const fresh = new Map<number, LazyNode>();
+  tr.shared ??= shareBuffers(tr);
   tr.slots.forEach((s, i) => {
     if (s.kind !== 'produced') return;
     if (!s.keep) {
-      s.buffer ??= acquireBuffer(s.bytes).buffer;
+      const g = tr.shared![s.shared!]!;
+      s.buffer = g.buffer ??= acquireBuffer(g.bytes).buffer;
       return;
     }
     const { buffer, bytes } = acquireBuffer(s.bytes, s.recent);

@@ -11,6 +11,12 @@ import type { PlannedKernel } from './plan.js';
 import type { Expr } from '../wgsl/ir.js';
 import type { ElementwiseKernel } from '../wgsl/kernels.js';
 
+/**
+ * How far ahead (in kernels) a related kernel is looked for: far enough to pair each parameter's update
+ * with its clipped gradient, which are made in two passes over all the parameters.
+ */
+const WINDOW = 256;
+
 /** Merges each elementwise kernel with the following related ones of the same size that it can absorb (in place). */
 export function fuseHorizontally(ks: PlannedKernel[], maxInputs: number): PlannedKernel[] {
   for (let i = 0; i < ks.length; i++) {
@@ -18,7 +24,7 @@ export function fuseHorizontally(ks: PlannedKernel[], maxInputs: number): Planne
     if (a.kernel.kind !== 'elementwise') continue;
     const size = a.kernel.size;
     const produced = new Set<LazyNode>(a.outs);
-    for (let j = i + 1; j < ks.length && j < i + 64; j++) {
+    for (let j = i + 1; j < ks.length && j < i + WINDOW; j++) {
       const b = ks[j]!;
       // b may read a's own outputs (substituted by their expressions), not outputs of kernels in between
       const ok = b.kernel.kind === 'elementwise' && b.kernel.size === size && !b.inputs.some((x) => produced.has(x) && !a.outs.includes(x))

@@ -110,6 +110,11 @@ export class Scheduler {
     }
     if (scheduleConfig.fusion) this.chooseStores(seen);
     for (const t of targets) if (!t.realized) this.plan(t);
+    // kernels run in the order their nodes were made (a topological order: a node is newer than its
+    // sources), the order the program was written in: a backward pass runs block by block, and a
+    // checkpointed block is recomputed right before its backward instead of wherever a depth-first walk
+    // from the targets first reaches it (all recomputed activations live at once)
+    this.plans.sort((a, b) => a.root.id - b.root.id);
     checkStorage(this.plans.map((p) => p.root));
     const planned = this.plans.map((p) => ({ ...lowerKernel(p), inputs: p.inputs, outs: [p.root] }));
     this.planned = scheduleConfig.fusion ? fuseHorizontally(planned, scheduleConfig.maxInputs) : planned;
