@@ -8,7 +8,7 @@
  */
 import { loadAsyncContext } from './tensor/context.js';
 import { init as initDevice, deviceInfo, destroyDevice, type DeviceInfo, type InitOptions } from './wgsl/device.js';
-import { memoryInfo, profileKernels, resetRuntime, resetStats as resetRuntimeStats, runtimeStats, trimPool, type KernelProfile, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
+import { memoryInfo, profileKernels, resetPeakMemory, resetRuntime, resetStats as resetRuntimeStats, runtimeStats, trimPool, type KernelProfile, type MemoryInfo, type RuntimeStats } from './wgsl/runtime.js';
 import { applyElementwise, compileCounters, defineElementwise, syncDeviceLimits, Tensor, type ElementwiseSpec, type TensorLike } from './tensor/index.js';
 import { dropChecks } from './tensor/checks.js';
 
@@ -20,7 +20,7 @@ export {
   scope, keep, noGrad, isGradEnabled, compile, setCompile, perCall, PerCall,
   type TensorLike, type NestedArray, type CreateOptions, type RandomOptions, type ReduceOptions, type BackwardOptions, type CompileOptions, type CompiledFunction, type CompileStats, type DType, type TypedArray, type Device,
 } from './tensor/index.js';
-export { grad, valueAndGrad, gradients, gradcheck, type GradOptions, type GradcheckInput, type GradcheckResult } from './autograd/index.js';
+export { grad, valueAndGrad, gradients, gradcheck, checkpoint, type GradOptions, type GradcheckInput, type GradcheckResult } from './autograd/index.js';
 export * as nn from './nn/index.js';
 export * as F from './nn/functional.js';
 export * as optim from './nn/optim-index.js';
@@ -69,10 +69,13 @@ export function resetStats(): void {
 export const profile: (fn: () => Promise<void>) => Promise<KernelProfile[]> = profileKernels;
 export type { KernelProfile };
 
-/** Live and pooled GPU buffers and bytes. */
+/** Live and pooled GPU buffers and bytes, and the peak of live bytes since `resetPeakMemory()`. */
 export function memory(): MemoryInfo {
   return memoryInfo();
 }
+
+/** Makes `memory().peakBytes` measure from now (PyTorch's reset_peak_memory_stats). */
+export { resetPeakMemory };
 
 /** Frees pooled GPU buffers that no tensor uses. */
 export { trimPool };

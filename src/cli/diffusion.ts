@@ -118,6 +118,7 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
   { name: 'latent', value: 'FILE', help: 'train on the latents of this VAE checkpoint (kiln train-vae); samples are decoded' },
   { name: 'scale-images', value: 'N', help: 'images whose latents set the latent normalization (with --latent)' },
   { name: 'data-limit', value: 'N', help: 'train on the first N training images only' },
+  { name: 'grad-checkpoint', help: 'recompute each block\'s activations in the backward pass instead of keeping them: less memory, slower steps' },
   { name: 'resume', help: 'continue from the checkpoint in --out' },
 ];
 
@@ -250,6 +251,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   // --seed fixes the initial weights too, not only what the trainer draws (they used to come from whatever state the generator was in)
   k.manualSeed(train.seed);
   const model = k.diffusion.buildDenoiser(kind, modelConfig as Record<string, unknown>);
+  (model as k.nn.UNet | k.nn.DiT).gradientCheckpointing = a.flag('grad-checkpoint');
   const spec = { kind, config: (model as unknown as { config: object }).config };
   k.manualSeed(train.seed);
   const trainer = new DiffusionTrainer(model, train);

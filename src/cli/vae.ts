@@ -64,6 +64,7 @@ export const TRAIN_VAE_OPTIONS: readonly OptionSpec[] = [
   { name: 'eval-limit', value: 'N', help: 'test digits of the reconstruction report at the end' },
   { name: 'out', value: 'DIR', help: 'where vae.safetensors, loss.csv, recon.png, samples.png and interp.png go' },
   { name: 'save-every', value: 'N', help: 'write the checkpoint every N steps' },
+  { name: 'grad-checkpoint', help: 'recompute each residual block\'s activations in the backward pass instead of keeping them: less memory, slower steps' },
   { name: 'resume', help: 'continue from vae.safetensors in --out' },
 ];
 
@@ -153,6 +154,7 @@ export async function trainVaeCommand(argv: string[]): Promise<void> {
   const info = await k.init();
   k.manualSeed(train.seed);
   const vae = new k.nn.VAE(vaeConfig);
+  vae.gradientCheckpointing = a.flag('grad-checkpoint');
   const trainer = new VAETrainer(vae, train, disc);
   const ckpt = join(out, 'vae.safetensors');
   if (a.flag('resume')) {

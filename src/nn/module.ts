@@ -6,6 +6,7 @@ import { keep } from '../tensor/memory.js';
 import type { DType } from '../tensor/dtype.js';
 import { fmt } from '../tensor/shape.js';
 import { Tensor } from '../tensor/index.js';
+import { checkpoint } from '../autograd/index.js';
 
 const KIND: Record<DType, 'float' | 'int' | 'bool'> = { f32: 'float', f16: 'float', i32: 'int', u32: 'int', bool: 'bool' };
 
@@ -30,6 +31,14 @@ export interface LoadOptions {
 }
 
 /** Base class of layers and models. Subclasses assign parameters and submodules as properties. */
+/**
+ * `block.forward(...args)`, run through `checkpoint` when `checkpointed` (its activations are not kept for
+ * backward but recomputed there): how models apply gradient checkpointing per block.
+ */
+export function blockForward<A extends unknown[]>(checkpointed: boolean, block: { forward(...args: A): Tensor }, ...args: A): Tensor {
+  return checkpointed ? checkpoint((...a: A) => block.forward(...a), ...args) : block.forward(...args);
+}
+
 export class Module {
   /** Train mode (dropout active, batch statistics) vs eval mode. */
   training = true;

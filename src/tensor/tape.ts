@@ -126,8 +126,27 @@ const released = new FinalizationRegistry<Tensor[]>((saved) => {
   for (const t of saved) t.dispose();
 });
 
+/** While `readTensors` runs: the tensors that require grad which its ops read. */
+let reading: Set<Tensor> | null = null;
+
+/**
+ * Runs `fn` and returns, with its result, the tensors requiring grad that ops inside it read (recorded or
+ * not: under `noGrad` too). Nested calls also count towards the enclosing one.
+ */
+export function readTensors<T>(fn: () => T): { value: T; read: Set<Tensor> } {
+  const outer = reading;
+  const read = (reading = new Set<Tensor>());
+  try {
+    return { value: fn(), read };
+  } finally {
+    reading = outer;
+    if (outer) for (const t of read) outer.add(t);
+  }
+}
+
 /** Records a primitive application when gradients are needed (called for every op with inputs). */
 export function record(call: PrimitiveCall): void {
+  if (reading) for (const t of call.inputs) if (t.requiresGrad) reading.add(t);
   if (!isGradEnabled() || !isFloat(call.out.dtype) || !call.inputs.some((t) => t.requiresGrad)) return;
   const saved = call.inputs.map(handle);
   const step = { def: call.def, arg: call.arg, inputs: call.inputs, saved, out: call.out, freed: false, refs: 1 } as Omit<Step, 'savedOut'> as Step;

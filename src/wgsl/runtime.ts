@@ -24,6 +24,8 @@ export interface RuntimeStats {
 export interface MemoryInfo {
   liveBuffers: number;
   liveBytes: number;
+  /** The most live bytes at any moment since the last `resetPeakMemory()` (PyTorch's max_memory_allocated). */
+  peakBytes: number;
   pooledBuffers: number;
   pooledBytes: number;
 }
@@ -118,6 +120,7 @@ let pooledBytes = 0;
 let pooledBuffers = 0;
 let liveBytes = 0;
 let liveBuffers = 0;
+let peakBytes = 0;
 const pipelines = new Map<string, GPUComputePipeline>();
 const layouts = new Map<string, GPUBindGroupLayout>();
 let ownerDevice: GPUDevice | null = null;
@@ -147,7 +150,7 @@ function ensureDevice(s: DeviceState): void {
   pendingFree = [];
   pipelines.clear();
   layouts.clear();
-  pooledBytes = pooledBuffers = liveBytes = liveBuffers = 0;
+  pooledBytes = pooledBuffers = liveBytes = liveBuffers = peakBytes = 0;
 }
 
 /**
@@ -182,6 +185,7 @@ export function acquireBuffer(bytes: number, prefer: readonly GPUBuffer[] = []):
   }
   liveBytes += size;
   liveBuffers++;
+  if (liveBytes > peakBytes) peakBytes = liveBytes;
   return { buffer, bytes: size };
 }
 
@@ -527,9 +531,14 @@ export function resetStats(): void {
   for (const k of Object.keys(stats) as (keyof RuntimeStats)[]) stats[k] = 0;
 }
 
-/** Live and pooled buffer totals. */
+/** Live and pooled buffer totals, and the peak of live bytes. */
 export function memoryInfo(): MemoryInfo {
-  return { liveBuffers, liveBytes, pooledBuffers, pooledBytes };
+  return { liveBuffers, liveBytes, peakBytes, pooledBuffers, pooledBytes };
+}
+
+/** Starts measuring the peak of live bytes again from the bytes live now. */
+export function resetPeakMemory(): void {
+  peakBytes = liveBytes;
 }
 
 /** Drops all cached state (after the device is destroyed). */
@@ -541,5 +550,5 @@ export function resetRuntime(): void {
   pendingFree = [];
   pipelines.clear();
   layouts.clear();
-  pooledBytes = pooledBuffers = liveBytes = liveBuffers = 0;
+  pooledBytes = pooledBuffers = liveBytes = liveBuffers = peakBytes = 0;
 }

@@ -5,7 +5,7 @@
  * a gate per sub-layer, all regressed from the t + class embedding and initialized to zero, so each
  * block starts as the identity). Class `numClasses` is the null class of classifier-free guidance.
  */
-import { Module, ModuleList, Parameter } from '../module.js';
+import { blockForward, Module, ModuleList, Parameter } from '../module.js';
 import { Embedding, LayerNorm, Linear } from '../layers.js';
 import { MultiheadAttention, modulate } from '../norm-attention.js';
 import { pixelShuffle, pixelUnshuffle } from '../conv.js';
@@ -85,6 +85,8 @@ export class DiT extends Module {
   time_embed: ModuleList<Linear>;
   class_embed: Embedding | null;
   blocks = new ModuleList<DiTBlock>();
+  /** Gradient checkpointing per transformer block while training (activations recomputed in backward). */
+  gradientCheckpointing = false;
   norm_out: LayerNorm;
   ada_out: Linear;
   proj_out: Linear;
@@ -120,7 +122,8 @@ export class DiT extends Module {
     // [N, C·p², side, side] → tokens [N, T, C·p²]
     const patches = pixelUnshuffle(x, c.patch).reshape([N, -1, T]).transpose(1, 2);
     let h = this.patch_embed.forward(patches).add(this.pos_embed);
-    for (let i = 0; i < c.depth; i++) h = this.blocks.at(i).forward(h, cond);
+    const ck = this.gradientCheckpointing && this.training;
+    for (let i = 0; i < c.depth; i++) h = blockForward(ck, this.blocks.at(i), h, cond);
     const [shift, scale] = this.ada_out.forward(cond).chunk(2, 1) as [Tensor, Tensor];
     h = this.proj_out.forward(modulate(this.norm_out.forward(h), shift, scale));
     return pixelShuffle(h.transpose(1, 2).reshape([N, -1, side, side]), c.patch);

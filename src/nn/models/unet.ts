@@ -5,7 +5,7 @@
  * block. An optional pixel-unshuffle stem runs the network at half resolution (4× cheaper convs).
  * Class `numClasses` is the null class that classifier-free guidance uses.
  */
-import { Layer, Module, ModuleList } from '../module.js';
+import { blockForward, Layer, Module, ModuleList } from '../module.js';
 import { Embedding, Linear } from '../layers.js';
 import { Conv2d, GroupNorm, MultiheadAttention } from '../norm-attention.js';
 import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
@@ -100,6 +100,11 @@ export class UNet extends Module {
   upsample = new ModuleList<Conv2d>();
   norm_out: GroupNorm;
   conv_out: Conv2d;
+  /**
+   * Gradient checkpointing per residual and attention block while training (diffusers'
+   * enable_gradient_checkpointing): less memory for activations, one more forward pass of each block.
+   */
+  gradientCheckpointing = false;
   constructor(config: Partial<UNetConfig> = {}) {
     super();
     const c = (this.config = { ...UNET_DEFAULTS, ...config });
@@ -159,13 +164,14 @@ export class UNet extends Module {
     const c = this.config;
     checkDenoiserInputs('UNet', c, x, t, labels);
     const emb = this.embed(t, labels);
+    const ck = this.gradientCheckpointing && this.training;
     let h = this.conv_in.forward(c.patch > 1 ? pixelUnshuffle(x, c.patch) : x);
     const skips = [h];
     c.widths.forEach((_, l) => {
       const level = this.down.at(l);
       for (let i = 0; i < c.depth; i++) {
-        h = level.blocks.at(i).forward(h, emb);
-        if (c.attention.includes(l)) h = level.attns.at(i).forward(h);
+        h = blockForward(ck, level.blocks.at(i), h, emb);
+        if (c.attention.includes(l)) h = blockForward(ck, level.attns.at(i), h);
         skips.push(h);
       }
       if (l < c.widths.length - 1) {
@@ -173,15 +179,15 @@ export class UNet extends Module {
         skips.push(h);
       }
     });
-    h = this.mid.blocks.at(0).forward(h, emb);
-    if (c.midAttention) h = this.mid.attns.at(0).forward(h);
-    h = this.mid.blocks.at(1).forward(h, emb);
+    h = blockForward(ck, this.mid.blocks.at(0), h, emb);
+    if (c.midAttention) h = blockForward(ck, this.mid.attns.at(0), h);
+    h = blockForward(ck, this.mid.blocks.at(1), h, emb);
     c.widths.forEach((_, j) => {
       const l = c.widths.length - 1 - j;
       const level = this.up.at(j);
       for (let i = 0; i <= c.depth; i++) {
-        h = level.blocks.at(i).forward(catChannels(h, skips.pop()!), emb);
-        if (c.attention.includes(l)) h = level.attns.at(i).forward(h);
+        h = blockForward(ck, level.blocks.at(i), catChannels(h, skips.pop()!), emb);
+        if (c.attention.includes(l)) h = blockForward(ck, level.attns.at(i), h);
       }
       if (l > 0) h = this.upsample.at(j).forward(interpolate(h, { scaleFactor: 2, mode: 'nearest' }));
     });

@@ -13,7 +13,7 @@ import { fmt } from '../../tensor/shape.js';
 import { full, randn, tensor, type Tensor } from '../../tensor/index.js';
 import { klDivGaussian } from '../functional.js';
 import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
-import { Layer, Module, ModuleList, Parameter } from '../module.js';
+import { blockForward, Layer, Module, ModuleList, Parameter } from '../module.js';
 import { Conv2d, GroupNorm } from '../norm-attention.js';
 import { readCheckpointMeta, withoutPrefix } from '../checkpoint.js';
 import { loadWithMetadata } from '../safetensors.js';
@@ -110,14 +110,17 @@ export class VAEEncoder extends Layer {
     this.norm_out = new GroupNorm(Math.min(c.groups, ch), ch);
     this.conv_out = new Conv2d(ch, 2 * c.latentChannels, 3, { padding: 1 });
   }
+  /** Gradient checkpointing per residual block while training (set through `VAE.gradientCheckpointing`). */
+  gradientCheckpointing = false;
   forward(x: Tensor): Tensor {
+    const ck = this.gradientCheckpointing && this.training;
     return scope(() => {
       let h = this.conv_in.forward(this.config.patch > 1 ? pixelUnshuffle(x, this.config.patch) : x);
       for (const level of this.down) {
-        for (const b of level.block) h = b.forward(h);
+        for (const b of level.block) h = blockForward(ck, b, h);
         if (level.downsample) h = level.downsample.forward(h);
       }
-      h = this.mid.block_2.forward(this.mid.block_1.forward(h));
+      h = blockForward(ck, this.mid.block_2, blockForward(ck, this.mid.block_1, h));
       return this.conv_out.forward(this.norm_out.forward(h).silu());
     });
   }
@@ -153,12 +156,15 @@ export class VAEDecoder extends Layer {
     this.norm_out = new GroupNorm(Math.min(c.groups, ch), ch);
     this.conv_out = new Conv2d(ch, c.channels * c.patch * c.patch, 3, { padding: 1 });
   }
+  /** Gradient checkpointing per residual block while training (set through `VAE.gradientCheckpointing`). */
+  gradientCheckpointing = false;
   forward(z: Tensor): Tensor {
+    const ck = this.gradientCheckpointing && this.training;
     return scope(() => {
-      let h = this.mid.block_2.forward(this.mid.block_1.forward(this.conv_in.forward(z)));
+      let h = blockForward(ck, this.mid.block_2, blockForward(ck, this.mid.block_1, this.conv_in.forward(z)));
       for (let l = this.up.length - 1; l >= 0; l--) {
         const level = this.up.at(l);
-        for (const b of level.block) h = b.forward(h);
+        for (const b of level.block) h = blockForward(ck, b, h);
         if (level.upsample) h = level.upsample.forward(interpolate(h, { scaleFactor: 2, mode: 'nearest' }));
       }
       const out = this.conv_out.forward(this.norm_out.forward(h).silu());
@@ -262,6 +268,14 @@ export class VAE extends Module {
     const lv = full([], c.logvarInit);
     if (c.learnLogvar) this.logvar = new Parameter(lv);
     else this.registerBuffer('logvar', lv);
+  }
+
+  /** Gradient checkpointing per residual block of the encoder and the decoder while training. */
+  get gradientCheckpointing(): boolean {
+    return this.encoder.gradientCheckpointing;
+  }
+  set gradientCheckpointing(on: boolean) {
+    this.encoder.gradientCheckpointing = this.decoder.gradientCheckpointing = on;
   }
 
   /** The latent shape [latentChannels, h, w] of one image. */
