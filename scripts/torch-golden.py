@@ -459,6 +459,18 @@ def _(d):
     return interp(d, (1, 2, 3, 4), scale_factor=2.0, mode='nearest')
 
 
+@case('F_interpolate_nearest_scale1_3')
+def _(d):
+    # PyTorch maps output row i to input row ⌊i / 1.3⌋ (the scale factor, not in/out = 5/6): rows 0 0 1 2 3 3
+    return interp(d, (1, 2, 5, 4), scale_factor=1.3, mode='nearest')
+
+
+@case('F_interpolate_nearest_size_f32_index')
+def _(d):
+    # PyTorch computes ⌊i · float32(26/22)⌋ in float32: output row 11 reads input row 12, not 11·26/22 = 13
+    return interp(d, (1, 1, 26, 3), size=[22, 3], mode='nearest')
+
+
 @case('F_interpolate_bilinear')
 def _(d):
     return interp(d, (1, 2, 3, 4), size=[5, 7], mode='bilinear', align_corners=False)
@@ -472,6 +484,11 @@ def _(d):
 @case('F_interpolate_bilinear_down')
 def _(d):
     return interp(d, (1, 2, 5, 7), size=[2, 3], mode='bilinear', align_corners=False)
+
+
+@case('F_interpolate_bilinear_scale1_5')
+def _(d):
+    return interp(d, (1, 2, 3, 5), scale_factor=1.5, mode='bilinear', align_corners=False)
 
 
 @case('F_pixel_shuffle')
