@@ -197,6 +197,11 @@ def _(d):
     return conv2d_module(d, (1, 2, 6, 7), in_channels=2, out_channels=3, kernel_size=[4, 3], padding='same', dilation=[1, 2])
 
 
+@case('conv2d_stride_beyond_kernel')
+def _(d):
+    return conv2d_module(d, (1, 2, 8, 7), in_channels=2, out_channels=2, kernel_size=[2, 2], stride=[3, 3], padding=[1, 0])
+
+
 def conv_t_module(d, x_shape, **o):
     o.setdefault('bias', True)
     return module_case('nn.ConvTranspose2d', d.init(nn.ConvTranspose2d(**o)), [I('x', d.randn(*x_shape))], options=o)
@@ -218,10 +223,22 @@ def _(d):
                          output_padding=[1, 1], groups=2, dilation=[2, 1], bias=False)
 
 
+@case('conv_transpose2d_padding_crops')
+def _(d):
+    # padding beyond dilation·(kernel − 1) crops the result
+    return conv_t_module(d, (1, 2, 4, 3), in_channels=2, out_channels=3, kernel_size=[2, 3], stride=[3, 2], padding=[2, 3])
+
+
 @case('group_norm')
 def _(d):
     o = dict(num_groups=2, num_channels=6, eps=1e-5, affine=True)
     return module_case('nn.GroupNorm', d.init(nn.GroupNorm(**o)), [I('x', d.randn(2, 6, 3, 3, scale=2) + 0.5)], options=o)
+
+
+@case('group_norm_instance')
+def _(d):
+    o = dict(num_groups=4, num_channels=4, eps=1e-5, affine=True)
+    return module_case('nn.GroupNorm', d.init(nn.GroupNorm(**o)), [I('x', d.randn(2, 4, 2, 3))], options=o)
 
 
 @case('group_norm_noaffine_3d')
@@ -234,6 +251,13 @@ def _(d):
 def _(d):
     o = dict(normalized_shape=[4, 5], eps=1e-5, elementwise_affine=True)
     return module_case('nn.LayerNorm', d.init(nn.LayerNorm(**o)), [I('x', d.randn(3, 4, 5, scale=2) - 1)], options=o)
+
+
+@case('layer_norm_offset')
+def _(d):
+    # a large common offset: the statistics must not cancel catastrophically
+    o = dict(normalized_shape=[8], eps=1e-5, elementwise_affine=True)
+    return module_case('nn.LayerNorm', d.init(nn.LayerNorm(**o)), [I('x', d.randn(3, 8) + 100)], options=o)
 
 
 @case('layer_norm_noaffine')
@@ -336,6 +360,16 @@ def _(d):
     return mha(d, (2, 4, 8), causal=True)
 
 
+@case('multihead_attention_float_mask')
+def _(d):
+    m = mha(d, (1, 3, 8), kv_len=5)
+    mask = d.randn(3, 5, scale=2)
+    call = m['call']
+    m['inputs'].append(I('mask', mask, False))
+    m['call'] = lambda mod, q, k, v, mask: mod(q, k, v, attn_mask=mask, need_weights=False)[0]
+    return m
+
+
 def activation_module(d, op, module, options=None, scale=2.5):
     return module_case(op, module, [I('x', d.randn(3, 7, scale=scale))], options=options)
 
@@ -397,6 +431,12 @@ def _(d):
     return fn_case('F.conv1d', F.conv1d, [I('x', d.randn(2, 4, 9)), I('weight', d.randn(6, 2, 3, scale=0.5)), I('bias', d.randn(6))], o)
 
 
+@case('F_conv1d_same')
+def _(d):
+    o = dict(padding='same', dilation=2)
+    return fn_case('F.conv1d', F.conv1d, [I('x', d.randn(1, 3, 8)), I('weight', d.randn(2, 3, 4, scale=0.5))], o)
+
+
 @case('F_conv2d')
 def _(d):
     o = dict(stride=[1, 2], padding=[2, 1], dilation=[1, 1], groups=1)
@@ -437,6 +477,12 @@ def _(d):
 def _(d):
     o = dict(output_size=[3, 4])
     return fn_case('F.adaptive_avg_pool2d', F.adaptive_avg_pool2d, [I('x', d.randn(2, 3, 7, 5))], o)
+
+
+@case('F_adaptive_avg_pool2d_up')
+def _(d):
+    o = dict(output_size=[5, 6])
+    return fn_case('F.adaptive_avg_pool2d', F.adaptive_avg_pool2d, [I('x', d.randn(1, 2, 3, 4))], o)
 
 
 @case('F_adaptive_avg_pool2d_divisible')
@@ -489,6 +535,16 @@ def _(d):
 @case('F_interpolate_bilinear_scale1_5')
 def _(d):
     return interp(d, (1, 2, 3, 5), scale_factor=1.5, mode='bilinear', align_corners=False)
+
+
+@case('F_interpolate_bilinear_scale0_6')
+def _(d):
+    return interp(d, (1, 2, 5, 7), scale_factor=0.6, mode='bilinear', align_corners=False)
+
+
+@case('F_interpolate_nearest_scale_pair')
+def _(d):
+    return interp(d, (1, 2, 3, 4), scale_factor=[0.7, 2.5], mode='nearest')
 
 
 @case('F_pixel_shuffle')
@@ -632,6 +688,10 @@ def _(d): return unary(d, 'F.softplus', F.softplus, dict(beta=2, threshold=1.5))
 def _(d): return unary(d, 'F.softmax', F.softmax, dict(dim=1), shape=(2, 5, 3))
 
 
+@case('F_softmax_large')
+def _(d): return unary(d, 'F.softmax', F.softmax, dict(dim=-1), shape=(3, 6), scale=40)
+
+
 @case('F_log_softmax')
 def _(d): return unary(d, 'F.log_softmax', F.log_softmax, dict(dim=0), shape=(4, 3))
 
@@ -682,6 +742,13 @@ def _(d):
                    dict(ignore_index=2, reduction='mean'), kw=['weight'])
 
 
+@case('nll_loss_none_ignore')
+def _(d):
+    logp = torch.log_softmax(d.randn(5, 3, scale=2), dim=1)
+    return fn_case('F.nll_loss', F.nll_loss, [I('input', logp), I('target', torch.tensor([0, 2, 1, 2, 1])), I('weight', d.uniform(3, lo=0.2, hi=2.0), False)],
+                   dict(ignore_index=1, reduction='none'), kw=['weight'])
+
+
 @case('nll_loss_spatial_sum')
 def _(d):
     logp = torch.log_softmax(d.randn(2, 3, 2, 3, scale=2), dim=1)
@@ -706,6 +773,13 @@ def _(d):
                    dict(label_smoothing=0.2, reduction='sum'))
 
 
+@case('cross_entropy_none_ignore_smoothing_large')
+def _(d):
+    return fn_case('F.cross_entropy', F.cross_entropy,
+                   [I('input', d.randn(5, 4, scale=30)), I('target', torch.tensor([3, 0, 2, 0, 1])), I('weight', d.uniform(4, lo=0.2, hi=2.0), False)],
+                   dict(ignore_index=0, label_smoothing=0.1, reduction='none'), kw=['weight'])
+
+
 @case('cross_entropy_probabilities')
 def _(d):
     p = torch.softmax(d.randn(4, 5, scale=2), dim=1)
@@ -724,6 +798,12 @@ def _(d):
 def _(d):
     return fn_case('F.binary_cross_entropy_with_logits', F.binary_cross_entropy_with_logits,
                    [I('input', d.randn(4, 3, scale=3)), I('target', d.uniform(4, 3, lo=0, hi=1))], dict(reduction='mean'))
+
+
+@case('bce_with_logits_large_none')
+def _(d):
+    return fn_case('F.binary_cross_entropy_with_logits', F.binary_cross_entropy_with_logits,
+                   [I('input', d.randn(3, 5, scale=25)), I('target', d.uniform(3, 5, lo=0, hi=1))], dict(reduction='none'))
 
 
 @case('bce_with_logits_pos_weight_weight')
