@@ -364,7 +364,6 @@ def _(d):
 def _(d):
     m = mha(d, (1, 3, 8), kv_len=5)
     mask = d.randn(3, 5, scale=2)
-    call = m['call']
     m['inputs'].append(I('mask', mask, False))
     m['call'] = lambda mod, q, k, v, mask: mod(q, k, v, attn_mask=mask, need_weights=False)[0]
     return m
