@@ -236,7 +236,13 @@ export interface InterpolateOptions {
   alignCorners?: boolean;
 }
 
-/** Resizes [N, C, H, W] by nearest neighbour (PyTorch's 'nearest': src = ⌊dst·in/out⌋) or bilinear interpolation. */
+/**
+ * Resizes [N, C, H, W] by nearest neighbour or bilinear interpolation, with PyTorch's source coordinates:
+ * the scale from output to input is 1/scaleFactor when a scale factor is given (PyTorch's default, without
+ * recompute_scale_factor), else in/out. 'nearest' reads row ⌊dst·scale⌋ computed in float32 as PyTorch does
+ * (out = in copies, out = 2·in reads ⌊dst/2⌋); 'bilinear' samples at (dst + ½)·scale − ½, or at
+ * dst·(in − 1)/(out − 1) with alignCorners.
+ */
 export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
   input4d('interpolate', x);
   const [, , H, W] = x.shape as [number, number, number, number];
@@ -246,17 +252,22 @@ export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
   if (oh < 1 || ow < 1) throw new Error(`interpolate: scaleFactor ${JSON.stringify(opts.scaleFactor)} gives an empty output ${oh}×${ow} from ${H}×${W}`);
   const mode = opts.mode ?? 'nearest';
   if (mode !== 'nearest' && mode !== 'bilinear') throw new Error(`interpolate: mode must be 'nearest' or 'bilinear', got ${JSON.stringify(mode)}`);
+  // output-to-input scale per axis (a given size wins over a scale factor)
+  const scale = (a: 0 | 1, n: number, o: number) => (sf && !opts.size ? 1 / sf[a]! : n / o);
   return scope(() => {
     if (mode === 'nearest') {
-      const ri = tensor(Int32Array.from({ length: oh }, (_, i) => Math.min(Math.floor((i * H) / oh), H - 1)));
-      const ci = tensor(Int32Array.from({ length: ow }, (_, j) => Math.min(Math.floor((j * W) / ow), W - 1)));
-      return x.indexSelect(2, ri).indexSelect(3, ci);
+      const index = (a: 0 | 1, n: number, o: number) => {
+        const s = Math.fround(scale(a, n, o));
+        return tensor(Int32Array.from({ length: o }, (_, i) => (o === n ? i : o === 2 * n ? i >> 1 : Math.min(Math.floor(Math.fround(i * s)), n - 1))));
+      };
+      return x.indexSelect(2, index(0, H, oh)).indexSelect(3, index(1, W, ow));
     }
-    // bilinear: separable, along H then W, with PyTorch's source-coordinate rules
+    // bilinear: separable, along H then W
     const axis = (t: Tensor, ax: 2 | 3, n: number, o: number): Tensor => {
       const lo: number[] = [], hi: number[] = [], fr: number[] = [];
+      const s = scale(ax === 2 ? 0 : 1, n, o);
       for (let i = 0; i < o; i++) {
-        let src = opts.alignCorners ? (o > 1 ? (i * (n - 1)) / (o - 1) : 0) : Math.max(((i + 0.5) * n) / o - 0.5, 0);
+        let src = opts.alignCorners ? (o > 1 ? (i * (n - 1)) / (o - 1) : 0) : Math.max((i + 0.5) * s - 0.5, 0);
         src = Math.min(src, n - 1);
         const a = Math.floor(src);
         lo.push(a);
