@@ -98,6 +98,8 @@ interface TraceLaunch {
   outs: number[];
   params: Uint32Array;
   patches: Patch[];
+  /** The shared buffer (see shareBuffers) of its scratch, for a two-pass kernel. */
+  scratch?: number;
 }
 
 /** The shape of a compiled function's result with tensors replaced by slots. */
@@ -467,11 +469,25 @@ function releaseTrace(tr: Trace): void {
   tr.shared = null;
 }
 
-/** The buffers the trace's temporaries share (see ./arena.ts): each temporary's group and the groups' sizes. */
+/**
+ * The buffers the trace's temporaries share (see ./arena.ts): the results that neither leave the call nor
+ * become state, and the scratch buffers of two-pass kernels (live during their kernel only).
+ */
 function shareBuffers(tr: Trace): { bytes: number; buffer: GPUBuffer | null }[] {
   const temps = tr.slots.flatMap((s, i) => (s.kind === 'produced' && !s.keep ? [{ slot: i, bytes: sizeClass(s.bytes) }] : []));
-  const { groupOf, sizes } = planArena(tr.launches, temps);
-  for (const [slot, g] of groupOf) (tr.slots[slot] as Extract<Slot, { kind: 'produced' }>).shared = g;
+  // a scratch buffer is a result of its kernel numbered after the slots
+  const scratchOf = (j: number) => tr.slots.length + j;
+  const launches = tr.launches.map((l, j) => {
+    const bytes = l.kernel.passes[0]!.scratchBytes;
+    if (!bytes) return l;
+    temps.push({ slot: scratchOf(j), bytes: sizeClass(bytes) });
+    return { inputs: l.inputs, outs: [...l.outs, scratchOf(j)] };
+  });
+  const { groupOf, sizes } = planArena(launches, temps);
+  for (const [slot, g] of groupOf) {
+    if (slot < tr.slots.length) (tr.slots[slot] as Extract<Slot, { kind: 'produced' }>).shared = g;
+    else tr.launches[slot - tr.slots.length]!.scratch = g;
+  }
   return sizes.map((bytes) => ({ bytes, buffer: null }));
 }
 
@@ -568,7 +584,10 @@ function replay(tr: Trace, args: unknown[]): { result: unknown; done: Promise<vo
       bytes.set(new Uint8Array(data.buffer, data.byteOffset, Math.min(data.byteLength, bytes.length)));
       device.queue.writeBuffer(s.buffer, 0, bytes);
     });
-    return tr.launches.map((l, j) => ({ kernel: l.kernel.kernel, passes: l.kernel.passes, inputs: l.inputs.map(buffers), params: params[j]!, outs: l.outs.map(buffers), groups: l.kernel.groups }));
+    return tr.launches.map((l, j) => {
+      const scratch = l.scratch === undefined ? undefined : (tr.shared![l.scratch]!.buffer ??= acquireBuffer(tr.shared![l.scratch]!.bytes).buffer);
+      return { kernel: l.kernel.kernel, passes: l.kernel.passes, inputs: l.inputs.map(buffers), params: params[j]!, outs: l.outs.map(buffers), groups: l.kernel.groups, scratch };
+    });
   });
   tr.pending = done.catch(() => undefined);
   return { result, done };

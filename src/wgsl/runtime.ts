@@ -57,6 +57,8 @@ export interface Launch {
   outs: GPUBuffer[];
   /** Bind groups of an earlier launch of the same kernel, reused when it binds the same buffers. */
   groups?: BindGroupCache;
+  /** The scratch buffer of a two-pass kernel, owned by the caller (else one is taken from the pool for the submit). */
+  scratch?: GPUBuffer;
 }
 
 /**
@@ -409,9 +411,12 @@ function encodeAndSubmit(s: DeviceState, launches: Launch[], rendered: Pass[][],
       const passes = rendered[i]!;
       let scratchBuf: GPUBuffer | null = null;
       if (passes[0]!.scratchBytes) {
-        scratchBuf = acquireBuffer(passes[0]!.scratchBytes, l.groups?.scratch).buffer;
-        scratch.push(scratchBuf);
-        if (l.groups) l.groups.scratch = [scratchBuf, ...l.groups.scratch.slice(0, 1)];
+        if (l.scratch) scratchBuf = l.scratch;
+        else {
+          scratchBuf = acquireBuffer(passes[0]!.scratchBytes, l.groups?.scratch).buffer;
+          scratch.push(scratchBuf);
+          if (l.groups) l.groups.scratch = [scratchBuf, ...l.groups.scratch.slice(0, 1)];
+        }
       }
       stats.kernels++;
       passes.forEach((p, pi) => {
