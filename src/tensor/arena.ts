@@ -9,18 +9,27 @@
  * the activations of a checkpointed block are gone once its output is written.
  */
 
-/** A kernel as the planner sees it: the slots it reads and writes. */
+/** A kernel as the planner sees it: the slots it reads and writes, and the bytes of its scratch buffer. */
 export interface ArenaLaunch {
   inputs: readonly number[];
   outs: readonly number[];
+  scratchBytes?: number;
 }
 
-/** Assigns the temporaries (slot and bytes) to shared buffers: each slot's group, and each group's bytes. */
-export function planArena(launches: readonly ArenaLaunch[], temps: readonly { slot: number; bytes: number }[]): { groupOf: Map<number, number>; sizes: number[] } {
+/**
+ * Assigns the temporaries (slot and bytes) and the kernels' scratch buffers (live during their kernel only)
+ * to shared buffers: each slot's group, each kernel's scratch group, and each group's bytes.
+ */
+export function planArena(launches: readonly ArenaLaunch[], slots: readonly { slot: number; bytes: number }[]): { groupOf: Map<number, number>; scratchOf: Map<number, number>; sizes: number[] } {
   const first = new Map<number, number>(), last = new Map<number, number>();
+  // a scratch buffer is a temporary of its kernel, numbered after every slot
+  const base = Math.max(0, ...slots.map((t) => t.slot + 1), ...launches.flatMap((l) => [...l.inputs, ...l.outs].map((i) => i + 1)));
+  const temps = [...slots];
   launches.forEach((l, j) => {
-    for (const o of l.outs) if (!first.has(o)) first.set(o, j);
-    for (const i of [...l.inputs, ...l.outs]) last.set(i, j);
+    const outs = l.scratchBytes ? [...l.outs, base + j] : l.outs;
+    if (l.scratchBytes) temps.push({ slot: base + j, bytes: l.scratchBytes });
+    for (const o of outs) if (!first.has(o)) first.set(o, j);
+    for (const i of [...l.inputs, ...outs]) last.set(i, j);
   });
   const order = [...temps].filter((t) => first.has(t.slot)).sort((a, b) => b.bytes - a.bytes || first.get(a.slot)! - first.get(b.slot)!);
   const groups: { bytes: number; spans: [number, number][] }[] = [];
@@ -37,5 +46,11 @@ export function planArena(launches: readonly ArenaLaunch[], temps: readonly { sl
     groups[j]!.spans.push([from, to]);
     groupOf.set(slot, j);
   }
-  return { groupOf, sizes: groups.map((g) => g.bytes) };
+  const scratchOf = new Map<number, number>();
+  for (const [slot, g] of groupOf) {
+    if (slot < base) continue;
+    scratchOf.set(slot - base, g);
+    groupOf.delete(slot);
+  }
+  return { groupOf, scratchOf, sizes: groups.map((g) => g.bytes) };
 }

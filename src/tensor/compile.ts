@@ -469,25 +469,13 @@ function releaseTrace(tr: Trace): void {
   tr.shared = null;
 }
 
-/**
- * The buffers the trace's temporaries share (see ./arena.ts): the results that neither leave the call nor
- * become state, and the scratch buffers of two-pass kernels (live during their kernel only).
- */
+/** The buffers the trace's temporaries and kernel scratch buffers share (see ./arena.ts). */
 function shareBuffers(tr: Trace): { bytes: number; buffer: GPUBuffer | null }[] {
   const temps = tr.slots.flatMap((s, i) => (s.kind === 'produced' && !s.keep ? [{ slot: i, bytes: sizeClass(s.bytes) }] : []));
-  // a scratch buffer is a result of its kernel numbered after the slots
-  const scratchOf = (j: number) => tr.slots.length + j;
-  const launches = tr.launches.map((l, j) => {
-    const bytes = l.kernel.passes[0]!.scratchBytes;
-    if (!bytes) return l;
-    temps.push({ slot: scratchOf(j), bytes: sizeClass(bytes) });
-    return { inputs: l.inputs, outs: [...l.outs, scratchOf(j)] };
-  });
-  const { groupOf, sizes } = planArena(launches, temps);
-  for (const [slot, g] of groupOf) {
-    if (slot < tr.slots.length) (tr.slots[slot] as Extract<Slot, { kind: 'produced' }>).shared = g;
-    else tr.launches[slot - tr.slots.length]!.scratch = g;
-  }
+  const scratch = (l: TraceLaunch) => l.kernel.passes[0]!.scratchBytes;
+  const { groupOf, scratchOf, sizes } = planArena(tr.launches.map((l) => ({ inputs: l.inputs, outs: l.outs, scratchBytes: scratch(l) && sizeClass(scratch(l)!) })), temps);
+  for (const [slot, g] of groupOf) (tr.slots[slot] as Extract<Slot, { kind: 'produced' }>).shared = g;
+  for (const [j, g] of scratchOf) tr.launches[j]!.scratch = g;
   return sizes.map((bytes) => ({ bytes, buffer: null }));
 }
 
