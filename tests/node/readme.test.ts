@@ -112,8 +112,17 @@ describe('README code blocks', () => {
     expect(traces).toBe(1);
   });
 
-  it('the diffusion block samples points near the modes of the 8-Gaussian mixture', () => {
+  it('the memory block backpropagates through checkpointed blocks and reports a peak of live bytes', () => {
     const r = run('block5.ts');
+    expect(r.status, r.stderr).toBe(0);
+    const m = /^\[ 512, 256 \] peak ([\d.]+) MiB$/.exec(r.stdout.trim());
+    expect(m, r.stdout).not.toBeNull();
+    // at least the input, its gradient and the blocks' weights (3 × 256 × 257 floats) were live
+    expect(Number(m![1])).toBeGreaterThan((2 * 512 * 256 + 3 * 256 * 257) * 4 / 2 ** 20);
+  });
+
+  it('the diffusion block samples points near the modes of the 8-Gaussian mixture', () => {
+    const r = run('block6.ts');
     expect(r.status, r.stderr).toBe(0);
     const pts = JSON.parse(r.stdout.trim()) as [number, number][];
     expect(pts).toHaveLength(16);
