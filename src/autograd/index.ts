@@ -2,4 +2,3 @@
 export { grad, valueAndGrad, gradients, type GradOptions } from './grad.js';
 export { gradcheck, type GradcheckInput, type GradcheckResult } from './gradcheck.js';
 export { checkpoint } from './checkpoint.js';
-export { withGradient, type CustomVjp } from './custom.js';

@@ -2,14 +2,12 @@
  * Convolution and pooling in NCHW with PyTorch semantics, as composites of views and a matmul.
  * The input windows are an `unfold` view of the padded input, which the matmul kernel reads in place
  * (implicit GEMM: no im2col buffer); one matmul per group covers the whole batch, so the weight
- * gradient is a single matmul too. conv2d's input gradient is a convolution of the output gradient
- * (the transposed convolution), not the gradient of the windows folded back, which would need a buffer
- * kernel-size times the input. Gradients are Tensor ops, so every op here is differentiable twice.
+ * gradient is a single matmul too. Gradients come from the primitives, so convTranspose2d (the input
+ * gradient of conv2d) and every pooling op are differentiable, twice if needed.
  */
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
 import { assertAlive, stack, tensor, Tensor } from '../tensor/index.js';
-import { withGradient } from '../autograd/index.js';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
@@ -82,43 +80,17 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   if (bias && (bias.rank !== 1 || bias.shape[0] !== O)) throw new Error(`${op}: bias must be [${O}], got ${fmt(bias.shape)}`);
   const s = intPair(op, 'stride', opts.stride ?? 1, 1), d = intPair(op, 'dilation', opts.dilation ?? 1, 1);
   const pads = resolvePadding(op, opts.padding, [kh, kw], d, s);
-  const K = Cg * kh * kw;
-  /** The windows of x as the matmul operand [g, (C/g)·kh·kw, N·Ho·Wo] (a view of the padded input). */
-  const operand = (xx: Tensor) => {
-    const { cols, Ho, Wo } = windows(op, xx, [kh, kw], s, pads, d);
-    return { a: cols.reshape([N, g, Cg, Ho, Wo, kh, kw]).permute([1, 2, 5, 6, 0, 3, 4]).reshape([g, K, N * Ho * Wo]), Ho, Wo };
-  };
-  const forward = (xx: Tensor, w: Tensor, b?: Tensor) => scope(() => {
-    // implicit GEMM: weight [g, O/g, (C/g)·kh·kw] times the windows; the matmul reads them from the input
-    const { a, Ho, Wo } = operand(xx);
-    let y = w.reshape([g, O / g, K]).matmul(a);
-    if (b) y = y.add(b.reshape([g, O / g, 1]));
-    return y.reshape([g, O / g, N, Ho, Wo]).permute([2, 0, 1, 3, 4]).reshape([N, O, Ho, Wo]);
+  return scope(() => {
+    const { cols, Ho, Wo } = windows(op, x, [kh, kw], s, pads, d);
+    // implicit GEMM: weight [g, O/g, (C/g)·kh·kw] times the windows viewed as [g, (C/g)·kh·kw, N·Ho·Wo];
+    // the matmul reads the windows straight from the padded input, and the weight gradient is one matmul
+    const K = Cg * kh * kw;
+    const a = cols.reshape([N, g, Cg, Ho, Wo, kh, kw]).permute([1, 2, 5, 6, 0, 3, 4]).reshape([g, K, N * Ho * Wo]);
+    let y = weight.reshape([g, O / g, K]).matmul(a);
+    if (bias) y = y.add(bias.reshape([g, O / g, 1]));
+    y = y.reshape([g, O / g, N, Ho, Wo]).permute([2, 0, 1, 3, 4]).reshape([N, O, Ho, Wo]);
+    return y;
   });
-  const inputs = bias ? [x, weight, bias] : [x, weight];
-  return withGradient(op, inputs, forward, (gy, [xx, w], needs) => scope(() => {
-    const [Ho, Wo] = gy.shape.slice(2) as [number, number];
-    const H = xx!.shape[2]!, W = xx!.shape[3]!;
-    let dx: Tensor | null = null;
-    if (needs[0]) {
-      // the transposed convolution: gy with stride − 1 zeros between its elements, padded so that a
-      // stride-1 convolution with the flipped, transposed kernel gives back H × W (negative pads crop)
-      let gd = gy;
-      if (s[0] > 1 || s[1] > 1) {
-        gd = gy.reshape([N, O, Ho, 1, Wo, 1]).pad([[0, 0], [0, 0], [0, 0], [0, s[0] - 1], [0, 0], [0, s[1] - 1]]).reshape([N, O, Ho * s[0], Wo * s[1]]);
-        gd = gd.slice(2, 0, (Ho - 1) * s[0] + 1).slice(3, 0, (Wo - 1) * s[1] + 1);
-      }
-      const side = (a: 0 | 1, n: number, dilated: number, k: number): [number, number] => [d[a] * (k - 1) - pads[a][0], n - dilated + pads[a][0]];
-      const gp = gd.pad([[0, 0], [0, 0], side(0, H, (Ho - 1) * s[0] + 1, kh), side(1, W, (Wo - 1) * s[1] + 1, kw)]);
-      const wt = w!.reshape([g, O / g, Cg, kh, kw]).permute([0, 2, 1, 3, 4]).reshape([C, O / g, kh, kw]).flip([2, 3]);
-      dx = conv2d(gp, wt, null, { groups: g, dilation: d });
-    }
-    // the weight gradient: one matmul of the output gradient with the windows, read from the input in place
-    const g3 = () => gy.reshape([N, g, O / g, Ho * Wo]).permute([1, 2, 0, 3]).reshape([g, O / g, N * Ho * Wo]);
-    const dw = needs[1] ? g3().matmul(operand(xx!).a.transpose(1, 2)).reshape([O, Cg, kh, kw]) : null;
-    const db = needs[2] ? gy.sum([0, 2, 3]) : null;
-    return [dx, dw, db];
-  }));
 }
 
 /** Options of conv1d. */
