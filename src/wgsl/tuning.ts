@@ -28,9 +28,10 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       reducePartials: 4096,
       reduceMinChunk: 256,
       reduceMapping: 'chunk',
-      // 4×8: as fast as 8×8 on the default UNet step, and half the code each matmul pipeline compiles
-      // (cold shader cache: 145 s instead of 209 s for its first steps)
-      matmulTile: [4, 8],
+      // 8×8: since the tile is stored through a loop (its epilogue emitted once), no more code to compile
+      // than 4×8, and the default UNet step's matmuls take 15–25 % less time (222/209 against 251/278 ms in
+      // two alternating k.profile runs; the toy MLP step 20.2 against 22.4 ms)
+      matmulTile: [8, 8],
       elementsPerInvocation: 4,
     },
   },
