@@ -14,6 +14,8 @@ Launch with torchrun, one process per GPU (NCCL) or several on CPUs (gloo):
     torchrun --standalone --nproc_per_node 2 python/train_ddp.py --out out/ddp --steps 1800
     torchrun --nnodes 2 --node_rank 0 --master_addr HOST --master_port 29500 --nproc_per_node 8 python/train_ddp.py …
 
+(PyTorch 1.13's torchrun on Python 3.11 also needs `--redirects 1 --tee 1`: its default of 0 fails there.)
+
 Without torchrun it runs as one process. It writes <out>/checkpoint.safetensors (kiln's diffusion checkpoint format:
 `kiln sample --checkpoint`, `kiln eval` and the browser page read it) every --save-every steps and at the end, and
 <out>/loss.csv. --init starts from a kiln checkpoint's weights (and its model); otherwise --model and --preset choose
@@ -36,10 +38,12 @@ import kiln_torch as kt  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 
-# `kiln train`'s presets (src/cli/diffusion.ts PRESETS): the model sizes
+# `kiln train`'s presets (src/cli/diffusion.ts PRESETS): model sizes, steps, batch and learning rate
 PRESETS = {
-    'cpu': {'unet': dict(widths=[16, 32], attention=[], midAttention=False, heads=2, depth=1, patch=2), 'dit': dict(dim=64, depth=3)},
-    'gpu': {'unet': dict(widths=[64, 128, 128], attention=[2], heads=4, depth=2, patch=1), 'dit': dict(dim=256, depth=8, patch=2)},
+    'cpu': {'unet': dict(widths=[16, 32], attention=[], midAttention=False, heads=2, depth=1, patch=2), 'dit': dict(dim=64, depth=3),
+            'steps': 1800, 'batch': 32, 'lr': 3e-3},
+    'gpu': {'unet': dict(widths=[64, 128, 128], attention=[2], heads=4, depth=2, patch=1), 'dit': dict(dim=256, depth=8, patch=2),
+            'steps': 20000, 'batch': 128, 'lr': 2e-4},
 }
 
 
@@ -47,17 +51,17 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--out', default='out/ddp', help='directory of checkpoint.safetensors and loss.csv')
     p.add_argument('--model', choices=['unet', 'dit'], default='unet')
-    p.add_argument('--preset', choices=list(PRESETS), default='cpu', help="model sizes of kiln train's preset")
+    p.add_argument('--preset', choices=list(PRESETS), default='cpu', help="kiln train's preset: model sizes and the defaults of --steps, --batch, --lr")
     p.add_argument('--config', default='{}', help='JSON overriding model config keys (kiln names, e.g. {"widths": [32, 64]})')
     p.add_argument('--init', help='start from the raw weights (else the EMA) of this kiln diffusion checkpoint, and its model')
-    p.add_argument('--objective', choices=['flow', 'eps', 'v'], default='flow')
-    p.add_argument('--steps', type=int, default=1800)
-    p.add_argument('--batch', type=int, default=32, help='global batch size (divisible by the number of processes)')
-    p.add_argument('--lr', type=float, default=3e-3)
-    p.add_argument('--warmup', type=int, default=100)
+    p.add_argument('--objective', choices=['flow', 'eps', 'v'], default=None, help="default: the --init checkpoint's, else flow")
+    p.add_argument('--steps', type=int)
+    p.add_argument('--batch', type=int, help='global batch size (divisible by the number of processes)')
+    p.add_argument('--lr', type=float)
+    p.add_argument('--warmup', type=int, help='default: min(100, steps / 10)')
     p.add_argument('--weight-decay', type=float, default=0.0)
     p.add_argument('--clip', type=float, default=1.0, help='max global gradient norm (0: none)')
-    p.add_argument('--ema', type=float, default=0.995, help='EMA decay')
+    p.add_argument('--ema', type=float, help='EMA decay (default: 0.995, 0.9995 from 5000 steps)')
     p.add_argument('--label-dropout', type=float, default=0.1)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--save-every', type=int, default=250)
@@ -65,7 +69,14 @@ def parse_args(argv=None):
     p.add_argument('--data-limit', type=int, default=60000, help='train on the first N images')
     p.add_argument('--backend', default=None, help='torch.distributed backend (default: nccl with CUDA, else gloo)')
     p.add_argument('--probe', help='after training, write the EMA model\'s output on a first sampling step to this file')
-    return p.parse_args(argv)
+    a = p.parse_args(argv)
+    preset = PRESETS[a.preset]
+    a.steps = a.steps if a.steps is not None else preset['steps']
+    a.batch = a.batch if a.batch is not None else preset['batch']
+    a.lr = a.lr if a.lr is not None else preset['lr']
+    a.warmup = a.warmup if a.warmup is not None else min(100, a.steps // 10)
+    a.ema = a.ema if a.ema is not None else (0.995 if a.steps < 5000 else 0.9995)
+    return a
 
 
 # ---------------------------------------------------------------- data
@@ -151,9 +162,11 @@ def main(argv=None):
             raise SystemExit(f'{args.init} is a latent model: this trainer trains pixel-space models')
         model, _ = kt.load_denoiser(args.init, ema=not any(n.startswith('model.') for n in tensors))
         kind = meta['model']['kind']
+        args.objective = args.objective or meta.get('train', {}).get('objective', 'flow')
     else:
         kind = args.model
         model = kt.build_denoiser(kind, {**PRESETS[args.preset][kind], **json.loads(args.config)})
+    args.objective = args.objective or 'flow'
     model.train().to(device)
     c = model.config
     if (c['channels'], c['size']) != (1, 28):

@@ -147,6 +147,8 @@ class UNet(nn.Module):
         side = c['size'] / c['patch']
         if side != int(side) or int(side) % 2 ** (len(c['widths']) - 1):
             raise ValueError(f"UNet: image size {c['size']} with patch {c['patch']} must be divisible by 2^{len(c['widths']) - 1}")
+        if any(w % min(c['groups'], w) or w % c['heads'] for w in c['widths']):
+            raise ValueError(f"UNet: widths {c['widths']} must be divisible by groups {c['groups']} and heads {c['heads']}")
         w0, g, heads = c['widths'][0], c['groups'], c['heads']
         emb = 4 * w0
         self.time_embed = nn.ModuleList([nn.Linear(w0, emb), nn.Linear(emb, emb)])
