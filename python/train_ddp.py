@@ -140,6 +140,29 @@ def denoising_loss(model, x0, labels, objective, label_dropout, num_classes, g, 
 
 # ---------------------------------------------------------------- training
 
+def make_optimizer(model, lr, weight_decay):
+    """kiln's AdamW: betas 0.9/0.999, eps 1e-8, decoupled weight decay."""
+    return torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
+
+
+def train_step(model, opt, ema, loss_fn, step, lr, warmup, steps, clip, ema_decay):
+    """One update as kiln's DiffusionTrainer makes it: the rate of step `step` (0-based), backward (DDP averages the
+    gradients over the processes there), the global gradient norm clipped to `clip` (0: none), AdamW, then the EMA of
+    the weights (shadow = d·shadow + (1 − d)·weights). Returns the loss."""
+    for group in opt.param_groups:
+        group['lr'] = lr_at(step, lr, warmup, steps)
+    loss = loss_fn()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            ema[n].mul_(ema_decay).add_(p.detach(), alpha=1 - ema_decay)
+    return loss
+
+
 def main(argv=None):
     args = parse_args(argv)
     distributed = 'RANK' in os.environ and 'WORLD_SIZE' in os.environ
@@ -173,7 +196,7 @@ def main(argv=None):
         raise SystemExit(f"the model takes {c['channels']}×{c['size']}×{c['size']} images; MNIST is 1×28×28")
     ema = {n: p.detach().clone() for n, p in model.named_parameters()}
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local] if device.type == 'cuda' else None) if distributed else model
-    opt = torch.optim.AdamW(model.parameters(), lr=lr_at(0, args.lr, args.warmup, args.steps), betas=(0.9, 0.999), eps=1e-8, weight_decay=args.weight_decay)
+    opt = make_optimizer(model, args.lr, args.weight_decay)
     train = {'objective': args.objective, 'steps': args.steps, 'batchSize': args.batch, 'lr': args.lr, 'warmup': args.warmup,
              'weightDecay': args.weight_decay, 'clip': args.clip, 'emaDecay': args.ema, 'labelDropout': args.label_dropout, 'seed': args.seed}
 
@@ -202,17 +225,10 @@ def main(argv=None):
             order = torch.randperm(len(images), generator=torch.Generator().manual_seed(args.seed * 100003 + epoch))
         start = (step % per_epoch) * args.batch + rank * per_rank
         idx = order[start:start + per_rank]
-        for group in opt.param_groups:
-            group['lr'] = lr_at(step, args.lr, args.warmup, args.steps)
-        loss = denoising_loss(net, images[idx].to(device), labels[idx].to(device), args.objective, args.label_dropout, c['numClasses'], g, ac)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()  # DDP averages the gradients over the processes here
-        if args.clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-        opt.step()
+        x0, y = images[idx].to(device), labels[idx].to(device)
+        loss = train_step(model, opt, ema, lambda: denoising_loss(net, x0, y, args.objective, args.label_dropout, c['numClasses'], g, ac),
+                          step, args.lr, args.warmup, args.steps, args.clip, args.ema)
         with torch.no_grad():
-            for n, p in model.named_parameters():
-                ema[n].mul_(args.ema).add_(p.detach(), alpha=1 - args.ema)
             mean = loss.detach().clone()
             if distributed:
                 dist.all_reduce(mean)

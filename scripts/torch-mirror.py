@@ -11,12 +11,17 @@ Both directions of weight transfer, in tests/fixtures/torch-mirror/:
   ckpt-torch-*.safetensors  checkpoints written here by kiln_torch.save_diffusion_checkpoint / save_vae_checkpoint
                             from PyTorch models whose every parameter is drawn at random (also the ones kiln
                             zero-initializes), with EMA weights that differ from the raw ones;
+  train-steps.safetensors   three updates of python/train_ddp.py's train_step on a fixed batch from ckpt-torch-unet's
+                            raw weights (lr, warmup, steps, weightDecay, clip, emaDecay in the metadata key `train`):
+                            the inputs, `losses`, and every parameter and its EMA after them (after.model.*, after.ema.*),
+                            and BOOL masks (zero_grad.*) of the elements whose gradient is zero in exact arithmetic;
   case-*.safetensors        one forward each: seeded float32 inputs (input.x, input.t, input.labels as I64 with
                             the null class among them, or input.z), and PyTorch's output computed in float64 from
                             the checkpoint's weights (output, or output.mean and output.logvar for VAE encode);
                             `__metadata__`: case, checkpoint, weights ('ema' | 'model' | 'vae' | 'disc'),
                             op ('denoise' | 'encode' | 'decode' | 'discriminate'), torch.
 """
+import json
 import math
 import os
 import sys
@@ -25,7 +30,7 @@ import zlib
 import torch
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
-sys.path.insert(0, os.path.join(ROOT, 'python'))
+sys.path.insert(0, os.path.join(ROOT, 'python'))  # kiln_torch and train_ddp
 
 import kiln_torch as kt  # noqa: E402
 from kiln_torch.safetensors import read_safetensors, to_safetensors_bytes  # noqa: E402
@@ -128,6 +133,46 @@ def run_case(name, ckpt, weights, op, files):
     return tensors, meta
 
 
+TRAIN = dict(lr=0.01, warmup=2, steps=4, weightDecay=0.01, clip=0.5, emaDecay=0.9)
+
+
+def train_steps(files):
+    """Three updates of python/train_ddp.py's train_step (kiln's AdamW, warmup-cosine rate, clipping, EMA) on a fixed
+    batch from ckpt-torch-unet's raw weights, in float64: the weights and their EMA after them."""
+    import train_ddp
+    model, _ = kt.load_denoiser(files['ckpt-torch-unet.safetensors'], ema=False)
+    model = model.double().train()
+    g = gen('train-steps')
+    c = model.config
+    x = torch.randn(4, c['channels'], c['size'], c['size'], generator=g)
+    t = torch.rand(4, generator=g)
+    labels = torch.tensor([0, 1, c['numClasses'], 1], dtype=torch.int64)
+    target = torch.randn(x.shape, generator=g)
+    o = TRAIN
+    # elements whose gradient is zero in exact arithmetic (a bias a GroupNorm over one channel removes again, attention's
+    # key bias): Adam's normalized update turns their rounding noise into steps of about lr in an arbitrary direction
+    model.zero_grad()
+    torch.nn.functional.mse_loss(model(x.double(), t.double(), labels), target.double()).backward()
+    top = max(p.grad.abs().max().item() for p in model.parameters())
+    noise = {n: p.grad.abs() <= 1e-9 * top for n, p in model.named_parameters() if (p.grad.abs() <= 1e-9 * top).any()}
+    model.zero_grad()
+    opt = train_ddp.make_optimizer(model, o['lr'], o['weightDecay'])
+    ema = {n: p.detach().clone() for n, p in model.named_parameters()}
+    norms, losses = [], []
+    for step in range(3):
+        def loss_fn():
+            return torch.nn.functional.mse_loss(model(x.double(), t.double(), labels), target.double())
+        loss = train_ddp.train_step(model, opt, ema, loss_fn, step, o['lr'], o['warmup'], o['steps'], o['clip'], o['emaDecay'])
+        losses.append(loss.item())
+    tensors = {'input.x': x, 'input.t': t, 'input.labels': labels, 'input.target': target, 'losses': torch.tensor(losses)}
+    tensors.update({f'after.model.{n}': p.detach() for n, p in model.named_parameters()})
+    tensors.update({f'after.ema.{n}': v for n, v in ema.items()})
+    tensors.update({f'zero_grad.{n}': m for n, m in noise.items()})
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    meta = dict(case='train-steps', checkpoint='ckpt-torch-unet.safetensors', weights='model', op='train', steps='3', train=json.dumps(o), torch=torch.__version__)
+    return tensors, meta
+
+
 def main():
     check = '--check' in sys.argv[1:]
     os.makedirs(OUT, exist_ok=True)
@@ -142,6 +187,7 @@ def main():
     written = torch_checkpoints()
     files.update(written)
     outputs = {f'case-{name}.safetensors': run_case(name, ckpt, w, op, files) for name, ckpt, w, op in cases()}
+    outputs['train-steps.safetensors'] = train_steps(files)
     if check:
         worst = 0.0
         for f, data in written.items():
