@@ -15,6 +15,8 @@ Both directions of weight transfer, in tests/fixtures/torch-mirror/:
                             raw weights (lr, warmup, steps, weightDecay, clip, emaDecay in the metadata key `train`):
                             the inputs, `losses`, and every parameter and its EMA after them (after.model.*, after.ema.*),
                             and BOOL masks (zero_grad.*) of the elements whose gradient is zero in exact arithmetic;
+  schedules.safetensors     train_ddp.py's learning rate at each step of the cpu preset's run (lr) and its ᾱ of the
+                            cosine discrete VP process (alphas_cumprod);
   case-*.safetensors        one forward each: seeded float32 inputs (input.x, input.t, input.labels as I64 with
                             the null class among them, or input.z), and PyTorch's output computed in float64 from
                             the checkpoint's weights (output, or output.mean and output.logvar for VAE encode);
@@ -173,6 +175,16 @@ def train_steps(files):
     return tensors, meta
 
 
+def schedules():
+    """train_ddp.py's learning rate at every step of the cpu preset's run, and its ᾱ of the cosine VP process (ε and v objectives)."""
+    import train_ddp
+    a = train_ddp.parse_args([])
+    lr = torch.tensor([train_ddp.lr_at(i, a.lr, a.warmup, a.steps) for i in range(a.steps)], dtype=torch.float64)
+    ac = train_ddp.cosine_alphas_cumprod()
+    meta = dict(case='schedules', op='schedule', lr=json.dumps(a.lr), warmup=str(a.warmup), steps=str(a.steps), torch=torch.__version__)
+    return {'lr': lr.float(), 'alphas_cumprod': ac.float()}, meta
+
+
 def main():
     check = '--check' in sys.argv[1:]
     os.makedirs(OUT, exist_ok=True)
@@ -188,6 +200,7 @@ def main():
     files.update(written)
     outputs = {f'case-{name}.safetensors': run_case(name, ckpt, w, op, files) for name, ckpt, w, op in cases()}
     outputs['train-steps.safetensors'] = train_steps(files)
+    outputs['schedules.safetensors'] = schedules()
     if check:
         worst = 0.0
         for f, data in written.items():

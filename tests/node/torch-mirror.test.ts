@@ -117,6 +117,22 @@ describe('the PyTorch mirror of kiln\'s models (tests/fixtures/torch-mirror)', (
     report.push(`${'train-steps'.padEnd(20)} ${err.toExponential(2)}`);
   });
 
+  it('uses kiln train\'s learning-rate schedule and noise schedule in python/train_ddp.py', async () => {
+    const { tensors: f, metadata } = await k.loadWithMetadata(join(DIR, 'schedules.safetensors'));
+    const [lr, ac] = await Promise.all([f.lr!.data(), f.alphas_cumprod!.data()]);
+    const steps = Number(metadata.steps), base = JSON.parse(metadata.lr!) as number;
+    expect(lr.length).toBe(steps);
+    const opt = new k.optim.AdamW([k.zeros([1], { requiresGrad: true })], { lr: base });
+    const sched = k.train.warmupCosine(opt, base, Number(metadata.warmup), steps);
+    for (let i = 0; i < steps; i++) {
+      expect(Math.abs(opt.lr - lr[i]!), `lr at step ${i}`).toBeLessThanOrEqual(1e-6 * base);
+      sched.step();
+    }
+    const vp = new k.diffusion.DiscreteVP({ numTrainTimesteps: 1000, schedule: 'squaredcos_cap_v2' });
+    expect(ac.length).toBe(vp.alphasCumprod.length);
+    vp.alphasCumprod.forEach((v, i) => expect(Math.abs(v - ac[i]!), `alphas_cumprod[${i}]`).toBeLessThanOrEqual(1e-6));
+  });
+
   for (const file of CASES) {
     it(file.replace(/^case-|\.safetensors$/g, ''), async () => {
       const t0 = performance.now();
