@@ -28,9 +28,6 @@ interface Meta { case: string; checkpoint: string; weights: 'ema' | 'model' | 'v
 beforeAll(async () => {
   await k.init();
 });
-afterAll(() => {
-  k.destroy();
-});
 
 /** max |got − ref| / max |ref|, failing above TOL with the worst element (elements where `skip` is true only need to be finite). */
 async function relError(what: string, got: k.Tensor, ref: k.Tensor, skip?: k.Tensor): Promise<number> {
