@@ -174,6 +174,8 @@ def main(argv=None):
     else:
         rank, world, local = 0, 1, 0
     device = torch.device(f'cuda:{local}') if torch.cuda.is_available() and (not distributed or dist.get_backend() == 'nccl') else torch.device('cpu')
+    if device.type == 'cuda':
+        torch.cuda.set_device(device)
     if args.batch % world:
         raise SystemExit(f'--batch {args.batch} is not divisible by the {world} processes')
     per_rank = args.batch // world
