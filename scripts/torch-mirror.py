@@ -11,7 +11,7 @@ Both directions of weight transfer, in tests/fixtures/torch-mirror/:
   ckpt-torch-*.safetensors  checkpoints written here by kiln_torch.save_diffusion_checkpoint / save_vae_checkpoint
                             from PyTorch models whose every parameter is drawn at random (also the ones kiln
                             zero-initializes), with EMA weights that differ from the raw ones;
-  train-steps.safetensors   three updates of python/train_ddp.py's train_step on a fixed batch from ckpt-torch-unet's
+  train-steps.safetensors   three updates of python/train_ddp.py's train_step on a fixed batch from ckpt-torch-dit's
                             raw weights (lr, warmup, steps, weightDecay, clip, emaDecay in the metadata key `train`):
                             the inputs, `losses`, and every parameter and its EMA after them (after.model.*, after.ema.*),
                             and BOOL masks (zero_grad.*) of the elements whose gradient is zero in exact arithmetic;
@@ -140,9 +140,9 @@ TRAIN = dict(lr=0.01, warmup=2, steps=4, weightDecay=0.01, clip=0.5, emaDecay=0.
 
 def train_steps(files):
     """Three updates of python/train_ddp.py's train_step (kiln's AdamW, warmup-cosine rate, clipping, EMA) on a fixed
-    batch from ckpt-torch-unet's raw weights, in float64: the weights and their EMA after them."""
+    batch from ckpt-torch-dit's raw weights, in float64: the weights and their EMA after them."""
     import train_ddp
-    model, _ = kt.load_denoiser(files['ckpt-torch-unet.safetensors'], ema=False)
+    model, _ = kt.load_denoiser(files['ckpt-torch-dit.safetensors'], ema=False)
     model = model.double().train()
     g = gen('train-steps')
     c = model.config
@@ -171,7 +171,7 @@ def train_steps(files):
     tensors.update({f'after.ema.{n}': v for n, v in ema.items()})
     tensors.update({f'zero_grad.{n}': m for n, m in noise.items()})
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
-    meta = dict(case='train-steps', checkpoint='ckpt-torch-unet.safetensors', weights='model', op='train', steps='3', train=json.dumps(o), torch=torch.__version__)
+    meta = dict(case='train-steps', checkpoint='ckpt-torch-dit.safetensors', weights='model', op='train', steps='3', train=json.dumps(o), torch=torch.__version__)
     return tensors, meta
 
 
