@@ -129,14 +129,14 @@ describe('compiled training is bit-identical to eager training', () => {
     return out;
   }
 
-  it('DiffusionTrainer (small UNet, rectified flow: host-drawn logit-normal times, label dropout, EMA, clipping, warmup + cosine), 50 steps: losses, parameters, EMA and moments equal', async () => {
+  it('DiffusionTrainer (small UNet, rectified flow: host-drawn logit-normal times, label dropout, EMA, clipping, warmup + cosine), 30 steps: losses, parameters, EMA and moments equal', async () => {
     k.manualSeed(200);
     const batches = Array.from({ length: 3 }, () => ({ x: k.rand([16, 1, 28, 28]).mul(2).sub(1).keep(), y: k.randint(0, 10, [16]).keep() }));
     await k.realize(...batches.flatMap((b) => [b.x, b.y]));
-    const eager = await diffusionRun('flow', 50, false, batches);
-    const compiled = await diffusionRun('flow', 50, true, batches);
+    const eager = await diffusionRun('flow', 30, false, batches);
+    const compiled = await diffusionRun('flow', 30, true, batches);
     expect(compiled.stats.traces).toBe(1);
-    expect(compiled.stats.replayed).toBeGreaterThanOrEqual(45);
+    expect(compiled.stats.replayed).toBeGreaterThanOrEqual(25);
     expect(firstDifference([compiled.losses], [eager.losses], ['losses'])).toBeNull();
     expect(firstDifference(compiled.params, eager.params, compiled.names)).toBeNull();
     expect(firstDifference(compiled.ema, eager.ema, compiled.names.map((n) => `ema ${n}`))).toBeNull();
@@ -145,7 +145,7 @@ describe('compiled training is bit-identical to eager training', () => {
     // the host-drawn times and the dropout draws changed from step to step: the losses of one batch differ
     // across its visits, and the EMA differs from the weights
     expect(eager.losses.every(Number.isFinite)).toBe(true);
-    expect(new Set(eager.losses.filter((_, i) => i % 3 === 0)).size).toBeGreaterThan(10);
+    expect(new Set(eager.losses.filter((_, i) => i % 3 === 0)).size).toBe(10);
     expect(firstDifference(eager.ema, eager.params)).not.toBeNull();
     for (const b of batches) {
       b.x.dispose();

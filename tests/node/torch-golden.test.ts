@@ -31,6 +31,9 @@ const TOL = 1.2e-4;
 
 beforeAll(async () => {
   await k.init();
+  // every primitive in a kernel of its own: the kernels of the conformance suite's unfused pass, so a cold
+  // run compiles few new pipelines (that suite checks the fused kernels against the unfused ones, op by op)
+  k.setFusion(false);
 });
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -277,6 +280,7 @@ describe('PyTorch golden fixtures (tests/fixtures/torch)', () => {
 });
 
 afterAll(() => {
+  k.setFusion(true);
   if (process.env.KILN_TORCH_REPORT) {
     for (const [c, e] of report.sort((a, b) => b[1] - a[1])) console.log(`${e.toExponential(2)}  ${c}`);
   }
