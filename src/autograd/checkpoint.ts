@@ -62,13 +62,16 @@ export function checkpoint<A extends unknown[], R extends Tensor | Tensor[]>(fn:
   };
   record({ def: { name: 'checkpoint', vjp } as unknown as OpDef, inputs: stepInputs, out: flat, arg: null });
   if (outs.length === 1) return result;
-  // each output is a view of the recorded one, so their gradients meet in its step
+  // each output is a view of the recorded one, so their gradients meet in its step (fn's own outputs, which
+  // only that one reads now, are freed)
   let at = 0;
-  return outs.map((o) => {
+  const views = outs.map((o) => {
     const v = flat.slice(0, at, at + o.size).reshape(o.shape);
     at += o.size;
     return v;
-  }) as R;
+  });
+  for (const o of new Set(outs)) o.dispose();
+  return views as R;
 }
 
 /** The function's result as a list of float tensors (an error otherwise). */
