@@ -17,8 +17,8 @@ export {
   Tensor, tensor, full, zeros, ones, zerosLike, onesLike, arange, linspace, eye,
   manualSeed, getRngState, setRngState, rand, randn, randint, randomHost, Generator,
   where, cat, stack, matmul, realize, synchronize, setFusion, setProgramCache, setDefaultDevice, getDefaultDevice, withDevice,
-  scope, keep, noGrad, isGradEnabled, compile, setCompile, perCall, PerCall,
-  type TensorLike, type NestedArray, type CreateOptions, type RandomOptions, type ReduceOptions, type BackwardOptions, type CompileOptions, type CompiledFunction, type CompileStats, type DType, type TypedArray, type Device,
+  scope, keep, noGrad, isGradEnabled, autocast, isAutocastEnabled, compile, setCompile, perCall, PerCall,
+  type TensorLike, type NestedArray, type CreateOptions, type RandomOptions, type ReduceOptions, type BackwardOptions, type CompileOptions, type CompiledFunction, type CompileStats, type AutocastOptions, type DType, type TypedArray, type Device,
 } from './tensor/index.js';
 export { grad, valueAndGrad, gradients, gradcheck, checkpoint, type GradOptions, type GradcheckInput, type GradcheckResult } from './autograd/index.js';
 export * as nn from './nn/index.js';

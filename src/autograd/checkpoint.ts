@@ -4,7 +4,7 @@
  */
 import { cat, getRngState, perCall, setRngState, Tensor } from '../tensor/index.js';
 import type { OpDef } from '../tensor/ops/index.js';
-import { isGradEnabled, propagate, readTensors, record, withGradMode } from '../tensor/tape.js';
+import { autocastDtype, isGradEnabled, propagate, readTensors, record, withAutocastDtype, withGradMode } from '../tensor/tape.js';
 import { fmt } from '../tensor/shape.js';
 
 /**
@@ -26,6 +26,8 @@ export function checkpoint<A extends unknown[], R extends Tensor | Tensor[]>(fn:
   // the state of the global generator before fn's draws, for the replay in backward (per call in k.compile)
   const rng: { start?: ReturnType<typeof getRngState>; resume?: ReturnType<typeof getRngState> } = {};
   perCall(() => void (rng.start = getRngState()));
+  // the replay runs in the precision of the forward pass (backward usually runs outside autocast)
+  const precision = autocastDtype();
   const { value: result, read } = readTensors(() => withGradMode(false, () => fn(...detached())));
   const outs = checkOutputs(result);
   for (const t of read) {
@@ -51,10 +53,10 @@ export function checkpoint<A extends unknown[], R extends Tensor | Tensor[]>(fn:
       rng.resume = getRngState();
       setRngState(rng.start!);
     });
-    const again = withGradMode(true, () => {
+    const again = withAutocastDtype(precision, () => withGradMode(true, () => {
       const o = checkOutputs(fn(...(args as A)));
       return o.length === 1 ? o[0]! : cat(o.map((x) => x.reshape([x.size])));
-    });
+    }));
     perCall(() => setRngState(rng.resume!));
     if (!again.requiresGrad) return stepInputs.map(() => null);
     const grads = propagate(again, g, { retainGraph: false, createGraph: false, wanted });

@@ -7,6 +7,7 @@
  */
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
+import { toAutocast } from '../tensor/autocast.js';
 import { assertAlive, stack, tensor, Tensor } from '../tensor/index.js';
 
 type Pair = number | [number, number];
@@ -81,13 +82,14 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   const s = intPair(op, 'stride', opts.stride ?? 1, 1), d = intPair(op, 'dilation', opts.dilation ?? 1, 1);
   const pads = resolvePadding(op, opts.padding, [kh, kw], d, s);
   return scope(() => {
-    const { cols, Ho, Wo } = windows(op, x, [kh, kw], s, pads, d);
+    // under autocast the input is cast before its windows are taken (after, the matmul would read a cast copy of every window)
+    const { cols, Ho, Wo } = windows(op, toAutocast(x), [kh, kw], s, pads, d);
     // implicit GEMM: weight [g, O/g, (C/g)·kh·kw] times the windows viewed as [g, (C/g)·kh·kw, N·Ho·Wo];
     // the matmul reads the windows straight from the padded input, and the weight gradient is one matmul
     const K = Cg * kh * kw;
     const a = cols.reshape([N, g, Cg, Ho, Wo, kh, kw]).permute([1, 2, 5, 6, 0, 3, 4]).reshape([g, K, N * Ho * Wo]);
     let y = weight.reshape([g, O / g, K]).matmul(a);
-    if (bias) y = y.add(bias.reshape([g, O / g, 1]));
+    if (bias) y = y.add(toAutocast(bias).reshape([g, O / g, 1]));
     y = y.reshape([g, O / g, N, Ho, Wo]).permute([2, 0, 1, 3, 4]).reshape([N, O, Ho, Wo]);
     return y;
   });
@@ -147,9 +149,9 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
   const O = Og * g;
   return scope(() => {
     // insert stride−1 zeros between input elements: [N, C, H, 1, W, 1] padded to [.., s, .., s] then cropped
-    let xd = x;
+    let xd = toAutocast(x);
     if (s[0] > 1 || s[1] > 1) {
-      xd = x.reshape([N, Cin, H, 1, W, 1]).pad([[0, 0], [0, 0], [0, 0], [0, s[0] - 1], [0, 0], [0, s[1] - 1]]).reshape([N, Cin, H * s[0], W * s[1]]);
+      xd = xd.reshape([N, Cin, H, 1, W, 1]).pad([[0, 0], [0, 0], [0, 0], [0, s[0] - 1], [0, 0], [0, s[1] - 1]]).reshape([N, Cin, H * s[0], W * s[1]]);
       xd = xd.slice(2, 0, (H - 1) * s[0] + 1).slice(3, 0, (W - 1) * s[1] + 1);
     }
     const pads: [[number, number], [number, number]] = [

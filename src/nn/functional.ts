@@ -7,6 +7,7 @@
  */
 import { fmt, normAxis } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
+import { inDtypeOf, toAutocast, widened } from '../tensor/autocast.js';
 import { assertAlive, checkIndices, noGrad, rand, Tensor, unchecked, where } from '../tensor/index.js';
 
 export { conv1d, conv2d, convTranspose2d, avgPool2d, maxPool2d, adaptiveAvgPool2d, interpolate, pixelShuffle, pixelUnshuffle, type Conv1dOptions, type Conv2dOptions, type ConvTranspose2dOptions, type Pool2dOptions, type InterpolateOptions } from './conv.js';
@@ -36,7 +37,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   assertAlive('linear', [x, weight, bias]);
   return scope(() => {
     const y = x.matmul(weight.T);
-    return bias ? y.add(bias) : y;
+    return bias ? y.add(toAutocast(bias)) : y;
   });
 }
 
@@ -94,9 +95,9 @@ export function batchNorm(x: Tensor, runningMean: Tensor | null, runningVar: Ten
       mean = runningMean!;
       v = runningVar!;
     }
-    let y = x.sub(mean.reshape(perChannel)).mul(v.add(eps).rsqrt().reshape(perChannel));
-    if (weight) y = y.mul(weight.reshape(perChannel));
-    if (bias) y = y.add(bias.reshape(perChannel));
+    let y = inDtypeOf(x, x.sub(mean.reshape(perChannel)).mul(v.add(eps).rsqrt().reshape(perChannel)));
+    if (weight) y = y.mul(toAutocast(weight).reshape(perChannel));
+    if (bias) y = y.add(toAutocast(bias).reshape(perChannel));
     return y;
   });
 }
@@ -128,9 +129,9 @@ export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor 
     const mean = x.mean(axes, { keepDim: true });
     const d = x.sub(mean);
     const v = d.mul(d).mean(axes, { keepDim: true });
-    let y = d.mul(v.add(eps).rsqrt());
-    if (weight) y = y.mul(weight);
-    if (bias) y = y.add(bias);
+    let y = inDtypeOf(x, d.mul(v.add(eps).rsqrt()));
+    if (weight) y = y.mul(toAutocast(weight));
+    if (bias) y = y.add(toAutocast(bias));
     return y;
   });
 }
@@ -138,13 +139,13 @@ export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor 
 /** Mean squared error. */
 export function mseLoss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   sameShape('mseLoss', input, target);
-  return scope(() => { const d = input.sub(target); return reduce('mseLoss', d.mul(d), opts.reduction ?? 'mean'); });
+  return scope(() => { const d = widened(input).sub(widened(target)); return reduce('mseLoss', d.mul(d), opts.reduction ?? 'mean'); });
 }
 
 /** Mean absolute error. */
 export function l1Loss(input: Tensor, target: Tensor, opts: { reduction?: Reduction } = {}): Tensor {
   sameShape('l1Loss', input, target);
-  return scope(() => reduce('l1Loss', input.sub(target).abs(), opts.reduction ?? 'mean'));
+  return scope(() => reduce('l1Loss', widened(input).sub(widened(target)).abs(), opts.reduction ?? 'mean'));
 }
 
 /** Options of `nllLoss` / `crossEntropy`. */
@@ -236,9 +237,10 @@ export function crossEntropy(logits: Tensor, target: Tensor, opts: ClassLossOpti
 }
 
 /** Binary cross entropy from logits, stable: max(x,0) − x·y + log(1 + e^−|x|) (optional posWeight). */
-export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, opts: { reduction?: Reduction; posWeight?: Tensor | number; weight?: Tensor } = {}): Tensor {
-  sameShape('binaryCrossEntropyWithLogits', logits, target);
+export function binaryCrossEntropyWithLogits(x: Tensor, target: Tensor, opts: { reduction?: Reduction; posWeight?: Tensor | number; weight?: Tensor } = {}): Tensor {
+  sameShape('binaryCrossEntropyWithLogits', x, target);
   return scope(() => {
+    const logits = widened(x);
     const sp = logits.neg().softplus(); // log(1 + e^−x) = −log σ(x)
     let losses: Tensor;
     if (opts.posWeight === undefined) losses = logits.mul(target.neg().add(1)).add(sp);
@@ -255,9 +257,10 @@ export function binaryCrossEntropyWithLogits(logits: Tensor, target: Tensor, opt
  * KL(N(μ, e^logvar) ‖ N(0, 1)) = ½(μ² + e^logvar − 1 − logvar) per element. Reduction 'batchmean' sums
  * over all but the first dim and averages over the batch (the usual VAE term).
  */
-export function klDivGaussian(mean: Tensor, logvar: Tensor, opts: { reduction?: Reduction | 'batchmean' } = {}): Tensor {
-  sameShape('klDivGaussian', mean, logvar);
+export function klDivGaussian(mu: Tensor, logvar: Tensor, opts: { reduction?: Reduction | 'batchmean' } = {}): Tensor {
+  sameShape('klDivGaussian', mu, logvar);
   return scope(() => {
+    const mean = widened(mu);
     const kl = mean.mul(mean).add(logvar.exp()).sub(1).sub(logvar).mul(0.5);
     const r = opts.reduction ?? 'batchmean';
     if (r === 'batchmean') return kl.sum().div(mean.shape[0] ?? 1);

@@ -6,9 +6,10 @@
 import { noGrad } from '../tensor/index.js';
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
+import { inDtypeOf, toAutocast, widened } from '../tensor/autocast.js';
 import { arange, ones, where, zeros, type Tensor } from '../tensor/index.js';
 import { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from './conv.js';
-import { batchNorm } from './functional.js';
+import { batchNorm, linear } from './functional.js';
 import { kaimingUniform_, uniform_ } from './init.js';
 import { Layer, Module, Parameter } from './module.js';
 import { Linear } from './layers.js';
@@ -22,10 +23,10 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
     const mean = g.mean(2, { keepDim: true });
     const d = g.sub(mean);
     const v = d.mul(d).mean(2, { keepDim: true });
-    let y = d.mul(v.add(eps).rsqrt()).reshape(x.shape);
+    let y = inDtypeOf(x, d.mul(v.add(eps).rsqrt()).reshape(x.shape));
     const bshape = [1, C, ...x.shape.slice(2).map(() => 1)];
-    if (weight) y = y.mul(weight.reshape(bshape));
-    if (bias) y = y.add(bias.reshape(bshape));
+    if (weight) y = y.mul(toAutocast(weight).reshape(bshape));
+    if (bias) y = y.add(toAutocast(bias).reshape(bshape));
     return y;
   });
 }
@@ -35,8 +36,9 @@ export function rmsNorm(x: Tensor, normalizedShape: number[], weight?: Tensor | 
   const n = normalizedShape.length;
   const axes = Array.from({ length: n }, (_, i) => x.rank - n + i);
   return scope(() => {
-    const y = x.mul(x.mul(x).mean(axes, { keepDim: true }).add(eps).rsqrt());
-    return weight ? y.mul(weight) : y;
+    const xf = widened(x);
+    const y = inDtypeOf(x, xf.mul(xf.mul(xf).mean(axes, { keepDim: true }).add(eps).rsqrt()));
+    return weight ? y.mul(toAutocast(weight)) : y;
   });
 }
 
@@ -201,7 +203,7 @@ export class MultiheadAttention extends Module {
     return scope(() => {
       const [wq, wk, wv] = this.in_proj_weight.split(E, 0) as [Tensor, Tensor, Tensor];
       const [bq, bk, bv] = this.in_proj_bias.split(E, 0) as [Tensor, Tensor, Tensor];
-      const heads = (x: Tensor, w: Tensor, b: Tensor) => x.matmul(w.T).add(b).reshape([x.shape[0]!, x.shape[1]!, H, hd]).transpose(1, 2);
+      const heads = (x: Tensor, w: Tensor, b: Tensor) => linear(x, w, b).reshape([x.shape[0]!, x.shape[1]!, H, hd]).transpose(1, 2);
       const o = scaledDotProductAttention(heads(query, wq, bq), heads(key, wk, bk), heads(value, wv, bv), opts);
       return this.out_proj.forward(o.transpose(1, 2).reshape([query.shape[0]!, query.shape[1]!, E]));
     });

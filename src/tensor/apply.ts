@@ -7,7 +7,8 @@ import { elementwiseDef, opDef, type MovementArgs, type MovementDef, type Moveme
 import { LazyNode, type Device } from './node.js';
 import { broadcastShapes, fmt, shapesEqual } from './shape.js';
 import { scope } from './memory.js';
-import { record } from './tape.js';
+import { autocastDtype, record } from './tape.js';
+import { wideDtypes } from './autocast.js';
 import { getDefaultDevice } from './creation.js';
 import { Tensor } from './tensor.js';
 
@@ -76,7 +77,7 @@ export function applyElementwise(op: string, inputs: TensorLike[], arg?: unknown
   const device = deviceOf(op, tensors);
   const tds = tensors.map((t) => t.dtype);
   const ts = inputs.map((x) => (x instanceof Tensor ? x : constNode(Number(x), scalarDtype(x, tds), device)));
-  const inDt = def.inputs(ts.map((t) => t.dtype), arg);
+  const inDt = def.inputs(wideDtypes(op, ts.map((t) => t.dtype)), arg);
   const shape = broadcastShapes(op, ...ts.map((t) => t.shape));
   const srcs = ts.map((t, i) => broadcastTo(t.cast(inDt[i]!), shape));
   return mk(op, srcs, shape, def.dtype(inDt, arg), device, arg);
@@ -122,6 +123,7 @@ export function matmul(x: Tensor, other: Tensor): Tensor {
     const M = a.shape[a.rank - 2]!, N = b.shape[b.rank - 1]!;
     let dt = promote(a.dtype, b.dtype);
     if (!isFloat(dt)) dt = 'f32';
+    dt = autocastDtype() ?? dt; // mixed precision: f16 operands and result (see ./autocast.ts)
     a = a.cast(dt).expand([...batch, M, K]);
     b = b.cast(dt).expand([...batch, K, N]);
     let out = mk('matmul', [a, b], [...batch, M, N], dt, device);

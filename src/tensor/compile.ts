@@ -21,7 +21,7 @@ import { peekTensorId, Tensor } from './tensor.js';
 import { paramWord, storageBytes } from './lower.js';
 import type { ProgramKernel } from './program.js';
 import { realizeNodes, submitPrepared, submitted } from './realize.js';
-import { hasLiveGraph, isGradEnabled } from './tape.js';
+import { autocastDtype, hasLiveGraph, isGradEnabled } from './tape.js';
 import { currentRecording, inHostStep, recordInto, Recording, type PerCallEntry } from './trace.js';
 import { acquireBuffer, releaseBuffer, sizeClass, type Launch } from '../wgsl/runtime.js';
 import { planArena } from './arena.js';
@@ -138,9 +138,9 @@ interface Analysis {
 }
 
 
-/** The key of an argument list: shapes, dtypes and devices of tensors, other values as JSON; and the grad mode. */
+/** The key of an argument list: shapes, dtypes and devices of tensors, other values as JSON; the grad mode and autocast. */
 function signatureOf(name: string, args: unknown[]): string {
-  return `${isGradEnabled() ? 'grad' : 'nograd'}|` + args.map((a, i) => {
+  return `${isGradEnabled() ? 'grad' : 'nograd'}|${autocastDtype() ?? ''}|` + args.map((a, i) => {
     if (a instanceof Tensor) {
       if (a.disposed) throw new Error(`k.compile(${name}): argument ${i} was disposed`);
       // arguments that share their values (the same tensor twice) are part of the key

@@ -8,6 +8,7 @@
  */
 import type { LazyNode } from './node.js';
 import type { PlannedKernel } from './plan.js';
+import * as ir from '../wgsl/ir.js';
 import type { Expr } from '../wgsl/ir.js';
 import type { ElementwiseKernel } from '../wgsl/kernels.js';
 
@@ -81,8 +82,8 @@ function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | n
   const subst = new Map<number, Expr>();
   b.inputs.forEach((n, slot) => {
     const o = a.outs.indexOf(n);
-    // an f16 output is rounded when stored: re-reading it differs from its f32 expression
-    if (o >= 0 && n.dtype !== 'f16') subst.set(slot, aValues[o]!);
+    // an f16 output is rounded when stored: re-reading it gives its f32 expression rounded to f16
+    if (o >= 0) subst.set(slot, n.dtype === 'f16' ? ir.call('f16round', ([x]) => `f32(f16(${x}))`, [aValues[o]!], 'f32') : aValues[o]!);
   });
   const inputs = [...a.inputs];
   const slots = b.inputs.map((n, slot) => {

@@ -14,6 +14,7 @@ export { compile, setCompile, compileCounters, type CompileOptions, type Compile
 export { perCall, PerCall } from './percall.js';
 export { scope, keep } from './memory.js';
 export { noGrad, isGradEnabled, withGradMode, type BackwardOptions } from './tape.js';
+export { autocast, isAutocastEnabled, type AutocastOptions } from './autocast.js';
 export { defineElementwise, type ElementwiseSpec, type FragmentContext } from './ops/index.js';
 export type { DType, TypedArray } from './dtype.js';
 export type { Device } from './node.js';

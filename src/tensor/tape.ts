@@ -8,7 +8,7 @@ import type { Tensor } from './tensor.js';
 import { keep, scope } from './memory.js';
 import { asyncContextSlot, markTurn, turns } from './context.js';
 import { fmt } from './shape.js';
-import { isFloat } from './dtype.js';
+import { isFloat, type DType } from './dtype.js';
 import type { OpDef } from './ops/registry.js';
 
 /** A primitive application, as the tape sees it. */
@@ -46,7 +46,7 @@ export interface Step {
 }
 
 /**
- * Grad mode, per context: inside `withGradMode`'s function (synchronously) `mode` is its frame; after an
+ * Grad mode and autocast, per context: inside `withGradMode`'s function (synchronously) `mode` is its frame; after an
  * await, Node's AsyncLocalStorage says which call the continuation belongs to, so overlapping async
  * `noGrad` calls never switch recording for each other, and recording is on again once all have ended.
  * Browsers (no async context) take the most recently suspended open call; every call removes only its own
@@ -54,6 +54,8 @@ export interface Step {
  */
 interface ModeFrame {
   enabled: boolean;
+  /** The autocast dtype of matmuls (null: autocast off). */
+  autocast: DType | null;
   parent: ModeFrame | null;
   closed: boolean;
   /** Browsers: the microtask turn it opened in (see ./context.ts). */
@@ -85,6 +87,12 @@ export function isGradEnabled(): boolean {
   return m ? m.enabled : true;
 }
 
+/** The dtype matmuls and convolutions run in under `k.autocast` (null outside it). */
+export function autocastDtype(): DType | null {
+  const m = mode ?? asyncMode();
+  return m ? m.autocast : null;
+}
+
 /** Runs `fn` without recording gradients (sync or async). */
 export function noGrad<T>(fn: () => T): T {
   return withGradMode(false, fn);
@@ -92,9 +100,20 @@ export function noGrad<T>(fn: () => T): T {
 
 /** Runs `fn` with recording switched on or off (sync or async; overlapping async calls stay apart). */
 export function withGradMode<T>(enabled: boolean, fn: () => T): T {
+  return withMode({ enabled }, fn);
+}
+
+/** Runs `fn` with the autocast dtype set (null: off); grad mode is inherited. Internal: see `k.autocast`. */
+export function withAutocastDtype<T>(dtype: DType | null, fn: () => T): T {
+  return withMode({ autocast: dtype }, fn);
+}
+
+/** Runs `fn` in a mode frame that changes `change` and inherits the rest from the current frame. */
+function withMode<T>(change: Partial<Pick<ModeFrame, 'enabled' | 'autocast'>>, fn: () => T): T {
   const ctx = modeSlot.ctx;
   const prev = mode;
-  const f: ModeFrame = { enabled, parent: prev ?? asyncMode(), closed: false, turn: ctx ? 0 : markTurn() };
+  const parent = prev ?? asyncMode();
+  const f: ModeFrame = { enabled: parent?.enabled ?? true, autocast: parent?.autocast ?? null, ...change, parent, closed: false, turn: ctx ? 0 : markTurn() };
   mode = f;
   let r: T;
   try {

@@ -9,6 +9,7 @@ import { LazyNode, type Device } from './node.js';
 import { contiguousStrides, fmt, normAxes, normAxis, numel, shapesEqual, type Shape } from './shape.js';
 import { keep as keepTensor, scope, track } from './memory.js';
 import { backward, releaseGraph, type BackwardOptions } from './tape.js';
+import { widened } from './autocast.js';
 import { decode, readNode } from './realize.js';
 import { full, type NestedArray } from './creation.js';
 import * as act from './composites/activation.js';
@@ -232,8 +233,8 @@ export class Tensor {
   pow(o: TensorLike): Tensor {
     if (typeof o === 'number') {
       if (o === 1) return this.cast(isFloat(this.dtype) ? this.dtype : 'f32').contiguousView();
-      if (o === 2) return scope(() => { const x = this.float(); return x.mul(x); });
-      if (o === 3) return scope(() => { const x = this.float(); return x.mul(x).mul(x); });
+      if (o === 2) return scope(() => { const x = widened(this.float()); return x.mul(x); });
+      if (o === 3) return scope(() => { const x = widened(this.float()); return x.mul(x).mul(x); });
       if (o === 0.5) return this.sqrt();
       if (o === -1) return this.recip();
     }
@@ -473,17 +474,17 @@ export class Tensor {
     else out = mk('reduce', [this], shape, this.dtype, this.device, { op, axes } satisfies ReduceArg);
     return keepDim ? out : out.reshape(this.shape.filter((_, i) => !axes.includes(i)));
   }
-  /** Sum over axes (all by default). Bool sums count as i32. */
+  /** Sum over axes (all by default). Bool sums count as i32; f16 sums are f32 under autocast. */
   sum(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
     const axes = normAxes('sum', axis, this.rank);
-    return scope(() => (this.dtype === 'bool' ? this.cast('i32') : this).reducePrim('sum', axes, !!opts.keepDim));
+    return scope(() => (this.dtype === 'bool' ? this.cast('i32') : widened(this)).reducePrim('sum', axes, !!opts.keepDim));
   }
   /** Mean over axes. */
   mean(axis?: number | number[], opts: ReduceOptions = {}): Tensor {
     const axes = normAxes('mean', axis, this.rank);
     const n = axes.reduce((s, a) => s * this.shape[a]!, 1);
     return scope(() => {
-      const s = this.float().reducePrim('sum', axes, !!opts.keepDim);
+      const s = widened(this.float()).reducePrim('sum', axes, !!opts.keepDim);
       return n === 0 ? where(true, NaN, s) : s.div(n); // the mean of no elements is NaN, as in PyTorch
     });
   }

@@ -647,6 +647,32 @@ add('special', 'logsumexp of all -inf row = -inf, with +inf = inf', [V([3, 3], [
 add('special', 'isnan / where with NaN', [V([6], [NaN, 1, Infinity, NaN, -0, -Infinity])], (k, [x]) => k.where(x!.isnan(), 0, x!), { tol: EXACT });
 add('special', 'clamp with inf', [V([4], [Infinity, -Infinity, 0.5, -2])], (_k, [x]) => x!.clamp(-1, 1), { tol: EXACT });
 
+// ---- mixed precision (k.autocast): f16 storage, f32 arithmetic -------------------------------------
+
+/** f16 unit roundoff. */
+export const HALF = 2 ** -11;
+/**
+ * Values that went through `n` roundings to f16 (2^-11 relative each). The GPU rounds where it stores (a
+ * fused f16 intermediate stays f32 until the kernel's store) and the reference at every f16 op, so the two
+ * can differ by ~2n·2^-11 relative; `mag` bounds the magnitude of intermediates (cancellation near 0).
+ * On an adapter without shader-f16 autocast runs in f32 on both devices, well inside these bounds.
+ */
+export function halfTol(n: number, mag = 1): Tol {
+  return { atol: 2 * n * HALF * mag, rtol: 2 * n * HALF };
+}
+const amp = (fn: (k: Kiln, x: Tensor[]) => Tensor | Tensor[]): Case['build'] => (k, x) => k.autocast(() => fn(k, x));
+add('autocast', 'matmul [8,32] x [32,12] (f16 operands, f32 accumulation)', [N([8, 32]), N([32, 12])], amp((_k, [a, b]) => a!.matmul(b!)), { tol: halfTol(1, 6), shape: [8, 12] });
+add('autocast', 'linear with bias', [N([6, 20]), N([10, 20]), N([10])], amp((k, [x, w, b]) => k.F.linear(x!, w!, b!)), { tol: halfTol(2, 5) });
+add('autocast', 'conv2d 3x3 pad 1 with bias', [N([2, 3, 6, 6]), N([4, 3, 3, 3], 0.3), N([4])], amp((k, [x, w, b]) => k.F.conv2d(x!, w!, b!, { padding: 1 })), { tol: halfTol(2, 3) });
+add('autocast', 'convTranspose2d stride 2', [N([2, 4, 3, 3]), N([4, 3, 3, 3], 0.3)], amp((k, [x, w]) => k.F.convTranspose2d(x!, w!, null, { stride: 2, padding: 1, outputPadding: 1 })), { tol: halfTol(2, 3) });
+add('autocast', 'conv2d → groupNorm → silu (f16 activations, f32 statistics)', [N([2, 4, 5, 5]), N([8, 4, 3, 3], 0.3), N([8]), N([8])], amp((k, [x, w, g, b]) => k.F.groupNorm(k.F.conv2d(x!, w!, null, { padding: 1 }), 4, g!, b!).silu()), { tol: halfTol(6, 3) });
+add('autocast', 'linear → layerNorm → linear', [N([5, 12]), N([16, 12], 0.3), N([16, 16], 0.3), N([16])], amp((k, [x, w1, w2, g]) => k.F.linear(k.F.layerNorm(k.F.linear(x!, w1!), [16], g!), w2!)), { tol: halfTol(6, 4) });
+add('autocast', 'softmax and logSoftmax of f16 logits (f32 results)', [N([4, 10]), N([10, 9])], amp((_k, [x, w]) => { const z = x!.matmul(w!); return [z.softmax(-1), z.logSoftmax(-1)]; }), { tol: halfTol(3, 4) });
+add('autocast', 'scaled dot-product attention', [N([2, 6, 8]), N([8, 8], 0.4), N([8, 8], 0.4), N([8, 8], 0.4)], amp((k, [x, wq, wk, wv]) => k.F.scaledDotProductAttention(x!.matmul(wq!), x!.matmul(wk!), x!.matmul(wv!))), { tol: halfTol(6, 3) });
+add('autocast', 'sum, mean and mseLoss of f16 activations (f32 results)', [N([6, 16]), N([16, 8]), N([6, 8])], amp((k, [x, w, t]) => { const y = x!.matmul(w!); return [y.sum(1), y.mean(), k.F.mseLoss(y, t!)]; }), { tol: halfTol(2, 16) });
+// two kernels that share an input merge into one: the f16 result of one, read by the other, is rounded in between
+add('autocast', 'f16 result re-read by a kernel merged with its producer', [N([8, 16]), N([16, 8])], amp((_k, [x, w]) => { const y = x!.matmul(w!); const a = y.mul(3); return [a, a.add(y)]; }), { tol: halfTol(3, 24) });
+
 // ------------------------------------------------------------------------------------------------
 
 export { cases };
