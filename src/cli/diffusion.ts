@@ -119,6 +119,7 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
   { name: 'scale-images', value: 'N', help: 'images whose latents set the latent normalization (with --latent)' },
   { name: 'data-limit', value: 'N', help: 'train on the first N training images only' },
   { name: 'grad-checkpoint', help: 'recompute each block\'s activations in the backward pass instead of keeping them: less memory, slower steps' },
+  { name: 'precision', value: 'P', choices: ['f32', 'f16'], help: 'f16: mixed precision (f16 activations, f32 weights, dynamic loss scaling; needs the adapter feature shader-f16)' },
   { name: 'resume', help: 'continue from the checkpoint in --out' },
 ];
 
@@ -148,6 +149,7 @@ export function trainDefaults(preset: Preset, steps = preset.steps, objective: O
     'grid-per-class': 10,
     'scale-images': 2000,
     'data-limit': MNIST_TRAIN_IMAGES,
+    precision: 'f32' as 'f32' | 'f16',
   } satisfies Defaults;
 }
 
@@ -223,6 +225,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     emaDecay: a.number('ema', d.ema, { min: 0, max: 1 }),
     labelDropout: a.number('label-dropout', d['label-dropout'], { min: 0, max: 1 }),
     seed: a.number('seed', d.seed, { min: 0, integer: true }),
+    precision: a.string<'f32' | 'f16'>('precision', d.precision),
   };
   const out = a.string('out', d.out);
   const sampler = checkSampler(a.string<k.diffusion.SamplerName>('sampler', d.sampler), objective, '--objective');
@@ -265,7 +268,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     console.log(`resumed ${ckpt} at step ${trainer.step}`);
   }
   const nParams = model.parameters().reduce((s, p) => s + p.size, 0);
-  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); ${kind} ${JSON.stringify(spec.config)}, ${(nParams / 1e3).toFixed(0)}k parameters; ${objective}, ${steps} steps × batch ${train.batchSize}${codec ? ', on VAE latents' : ''}`);
+  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); ${kind} ${JSON.stringify(spec.config)}, ${(nParams / 1e3).toFixed(0)}k parameters; ${objective}, ${steps} steps × batch ${train.batchSize}${codec ? ', on VAE latents' : ''}${train.precision === 'f16' ? ', mixed precision (f16)' : ''}`);
   const vaeTensors = codec ? k.nn.withPrefix('vae.', codec.vae.stateDict()) : {};
   const extra = latentMeta ? { model: spec, latent: latentMeta } : { model: spec };
   const bar = new Progress(steps, 'train ');
@@ -320,6 +323,10 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const first = trainer.losses.slice(0, 50), last = trainer.losses.slice(-50);
   const mean = (v: number[]) => v.reduce((p, q) => p + q, 0) / Math.max(1, v.length);
   console.log(`trained ${steps - startStep} steps in ${fmtTime(trainSec)}; loss ${mean(first).toFixed(4)} (first 50) → ${mean(last).toFixed(4)} (last 50)`);
+  if (trainer.scaler) {
+    const st = await trainer.scaler.stats();
+    console.log(`mixed precision: loss scale ${st.scale} at the end; ${st.skippedSteps} steps skipped for overflowing gradients${st.skippedSteps ? ` (the last at step ${st.lastSkippedStep})` : ''}`);
+  }
   console.log(`wrote ${ckpt}, ${join(out, 'loss.csv')} and ${g.file} (rows = digits 0–9, ${grid.sampler} ${grid.steps} steps, guidance ${grid.guidance}; ${g.seconds.toFixed(0)} s)`);
 }
 

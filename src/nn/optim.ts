@@ -5,7 +5,8 @@
  */
 import { noGrad } from '../tensor/index.js';
 import { keep, scope } from '../tensor/memory.js';
-import { full, perCall, realize, Tensor, zerosLike } from '../tensor/index.js';
+import { full, perCall, realize, Tensor, where, zerosLike } from '../tensor/index.js';
+import type { GradScaler } from './grad-scaler.js';
 import type { Module } from './module.js';
 
 /** What `Optimizer.stateDict()` returns. */
@@ -108,8 +109,12 @@ export abstract class Optimizer<O extends { lr: number }> {
   /**
    * Applies one update to every parameter that has a gradient. The work is submitted to the GPU before
    * the returned promise resolves; later reads see the updated values even if it is not awaited.
+   * `skipIf` (a [] tensor, e.g. a `GradScaler`'s overflow flag) keeps every parameter and state as it was
+   * where it is non-zero, decided on the GPU (the host step counts still advance).
    */
-  step(): Promise<void> {
+  step(opts: { skipIf?: Tensor } = {}): Promise<void> {
+    const skip = opts.skipIf;
+    if (skip && skip.size !== 1) throw new Error(`${this.constructor.name}.step: skipIf must be a single value, got shape [${skip.shape.join(', ')}]`);
     const updated = this.paramGroups.flatMap((g) => g.params.filter((p) => p.grad));
     // host counters advance at every call, also of a compiled step
     perCall(() => {
@@ -121,8 +126,15 @@ export abstract class Optimizer<O extends { lr: number }> {
       for (const group of this.paramGroups) {
         for (const p of group.params) {
           if (!p.grad) continue;
+          const before = skip ? new Map([p, ...Object.values(this.state.get(p) ?? {})].map((t) => [t, t.detach()])) : null;
           scope(() => this.update(p, p.grad!, group.options));
-          touched.push(p, ...Object.values(this.state.get(p) ?? {}));
+          const mine = [p, ...Object.values(this.state.get(p) ?? {})];
+          if (before) {
+            // a state made by this update was zeros before it
+            scope(() => { for (const t of mine) t.assign(where(skip!.ne(0), before.get(t) ?? zerosLike(t), t)); });
+            for (const old of before.values()) old.dispose();
+          }
+          touched.push(...mine);
         }
       }
     });
@@ -130,18 +142,22 @@ export abstract class Optimizer<O extends { lr: number }> {
   }
 
   /**
-   * One training step: evaluates `lossFn` in a scope, backpropagates, optionally clips the gradient
+   * One training step: evaluates `lossFn` in a scope, backpropagates (through a `GradScaler`'s scaled loss
+   * when given: unscaled before clipping, the update skipped on overflow), optionally clips the gradient
    * norm, applies the update and clears the gradients. Returns the loss (the caller disposes it;
    * reading it does not stall the next step's work).
    */
-  minimize(lossFn: () => Tensor, opts: { clipGradNorm?: number } = {}): Tensor {
+  minimize(lossFn: () => Tensor, opts: { clipGradNorm?: number; scaler?: GradScaler | null } = {}): Tensor {
+    const scaler = opts.scaler;
     const loss = scope(() => {
       const l = lossFn();
-      l.backward();
+      (scaler ? scaler.scale(l) : l).backward();
+      scaler?.unscale(this);
       if (opts.clipGradNorm) clipGradNorm(this.paramGroups.flatMap((g) => g.params), opts.clipGradNorm);
       return l;
     });
-    void this.step();
+    void (scaler ? scaler.step(this) : this.step());
+    scaler?.update();
     this.zeroGrad();
     return loss;
   }

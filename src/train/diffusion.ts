@@ -11,7 +11,7 @@ import type { NoiseProcess } from '../diffusion/process.js';
 import { denoisingLoss, objectiveSetup, type Denoiser, type Objective } from '../diffusion/training.js';
 import { AdamW, EMA, type LRScheduler } from '../nn/optim.js';
 import { realize, type Tensor } from '../tensor/index.js';
-import { LossTrainer, warmupCosine, type TrainerState } from './trainer.js';
+import { LossTrainer, warmupCosine, type Precision, type TrainerState } from './trainer.js';
 
 /** Hyper-parameters of a training run. */
 export interface TrainConfig {
@@ -27,6 +27,8 @@ export interface TrainConfig {
   /** Probability of replacing a label by the null class (classifier-free guidance). */
   labelDropout: number;
   seed: number;
+  /** 'f16': mixed precision (f16 activations under `k.autocast`, f32 master weights, dynamic loss scaling); absent: 'f32'. */
+  precision?: Precision;
 }
 
 /** Defaults of `TrainConfig`. */
@@ -51,6 +53,7 @@ export class DiffusionTrainer extends LossTrainer<[x0: Tensor, labels: Tensor]> 
     this.sched = warmupCosine(this.opt, c.lr, c.warmup, c.steps);
     this.ema = new EMA(model, c.emaDecay);
     this.clip = c.clip || undefined;
+    this.setPrecision(c.precision);
   }
 
   /** The loss of one batch: x0 [N, C, H, W] in [−1, 1], labels [N] i32. */

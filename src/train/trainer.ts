@@ -14,8 +14,12 @@
 import { readCheckpointMeta, withoutPrefix, withPrefix } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
 import { cosine, LRScheduler, warmup, type Optimizer } from '../nn/optim.js';
+import { GradScaler } from '../nn/grad-scaler.js';
 import { loadWithMetadata, NonFiniteTensorError, save } from '../nn/safetensors.js';
-import { compile, getRngState, perCall, setRngState, type CompiledFunction, type Tensor } from '../tensor/index.js';
+import { autocast, compile, getRngState, perCall, setRngState, type CompiledFunction, type Tensor } from '../tensor/index.js';
+
+/** The precision a trainer computes in: 'f32', or 'f16' mixed precision (f16 activations, f32 weights, loss scaling). */
+export type Precision = 'f32' | 'f16';
 
 /** What a trainer stores in its checkpoints besides the common fields. */
 export interface TrainerState {
@@ -209,6 +213,8 @@ export abstract class LossTrainer<Batch extends Tensor[]> extends Trainer<number
   abstract readonly sched: LRScheduler;
   /** Max global gradient norm (undefined: no clipping). */
   protected clip: number | undefined = undefined;
+  /** With mixed precision (`precision: 'f16'`): the loss scaler; the loss then runs under `k.autocast`. */
+  scaler: GradScaler | null = null;
 
   constructor(format: string, readonly model: Module, readonly config: object) {
     super({ format, historyKey: 'losses' });
@@ -231,9 +237,19 @@ export abstract class LossTrainer<Batch extends Tensor[]> extends Trainer<number
    */
   protected afterUpdate(): void {}
 
+  /**
+   * Trains in `precision`: 'f16' runs the loss under `k.autocast` (f16 activations, f32 master weights) with
+   * a `GradScaler`; 'f32' (the default) in full precision. Call it from the constructor.
+   */
+  protected setPrecision(precision: Precision | undefined): void {
+    if (precision !== undefined && precision !== 'f32' && precision !== 'f16') throw new Error(`${this.constructor.name}: precision must be 'f32' or 'f16', got ${JSON.stringify(precision)}`);
+    this.scaler = precision === 'f16' ? new GradScaler() : null;
+  }
+
   /** The update of one batch (compiled): loss, backward, clipping, optimizer, schedule, `afterUpdate`. */
   private readonly update = this.compiledStep('trainStep', (...batch: Batch) => {
-    const loss = this.opt.minimize(() => this.loss(...batch), { clipGradNorm: this.clip });
+    const lossFn = () => (this.scaler ? autocast(() => this.loss(...batch)) : this.loss(...batch));
+    const loss = this.opt.minimize(lossFn, { clipGradNorm: this.clip, scaler: this.scaler });
     perCall(() => this.sched.step());
     this.afterUpdate();
     return loss;
@@ -249,13 +265,17 @@ export abstract class LossTrainer<Batch extends Tensor[]> extends Trainer<number
 
   protected state(): TrainerState {
     const o = optimizerState(this.opt);
-    return { tensors: { 'model.': this.model.stateDict(), 'optim.': o.tensors }, meta: { train: this.config, optimizer: o.meta } };
+    const tensors: TrainerState['tensors'] = { 'model.': this.model.stateDict(), 'optim.': o.tensors };
+    if (this.scaler) tensors['scaler.'] = this.scaler.stateDict();
+    return { tensors, meta: { train: this.config, optimizer: o.meta } };
   }
 
   protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
     this.model.loadStateDict(tensors('model.'));
     restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta, tensors('optim.'));
     this.sched.stepCount = this.step;
+    const scaler = tensors('scaler.');
+    if (this.scaler && Object.keys(scaler).length) this.scaler.loadStateDict(scaler, this.step);
   }
 }
 
