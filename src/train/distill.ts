@@ -112,6 +112,8 @@ export interface ProgressiveRounds {
   init?: Module;
   /** Hyper-parameters of every round (the student's steps are set by the round). */
   config: Omit<ProgressiveConfig, 'studentSteps'>;
+  /** Training steps of each round (default `config.steps` each): later rounds start from a student close to their teacher and need fewer. */
+  roundSteps?: number[];
   /** The batch of a training step (its tensors are disposed after the step). */
   batch: (step: number, round: number) => DataBatch;
   /** Called after each round with its trainer (e.g. to save a checkpoint or sample). */
@@ -127,6 +129,7 @@ export async function progressiveDistillation(o: ProgressiveRounds): Promise<{ s
   const last = o.finalSteps ?? 1;
   const rounds = Math.log2(o.teacherSteps / last);
   if (!Number.isInteger(last) || last < 1 || !Number.isInteger(rounds) || rounds < 1) throw new Error(`progressiveDistillation: teacherSteps (${o.teacherSteps}) must be finalSteps (${last}) times a power of two ≥ 2`);
+  if (o.roundSteps && o.roundSteps.length !== rounds) throw new Error(`progressiveDistillation: roundSteps has ${o.roundSteps.length} entries for ${rounds} rounds (${o.teacherSteps} → ${last} steps)`);
   let teacher = o.teacher, prev: DistillNet | null = null, path: TimePoint[] = [];
   const losses: number[][] = [];
   for (let r = 0; r < rounds; r++) {
@@ -134,8 +137,9 @@ export async function progressiveDistillation(o: ProgressiveRounds): Promise<{ s
     const student = o.newStudent();
     const from = prev ?? o.init;
     if (from) student.loadStateDict(from.stateDict());
-    const trainer = new ProgressiveTrainer(student, teacher, { ...o.config, studentSteps });
-    for (let i = 0; i < o.config.steps; i++) {
+    const steps = o.roundSteps?.[r] ?? o.config.steps;
+    const trainer = new ProgressiveTrainer(student, teacher, { ...o.config, steps, studentSteps });
+    for (let i = 0; i < steps; i++) {
       const batch = o.batch(i, r);
       await trainer.trainStep(...batch);
       batch.forEach((t) => t.dispose());

@@ -6,9 +6,11 @@
  * (checkpoints, compiled steps) are in `src/train/distill.ts`.
  */
 import type { Module } from '../../nn/module.js';
+import { scope } from '../../tensor/memory.js';
 import { PerCall, tensor, type Tensor } from '../../tensor/index.js';
 import type { Prediction } from '../predict.js';
 import type { TimePoint } from '../process.js';
+import type { Model } from '../samplers.js';
 
 /**
  * Per-sample points of a batch: model times `t` [N] and the coefficients `a`, `s` of x_t = a·x0 + s·z as
@@ -31,6 +33,11 @@ export interface DistillNet extends Module {
 /** A network as a `BatchModel` (it sees the model times; labels are passed through). */
 export function netModel(net: DistillNet): BatchModel {
   return (x, p, labels) => net.forward(x, p.t, labels);
+}
+
+/** A network as a sampler model (`sample`'s `Model`: one time for the batch; labels [N] for class-conditional networks). */
+export function studentModel(net: DistillNet, labels?: Tensor | null): Model {
+  return (x, t) => scope(() => net.forward(x, tensor(new Float32Array(x.shape[0]!).fill(t)), labels));
 }
 
 /** Per-sample host values (a list, or one drawn per call of a compiled step) as a tensor of `shape`, one value f(v) per sample. */
