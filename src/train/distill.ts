@@ -114,8 +114,10 @@ export interface ProgressiveRounds {
   config: Omit<ProgressiveConfig, 'studentSteps'>;
   /** Training steps of each round (default `config.steps` each): later rounds start from a student close to their teacher and need fewer. */
   roundSteps?: number[];
-  /** The batch of a training step (its tensors are disposed after the step). */
+  /** The batch of a training step (its tensors are disposed after the step unless `disposeBatches` is false). */
   batch: (step: number, round: number) => DataBatch;
+  /** Whether the batches are disposed after their step (default true: `batch` makes new tensors each step). */
+  disposeBatches?: boolean;
   /** Called after each round with its trainer (e.g. to save a checkpoint or sample). */
   onRound?: (info: { round: number; studentSteps: number; trainer: ProgressiveTrainer }) => void | Promise<void>;
 }
@@ -142,7 +144,7 @@ export async function progressiveDistillation(o: ProgressiveRounds): Promise<{ s
     for (let i = 0; i < steps; i++) {
       const batch = o.batch(i, r);
       await trainer.trainStep(...batch);
-      batch.forEach((t) => t.dispose());
+      if (o.disposeBatches ?? true) batch.forEach((t) => t.dispose());
     }
     await trainer.flush();
     losses.push(trainer.losses.slice());

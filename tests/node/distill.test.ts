@@ -22,17 +22,27 @@ const rf = new D.RectifiedFlow();
 /** Samples per energy distance. */
 const M = 1000;
 
-/** E[x0 | x_t] of a Gaussian mixture for x [N, d] with per-sample a, s [N, 1], optionally per-sample log-weights [N, K]. */
-function mixtureDenoise(mix: k.diffusion.GaussianMixture, x: k.Tensor, a: k.Tensor, s: k.Tensor, logWeights?: k.Tensor): k.Tensor {
-  const K = mix.weights.length, d = mix.d;
+/**
+ * E[x0 | x_t] of a Gaussian mixture for x [N, d] with per-sample a, s [N, 1] (and per-sample log-weights
+ * [N, 1] of component j by `logWeight(j)`), written per component and coordinate so that it fuses into one
+ * kernel (the teacher is evaluated in every training step).
+ */
+function mixtureDenoise(mix: k.diffusion.GaussianMixture, x: k.Tensor, a: k.Tensor, s: k.Tensor, logWeight?: (j: number) => k.Tensor): k.Tensor {
+  const d = mix.d;
   return k.scope(() => {
-    const mu = k.tensor(mix.means).reshape([1, K, d]);
-    const c2 = k.tensor(mix.stds.map((c) => c * c)).reshape([1, K]);
-    const v = a.square().mul(c2).add(s.square());
-    const diff = x.reshape([-1, 1, d]).sub(mu.mul(a.reshape([-1, 1, 1])));
-    const lw = logWeights ?? k.tensor(mix.weights.map(Math.log)).reshape([1, K]);
-    const r = lw.sub(v.log().mul(d / 2)).sub(diff.square().sum(2).div(v.mul(2))).softmax(1).unsqueeze(2);
-    return r.mul(mu.add(diff.mul(a.mul(c2).div(v).unsqueeze(2)))).sum(1);
+    const xs = Array.from({ length: d }, (_, i) => x.slice(1, i, i + 1));
+    const a2 = a.square(), s2 = s.square();
+    const terms = mix.weights.map((w, j) => {
+      const c2 = mix.stds[j]! ** 2, v = a2.mul(c2).add(s2);
+      const diff = xs.map((xi, i) => xi.sub(a.mul(mix.means[j]![i]!)));
+      const sq = diff.map((t) => t.square()).reduce((p, q) => p.add(q));
+      const logit = (logWeight ? logWeight(j) : k.full([1, 1], Math.log(w))).sub(v.log().mul(d / 2)).sub(sq.div(v.mul(2)));
+      return { logit, diff, gain: a.mul(c2).div(v) };
+    });
+    const m = terms.map((t) => t.logit).reduce((p, q) => p.maximum(q));
+    const e = terms.map((t) => t.logit.sub(m).exp());
+    const Z = e.reduce((p, q) => p.add(q));
+    return k.cat(xs.map((_, i) => terms.map((t, j) => e[j]!.mul(t.diff[i]!.mul(t.gain).add(mix.means[j]![i]!))).reduce((p, q) => p.add(q)).div(Z)), 1);
   });
 }
 
@@ -42,8 +52,10 @@ const oracle = (mix: k.diffusion.GaussianMixture) => (x: k.Tensor, p: BatchPoint
 /** The class-conditional oracle: class c is component c alone, class K (the null class) the whole mixture. */
 function classOracle(mix: k.diffusion.GaussianMixture) {
   const K = mix.weights.length;
-  const table = [...Array.from({ length: K }, (_, c) => Array.from({ length: K }, (_, j) => (j === c ? 0 : -1e4))), mix.weights.map(Math.log)];
-  return (x: k.Tensor, p: BatchPoints, labels?: k.Tensor | null) => k.scope(() => mixtureDenoise(mix, x, p.a, p.s, labels!.oneHot(K + 1).float().matmul(k.tensor(table))));
+  return (x: k.Tensor, p: BatchPoints, labels?: k.Tensor | null) => k.scope(() => {
+    const l = labels!.reshape([-1, 1]);
+    return mixtureDenoise(mix, x, p.a, p.s, (j) => k.where(l.eq(j), 0, k.where(l.eq(K), Math.log(mix.weights[j]!), -1e4)));
+  });
 }
 
 /** E[x0 | x_t = x] in float64 on the host. */
@@ -78,6 +90,8 @@ class GuidedMLP extends k.nn.Module implements GuidedNet {
 
 let exact: Float32Array, floor = 0, teacher32 = 0, naive1 = 0, naive2 = 0, dir = '';
 let sampleNoise: k.Tensor;
+/** 64 training batches of 128 exact draws (drawn once; every training run cycles through them). */
+let pool: k.Tensor[] = [];
 
 /** Energy distance of samples [M, 2] to the exact draws (the samples are disposed). */
 async function ed(x: k.Tensor): Promise<number> {
@@ -101,9 +115,14 @@ beforeAll(async () => {
   teacher32 = await ed(await teacherSamples('flow_heun', 32));
   naive1 = await ed(await teacherSamples('flow_euler', 1));
   naive2 = await ed(await teacherSamples('flow_euler', 2));
+  const data = MIX.sample(64 * 128);
+  pool = Array.from({ length: 64 }, (_, i) => data.slice(0, 128 * i, 128 * (i + 1)).contiguous().keep());
+  await k.realize(...pool);
+  data.dispose();
 });
 afterAll(() => {
   sampleNoise?.dispose();
+  pool.forEach((t) => t.dispose());
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -182,22 +201,24 @@ describe('targets and steps (no training)', () => {
       const two = await D.sample({ model: MIX.model(proc), prediction: 'x0', process: proc, path: [c, m, n], noise, sampler: 'ddim' });
       close(await one.x.data(), await two.x.data(), 1e-4, 1e-4, `${proc.kind} ${pred}`);
     }
-    // a one-step flow student computing the oracle's two Euler steps 1 → ½ → 0 in its forward
+    // a one-step flow student computing the oracle's two Euler steps 1 → ½ → 0 in its forward (one Gaussian:
+    // small fused kernels)
     class TwoStepTeacher extends k.nn.Module implements DistillNet {
       bias = new k.nn.Parameter(k.zeros([2]));
       forward(x: k.Tensor): k.Tensor {
         return k.scope(() => {
-          const n = x.shape[0]!, den = (y: k.Tensor, t: number) => mixtureDenoise(MIX, y, k.full([n, 1], 1 - t), k.full([n, 1], t));
+          const n = x.shape[0]!, den = (y: k.Tensor, t: number) => mixtureDenoise(ONE, y, k.full([n, 1], 1 - t), k.full([n, 1], t));
           const zm = x.sub(x.sub(den(x, 1)).mul(0.5)); // Euler to t = ½ with the velocity (x − x̂0)/t
           const zn = zm.sub(zm.sub(den(zm, 0.5))); // and on to t = 0
           return x.sub(zn).add(this.bias); // the velocity of one step from 1 to 0
         });
       }
     }
+    const ONE = new D.GaussianMixture([1], [[1, -0.5]], [0.4]);
     const net = new TwoStepTeacher();
-    const setup = { teacher: { model: oracle(MIX), prediction: 'x0' as const, process: rf }, prediction: 'flow' as const, teacherPath: D.progressivePaths(rf, 1).teacher };
+    const setup = { teacher: { model: oracle(ONE), prediction: 'x0' as const, process: rf }, prediction: 'flow' as const, teacherPath: D.progressivePaths(rf, 1).teacher };
     k.manualSeed(3);
-    const x0 = MIX.sample(256);
+    const x0 = ONE.sample(256);
     const exactLoss = await D.progressiveLoss(net, setup, x0).item();
     net.bias.assign(k.full([2], 0.01));
     const offLoss = await D.progressiveLoss(net, setup, x0).item();
@@ -313,20 +334,20 @@ describe('losses, gradients and checkpoints', () => {
     const make = () => {
       k.manualSeed(12);
       const net = student(), target = student();
-      return new ConsistencyTrainer(net, { process: rf, teacher: { model: oracle(MIX), prediction: 'x0' }, target }, { steps: 6, lr: 1e-2, tMin: 0.002, tMax: 1, emaDecay: 0.9, gridSize: 10 });
+      return new ConsistencyTrainer(net, { process: rf, teacher: { model: oracle(MIX), prediction: 'x0' }, target }, { steps: 4, lr: 1e-2, tMin: 0.002, tMax: 1, emaDecay: 0.9, gridSize: 10 });
     };
-    const batches = Array.from({ length: 6 }, (_, i) => { k.manualSeed(50 + i); return MIX.sample(32).keep(); });
+    const batches = Array.from({ length: 4 }, (_, i) => { k.manualSeed(50 + i); return MIX.sample(32).keep(); });
     const whole = make();
     for (const b of batches) await whole.trainStep(b);
     await whole.flush();
     const first = make();
-    for (const b of batches.slice(0, 3)) await first.trainStep(b);
+    for (const b of batches.slice(0, 2)) await first.trainStep(b);
     const file = path.join(dir, 'cd.safetensors');
     await first.save(file);
     const resumed = make();
     const meta = await resumed.load(file);
     expect((meta.train as { method: string }).method).toBe('consistency-distillation');
-    for (const b of batches.slice(3)) await resumed.trainStep(b);
+    for (const b of batches.slice(2)) await resumed.trainStep(b);
     await resumed.flush();
     expect(resumed.losses).toEqual(whole.losses);
     for (const [a, b] of [[resumed.target, whole.target], [resumed.net, whole.net]] as const) {
@@ -369,9 +390,10 @@ describe('students on the mixture oracle', () => {
       teacher: { model: oracle(MIX), prediction: 'x0', process: rf },
       teacherSteps: 8,
       newStudent: () => student(),
-      config: { prediction: 'flow', steps: 150, lr: 1e-2 },
-      roundSteps: [150, 75, 75],
-      batch: () => [MIX.sample(128)],
+      config: { prediction: 'flow', steps: 150, lr: 2e-2 },
+      roundSteps: [150, 60, 60],
+      batch: (i) => [pool[i % 64]!],
+      disposeBatches: false,
       onRound: async ({ studentSteps, trainer }) => {
         if (studentSteps <= 2) got[studentSteps] = await ed((await D.sample({ model: D.studentModel(trainer.net), prediction: 'flow', process: rf, path: trainer.path, noise: sampleNoise, sampler: 'ddim' })).x);
       },
@@ -379,7 +401,8 @@ describe('students on the mixture oracle', () => {
     expect(path.map((p) => p.t)).toEqual([1, 0]);
     expect(last).toBeInstanceOf(D.ToyDenoiser);
     timings.push(`progressive: ${((performance.now() - t0) / 1000).toFixed(1)} s; ED 2 steps ${got[2]!.toFixed(4)}, 1 step ${got[1]!.toFixed(4)}; teacher 32 steps ${teacher32.toFixed(4)}, 2 steps ${naive2.toFixed(4)}, 1 step ${naive1.toFixed(4)}; exact ${floor.toFixed(4)}`);
-    for (const steps of [2, 1]) expect(got[steps]!).toBeLessThan(teacher32 + 0.06);
+    // measured (seeded): 0.022 and 0.024 against the teacher's 0.001 (exact draws against exact draws: 0.004)
+    for (const steps of [2, 1]) expect(got[steps]!).toBeLessThan(teacher32 + 0.05);
     expect(naive1).toBeGreaterThan(10 * got[1]!);
     expect(naive2).toBeGreaterThan(3 * got[2]!);
   });
@@ -388,12 +411,8 @@ describe('students on the mixture oracle', () => {
     const t0 = performance.now();
     k.manualSeed(21);
     const net = student();
-    const trainer = new ConsistencyTrainer(net, { process: rf, teacher: { model: oracle(MIX), prediction: 'x0' } }, { steps: 200, lr: 1e-2, tMin: 0.002, tMax: 1, rho: 3, gridSize: 18 });
-    for (let i = 0; i < 200; i++) {
-      const x0 = MIX.sample(128);
-      await trainer.trainStep(x0);
-      x0.dispose();
-    }
+    const trainer = new ConsistencyTrainer(net, { process: rf, teacher: { model: oracle(MIX), prediction: 'x0' } }, { steps: 200, lr: 2e-2, tMin: 0.002, tMax: 1, rho: 3, gridSize: 18 });
+    for (let i = 0; i < 200; i++) await trainer.trainStep(pool[i % 64]!);
     await trainer.flush();
     const got: number[] = [];
     for (const times of [[1], [1, 0.3], [1, 0.5, 0.25, 0.1]]) {
@@ -401,7 +420,8 @@ describe('students on the mixture oracle', () => {
       got.push(await ed(await D.consistencySample({ net, process: rf, times, noise: sampleNoise, ...trainer.boundary })));
     }
     timings.push(`consistency distillation: ${((performance.now() - t0) / 1000).toFixed(1)} s; ED 1/2/4 steps ${got.map((v) => v.toFixed(4)).join(' / ')}; loss ${mean(trainer.losses.slice(0, 10)).toFixed(4)} → ${mean(trainer.losses.slice(-20)).toFixed(4)}`);
-    got.forEach((v) => expect(v).toBeLessThan(teacher32 + 0.04));
+    // measured (seeded): 0.007, 0.004, 0.005
+    got.forEach((v) => expect(v).toBeLessThan(teacher32 + 0.025));
     expect(naive1).toBeGreaterThan(20 * got[0]!);
   });
 
@@ -409,22 +429,19 @@ describe('students on the mixture oracle', () => {
     const t0 = performance.now();
     k.manualSeed(23);
     const net = student();
-    const trainer = new ConsistencyTrainer(net, { process: rf }, { steps: 250, lr: 1e-2, tMin: 0.002, tMax: 1, rho: 3, s0: 10, s1: 160 });
-    for (let i = 0; i < 250; i++) {
-      const x0 = MIX.sample(128);
-      await trainer.trainStep(x0);
-      x0.dispose();
-    }
+    const trainer = new ConsistencyTrainer(net, { process: rf }, { steps: 150, lr: 2e-2, tMin: 0.002, tMax: 1, rho: 3, s0: 10, s1: 160 });
+    for (let i = 0; i < 150; i++) await trainer.trainStep(pool[i % 64]!);
     await trainer.flush();
     expect(trainer.grid(0)).toHaveLength(11);
-    expect(trainer.grid(249)).toHaveLength(161);
+    expect(trainer.grid(149)).toHaveLength(161);
     const got: number[] = [];
     for (const times of [[1], [1, 0.3]]) {
       k.manualSeed(24);
       got.push(await ed(await D.consistencySample({ net, process: rf, times, noise: sampleNoise, ...trainer.boundary })));
     }
     timings.push(`consistency training: ${((performance.now() - t0) / 1000).toFixed(1)} s; ED 1/2 steps ${got.map((v) => v.toFixed(4)).join(' / ')}`);
-    got.forEach((v) => expect(v).toBeLessThan(teacher32 + 0.1));
+    // measured (seeded): 0.037, 0.025 (no teacher: a coarser model than distillation's in as many steps)
+    got.forEach((v) => expect(v).toBeLessThan(teacher32 + 0.07));
     expect(naive1).toBeGreaterThan(10 * got[0]!);
   });
 
@@ -435,8 +452,8 @@ describe('students on the mixture oracle', () => {
     const z = k.randn([C, 2]).keep();
     const x = (await D.reflowCouples({ model: MIX.model(rf), prediction: 'x0', process: rf, noise: z, steps: 16 })).keep();
     const net = student();
-    const trainer = new ReflowTrainer(net, rf, { steps: 200, lr: 1e-2 });
-    for (let i = 0; i < 200; i++) {
+    const trainer = new ReflowTrainer(net, rf, { steps: 150, lr: 1e-2 });
+    for (let i = 0; i < 150; i++) {
       const s = (i * B) % C;
       const zb = z.slice(0, s, s + B).contiguous(), xb = x.slice(0, s, s + B).contiguous();
       await trainer.trainStep(zb, xb);
@@ -449,6 +466,7 @@ describe('students on the mixture oracle', () => {
     const got: number[] = [];
     for (const steps of [1, 2]) got.push(await ed((await D.sample({ model: net.asModel(), prediction: 'flow', process: rf, path: D.samplingPath(rf, { steps }), noise: sampleNoise, sampler: 'flow_euler' })).x));
     timings.push(`reflow: ${((performance.now() - t0) / 1000).toFixed(1)} s; straightness ${before.straightness.toFixed(4)} → ${after.straightness.toFixed(4)} (relative ${before.relative.toFixed(4)} → ${after.relative.toFixed(4)}, path ratio ${before.pathRatio.toFixed(4)} → ${after.pathRatio.toFixed(4)}); ED 1/2 steps ${got.map((v) => v.toFixed(4)).join(' / ')}`);
+    // measured (seeded): S 1.35 → 0.039, path ratio 1.32 → 1.011, ED 0.025 and 0.013
     expect(after.straightness).toBeLessThan(before.straightness / 10);
     expect(after.pathRatio - 1).toBeLessThan((before.pathRatio - 1) / 5);
     got.forEach((v) => expect(v).toBeLessThan(teacher32 + 0.05));
@@ -470,8 +488,8 @@ describe('students on the mixture oracle', () => {
       return k.where(l.eq(0), parts[0]!, k.where(l.eq(1), parts[1]!, parts[2]!));
     }).keep();
     const net = new GuidedMLP();
-    const trainer = new GuidanceTrainer(net, teacher, { steps: 300, lr: 2e-2, wMin: 0, wMax: 4, prediction: 'flow' });
-    for (let i = 0; i < 300; i++) {
+    const trainer = new GuidanceTrainer(net, teacher, { steps: 250, lr: 2e-2, wMin: 0, wMax: 4, prediction: 'flow' });
+    for (let i = 0; i < 250; i++) {
       const s = (i * B) % NP;
       const xb = data.slice(0, s, s + B).contiguous(), lb = labels.slice(0, s, s + B).contiguous();
       await trainer.trainStep(xb, lb);
@@ -482,7 +500,7 @@ describe('students on the mixture oracle', () => {
     const sampleLabels = k.tensor(Int32Array.from({ length: M }, (_, i) => i % 3)), nulls = k.full([M], 3, { dtype: 'i32' });
     const scalarTeacher = (x: k.Tensor, t: number, l: k.Tensor) => { const p = rf.at(t), n = x.shape[0]!; return teacher.model(x, { t: k.full([n], t), a: k.full([n, 1], p.a), s: k.full([n, 1], p.s) }, l); };
     const run = async (model: k.diffusion.Model, prediction: k.diffusion.Prediction) => {
-      const { x, nfe } = await D.sample({ model, prediction, process: rf, path: D.samplingPath(rf, { steps: 16 }), noise: sampleNoise, sampler: 'flow_euler' });
+      const { x, nfe } = await D.sample({ model, prediction, process: rf, path: D.samplingPath(rf, { steps: 8 }), noise: sampleNoise, sampler: 'flow_euler' });
       const v = await x.data();
       x.dispose();
       return { v, nfe };
@@ -490,16 +508,17 @@ describe('students on the mixture oracle', () => {
     const unguided = await run(D.classifierFreeGuidance(scalarTeacher, { scale: 0, labels: sampleLabels, nullLabels: nulls }), 'x0');
     const rows: { w: number; err: number; shift: number; nfe: number[] }[] = [];
     for (const w of [0, 1, 3]) {
-      const cfg = await run(D.classifierFreeGuidance(scalarTeacher, { scale: w, labels: sampleLabels, nullLabels: nulls }), 'x0');
+      const cfg = w === 0 ? unguided : await run(D.classifierFreeGuidance(scalarTeacher, { scale: w, labels: sampleLabels, nullLabels: nulls }), 'x0');
       const one = await run(D.guidedModel(net, sampleLabels, w), 'flow');
       const err = D.energyDistance(one.v, cfg.v, 2), shift = D.energyDistance(unguided.v, cfg.v, 2);
       rows.push({ w, err, shift, nfe: [one.nfe, cfg.nfe] });
     }
     timings.push(`guidance: ${((performance.now() - t0) / 1000).toFixed(1)} s; ED to the CFG teacher's samples: ${rows.map((r) => `w ${r.w}: student ${r.err.toFixed(4)}, guidance shift ${r.shift.toFixed(4)}`).join('; ')}`);
     for (const r of rows) {
-      expect(r.nfe).toEqual([16, 16]); // a doubled batch per teacher evaluation: 32 network passes to the student's 16
-      expect(r.err).toBeLessThan(0.03);
-      if (r.w > 0) expect(r.err).toBeLessThan(r.shift / 3);
+      expect(r.nfe).toEqual([8, 8]); // a doubled batch per teacher evaluation: 16 network passes to the student's 8
+      expect(r.err).toBeLessThan(0.035); // measured (seeded): 0.020, 0.018, 0.016
+      // a student that ignored w would be off by the whole shift guidance makes
+      if (r.w > 0) expect(r.err).toBeLessThan(r.w > 1 ? r.shift / 4 : r.shift / 2);
     }
     [labels, data, sampleLabels, nulls].forEach((t) => t.dispose());
   });
