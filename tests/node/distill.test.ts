@@ -372,7 +372,7 @@ describe('losses, gradients and checkpoints', () => {
     const teacher = { model: classOracle(MIX), prediction: 'x0' as const, process: rf, nullLabel: 3 };
     expect(() => new GuidanceTrainer(new GuidedMLP(), teacher, { steps: 10, lr: 1e-3, wMin: 2, wMax: 1 })).toThrow('GuidanceTrainer: need finite wMin ≤ wMax, got wMin = 2, wMax = 1');
     expect(() => D.guidanceTarget(teacher, 'x0', k.zeros([4, 2]), k.zeros([3], { dtype: 'i32' }), [])).toThrow('guidanceTarget: expected labels of shape [4] for x of shape [4,2], got [3]');
-    expect(() => D.ictGridSize(0, 100)).not.toThrow();
+    expect(() => D.ictGridSize(0, 100, 20, 10)).toThrow('ictGridSize: need integers 1 ≤ s0 ≤ s1, got s0 = 20, s1 = 10');
     expect([0, 11, 12, 99].map((s) => D.ictGridSize(s, 100))).toEqual([11, 11, 21, 1281]);
   });
 });

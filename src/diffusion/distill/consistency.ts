@@ -62,6 +62,7 @@ export function consistencyGrid(process: NoiseProcess, n: number, tMin: number, 
  * with K' = ⌊K/(log2⌊s1/s0⌋ + 1)⌋ (Song & Dhariwal 2023; s0 = 10, s1 = 1280 there).
  */
 export function ictGridSize(k: number, K: number, s0 = 10, s1 = 1280): number {
+  if (!(Number.isInteger(s0) && Number.isInteger(s1) && s0 >= 1 && s1 >= s0)) throw new Error(`ictGridSize: need integers 1 ≤ s0 ≤ s1, got s0 = ${s0}, s1 = ${s1}`);
   const Kp = Math.max(1, Math.floor(K / (Math.log2(Math.floor(s1 / s0)) + 1)));
   return Math.min(s0 * 2 ** Math.floor(k / Kp), s1) + 1;
 }
