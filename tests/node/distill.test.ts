@@ -377,7 +377,7 @@ describe('losses, gradients and checkpoints', () => {
   });
 });
 
-/** Timing of the training tests (printed at the end). */
+/** Times and measured numbers of the training tests (printed at the end). */
 const timings: string[] = [];
 afterAll(() => console.log(timings.join('\n')));
 
