@@ -15,3 +15,4 @@ export { featureStats, frechetDistance, inceptionScore, symmetricEigen } from '.
 export { buildDenoiser, loadDenoiser, DIFFUSION_CHECKPOINT_FORMAT, type DenoiserKind, type LatentSpec } from './checkpoint.js';
 export { latentCodec } from './latent.js';
 export { classify, featureSet, evaluate, type FeatureSet, type EvalResult, type EvaluateOptions } from './evaluate.js';
+export * from './distill/index.js';

@@ -1,0 +1,305 @@
+/**
+ * Trainers of the distillation methods of `k.diffusion` (progressive distillation, consistency distillation
+ * and training, reflow, guidance distillation): each trains one student with AdamW (no weight decay) under
+ * warmup + cosine decay as a compiled step, with kiln's loss history and resumable checkpoints. A
+ * checkpoint's `train` metadata holds the config, whose `method` names the method (and, for progressive
+ * distillation, `studentSteps` the student's steps).
+ */
+import { consistencyBoundary, consistencyGrid, consistencyLoss, checkConsistencyOptions, ictGridSize, type ConsistencyBoundary, type ConsistencyOptions } from '../diffusion/distill/consistency.js';
+import { checkPrediction, netModel, type BatchModel, type DataBatch, type DistillNet } from '../diffusion/distill/common.js';
+import { guidanceLoss, type GuidanceOptions, type GuidanceTeacher, type GuidedNet } from '../diffusion/distill/guidance.js';
+import { progressiveLoss, progressivePaths, type Teacher } from '../diffusion/distill/progressive.js';
+import { reflowLoss } from '../diffusion/distill/reflow.js';
+import type { Prediction } from '../diffusion/predict.js';
+import type { NoiseProcess, RectifiedFlow, TimePoint } from '../diffusion/process.js';
+import type { Spacing } from '../diffusion/timesteps.js';
+import type { TimeSampling } from '../diffusion/training.js';
+import type { Module } from '../nn/module.js';
+import { AdamW, type LRScheduler } from '../nn/optim.js';
+import { scope } from '../tensor/memory.js';
+import { noGrad, realize, type Tensor } from '../tensor/index.js';
+import { LossTrainer, warmupCosine, type TrainerState } from './trainer.js';
+
+/** The `format` tags of the distillation checkpoints. */
+export const DISTILL_CHECKPOINT_FORMATS = {
+  progressive: 'kiln-distill-progressive/1',
+  consistency: 'kiln-distill-consistency/1',
+  reflow: 'kiln-distill-reflow/1',
+  guidance: 'kiln-distill-guidance/1',
+} as const;
+
+/** Optimizer settings every distillation trainer shares. */
+export interface OptimConfig {
+  /** Training steps (the length of the learning-rate schedule). */
+  steps: number;
+  lr: number;
+  /** Linear warmup steps (default 0). */
+  warmup?: number;
+  /** Max global gradient norm (0 or undefined: no clipping). */
+  clip?: number;
+}
+
+/**
+ * The base of the distillation trainers: one student trained by AdamW (no weight decay) under warmup +
+ * cosine decay, with compiled steps, loss history and checkpoints (`save`/`load` of `Trainer`).
+ */
+export abstract class DistillTrainer<Batch extends Tensor[]> extends LossTrainer<Batch> {
+  readonly opt: AdamW;
+  readonly sched: LRScheduler;
+  constructor(format: string, readonly student: Module, config: OptimConfig & { method: string }) {
+    super(format, student, config);
+    const where = new.target.name, c = config;
+    if (!Number.isInteger(c.steps) || c.steps < 1) throw new Error(`${where}: steps must be a positive integer, got ${c.steps}`);
+    if (!(c.lr > 0 && Number.isFinite(c.lr))) throw new Error(`${where}: lr must be a positive finite number, got ${c.lr}`);
+    if (c.warmup !== undefined && !(Number.isInteger(c.warmup) && c.warmup >= 0)) throw new Error(`${where}: warmup must be a non-negative integer, got ${c.warmup}`);
+    if (c.clip !== undefined && !(c.clip >= 0)) throw new Error(`${where}: clip must be ≥ 0, got ${c.clip}`);
+    this.opt = new AdamW(student, { lr: c.lr, weightDecay: 0 });
+    this.sched = warmupCosine(this.opt, c.lr, c.warmup ?? 0, c.steps);
+    this.clip = c.clip || undefined;
+  }
+
+  protected override async beforeUpdate(): Promise<void> {
+    // lazy initial weights computed inside the first step would give it kernels of its own
+    if (this.step === 0) await realize(...this.student.parameters());
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Progressive distillation
+
+/** Hyper-parameters of one round of progressive distillation. */
+export interface ProgressiveConfig extends OptimConfig {
+  /** Sampling steps of the student; the teacher takes twice as many. */
+  studentSteps: number;
+  /** What the student predicts (v, x0 or flow; ε is ill-conditioned at high noise). */
+  prediction: Prediction;
+  /** Timestep spacing of the paths (discrete VP; `samplingPath`). */
+  spacing?: Spacing;
+}
+
+/** Trains a student to take in one DDIM step what the teacher takes in two (`k.diffusion.progressiveLoss`); batches are x0 [N, …] (and labels [N]). */
+export class ProgressiveTrainer extends DistillTrainer<DataBatch> {
+  declare readonly config: ProgressiveConfig & { method: 'progressive' };
+  /** The teacher's path (2N steps). */
+  readonly teacherPath: TimePoint[];
+  /** The student's path (N steps): sample the student on it with the 'ddim' sampler ('flow_euler' for rectified flow takes the same steps). */
+  readonly path: TimePoint[];
+
+  constructor(readonly net: DistillNet, readonly teacher: Teacher, config: ProgressiveConfig) {
+    super(DISTILL_CHECKPOINT_FORMATS.progressive, net, { method: 'progressive', ...config });
+    checkPrediction('ProgressiveTrainer', config.prediction);
+    checkPrediction('ProgressiveTrainer', teacher.prediction);
+    ({ teacher: this.teacherPath, student: this.path } = progressivePaths(teacher.process, config.studentSteps, config.spacing));
+  }
+
+  /** The loss of a batch x0 [N, …] (labels [N] for class-conditional networks). */
+  loss(x0: Tensor, labels?: Tensor): Tensor {
+    return progressiveLoss(this.net, { teacher: this.teacher, prediction: this.config.prediction, teacherPath: this.teacherPath }, x0, labels);
+  }
+}
+
+/** Options of `progressiveDistillation`. */
+export interface ProgressiveRounds {
+  /** The first round's teacher. */
+  teacher: Teacher;
+  /** Steps of the first teacher (`finalSteps` times a power of two). */
+  teacherSteps: number;
+  /** Steps of the last student (default 1). */
+  finalSteps?: number;
+  /** A new student network (the same architecture each round). */
+  newStudent: () => DistillNet;
+  /** Initial weights of the first student (e.g. the teacher network; default: the student's own initialization). */
+  init?: Module;
+  /** Hyper-parameters of every round (the student's steps are set by the round). */
+  config: Omit<ProgressiveConfig, 'studentSteps'>;
+  /** Training steps of each round (default `config.steps` each): later rounds start from a student close to their teacher and need fewer. */
+  roundSteps?: number[];
+  /** The batch of a training step (its tensors are disposed after the step unless `disposeBatches` is false). */
+  batch: (step: number, round: number) => DataBatch;
+  /** Whether the batches are disposed after their step (default true: `batch` makes new tensors each step). */
+  disposeBatches?: boolean;
+  /** Called after each round with its trainer (e.g. to save a checkpoint or sample). */
+  onRound?: (info: { round: number; studentSteps: number; trainer: ProgressiveTrainer }) => void | Promise<void>;
+}
+
+/**
+ * Rounds of progressive distillation from `teacherSteps` down to `finalSteps`: each round trains a student
+ * initialized from the previous one (the first from `init`) to halve its teacher's steps, and the student
+ * becomes the next teacher. Returns the last student, its steps and path, and each round's losses.
+ */
+export async function progressiveDistillation(o: ProgressiveRounds): Promise<{ student: DistillNet; steps: number; path: TimePoint[]; losses: number[][] }> {
+  const last = o.finalSteps ?? 1;
+  const rounds = Math.log2(o.teacherSteps / last);
+  if (!Number.isInteger(last) || last < 1 || !Number.isInteger(rounds) || rounds < 1) throw new Error(`progressiveDistillation: teacherSteps (${o.teacherSteps}) must be finalSteps (${last}) times a power of two ≥ 2`);
+  if (o.roundSteps && o.roundSteps.length !== rounds) throw new Error(`progressiveDistillation: roundSteps has ${o.roundSteps.length} entries for ${rounds} rounds (${o.teacherSteps} → ${last} steps)`);
+  let teacher = o.teacher, prev: DistillNet | null = null, path: TimePoint[] = [];
+  const losses: number[][] = [];
+  for (let r = 0; r < rounds; r++) {
+    const studentSteps = o.teacherSteps / 2 ** (r + 1);
+    const student = o.newStudent();
+    const from = prev ?? o.init;
+    if (from) student.loadStateDict(from.stateDict());
+    const steps = o.roundSteps?.[r] ?? o.config.steps;
+    const trainer = new ProgressiveTrainer(student, teacher, { ...o.config, steps, studentSteps });
+    for (let i = 0; i < steps; i++) {
+      const batch = o.batch(i, r);
+      await trainer.trainStep(...batch);
+      if (o.disposeBatches ?? true) batch.forEach((t) => t.dispose());
+    }
+    await trainer.flush();
+    losses.push(trainer.losses.slice());
+    path = trainer.path;
+    await o.onRound?.({ round: r, studentSteps, trainer });
+    // the previous student (this round's teacher) and this round's optimizer moments are no longer needed
+    prev?.parameters().forEach((p) => p.dispose());
+    Object.values(trainer.opt.stateDict().tensors).forEach((t) => t.dispose());
+    prev = student;
+    teacher = { model: netModel(student), prediction: o.config.prediction, process: teacher.process };
+  }
+  return { student: prev!, steps: last, path, losses };
+}
+
+// ------------------------------------------------------------------------------------------------
+// Consistency distillation and training
+
+/** Hyper-parameters of `ConsistencyTrainer`. */
+export interface ConsistencyConfig extends OptimConfig, ConsistencyOptions {
+  /** Decay μ of the target network θ⁻ ← μ·θ⁻ + (1 − μ)·θ after each update (default 0: θ⁻ = θ without gradient). */
+  emaDecay?: number;
+  /** Distillation: points of the fixed time grid (default 18). */
+  gridSize?: number;
+  /** Training without a teacher: s0, s1 of the growing grid (`ictGridSize`; defaults 10, 1280). */
+  s0?: number;
+  s1?: number;
+}
+
+/** What a consistency trainer works with besides the student. */
+export interface ConsistencyTrainerSetup {
+  process: NoiseProcess;
+  /** The teacher (consistency distillation); without one the trainer does consistency training. */
+  teacher?: { model: BatchModel; prediction: Prediction };
+  /** A second network of the student's architecture holding θ⁻ (needed when `emaDecay` > 0; set to the student's weights at the start). */
+  target?: DistillNet;
+}
+
+/**
+ * Trains a consistency model (`k.diffusion.consistencyLoss`): distillation when a teacher is given (fixed
+ * grid of `gridSize` points), training from data alone otherwise (the grid grows by `ictGridSize`).
+ * Batches are x0 [N, …] (and labels [N]); sample with `k.diffusion.consistencySample` and `boundary`.
+ */
+export class ConsistencyTrainer extends DistillTrainer<DataBatch> {
+  declare readonly config: ConsistencyConfig & { method: 'consistency-distillation' | 'consistency-training' };
+  readonly process: NoiseProcess;
+  readonly teacher: { model: BatchModel; prediction: Prediction } | null;
+  /** The network holding θ⁻ (the student itself when `emaDecay` is 0 and no target was given). */
+  readonly target: DistillNet;
+  private readonly grids = new Map<number, TimePoint[]>();
+
+  constructor(readonly net: DistillNet, setup: ConsistencyTrainerSetup, config: ConsistencyConfig) {
+    super(DISTILL_CHECKPOINT_FORMATS.consistency, net, { method: setup.teacher ? 'consistency-distillation' : 'consistency-training', ...config });
+    const c = config, where = 'ConsistencyTrainer';
+    checkConsistencyOptions(where, c);
+    const mu = c.emaDecay ?? 0;
+    if (!(mu >= 0 && mu < 1)) throw new Error(`${where}: emaDecay must be in [0, 1), got ${mu}`);
+    if (mu > 0 && !setup.target) throw new Error(`${where}: emaDecay ${mu} needs a target network (setup.target, of the student's architecture) to hold the average`);
+    if (c.gridSize !== undefined && !(Number.isInteger(c.gridSize) && c.gridSize >= 2)) throw new Error(`${where}: gridSize must be an integer ≥ 2, got ${c.gridSize}`);
+    if (setup.teacher) checkPrediction(where, setup.teacher.prediction);
+    this.process = setup.process;
+    this.teacher = setup.teacher ?? null;
+    this.target = setup.target ?? net;
+    if (setup.target) setup.target.loadStateDict(net.stateDict());
+  }
+
+  /** The boundary of the model being trained (for `consistencyOutput` and `consistencySample`). */
+  get boundary(): Required<ConsistencyBoundary> {
+    return consistencyBoundary(this.process, this.config);
+  }
+
+  /** The time grid at training step k (default: the current step): fixed for distillation, growing for training. */
+  grid(k: number = this.step): TimePoint[] {
+    const c = this.config;
+    const n = this.teacher ? c.gridSize ?? 18 : ictGridSize(k, c.steps, c.s0, c.s1);
+    let g = this.grids.get(n);
+    if (!g) this.grids.set(n, (g = consistencyGrid(this.process, n, c.tMin, c.tMax, c.rho)));
+    return g;
+  }
+
+  /** The consistency loss of a batch x0 [N, …] (labels [N] for class-conditional networks). */
+  loss(x0: Tensor, labels?: Tensor): Tensor {
+    return consistencyLoss(this.net, { process: this.process, teacher: this.teacher, target: this.target, grid: () => this.grid(), options: this.config }, x0, labels);
+  }
+
+  protected override async beforeUpdate(): Promise<void> {
+    await super.beforeUpdate();
+    if (this.step === 0 && this.target !== this.net) await realize(...this.target.parameters());
+  }
+
+  protected override afterUpdate(): void {
+    if (this.target === this.net) return;
+    const mu = this.config.emaDecay ?? 0;
+    const online = this.net.parameters();
+    noGrad(() => scope(() => this.target.parameters().forEach((p, i) => p.assign(p.mul(mu).add(online[i]!.mul(1 - mu))))));
+    void realize(...this.target.parameters());
+  }
+
+  protected override state(): TrainerState {
+    const s = super.state();
+    if (this.target !== this.net) s.tensors['target.'] = this.target.stateDict();
+    return s;
+  }
+
+  protected override restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
+    super.restore(meta, tensors);
+    if (this.target !== this.net) this.target.loadStateDict(tensors('target.'));
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Reflow
+
+/** Hyper-parameters of `ReflowTrainer`. */
+export interface ReflowConfig extends OptimConfig {
+  /** How training times are drawn (default 'uniform'). */
+  times?: TimeSampling;
+}
+
+/** Trains a rectified flow on couples (`k.diffusion.reflowLoss`): batches (z, x) of noise and teacher samples (and labels [N]). */
+export class ReflowTrainer extends DistillTrainer<[z: Tensor, x: Tensor] | [z: Tensor, x: Tensor, labels: Tensor]> {
+  declare readonly config: ReflowConfig & { method: 'reflow' };
+  constructor(readonly net: DistillNet, readonly process: RectifiedFlow, config: ReflowConfig) {
+    super(DISTILL_CHECKPOINT_FORMATS.reflow, net, { method: 'reflow', ...config });
+    if (process.kind !== 'flow') throw new Error(`ReflowTrainer: reflow trains a rectified flow, got a ${(process as { constructor: { name: string } }).constructor.name} process`);
+  }
+
+  /** The flow-matching loss on couples z, x. */
+  loss(z: Tensor, x: Tensor, labels?: Tensor): Tensor {
+    return reflowLoss(this.net, this.process, z, x, labels, this.config.times);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Guidance distillation
+
+/** Hyper-parameters of `GuidanceTrainer`. */
+export interface GuidanceConfig extends OptimConfig, GuidanceOptions {}
+
+/** Trains a `GuidedNet` to reproduce the teacher's guided output (`k.diffusion.guidanceLoss`); batches are x0 [N, …] with labels [N]. */
+export class GuidanceTrainer extends DistillTrainer<[x0: Tensor, labels: Tensor]> {
+  declare readonly config: GuidanceConfig & { method: 'guidance' };
+  constructor(readonly net: GuidedNet, readonly teacher: GuidanceTeacher, config: GuidanceConfig) {
+    super(DISTILL_CHECKPOINT_FORMATS.guidance, net, { method: 'guidance', ...config });
+    if (!(Number.isFinite(config.wMin) && Number.isFinite(config.wMax) && config.wMax >= config.wMin)) throw new Error(`GuidanceTrainer: need finite wMin ≤ wMax, got wMin = ${config.wMin}, wMax = ${config.wMax}`);
+    checkPrediction('GuidanceTrainer', teacher.prediction);
+    if (config.prediction) checkPrediction('GuidanceTrainer', config.prediction);
+  }
+
+  /** What the student predicts. */
+  get prediction(): Prediction {
+    return this.config.prediction ?? this.teacher.prediction;
+  }
+
+  /** The loss of x0 [N, …] with labels [N]. */
+  loss(x0: Tensor, labels: Tensor): Tensor {
+    return guidanceLoss(this.net, this.teacher, this.config, x0, labels);
+  }
+}
