@@ -269,6 +269,8 @@ defineElementwise({
   },
   inputs: (ins) => ins,
   dtype: (_ins, arg) => arg as DType,
+  // a conversion instruction at most (f16 ↔ f32 is none: f16 is rounded where it is stored)
+  cost: 0,
   vjp: (g, [a]) => [g.cast(a!.dtype)],
 });
 
