@@ -63,7 +63,7 @@ export function distillDefaults(method: DistillMethod) {
   const common = { method, teacher: DEFAULT_CHECKPOINT, guidance: SAMPLING.guidance, batch: 32, warmup: 20, seed: 0, out: `out/distill-${method}`, 'save-every': 100, 'sample-every': 0, 'grid-per-class': 10 };
   switch (method) {
     case 'progressive': return { ...common, 'steps-student': 1, 'teacher-steps': 8, steps: 300, lr: 3e-4 } satisfies Defaults;
-    case 'consistency': return { ...common, 'steps-student': 1, grid: 18, steps: 800, lr: 1e-4, ema: 0.95 } satisfies Defaults;
+    case 'consistency': return { ...common, 'steps-student': 1, grid: 10, steps: 700, lr: 2e-4, ema: 0.95 } satisfies Defaults;
     case 'reflow': return { ...common, 'steps-student': 1, 'teacher-steps': 8, couples: 2000, steps: 800, lr: 3e-4 } satisfies Defaults;
   }
 }
