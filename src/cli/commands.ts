@@ -8,6 +8,7 @@ import { Args, type OptionSpec } from './args.js';
 import { LENET, MNIST_MLP } from './classifier.js';
 import { DEFAULT_CHECKPOINT } from './common.js';
 import { DEMO } from './demo.js';
+import { DISTILL } from './distill.js';
 import { EVAL_OPTIONS, evalCommand, evalSection, SAMPLE_OPTIONS, sampleCommand, sampleSection, TRAIN } from './diffusion.js';
 import { command, helpFor, helpText, optionsCommand, type Command, type HelpSection } from './help.js';
 import { samplerLines } from './samplers.js';
@@ -34,7 +35,11 @@ function byCheckpoint(o: {
   const help = async (argv: string[]) => helpFor(`kiln ${o.name}`, argv, o.options, (a) => helpText({
     title: `kiln ${o.name} — ${o.summary}`,
     usage: `Usage: kiln ${o.name} [--checkpoint FILE] [options]`,
-    notes: ['The options depend on the checkpoint: one written by kiln train (diffusion) or by kiln train-vae (VAE).'],
+    notes: [
+      'The options depend on the checkpoint: one written by kiln train (diffusion) or by kiln train-vae (VAE).',
+      'A student of kiln distill takes the diffusion options: it samples at the steps, sampler (or consistency times) it records,',
+      'with one network evaluation per step and no classifier-free guidance (its teacher\'s guidance is built in).',
+    ],
     sections: o.sections(a),
     after: samplerLines(),
   }));
@@ -77,7 +82,7 @@ export const INFO: Command = optionsCommand({
 });
 
 /** Every kiln command, in the order `kiln --help` lists them. */
-export const COMMANDS: readonly Command[] = [DEMO, MNIST_MLP, LENET, TRAIN, TRAIN_VAE, SAMPLE, EVAL, TOY2D, INFO];
+export const COMMANDS: readonly Command[] = [DEMO, MNIST_MLP, LENET, TRAIN, TRAIN_VAE, DISTILL, SAMPLE, EVAL, TOY2D, INFO];
 
 /** The text of `kiln --help`: the commands with their summaries, and the options every command takes. */
 export function mainHelp(): string {

@@ -14,6 +14,7 @@ import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outpu
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkSampler, defaultSamplers, OBJECTIVES, SAMPLER_NAMES, samplerLines } from './samplers.js';
+import { describeStudent, studentOptions, type StudentSampling } from './student.js';
 
 type Denoiser = k.diffusion.Denoiser;
 type Objective = k.diffusion.Objective;
@@ -23,9 +24,9 @@ type Objective = k.diffusion.Objective;
  * Guidance 1.5, not more: on the default run (1,800 steps) w = 3 gave 100% conditional accuracy but
  * classifier-FID 67.7 (over-typical digits), w = 1.5 gave 99.7% and 30.8, w = 0.75 98.7% and 20.9.
  */
-const SAMPLING = { steps: 12, guidance: 1.5 };
+export const SAMPLING = { steps: 12, guidance: 1.5 };
 /** The digits of a grid, one row each. */
-const DIGITS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+export const DIGITS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
 /** Runs of at least `steps` steps average their weights over longer (EMA decay `decay` instead of TRAIN_DEFAULTS.emaDecay). */
 const LONG_RUN = { steps: 5000, decay: 0.9995 };
 
@@ -69,17 +70,14 @@ function existingCheckpoint(path: string): string {
   return path;
 }
 
-/** Loads a checkpoint's model (EMA weights unless `ema` is false) with its metadata and latent codec, or names what is missing. */
-async function loadCheckpoint(path: string, ema = true): Promise<{ model: Denoiser; meta: Record<string, unknown>; latent: k.nn.LatentCodec | null }> {
+/** Loads a checkpoint's model (EMA weights unless `ema` is false) with its metadata, latent codec and student sampling, or names what is missing. */
+async function loadCheckpoint(path: string, ema = true): Promise<{ model: Denoiser; meta: Record<string, unknown>; latent: k.nn.LatentCodec | null; student: k.diffusion.StudentSpec | null }> {
   return k.diffusion.loadDenoiser(existingCheckpoint(path), { ema });
 }
 
-/** Options of sampling a grid. */
-interface GridOptions {
+/** Options of sampling a grid: a sampler, steps and guidance, or a consistency student's times. */
+interface GridOptions extends StudentSampling {
   objective: Objective;
-  sampler: k.diffusion.SamplerName;
-  steps: number;
-  guidance: number;
   seed: number;
   perClass: number;
   labels: number[];
@@ -88,7 +86,8 @@ interface GridOptions {
 /** Samples `perClass` images of each label, row by row. */
 async function sampleGrid(model: Denoiser, latent: k.nn.LatentCodec | null, o: GridOptions): Promise<k.Tensor> {
   const labels = o.labels.flatMap((l) => Array<number>(o.perClass).fill(l));
-  return k.diffusion.generateImages(model, latent, { objective: o.objective, labels, sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed });
+  const how = o.consistency ? { consistency: o.consistency } : { sampler: o.sampler, steps: o.steps, guidance: o.guidance };
+  return k.diffusion.generateImages(model, latent, { objective: o.objective, labels, seed: o.seed, ...how });
 }
 
 /** What `kiln train` does, in one line. */
@@ -397,9 +396,25 @@ function samplerOf(a: Args, objective: Objective, fallback: k.diffusion.SamplerN
   return checkSampler(a.string('sampler', fallback), objective, "this checkpoint's objective");
 }
 
-/** The objective a diffusion checkpoint was trained with. */
-function objectiveOf(meta: Record<string, unknown>): Objective {
-  return (meta.train as TrainConfig).objective;
+/** The objective a diffusion checkpoint was trained with (a student: its own). */
+function objectiveOf(meta: Record<string, unknown>, student: k.diffusion.StudentSpec | null): Objective {
+  return student?.objective ?? (meta.train as TrainConfig).objective;
+}
+
+/**
+ * How `kiln sample` / `kiln eval` sample the checkpoint at `path`: a student as it records (`studentOptions`),
+ * otherwise the --sampler (checked against the objective), --steps and --guidance given or their defaults.
+ */
+function samplingOf(a: Args, path: string, student: k.diffusion.StudentSpec | null, objective: Objective, o: { steps: number; guidance: number; fallback: k.diffusion.SamplerName; labels?: number[] }): StudentSampling {
+  if (!student) return { sampler: samplerOf(a, objective, o.fallback), steps: o.steps, guidance: o.guidance };
+  const how = studentOptions(a, path, student, o.labels);
+  if (how.sampler) checkSampler(how.sampler, objective, "this student's objective");
+  return how;
+}
+
+/** A sampling in words: `flow_heun 12 steps, guidance 1.5`, or the student's. */
+function describeSampling(student: k.diffusion.StudentSpec | null, how: StudentSampling): string {
+  return student ? describeStudent(student, how) : `${how.sampler} ${how.steps} steps, guidance ${how.guidance}`;
 }
 
 /** `kiln sample` with a diffusion checkpoint (`kiln sample --help` is the command line's: it covers VAE checkpoints too). */
@@ -417,14 +432,14 @@ export async function sampleCommand(argv: string[]): Promise<void> {
   existingCheckpoint(path);
   outputFile(out);
   await k.init();
-  const { model, meta, latent } = await loadCheckpoint(path, !a.flag('raw'));
-  const objective = objectiveOf(meta);
-  const sampler = samplerOf(a, objective, sampleDefaults(path, objective).sampler!);
+  const { model, meta, latent, student } = await loadCheckpoint(path, !a.flag('raw'));
+  const objective = objectiveOf(meta, student);
+  const how = samplingOf(a, path, student, objective, { steps, guidance, fallback: sampleDefaults(path, objective).sampler!, labels });
   const t0 = performance.now();
-  const x = await sampleGrid(model, latent, { objective, sampler, steps, guidance, seed, perClass, labels });
+  const x = await sampleGrid(model, latent, { objective, seed, perClass, labels, ...how });
   await writeGrid(out, x, perClass);
   x.dispose();
-  console.log(`wrote ${out}: ${labels.length}×${perClass} samples${latent ? ' (latents decoded by the VAE)' : ''}, ${sampler} ${steps} steps, guidance ${guidance}, seed ${seed} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  console.log(`wrote ${out}: ${labels.length}×${perClass} samples${latent ? ' (latents decoded by the VAE)' : ''}, ${describeSampling(student, how)}, seed ${seed} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 }
 
 /** `kiln eval` with a diffusion checkpoint (`kiln eval --help` is the command line's: it covers VAE checkpoints too). */
@@ -439,22 +454,25 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const jsonFile = a.has('json') ? outputFile(a.string('json', ''), '--json') : '';
   if (a.has('sampler')) a.string('sampler', ''); // an unknown name fails before the checkpoint loads
   await k.init();
-  const { model, meta, latent } = await loadCheckpoint(path);
-  const objective = objectiveOf(meta);
-  const sampler = samplerOf(a, objective, evalDefaults(objective).sampler!);
+  const { model, meta, latent, student } = await loadCheckpoint(path);
+  const objective = objectiveOf(meta, student);
+  const how = samplingOf(a, path, student, objective, { steps, guidance, fallback: evalDefaults(objective).sampler! });
   const net = await loadMetricsNet();
   const floor = await realFeatures(net, 'train', perClass * 10);
   const real = await realFeatures(net, 'test', 10000);
   const bar = new Progress(10, 'eval ');
-  const r = await k.diffusion.evaluate(model, { objective, sampler, steps, guidance, seed, perClass, latent, net, real, floor }, (i) => bar.update(i));
+  const t0 = performance.now();
+  const sampler = how.sampler ?? 'flow_euler', nSteps = how.consistency?.times.length ?? how.steps!, w = how.guidance ?? 0;
+  const r = await k.diffusion.evaluate(model, { objective, sampler, steps: nSteps, guidance: w, consistency: how.consistency, seed, perClass, latent, net, real, floor }, (i) => bar.update(i));
+  const seconds = (performance.now() - t0) / 1000;
   const rows: [string, string][] = [
-    ['samples', `${r.samples} (${perClass} per digit; ${sampler} ${steps} steps, guidance ${guidance}${latent ? '; latents decoded by the VAE' : ''})`],
+    ['samples', `${r.samples} (${perClass} per digit; ${describeSampling(student, how)}${latent ? '; latents decoded by the VAE' : ''}; ${seconds.toFixed(1)} s)`],
     ['conditional accuracy', `${(100 * r.accuracy).toFixed(1)}%`],
     ['classifier-FID', `${r.fid.toFixed(2)}   (real train vs real test: ${r.fidFloor.toFixed(2)})`],
     ['Inception-style score', `${r.inceptionScore.toFixed(2)}   (real: ${r.inceptionScoreReal.toFixed(2)}; max 10)`],
   ];
   for (const [name, v] of rows) console.log(`${name.padEnd(24)}${v}`);
-  const json = JSON.stringify({ checkpoint: path, step: meta.step, sampler, steps, guidance, seed, ...r });
+  const json = JSON.stringify({ checkpoint: path, step: meta.step, student: student?.method ?? null, ...(how.consistency ? { times: how.consistency.times } : { sampler }), steps: nSteps, guidance: w, ...(student ? { bakedGuidance: student.guidance } : {}), seed, seconds, ...r });
   console.log(json);
   if (jsonFile) writeFileSync(jsonFile, `${json}\n`);
 }

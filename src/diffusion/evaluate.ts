@@ -10,6 +10,7 @@ import { scope } from '../tensor/memory.js';
 import type { Tensor } from '../tensor/index.js';
 import { generateImages } from './generate.js';
 import { featureStats, frechetDistance, inceptionScore } from './metrics.js';
+import type { ConsistencyBoundary } from './distill/consistency.js';
 import type { SamplerName } from './samplers.js';
 import type { Denoiser, Objective } from './training.js';
 
@@ -66,6 +67,8 @@ export interface EvaluateOptions {
   perClass: number;
   /** Decodes a latent model's samples. */
   latent?: LatentCodec | null;
+  /** A consistency model's sampling times and boundary (`GenerateOptions.consistency`); sampler, steps and guidance are then ignored. */
+  consistency?: ConsistencyBoundary & { times: number[] };
   /** The classifier whose features and probabilities score the samples. */
   net: LeNet;
   /** Features of the real reference set (the test digits). */
@@ -80,7 +83,9 @@ export async function evaluate(model: Denoiser, o: EvaluateOptions, onProgress?:
   const feats: number[] = [], probs: number[] = [];
   let correct = 0;
   for (let digit = 0; digit < 10; digit++) {
-    const x = await generateImages(model, o.latent ?? null, { objective: o.objective, labels: Array<number>(o.perClass).fill(digit), sampler: o.sampler, steps: o.steps, guidance: o.guidance, seed: o.seed + digit });
+    const labels = Array<number>(o.perClass).fill(digit);
+    const how = o.consistency ? { consistency: o.consistency } : { sampler: o.sampler, steps: o.steps, guidance: o.guidance };
+    const x = await generateImages(model, o.latent ?? null, { objective: o.objective, labels, seed: o.seed + digit, ...how });
     const c = await classify(o.net, x.clamp(-1, 1));
     x.dispose();
     feats.push(...c.feats);

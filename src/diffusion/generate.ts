@@ -1,12 +1,13 @@
 /**
  * Sampling images from a trained class-conditional denoiser: seeded noise, the objective's process and
  * prediction, any sampler of `sample`, and classifier-free guidance (the conditional and null-class
- * passes share one batched forward).
+ * passes share one batched forward); or a consistency model's multistep sampling.
  */
 import { noGrad } from '../tensor/index.js';
 import type { LatentCodec } from '../nn/models/vae.js';
 import { keep } from '../tensor/memory.js';
 import { compile, full, Generator, randn, tensor, type Tensor } from '../tensor/index.js';
+import { consistencySample, type ConsistencyBoundary } from './distill/consistency.js';
 import { classifierFreeGuidance, sample, type Model, type SampleOptions, type SamplerName } from './samplers.js';
 import { samplingPath } from './timesteps.js';
 import { objectiveSetup, type Denoiser, type Objective } from './training.js';
@@ -26,6 +27,11 @@ export interface GenerateOptions {
   onStep?: SampleOptions['onStep'];
   /** Run the model's evaluations as a compiled function (`k.compile`; default true): the same samples, less host work per step. */
   compile?: boolean;
+  /**
+   * The model is a consistency model: sample it at these model times (descending; one evaluation each) with
+   * this boundary (`consistencySample`) instead of a sampler; `sampler`, `steps` and `guidance` must be unset.
+   */
+  consistency?: ConsistencyBoundary & { times: number[] };
 }
 
 /** Each model's forward compiled once per train/eval mode: sampling evaluates it with the same shapes at every step. */
@@ -56,6 +62,15 @@ export async function generate(model: Denoiser, o: GenerateOptions): Promise<Ten
   const noise = keep(randn([N, ...o.shape], { generator }));
   const labels = keep(tensor(Int32Array.from(o.labels)));
   const w = o.guidance ?? 0;
+  if (o.consistency) {
+    if (w !== 0 || o.sampler !== undefined || o.steps !== undefined) throw new Error('generate: a consistency model samples at its times (options.consistency), with no sampler, steps or guidance');
+    try {
+      return await consistencySample({ ...o.consistency, net: model, process, noise, labels, generator });
+    } finally {
+      noise.dispose();
+      labels.dispose();
+    }
+  }
   const forward = o.compile === false ? (x: Tensor, t: Tensor, l: Tensor) => model.forward(x, t, l) : compiledForward(model);
   // the time as uploaded data (not a lazy constant): a compiled forward then replays with it bound
   const at = (x: Tensor, t: number, l: Tensor) => forward(x, tensor(new Float32Array(x.shape[0]!).fill(t)), l);

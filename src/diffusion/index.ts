@@ -12,7 +12,7 @@ export { logLikelihood, bitsPerDim, type LikelihoodOptions } from './likelihood.
 export { ToyDenoiser, TOY_DENOISER_DEFAULTS, type ToyDenoiserConfig } from './toy.js';
 export { generate, generateImages, defaultSampler, type GenerateOptions } from './generate.js';
 export { featureStats, frechetDistance, inceptionScore, symmetricEigen } from './metrics.js';
-export { buildDenoiser, loadDenoiser, DIFFUSION_CHECKPOINT_FORMAT, type DenoiserKind, type LatentSpec } from './checkpoint.js';
+export { buildDenoiser, loadDenoiser, DIFFUSION_CHECKPOINT_FORMAT, type DenoiserKind, type LatentSpec, type StudentSpec } from './checkpoint.js';
 export { latentCodec } from './latent.js';
 export { classify, featureSet, evaluate, type FeatureSet, type EvalResult, type EvaluateOptions } from './evaluate.js';
 export * from './distill/index.js';

@@ -5,6 +5,7 @@
  * checkpoint's `train` metadata holds the config, whose `method` names the method (and, for progressive
  * distillation, `studentSteps` the student's steps).
  */
+import { DISTILL_CHECKPOINT_FORMATS } from '../diffusion/checkpoint.js';
 import { consistencyBoundary, consistencyGrid, consistencyLoss, checkConsistencyOptions, ictGridSize, type ConsistencyBoundary, type ConsistencyOptions } from '../diffusion/distill/consistency.js';
 import { checkPrediction, netModel, type BatchModel, type DataBatch, type DistillNet } from '../diffusion/distill/common.js';
 import { guidanceLoss, type GuidanceOptions, type GuidanceTeacher, type GuidedNet } from '../diffusion/distill/guidance.js';
@@ -20,13 +21,8 @@ import { scope } from '../tensor/memory.js';
 import { noGrad, realize, type Tensor } from '../tensor/index.js';
 import { LossTrainer, warmupCosine, type TrainerState } from './trainer.js';
 
-/** The `format` tags of the distillation checkpoints. */
-export const DISTILL_CHECKPOINT_FORMATS = {
-  progressive: 'kiln-distill-progressive/1',
-  consistency: 'kiln-distill-consistency/1',
-  reflow: 'kiln-distill-reflow/1',
-  guidance: 'kiln-distill-guidance/1',
-} as const;
+/** The `format` tags of the distillation checkpoints (defined beside the diffusion checkpoint format: `loadDenoiser` reads students). */
+export { DISTILL_CHECKPOINT_FORMATS };
 
 /** Optimizer settings every distillation trainer shares. */
 export interface OptimConfig {

@@ -14,6 +14,7 @@ import { Args } from '../../src/cli/args.ts';
 import { lenetCommand, mnistMlpCommand } from '../../src/cli/classifier.ts';
 import { COMMANDS } from '../../src/cli/commands.ts';
 import { demoCommand } from '../../src/cli/demo.ts';
+import { distillCommand } from '../../src/cli/distill.ts';
 import { evalCommand, LATENT_PRESETS, presetFor, PRESETS, sampleCommand, TRAIN, trainCommand, trainHelpText } from '../../src/cli/diffusion.ts';
 import { toy2dCommand } from '../../src/cli/toy2d.ts';
 import { checkpointFormat, evalVaeCommand, isVAECheckpoint, sampleVaeCommand, trainVaeCommand } from '../../src/cli/vae.ts';
@@ -50,6 +51,7 @@ describe('Args', () => {
     const commands: [string, (argv: string[]) => Promise<void>, string][] = [
       ['train', trainCommand, '--preset'],
       ['train-vae', trainVaeCommand, '--kl-weight'],
+      ['distill', distillCommand, '--steps-student'],
       ['sample', sampleCommand, '--per-class'],
       ['eval', evalCommand, '--per-class'],
       ['sample', sampleVaeCommand, '--seed'],
@@ -119,7 +121,7 @@ describe('help texts', () => {
   const noDefault: Record<string, string[]> = { 'mnist-mlp': ['out'], train: ['latent'], eval: ['json'] };
 
   it('every command has -h and --help, which list every option its parser takes, with a description and its default', async () => {
-    expect(COMMANDS.map((c) => c.name)).toEqual(['demo', 'mnist-mlp', 'lenet', 'train', 'train-vae', 'sample', 'eval', 'toy2d', 'info']);
+    expect(COMMANDS.map((c) => c.name)).toEqual(['demo', 'mnist-mlp', 'lenet', 'train', 'train-vae', 'distill', 'sample', 'eval', 'toy2d', 'info']);
     for (const c of COMMANDS) {
       const help = await c.help([]);
       expect(help.startsWith(`kiln ${c.name} — ${c.summary}\n`), help).toBe(true);

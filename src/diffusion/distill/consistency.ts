@@ -5,6 +5,9 @@
  * f(x, t) = c_skip(t)·x + c_out(t)·F(x, t) with the coefficients of the EDM form in the process's noise
  * scale s = s(t): c_skip = σd²/((s − s_min)² + σd²), c_out = σd·(s − s_min)/√(σd² + s²). At t_min they are
  * exactly 1 and 0 (computed in float64 on the host and uploaded), so f(x, t_min) = x holds bit for bit.
+ * The 'velocity' form f(x, t) = x − (s − s_min)·F(x, t) is one Euler step of a velocity network F to t_min
+ * (for rectified flow, s = t): a flow model's weights are a consistency model already (its one-step x̂0),
+ * so a student initialized from a flow teacher starts from the teacher's one-step samples.
  *
  * Training pairs adjacent times t_lo < t_hi of a grid on [t_min, t_max] (spaced like Karras et al.'s σ with
  * exponent ρ), x_hi = a_hi·x0 + s_hi·ε, and a target point x_lo: one ODE step of a teacher from x_hi
@@ -19,9 +22,16 @@ import type { Prediction } from '../predict.js';
 import type { NoiseProcess, TimePoint } from '../process.js';
 import { affine, batchPoints, coefShape, ddimCoefficients, perSample, sumSquares, type BatchModel, type DistillNet } from './common.js';
 
-/** The consistency model's boundary parameterization at noise scale s (float64): exactly (1, 0) at s = s_min. */
-export function consistencyCoefficients(s: number, sMin: number, sigmaData = 0.5): { cSkip: number; cOut: number } {
+/** How a consistency model's output is made from its network's: the EDM skip/out form, or one Euler step of a velocity to t_min. */
+export type ConsistencyForm = 'edm' | 'velocity';
+
+/**
+ * The consistency model's boundary parameterization at noise scale s (float64): exactly (1, 0) at s = s_min.
+ * 'edm' (default): c_skip = σd²/((s − s_min)² + σd²), c_out = σd·(s − s_min)/√(σd² + s²); 'velocity': (1, −(s − s_min)).
+ */
+export function consistencyCoefficients(s: number, sMin: number, sigmaData = 0.5, form: ConsistencyForm = 'edm'): { cSkip: number; cOut: number } {
   const d = s - sMin, sd2 = sigmaData * sigmaData;
+  if (form === 'velocity') return { cSkip: 1, cOut: -d };
   return { cSkip: sd2 / (d * d + sd2), cOut: (sigmaData * d) / Math.sqrt(sd2 + s * s) };
 }
 
@@ -31,6 +41,8 @@ export interface ConsistencyBoundary {
   sMin: number;
   /** Data standard deviation σd of the coefficients (default 0.5). */
   sigmaData?: number;
+  /** The form of the coefficients (default 'edm'; `consistencyCoefficients`). */
+  form?: ConsistencyForm;
 }
 
 /**
@@ -38,7 +50,7 @@ export interface ConsistencyBoundary {
  * themselves by default), given as a list or drawn per call of a compiled step.
  */
 export function consistencyOutput<V = TimePoint>(net: DistillNet, x: Tensor, values: V[] | PerCall<V[]>, boundary: ConsistencyBoundary, labels?: Tensor | null, pick: (v: V) => TimePoint = (v) => v as unknown as TimePoint): Tensor {
-  const coef = (v: V) => consistencyCoefficients(pick(v).s, boundary.sMin, boundary.sigmaData);
+  const coef = (v: V) => consistencyCoefficients(pick(v).s, boundary.sMin, boundary.sigmaData, boundary.form);
   return scope(() => {
     const b = coefShape(x.shape);
     const out = net.forward(x, perSample(values, [x.shape[0]!], (v) => pick(v).t), labels);
@@ -108,6 +120,8 @@ export interface ConsistencyOptions {
   rho?: number;
   /** σd of the boundary coefficients (default 0.5). */
   sigmaData?: number;
+  /** The form of the boundary coefficients (default 'edm'; 'velocity' for a student that starts from a flow teacher's weights). */
+  form?: ConsistencyForm;
   /** Distance: pseudo-Huber √(‖d‖² + c²) − c (default) or squared L2 ‖d‖². */
   loss?: 'pseudo-huber' | 'l2';
   /** Pseudo-Huber c (default 0.00054·√D·σd/0.5 for D values per sample: Song & Dhariwal's constant, scaled to the data). */
@@ -127,11 +141,12 @@ export function checkConsistencyOptions(where: string, o: ConsistencyOptions): v
   if (o.huberC !== undefined && !(o.huberC > 0)) throw new Error(`${where}: huberC must be positive, got ${o.huberC}`);
   if (o.weighting !== undefined && o.weighting !== 'uniform' && o.weighting !== 'inverse-gap') throw new Error(`${where}: weighting must be 'uniform' or 'inverse-gap', got ${JSON.stringify(o.weighting)}`);
   if (o.solver !== undefined && o.solver !== 'euler' && o.solver !== 'heun') throw new Error(`${where}: solver must be 'euler' or 'heun', got ${JSON.stringify(o.solver)}`);
+  if (o.form !== undefined && o.form !== 'edm' && o.form !== 'velocity') throw new Error(`${where}: form must be 'edm' or 'velocity', got ${JSON.stringify(o.form)}`);
 }
 
 /** The boundary of a consistency model on `process` with these options. */
 export function consistencyBoundary(process: NoiseProcess, o: ConsistencyOptions): Required<ConsistencyBoundary> {
-  return { sMin: process.at(o.tMin).s, sigmaData: o.sigmaData ?? 0.5 };
+  return { sMin: process.at(o.tMin).s, sigmaData: o.sigmaData ?? 0.5, form: o.form ?? 'edm' };
 }
 
 /** What a consistency loss works with besides the batch. */
@@ -205,7 +220,7 @@ export async function consistencySample(o: ConsistencySampleOptions): Promise<Te
     const p = o.process.at(t);
     const next = noGrad(() => scope(() => {
       const x = i === 0 ? o.noise.mul(p.s) : x0!.mul(p.a).add(randn(o.noise.shape, { device: o.noise.device, generator: o.generator }).mul(p.s));
-      const { cSkip, cOut } = consistencyCoefficients(p.s, o.sMin, o.sigmaData);
+      const { cSkip, cOut } = consistencyCoefficients(p.s, o.sMin, o.sigmaData, o.form);
       return x.mul(cSkip).add(o.net.forward(x, tensor(new Float32Array(N).fill(t)), o.labels).mul(cOut));
     }));
     x0?.dispose();

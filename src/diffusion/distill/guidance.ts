@@ -16,7 +16,7 @@ import type { Prediction } from '../predict.js';
 import type { NoiseProcess, TimePoint } from '../process.js';
 import type { Model } from '../samplers.js';
 import { sampleTimes, type TimeSampling } from '../training.js';
-import { batchPoints, checkPrediction, coefShape, convertCoefficients, perSample, type BatchModel } from './common.js';
+import { batchPoints, checkPrediction, coefShape, convertCoefficients, perSample, type BatchModel, type DistillNet } from './common.js';
 
 /** A class-conditional network that also takes the guidance scale: x, times t [N], labels [N] i32, scales w [N]. */
 export interface GuidedNet extends Module {
@@ -97,5 +97,22 @@ export function guidedModel(net: GuidedNet, labels: Tensor, w: number): Model {
   return (x, t) => scope(() => {
     const n = x.shape[0]!;
     return net.forward(x, tensor(new Float32Array(n).fill(t)), labels, tensor(new Float32Array(n).fill(w)));
+  });
+}
+
+/**
+ * A class-conditional network under classifier-free guidance at a fixed scale w, as a teacher: at each
+ * evaluation the conditional and null-class passes share one doubled batch and give (1 + w)·cond − w·uncond
+ * (w = 0: the conditional network alone, one pass). Students distilled from it sample guided in one
+ * evaluation per step, with w baked in.
+ */
+export function guidedTeacher(net: DistillNet, w: number, nullLabel: number): BatchModel {
+  if (!Number.isFinite(w)) throw new Error(`guidedTeacher: the guidance scale must be a finite number, got ${w}`);
+  return (x, p, labels) => scope(() => {
+    if (!labels) throw new Error('guidedTeacher: a class-conditional teacher needs labels');
+    if (w === 0) return net.forward(x, p.t, labels);
+    const n = x.shape[0]!;
+    const both = net.forward(cat([x, x], 0), cat([p.t, p.t], 0), cat([labels, full([n], nullLabel, { dtype: labels.dtype })], 0));
+    return both.slice(0, 0, n).mul(1 + w).sub(both.slice(0, n, 2 * n).mul(w));
   });
 }
