@@ -3,11 +3,12 @@ import { playwright } from '@vitest/browser-playwright';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from './web/headless.ts';
 
 // Two projects in one `vitest run`:
-//   node    — Dawn (npm `webgpu`) in Node. All files run serially in ONE forked process
-//             (Dawn dislikes many devices/processes at once). Vitest 4 names: top-level
-//             `pool`, `maxWorkers`, `fileParallelism`, `isolate` (there is no `poolOptions`
-//             / `singleFork` any more). With `isolate: false` + `maxWorkers: 1` Vitest hands
-//             every file to the same worker, so module state (e.g. a cached device) is shared.
+//   node    — Dawn (npm `webgpu`) in Node. Files run one at a time (Dawn dislikes many
+//             devices/processes at once), each in a fresh forked process (`isolate: true`):
+//             on lavapipe every live descriptor set is a memfd mapping that Dawn's pools keep,
+//             so one process running every file reached 42,000 of the kernel's 65,530 mappings
+//             (vm.max_map_count) and a worker died in CI; one file peaks near 25,000.
+//             Vitest 4 names: top-level `pool`, `maxWorkers`, `fileParallelism`, `isolate`.
 //   browser — system Chromium (/usr/bin/chromium) driven by playwright-core with SwiftShader
 //             WebGPU. `executablePath` is given, so Playwright never looks for (or downloads)
 //             its own browser build.
@@ -25,7 +26,7 @@ export default defineConfig({
           pool: 'forks',
           maxWorkers: 1,
           fileParallelism: false,
-          isolate: false,
+          isolate: true,
           testTimeout: 120_000,
           hookTimeout: 120_000,
         },
