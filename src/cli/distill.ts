@@ -64,7 +64,7 @@ export function distillDefaults(method: DistillMethod) {
   switch (method) {
     case 'progressive': return { ...common, 'steps-student': 1, 'teacher-steps': 8, steps: 300, lr: 3e-4 } satisfies Defaults;
     case 'consistency': return { ...common, 'steps-student': 1, grid: 10, steps: 700, lr: 2e-4, ema: 0.95 } satisfies Defaults;
-    case 'reflow': return { ...common, 'steps-student': 1, 'teacher-steps': 8, couples: 2000, steps: 800, lr: 3e-4 } satisfies Defaults;
+    case 'reflow': return { ...common, 'steps-student': 1, 'teacher-steps': 4, couples: 5000, steps: 2000, lr: 3e-4 } satisfies Defaults;
   }
 }
 
