@@ -33,7 +33,7 @@ export function studentSampling(s: StudentSpec, steps = s.steps): StudentSamplin
 /** A student's sampling in words, e.g. `progressive student, flow_euler 4 steps (guidance 1.5 baked in)`. */
 export function describeStudent(s: StudentSpec, how: StudentSampling): string {
   const steps = how.consistency ? `${how.consistency.times.length} step${how.consistency.times.length > 1 ? 's' : ''} at t = ${how.consistency.times.map((t) => +t.toFixed(4)).join(', ')}` : `${how.sampler} ${how.steps} step${how.steps! > 1 ? 's' : ''}`;
-  return `${s.method} student, ${steps}, one network evaluation per step (guidance ${s.guidance} baked in)`;
+  return `${s.method} student, ${steps}, one network evaluation per step (guidance ${s.guidance} built in)`;
 }
 
 /**
