@@ -145,6 +145,23 @@ describe('kiln distill', () => {
     expect(await countForwards(() => sampleCommand(['--checkpoint', join(re, 'checkpoint.safetensors'), '--labels', '5', '--per-class', '3', '--out', join(re, 's.png')]))).toEqual([3]);
   });
 
+  it("the velocity boundary is exactly the identity at t_min, and the guided teacher is (1 + w)·cond − w·uncond", async () => {
+    const { model } = await k.diffusion.loadDenoiser(teacher);
+    const rf = new k.diffusion.RectifiedFlow();
+    const x = k.randn([3, 1, 28, 28]), labels = k.tensor(Int32Array.from([1, 4, 9]));
+    const boundary = { sMin: 0.002, form: 'velocity' as const };
+    const at = (t: number) => k.noGrad(() => k.diffusion.consistencyOutput(model, x, [rf.at(t), rf.at(t), rf.at(t)], boundary, labels));
+    expect(Array.from(await at(0.002).data())).toEqual(Array.from(await x.data()));
+    // above t_min: one Euler step of the network's velocity to t_min
+    const u = model.forward(x, k.full([3], 0.5), labels);
+    const euler = await x.sub(u.mul(0.5 - 0.002)).data(), f = await at(0.5).data();
+    expect(Math.max(...Array.from(f, (v, i) => Math.abs(v - euler[i]!)))).toBeLessThan(1e-5);
+    const p = { t: k.full([3], 0.7), a: k.full([3, 1, 1, 1], 0.3), s: k.full([3, 1, 1, 1], 0.7) };
+    const guided = await k.noGrad(() => k.diffusion.guidedTeacher(model, 1.5, 10)(x, p, labels)).data();
+    const cond = await model.forward(x, p.t, labels).data(), uncond = await model.forward(x, p.t, k.full([3], 10, { dtype: 'i32' })).data();
+    expect(Math.max(...Array.from(guided, (v, i) => Math.abs(v - (2.5 * cond[i]! - 1.5 * uncond[i]!))))).toBeLessThan(1e-4);
+  });
+
   it('bad input is refused with the option, the value and what was expected', async () => {
     const vae = join(dir, 'vae.safetensors');
     await new VAETrainer(new k.nn.VAE({ widths: [8], patch: 4, groups: 4 }), { ...VAE_TRAIN_DEFAULTS, steps: 4 }, null).save(vae);
