@@ -11,6 +11,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k from '../index.js';
 import type { StudentSpec } from '../diffusion/checkpoint.js';
+import { consistencyTimes, describeStudent, studentSampling } from '../diffusion/distill/sampling.js';
 import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { ConsistencyTrainer, ProgressiveTrainer, type DistillTrainer } from '../train/distill.js';
@@ -20,7 +21,6 @@ import { DIGITS, SAMPLING } from './diffusion.js';
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { reflowStudent } from './reflow.js';
-import { consistencyTimes, describeStudent, studentSampling } from './student.js';
 import { checkpointFormat } from './vae.js';
 
 type Denoiser = k.diffusion.Denoiser;

@@ -24,7 +24,16 @@ export interface GenerateOptions {
   /** Guidance scale w: output = (1 + w)·cond − w·uncond (0: conditional only). */
   guidance?: number;
   seed?: number;
+  /**
+   * Called after each step with x after it and the predicted x0 (a consistency model: the input x at the step's
+   * time and its output; see `consistencySample`).
+   */
   onStep?: SampleOptions['onStep'];
+  /**
+   * Called at each network evaluation with the batch it evaluates (classifier-free guidance doubles it):
+   * what a sampling costs, counted where the network is called (also when its evaluations are compiled).
+   */
+  onEvaluate?: (info: { batch: number }) => void;
   /** Run the model's evaluations as a compiled function (`k.compile`; default true): the same samples, less host work per step. */
   compile?: boolean;
   /**
@@ -65,7 +74,11 @@ export async function generate(model: Denoiser, o: GenerateOptions): Promise<Ten
   if (o.consistency) {
     if (w !== 0 || o.sampler !== undefined || o.steps !== undefined) throw new Error('generate: a consistency model samples at its times (options.consistency), with no sampler, steps or guidance');
     try {
-      return await consistencySample({ ...o.consistency, net: model, process, noise, labels, generator });
+      const forward = (x: Tensor, t: Tensor, l?: Tensor | null) => {
+        o.onEvaluate?.({ batch: x.shape[0]! });
+        return model.forward(x, t, l);
+      };
+      return await consistencySample({ ...o.consistency, net: { forward }, process, noise, labels, generator, onStep: o.onStep });
     } finally {
       noise.dispose();
       labels.dispose();
@@ -73,7 +86,10 @@ export async function generate(model: Denoiser, o: GenerateOptions): Promise<Ten
   }
   const forward = o.compile === false ? (x: Tensor, t: Tensor, l: Tensor) => model.forward(x, t, l) : compiledForward(model);
   // the time as uploaded data (not a lazy constant): a compiled forward then replays with it bound
-  const at = (x: Tensor, t: number, l: Tensor) => forward(x, tensor(new Float32Array(x.shape[0]!).fill(t)), l);
+  const at = (x: Tensor, t: number, l: Tensor) => {
+    o.onEvaluate?.({ batch: x.shape[0]! });
+    return forward(x, tensor(new Float32Array(x.shape[0]!).fill(t)), l);
+  };
   let fn: Model;
   let nulls: Tensor | null = null;
   if (w !== 0) {
