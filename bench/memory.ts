@@ -15,24 +15,43 @@ import { PRESETS } from '../src/cli/diffusion.js';
 
 const at = process.argv.indexOf('--batch');
 const BATCH = at > 0 ? Number(process.argv[at + 1]) : 128;
-const WARMUP = 4, TIMED = 2;
+const WARMUP = 4, TIMED = 2, ROUNDS = 5;
 
 interface Figures { peakMB: number; ms: number }
+type Run = { step: () => Promise<void>; flush: () => Promise<void> };
 
-/** Peak MB above the bytes live before `make`, and ms per step, of compiled steps of the trainer `make` returns. */
-async function measure(make: () => { step: () => Promise<void>; flush: () => Promise<void> }): Promise<Figures> {
+/** Peak MB above the bytes live before `make` over compiled steps of the trainer `make` returns (kept for timing). */
+async function measure(make: () => Run): Promise<{ peakMB: number; run: Run }> {
   await k.synchronize();
   const base = k.memory().liveBytes;
-  const { step, flush } = make();
-  for (let i = 0; i < WARMUP; i++) await step();
-  await flush();
+  const run = make();
+  for (let i = 0; i < WARMUP; i++) await run.step();
+  await run.flush();
   await k.synchronize();
   k.resetPeakMemory();
-  const t = performance.now();
-  for (let i = 0; i < TIMED; i++) await step();
-  await flush();
+  for (let i = 0; i < TIMED; i++) await run.step();
+  await run.flush();
   await k.synchronize();
-  return { peakMB: (k.memory().peakBytes - base) / 2 ** 20, ms: (performance.now() - t) / TIMED };
+  return { peakMB: (k.memory().peakBytes - base) / 2 ** 20, run };
+}
+
+/**
+ * ms per step of each run: ROUNDS rounds that time TIMED steps of every run in turn, the median per run (on a
+ * shared machine a load change then hits every variant alike instead of the one being timed).
+ */
+async function timeInterleaved(runs: Run[]): Promise<number[]> {
+  const times = runs.map(() => [] as number[]);
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [i, run] of runs.entries()) {
+      await k.synchronize();
+      const t = performance.now();
+      for (let s = 0; s < TIMED; s++) await run.step();
+      await run.flush();
+      await k.synchronize();
+      times[i]!.push((performance.now() - t) / TIMED);
+    }
+  }
+  return times.map((v) => [...v].sort((a, b) => a - b)[v.length >> 1]!);
 }
 
 /** One measured configuration of a step. */
@@ -69,13 +88,17 @@ const models = [['UNet (cpu preset)', (v: Variant) => diffusion('unet', v)], ['D
 const results: Record<string, Record<string, Figures | null>> = {};
 for (const [name, make] of models) {
   results[name] = {};
+  const measured: [string, { peakMB: number; run: Run }][] = [];
   for (const [vname, v] of Object.entries(VARIANTS)) {
     const supported = v.precision === 'f32' || (f16 && make !== vae);
-    results[name]![vname] = supported ? await measure(() => make(v)) : null;
+    if (supported) measured.push([vname, await measure(() => make(v))]);
+    else results[name]![vname] = null;
   }
+  const ms = await timeInterleaved(measured.map(([, m]) => m.run));
+  measured.forEach(([vname, m], i) => (results[name]![vname] = { peakMB: m.peakMB, ms: ms[i]! }));
 }
 console.log(JSON.stringify({ adapter: info.driver, f16, batch: BATCH, results }));
-console.log(`\nadapter: ${info.driver}${f16 ? '' : ' (no shader-f16: f16 rows not measured)'}; batch ${BATCH}; compiled steps (${WARMUP} warm-up, ${TIMED} timed); peak MiB and ms per step, change against f32`);
+console.log(`\nadapter: ${info.driver}${f16 ? '' : ' (no shader-f16: f16 rows not measured)'}; batch ${BATCH}; compiled steps (${WARMUP} warm-up; ms: median of ${ROUNDS} interleaved rounds of ${TIMED} steps); peak MiB and ms per step, change against f32`);
 const names = Object.keys(VARIANTS);
 console.log(`${'step'.padEnd(20)} ${names.map((n) => n.padStart(24)).join(' ')}`);
 const TARGETS: Record<string, number> = { checkpointing: 0.4, f16: 0.35 };

@@ -14,7 +14,8 @@ import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outpu
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkSampler, defaultSamplers, OBJECTIVES, SAMPLER_NAMES, samplerLines } from './samplers.js';
-import { describeStudent, studentOptions, type StudentSampling } from './student.js';
+import { describeStudent, type StudentSampling } from '../diffusion/distill/sampling.js';
+import { studentOptions } from './student.js';
 
 type Denoiser = k.diffusion.Denoiser;
 type Objective = k.diffusion.Objective;

@@ -11,6 +11,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k from '../index.js';
 import type { StudentSpec } from '../diffusion/checkpoint.js';
+import { consistencyTimes, describeStudent, studentSampling } from '../diffusion/distill/sampling.js';
 import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { ConsistencyTrainer, ProgressiveTrainer, type DistillTrainer } from '../train/distill.js';
@@ -20,7 +21,6 @@ import { DIGITS, SAMPLING } from './diffusion.js';
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { reflowStudent } from './reflow.js';
-import { consistencyTimes, describeStudent, studentSampling } from './student.js';
 import { checkpointFormat } from './vae.js';
 
 type Denoiser = k.diffusion.Denoiser;
@@ -280,7 +280,7 @@ export async function distillCommand(argv: string[]): Promise<void> {
   // --seed fixes the training noise and times (a resumed run restores the generator from its checkpoint)
   k.manualSeed(run.int('seed', 0));
   const nParams = teacher.net.parameters().reduce((s, p) => s + p.size, 0);
-  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); teacher ${teacherPath}: ${teacher.spec.kind}, ${(nParams / 1e3).toFixed(0)}k parameters${teacher.student ? `, a ${teacher.student.steps}-step progressive student` : ''}; guidance ${run.guidance} built into the student`);
+  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); teacher ${teacherPath}: ${teacher.spec.kind}, ${(nParams / 1e3).toFixed(0)}k parameters${teacher.student ? `, a ${teacher.student.steps}-step progressive student` : ''}; ${run.scales ? `guidance scales ${run.scales.wMin} to ${run.scales.wMax} as the student's input (default ${run.guidance})` : `guidance ${run.guidance} built into the student`}`);
   const t0 = performance.now();
   const r = method === 'progressive' ? await progressive(run) : method === 'consistency' ? await consistency(run) : await reflowStudent(run);
   console.log(`distilled in ${fmtTime((performance.now() - t0) / 1000)}${r.summary ? `; ${r.summary}` : ''}`);

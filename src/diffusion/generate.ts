@@ -8,7 +8,6 @@ import type { LatentCodec } from '../nn/models/vae.js';
 import { keep } from '../tensor/memory.js';
 import { compile, full, Generator, randn, tensor, type Tensor } from '../tensor/index.js';
 import { consistencySample, type ConsistencyBoundary } from './distill/consistency.js';
-import { atScales, type GuidedNet } from './distill/guidance.js';
 import { classifierFreeGuidance, sample, type Model, type SampleOptions, type SamplerName } from './samplers.js';
 import { samplingPath } from './timesteps.js';
 import { objectiveSetup, type Denoiser, type Objective } from './training.js';
@@ -28,7 +27,16 @@ export interface GenerateOptions {
    */
   guidance?: number;
   seed?: number;
+  /**
+   * Called after each step with x after it and the predicted x0 (a consistency model: the input x at the step's
+   * time and its output; see `consistencySample`).
+   */
   onStep?: SampleOptions['onStep'];
+  /**
+   * Called at each network evaluation with the batch it evaluates (classifier-free guidance doubles it):
+   * what a sampling costs, counted where the network is called (also when its evaluations are compiled).
+   */
+  onEvaluate?: (info: { batch: number }) => void;
   /** Run the model's evaluations as a compiled function (`k.compile`; default true): the same samples, less host work per step. */
   compile?: boolean;
   /**
@@ -74,7 +82,11 @@ export async function generate(model: Denoiser, o: GenerateOptions): Promise<Ten
     if ((w !== 0 && !takesScale) || o.sampler !== undefined || o.steps !== undefined) throw new Error(`generate: a consistency model samples at its times (options.consistency), with no sampler, steps${takesScale ? '' : ' or guidance'}`);
     const scales = takesScale ? keep(full([N], w)) : null;
     try {
-      return await consistencySample({ ...o.consistency, net: scales ? atScales(model as unknown as GuidedNet, scales) : model, process, noise, labels, generator });
+      const forward = (x: Tensor, t: Tensor, l?: Tensor | null) => {
+        o.onEvaluate?.({ batch: x.shape[0]! });
+        return model.forward(x, t, l, scales);
+      };
+      return await consistencySample({ ...o.consistency, net: { forward }, process, noise, labels, generator, onStep: o.onStep });
     } finally {
       noise.dispose();
       labels.dispose();
@@ -84,12 +96,15 @@ export async function generate(model: Denoiser, o: GenerateOptions): Promise<Ten
   const forward = o.compile === false ? (x: Tensor, t: Tensor, l: Tensor, s?: Tensor) => model.forward(x, t, l, s) : compiledForward(model);
   // the time as uploaded data (not a lazy constant): a compiled forward then replays with it bound
   const filled = (n: number, v: number) => tensor(new Float32Array(n).fill(v));
-  const at = (x: Tensor, t: number, l: Tensor) => forward(x, filled(x.shape[0]!, t), l);
+  const at = (x: Tensor, t: number, l: Tensor, scales?: Tensor) => {
+    o.onEvaluate?.({ batch: x.shape[0]! });
+    return forward(x, filled(x.shape[0]!, t), l, scales);
+  };
   let fn: Model;
   let nulls: Tensor | null = null;
   if (model.config.guidanceInput) {
     if (!Number.isFinite(w)) throw new Error(`generate: the guidance scale must be a finite number, got ${w}`);
-    fn = (x, t) => forward(x, filled(N, t), labels, filled(N, w));
+    fn = (x, t) => at(x, t, labels, filled(N, w));
   } else if (w !== 0) {
     nulls = keep(full([N], nc, { dtype: 'i32' }));
     fn = classifierFreeGuidance(at, { scale: w, labels, nullLabels: nulls });

@@ -8,7 +8,9 @@
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
 import { toAutocast } from '../tensor/autocast.js';
-import { assertAlive, stack, tensor, Tensor } from '../tensor/index.js';
+import { assertAlive, cat, isGradEnabled, stack, tensor, Tensor, withGradMode } from '../tensor/index.js';
+import { autocastDtype, propagate, record, withAutocastDtype } from '../tensor/tape.js';
+import type { OpDef } from '../tensor/ops/registry.js';
 
 type Pair = number | [number, number];
 const pair = (v: Pair): [number, number] => (typeof v === 'number' ? [v, v] : v);
@@ -81,18 +83,87 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   if (bias && (bias.rank !== 1 || bias.shape[0] !== O)) throw new Error(`${op}: bias must be [${O}], got ${fmt(bias.shape)}`);
   const s = intPair(op, 'stride', opts.stride ?? 1, 1), d = intPair(op, 'dilation', opts.dilation ?? 1, 1);
   const pads = resolvePadding(op, opts.padding, [kh, kw], d, s);
-  return scope(() => {
+  const core = (x: Tensor, weight: Tensor, bias?: Tensor | null) => scope(() => {
     // under autocast the input is cast before its windows are taken (after, the matmul would read a cast copy of every window)
     const { cols, Ho, Wo } = windows(op, toAutocast(x), [kh, kw], s, pads, d);
+    const n = x.shape[0]!;
     // implicit GEMM: weight [g, O/g, (C/g)·kh·kw] times the windows viewed as [g, (C/g)·kh·kw, N·Ho·Wo];
     // the matmul reads the windows straight from the padded input, and the weight gradient is one matmul
     const K = Cg * kh * kw;
-    const a = cols.reshape([N, g, Cg, Ho, Wo, kh, kw]).permute([1, 2, 5, 6, 0, 3, 4]).reshape([g, K, N * Ho * Wo]);
+    const a = cols.reshape([n, g, Cg, Ho, Wo, kh, kw]).permute([1, 2, 5, 6, 0, 3, 4]).reshape([g, K, n * Ho * Wo]);
     let y = weight.reshape([g, O / g, K]).matmul(a);
     if (bias) y = y.add(toAutocast(bias).reshape([g, O / g, 1]));
-    y = y.reshape([g, O / g, N, Ho, Wo]).permute([2, 0, 1, 3, 4]).reshape([N, O, Ho, Wo]);
+    y = y.reshape([g, O / g, n, Ho, Wo]).permute([2, 0, 1, 3, 4]).reshape([n, O, Ho, Wo]);
     return y;
   });
+  const [Ho, Wo] = [0, 1].map((a) => outSize(op, x.shape[2 + a]!, [kh, kw][a]!, s[a]!, pads[a]![0], pads[a]![1], d[a]!)) as [number, number];
+  // the input gradient goes through the gradient of every window, Cg·kh·kw values per output position
+  const colBytes = C * kh * kw * N * Ho * Wo * ((autocastDtype() ?? x.dtype) === 'f16' ? 2 : 4);
+  if (!isGradEnabled() || !x.requiresGrad || N < 2 || colBytes <= CONV_COLUMN_BYTES) return core(x, weight, bias);
+  return chunkedInputGradient(core, x, weight, bias ?? null, Math.min(N, Math.ceil(colBytes / CONV_COLUMN_BYTES)));
+}
+
+/**
+ * Above this many bytes (default 8 MiB) the gradient of a convolution's windows is computed for a part of
+ * the batch at a time (each part folded into its input gradient before the next), so a backward pass never
+ * holds it whole: at batch 128 the default MNIST UNet's widest one is 44 MiB. Smaller parts save memory and
+ * cost kernels; `Infinity` turns it off.
+ */
+export function setConvGradientChunkBytes(bytes: number): void {
+  if (!(bytes > 0)) throw new Error(`setConvGradientChunkBytes: bytes must be positive (Infinity: no chunks), got ${bytes}`);
+  CONV_COLUMN_BYTES = bytes;
+}
+let CONV_COLUMN_BYTES = 8 * 2 ** 20;
+
+/** The current chunk size of `setConvGradientChunkBytes`. */
+export function convGradientChunkBytes(): number {
+  return CONV_COLUMN_BYTES;
+}
+
+/**
+ * `core(x, weight, bias)` recorded as one step whose backward takes the input gradient in `parts` batch
+ * chunks (each through the composite's own gradients, stored before the next starts) and the weight and
+ * bias gradients in one pass, as the composite would. Second-order gradients go through the composite whole.
+ */
+function chunkedInputGradient(core: (x: Tensor, w: Tensor, b?: Tensor | null) => Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, parts: number): Tensor {
+  const precision = autocastDtype();
+  const y = withGradMode(false, () => core(x, weight, bias));
+  const N = x.shape[0]!, size = Math.ceil(N / parts);
+  const vjp = (gy: Tensor, saved: Tensor[], _out: Tensor, _arg: unknown, needs: boolean[]): (Tensor | null)[] => withAutocastDtype(precision, () => {
+    if (isGradEnabled()) {
+      // differentiable gradients (createGraph): the composite on the saved inputs themselves, so that the
+      // gradients depend on them as the composite's own would (its upstream graph is walked, not freed)
+      const owners = saved.map((t) => t.gradOwner ?? t);
+      const g = propagate(core(saved[0]!, saved[1]!, saved[2]), gy, { retainGraph: true, createGraph: true, wanted: owners });
+      return owners.map((o, i) => (needs[i] ? g.get(o) ?? null : null));
+    }
+    const leaves = saved.map((t, i) => {
+      const l = t.detach();
+      l.requiresGrad = needs[i]!;
+      return l;
+    });
+    const [xl, wl, bl] = leaves as [Tensor, Tensor, Tensor | undefined];
+    // weight and bias: one pass over the whole batch (the forward matmul it records is never computed)
+    const params = [wl, bl].filter((t): t is Tensor => !!t && t.requiresGrad);
+    const pg = params.length ? propagate(withGradMode(true, () => core(xl.detach(), wl, bl)), gy, { retainGraph: false, createGraph: false, wanted: params }) : new Map<Tensor, Tensor>();
+    let gx: Tensor | null = null;
+    if (needs[0]) {
+      const chunks: Tensor[] = [];
+      const wd = wl.detach();
+      for (let lo = 0; lo < N; lo += size) {
+        const hi = Math.min(N, lo + size);
+        const xc = xl.detach().slice(0, lo, hi);
+        xc.requiresGrad = true;
+        const gc = propagate(withGradMode(true, () => core(xc, wd)), gy.slice(0, lo, hi), { retainGraph: false, createGraph: false, wanted: [xc] });
+        // stored now: the next chunk's window gradient can then take this one's buffer
+        chunks.push(gc.get(xc)!.contiguous());
+      }
+      gx = cat(chunks, 0);
+    }
+    return [gx, needs[1] ? pg.get(wl) ?? null : null, ...(bl ? [needs[2] ? pg.get(bl) ?? null : null] : [])];
+  });
+  record({ def: { name: 'conv2d', vjp } as unknown as OpDef, inputs: bias ? [x, weight, bias] : [x, weight], out: y, arg: null });
+  return y;
 }
 
 /** Options of conv1d. */

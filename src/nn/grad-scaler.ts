@@ -70,20 +70,22 @@ export class GradScaler {
 
   /**
    * Divides the gradients of `opt`'s parameters by the scale factor in place and notes whether any is
-   * inf or NaN. Call it before clipping or reading gradients; `step` calls it if you did not.
+   * inf or NaN. Call it before clipping or reading gradients; `step` calls it if you did not. Returns the
+   * unscaled gradients' sum of squares (a lazy [] tensor; `minimize` clips by it), or null when disabled.
    */
-  unscale(opt: Optimizer<{ lr: number }>): void {
-    if (!this.options.enabled) return;
+  unscale(opt: Optimizer<{ lr: number }>): Tensor | null {
+    if (!this.options.enabled) return null;
     if (this.found) throw new Error('GradScaler.unscale: already called since the last update(); call update() after each step');
     const grads = opt.paramGroups.flatMap((g) => g.params.flatMap((p) => (p.grad ? [p] : [])));
-    this.found = noGrad(() => scope(() => {
-      const inv = this.scaleFactor.recip();
-      for (const p of grads) p.grad!.assign(p.grad!.mul(inv));
-      if (!grads.length) return keep(full([], 0));
+    return noGrad(() => {
+      const inv = scope(() => this.scaleFactor.recip());
+      for (const p of grads) p.grad!.assign(scope(() => p.grad!.mul(inv)));
+      inv.dispose();
       // a sum of squares is finite only when every gradient is (the inf or NaN of one carries through)
-      const ss = grads.map((p) => p.grad!.mul(p.grad!).sum()).reduce((a, b) => a.add(b));
-      return keep(where(ss.isnan().logicalOr(ss.gt(F32_MAX)), 1, 0).cast('f32'));
-    }));
+      const ss = grads.length ? scope(() => grads.map((p) => p.grad!.mul(p.grad!).sum()).reduce((a, b) => a.add(b))) : full([], 0);
+      this.found = keep(scope(() => where(ss.isnan().logicalOr(ss.gt(F32_MAX)), 1, 0).cast('f32')));
+      return ss;
+    });
   }
 
   /** Unscales if needed, then applies `opt`'s update unless this step's gradients overflowed. */

@@ -123,6 +123,7 @@ export abstract class Optimizer<O extends { lr: number }> {
     });
     const touched: Tensor[] = [];
     noGrad(() => {
+      const keepOld = skip && skip.ne(0);
       for (const group of this.paramGroups) {
         for (const p of group.params) {
           if (!p.grad) continue;
@@ -131,12 +132,13 @@ export abstract class Optimizer<O extends { lr: number }> {
           const mine = [p, ...Object.values(this.state.get(p) ?? {})];
           if (before) {
             // a state made by this update was zeros before it
-            scope(() => { for (const t of mine) t.assign(where(skip!.ne(0), before.get(t) ?? zerosLike(t), t)); });
+            scope(() => { for (const t of mine) t.assign(where(keepOld!, before.get(t) ?? zerosLike(t), t)); });
             for (const old of before.values()) old.dispose();
           }
           touched.push(...mine);
         }
       }
+      keepOld?.dispose();
     });
     return realize(...touched);
   }
@@ -152,8 +154,8 @@ export abstract class Optimizer<O extends { lr: number }> {
     const loss = scope(() => {
       const l = lossFn();
       (scaler ? scaler.scale(l) : l).backward();
-      scaler?.unscale(this);
-      if (opts.clipGradNorm) clipGradNorm(this.paramGroups.flatMap((g) => g.params), opts.clipGradNorm);
+      const sumOfSquares = scaler?.unscale(this);
+      if (opts.clipGradNorm) clipGrads(this.paramGroups.flatMap((g) => g.params), opts.clipGradNorm, 2, sumOfSquares);
       return l;
     });
     void (scaler ? scaler.step(this) : this.step());
@@ -290,6 +292,11 @@ export class AdamW extends Adam {
  * (a lazy scalar: no readback happens here).
  */
 export function clipGradNorm(params: Tensor[] | Module, maxNorm: number, normType: 2 | 'inf' = 2): Tensor {
+  return clipGrads(params, maxNorm, normType);
+}
+
+/** `clipGradNorm`, optionally given the gradients' sum of squares already computed (e.g. by a `GradScaler`). */
+function clipGrads(params: Tensor[] | Module, maxNorm: number, normType: 2 | 'inf', sumOfSquares?: Tensor | null): Tensor {
   checkNumber('clipGradNorm', 'maxNorm', maxNorm, 0);
   if (normType !== 2 && normType !== 'inf') throw new Error(`clipGradNorm: normType must be 2 or 'inf', got ${JSON.stringify(normType)}`);
   const ps = (Array.isArray(params) ? params : params.parameters()).filter((p) => p.grad);
@@ -297,7 +304,7 @@ export function clipGradNorm(params: Tensor[] | Module, maxNorm: number, normTyp
     const norm = scope(() => {
       if (!ps.length) return full([], 0);
       if (normType === 'inf') return ps.map((p) => p.grad!.abs().max()).reduce((a, b) => a.maximum(b));
-      return ps.map((p) => p.grad!.mul(p.grad!).sum()).reduce((a, b) => a.add(b)).sqrt();
+      return (sumOfSquares ?? ps.map((p) => p.grad!.mul(p.grad!).sum()).reduce((a, b) => a.add(b))).sqrt();
     });
     scope(() => {
       const coef = norm.add(1e-6).recip().mul(maxNorm).minimum(1);

@@ -113,8 +113,24 @@ export class Scheduler {
     // kernels run in the order their nodes were made (a topological order: a node is newer than its
     // sources), the order the program was written in: a backward pass runs block by block, and a
     // checkpointed block is recomputed right before its backward instead of wherever a depth-first walk
-    // from the targets first reaches it (all recomputed activations live at once)
-    this.plans.sort((a, b) => a.root.id - b.root.id);
+    // from the targets first reaches it (all recomputed activations live at once). A kernel whose core was
+    // made long before its root (a weight gradient's matmul fused into the loss scaler's unscaling, made
+    // after the whole backward pass) runs as soon as its core and inputs allow, or the activations it
+    // reads would stay live until then.
+    const byRoot = new Map(this.plans.map((p) => [p.root, p]));
+    const at = new Map<KernelPlan, number>();
+    const position = (p: KernelPlan): number => {
+      let v = at.get(p);
+      if (v !== undefined) return v;
+      v = p.core ? p.core.id : p.root.id;
+      for (const i of p.inputs) {
+        const q = byRoot.get(i);
+        if (q) v = Math.max(v, position(q));
+      }
+      at.set(p, v);
+      return v;
+    };
+    this.plans.sort((a, b) => position(a) - position(b) || a.root.id - b.root.id);
     checkStorage(this.plans.map((p) => p.root));
     const planned = this.plans.map((p) => ({ ...lowerKernel(p), inputs: p.inputs, outs: [p.root] }));
     this.planned = scheduleConfig.fusion ? fuseHorizontally(planned, scheduleConfig.maxInputs) : planned;

@@ -1,5 +1,5 @@
 /** Convolution and pooling against direct float64 loops written here, and gradients by finite differences. */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
 import { close, f32, values } from '../shared/util.ts';
 
@@ -103,6 +103,67 @@ describe('conv2d', () => {
       { shape: [1, 2, 5, 5], data: values(50, 4) }, { shape: [3, 2, 3, 3], data: values(54, 5) }, { shape: [3], data: values(3, 6) },
     ]);
     expect(r.ok, JSON.stringify(r.at)).toBe(true);
+  });
+});
+
+describe('conv2d input gradient in batch chunks', () => {
+  /** dL/dx and dL/dw of L = Σ r·conv2d(x, w) in float64 (stride s, padding p, groups g). */
+  function gradRef(x: Float32Array, xs: number[], w: Float32Array, ws: number[], r: Float32Array, s: number, p: number, g: number) {
+    const [N, C, H, W] = xs as [number, number, number, number];
+    const [O, Cg, kh, kw] = ws as [number, number, number, number];
+    const Ho = Math.floor((H + 2 * p - kh) / s) + 1, Wo = Math.floor((W + 2 * p - kw) / s) + 1;
+    const gx = new Float64Array(x.length), gw = new Float64Array(w.length);
+    for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) {
+      const rv = r[((n * O + o) * Ho + i) * Wo + j]!, c0 = Math.floor(o / (O / g)) * Cg;
+      for (let c = 0; c < Cg; c++) for (let u = 0; u < kh; u++) for (let v = 0; v < kw; v++) {
+        const y = i * s - p + u, xx = j * s - p + v;
+        if (y < 0 || y >= H || xx < 0 || xx >= W) continue;
+        const xi = ((n * C + c0 + c) * H + y) * W + xx, wi = ((o * Cg + c) * kh + u) * kw + v;
+        gx[xi] += rv * w[wi]!;
+        gw[wi] += rv * x[xi]!;
+      }
+    }
+    return { gx, gw };
+  }
+
+  afterAll(() => k.nn.setConvGradientChunkBytes(8 * 2 ** 20));
+
+  for (const [name, xs, ws, s, p, g] of [
+    ['stride 1, padding 1, uneven chunks [2, 2, 1]', [5, 6, 10, 10], [4, 6, 3, 3], 1, 1, 1],
+    ['stride 2, groups 2', [4, 8, 11, 11], [6, 4, 3, 3], 2, 1, 2],
+  ] as [string, number[], number[], number, number, number][]) {
+    it(`${name}: the windows' gradient is taken per chunk, and every gradient matches float64`, async () => {
+      const n = (sh: number[]) => sh.reduce((a, b) => a * b, 1);
+      const rnd = (m: number, seed: number) => Float32Array.from({ length: m }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
+      const xv = rnd(n(xs), 1), wv = rnd(n(ws), 2), bv = rnd(ws[0]!, 3);
+      // windows' gradient of 2 images per chunk
+      const Ho = Math.floor((xs[2]! + 2 * p - 3) / s) + 1;
+      k.nn.setConvGradientChunkBytes(2 * xs[1]! * 9 * Ho * Ho * 4);
+      const x = k.tensor(xv, { shape: xs, requiresGrad: true }), w = k.tensor(wv, { shape: ws, requiresGrad: true }), b = k.tensor(bv, { requiresGrad: true });
+      const y = k.F.conv2d(x, w, b, { stride: s, padding: p, groups: g });
+      expect((y as unknown as { gradFn: { def: { name: string } } }).gradFn.def.name).toBe('conv2d'); // the chunked step
+      const rv = rnd(y.size, 4);
+      y.mul(k.tensor(rv, { shape: y.shape })).sum().backward();
+      const ref = gradRef(xv, xs, wv, ws, rv, s, p, g);
+      expect(ref.gx.some((v) => v !== 0) && ref.gw.some((v) => v !== 0)).toBe(true);
+      close(await x.grad!.data(), Array.from(ref.gx), 1e-5, 1e-4, 'dx');
+      close(await w.grad!.data(), Array.from(ref.gw), 1e-4, 1e-4, 'dw');
+      close(await b.grad!.data(), Array.from({ length: ws[0]! }, (_, o) => rv.filter((_, i) => Math.floor(i / (Ho * Ho)) % ws[0]! === o).reduce((a, v) => a + v, 0)), 1e-4, 1e-4, 'db');
+    });
+  }
+
+  it('second-order gradients go through the whole composite: the same as without chunks', async () => {
+    const run = async (chunkBytes: number) => {
+      k.nn.setConvGradientChunkBytes(chunkBytes);
+      const x = k.tensor(Float32Array.from({ length: 4 * 6 * 9 * 9 }, (_, i) => Math.cos(i * 0.37) * 0.5), { shape: [4, 6, 9, 9], requiresGrad: true });
+      const w = k.tensor(Float32Array.from({ length: 5 * 6 * 9 }, (_, i) => Math.sin(i * 0.11) * 0.2), { shape: [5, 6, 3, 3], requiresGrad: true });
+      const [gx] = k.gradients(k.F.conv2d(x, w, null, { padding: 1 }).pow(2).sum(), [x], { createGraph: true }) as k.Tensor[];
+      gx!.pow(2).sum().backward();
+      return Array.from(await w.grad!.data());
+    };
+    const [chunked, whole] = [await run(1024), await run(Infinity)];
+    expect(chunked.some((v) => v !== 0)).toBe(true);
+    close(chunked, whole, 1e-5, 1e-5, 'second-order dw');
   });
 });
 

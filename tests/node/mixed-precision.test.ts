@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
 import { DiffusionTrainer, TRAIN_DEFAULTS } from '../../src/train/index.ts';
 
+/** One UNet for every test here (they share its pipelines); attention under autocast is in the conformance suite. */
+const SMALL_UNET = { widths: [8, 16], depth: 1, attention: [], midAttention: false, heads: 2, groups: 4, numClasses: 10, patch: 1 };
 let f16 = false;
 const dir = mkdtempSync(join(tmpdir(), 'kiln-amp-'));
 beforeAll(async () => {
@@ -110,9 +112,9 @@ describe('autocast values', () => {
 
   it("an autocast network's gradients match its f32 gradients to f16 precision, and parameters' gradients are f32", async () => {
     k.manualSeed(3);
-    const net = new k.nn.UNet({ widths: [8, 16], depth: 1, attention: [1], heads: 2, groups: 4, numClasses: 10, patch: 1 });
+    const net = new k.nn.UNet(SMALL_UNET);
     for (const p of net.parameters()) p.assign(k.randn(p.shape).mul(0.1)); // no zero-initialized layer: every gradient is non-zero
-    const x = k.randn([3, 1, 28, 28]), t = k.rand([3]), y = k.tensor([1, 2, 3], { dtype: 'i32' });
+    const x = k.randn([8, 1, 28, 28]), t = k.rand([8]), y = k.tensor([1, 2, 3, 4, 5, 6, 7, 8], { dtype: 'i32' });
     const grads = async (amp: boolean) => {
       const loss = amp ? k.autocast(() => net.forward(x, t, y).pow(2).mean()) : net.forward(x, t, y).pow(2).mean();
       expect(loss.dtype).toBe('f32');
@@ -195,6 +197,29 @@ describe('GradScaler', () => {
     expect(compiled.p).toEqual(eager.p);
   });
 
+  it('leaves a compiled step about as much memory as without it (weight gradients are not moved to the unscaling)', async () => {
+    const peak = async (withScaler: boolean) => {
+      k.manualSeed(1);
+      const net = new k.nn.UNet(SMALL_UNET);
+      net.gradientCheckpointing = true;
+      const opt = new k.optim.AdamW(net, { lr: 1e-3 });
+      const scaler = withScaler ? new k.optim.GradScaler() : null;
+      const x = k.rand([8, 1, 28, 28]), t = k.rand([8]), y = k.randint(0, 10, [8]);
+      await k.realize(x, t, y);
+      const step = k.compile(() => opt.minimize(() => k.autocast(() => net.forward(x, t, y).pow(2).mean()), { scaler }));
+      for (let i = 0; i < 3; i++) (await step()).dispose();
+      await k.synchronize();
+      const before = k.memory().liveBytes;
+      k.resetPeakMemory();
+      (await step()).dispose();
+      await k.synchronize();
+      expect(step.stats.replayed).toBe(1); // the trace's plan is what was measured
+      return k.memory().peakBytes - before;
+    };
+    const [plain, scaled] = [await peak(false), await peak(true)];
+    expect(scaled).toBeLessThan(plain * 1.15);
+  });
+
   it('checks its options and its call order', () => {
     expect(() => new k.optim.GradScaler({ backoffFactor: 2 })).toThrow(/GradScaler: backoffFactor must be in \(0, 1\), got 2/);
     expect(() => new k.optim.GradScaler({ growthInterval: 0 })).toThrow(/GradScaler: growthInterval must be a positive/);
@@ -211,7 +236,7 @@ describe("trainers' precision 'f16'", () => {
   it('trains a UNet under autocast with loss scaling, checkpoints the scaler and resumes to the same losses', async () => {
     const make = () => {
       k.manualSeed(0);
-      const net = new k.nn.UNet({ widths: [8, 16], depth: 1, attention: [], midAttention: false, heads: 2, groups: 4, numClasses: 10, patch: 2 });
+      const net = new k.nn.UNet(SMALL_UNET);
       return new DiffusionTrainer(net, { ...TRAIN_DEFAULTS, steps: 20, batchSize: 8, warmup: 2, precision: 'f16' });
     };
     const x = k.rand([8, 1, 28, 28]).mul(2).sub(1), y = k.tensor([0, 1, 2, 3, 4, 5, 6, 7], { dtype: 'i32' });

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as k from '../../src/index.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DIR = join(ROOT, 'out', 'readme-blocks');
@@ -121,8 +122,18 @@ describe('README code blocks', () => {
     expect(Number(m![1])).toBeGreaterThan((2 * 512 * 256 + 3 * 256 * 257) * 4 / 2 ** 20);
   });
 
-  it('the diffusion block samples points near the modes of the 8-Gaussian mixture', () => {
+  it('the mixed-precision block trains under autocast with loss scaling (the loss falls, no step skipped)', async () => {
     const r = run('block6.ts');
+    expect(r.status, r.stderr).toBe(0);
+    const losses = [...r.stdout.matchAll(/step (\d+): loss ([\d.]+)/g)].map((m) => Number(m[2]));
+    expect(losses).toHaveLength(4);
+    expect(losses[3]!).toBeLessThan(losses[0]! / 3);
+    const f16 = (await k.init()).features.includes('shader-f16');
+    expect(r.stdout).toContain(`${f16 ? 'f16' : 'f32'} { scale: 65536, skippedSteps: 0, lastSkippedStep: 0 }`);
+  });
+
+  it('the diffusion block samples points near the modes of the 8-Gaussian mixture', () => {
+    const r = run('block7.ts');
     expect(r.status, r.stderr).toBe(0);
     const pts = JSON.parse(r.stdout.trim()) as [number, number][];
     expect(pts).toHaveLength(16);

@@ -196,6 +196,7 @@ export function consistencyLoss(net: NetForward, o: ConsistencySetup, x0: Tensor
 
 /** Options of `consistencySample`. */
 export interface ConsistencySampleOptions extends ConsistencyBoundary {
+  /** The consistency network (only its forward is called: once per time). */
   net: NetForward;
   process: NoiseProcess;
   /** Model times of the evaluations, descending; the first is where sampling starts (t_max), each later one re-noises to it. */
@@ -205,6 +206,12 @@ export interface ConsistencySampleOptions extends ConsistencyBoundary {
   labels?: Tensor | null;
   /** Where the re-noising draws come from (default: the global generator). */
   generator?: Generator;
+  /**
+   * Called after each evaluation (step = 1…times.length of `total`) with its input `x` (x at model time
+   * times[step − 1]: the scaled noise, then the re-noised estimate) and its output `x0`, the estimate of the
+   * data; the last `x0` is the sample. Both belong to the sampler: read them during the call, do not dispose them.
+   */
+  onStep?: (info: { step: number; total: number; x: Tensor; x0: Tensor }) => void | Promise<void>;
 }
 
 /**
@@ -218,14 +225,23 @@ export async function consistencySample(o: ConsistencySampleOptions): Promise<Te
   let x0: Tensor | null = null;
   for (const [i, t] of o.times.entries()) {
     const p = o.process.at(t);
-    const next = noGrad(() => scope(() => {
+    const [next, input] = noGrad(() => scope(() => {
       const x = i === 0 ? o.noise.mul(p.s) : x0!.mul(p.a).add(randn(o.noise.shape, { device: o.noise.device, generator: o.generator }).mul(p.s));
       const { cSkip, cOut } = consistencyCoefficients(p.s, o.sMin, o.sigmaData, o.form);
-      return x.mul(cSkip).add(o.net.forward(x, tensor(new Float32Array(N).fill(t)), o.labels).mul(cOut));
+      // the input is returned (kept) only for onStep: otherwise it stays inside the fused graph
+      return [x.mul(cSkip).add(o.net.forward(x, tensor(new Float32Array(N).fill(t)), o.labels).mul(cOut)), o.onStep ? x : null] as const;
     }));
     x0?.dispose();
     x0 = keep(next);
-    await realize(x0);
+    if (!input || !o.onStep) await realize(x0);
+    else {
+      try {
+        await realize(x0, keep(input));
+        await o.onStep({ step: i + 1, total: o.times.length, x: input, x0 });
+      } finally {
+        input.dispose();
+      }
+    }
   }
   return x0!;
 }
