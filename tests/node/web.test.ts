@@ -717,7 +717,7 @@ describe('the demo page', () => {
     // the page says what it loaded, and its controls fit a student: its steps, no sampler choice, no guidance, no null class
     const c = await samplingControls(tab);
     console.log(`progressive student in the page: '${c.model}'`);
-    expect(c.model).toContain('A progressive student of kiln distill: flow_euler 1 step, one network evaluation per step (guidance 1.5 baked in); digits 0–9, no guidance.');
+    expect(c.model).toContain('A progressive student of kiln distill: flow_euler 1 step, one network evaluation per step (guidance 1.5 built in); digits 0–9, no guidance.');
     expect(c).toMatchObject({ steps: '1', guidance: '0', guidanceDisabled: true, samplers: ['flow_euler'], samplerDisabled: true, noneDisabled: true });
     expect(c.guidanceNote).toMatch(/^Guidance 1\.5 is built into this student/);
     expect(c.samplerNote).toMatch(/progressive student/);
@@ -766,7 +766,7 @@ describe('the demo page', () => {
     const tab = await openDemo();
     await loadByUrl(tab, s.consistency);
     const c = await samplingControls(tab);
-    expect(c.model).toContain('A consistency student of kiln distill: 2 steps at t = 1, 0.5, one network evaluation per step (guidance 1.5 baked in)');
+    expect(c.model).toContain('A consistency student of kiln distill: 2 steps at t = 1, 0.5, one network evaluation per step (guidance 1.5 built in)');
     expect(c).toMatchObject({ steps: '2', guidance: '0', guidanceDisabled: true, samplerDisabled: true });
     expect(c.samplerNote).toMatch(/samples at t = 1, 0\.5/);
     const got = await samplePage(tab, { digit: 'all', per: 1, seed: 5 });
