@@ -189,7 +189,8 @@ async function imageSamples(model: Denoiser, latent: k.nn.LatentCodec | null, ob
   const evaluations: number[] = [];
   const z = await k.noGrad(() => k.diffusion.generate(model, {
     objective, labels: r.labels, shape: sampleShape, seed: r.seed,
-    ...(r.consistency ? { consistency: r.consistency } : { sampler: r.sampler, steps: r.steps, guidance: r.guidance }),
+    // a consistency student that takes the guidance scale gets it too
+    ...(r.consistency ? { consistency: r.consistency, ...(r.guidance !== undefined ? { guidance: r.guidance } : {}) } : { sampler: r.sampler, steps: r.steps, guidance: r.guidance }),
     onEvaluate: ({ batch }) => void evaluations.push(batch),
     onStep: async ({ step, total, x: xi, x0 }) => {
       checkStop();
