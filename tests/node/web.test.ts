@@ -184,16 +184,20 @@ const students = once(async () => {
   const small = ['--teacher', FIXTURE, '--batch', '4', '--warmup', '1', '--steps', '2', '--grid-per-class', '1', '--save-every', '2'];
   await distillCommand(['--method', 'progressive', ...small, '--teacher-steps', '2', '--steps-student', '1', '--out', join(ROOT, STUDENTS, 'progressive')]);
   await distillCommand(['--method', 'consistency', ...small, '--steps-student', '2', '--grid', '4', '--out', join(ROOT, STUDENTS, 'consistency')]);
-  return { progressive: `${STUDENTS}/progressive/checkpoint.safetensors`, consistency: `${STUDENTS}/consistency/checkpoint.safetensors` };
+  await distillCommand(['--method', 'consistency', ...small, '--steps-student', '2', '--grid', '4', '--guidance-range', '0,3', '--out', join(ROOT, STUDENTS, 'consistency-w')]);
+  return { progressive: `${STUDENTS}/progressive/checkpoint.safetensors`, consistency: `${STUDENTS}/consistency/checkpoint.safetensors`, ranged: `${STUDENTS}/consistency-w/checkpoint.safetensors` };
 });
 
-/** Node's sample of a student (`url` under the repository) with its own sampling at `steps` (default: its own), and the batch of each network evaluation. */
-async function nodeStudentSample(url: string, labels: number[], seed: number, steps?: number): Promise<{ sample: Float32Array; evaluations: number[] }> {
+/**
+ * Node's sample of a student (`url` under the repository) with its own sampling at `steps` (default: its own)
+ * and, for a student that takes the guidance scale, at scale `w`; and the batch of each network evaluation.
+ */
+async function nodeStudentSample(url: string, labels: number[], seed: number, steps?: number, w?: number): Promise<{ sample: Float32Array; evaluations: number[] }> {
   const { model, student } = await k.diffusion.loadDenoiser(join(ROOT, url));
   expect(student, `${url} is a student`).not.toBeNull();
   const evaluations: number[] = [];
   const x = await k.noGrad(() => k.diffusion.generate(model, {
-    objective: student!.objective, labels, shape: [1, 28, 28], seed, ...k.diffusion.studentSampling(student!, steps),
+    objective: student!.objective, labels, shape: [1, 28, 28], seed, ...k.diffusion.studentSampling(student!, steps, w),
     onEvaluate: ({ batch }) => void evaluations.push(batch),
   }));
   const sample = (await x.data()) as Float32Array;
@@ -704,12 +708,15 @@ describe('the demo page', () => {
     expect(label(s.progressive)).toMatch(/^out\/test\/students\/progressive: progressive student, 1 step, guidance 1\.5 built in \([\d.]+ MB\)$/);
     expect(label(`${STUDENTS}/progressive/student-1step.safetensors`)).toMatch(/^out\/test\/students\/progressive\/student-1step\.safetensors: progressive student, 1 step, guidance 1\.5 built in/);
     expect(label(s.consistency)).toMatch(/^out\/test\/students\/consistency: consistency student, 2 steps, guidance 1\.5 built in/);
-    expect(listed).toHaveLength(3);
+    expect(label(s.ranged)).toMatch(/^out\/test\/students\/consistency-w: consistency student, 2 steps, guidance an input in \[0, 3\]/);
+    expect(listed).toHaveLength(4);
   });
 
   it('samples a progressive student in the page in its one step, one evaluation of the undoubled batch, as Node does; refuses guidance and the null class', async () => {
     const s = await students();
     const tab = await openDemo();
+    // the page opens with the newest checkpoint under out/ (a student here): the controls of a model of kiln train first
+    await loadByUrl(tab, 'tests/fixtures/mnist-tiny.safetensors');
     const teacher = await samplingControls(tab);
     await loadByUrl(tab, s.progressive);
     const model = await tab.evaluate(() => (globalThis as unknown as { kilnDemo: { mnist: { model: { student: unknown } } } }).kilnDemo.mnist.model.student);
@@ -787,6 +794,29 @@ describe('the demo page', () => {
     }, f);
     expect(await labelAt(0)).toBe('step 1 / 2 · t = 1.00 · σ = ∞');
     expect(await labelAt(1)).toBe('step 2 / 2 · t = 0.50 · σ = 1.00');
+    await tab.close();
+  }, 240_000);
+
+  it('a student that takes the guidance scale: the page offers its range and samples at the chosen scale, one evaluation per step, as Node does', async () => {
+    const s = await students();
+    const tab = await openDemo();
+    await loadByUrl(tab, s.ranged);
+    const c = await samplingControls(tab);
+    expect(c.model).toContain('guidance 1.5, an input learned for w in [0, 3]');
+    expect(c).toMatchObject({ steps: '2', guidance: '1.5', guidanceDisabled: false, samplerDisabled: true, noneDisabled: true });
+    expect(c.guidanceNote).toMatch(/^This student takes the guidance scale as an input/);
+    await tab.fill('#mnist-guidance', '3');
+    const got = await samplePage(tab, { digit: 'all', per: 1, seed: 6 });
+    expect(got.error).toBeNull();
+    const labels = Array.from({ length: 10 }, (_, d) => d);
+    const [node3, node0] = [await nodeStudentSample(s.ranged, labels, 6, undefined, 3), await nodeStudentSample(s.ranged, labels, 6, undefined, 0)];
+    expect(got.evaluations).toEqual([10, 10]);
+    expect(maxAbsDiff(got.samples, node3.sample)).toBeLessThan(STUDENT_ATOL);
+    // the scale reached the network (its embedding of w, trained for two steps, moves the sample a little): the page's sample is Node's at w = 3, not at w = 0
+    expect(maxAbsDiff(got.samples, node3.sample)).toBeLessThan(maxAbsDiff(got.samples, node0.sample));
+    await tab.fill('#mnist-guidance', '4');
+    const outside = await samplePage(tab, { digit: '3', per: 1, seed: 0 });
+    expect(outside.error).toMatch(/^guidance 4: .* is a consistency student of kiln distill that learned the guidance scales 0 to 3; pick one in that range$/);
     await tab.close();
   }, 240_000);
 
