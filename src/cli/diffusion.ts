@@ -473,7 +473,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     ['Inception-style score', `${r.inceptionScore.toFixed(2)}   (real: ${r.inceptionScoreReal.toFixed(2)}; max 10)`],
   ];
   for (const [name, v] of rows) console.log(`${name.padEnd(24)}${v}`);
-  const json = JSON.stringify({ checkpoint: path, step: meta.step, student: student?.method ?? null, ...(how.consistency ? { times: how.consistency.times } : { sampler }), steps: nSteps, guidance: w, ...(student ? { bakedGuidance: student.guidance } : {}), seed, seconds, ...r });
+  const json = JSON.stringify({ checkpoint: path, step: meta.step, student: student?.method ?? null, ...(how.consistency ? { times: how.consistency.times } : { sampler }), steps: nSteps, guidance: w, ...(student ? (student.scales ? { guidanceScales: student.scales } : { bakedGuidance: student.guidance }) : {}), seed, seconds, ...r });
   console.log(json);
   if (jsonFile) writeFileSync(jsonFile, `${json}\n`);
 }
