@@ -1,4 +1,4 @@
-/** Canvas drawing for the demo page: loss curves and 2D scatter plots with axes, and image grids. */
+/** Canvas drawing for the demo page: loss curves and 2D scatter plots with axes, image grids, and replaying frames. */
 import { gridPixels } from '../src/io/grid.js';
 
 export { gridLayout } from '../src/io/grid.js';
@@ -235,4 +235,17 @@ export function drawScatter(canvas: HTMLCanvasElement, layers: ScatterLayer[], r
   }
   ctx.restore();
   box(f);
+}
+
+/** Plays frames from the first to the last (about 12 per second). */
+export function play(frames: () => number, draw: (f: number) => void, handle: { id: number }): void {
+  cancelAnimationFrame(handle.id);
+  const n = frames();
+  const t0 = performance.now();
+  const tick = () => {
+    const f = Math.min(n - 1, Math.floor(((performance.now() - t0) / 1000) * 12));
+    draw(f);
+    if (f < n - 1) handle.id = requestAnimationFrame(tick);
+  };
+  handle.id = requestAnimationFrame(tick);
 }

@@ -1,7 +1,7 @@
 /** The demo page's short explanations of its choices: what each process, sampler and dataset means. */
 import type { SamplerName } from '../src/diffusion/samplers.js';
 import type { Toy2D } from '../src/data/toy2d.js';
-import type { ToyObjective } from './protocol.js';
+import type { StudentSummary, ToyObjective } from './protocol.js';
 
 /** What the toy processes do, in one or two sentences. */
 export const PROCESS_NOTES: Record<ToyObjective, string> = {
@@ -44,3 +44,16 @@ export const WEBGPU_HELP: [browser: string, how: string][] = [
   ['Safari', 'Safari 26 (macOS 26, iOS 26): on by default; older versions: Develop → Feature Flags → WebGPU.'],
   ['Any browser', 'WebGPU exists only in secure contexts: open the page at http://localhost or over https, not at http://<LAN address>.'],
 ];
+
+/** What a student of `kiln distill` does instead of the sampler and guidance the page offers other models. */
+export function studentNotes(s: StudentSummary): { sampler: string; guidance: string } {
+  const n = `${s.steps} step${s.steps === 1 ? '' : 's'}`;
+  const sampler = {
+    progressive: `A progressive student: round after round it learned to take in one Euler step what its teacher took in two, down to ${n}. Another number of steps runs (Euler steps along its flow), but it was distilled for ${n}.`,
+    consistency: `A consistency model maps a noisy image straight to its estimate of the digit: it samples at t = ${(s.times ?? []).map((t) => +t.toFixed(4)).join(', ')}, one evaluation each, re-noising the estimate in between. Another number of steps uses evenly spaced times.`,
+    reflow: `A reflow student: a flow retrained on straight paths from noise to its teacher's samples, which Euler steps follow; it was trained for ${n}.`,
+  }[s.method];
+  if (s.scales) return { sampler, guidance: `This student takes the guidance scale as an input: it learned its teacher's guided output at every scale from ${s.scales.wMin} to ${s.scales.wMax}, so any of them samples with one network evaluation per step, no second pass for the null class — which was not distilled, so no unconditional digits.` };
+  const guidance = `Guidance ${s.guidance} is built into this student (it learned its teacher's guided output), so it samples without classifier-free guidance: one network evaluation per step, no second pass for the null class — which was not distilled, so no unconditional digits.`;
+  return { sampler, guidance };
+}

@@ -7,7 +7,9 @@ import type { DeviceInfo } from '../src/index.js';
 import type { SamplerName } from '../src/diffusion/samplers.js';
 import { toy2d, type Toy2D } from '../src/data/toy2d.js';
 import type { CheckpointEntry } from './build.js';
-import { COLORS, drawImageGrid, drawLoss, drawScatter, gridLayout } from './draw.js';
+import { COLORS, drawImageGrid, drawLoss, drawScatter, gridLayout, play } from './draw.js';
+import { duration, Meter } from './meter.js';
+import { fitSamplingControls, samplingCost, studentLine } from './student.js';
 import { DATASET_NOTES, GUIDANCE_NOTE, PROCESS_NOTES, SAMPLER_NOTES, WEBGPU_HELP } from './explain.js';
 import { type Envelope, type ModelSummary, type NoiseLevel, type Progress, type Reply, type Request, type Results, type SamplerLists, type ToyObjective } from './protocol.js';
 
@@ -30,13 +32,15 @@ export interface DemoState {
   mnist: {
     model: ModelSummary | null; samples: Float32Array | null; shape: number[]; cols: number; frames: number; trainLosses: number[]; previews: number;
     error: string | null; sampleSeconds: number; defaultLoaded: boolean; checkpoint: ArrayBuffer | null;
+    /** The batch of each network evaluation of the last sampling run (guidance doubles it). */
+    evaluations: number[];
   };
 }
 
 const state: DemoState = {
   ready: false, busy: false, fatal: null, device: null,
   toy: { losses: [], samples: null, frames: 0, previews: 0, error: null, trainSeconds: 0, sampleSeconds: 0 },
-  mnist: { model: null, samples: null, shape: [], cols: 1, frames: 0, trainLosses: [], previews: 0, error: null, sampleSeconds: 0, defaultLoaded: false, checkpoint: null },
+  mnist: { model: null, samples: null, shape: [], cols: 1, frames: 0, trainLosses: [], previews: 0, error: null, sampleSeconds: 0, defaultLoaded: false, checkpoint: null, evaluations: [] },
 };
 (globalThis as unknown as { kilnDemo: DemoState }).kilnDemo = state;
 
@@ -65,59 +69,6 @@ function setInfo(id: string, text: string, error = false): void {
   const el = $(id);
   el.textContent = text;
   el.classList.toggle('error', error);
-}
-
-/** Seconds as '42 s' or '3 min 05 s'. */
-function duration(s: number): string {
-  if (!Number.isFinite(s)) return '…';
-  if (s < 60) return `${Math.max(0, Math.round(s))} s`;
-  const m = Math.floor(s / 60);
-  return `${m} min ${String(Math.round(s - 60 * m)).padStart(2, '0')} s`;
-}
-
-/** A progress bar with its label: done / total, the rate per second and the time left. */
-class Meter {
-  private t0 = 0;
-  private first = 0;
-  private firstAt = 0;
-  constructor(private readonly bar: string, private readonly label: string, private readonly unit: string) {}
-
-  /** Starts a job of `total` units. */
-  start(total: number, text = ''): void {
-    this.t0 = performance.now();
-    this.firstAt = 0;
-    const b = $<HTMLProgressElement>(this.bar);
-    b.max = Math.max(1, total);
-    b.value = 0;
-    $(this.label).textContent = text;
-  }
-
-  /** `done` of `total` units finished; `extra` is appended to the label. */
-  update(done: number, total: number, extra = ''): void {
-    const now = performance.now();
-    // the rate from the first update on: the first unit includes compiling the job's pipelines
-    if (!this.firstAt) {
-      this.firstAt = now;
-      this.first = done;
-    }
-    const b = $<HTMLProgressElement>(this.bar);
-    b.max = Math.max(1, total);
-    b.value = done;
-    const elapsed = (now - this.firstAt) / 1000;
-    const rate = elapsed > 0.2 ? (done - this.first) / elapsed : NaN;
-    const left = done >= total ? '' : ` · ${Number.isFinite(rate) && rate > 0 ? `ETA ${duration((total - done) / rate)}` : 'ETA …'}`;
-    $(this.label).textContent = `${done} / ${total} ${this.unit}${Number.isFinite(rate) ? ` · ${rate < 10 ? rate.toFixed(1) : rate.toFixed(0)} ${this.unit}/s` : ''}${left}${extra}`;
-  }
-
-  /** Replaces the label with a closing line. */
-  finish(text: string): void {
-    $(this.label).textContent = text;
-  }
-
-  /** Seconds since `start`. */
-  seconds(): number {
-    return (performance.now() - this.t0) / 1000;
-  }
 }
 
 // ---- the worker and its requests ----
@@ -214,18 +165,6 @@ function syncButtons(): void {
   input('mnist-file').disabled = !on;
 }
 
-/** Plays frames from the first to the last (about 12 per second). */
-function play(frames: () => number, draw: (f: number) => void, handle: { id: number }): void {
-  cancelAnimationFrame(handle.id);
-  const n = frames();
-  const t0 = performance.now();
-  const tick = () => {
-    const f = Math.min(n - 1, Math.floor(((performance.now() - t0) / 1000) * 12));
-    draw(f);
-    if (f < n - 1) handle.id = requestAnimationFrame(tick);
-  };
-  handle.id = requestAnimationFrame(tick);
-}
 const toyAnim = { id: 0 };
 const mnistAnim = { id: 0 };
 
@@ -389,10 +328,10 @@ function fillImageSamplers(objective: 'eps' | 'v' | 'flow'): void {
 
 function showModel(m: ModelSummary): void {
   state.mnist.model = m;
-  fillImageSamplers(m.objective);
+  fitSamplingControls(m, () => fillImageSamplers(m.objective));
   const space = m.latent ? `latents ${m.latent.join('×')} decoded by its VAE to images ${m.shape.join('×')}` : `images ${m.shape.join('×')}`;
   const objective = { flow: 'rectified flow', eps: 'ε-prediction', v: 'v-prediction' }[m.objective];
-  setInfo('mnist-model', `Loaded ${m.source}: ${m.kind}, ${(m.parameters / 1000).toFixed(0)}k parameters, ${objective}, ${m.step} training steps, ${space}, ${m.numClasses} classes.`);
+  setInfo('mnist-model', `Loaded ${m.source}: ${m.kind}, ${(m.parameters / 1000).toFixed(0)}k parameters, ${objective}, ${m.step} training steps, ${space}, ${m.numClasses} classes.${studentLine(m)}`);
 }
 
 /** Asks before the user's model is replaced (false: keep it). */
@@ -478,7 +417,9 @@ async function mnistSample(): Promise<void> {
   // an unconditional model has only the null class, 0
   if (m.numClasses === 0) labels = labels.map(() => 0);
   else if (labels.some((l) => l > m.numClasses)) throw new Error(`this model has ${m.numClasses} classes (0–${m.numClasses - 1}, ${m.numClasses} = none)`);
-  const req = { type: 'mnist-sample' as const, labels, sampler: select('mnist-sampler').value as SamplerName, steps: num('mnist-steps', 'Steps', { integer: true, min: 1, max: 1000 }), guidance: num('mnist-guidance', 'Guidance'), seed: num('mnist-seed', 'Seed', { integer: true, min: 0 }) };
+  // a student samples with its own sampler (the worker refuses another)
+  const sampler = m.student ? undefined : (select('mnist-sampler').value as SamplerName);
+  const req = { type: 'mnist-sample' as const, labels, sampler, steps: num('mnist-steps', 'Steps', { integer: true, min: 1, max: 1000 }), guidance: num('mnist-guidance', 'Guidance'), seed: num('mnist-seed', 'Seed', { integer: true, min: 0 }) };
   cancelAnimationFrame(mnistAnim.id);
   state.mnist.cols = Math.min(labels.length, 10);
   Object.assign(mnistLayout, { byDigit: digit === 'all', perDigit: per });
@@ -487,7 +428,7 @@ async function mnistSample(): Promise<void> {
   mnistFrames = [];
   $('mnist-sample-plots').hidden = false;
   sampleMeter.start(req.steps, 'compiling…');
-  setInfo('mnist-info', `Sampling ${labels.length} images with ${req.sampler}, ${req.steps} steps, guidance ${req.guidance}…`);
+  setInfo('mnist-info', `Sampling ${labels.length} images with ${m.student ? `the ${m.student.method} student` : req.sampler}, ${req.steps} steps${m.student ? '' : `, guidance ${req.guidance}`}…`);
   const r = await call(req, (e) => {
     if (e.type !== 'mnist-frame') return;
     mnistFrames.push({ x: e.x, x0: e.x0, level: { t: e.t, sigma: e.sigma } });
@@ -499,12 +440,13 @@ async function mnistSample(): Promise<void> {
   state.mnist.samples = r.x;
   state.mnist.sampleSeconds = r.seconds;
   state.mnist.frames = mnistFrames.length;
+  state.mnist.evaluations = r.evaluations;
   const slider = input('mnist-frame');
   slider.max = String(Math.max(0, mnistFrames.length - 1));
   slider.value = slider.max;
   slider.disabled = mnistFrames.length < 2;
   sampleMeter.finish(`${n} images in ${r.seconds.toFixed(1)} s`);
-  setInfo('mnist-info', `${n} samples in ${r.seconds.toFixed(1)} s (${req.sampler}, ${req.steps} steps, guidance ${req.guidance}, seed ${req.seed}). Drag the slider to see x_t and the predicted x₀ at each step.`);
+  setInfo('mnist-info', `${n} samples in ${r.seconds.toFixed(1)} s (${r.sampling}, seed ${req.seed}; ${samplingCost(r.evaluations, n)}). Drag the slider to see x_t and the predicted x₀ at each step.`);
   syncButtons();
 }
 
@@ -635,7 +577,9 @@ async function main(): Promise<void> {
     const { info, samplers: lists } = await call({ type: 'init' });
     samplers = lists;
     fillToySamplers();
-    fillImageSamplers(state.mnist.model?.objective ?? 'flow');
+    const m = state.mnist.model;
+    if (m) fitSamplingControls(m, () => fillImageSamplers(m.objective));
+    else fillImageSamplers('flow');
     state.device = info;
     state.ready = true;
     setInfo('status', `WebGPU adapter: ${info.driver}${info.description ? ` (${info.description})` : info.vendor ? ` (${info.vendor})` : ''}, running in a worker`);

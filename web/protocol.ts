@@ -20,6 +20,28 @@ export interface SamplerLists {
   image: Record<'eps' | 'v' | 'flow', SamplerName[]>;
 }
 
+/**
+ * A student of `kiln distill` as the page shows it: it samples its own way (`k.diffusion.studentSampling`),
+ * with its teacher's guidance built in and no classifier-free guidance.
+ */
+export interface StudentSummary {
+  method: 'progressive' | 'consistency' | 'reflow';
+  /** The network evaluations (steps) it was distilled for: the page's default steps for it. */
+  steps: number;
+  /** Its sampler (progressive, reflow); null for a consistency model, which samples at its own times. */
+  sampler: SamplerName | null;
+  /** A consistency model's times (one evaluation each); null for the others. */
+  times: number[] | null;
+  /** The teacher's classifier-free guidance scale it learned (built in), or its default scale when `scales` is set. */
+  guidance: number;
+  /** A student that takes the guidance scale as an input: the scales it learned (the page's guidance picks one). */
+  scales: { wMin: number; wMax: number } | null;
+  /** What it is in a few words: `progressive student, 1 step, guidance 1.5 built in`. */
+  summary: string;
+  /** How it samples at its own steps, in words (`k.diffusion.describeStudent`). */
+  description: string;
+}
+
 /** A summary of the image model the worker holds. */
 export interface ModelSummary {
   source: string;
@@ -33,6 +55,8 @@ export interface ModelSummary {
   latent: [number, number, number] | null;
   /** Training steps the checkpoint went through. */
   step: number;
+  /** A distilled student (its checkpoint's `student` record); null for a model of `kiln train` or the page. */
+  student: StudentSummary | null;
 }
 
 /** Requests from the page to the worker. */
@@ -41,7 +65,11 @@ export type Request =
   | { type: 'toy-train'; dataset: Toy2D; objective: ToyObjective; steps: number; batchSize: number; lr: number; seed: number; previewEvery: number }
   | { type: 'toy-sample'; sampler: SamplerName; steps: number; count: number; seed: number }
   | { type: 'mnist-load'; bytes: ArrayBuffer; source: string }
-  | { type: 'mnist-sample'; labels: number[]; sampler: SamplerName; steps: number; guidance: number; seed: number }
+  /**
+   * A student samples with its own sampler (omit `sampler`, or give that one) at `steps` evaluations (its
+   * own steps unless the page changes them) and refuses guidance other than 0 and the null class.
+   */
+  | { type: 'mnist-sample'; labels: number[]; sampler?: SamplerName; steps: number; guidance: number; seed: number }
   | { type: 'mnist-train'; dataUrl: string; widths: number[]; steps: number; batchSize: number; lr: number; seed: number; previewEvery: number }
   | { type: 'stop' };
 
@@ -71,7 +99,8 @@ export interface Results {
   'toy-train': { losses: number[]; seconds: number };
   'toy-sample': { x: Float32Array; data: Float32Array; seconds: number };
   'mnist-load': { model: ModelSummary };
-  'mnist-sample': { x: Float32Array; shape: number[]; seconds: number };
+  /** `sampling`: how the images were sampled, in words; `evaluations`: the batch of each network evaluation, in order. */
+  'mnist-sample': { x: Float32Array; shape: number[]; seconds: number; sampling: string; evaluations: number[] };
   /** `checkpoint`: the trained run as a `.safetensors` checkpoint (what `kiln train` writes; `kiln sample` reads it). */
   'mnist-train': { model: ModelSummary; losses: number[]; seconds: number; checkpoint: ArrayBuffer };
   stop: Record<string, never>;

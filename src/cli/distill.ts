@@ -11,6 +11,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k from '../index.js';
 import type { StudentSpec } from '../diffusion/checkpoint.js';
+import { consistencyTimes, describeStudent, studentSampling } from '../diffusion/distill/sampling.js';
 import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { ConsistencyTrainer, ProgressiveTrainer, type DistillTrainer } from '../train/distill.js';
@@ -20,7 +21,6 @@ import { DIGITS, SAMPLING } from './diffusion.js';
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { reflowStudent } from './reflow.js';
-import { consistencyTimes, describeStudent, studentSampling } from './student.js';
 import { checkpointFormat } from './vae.js';
 
 type Denoiser = k.diffusion.Denoiser;
@@ -40,7 +40,8 @@ const DISTILL_SUMMARY = 'distill a kiln train checkpoint into a few-step student
 export const DISTILL_OPTIONS: readonly OptionSpec[] = [
   { name: 'method', choices: DISTILL_METHODS, help: 'how the student learns (see above)' },
   { name: 'teacher', value: 'FILE', help: 'a checkpoint of kiln train (its EMA weights), or a progressive student to halve further' },
-  { name: 'guidance', value: 'W', help: "the teacher's guidance scale the student learns, (1 + w)·cond − w·uncond; fixed (the UNet takes no w input)" },
+  { name: 'guidance', value: 'W', help: "the teacher's guidance scale the student learns, (1 + w)·cond − w·uncond (with --guidance-range: the scale it samples at by default)" },
+  { name: 'guidance-range', value: 'LO,HI', help: 'progressive, consistency: the student takes the guidance scale as an input, learned at every w in [LO, HI] (kiln sample --guidance picks it)' },
   { name: 'steps-student', value: 'N', help: "the student's sampling steps (progressive: the teacher's steps divided by a power of two)" },
   { name: 'teacher-steps', value: 'N', help: 'progressive: Euler steps of the first teacher; reflow: flow Heun steps of the couples' },
   { name: 'grid', value: 'N', help: 'consistency: points of the time grid the teacher steps between (one Heun step each)' },
@@ -64,7 +65,7 @@ export function distillDefaults(method: DistillMethod) {
   switch (method) {
     case 'progressive': return { ...common, 'steps-student': 1, 'teacher-steps': 8, steps: 300, lr: 3e-4 } satisfies Defaults;
     case 'consistency': return { ...common, 'steps-student': 1, grid: 10, steps: 700, lr: 2e-4, ema: 0.95 } satisfies Defaults;
-    case 'reflow': return { ...common, 'steps-student': 1, 'teacher-steps': 8, couples: 2000, steps: 800, lr: 3e-4 } satisfies Defaults;
+    case 'reflow': return { ...common, 'steps-student': 1, 'teacher-steps': 4, couples: 5000, steps: 2000, lr: 3e-4 } satisfies Defaults;
   }
 }
 
@@ -77,8 +78,9 @@ export function distillHelpText(argv: string[]): string {
     const notes = [
       'The student starts from the teacher\'s weights (the same UNet or DiT) and learns the teacher\'s classifier-free-guided output at',
       '--guidance w, which is built into it: kiln sample and kiln eval sample it with one network evaluation per step, no doubled',
-      'batch, at the steps, sampler and times its checkpoint records (no --guidance; the null class 10 is not distilled). The UNet',
-      'takes no w input yet, so w is fixed at distillation time: distill again for another w.',
+      'batch, at the steps, sampler and times its checkpoint records (no --guidance; the null class 10 is not distilled). With',
+      '--guidance-range LO,HI the student takes w as an input instead (an embedding of w joins the time embedding, as in Meng et',
+      'al.\'s guidance distillation): each training sample draws w in [LO, HI], and kiln sample --guidance w picks any of them.',
       'progressive (Salimans & Ho): each round trains a student to take in one Euler step what its teacher takes in two; the',
       'rounds halve --teacher-steps down to --steps-student, each student teaching the next, and every round\'s student is kept as',
       'student-<N>step.safetensors. --teacher may be such a student: its rounds continue from its steps and guidance.',
@@ -135,7 +137,7 @@ export class DistillRun {
   saved = -1;
   private bar: Progress | null = null;
   private batchesOf: k.data.StepBatches | null = null;
-  constructor(readonly a: Args, readonly method: DistillMethod, readonly d: ReturnType<typeof distillDefaults>, readonly out: string, readonly teacherPath: string, readonly teacher: LoadedTeacher, readonly guidance: number) {
+  constructor(readonly a: Args, readonly method: DistillMethod, readonly d: ReturnType<typeof distillDefaults>, readonly out: string, readonly teacherPath: string, readonly teacher: LoadedTeacher, readonly guidance: number, readonly scales: k.diffusion.ScaleRange | null = null) {
     this.ckpt = join(out, 'checkpoint.safetensors');
     this.lossFile = join(out, 'loss.csv');
   }
@@ -147,25 +149,36 @@ export class DistillRun {
   num(name: string, max = Infinity): number {
     return this.a.number(name, (this.d as Record<string, unknown>)[name] as number, { min: 0, max });
   }
-  /** The optimizer settings of the trainers. */
-  optim(steps: number): { steps: number; lr: number; warmup: number; clip: number } {
-    return { steps, lr: this.num('lr'), warmup: Math.min(this.int('warmup', 0), Math.max(0, steps - 1)), clip: 1 };
+  /** The optimizer settings of the trainers (and the guidance scales of a student that takes w). */
+  optim(steps: number): { steps: number; lr: number; warmup: number; clip: number; scales?: k.diffusion.ScaleRange } {
+    return { steps, lr: this.num('lr'), warmup: Math.min(this.int('warmup', 0), Math.max(0, steps - 1)), clip: 1, ...(this.scales ? { scales: this.scales } : {}) };
+  }
+  /** The student's architecture: the teacher's, taking the guidance scale as an input with --guidance-range. */
+  get studentSpec(): LoadedTeacher['spec'] {
+    const s = this.teacher.spec;
+    return this.scales ? { kind: s.kind, config: { ...s.config, guidanceInput: true } } : s;
+  }
+  /** The student's sampling record without its method's own fields: the guidance (and scales) it learned, and the teacher. */
+  get learned(): Pick<StudentSpec, 'guidance' | 'scales' | 'teacher'> {
+    return { guidance: this.guidance, ...(this.scales ? { scales: this.scales } : {}), teacher: this.teacherPath };
   }
   /** The MNIST training batch of global step `g` ({x, y}). */
   async batch(g: number): Promise<{ x: k.Tensor; y: k.Tensor }> {
     this.batchesOf ??= new k.data.StepBatches(await k.data.loadMnist('train'), this.int('batch'), this.int('seed', 0));
     return this.batchesOf.at(g);
   }
-  /** A new network of the teacher's architecture holding the teacher's weights. */
+  /** A new network of the student's architecture holding the teacher's weights (a new guidance embedding starts at zero: the teacher's output). */
   async studentNet(): Promise<Denoiser> {
-    const net = k.diffusion.buildDenoiser(this.teacher.spec.kind, this.teacher.spec.config);
-    net.loadStateDict(this.teacher.net.stateDict());
+    const spec = this.studentSpec;
+    const net = k.diffusion.buildDenoiser(spec.kind, spec.config);
+    const { missing, unexpected } = net.loadStateDict(this.teacher.net.stateDict(), { strict: false });
+    if (unexpected.length || missing.some((m) => !m.startsWith('guidance_embed.'))) throw new Error(`kiln distill: the student does not fit the teacher's weights (missing ${missing.join(', ') || 'none'}; unexpected ${unexpected.join(', ') || 'none'})`);
     await k.realize(...net.parameters());
     return net;
   }
   /** The settings a resumed run must share, with the method's own. */
   settings(own: Settings): Settings {
-    return { method: this.method, teacher: this.teacherPath, guidance: this.guidance, batch: this.int('batch'), lr: this.num('lr'), warmup: this.int('warmup', 0), seed: this.int('seed', 0), ...own };
+    return { method: this.method, teacher: this.teacherPath, guidance: this.guidance, ...(this.scales ? { scales: `${this.scales.wMin},${this.scales.wMax}` } : {}), batch: this.int('batch'), lr: this.num('lr'), warmup: this.int('warmup', 0), seed: this.int('seed', 0), ...own };
   }
   /** The metadata of --out's checkpoint for --resume, checked against this run's settings. */
   resumeMeta(settings: Settings): Record<string, unknown> {
@@ -252,17 +265,22 @@ export async function distillCommand(argv: string[]): Promise<void> {
   notFor('grid', ['consistency']);
   notFor('ema', ['consistency']);
   notFor('couples', ['reflow']);
+  const scales = guidanceRange(a, method);
+  if (scales && !(guidance >= scales.wMin && guidance <= scales.wMax)) throw new Error(`--guidance ${guidance}: with --guidance-range ${scales.wMin},${scales.wMax} the default scale must lie in the range`);
   const out = outputDir(a.string('out', d.out));
   const info = await k.init();
   const teacher = await loadTeacher(teacherPath, method);
   if (teacher.student && a.has('guidance') && guidance !== teacher.student.guidance) {
     throw new Error(`--guidance ${guidance}: --teacher ${teacherPath} is a progressive student with guidance ${teacher.student.guidance} built in; its students keep it (omit --guidance)`);
   }
-  const run = new DistillRun(a, method, d, out, teacherPath, teacher, teacher.student?.guidance ?? guidance);
+  if (teacher.student && a.has('guidance-range') && JSON.stringify(scales) !== JSON.stringify(teacher.student.scales ?? null)) {
+    throw new Error(`--guidance-range: --teacher ${teacherPath} is a progressive student ${teacher.student.scales ? `that learned the scales ${teacher.student.scales.wMin},${teacher.student.scales.wMax}` : 'with its guidance built in'}; its students keep them (omit --guidance-range)`);
+  }
+  const run = new DistillRun(a, method, d, out, teacherPath, teacher, teacher.student?.guidance ?? guidance, teacher.student ? teacher.student.scales ?? null : scales);
   // --seed fixes the training noise and times (a resumed run restores the generator from its checkpoint)
   k.manualSeed(run.int('seed', 0));
   const nParams = teacher.net.parameters().reduce((s, p) => s + p.size, 0);
-  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); teacher ${teacherPath}: ${teacher.spec.kind}, ${(nParams / 1e3).toFixed(0)}k parameters${teacher.student ? `, a ${teacher.student.steps}-step progressive student` : ''}; guidance ${run.guidance} built into the student`);
+  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); teacher ${teacherPath}: ${teacher.spec.kind}, ${(nParams / 1e3).toFixed(0)}k parameters${teacher.student ? `, a ${teacher.student.steps}-step progressive student` : ''}; ${run.scales ? `guidance scales ${run.scales.wMin} to ${run.scales.wMax} as the student's input (default ${run.guidance})` : `guidance ${run.guidance} built into the student`}`);
   const t0 = performance.now();
   const r = method === 'progressive' ? await progressive(run) : method === 'consistency' ? await consistency(run) : await reflowStudent(run);
   console.log(`distilled in ${fmtTime((performance.now() - t0) / 1000)}${r.summary ? `; ${r.summary}` : ''}`);
@@ -282,10 +300,27 @@ export function lossSummary(losses: number[]): string {
   return `loss ${mean(losses.slice(0, 50)).toFixed(4)} (first 50) → ${mean(losses.slice(-50)).toFixed(4)} (last 50)`;
 }
 
-/** The teacher as the first round's or the consistency teacher: its guided output at the run's scale (a student: as it is). */
-function teacherModel(run: DistillRun): k.diffusion.BatchModel {
-  const net = run.teacher.net;
-  return run.teacher.student ? k.diffusion.netModel(net) : k.diffusion.guidedTeacher(net, run.guidance, net.config.numClasses);
+/**
+ * The teacher as the first round's or the consistency teacher: its guided output at the run's scale (a
+ * student: as it is), and with --guidance-range at per-sample scales (a student that takes w: at them).
+ */
+function teacherModel(run: DistillRun): { model: k.diffusion.BatchModel; atScales?: k.diffusion.ScaledTeacher } {
+  const net = run.teacher.net, student = run.teacher.student;
+  // a student that takes w, used without drawn scales, is at its default scale
+  const model: k.diffusion.BatchModel = student?.scales ? (x, p, l) => k.scope(() => k.diffusion.netModel(k.diffusion.atScales(net as k.diffusion.GuidedNet, k.full([x.shape[0]!], run.guidance)))(x, p, l))
+    : student ? k.diffusion.netModel(net) : k.diffusion.guidedTeacher(net, run.guidance, net.config.numClasses);
+  if (!run.scales) return { model };
+  return { model, atScales: k.diffusion.scaledTeacher(net, student ? { takesScale: true } : { takesScale: false, nullLabel: net.config.numClasses }) };
+}
+
+/** --guidance-range LO,HI: the scales a student that takes w learns (null without the option). */
+function guidanceRange(a: Args, method: DistillMethod): k.diffusion.ScaleRange | null {
+  if (!a.has('guidance-range')) return null;
+  const text = a.string('guidance-range', '');
+  const v = text.split(',').map((p) => (p.trim() === '' ? NaN : Number(p)));
+  if (v.length !== 2 || !v.every(Number.isFinite) || v[0]! > v[1]! || v[0]! < 0) throw new Error(`--guidance-range ${text}: expected two scales LO,HI with 0 ≤ LO ≤ HI, e.g. 0,3`);
+  if (method === 'reflow') throw new Error('--guidance-range applies to --method progressive or consistency, not --method reflow (its couples are drawn at one scale)');
+  return { wMin: v[0]!, wMax: v[1]! };
 }
 
 /** Progressive distillation: rounds from the teacher's steps down to --steps-student. */
@@ -303,18 +338,20 @@ async function progressive(run: DistillRun): Promise<RunResult> {
   const perRound = run.int('steps');
   const settings = run.settings({ teacherSteps: first, studentSteps: last, steps: perRound });
   const rf = new k.diffusion.RectifiedFlow();
-  const specOf = (n: number): StudentSpec => ({ method: 'progressive', objective: 'flow', steps: n, sampler: 'flow_euler', guidance: run.guidance, teacher: run.teacherPath });
+  const specOf = (n: number): StudentSpec => ({ method: 'progressive', objective: 'flow', steps: n, sampler: 'flow_euler', ...run.learned });
   const roundFile = (n: number) => join(run.out, `student-${n}step.safetensors`);
-  const teacherNet = run.teacher.net;
+  // later rounds' teacher: the previous round's student (the student's architecture)
+  let teacherNet = run.teacher.net;
   const student = await run.studentNet();
-  let teacher: k.diffusion.BatchModel = teacherModel(run);
+  let teacher = teacherModel(run);
   let r = 0;
   let previous: { studentSteps: number; losses: number[] }[] = [];
-  const newTrainer = (i: number) => new ProgressiveTrainer(student, { model: teacher, prediction: 'flow', process: rf }, { ...run.optim(perRound), studentSteps: rounds[i]!, prediction: 'flow' });
+  const newTrainer = (i: number) => new ProgressiveTrainer(student, { ...teacher, prediction: 'flow', process: rf }, { ...run.optim(perRound), studentSteps: rounds[i]!, prediction: 'flow' });
   const becomeTeacher = async (weights: Record<string, k.Tensor>) => {
+    if (run.scales && !teacherNet.config.guidanceInput) teacherNet = await run.studentNet();
     teacherNet.loadStateDict(weights);
     await k.realize(...teacherNet.parameters());
-    teacher = k.diffusion.netModel(teacherNet);
+    teacher = { model: k.diffusion.netModel(teacherNet), ...(run.scales ? { atScales: k.diffusion.scaledTeacher(teacherNet, { takesScale: true }) } : {}) };
   };
   let trainer: ProgressiveTrainer;
   if (run.a.flag('resume')) {
@@ -334,7 +371,7 @@ async function progressive(run: DistillRun): Promise<RunResult> {
   let grid = { file: '', seconds: 0 };
   for (;;) {
     const n = rounds[r]!;
-    const extra = () => ({ model: run.teacher.spec, student: specOf(n), distill: { settings, round: r, previous } });
+    const extra = () => ({ model: run.studentSpec, student: specOf(n), distill: { settings, round: r, previous } });
     const all = () => [...previous, { studentSteps: n, losses: trainer.losses }];
     await run.train(trainer, {
       steps: perRound, offset: r * perRound, total: rounds.length * perRound, label: `${2 * n}→${n}`,
@@ -365,8 +402,8 @@ async function consistency(run: DistillRun): Promise<RunResult> {
   const rf = new k.diffusion.RectifiedFlow();
   const student = await run.studentNet();
   const target = ema > 0 ? await run.studentNet() : undefined;
-  const trainer = new ConsistencyTrainer(student, { process: rf, teacher: { model: teacherModel(run), prediction: 'flow' }, target }, { ...run.optim(steps), tMin: CONSISTENCY_T_MIN, tMax: 1, gridSize, form: 'velocity', emaDecay: ema, solver: 'heun' });
-  const spec: StudentSpec = { method: 'consistency', objective: 'flow', steps: n, times: consistencyTimes(n), boundary: trainer.boundary, guidance: run.guidance, teacher: run.teacherPath };
+  const trainer = new ConsistencyTrainer(student, { process: rf, teacher: { ...teacherModel(run), prediction: 'flow' }, target }, { ...run.optim(steps), tMin: CONSISTENCY_T_MIN, tMax: 1, gridSize, form: 'velocity', emaDecay: ema, solver: 'heun' });
+  const spec: StudentSpec = { method: 'consistency', objective: 'flow', steps: n, times: consistencyTimes(n), boundary: trainer.boundary, ...run.learned };
   if (run.a.flag('resume')) {
     run.resumeMeta(settings);
     await trainer.load(run.ckpt);
@@ -379,7 +416,7 @@ async function consistency(run: DistillRun): Promise<RunResult> {
       const { x, y } = await run.batch(g);
       return [x, y] as [k.Tensor, k.Tensor];
     },
-    save: async () => void (await trainer.save(run.ckpt, { model: run.teacher.spec, student: spec, distill: { settings } })),
+    save: async () => void (await trainer.save(run.ckpt, { model: run.studentSpec, student: spec, distill: { settings } })),
     grid: (name) => run.grid(student, spec, name),
     writeLoss: () => run.writeLoss([{ losses: trainer.losses }]),
   });

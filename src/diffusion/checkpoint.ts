@@ -40,8 +40,13 @@ export interface StudentSpec {
   /** Consistency models: the model times of the evaluations (descending) and the boundary of the parameterization. */
   times?: number[];
   boundary?: ConsistencyBoundary;
-  /** The classifier-free guidance scale w of the teacher that the student learned (baked in; it samples without guidance). */
+  /**
+   * The classifier-free guidance scale w of the teacher that the student learned: baked in (it samples
+   * without guidance), or, for a student that takes w as an input (`scales`), the scale it samples at by default.
+   */
   guidance: number;
+  /** A student that takes the guidance scale as an input (its model's `guidanceInput`): the scales it learned. */
+  scales?: { wMin: number; wMax: number };
   /** The teacher checkpoint (informational). */
   teacher?: string;
 }

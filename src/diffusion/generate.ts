@@ -21,10 +21,22 @@ export interface GenerateOptions {
   shape: [number, number, number];
   sampler?: SamplerName;
   steps?: number;
-  /** Guidance scale w: output = (1 + w)·cond − w·uncond (0: conditional only). */
+  /**
+   * Guidance scale w: output = (1 + w)·cond − w·uncond (0: conditional only); a model that takes the scale
+   * as an input (`guidanceInput`, a guidance-distilled student) gets w and is evaluated once per step.
+   */
   guidance?: number;
   seed?: number;
+  /**
+   * Called after each step with x after it and the predicted x0 (a consistency model: the input x at the step's
+   * time and its output; see `consistencySample`).
+   */
   onStep?: SampleOptions['onStep'];
+  /**
+   * Called at each network evaluation with the batch it evaluates (classifier-free guidance doubles it):
+   * what a sampling costs, counted where the network is called (also when its evaluations are compiled).
+   */
+  onEvaluate?: (info: { batch: number }) => void;
   /** Run the model's evaluations as a compiled function (`k.compile`; default true): the same samples, less host work per step. */
   compile?: boolean;
   /**
@@ -35,14 +47,17 @@ export interface GenerateOptions {
 }
 
 /** Each model's forward compiled once per train/eval mode: sampling evaluates it with the same shapes at every step. */
-const compiledForwards = new WeakMap<Denoiser, Map<boolean, (x: Tensor, t: Tensor, labels: Tensor) => Tensor>>();
+const compiledForwards = new WeakMap<Denoiser, Map<boolean, (x: Tensor, t: Tensor, labels: Tensor, w?: Tensor) => Tensor>>();
 
-/** The model's forward as a compiled function (times as a tensor argument, so every step replays one trace). */
-function compiledForward(model: Denoiser): (x: Tensor, t: Tensor, labels: Tensor) => Tensor {
+/** The model's forward as a compiled function (times and guidance scales as tensor arguments, so every step replays one trace). */
+function compiledForward(model: Denoiser): (x: Tensor, t: Tensor, labels: Tensor, w?: Tensor) => Tensor {
   let byMode = compiledForwards.get(model);
   if (!byMode) compiledForwards.set(model, (byMode = new Map()));
   let f = byMode.get(model.training);
-  if (!f) byMode.set(model.training, (f = compile((x: Tensor, t: Tensor, labels: Tensor) => model.forward(x, t, labels), { name: `${model.constructor.name}.forward` })));
+  if (!f) {
+    const forward = model.config.guidanceInput ? (x: Tensor, t: Tensor, labels: Tensor, w?: Tensor) => model.forward(x, t, labels, w) : (x: Tensor, t: Tensor, labels: Tensor) => model.forward(x, t, labels);
+    byMode.set(model.training, (f = compile(forward, { name: `${model.constructor.name}.forward` })));
+  }
   return f;
 }
 
@@ -63,20 +78,34 @@ export async function generate(model: Denoiser, o: GenerateOptions): Promise<Ten
   const labels = keep(tensor(Int32Array.from(o.labels)));
   const w = o.guidance ?? 0;
   if (o.consistency) {
-    if (w !== 0 || o.sampler !== undefined || o.steps !== undefined) throw new Error('generate: a consistency model samples at its times (options.consistency), with no sampler, steps or guidance');
+    const takesScale = !!model.config.guidanceInput;
+    if ((w !== 0 && !takesScale) || o.sampler !== undefined || o.steps !== undefined) throw new Error(`generate: a consistency model samples at its times (options.consistency), with no sampler, steps${takesScale ? '' : ' or guidance'}`);
+    const scales = takesScale ? keep(full([N], w)) : null;
     try {
-      return await consistencySample({ ...o.consistency, net: model, process, noise, labels, generator });
+      const forward = (x: Tensor, t: Tensor, l?: Tensor | null) => {
+        o.onEvaluate?.({ batch: x.shape[0]! });
+        return model.forward(x, t, l, scales);
+      };
+      return await consistencySample({ ...o.consistency, net: { forward }, process, noise, labels, generator, onStep: o.onStep });
     } finally {
       noise.dispose();
       labels.dispose();
+      scales?.dispose();
     }
   }
-  const forward = o.compile === false ? (x: Tensor, t: Tensor, l: Tensor) => model.forward(x, t, l) : compiledForward(model);
+  const forward = o.compile === false ? (x: Tensor, t: Tensor, l: Tensor, s?: Tensor) => model.forward(x, t, l, s) : compiledForward(model);
   // the time as uploaded data (not a lazy constant): a compiled forward then replays with it bound
-  const at = (x: Tensor, t: number, l: Tensor) => forward(x, tensor(new Float32Array(x.shape[0]!).fill(t)), l);
+  const filled = (n: number, v: number) => tensor(new Float32Array(n).fill(v));
+  const at = (x: Tensor, t: number, l: Tensor, scales?: Tensor) => {
+    o.onEvaluate?.({ batch: x.shape[0]! });
+    return forward(x, filled(x.shape[0]!, t), l, scales);
+  };
   let fn: Model;
   let nulls: Tensor | null = null;
-  if (w !== 0) {
+  if (model.config.guidanceInput) {
+    if (!Number.isFinite(w)) throw new Error(`generate: the guidance scale must be a finite number, got ${w}`);
+    fn = (x, t) => at(x, t, labels, filled(N, w));
+  } else if (w !== 0) {
     nulls = keep(full([N], nc, { dtype: 'i32' }));
     fn = classifierFreeGuidance(at, { scale: w, labels, nullLabels: nulls });
   } else fn = (x, t) => at(x, t, labels);

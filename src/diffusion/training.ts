@@ -83,10 +83,13 @@ export function dropLabels(labels: Tensor, p: number, nullLabel: number): Tensor
 /** What the network learns to predict, and on which process. */
 export type Objective = 'eps' | 'v' | 'flow';
 
-/** A class-conditional denoiser: x [N, C, H, W], t [N], labels [N] (the null class = numClasses). */
+/**
+ * A class-conditional denoiser: x [N, C, H, W], t [N], labels [N] (the null class = numClasses); a model
+ * with `guidanceInput` (a guidance-distilled student) also takes the guidance scales w [N].
+ */
 export interface Denoiser extends Module {
-  forward(x: Tensor, t: Tensor, labels?: Tensor | null): Tensor;
-  readonly config: { numClasses: number };
+  forward(x: Tensor, t: Tensor, labels?: Tensor | null, w?: Tensor | null): Tensor;
+  readonly config: { numClasses: number; guidanceInput?: boolean };
 }
 
 /** The noise process and prediction type of an objective. */

@@ -7,8 +7,8 @@
  */
 import { DISTILL_CHECKPOINT_FORMATS } from '../diffusion/checkpoint.js';
 import { consistencyBoundary, consistencyGrid, consistencyLoss, checkConsistencyOptions, ictGridSize, type ConsistencyBoundary, type ConsistencyOptions } from '../diffusion/distill/consistency.js';
-import { checkPrediction, netModel, type BatchModel, type DataBatch, type DistillNet } from '../diffusion/distill/common.js';
-import { guidanceLoss, type GuidanceOptions, type GuidanceTeacher, type GuidedNet } from '../diffusion/distill/guidance.js';
+import { checkPrediction, netModel, type BatchModel, type DataBatch, type DistillNet, type NetForward } from '../diffusion/distill/common.js';
+import { atScales, checkScaleRange, drawScales, guidanceLoss, scaledTeacher, type GuidanceOptions, type GuidanceTeacher, type GuidedNet, type ScaledTeacher, type ScaleRange } from '../diffusion/distill/guidance.js';
 import { progressiveLoss, progressivePaths, type Teacher } from '../diffusion/distill/progressive.js';
 import { reflowLoss } from '../diffusion/distill/reflow.js';
 import type { Prediction } from '../diffusion/predict.js';
@@ -24,8 +24,14 @@ import { LossTrainer, warmupCosine, type TrainerState } from './trainer.js';
 /** The `format` tags of the distillation checkpoints (defined beside the diffusion checkpoint format: `loadDenoiser` reads students). */
 export { DISTILL_CHECKPOINT_FORMATS };
 
-/** Optimizer settings every distillation trainer shares. */
+/** Optimizer settings every distillation trainer shares, and the guidance scales of a student that takes w as an input. */
 export interface OptimConfig {
+  /**
+   * The student takes the guidance scale w as an input (`UNet`/`DiT` with `guidanceInput`): each sample of a
+   * batch draws w uniform in [wMin, wMax], the student sees it, and the teacher (its `atScales`) is guided
+   * at it. Unset: the student has no w input (a teacher's fixed guidance is baked in).
+   */
+  scales?: ScaleRange;
   /** Training steps (the length of the learning-rate schedule). */
   steps: number;
   lr: number;
@@ -34,6 +40,9 @@ export interface OptimConfig {
   /** Max global gradient norm (0 or undefined: no clipping). */
   clip?: number;
 }
+
+/** A student: a network with the denoisers' forward, or one that also takes the guidance scale (trained with `scales`). */
+export type StudentNet = DistillNet | GuidedNet;
 
 /**
  * The base of the distillation trainers: one student trained by AdamW (no weight decay) under warmup +
@@ -49,6 +58,7 @@ export abstract class DistillTrainer<Batch extends Tensor[]> extends LossTrainer
     if (!(c.lr > 0 && Number.isFinite(c.lr))) throw new Error(`${where}: lr must be a positive finite number, got ${c.lr}`);
     if (c.warmup !== undefined && !(Number.isInteger(c.warmup) && c.warmup >= 0)) throw new Error(`${where}: warmup must be a non-negative integer, got ${c.warmup}`);
     if (c.clip !== undefined && !(c.clip >= 0)) throw new Error(`${where}: clip must be ≥ 0, got ${c.clip}`);
+    if (c.scales) checkScaleRange(where, c.scales);
     this.opt = new AdamW(student, { lr: c.lr, weightDecay: 0 });
     this.sched = warmupCosine(this.opt, c.lr, c.warmup ?? 0, c.steps);
     this.clip = c.clip || undefined;
@@ -57,6 +67,18 @@ export abstract class DistillTrainer<Batch extends Tensor[]> extends LossTrainer
   protected override async beforeUpdate(): Promise<void> {
     // lazy initial weights computed inside the first step would give it kernels of its own
     if (this.step === 0) await realize(...this.student.parameters());
+  }
+
+  /**
+   * The networks and teacher a loss of a batch of n sees: as given, or, with `scales`, at guidance scales
+   * drawn for the batch (the student and `nets` bound to them, the teacher's `atScales` at them).
+   */
+  protected scaled<T extends { model: BatchModel; atScales?: ScaledTeacher } | null>(n: number, teacher: T, ...nets: StudentNet[]): { teacher: T; nets: NetForward[] } {
+    const r = (this.config as OptimConfig).scales;
+    if (!r) return { teacher, nets: nets as NetForward[] };
+    const w = drawScales(n, r);
+    if (teacher && !teacher.atScales) throw new Error(`${this.constructor.name}: a student that takes the guidance scale (config.scales) needs a teacher with atScales (k.diffusion.scaledTeacher)`);
+    return { teacher: (teacher ? { ...teacher, model: teacher.atScales!(w) } : teacher) as T, nets: nets.map((net) => atScales(net as GuidedNet, w)) };
   }
 }
 
@@ -81,7 +103,7 @@ export class ProgressiveTrainer extends DistillTrainer<DataBatch> {
   /** The student's path (N steps): sample the student on it with the 'ddim' sampler ('flow_euler' for rectified flow takes the same steps). */
   readonly path: TimePoint[];
 
-  constructor(readonly net: DistillNet, readonly teacher: Teacher, config: ProgressiveConfig) {
+  constructor(readonly net: StudentNet, readonly teacher: Teacher, config: ProgressiveConfig) {
     super(DISTILL_CHECKPOINT_FORMATS.progressive, net, { method: 'progressive', ...config });
     checkPrediction('ProgressiveTrainer', config.prediction);
     checkPrediction('ProgressiveTrainer', teacher.prediction);
@@ -90,7 +112,8 @@ export class ProgressiveTrainer extends DistillTrainer<DataBatch> {
 
   /** The loss of a batch x0 [N, …] (labels [N] for class-conditional networks). */
   loss(x0: Tensor, labels?: Tensor): Tensor {
-    return progressiveLoss(this.net, { teacher: this.teacher, prediction: this.config.prediction, teacherPath: this.teacherPath }, x0, labels);
+    const { teacher, nets: [net] } = this.scaled(x0.shape[0]!, this.teacher, this.net);
+    return progressiveLoss(net!, { teacher, prediction: this.config.prediction, teacherPath: this.teacherPath }, x0, labels);
   }
 }
 
@@ -103,7 +126,7 @@ export interface ProgressiveRounds {
   /** Steps of the last student (default 1). */
   finalSteps?: number;
   /** A new student network (the same architecture each round). */
-  newStudent: () => DistillNet;
+  newStudent: () => StudentNet;
   /** Initial weights of the first student (e.g. the teacher network; default: the student's own initialization). */
   init?: Module;
   /** Hyper-parameters of every round (the student's steps are set by the round). */
@@ -123,12 +146,12 @@ export interface ProgressiveRounds {
  * initialized from the previous one (the first from `init`) to halve its teacher's steps, and the student
  * becomes the next teacher. Returns the last student, its steps and path, and each round's losses.
  */
-export async function progressiveDistillation(o: ProgressiveRounds): Promise<{ student: DistillNet; steps: number; path: TimePoint[]; losses: number[][] }> {
+export async function progressiveDistillation(o: ProgressiveRounds): Promise<{ student: StudentNet; steps: number; path: TimePoint[]; losses: number[][] }> {
   const last = o.finalSteps ?? 1;
   const rounds = Math.log2(o.teacherSteps / last);
   if (!Number.isInteger(last) || last < 1 || !Number.isInteger(rounds) || rounds < 1) throw new Error(`progressiveDistillation: teacherSteps (${o.teacherSteps}) must be finalSteps (${last}) times a power of two ≥ 2`);
   if (o.roundSteps && o.roundSteps.length !== rounds) throw new Error(`progressiveDistillation: roundSteps has ${o.roundSteps.length} entries for ${rounds} rounds (${o.teacherSteps} → ${last} steps)`);
-  let teacher = o.teacher, prev: DistillNet | null = null, path: TimePoint[] = [];
+  let teacher = o.teacher, prev: StudentNet | null = null, path: TimePoint[] = [];
   const losses: number[][] = [];
   for (let r = 0; r < rounds; r++) {
     const studentSteps = o.teacherSteps / 2 ** (r + 1);
@@ -150,7 +173,8 @@ export async function progressiveDistillation(o: ProgressiveRounds): Promise<{ s
     prev?.parameters().forEach((p) => p.dispose());
     Object.values(trainer.opt.stateDict().tensors).forEach((t) => t.dispose());
     prev = student;
-    teacher = { model: netModel(student), prediction: o.config.prediction, process: teacher.process };
+    teacher = o.config.scales ? { model: teacher.model, prediction: o.config.prediction, process: teacher.process, atScales: scaledTeacher(student, { takesScale: true }) }
+      : { model: netModel(student as DistillNet), prediction: o.config.prediction, process: teacher.process };
   }
   return { student: prev!, steps: last, path, losses };
 }
@@ -172,10 +196,10 @@ export interface ConsistencyConfig extends OptimConfig, ConsistencyOptions {
 /** What a consistency trainer works with besides the student. */
 export interface ConsistencyTrainerSetup {
   process: NoiseProcess;
-  /** The teacher (consistency distillation); without one the trainer does consistency training. */
-  teacher?: { model: BatchModel; prediction: Prediction };
+  /** The teacher (consistency distillation; `atScales` for a student that takes w); without one the trainer does consistency training. */
+  teacher?: { model: BatchModel; prediction: Prediction; atScales?: ScaledTeacher };
   /** A second network of the student's architecture holding θ⁻ (needed when `emaDecay` > 0; set to the student's weights at the start). */
-  target?: DistillNet;
+  target?: StudentNet;
 }
 
 /**
@@ -186,12 +210,12 @@ export interface ConsistencyTrainerSetup {
 export class ConsistencyTrainer extends DistillTrainer<DataBatch> {
   declare readonly config: ConsistencyConfig & { method: 'consistency-distillation' | 'consistency-training' };
   readonly process: NoiseProcess;
-  readonly teacher: { model: BatchModel; prediction: Prediction } | null;
+  readonly teacher: { model: BatchModel; prediction: Prediction; atScales?: ScaledTeacher } | null;
   /** The network holding θ⁻ (the student itself when `emaDecay` is 0 and no target was given). */
-  readonly target: DistillNet;
+  readonly target: StudentNet;
   private readonly grids = new Map<number, TimePoint[]>();
 
-  constructor(readonly net: DistillNet, setup: ConsistencyTrainerSetup, config: ConsistencyConfig) {
+  constructor(readonly net: StudentNet, setup: ConsistencyTrainerSetup, config: ConsistencyConfig) {
     super(DISTILL_CHECKPOINT_FORMATS.consistency, net, { method: setup.teacher ? 'consistency-distillation' : 'consistency-training', ...config });
     const c = config, where = 'ConsistencyTrainer';
     checkConsistencyOptions(where, c);
@@ -222,7 +246,8 @@ export class ConsistencyTrainer extends DistillTrainer<DataBatch> {
 
   /** The consistency loss of a batch x0 [N, …] (labels [N] for class-conditional networks). */
   loss(x0: Tensor, labels?: Tensor): Tensor {
-    return consistencyLoss(this.net, { process: this.process, teacher: this.teacher, target: this.target, grid: () => this.grid(), options: this.config }, x0, labels);
+    const { teacher, nets: [net, target] } = this.scaled(x0.shape[0]!, this.teacher, this.net, this.target);
+    return consistencyLoss(net!, { process: this.process, teacher, target: target!, grid: () => this.grid(), options: this.config }, x0, labels);
   }
 
   protected override async beforeUpdate(): Promise<void> {
@@ -259,17 +284,21 @@ export interface ReflowConfig extends OptimConfig {
   times?: TimeSampling;
 }
 
-/** Trains a rectified flow on couples (`k.diffusion.reflowLoss`): batches (z, x) of noise and teacher samples (and labels [N]). */
-export class ReflowTrainer extends DistillTrainer<[z: Tensor, x: Tensor] | [z: Tensor, x: Tensor, labels: Tensor]> {
+/**
+ * Trains a rectified flow on couples (`k.diffusion.reflowLoss`): batches (z, x) of noise and teacher samples
+ * (and labels [N]; and, for a student that takes the guidance scale, the scale w [N] each couple was drawn at).
+ */
+export class ReflowTrainer extends DistillTrainer<[z: Tensor, x: Tensor] | [z: Tensor, x: Tensor, labels: Tensor] | [z: Tensor, x: Tensor, labels: Tensor, w: Tensor]> {
   declare readonly config: ReflowConfig & { method: 'reflow' };
-  constructor(readonly net: DistillNet, readonly process: RectifiedFlow, config: ReflowConfig) {
+  constructor(readonly net: StudentNet, readonly process: RectifiedFlow, config: ReflowConfig) {
     super(DISTILL_CHECKPOINT_FORMATS.reflow, net, { method: 'reflow', ...config });
     if (process.kind !== 'flow') throw new Error(`ReflowTrainer: reflow trains a rectified flow, got a ${(process as { constructor: { name: string } }).constructor.name} process`);
   }
 
-  /** The flow-matching loss on couples z, x. */
-  loss(z: Tensor, x: Tensor, labels?: Tensor): Tensor {
-    return reflowLoss(this.net, this.process, z, x, labels, this.config.times);
+  /** The flow-matching loss on couples z, x (labels; w: the couples' guidance scales, for a student that takes them). */
+  loss(z: Tensor, x: Tensor, labels?: Tensor, w?: Tensor): Tensor {
+    if (!w !== !this.config.scales) throw new Error(`ReflowTrainer: ${w ? 'couples with guidance scales need config.scales (a student that takes w)' : 'a student that takes the guidance scale (config.scales) trains on couples with their scales: batches (z, x, labels, w)'}`);
+    return reflowLoss(w ? atScales(this.net as GuidedNet, w) : (this.net as DistillNet), this.process, z, x, labels, this.config.times);
   }
 }
 

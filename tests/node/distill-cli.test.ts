@@ -37,9 +37,9 @@ async function contents(path: string): Promise<{ meta: Record<string, unknown>; 
 async function countForwards(fn: () => Promise<void>): Promise<number[]> {
   const batches: number[] = [];
   const forward = k.nn.UNet.prototype.forward;
-  k.nn.UNet.prototype.forward = function (this: k.nn.UNet, x: k.Tensor, t: k.Tensor, labels?: k.Tensor | null) {
+  k.nn.UNet.prototype.forward = function (this: k.nn.UNet, x: k.Tensor, ...rest: [k.Tensor, (k.Tensor | null)?, (k.Tensor | null)?]) {
     batches.push(x.shape[0]!);
-    return forward.call(this, x, t, labels);
+    return forward.call(this, x, ...rest);
   };
   k.setCompile(false);
   try {
@@ -143,6 +143,70 @@ describe('kiln distill', () => {
     expect(r.student).toMatchObject({ method: 'reflow', steps: 1, sampler: 'flow_euler', guidance: 1.5 });
     expect(existsSync(join(re, 'couples.safetensors'))).toBe(true);
     expect(await countForwards(() => sampleCommand(['--checkpoint', join(re, 'checkpoint.safetensors'), '--labels', '5', '--per-class', '3', '--out', join(re, 's.png')]))).toEqual([3]);
+  });
+
+  it('--guidance-range: a student that takes w (its embedding starts at zero: the teacher at every w), sampled at any w in the range with one evaluation per step', async () => {
+    // the student network: the teacher's weights and a zero guidance embedding give the teacher's output whatever w
+    const { model } = await k.diffusion.loadDenoiser(teacher);
+    const net = k.diffusion.buildDenoiser('unet', { ...model.config, guidanceInput: true });
+    expect(net.loadStateDict(model.stateDict(), { strict: false }).missing.sort()).toEqual(['guidance_embed.0.bias', 'guidance_embed.0.weight', 'guidance_embed.1.bias', 'guidance_embed.1.weight']);
+    const x = k.randn([2, 1, 28, 28]), t = k.full([2], 0.6), l = k.tensor(Int32Array.from([2, 7]));
+    const ref = await model.forward(x, t, l).data();
+    for (const w of [0, 3]) expect(Array.from(await net.forward(x, t, l, k.full([2], w)).data())).toEqual(Array.from(ref));
+    expect(() => net.forward(x, t, l)).toThrow('UNet: this model takes the guidance scale as an input (guidanceInput); pass w [2] (0: the conditional model)');
+    expect(() => model.forward(x, t, l, k.full([2], 1))).toThrow('UNet: this model takes no guidance scale (guidanceInput is off)');
+    expect(() => net.forward(x, t, l, k.full([3], 1))).toThrow('UNet: expected guidance scales w of shape [2], got [3]');
+
+    const out = join(dir, 'prog-w');
+    await distillCommand([...prog(out), '--guidance-range', '0,3']);
+    const s = await k.diffusion.loadDenoiser(join(out, 'checkpoint.safetensors'));
+    expect(s.student).toEqual({ method: 'progressive', objective: 'flow', steps: 1, sampler: 'flow_euler', guidance: 1.5, scales: { wMin: 0, wMax: 3 }, teacher });
+    expect((s.model.config as k.nn.UNetConfig).guidanceInput).toBe(true);
+    // the scales reached the loss: the zero-initialized output layer of the embedding was trained
+    expect((await (s.model as k.nn.UNet).guidance_embed!.at(1).weight.data()).some((v) => v !== 0)).toBe(true);
+    const ckpt = join(out, 'checkpoint.safetensors');
+    const sampleAt = async (w: string) => {
+      const png = join(out, `w${w}.png`);
+      const batches = await countForwards(() => sampleCommand(['--checkpoint', ckpt, '--labels', '3,8', '--per-class', '2', '--guidance', w, '--out', png]));
+      return { batches, png: readFileSync(png) };
+    };
+    const [w0, w3] = [await sampleAt('0'), await sampleAt('3')];
+    expect([w0.batches, w3.batches]).toEqual([[4], [4]]);
+    expect(w0.png.equals(w3.png)).toBe(false);
+    await expect(sampleCommand(['--checkpoint', ckpt, '--guidance', '3.5'])).rejects.toThrow(/--guidance 3\.5: .*checkpoint\.safetensors is a progressive student of kiln distill that learned the guidance scales 0 to 3; pick one in that range/);
+    // its students keep its scales
+    const more = join(dir, 'prog-w-more');
+    await distillCommand(['--method', 'progressive', ...SMALL, '--teacher', join(out, 'student-2step.safetensors'), '--steps-student', '1', '--steps', '1', '--out', more]);
+    expect((await k.diffusion.loadDenoiser(join(more, 'checkpoint.safetensors'))).student).toMatchObject({ steps: 1, guidance: 1.5, scales: { wMin: 0, wMax: 3 } });
+    await expect(distillCommand(['--method', 'progressive', ...SMALL, '--teacher', join(out, 'student-2step.safetensors'), '--guidance-range', '0,2', '--out', more])).rejects.toThrow(/--guidance-range: --teacher .* is a progressive student that learned the scales 0,3; its students keep them \(omit --guidance-range\)/);
+    // consistency students take w too
+    const cons = join(dir, 'cons-w');
+    await distillCommand(['--method', 'consistency', ...SMALL, '--guidance-range', '1,2', '--steps-student', '2', '--grid', '4', '--steps', '2', '--out', cons]);
+    expect((await k.diffusion.loadDenoiser(join(cons, 'checkpoint.safetensors'))).student).toMatchObject({ method: 'consistency', guidance: 1.5, scales: { wMin: 1, wMax: 2 } });
+    expect(await countForwards(() => sampleCommand(['--checkpoint', join(cons, 'checkpoint.safetensors'), '--labels', '0', '--per-class', '2', '--guidance', '2', '--out', join(cons, 's.png')]))).toEqual([2, 2]);
+    for (const [args, message] of [
+      [['--guidance-range', '3,1'], /--guidance-range 3,1: expected two scales LO,HI with 0 ≤ LO ≤ HI, e\.g\. 0,3/],
+      [['--guidance-range', '0'], /--guidance-range 0: expected two scales LO,HI/],
+      [['--guidance-range', '0,1'], /--guidance 1\.5: with --guidance-range 0,1 the default scale must lie in the range/],
+      [['--method', 'reflow', '--guidance-range', '0,3'], /--guidance-range applies to --method progressive or consistency, not --method reflow/],
+    ] as const) await expect(distillCommand([...SMALL, ...args, '--out', join(dir, 'bad-w')])).rejects.toThrow(message);
+  });
+
+  it("the velocity boundary is exactly the identity at t_min, and the guided teacher is (1 + w)·cond − w·uncond", async () => {
+    const { model } = await k.diffusion.loadDenoiser(teacher);
+    const rf = new k.diffusion.RectifiedFlow();
+    const x = k.randn([3, 1, 28, 28]), labels = k.tensor(Int32Array.from([1, 4, 9]));
+    const boundary = { sMin: 0.002, form: 'velocity' as const };
+    const at = (t: number) => k.noGrad(() => k.diffusion.consistencyOutput(model, x, [rf.at(t), rf.at(t), rf.at(t)], boundary, labels));
+    expect(Array.from(await at(0.002).data())).toEqual(Array.from(await x.data()));
+    // above t_min: one Euler step of the network's velocity to t_min
+    const u = model.forward(x, k.full([3], 0.5), labels);
+    const euler = await x.sub(u.mul(0.5 - 0.002)).data(), f = await at(0.5).data();
+    expect(Math.max(...Array.from(f, (v, i) => Math.abs(v - euler[i]!)))).toBeLessThan(1e-5);
+    const p = { t: k.full([3], 0.7), a: k.full([3, 1, 1, 1], 0.3), s: k.full([3, 1, 1, 1], 0.7) };
+    const guided = await k.noGrad(() => k.diffusion.guidedTeacher(model, 1.5, 10)(x, p, labels)).data();
+    const cond = await model.forward(x, p.t, labels).data(), uncond = await model.forward(x, p.t, k.full([3], 10, { dtype: 'i32' })).data();
+    expect(Math.max(...Array.from(guided, (v, i) => Math.abs(v - (2.5 * cond[i]! - 1.5 * uncond[i]!))))).toBeLessThan(1e-4);
   });
 
   it('bad input is refused with the option, the value and what was expected', async () => {

@@ -14,7 +14,11 @@
  *  - a screenshot of the page's sample grid (out/test/web-mnist-grid.png) shows those pixels and ten
  *    non-blank, centred digit-like shapes;
  *  - training the tiny UNet on MNIST in the page runs its progress bar to the end, lowers the loss by a
- *    stated factor and leaves a model that samples.
+ *    stated factor and leaves a model that samples;
+ *  - students of `kiln distill` (tiny runs from the fixture, made here) are listed by the server with what
+ *    they are, and the page says what it loaded, fits its controls to it, samples it its own way — its steps,
+ *    one network evaluation of the undoubled batch per step, counted in the worker — as Node's
+ *    `generate` with `k.diffusion.studentSampling` does, and refuses guidance and the null class.
  *
  * Each test gets what it needs itself (the shared page from beforeAll; samples through `once` helpers that
  * the first test needing them computes), so any one of them runs alone with `-t`.
@@ -24,13 +28,14 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Dialog, type Page } from 'playwright-core';
 import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../web/headless.ts';
 import * as k from '../../src/index.ts';
 import { sampleCommand } from '../../src/cli/diffusion.ts';
+import { distillCommand } from '../../src/cli/distill.ts';
 import { trainToy } from '../../src/train/index.ts';
 import { ROOT } from '../../web/build.ts';
-import { startServer, type WebServer } from '../../web/serve.ts';
+import { localCheckpoints, startServer, type WebServer } from '../../web/serve.ts';
 
 const FIXTURE = join(ROOT, 'tests/fixtures/mnist-tiny.safetensors');
 const GOLDEN = JSON.parse(readFileSync(join(ROOT, 'tests/fixtures/mnist-tiny-golden.json'), 'utf8')) as {
@@ -80,6 +85,15 @@ const TOY_CURVE_RTOL = 2e-3;
 const MNIST_TRAIN = { steps: 30, batchSize: 8 };
 const MNIST_LOSS_FACTOR = 1.3;
 const TOY = { dataset: '8gaussians' as const, objective: 'ddpm-eps' as const, steps: 100, batchSize: 256, lr: 0.005, seed: 0 };
+/** Where the students of the fixture are distilled (served under /out/test/students/). */
+const STUDENTS = 'out/test/students';
+/**
+ * A student's samples in the page vs in Node on another driver: one or two evaluations of the tiny UNet and
+ * no guidance, so the cross-driver differences (sin/cos/exp within WGSL's bounds, see above) stay far below
+ * those of the ten guided steps of the fixture (measured against lavapipe: 2.7e-4 for the 1-step progressive
+ * student, 4.4e-4 for the 2-step consistency student, whose second step re-noises with Box–Muller normals).
+ */
+const STUDENT_ATOL = 1e-3;
 
 
 let server: WebServer;
@@ -159,6 +173,90 @@ function decodePng(file: Uint8Array): { width: number; height: number; channels:
     }
   }
   return { width, height, channels, data };
+}
+
+/**
+ * Students of the fixture, distilled here by `kiln distill` with tiny settings (a couple of training steps:
+ * what the tests need is that they are students): progressive 2 → 1 step, and a 2-step consistency model.
+ */
+const students = once(async () => {
+  rmSync(join(ROOT, STUDENTS), { recursive: true, force: true });
+  const small = ['--teacher', FIXTURE, '--batch', '4', '--warmup', '1', '--steps', '2', '--grid-per-class', '1', '--save-every', '2'];
+  await distillCommand(['--method', 'progressive', ...small, '--teacher-steps', '2', '--steps-student', '1', '--out', join(ROOT, STUDENTS, 'progressive')]);
+  await distillCommand(['--method', 'consistency', ...small, '--steps-student', '2', '--grid', '4', '--out', join(ROOT, STUDENTS, 'consistency')]);
+  await distillCommand(['--method', 'consistency', ...small, '--steps-student', '2', '--grid', '4', '--guidance-range', '0,3', '--out', join(ROOT, STUDENTS, 'consistency-w')]);
+  return { progressive: `${STUDENTS}/progressive/checkpoint.safetensors`, consistency: `${STUDENTS}/consistency/checkpoint.safetensors`, ranged: `${STUDENTS}/consistency-w/checkpoint.safetensors` };
+});
+
+/**
+ * Node's sample of a student (`url` under the repository) with its own sampling at `steps` (default: its own)
+ * and, for a student that takes the guidance scale, at scale `w`; and the batch of each network evaluation.
+ */
+async function nodeStudentSample(url: string, labels: number[], seed: number, steps?: number, w?: number): Promise<{ sample: Float32Array; evaluations: number[] }> {
+  const { model, student } = await k.diffusion.loadDenoiser(join(ROOT, url));
+  expect(student, `${url} is a student`).not.toBeNull();
+  const evaluations: number[] = [];
+  const x = await k.noGrad(() => k.diffusion.generate(model, {
+    objective: student!.objective, labels, shape: [1, 28, 28], seed, ...k.diffusion.studentSampling(student!, steps, w),
+    onEvaluate: ({ batch }) => void evaluations.push(batch),
+  }));
+  const sample = (await x.data()) as Float32Array;
+  x.dispose();
+  for (const p of model.parameters()) p.dispose();
+  return { sample, evaluations };
+}
+
+/** Waits until `tab` is idle after a load of `source` (or, without it, a sampling run); returns the MNIST section's error, if any. */
+async function mnistDone(tab: Page, source?: string): Promise<string | null> {
+  await tab.waitForFunction((src) => {
+    const st = (globalThis as unknown as { kilnDemo: { busy: boolean; mnist: { error: string | null; samples: unknown; model: { source: string } | null } } }).kilnDemo;
+    return !st.busy && (st.mnist.error !== null || (src ? st.mnist.model?.source === src : st.mnist.samples !== null));
+  }, source ?? null, { timeout: 110_000, polling: 250 });
+  return tab.evaluate(() => (globalThis as unknown as { kilnDemo: { mnist: { error: string | null } } }).kilnDemo.mnist.error);
+}
+
+/** Loads a checkpoint in `tab` by URL, as a user types it (saying yes when the page asks before replacing a model the user loaded). */
+async function loadByUrl(tab: Page, url: string): Promise<void> {
+  const accept = (d: Dialog) => void d.accept();
+  tab.on('dialog', accept);
+  try {
+    await tab.fill('#mnist-url', url);
+    await tab.click('#mnist-fetch');
+    expect(await mnistDone(tab, url)).toBeNull();
+    await tab.fill('#mnist-url', '');
+  } finally {
+    tab.off('dialog', accept);
+  }
+}
+
+/** Samples in `tab` with its controls as they are after setting these: the samples, frames, evaluations, info line and error. */
+async function samplePage(tab: Page, o: { digit: string; per: number; seed: number; steps?: number }) {
+  await tab.selectOption('#mnist-digit', o.digit);
+  await tab.fill('#mnist-count', String(o.per));
+  await tab.fill('#mnist-seed', String(o.seed));
+  if (o.steps !== undefined) await tab.fill('#mnist-steps', String(o.steps));
+  await tab.click('#mnist-sample');
+  const error = await mnistDone(tab);
+  const got = await tab.evaluate(() => {
+    const m = (globalThis as unknown as { kilnDemo: { mnist: { samples: Float32Array | null; frames: number; evaluations: number[] } } }).kilnDemo.mnist;
+    return { samples: Array.from(m.samples ?? []), frames: m.frames, evaluations: m.evaluations, info: document.getElementById('mnist-info')!.textContent ?? '' };
+  });
+  return { ...got, error };
+}
+
+/** The sampling controls of `tab` as the user sees them. */
+function samplingControls(tab: Page) {
+  return tab.evaluate(() => {
+    const g = (id: string) => document.getElementById(id) as HTMLInputElement;
+    const sampler = document.getElementById('mnist-sampler') as HTMLSelectElement;
+    const none = (document.getElementById('mnist-digit') as HTMLSelectElement).querySelector<HTMLOptionElement>('option[value="10"]')!;
+    return {
+      steps: g('mnist-steps').value, guidance: g('mnist-guidance').value, guidanceDisabled: g('mnist-guidance').disabled,
+      samplers: Array.from(sampler.options).map((o) => o.textContent), samplerDisabled: sampler.disabled, noneDisabled: none.disabled,
+      samplerNote: document.getElementById('mnist-sampler-note')!.textContent ?? '', guidanceNote: document.getElementById('mnist-guidance-note')!.textContent ?? '',
+      model: document.getElementById('mnist-model')!.textContent ?? '',
+    };
+  });
 }
 
 /** Waits until the page is idle with `kilnDemo[section][field]` set (an error reported by the section fails). */
@@ -356,7 +454,7 @@ describe('the demo page', () => {
     // a checkpoint is loaded at start: the bundled one, or one written by `npm start` under out/
     const model = await page.evaluate(() => (globalThis as unknown as { kilnDemo: { mnist: { model: { source: string } | null } } }).kilnDemo.mnist.model);
     console.log(`landing: loaded ${model?.source}`);
-    expect(model?.source).toMatch(/^(checkpoints\/mnist-tiny|out\/[^/]+\/checkpoint)\.safetensors$/);
+    expect(model?.source).toMatch(/^(checkpoints\/mnist-tiny|out\/[^/]+\/(checkpoint|student-\d+step))\.safetensors$/);
     expect(await page.locator('#mnist-sample').isDisabled()).toBe(false);
     expect(await page.locator('#mnist-download').isVisible()).toBe(false);
   });
@@ -601,6 +699,126 @@ describe('the demo page', () => {
     }
     expect(stats.reduce((a, s) => a + s.middle, 0) / n).toBeGreaterThan(0.7);
   });
+
+  it('lists the students of kiln distill under out/ with what they are', async () => {
+    const s = await students();
+    const listed = localCheckpoints(STUDENTS);
+    console.log(`students: ${listed.map((c) => `${c.url} — ${c.label}`).join('; ')}`);
+    const label = (url: string) => listed.find((c) => c.url === url)?.label;
+    expect(label(s.progressive)).toMatch(/^out\/test\/students\/progressive: progressive student, 1 step, guidance 1\.5 built in \([\d.]+ MB\)$/);
+    expect(label(`${STUDENTS}/progressive/student-1step.safetensors`)).toMatch(/^out\/test\/students\/progressive\/student-1step\.safetensors: progressive student, 1 step, guidance 1\.5 built in/);
+    expect(label(s.consistency)).toMatch(/^out\/test\/students\/consistency: consistency student, 2 steps, guidance 1\.5 built in/);
+    expect(label(s.ranged)).toMatch(/^out\/test\/students\/consistency-w: consistency student, 2 steps, guidance an input in \[0, 3\]/);
+    expect(listed).toHaveLength(4);
+  });
+
+  it('samples a progressive student in the page in its one step, one evaluation of the undoubled batch, as Node does; refuses guidance and the null class', async () => {
+    const s = await students();
+    const tab = await openDemo();
+    // the page opens with the newest checkpoint under out/ (a student here): the controls of a model of kiln train first
+    await loadByUrl(tab, 'tests/fixtures/mnist-tiny.safetensors');
+    const teacher = await samplingControls(tab);
+    await loadByUrl(tab, s.progressive);
+    const model = await tab.evaluate(() => (globalThis as unknown as { kilnDemo: { mnist: { model: { student: unknown } } } }).kilnDemo.mnist.model.student);
+    expect(model).toMatchObject({ method: 'progressive', steps: 1, sampler: 'flow_euler', guidance: 1.5, summary: 'progressive student, 1 step, guidance 1.5 built in' });
+    // the page says what it loaded, and its controls fit a student: its steps, no sampler choice, no guidance, no null class
+    const c = await samplingControls(tab);
+    console.log(`progressive student in the page: '${c.model}'`);
+    expect(c.model).toContain('A progressive student of kiln distill: flow_euler 1 step, one network evaluation per step (guidance 1.5 built in); digits 0–9, no guidance.');
+    expect(c).toMatchObject({ steps: '1', guidance: '0', guidanceDisabled: true, samplers: ['flow_euler'], samplerDisabled: true, noneDisabled: true });
+    expect(c.guidanceNote).toMatch(/^Guidance 1\.5 is built into this student/);
+    expect(c.samplerNote).toMatch(/progressive student/);
+    const labels = Array.from({ length: 10 }, (_, d) => d);
+    const got = await samplePage(tab, { digit: 'all', per: 1, seed: 11 });
+    expect(got.error).toBeNull();
+    const node = await nodeStudentSample(s.progressive, labels, 11);
+    const d = maxAbsDiff(got.samples, node.sample);
+    console.log(`progressive student: '${got.info}'; max |page − Node| ${d.toExponential(2)}`);
+    expect(node.evaluations).toEqual([10]);
+    expect(got.evaluations).toEqual([10]);
+    expect(got.frames).toBe(1);
+    expect(got.info).toMatch(/progressive student, flow_euler 1 step, .*; 1 network evaluation of 10 images\)/);
+    expect(d).toBeLessThan(STUDENT_ATOL);
+    // other step counts run as the student's own sampling would (Euler steps along its flow)
+    const two = await samplePage(tab, { digit: '3', per: 2, seed: 4, steps: 2 });
+    const node2 = await nodeStudentSample(s.progressive, [3, 3], 4, 2);
+    expect(two.error).toBeNull();
+    expect(two.evaluations).toEqual([2, 2]);
+    expect(node2.evaluations).toEqual([2, 2]);
+    expect(maxAbsDiff(two.samples, node2.sample)).toBeLessThan(STUDENT_ATOL);
+    // the worker refuses what the disabled controls would ask: guidance, and the null class
+    await tab.evaluate(() => {
+      (document.getElementById('mnist-guidance') as HTMLInputElement).disabled = false;
+    });
+    await tab.fill('#mnist-guidance', '2');
+    const guided = await samplePage(tab, { digit: '3', per: 1, seed: 0 });
+    expect(guided.error).toMatch(/^guidance 2: out\/test\/students\/progressive\/checkpoint\.safetensors is a progressive student of kiln distill with its teacher's guidance 1\.5 built in; it samples with one network evaluation per step and no classifier-free guidance \(set the guidance to 0\)$/);
+    expect(guided.info).toBe(`Error: ${guided.error}`);
+    await tab.fill('#mnist-guidance', '0');
+    await tab.evaluate(() => {
+      (document.getElementById('mnist-digit') as HTMLSelectElement).querySelector<HTMLOptionElement>('option[value="10"]')!.disabled = false;
+    });
+    const none = await samplePage(tab, { digit: '10', per: 1, seed: 0 });
+    expect(none.error).toMatch(/^digit 10 \(none, unconditional\): .* is a progressive student of kiln distill, distilled for the digits 0–9 only; the null class 10 was not distilled$/);
+    // a model of kiln train loaded again gets the controls it had
+    await loadByUrl(tab, 'tests/fixtures/mnist-tiny.safetensors');
+    const back = await samplingControls(tab);
+    expect(back).toMatchObject({ steps: teacher.steps, guidance: teacher.guidance, guidanceDisabled: false, samplers: teacher.samplers, samplerDisabled: false, noneDisabled: false, guidanceNote: teacher.guidanceNote });
+    expect(back.samplers.length).toBeGreaterThan(1);
+    await tab.close();
+  }, 240_000);
+
+  it('samples a 2-step consistency student in the page at its own times, frames and all, as Node does', async () => {
+    const s = await students();
+    const tab = await openDemo();
+    await loadByUrl(tab, s.consistency);
+    const c = await samplingControls(tab);
+    expect(c.model).toContain('A consistency student of kiln distill: 2 steps at t = 1, 0.5, one network evaluation per step (guidance 1.5 built in)');
+    expect(c).toMatchObject({ steps: '2', guidance: '0', guidanceDisabled: true, samplerDisabled: true });
+    expect(c.samplerNote).toMatch(/samples at t = 1, 0\.5/);
+    const got = await samplePage(tab, { digit: 'all', per: 1, seed: 5 });
+    expect(got.error).toBeNull();
+    const node = await nodeStudentSample(s.consistency, Array.from({ length: 10 }, (_, d) => d), 5);
+    const d = maxAbsDiff(got.samples, node.sample);
+    console.log(`consistency student: '${got.info}'; max |page − Node| ${d.toExponential(2)}`);
+    expect(node.evaluations).toEqual([10, 10]);
+    expect(got.evaluations).toEqual([10, 10]);
+    expect(d).toBeLessThan(STUDENT_ATOL);
+    // the trajectory: each evaluation's input at its time and its output
+    expect(got.frames).toBe(2);
+    const labelAt = (f: number) => tab.evaluate((frame) => {
+      const slider = document.getElementById('mnist-frame') as HTMLInputElement;
+      slider.value = String(frame);
+      slider.dispatchEvent(new Event('input'));
+      return document.getElementById('mnist-frame-label')!.textContent;
+    }, f);
+    expect(await labelAt(0)).toBe('step 1 / 2 · t = 1.00 · σ = ∞');
+    expect(await labelAt(1)).toBe('step 2 / 2 · t = 0.50 · σ = 1.00');
+    await tab.close();
+  }, 240_000);
+
+  it('a student that takes the guidance scale: the page offers its range and samples at the chosen scale, one evaluation per step, as Node does', async () => {
+    const s = await students();
+    const tab = await openDemo();
+    await loadByUrl(tab, s.ranged);
+    const c = await samplingControls(tab);
+    expect(c.model).toContain('guidance 1.5, an input learned for w in [0, 3]');
+    expect(c).toMatchObject({ steps: '2', guidance: '1.5', guidanceDisabled: false, samplerDisabled: true, noneDisabled: true });
+    expect(c.guidanceNote).toMatch(/^This student takes the guidance scale as an input/);
+    await tab.fill('#mnist-guidance', '3');
+    const got = await samplePage(tab, { digit: 'all', per: 1, seed: 6 });
+    expect(got.error).toBeNull();
+    const labels = Array.from({ length: 10 }, (_, d) => d);
+    const [node3, node0] = [await nodeStudentSample(s.ranged, labels, 6, undefined, 3), await nodeStudentSample(s.ranged, labels, 6, undefined, 0)];
+    expect(got.evaluations).toEqual([10, 10]);
+    expect(maxAbsDiff(got.samples, node3.sample)).toBeLessThan(STUDENT_ATOL);
+    // the scale reached the network (its embedding of w, trained for two steps, moves the sample a little): the page's sample is Node's at w = 3, not at w = 0
+    expect(maxAbsDiff(got.samples, node3.sample)).toBeLessThan(maxAbsDiff(got.samples, node0.sample));
+    await tab.fill('#mnist-guidance', '4');
+    const outside = await samplePage(tab, { digit: '3', per: 1, seed: 0 });
+    expect(outside.error).toMatch(/^guidance 4: .* is a consistency student of kiln distill that learned the guidance scales 0 to 3; pick one in that range$/);
+    await tab.close();
+  }, 240_000);
 
   it(`trains a tiny UNet on MNIST in the page: the progress bar reaches the end, the loss falls ≥ ${MNIST_LOSS_FACTOR}× and the new model samples`, async () => {
     await page.selectOption('#mnist-widths', '8,16');

@@ -25,18 +25,21 @@ export interface BatchPoints {
 /** A model evaluated at per-sample points: its output for x at `p` (labels for class-conditional models). */
 export type BatchModel = (x: Tensor, p: BatchPoints, labels?: Tensor | null) => Tensor;
 
-/** A trainable network with the forward of kiln's denoisers (`ToyDenoiser`, `UNet`, `DiT`): x, times t [N], optional labels [N]. */
-export interface DistillNet extends Module {
+/** What the distillation losses call of a network: its output for x at times t [N] (labels [N] for class-conditional networks). */
+export interface NetForward {
   forward(x: Tensor, t: Tensor, labels?: Tensor | null): Tensor;
 }
 
+/** A trainable network with the forward of kiln's denoisers (`ToyDenoiser`, `UNet`, `DiT`): x, times t [N], optional labels [N]. */
+export interface DistillNet extends Module, NetForward {}
+
 /** A network as a `BatchModel` (it sees the model times; labels are passed through). */
-export function netModel(net: DistillNet): BatchModel {
+export function netModel(net: NetForward): BatchModel {
   return (x, p, labels) => net.forward(x, p.t, labels);
 }
 
 /** A network as a sampler model (`sample`'s `Model`: one time for the batch; labels [N] for class-conditional networks). */
-export function studentModel(net: DistillNet, labels?: Tensor | null): Model {
+export function studentModel(net: NetForward, labels?: Tensor | null): Model {
   return (x, t) => scope(() => net.forward(x, tensor(new Float32Array(x.shape[0]!).fill(t)), labels));
 }
 

@@ -20,7 +20,7 @@ import { keep, scope } from '../../tensor/memory.js';
 import { Generator, noGrad, perCall, PerCall, randn, randomHost, realize, tensor, type Tensor } from '../../tensor/index.js';
 import type { Prediction } from '../predict.js';
 import type { NoiseProcess, TimePoint } from '../process.js';
-import { affine, batchPoints, coefShape, ddimCoefficients, perSample, sumSquares, type BatchModel, type DistillNet } from './common.js';
+import { affine, batchPoints, coefShape, ddimCoefficients, perSample, sumSquares, type BatchModel, type NetForward } from './common.js';
 
 /** How a consistency model's output is made from its network's: the EDM skip/out form, or one Euler step of a velocity to t_min. */
 export type ConsistencyForm = 'edm' | 'velocity';
@@ -49,7 +49,7 @@ export interface ConsistencyBoundary {
  * f(x, t) = c_skip·x + c_out·F(x, t) at per-sample points: `pick(v)` of each value v (the values
  * themselves by default), given as a list or drawn per call of a compiled step.
  */
-export function consistencyOutput<V = TimePoint>(net: DistillNet, x: Tensor, values: V[] | PerCall<V[]>, boundary: ConsistencyBoundary, labels?: Tensor | null, pick: (v: V) => TimePoint = (v) => v as unknown as TimePoint): Tensor {
+export function consistencyOutput<V = TimePoint>(net: NetForward, x: Tensor, values: V[] | PerCall<V[]>, boundary: ConsistencyBoundary, labels?: Tensor | null, pick: (v: V) => TimePoint = (v) => v as unknown as TimePoint): Tensor {
   const coef = (v: V) => consistencyCoefficients(pick(v).s, boundary.sMin, boundary.sigmaData, boundary.form);
   return scope(() => {
     const b = coefShape(x.shape);
@@ -155,7 +155,7 @@ export interface ConsistencySetup {
   /** The teacher of consistency distillation; none (null) for consistency training, whose x_lo uses the same noise as x_hi. */
   teacher: { model: BatchModel; prediction: Prediction } | null;
   /** The network holding θ⁻ (the online network itself for θ⁻ = θ without gradient). */
-  target: DistillNet;
+  target: NetForward;
   /** The time grid of this call, ascending (evaluated per call of a compiled step: it may grow during training). */
   grid: () => TimePoint[];
   options: ConsistencyOptions;
@@ -166,7 +166,7 @@ export interface ConsistencySetup {
  * uniformly drawn pair of adjacent grid times, x_hi = a_hi·x0 + s_hi·ε, x_lo by the teacher's ODE step or
  * with the same ε, and the weighted mean of d(f_θ(x_hi, t_hi), f_θ⁻(x_lo, t_lo)).
  */
-export function consistencyLoss(net: DistillNet, o: ConsistencySetup, x0: Tensor, labels?: Tensor | null): Tensor {
+export function consistencyLoss(net: NetForward, o: ConsistencySetup, x0: Tensor, labels?: Tensor | null): Tensor {
   const c = o.options, N = x0.shape[0]!, shape = x0.shape;
   const pairs = perCall(() => {
     const g = o.grid();
@@ -196,7 +196,8 @@ export function consistencyLoss(net: DistillNet, o: ConsistencySetup, x0: Tensor
 
 /** Options of `consistencySample`. */
 export interface ConsistencySampleOptions extends ConsistencyBoundary {
-  net: DistillNet;
+  /** The consistency network (only its forward is called: once per time). */
+  net: NetForward;
   process: NoiseProcess;
   /** Model times of the evaluations, descending; the first is where sampling starts (t_max), each later one re-noises to it. */
   times: number[];
@@ -205,6 +206,12 @@ export interface ConsistencySampleOptions extends ConsistencyBoundary {
   labels?: Tensor | null;
   /** Where the re-noising draws come from (default: the global generator). */
   generator?: Generator;
+  /**
+   * Called after each evaluation (step = 1…times.length of `total`) with its input `x` (x at model time
+   * times[step − 1]: the scaled noise, then the re-noised estimate) and its output `x0`, the estimate of the
+   * data; the last `x0` is the sample. Both belong to the sampler: read them during the call, do not dispose them.
+   */
+  onStep?: (info: { step: number; total: number; x: Tensor; x0: Tensor }) => void | Promise<void>;
 }
 
 /**
@@ -218,14 +225,23 @@ export async function consistencySample(o: ConsistencySampleOptions): Promise<Te
   let x0: Tensor | null = null;
   for (const [i, t] of o.times.entries()) {
     const p = o.process.at(t);
-    const next = noGrad(() => scope(() => {
+    const [next, input] = noGrad(() => scope(() => {
       const x = i === 0 ? o.noise.mul(p.s) : x0!.mul(p.a).add(randn(o.noise.shape, { device: o.noise.device, generator: o.generator }).mul(p.s));
       const { cSkip, cOut } = consistencyCoefficients(p.s, o.sMin, o.sigmaData, o.form);
-      return x.mul(cSkip).add(o.net.forward(x, tensor(new Float32Array(N).fill(t)), o.labels).mul(cOut));
+      // the input is returned (kept) only for onStep: otherwise it stays inside the fused graph
+      return [x.mul(cSkip).add(o.net.forward(x, tensor(new Float32Array(N).fill(t)), o.labels).mul(cOut)), o.onStep ? x : null] as const;
     }));
     x0?.dispose();
     x0 = keep(next);
-    await realize(x0);
+    if (!input || !o.onStep) await realize(x0);
+    else {
+      try {
+        await realize(x0, keep(input));
+        await o.onStep({ step: i + 1, total: o.times.length, x: input, x0 });
+      } finally {
+        input.dispose();
+      }
+    }
   }
   return x0!;
 }

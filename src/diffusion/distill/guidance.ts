@@ -5,8 +5,10 @@
  * w = 0 is the conditional model), so guided sampling needs one network evaluation per step instead of a
  * doubled batch.
  *
- * kiln's `UNet` and `DiT` take (x, t, labels); a guidance student is a network that also takes w [N]
- * (e.g. its embedding added to the time embedding), wrapped as a `GuidedNet`.
+ * A guidance student is a network that also takes w [N]: kiln's `UNet` and `DiT` with `guidanceInput`
+ * (the embedding of w joins the time embedding). `atScales` binds per-sample scales to it, and
+ * `drawScales` draws them, so progressive, consistency and reflow students take w as an input too
+ * (the trainers' `scales` option; Meng et al.'s second stage).
  */
 import * as F from '../../nn/functional.js';
 import type { Module } from '../../nn/module.js';
@@ -16,11 +18,51 @@ import type { Prediction } from '../predict.js';
 import type { NoiseProcess, TimePoint } from '../process.js';
 import type { Model } from '../samplers.js';
 import { sampleTimes, type TimeSampling } from '../training.js';
-import { batchPoints, checkPrediction, coefShape, convertCoefficients, perSample, type BatchModel, type DistillNet } from './common.js';
+import { batchPoints, checkPrediction, coefShape, convertCoefficients, netModel, perSample, type BatchModel, type NetForward } from './common.js';
 
 /** A class-conditional network that also takes the guidance scale: x, times t [N], labels [N] i32, scales w [N]. */
 export interface GuidedNet extends Module {
   forward(x: Tensor, t: Tensor, labels: Tensor, w: Tensor): Tensor;
+}
+
+/** The range of guidance scales a student that takes w as an input is trained on (w uniform in [wMin, wMax]). */
+export interface ScaleRange {
+  wMin: number;
+  wMax: number;
+}
+
+/** Checks a `ScaleRange` (finite, wMin ≤ wMax). */
+export function checkScaleRange(where: string, r: ScaleRange): void {
+  if (!(Number.isFinite(r.wMin) && Number.isFinite(r.wMax) && r.wMax >= r.wMin)) throw new Error(`${where}: need finite wMin ≤ wMax, got wMin = ${r.wMin}, wMax = ${r.wMax}`);
+}
+
+/** Guidance scales of a batch of n, uniform in [wMin, wMax] and drawn per call of a compiled step, as a tensor [n]. */
+export function drawScales(n: number, r: ScaleRange): Tensor {
+  checkScaleRange('drawScales', r);
+  const draw = perCall(() => Array.from(randomHost('uniform', n), (u) => r.wMin + (r.wMax - r.wMin) * u));
+  return perSample(draw, [n], (w) => w);
+}
+
+/** A network that takes the guidance scale as an input, at per-sample scales w [N]: the forward the distillation losses call. */
+export function atScales(net: GuidedNet, w: Tensor): NetForward {
+  return {
+    forward: (x, t, labels) => {
+      if (!labels) throw new Error('atScales: a network that takes the guidance scale is class-conditional; pass labels');
+      if (w.shape[0] !== x.shape[0]) throw new Error(`atScales: ${w.shape[0]} guidance scales for a batch of ${x.shape[0]}`);
+      return net.forward(x, t, labels, w);
+    },
+  };
+}
+
+/** A teacher at per-sample guidance scales w [N] (a student that takes w as an input then learns it at every scale). */
+export type ScaledTeacher = (w: Tensor) => BatchModel;
+
+/**
+ * The teacher of a student that takes w as an input: a class-conditional network guided at per-sample
+ * scales w (`guidedTeacher`), or a network that itself takes w (a previous round's student, `takesScale`).
+ */
+export function scaledTeacher(net: NetForward | GuidedNet, o: { takesScale: true } | { takesScale: false; nullLabel: number }): ScaledTeacher {
+  return (w) => (o.takesScale ? netModel(atScales(net as GuidedNet, w)) : guidedTeacher(net as NetForward, w, o.nullLabel));
 }
 
 /** The guided teacher of guidance distillation. */
@@ -101,18 +143,21 @@ export function guidedModel(net: GuidedNet, labels: Tensor, w: number): Model {
 }
 
 /**
- * A class-conditional network under classifier-free guidance at a fixed scale w, as a teacher: at each
- * evaluation the conditional and null-class passes share one doubled batch and give (1 + w)·cond − w·uncond
- * (w = 0: the conditional network alone, one pass). Students distilled from it sample guided in one
- * evaluation per step, with w baked in.
+ * A class-conditional network under classifier-free guidance as a teacher, at a fixed scale w or at
+ * per-sample scales w [N]: at each evaluation the conditional and null-class passes share one doubled batch
+ * and give (1 + w)·cond − w·uncond (w = 0: the conditional network alone, one pass). Students distilled
+ * from it sample guided in one evaluation per step, with w baked in (or as their input).
  */
-export function guidedTeacher(net: DistillNet, w: number, nullLabel: number): BatchModel {
-  if (!Number.isFinite(w)) throw new Error(`guidedTeacher: the guidance scale must be a finite number, got ${w}`);
+export function guidedTeacher(net: NetForward, w: number | Tensor, nullLabel: number): BatchModel {
+  if (typeof w === 'number' && !Number.isFinite(w)) throw new Error(`guidedTeacher: the guidance scale must be a finite number, got ${w}`);
+  if (typeof w !== 'number' && w.rank !== 1) throw new Error(`guidedTeacher: expected per-sample guidance scales of shape [N], got [${w.shape}]`);
   return (x, p, labels) => scope(() => {
     if (!labels) throw new Error('guidedTeacher: a class-conditional teacher needs labels');
     if (w === 0) return net.forward(x, p.t, labels);
     const n = x.shape[0]!;
+    if (typeof w !== 'number' && w.shape[0] !== n) throw new Error(`guidedTeacher: ${w.shape[0]} guidance scales for a batch of ${n}`);
     const both = net.forward(cat([x, x], 0), cat([p.t, p.t], 0), cat([labels, full([n], nullLabel, { dtype: labels.dtype })], 0));
-    return both.slice(0, 0, n).mul(1 + w).sub(both.slice(0, n, 2 * n).mul(w));
+    const scale = typeof w === 'number' ? w : w.reshape(coefShape(x.shape));
+    return both.slice(0, 0, n).mul(typeof scale === 'number' ? 1 + scale : scale.add(1)).sub(both.slice(0, n, 2 * n).mul(scale));
   });
 }

@@ -16,13 +16,16 @@ import { noGrad, perCall, PerCall, randn, randomHost, type Tensor } from '../../
 import type { Prediction } from '../predict.js';
 import type { NoiseProcess, TimePoint } from '../process.js';
 import { samplingPath, type Spacing } from '../timesteps.js';
-import { batchPoints, checkPrediction, coefShape, ddimCoefficients, perSample, type BatchModel, type DistillNet } from './common.js';
+import type { ScaledTeacher } from './guidance.js';
+import { batchPoints, checkPrediction, coefShape, ddimCoefficients, perSample, type BatchModel, type NetForward } from './common.js';
 
 /** A teacher: a model, what it predicts, and its noise process. */
 export interface Teacher {
   model: BatchModel;
   prediction: Prediction;
   process: NoiseProcess;
+  /** The teacher at per-sample guidance scales, for a student that takes w as an input (`scaledTeacher`). */
+  atScales?: ScaledTeacher;
 }
 
 /** The three points of one student step: its start c, the teacher's midpoint m, and the end n. */
@@ -80,7 +83,7 @@ export interface ProgressiveSetup {
  * step), z = a_c·x0 + s_c·ε, and the loss is the mean squared error between the student's output at
  * (z, t_c) and `progressiveTarget`.
  */
-export function progressiveLoss(student: DistillNet, o: ProgressiveSetup, x0: Tensor, labels?: Tensor | null): Tensor {
+export function progressiveLoss(student: NetForward, o: ProgressiveSetup, x0: Tensor, labels?: Tensor | null): Tensor {
   const tp = o.teacherPath, steps = (tp.length - 1) / 2;
   if (!Number.isInteger(steps) || steps < 1) throw new Error(`progressiveLoss: the teacher's path needs 2N + 1 points (N ≥ 1 student steps), got ${tp.length}`);
   const N = x0.shape[0]!;

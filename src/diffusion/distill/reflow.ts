@@ -12,7 +12,7 @@ import type { RectifiedFlow } from '../process.js';
 import { sample, type Model, type SamplerName } from '../samplers.js';
 import { samplingPath } from '../timesteps.js';
 import { coefficients, drawTimes, type TimeSampling } from '../training.js';
-import { sumSquares, type DistillNet } from './common.js';
+import { sumSquares, type NetForward } from './common.js';
 
 /** Options of `reflowCouples`. */
 export interface ReflowCouplesOptions {
@@ -40,7 +40,7 @@ export async function reflowCouples(o: ReflowCouplesOptions): Promise<Tensor> {
  * class-conditional networks); times drawn per call (default uniform), x_t = (1 − t)·x + t·z, and the mean
  * squared error of the network's velocity to z − x.
  */
-export function reflowLoss(net: DistillNet, process: RectifiedFlow, z: Tensor, x: Tensor, labels?: Tensor | null, times: TimeSampling = 'uniform'): Tensor {
+export function reflowLoss(net: NetForward, process: RectifiedFlow, z: Tensor, x: Tensor, labels?: Tensor | null, times: TimeSampling = 'uniform'): Tensor {
   if (process.kind !== 'flow') throw new Error(`reflowLoss: reflow trains a rectified flow, got a ${(process as { constructor: { name: string } }).constructor.name} process`);
   if (z.shape.join() !== x.shape.join()) throw new Error(`reflowLoss: noise [${z.shape}] and samples [${x.shape}] of the couples differ in shape`);
   const points = drawTimes(process, z.shape[0]!, times);

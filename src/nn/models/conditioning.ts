@@ -1,10 +1,10 @@
-/** What the diffusion backbones share: input checks, the t + class conditioning vector, zero init. */
+/** What the diffusion backbones share: input checks, the t + class (+ guidance scale) conditioning vector, zero init. */
 import { noGrad } from '../../tensor/index.js';
 import { fmt } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/index.js';
 import { zeros_ } from '../init.js';
-import type { Embedding, Linear } from '../layers.js';
-import type { ModuleList } from '../module.js';
+import { Linear, type Embedding } from '../layers.js';
+import { ModuleList } from '../module.js';
 import { timestepEmbedding } from '../embeddings.js';
 
 /** Sets a layer's weight and bias to zero (so a residual branch or an output starts silent). */
@@ -15,8 +15,11 @@ export function zeroInit(l: { weight: Tensor; bias: Tensor | null }): void {
   });
 }
 
-/** Checks x [N, channels, size, size], t [N] and labels [N] (required when the model has classes). */
-export function checkDenoiserInputs(model: string, c: { channels: number; size: number; numClasses: number }, x: Tensor, t: Tensor, labels?: Tensor | null): void {
+/**
+ * Checks x [N, channels, size, size], t [N], labels [N] (required when the model has classes) and the
+ * guidance scales w [N] (required when the model takes them, refused otherwise).
+ */
+export function checkDenoiserInputs(model: string, c: { channels: number; size: number; numClasses: number; guidanceInput?: boolean }, x: Tensor, t: Tensor, labels?: Tensor | null, w?: Tensor | null): void {
   if (x.rank !== 4 || x.shape[1] !== c.channels || x.shape[2] !== c.size || x.shape[3] !== c.size) {
     throw new Error(`${model}: expected x of shape [N, ${c.channels}, ${c.size}, ${c.size}], got ${fmt(x.shape)}`);
   }
@@ -24,11 +27,30 @@ export function checkDenoiserInputs(model: string, c: { channels: number; size: 
   if (t.rank !== 1 || t.shape[0] !== N) throw new Error(`${model}: expected t of shape [${N}], got ${fmt(t.shape)}`);
   if (c.numClasses > 0 && !labels) throw new Error(`${model}: this model is class-conditional (${c.numClasses} classes); pass labels (use ${c.numClasses} for "no class")`);
   if (labels && (labels.rank !== 1 || labels.shape[0] !== N)) throw new Error(`${model}: expected labels of shape [${N}], got ${fmt(labels.shape)}`);
+  if (c.guidanceInput && !w) throw new Error(`${model}: this model takes the guidance scale as an input (guidanceInput); pass w [${N}] (0: the conditional model)`);
+  if (!c.guidanceInput && w) throw new Error(`${model}: this model takes no guidance scale (guidanceInput is off); sample it with classifier-free guidance instead of passing w`);
+  if (w && (w.rank !== 1 || w.shape[0] !== N)) throw new Error(`${model}: expected guidance scales w of shape [${N}], got ${fmt(w.shape)}`);
 }
 
-/** SiLU(MLP(sinusoidal(t)) + class embedding): the vector every block of a backbone is conditioned on. */
-export function conditionVector(timeMlp: ModuleList<Linear>, classEmbed: Embedding | null, t: Tensor, labels: Tensor | null | undefined, freqDim: number): Tensor {
-  let e = timeMlp.at(1).forward(timeMlp.at(0).forward(timestepEmbedding(t, freqDim)).silu());
+/**
+ * The embedding of the guidance scale w for a model that takes it (guidance distillation): sinusoidal
+ * features of w through Linear–SiLU–Linear, the last layer zero (a student built from its teacher's weights
+ * starts as the teacher, whatever w).
+ */
+export function guidanceEmbedding(freqDim: number, dim: number): ModuleList<Linear> {
+  const mlp = new ModuleList([new Linear(freqDim, dim), new Linear(dim, dim)]);
+  zeroInit(mlp.at(1));
+  return mlp;
+}
+
+/**
+ * SiLU(MLP(sinusoidal(t)) + class embedding [+ MLP(sinusoidal(w))]): the vector every block of a backbone
+ * is conditioned on (the last term for models that take the guidance scale w).
+ */
+export function conditionVector(timeMlp: ModuleList<Linear>, classEmbed: Embedding | null, t: Tensor, labels: Tensor | null | undefined, freqDim: number, guidance?: { mlp: ModuleList<Linear>; w: Tensor } | null): Tensor {
+  const mlp = (m: ModuleList<Linear>, v: Tensor) => m.at(1).forward(m.at(0).forward(timestepEmbedding(v, freqDim)).silu());
+  let e = mlp(timeMlp, t);
   if (classEmbed && labels) e = e.add(classEmbed.forward(labels));
+  if (guidance) e = e.add(mlp(guidance.mlp, guidance.w));
   return e.silu();
 }

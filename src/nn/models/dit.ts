@@ -10,7 +10,7 @@ import { Embedding, LayerNorm, Linear } from '../layers.js';
 import { MultiheadAttention, modulate } from '../norm-attention.js';
 import { pixelShuffle, pixelUnshuffle } from '../conv.js';
 import { tensor, type Tensor } from '../../tensor/index.js';
-import { checkDenoiserInputs, conditionVector, zeroInit } from './conditioning.js';
+import { checkDenoiserInputs, conditionVector, guidanceEmbedding, zeroInit } from './conditioning.js';
 import { normal_ } from '../init.js';
 
 /** Sizes of a DiT. */
@@ -25,10 +25,12 @@ export interface DiTConfig {
   mlpRatio: number;
   numClasses: number;
   positions: 'sinusoidal' | 'learned';
+  /** The model also takes the guidance scale w [N] (a guidance-distilled student): its embedding joins the time embedding. */
+  guidanceInput: boolean;
 }
 
 /** The default small MNIST DiT (7×7 tokens of 4×4 patches). */
-export const DIT_DEFAULTS: DiTConfig = { channels: 1, size: 28, patch: 4, dim: 96, depth: 4, heads: 4, mlpRatio: 2, numClasses: 10, positions: 'sinusoidal' };
+export const DIT_DEFAULTS: DiTConfig = { channels: 1, size: 28, patch: 4, dim: 96, depth: 4, heads: 4, mlpRatio: 2, numClasses: 10, positions: 'sinusoidal', guidanceInput: false };
 
 /** Fixed 2-D sin/cos position embeddings [side², dim] (half the channels per axis). */
 export function sinusoidalPositions2d(side: number, dim: number): Float32Array {
@@ -84,6 +86,8 @@ export class DiT extends Module {
   declare pos_embed: Parameter | Tensor;
   time_embed: ModuleList<Linear>;
   class_embed: Embedding | null;
+  /** The guidance scale's embedding (`guidanceInput`), else null. */
+  guidance_embed: ModuleList<Linear> | null;
   blocks = new ModuleList<DiTBlock>();
   /** Gradient checkpointing per transformer block while training (activations recomputed in backward). */
   gradientCheckpointing = false;
@@ -105,6 +109,7 @@ export class DiT extends Module {
     } else this.registerBuffer('pos_embed', pos);
     this.time_embed = new ModuleList([new Linear(256, c.dim), new Linear(c.dim, c.dim)]);
     this.class_embed = c.numClasses > 0 ? new Embedding(c.numClasses + 1, c.dim) : null;
+    this.guidance_embed = c.guidanceInput ? guidanceEmbedding(256, c.dim) : null;
     for (let i = 0; i < c.depth; i++) this.blocks.push(new DiTBlock(c.dim, c.heads, c.mlpRatio));
     this.norm_out = new LayerNorm(c.dim, { elementwiseAffine: false, eps: 1e-6 });
     this.ada_out = new Linear(c.dim, 2 * c.dim);
@@ -113,12 +118,12 @@ export class DiT extends Module {
     zeroInit(this.proj_out);
   }
 
-  /** x [N, channels, size, size], t [N], labels [N] i32 (`numClasses` = no class). */
-  forward(x: Tensor, t: Tensor, labels?: Tensor | null): Tensor {
+  /** x [N, channels, size, size], t [N], labels [N] i32 (`numClasses` = no class), guidance scales w [N] (`guidanceInput`). */
+  forward(x: Tensor, t: Tensor, labels?: Tensor | null, w?: Tensor | null): Tensor {
     const c = this.config;
-    checkDenoiserInputs('DiT', c, x, t, labels);
+    checkDenoiserInputs('DiT', c, x, t, labels, w);
     const N = x.shape[0]!, side = c.size / c.patch, T = side * side;
-    const cond = conditionVector(this.time_embed, this.class_embed, t, labels, 256);
+    const cond = conditionVector(this.time_embed, this.class_embed, t, labels, 256, this.guidance_embed && w ? { mlp: this.guidance_embed, w } : null);
     // [N, C·p², side, side] → tokens [N, T, C·p²]
     const patches = pixelUnshuffle(x, c.patch).reshape([N, -1, T]).transpose(1, 2);
     let h = this.patch_embed.forward(patches).add(this.pos_embed);

@@ -10,7 +10,7 @@ import { Embedding, Linear } from '../layers.js';
 import { Conv2d, GroupNorm, MultiheadAttention } from '../norm-attention.js';
 import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
 import { cat, type Tensor } from '../../tensor/index.js';
-import { checkDenoiserInputs, conditionVector, zeroInit } from './conditioning.js';
+import { checkDenoiserInputs, conditionVector, guidanceEmbedding, zeroInit } from './conditioning.js';
 
 /** Sizes of a UNet. */
 export interface UNetConfig {
@@ -32,10 +32,12 @@ export interface UNetConfig {
   /** Pixel-unshuffle factor of the stem (1: none). */
   patch: number;
   groups: number;
+  /** The model also takes the guidance scale w [N] (a guidance-distilled student): its embedding joins the time embedding. */
+  guidanceInput: boolean;
 }
 
 /** The default small MNIST UNet. */
-export const UNET_DEFAULTS: UNetConfig = { channels: 1, size: 28, widths: [32, 64], depth: 1, attention: [1], midAttention: true, heads: 4, numClasses: 10, patch: 2, groups: 8 };
+export const UNET_DEFAULTS: UNetConfig = { channels: 1, size: 28, widths: [32, 64], depth: 1, attention: [1], midAttention: true, heads: 4, numClasses: 10, patch: 2, groups: 8, guidanceInput: false };
 
 /** GroupNorm–SiLU–conv3, plus the conditioning projected to a per-channel shift, twice; 1×1 skip when widths differ. */
 export class ResBlock extends Module {
@@ -92,6 +94,8 @@ export class UNet extends Module {
   readonly config: UNetConfig;
   time_embed: ModuleList<Linear>;
   class_embed: Embedding | null;
+  /** The guidance scale's embedding (`guidanceInput`), else null. */
+  guidance_embed: ModuleList<Linear> | null;
   conv_in: Conv2d;
   down = new ModuleList<Level>();
   downsample = new ModuleList<Conv2d>();
@@ -117,6 +121,7 @@ export class UNet extends Module {
     const emb = 4 * w0;
     this.time_embed = new ModuleList([new Linear(w0, emb), new Linear(emb, emb)]);
     this.class_embed = c.numClasses > 0 ? new Embedding(c.numClasses + 1, emb) : null;
+    this.guidance_embed = c.guidanceInput ? guidanceEmbedding(w0, emb) : null;
     const inCh = c.channels * c.patch * c.patch;
     this.conv_in = new Conv2d(inCh, w0, 3, { padding: 1 });
     const skips: number[] = [w0];
@@ -154,16 +159,19 @@ export class UNet extends Module {
     zeroInit(this.conv_out);
   }
 
-  /** The conditioning vector (after SiLU) of timesteps t [N] and class ids [N] (i32; `numClasses` = none). */
-  embed(t: Tensor, labels?: Tensor | null): Tensor {
-    return conditionVector(this.time_embed, this.class_embed, t, labels, this.config.widths[0]!);
+  /** The conditioning vector (after SiLU) of timesteps t [N], class ids [N] (i32; `numClasses` = none) and guidance scales w [N] (`guidanceInput`). */
+  embed(t: Tensor, labels?: Tensor | null, w?: Tensor | null): Tensor {
+    return conditionVector(this.time_embed, this.class_embed, t, labels, this.config.widths[0]!, this.guidance_embed && w ? { mlp: this.guidance_embed, w } : null);
   }
 
-  /** x [N, channels, size, size], t [N] (the process's time, e.g. 0…999 or 0…1), labels [N] i32. */
-  forward(x: Tensor, t: Tensor, labels?: Tensor | null): Tensor {
+  /**
+   * x [N, channels, size, size], t [N] (the process's time, e.g. 0…999 or 0…1), labels [N] i32, and for a
+   * model with `guidanceInput` the guidance scales w [N].
+   */
+  forward(x: Tensor, t: Tensor, labels?: Tensor | null, w?: Tensor | null): Tensor {
     const c = this.config;
-    checkDenoiserInputs('UNet', c, x, t, labels);
-    const emb = this.embed(t, labels);
+    checkDenoiserInputs('UNet', c, x, t, labels, w);
+    const emb = this.embed(t, labels, w);
     const ck = this.gradientCheckpointing && this.training;
     let h = this.conv_in.forward(c.patch > 1 ? pixelUnshuffle(x, c.patch) : x);
     const skips = [h];
