@@ -51,6 +51,7 @@ export function studentNotes(s: StudentSummary): { sampler: string; guidance: st
   const sampler = {
     progressive: `A progressive student: round after round it learned to take in one Euler step what its teacher took in two, down to ${n}. Another number of steps runs (Euler steps along its flow), but it was distilled for ${n}.`,
     consistency: `A consistency model maps a noisy image straight to its estimate of the digit: it samples at t = ${(s.times ?? []).map((t) => +t.toFixed(4)).join(', ')}, one evaluation each, re-noising the estimate in between. Another number of steps uses evenly spaced times.`,
+    guidance: `A guidance student: its teacher's network taking the guidance scale as an input, which samples as its teacher did (${s.sampler ?? 'flow_heun'}, ${n}) without the second pass for the null class.`,
     reflow: `A reflow student: a flow retrained on straight paths from noise to its teacher's samples, which Euler steps follow; it was trained for ${n}.`,
   }[s.method];
   if (s.scales) return { sampler, guidance: `This student takes the guidance scale as an input: it learned its teacher's guided output at every scale from ${s.scales.wMin} to ${s.scales.wMax}, so any of them samples with one network evaluation per step, no second pass for the null class — which was not distilled, so no unconditional digits.` };

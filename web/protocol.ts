@@ -25,7 +25,7 @@ export interface SamplerLists {
  * with its teacher's guidance built in and no classifier-free guidance.
  */
 export interface StudentSummary {
-  method: 'progressive' | 'consistency' | 'reflow';
+  method: 'progressive' | 'consistency' | 'reflow' | 'guidance';
   /** The network evaluations (steps) it was distilled for: the page's default steps for it. */
   steps: number;
   /** Its sampler (progressive, reflow); null for a consistency model, which samples at its own times. */

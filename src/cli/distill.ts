@@ -14,7 +14,7 @@ import type { StudentSpec } from '../diffusion/checkpoint.js';
 import { consistencyTimes, describeStudent, studentSampling } from '../diffusion/distill/sampling.js';
 import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
-import { ConsistencyTrainer, ProgressiveTrainer, type DistillTrainer } from '../train/distill.js';
+import { ConsistencyTrainer, GuidanceTrainer, ProgressiveTrainer, type DistillTrainer } from '../train/distill.js';
 import { Args, type OptionSpec } from './args.js';
 import { DEFAULT_CHECKPOINT, diverged, outputDir, writeGrid } from './common.js';
 import { DIGITS, SAMPLING } from './diffusion.js';
@@ -26,7 +26,7 @@ import { checkpointFormat } from './vae.js';
 type Denoiser = k.diffusion.Denoiser;
 
 /** The methods of `kiln distill --method`. */
-export const DISTILL_METHODS = ['progressive', 'consistency', 'reflow'] as const;
+export const DISTILL_METHODS = ['progressive', 'consistency', 'reflow', 'guidance'] as const;
 /** A method of `kiln distill`. */
 export type DistillMethod = (typeof DISTILL_METHODS)[number];
 
@@ -41,7 +41,7 @@ export const DISTILL_OPTIONS: readonly OptionSpec[] = [
   { name: 'method', choices: DISTILL_METHODS, help: 'how the student learns (see above)' },
   { name: 'teacher', value: 'FILE', help: 'a checkpoint of kiln train (its EMA weights), or a progressive student to halve further' },
   { name: 'guidance', value: 'W', help: "the teacher's guidance scale the student learns, (1 + w)·cond − w·uncond (with --guidance-range: the scale it samples at by default)" },
-  { name: 'guidance-range', value: 'LO,HI', help: 'progressive, consistency: the student takes the guidance scale as an input, learned at every w in [LO, HI] (kiln sample --guidance picks it)' },
+  { name: 'guidance-range', value: 'LO,HI', help: 'progressive, consistency, guidance: the student takes the guidance scale as an input, learned at every w in [LO, HI] (kiln sample --guidance picks it)' },
   { name: 'steps-student', value: 'N', help: "the student's sampling steps (progressive: the teacher's steps divided by a power of two)" },
   { name: 'teacher-steps', value: 'N', help: 'progressive: Euler steps of the first teacher; reflow: flow Heun steps of the couples' },
   { name: 'grid', value: 'N', help: 'consistency: points of the time grid the teacher steps between (one Heun step each)' },
@@ -66,6 +66,7 @@ export function distillDefaults(method: DistillMethod) {
     case 'progressive': return { ...common, 'steps-student': 1, 'teacher-steps': 8, steps: 300, lr: 3e-4 } satisfies Defaults;
     case 'consistency': return { ...common, 'steps-student': 1, grid: 10, steps: 700, lr: 2e-4, ema: 0.95 } satisfies Defaults;
     case 'reflow': return { ...common, 'steps-student': 1, 'teacher-steps': 4, couples: 5000, steps: 2000, lr: 3e-4 } satisfies Defaults;
+    case 'guidance': return { ...common, 'steps-student': 12, 'guidance-range': '0,3', steps: 1000, lr: 3e-4 } satisfies Defaults;
   }
 }
 
@@ -85,7 +86,10 @@ export function distillHelpText(argv: string[]): string {
       'rounds halve --teacher-steps down to --steps-student, each student teaching the next, and every round\'s student is kept as',
       'student-<N>step.safetensors. --teacher may be such a student: its rounds continue from its steps and guidance.',
       'consistency (Song et al.): f(x, t) = x − (t − t_min)·F(x, t), consistent along the teacher\'s ODE (Heun steps between grid',
-      'points); samples at --steps-student times from t = 1. reflow (Liu et al.): draws --couples teacher samples from seeded',
+      'points); samples at --steps-student times from t = 1. guidance (Meng et al.\'s first stage): the teacher\'s network taking w',
+      'as an input learns its guided output at every w of --guidance-range (default 0,3) and samples as the teacher does (flow Heun,',
+      '--steps-student steps) with one evaluation where the teacher took two (no doubled batch); as --teacher of --method progressive or',
+      'consistency it teaches their students to take w (the second stage). reflow (Liu et al.): draws --couples teacher samples from seeded',
       'noise once (couples.safetensors), then trains a new flow on straight paths between them; samples with Euler steps.',
     ];
     return helpText({ title: `kiln distill — ${DISTILL_SUMMARY}`, usage: 'Usage: kiln distill --method progressive|consistency|reflow [--teacher FILE] [options]', notes, sections: [{ heading: 'Options:', options: DISTILL_OPTIONS, defaults }] });
@@ -118,8 +122,11 @@ export async function loadTeacher(path: string, method: DistillMethod): Promise<
   if (latent) throw new Error(`--teacher ${path} is a latent diffusion model (kiln train --latent); kiln distill distills pixel-space models only`);
   const objective = student?.objective ?? (meta.train as { objective?: string } | undefined)?.objective;
   if (objective !== 'flow') throw new Error(`--teacher ${path} was trained with --objective ${objective}; kiln distill distills rectified-flow models (kiln train --objective flow, the default)`);
-  if (student && !(method === 'progressive' && student.method === 'progressive')) {
-    throw new Error(`--teacher ${path} is a ${student.method} student of kiln distill; --method ${method} needs a checkpoint of kiln train${student.method === 'progressive' ? ' (a progressive student can only be halved further with --method progressive)' : ''}`);
+  // a progressive student is halved further; a guidance student (a full model that takes w) teaches progressive or consistency students
+  const teaches = student && ((method === 'progressive' && student.method === 'progressive') || (student.method === 'guidance' && (method === 'progressive' || method === 'consistency')));
+  if (student && !teaches) {
+    const hint = student.method === 'progressive' ? ' (a progressive student can only be halved further with --method progressive)' : student.method === 'guidance' ? ' (a guidance student teaches --method progressive or consistency)' : '';
+    throw new Error(`--teacher ${path} is a ${student.method} student of kiln distill; --method ${method} needs a checkpoint of kiln train${hint}`);
   }
   return { net: model, spec: meta.model as LoadedTeacher['spec'], student };
 }
@@ -280,9 +287,9 @@ export async function distillCommand(argv: string[]): Promise<void> {
   // --seed fixes the training noise and times (a resumed run restores the generator from its checkpoint)
   k.manualSeed(run.int('seed', 0));
   const nParams = teacher.net.parameters().reduce((s, p) => s + p.size, 0);
-  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); teacher ${teacherPath}: ${teacher.spec.kind}, ${(nParams / 1e3).toFixed(0)}k parameters${teacher.student ? `, a ${teacher.student.steps}-step progressive student` : ''}; ${run.scales ? `guidance scales ${run.scales.wMin} to ${run.scales.wMax} as the student's input (default ${run.guidance})` : `guidance ${run.guidance} built into the student`}`);
+  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); teacher ${teacherPath}: ${teacher.spec.kind}, ${(nParams / 1e3).toFixed(0)}k parameters${teacher.student ? `, a ${teacher.student.steps}-step ${teacher.student.method} student` : ''}; ${run.scales ? `guidance scales ${run.scales.wMin} to ${run.scales.wMax} as the student's input (default ${run.guidance})` : `guidance ${run.guidance} built into the student`}`);
   const t0 = performance.now();
-  const r = method === 'progressive' ? await progressive(run) : method === 'consistency' ? await consistency(run) : await reflowStudent(run);
+  const r = method === 'progressive' ? await progressive(run) : method === 'consistency' ? await consistency(run) : method === 'guidance' ? await guidanceStudent(run) : await reflowStudent(run);
   console.log(`distilled in ${fmtTime((performance.now() - t0) / 1000)}${r.summary ? `; ${r.summary}` : ''}`);
   console.log(`wrote ${run.ckpt}, ${run.lossFile} and ${r.grid.file} (rows = digits 0–9; ${describeStudent(r.spec, studentSampling(r.spec))}; ${r.grid.seconds.toFixed(0)} s)`);
 }
@@ -315,18 +322,19 @@ function teacherModel(run: DistillRun): { model: k.diffusion.BatchModel; atScale
 
 /** --guidance-range LO,HI: the scales a student that takes w learns (null without the option). */
 function guidanceRange(a: Args, method: DistillMethod): k.diffusion.ScaleRange | null {
-  if (!a.has('guidance-range')) return null;
-  const text = a.string('guidance-range', '');
+  if (!a.has('guidance-range') && method !== 'guidance') return null;
+  const text = a.string('guidance-range', '0,3');
   const v = text.split(',').map((p) => (p.trim() === '' ? NaN : Number(p)));
   if (v.length !== 2 || !v.every(Number.isFinite) || v[0]! > v[1]! || v[0]! < 0) throw new Error(`--guidance-range ${text}: expected two scales LO,HI with 0 ≤ LO ≤ HI, e.g. 0,3`);
-  if (method === 'reflow') throw new Error('--guidance-range applies to --method progressive or consistency, not --method reflow (its couples are drawn at one scale)');
+  if (method === 'reflow') throw new Error('--guidance-range applies to --method progressive, consistency or guidance, not --method reflow (its couples are drawn at one scale)');
   return { wMin: v[0]!, wMax: v[1]! };
 }
 
 /** Progressive distillation: rounds from the teacher's steps down to --steps-student. */
 async function progressive(run: DistillRun): Promise<RunResult> {
-  const first = run.teacher.student?.steps ?? run.int('teacher-steps');
-  if (run.teacher.student && run.a.has('teacher-steps') && run.int('teacher-steps') !== first) throw new Error(`--teacher-steps ${run.int('teacher-steps')}: --teacher ${run.teacherPath} is a ${first}-step student, so the first teacher takes ${first} steps (omit --teacher-steps)`);
+  const halving = run.teacher.student?.method === 'progressive' ? run.teacher.student : null;
+  const first = halving?.steps ?? run.int('teacher-steps');
+  if (halving && run.a.has('teacher-steps') && run.int('teacher-steps') !== first) throw new Error(`--teacher-steps ${run.int('teacher-steps')}: --teacher ${run.teacherPath} is a ${first}-step student, so the first teacher takes ${first} steps (omit --teacher-steps)`);
   const last = run.int('steps-student');
   const halvings: number[] = [];
   for (let n = first / 2; Number.isInteger(n) && n >= 1; n /= 2) halvings.push(n);
@@ -410,6 +418,39 @@ async function consistency(run: DistillRun): Promise<RunResult> {
     console.log(`resumed ${run.ckpt} at step ${trainer.step} of ${steps}`);
   }
   console.log(`consistency distillation: ${steps} steps of batch ${run.int('batch')}, grid of ${gridSize} times, target EMA ${ema}; the student samples in ${n} step${n > 1 ? 's' : ''}`);
+  await run.train(trainer, {
+    steps, offset: 0, total: steps, label: '',
+    batch: async (g) => {
+      const { x, y } = await run.batch(g);
+      return [x, y] as [k.Tensor, k.Tensor];
+    },
+    save: async () => void (await trainer.save(run.ckpt, { model: run.studentSpec, student: spec, distill: { settings } })),
+    grid: (name) => run.grid(student, spec, name),
+    writeLoss: () => run.writeLoss([{ losses: trainer.losses }]),
+  });
+  return { spec, grid: await run.grid(student, spec, 'samples.png'), summary: lossSummary(trainer.losses) };
+}
+
+/**
+ * Guidance distillation (Meng et al.'s first stage): the teacher's network, taking the guidance scale as an
+ * input, learns the teacher's guided output at every w of --guidance-range at random times; it samples as
+ * the teacher does (flow Heun, --steps-student steps) without the doubled batch, and teaches
+ * progressive or consistency students that take w (the second stage).
+ */
+async function guidanceStudent(run: DistillRun): Promise<RunResult> {
+  const steps = run.int('steps'), n = run.int('steps-student');
+  const settings = run.settings({ studentSteps: n, steps });
+  const { scales, ...optim } = run.optim(steps);
+  const net = run.teacher.net, student = await run.studentNet();
+  const teacher = { model: k.diffusion.netModel(net), prediction: 'flow' as const, process: new k.diffusion.RectifiedFlow(), nullLabel: net.config.numClasses };
+  const trainer = new GuidanceTrainer(student as unknown as k.diffusion.GuidedNet, teacher, { ...optim, ...scales!, prediction: 'flow' });
+  const spec: StudentSpec = { method: 'guidance', objective: 'flow', steps: n, sampler: 'flow_heun', ...run.learned };
+  if (run.a.flag('resume')) {
+    run.resumeMeta(settings);
+    await trainer.load(run.ckpt);
+    console.log(`resumed ${run.ckpt} at step ${trainer.step} of ${steps}`);
+  }
+  console.log(`guidance distillation: ${steps} steps of batch ${run.int('batch')}, scales ${scales!.wMin} to ${scales!.wMax}; the student samples with flow_heun ${n} steps without the doubled batch`);
   await run.train(trainer, {
     steps, offset: 0, total: steps, label: '',
     batch: async (g) => {

@@ -30,7 +30,7 @@ export const DISTILL_CHECKPOINT_FORMATS = {
  * and tools read it instead of asking for steps, sampler and guidance.
  */
 export interface StudentSpec {
-  method: 'progressive' | 'consistency' | 'reflow';
+  method: 'progressive' | 'consistency' | 'reflow' | 'guidance';
   /** The student's process and prediction (`objectiveSetup`). */
   objective: Objective;
   /** Network evaluations per sample: the sampling steps. */

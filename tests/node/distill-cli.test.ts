@@ -188,8 +188,28 @@ describe('kiln distill', () => {
       [['--guidance-range', '3,1'], /--guidance-range 3,1: expected two scales LO,HI with 0 ≤ LO ≤ HI, e\.g\. 0,3/],
       [['--guidance-range', '0'], /--guidance-range 0: expected two scales LO,HI/],
       [['--guidance-range', '0,1'], /--guidance 1\.5: with --guidance-range 0,1 the default scale must lie in the range/],
-      [['--method', 'reflow', '--guidance-range', '0,3'], /--guidance-range applies to --method progressive or consistency, not --method reflow/],
+      [['--method', 'reflow', '--guidance-range', '0,3'], /--guidance-range applies to --method progressive, consistency or guidance, not --method reflow/],
     ] as const) await expect(distillCommand([...SMALL, ...args, '--out', join(dir, 'bad-w')])).rejects.toThrow(message);
+  });
+
+  it('--method guidance: the teacher\'s sampling without the doubled batch at any w of its range, and the teacher of progressive students that take w', async () => {
+    const out = join(dir, 'guid');
+    await distillCommand(['--method', 'guidance', ...SMALL, '--steps-student', '2', '--steps', '2', '--out', out]);
+    const ckpt = join(out, 'checkpoint.safetensors');
+    const g = await k.diffusion.loadDenoiser(ckpt);
+    expect(g.meta.format).toBe('kiln-distill-guidance/1');
+    expect(g.student).toEqual({ method: 'guidance', objective: 'flow', steps: 2, sampler: 'flow_heun', guidance: 1.5, scales: { wMin: 0, wMax: 3 }, teacher });
+    expect((await (g.model as k.nn.UNet).guidance_embed!.at(1).weight.data()).some((v) => v !== 0)).toBe(true);
+    // the teacher's flow Heun evaluations, each on the undoubled batch
+    const byTeacher = await countForwards(() => sampleCommand(['--checkpoint', teacher, '--labels', '4', '--per-class', '3', '--sampler', 'flow_heun', '--steps', '2', '--guidance', '2', '--out', join(out, 't.png')]));
+    const byStudent = await countForwards(() => sampleCommand(['--checkpoint', ckpt, '--labels', '4', '--per-class', '3', '--guidance', '2', '--out', join(out, 's.png')]));
+    expect(byTeacher.every((b) => b === 6)).toBe(true);
+    expect(byStudent).toEqual(byTeacher.map(() => 3));
+    // the second stage: progressive students of it take w too
+    const prog = join(dir, 'guid-prog');
+    await distillCommand(['--method', 'progressive', ...SMALL, '--teacher', ckpt, '--teacher-steps', '2', '--steps', '1', '--out', prog]);
+    expect((await k.diffusion.loadDenoiser(join(prog, 'checkpoint.safetensors'))).student).toMatchObject({ method: 'progressive', steps: 1, guidance: 1.5, scales: { wMin: 0, wMax: 3 } });
+    await expect(distillCommand(['--method', 'reflow', ...SMALL, '--teacher', ckpt, '--out', join(dir, 'bad-g')])).rejects.toThrow(/--teacher .* is a guidance student of kiln distill; --method reflow needs a checkpoint of kiln train \(a guidance student teaches --method progressive or consistency\)/);
   });
 
   it("the velocity boundary is exactly the identity at t_min, and the guided teacher is (1 + w)·cond − w·uncond", async () => {
@@ -213,7 +233,7 @@ describe('kiln distill', () => {
     const vae = join(dir, 'vae.safetensors');
     await new VAETrainer(new k.nn.VAE({ widths: [8], patch: 4, groups: 4 }), { ...VAE_TRAIN_DEFAULTS, steps: 4 }, null).save(vae);
     const out = ['--out', join(dir, 'bad')];
-    await expect(distillCommand(['--method', 'guidance', ...out])).rejects.toThrow(/--method must be one of progressive, consistency, reflow, got 'guidance'/);
+    await expect(distillCommand(['--method', 'guided', ...out])).rejects.toThrow(/--method must be one of progressive, consistency, reflow, guidance, got 'guided'/);
     await expect(distillCommand(['--method', 'progressive', '--teacher', join(dir, 'missing.safetensors'), ...out])).rejects.toThrow(/--teacher .*missing\.safetensors: no such file \(train a teacher with kiln train --out <dir>\)/);
     await expect(distillCommand(['--method', 'consistency', '--teacher', vae, ...out])).rejects.toThrow(/--teacher .*vae\.safetensors is a VAE checkpoint \(kiln train-vae\); kiln distill needs a diffusion checkpoint written by kiln train/);
     await expect(distillCommand(['--method', 'progressive', '--teacher', teacher, '--teacher-steps', '16', '--steps-student', '3', ...out])).rejects.toThrow(/--steps-student 3: progressive distillation halves the teacher's 16 steps each round, so the student's steps must be 16 divided by a power of two \(8, 4, 2, 1\)/);

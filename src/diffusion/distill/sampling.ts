@@ -63,7 +63,9 @@ const steps = (n: number) => `${n} step${n === 1 ? '' : 's'}`;
 export function describeStudent(s: StudentSpec, how: StudentSampling): string {
   const c = how.consistency;
   const what = c ? `${steps(c.times.length)} at t = ${c.times.map((t) => +t.toFixed(4)).join(', ')}` : `${how.sampler} ${steps(how.steps!)}`;
-  return `${s.method} student, ${what}, one network evaluation per step (${guidanceWords(s, how.guidance)})`;
+  // a guidance student keeps its teacher's sampler (Heun: two evaluations a step), without the doubled batch
+  const cost = s.method === 'guidance' ? 'one network evaluation where its teacher took two' : 'one network evaluation per step';
+  return `${s.method} student, ${what}, ${cost} (${guidanceWords(s, how.guidance)})`;
 }
 
 /** What a student is in a few words, for lists of checkpoints: `progressive student, 1 step, guidance 1.5 built in`. */
