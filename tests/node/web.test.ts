@@ -710,7 +710,7 @@ describe('the demo page', () => {
     expect(label(s.consistency)).toMatch(/^out\/test\/students\/consistency: consistency student, 2 steps, guidance 1\.5 built in/);
     expect(label(s.ranged)).toMatch(/^out\/test\/students\/consistency-w: consistency student, 2 steps, guidance an input in \[0, 3\]/);
     expect(listed).toHaveLength(4);
-  });
+  }, 240_000); // the first test to distill the students
 
   it('samples a progressive student in the page in its one step, one evaluation of the undoubled batch, as Node does; refuses guidance and the null class', async () => {
     const s = await students();
