@@ -4,9 +4,12 @@
  * NLL as JSON, and a PNG grid of samples (rows = digits when conditional). `kiln eval` and `kiln sample`
  * given a PixelCNN checkpoint land here too.
  */
+import * as fs from 'node:fs';
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as k from '../index.js';
+import { parseCheckpointMeta } from '../nn/checkpoint.js';
+import { readHeaderSync } from '../nn/safetensors.js';
 import { PIXELCNN_TRAIN_DEFAULTS, PixelCNNTrainer, type PixelCNNTrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
 import { DEFAULT_CHECKPOINT, diverged, MNIST_TRAIN_IMAGES, outputDir, outputFile, writeGrid } from './common.js';
@@ -171,9 +174,11 @@ export async function trainPixelcnnCommand(argv: string[]): Promise<void> {
   const ckpt = join(out, 'pixelcnn.safetensors');
   if (a.flag('resume')) {
     if (!existsSync(ckpt)) throw new Error(`--resume: ${ckpt} does not exist`);
-    const meta = await trainer.load(ckpt);
+    // checked from the header before any weight is loaded
+    const meta = parseCheckpointMeta(ckpt, readHeaderSync(fs, ckpt).metadata);
     if (JSON.stringify(meta.pixelcnn) !== JSON.stringify(model.config)) throw new Error(`--resume: ${ckpt} holds PixelCNN ${JSON.stringify(meta.pixelcnn)}, not ${JSON.stringify(model.config)} (pass the same model options)`);
-    if ((meta.train as PixelCNNTrainConfig).data !== train.data) throw new Error(`--resume: ${ckpt} was trained on '${(meta.train as PixelCNNTrainConfig).data}' pixels, not '${train.data}'`);
+    if ((meta.train as PixelCNNTrainConfig | undefined)?.data !== train.data) throw new Error(`--resume: ${ckpt} was trained on '${(meta.train as PixelCNNTrainConfig | undefined)?.data}' pixels, not '${train.data}'`);
+    await trainer.load(ckpt);
     console.log(`resumed ${ckpt} at step ${trainer.step}`);
   }
   const split = await k.data.loadMnist('train');
