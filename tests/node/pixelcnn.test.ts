@@ -249,6 +249,20 @@ describe('training', () => {
   });
 });
 
+describe('8-bit', () => {
+  it('kiln train-pixelcnn --bits 8 trains on grey levels and reports bits per dimension', async () => {
+    const out = join(dir, 'grey');
+    await trainPixelcnnCommand(['--bits', '8', '--steps', '2', '--batch', '4', '--width', '4', '--layers', '2', '--head', '8', '--data-limit', '64', '--eval-limit', '8', '--samples', '4', '--out', out]);
+    const report = JSON.parse(readFileSync(join(out, 'nll.json'), 'utf8'));
+    expect(report.binarization).toBe('grey');
+    // near-uniform over 256 levels at the start: about 8 bits per dimension
+    expect(report.bitsPerDim).toBeGreaterThan(4);
+    expect(report.bitsPerDim).toBeLessThan(10);
+    expect(report.bitsPerDim).toBeCloseTo(report.natsPerImage / 784 / Math.LN2, 6);
+    expect(existsSync(join(out, 'samples.png'))).toBe(true);
+  });
+});
+
 describe('bad input', () => {
   it('is refused with a message naming the option, the shape or the value expected', async () => {
     const m = new k.nn.PixelCNN({ size: 8, width: 4, layers: 2, head: 4 });
