@@ -9,3 +9,4 @@ export { GANTrainer, GAN_TRAIN_DEFAULTS, GAN_CHECKPOINT_FORMAT, type GANTrainCon
 export { ClassifierTrainer, CLASSIFIER_CHECKPOINT_FORMAT, trainClassifier, trainMlp, trainLeNet, mlp, layoutOf, accuracy, type ClassifierOptions } from './classifier.js';
 export { ToyTrainer, trainToy, toyProcess, TOY_CHECKPOINT_FORMAT, TOY_TRAIN_DEFAULTS, type ToyTrainConfig, type ToyTrainOptions } from './toy.js';
 export * from './distill.js';
+export { PixelCNNTrainer, PIXELCNN_TRAIN_DEFAULTS, evaluateNll, type PixelCNNTrainConfig, type NllReport } from './pixelcnn.js';

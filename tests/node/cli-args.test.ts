@@ -18,6 +18,7 @@ import { distillCommand } from '../../src/cli/distill.ts';
 import { evalCommand, LATENT_PRESETS, presetFor, PRESETS, sampleCommand, TRAIN, trainCommand, trainHelpText } from '../../src/cli/diffusion.ts';
 import { toy2dCommand } from '../../src/cli/toy2d.ts';
 import { checkpointFormat, evalVaeCommand, isVAECheckpoint, sampleVaeCommand, trainVaeCommand } from '../../src/cli/vae.ts';
+import { evalPixelcnnCommand, samplePixelcnnCommand, trainPixelcnnCommand } from '../../src/cli/pixelcnn.ts';
 import { SAMPLER_NAMES } from '../../src/diffusion/samplers.ts';
 import { TRAIN_DEFAULTS } from '../../src/train/index.ts';
 
@@ -51,6 +52,9 @@ describe('Args', () => {
     const commands: [string, (argv: string[]) => Promise<void>, string][] = [
       ['train', trainCommand, '--preset'],
       ['train-vae', trainVaeCommand, '--kl-weight'],
+      ['train-pixelcnn', trainPixelcnnCommand, '--binarize'],
+      ['sample', samplePixelcnnCommand, '--count'],
+      ['eval', evalPixelcnnCommand, '--limit'],
       ['distill', distillCommand, '--steps-student'],
       ['sample', sampleCommand, '--per-class'],
       ['eval', evalCommand, '--per-class'],
@@ -115,13 +119,13 @@ async function printed(run: (argv: string[]) => Promise<void>, argv: string[]): 
 }
 
 describe('help texts', () => {
-  /** Each command's parsers: sample and eval have one for diffusion checkpoints and one for VAE checkpoints. */
-  const parsers: Record<string, ((argv: string[]) => Promise<void>)[]> = { sample: [sampleCommand, sampleVaeCommand], eval: [evalCommand, evalVaeCommand] };
+  /** Each command's parsers: sample and eval have one for diffusion, one for VAE and one for PixelCNN checkpoints. */
+  const parsers: Record<string, ((argv: string[]) => Promise<void>)[]> = { sample: [sampleCommand, sampleVaeCommand, samplePixelcnnCommand], eval: [evalCommand, evalVaeCommand, evalPixelcnnCommand] };
   /** The options that take a value but have no default (they are off unless given). */
   const noDefault: Record<string, string[]> = { 'mnist-mlp': ['out'], train: ['latent'], eval: ['json'] };
 
   it('every command has -h and --help, which list every option its parser takes, with a description and its default', async () => {
-    expect(COMMANDS.map((c) => c.name)).toEqual(['demo', 'mnist-mlp', 'lenet', 'train', 'train-vae', 'distill', 'sample', 'eval', 'toy2d', 'info']);
+    expect(COMMANDS.map((c) => c.name)).toEqual(['demo', 'mnist-mlp', 'lenet', 'train', 'train-vae', 'train-pixelcnn', 'distill', 'sample', 'eval', 'toy2d', 'info']);
     for (const c of COMMANDS) {
       const help = await c.help([]);
       expect(help.startsWith(`kiln ${c.name} — ${c.summary}\n`), help).toBe(true);

@@ -1,4 +1,4 @@
-/** Ready-made networks: the MNIST classifier of the metrics, the diffusion backbones, the VAE and the GAN pieces. */
+/** Ready-made networks: the MNIST classifier of the metrics, the diffusion backbones, the VAE, the GAN pieces and the PixelCNN. */
 export { LeNet, loadLeNet, type LeNetConfig } from './lenet.js';
 export { UNet, ResBlock, AttentionBlock, UNET_DEFAULTS, type UNetConfig } from './unet.js';
 export { DiT, DiTBlock, DIT_DEFAULTS, sinusoidalPositions2d, type DiTConfig } from './dit.js';
@@ -12,3 +12,8 @@ export {
   discriminatorLoss, generatorLoss, adaptiveWeight, r1Penalty, startAt,
   type GanLoss, type PatchDiscriminatorConfig, type AdaptiveWeightOptions,
 } from './gan.js';
+export {
+  PixelCNN, GatedPixelBlock, MaskedConv2d, PIXELCNN_DEFAULTS, PIXELCNN_CHECKPOINT_FORMAT, convMask, gate, pixelNll,
+  pixelcnnFromTensors, loadPixelCNN, type PixelCNNConfig, type MaskType,
+} from './pixelcnn.js';
+export { samplePixelCNN, type PixelCNNSampleOptions } from './pixelcnn-sample.js';

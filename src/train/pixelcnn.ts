@@ -1,0 +1,94 @@
+/**
+ * Training a gated PixelCNN by maximum likelihood: the loss is the exact NLL in nats per image (mean over
+ * the batch) from one teacher-forced pass; `evaluateNll` gives the same on a held-out set. Its checkpoints
+ * are what `k.nn.loadPixelCNN` reads.
+ */
+import { noGrad } from '../tensor/index.js';
+import { scope } from '../tensor/memory.js';
+import type { Tensor } from '../tensor/index.js';
+import { PIXELCNN_CHECKPOINT_FORMAT, type PixelCNN } from '../nn/models/pixelcnn.js';
+import { Adam, type LRScheduler } from '../nn/optim.js';
+import { realize } from '../tensor/index.js';
+import { LossTrainer, warmupCosine, type TrainerState } from './trainer.js';
+
+/** Hyper-parameters of PixelCNN training. */
+export interface PixelCNNTrainConfig {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  /** Max global gradient norm (0: no clipping). */
+  clip: number;
+  seed: number;
+  /** How training images become pixels: dynamic or threshold binarization (bits 1), or 'grey' (bits 8). */
+  data: 'dynamic' | 'threshold' | 'grey';
+}
+
+/** Defaults of `PixelCNNTrainConfig`: the binarized-MNIST run of `kiln train-pixelcnn`. */
+export const PIXELCNN_TRAIN_DEFAULTS: PixelCNNTrainConfig = { steps: 500, batchSize: 16, lr: 2e-3, warmup: 100, clip: 1, seed: 0, data: 'dynamic' };
+
+/**
+ * Trains a PixelCNN on batches (x [N, 1, H, W] pixel values, and labels i32 [N] when class-conditional),
+ * with Adam under linear warmup and cosine decay; `losses` holds each step's NLL in nats per image.
+ */
+export class PixelCNNTrainer extends LossTrainer<[x: Tensor] | [x: Tensor, labels: Tensor]> {
+  readonly opt: Adam;
+  readonly sched: LRScheduler;
+  constructor(readonly model: PixelCNN, readonly config: PixelCNNTrainConfig) {
+    super(PIXELCNN_CHECKPOINT_FORMAT, model, config);
+    const c = config;
+    if (!Number.isInteger(c.steps) || c.steps < 1) throw new Error(`PixelCNNTrainer: steps must be a positive integer, got ${c.steps}`);
+    if (!(c.lr > 0)) throw new Error(`PixelCNNTrainer: lr must be positive, got ${c.lr}`);
+    if (!(c.clip >= 0)) throw new Error(`PixelCNNTrainer: clip must be ≥ 0, got ${c.clip}`);
+    const grey = c.data === 'grey';
+    if ((model.config.bits === 8) !== grey) throw new Error(`PixelCNNTrainer: data '${c.data}' does not fit a ${model.config.bits}-bit PixelCNN (bits 1 takes 'dynamic' or 'threshold', bits 8 takes 'grey')`);
+    this.opt = new Adam(model, { lr: c.lr });
+    this.sched = warmupCosine(this.opt, c.lr, c.warmup, c.steps);
+    this.clip = c.clip > 0 ? c.clip : undefined;
+  }
+
+  /** The NLL in nats per image, averaged over the batch. */
+  loss(x: Tensor, labels?: Tensor): Tensor {
+    return this.model.loss(x, labels ?? null);
+  }
+
+  protected async beforeUpdate(): Promise<void> {
+    // lazy initial weights would otherwise be computed inside the first step's trace
+    if (this.step === 0) await realize(...this.model.parameters());
+  }
+
+  protected state(): TrainerState {
+    const s = super.state();
+    return { tensors: s.tensors, meta: { ...s.meta, pixelcnn: this.model.config } };
+  }
+}
+
+/** The exact NLL of a PixelCNN on batches: nats per image and, dividing by pixels·ln 2, bits per dimension. */
+export interface NllReport {
+  images: number;
+  natsPerImage: number;
+  bitsPerDim: number;
+}
+
+/** The mean NLL of a PixelCNN over batches ({x, y}: y used as labels when the model is class-conditional); disposes the batches. */
+export async function evaluateNll(model: PixelCNN, batches: Iterable<{ x: Tensor; y: Tensor }>): Promise<NllReport> {
+  const wasTraining = model.training;
+  model.eval();
+  let sum = 0, n = 0, dims = 0;
+  try {
+    for (const { x, y } of batches) {
+      try {
+        sum += await noGrad(() => scope(() => model.nll(x, model.config.numClasses > 0 ? y : null).sum())).item();
+        n += x.shape[0]!;
+        dims = x.size / x.shape[0]!;
+      } finally {
+        x.dispose();
+        y.dispose();
+      }
+    }
+  } finally {
+    if (wasTraining) model.train();
+  }
+  if (!n) throw new Error('evaluateNll: no images to evaluate');
+  return { images: n, natsPerImage: sum / n, bitsPerDim: sum / n / dims / Math.LN2 };
+}
