@@ -162,9 +162,10 @@ const NOT_COVERED: Record<string, string> = {
   'F.oneHot': 'integer output, nothing to differentiate',
   'nn.fourierFeatures': 'cos/sin of fixed random frequencies: the same ops as timestepEmbedding',
   'nn.Module': 'base class', 'nn.Layer': 'base class', 'nn.ModuleList': 'a container without a forward',
+  'nn.MaskedConv2d': 'Conv2d (compared) of its weight times a fixed 0/1 mask; its causality is checked by autograd in pixelcnn.test.ts',
 };
 /** kiln's ready-made networks, built from the layers compared here. */
-const MODELS = ['LeNet', 'UNet', 'ResBlock', 'AttentionBlock', 'DiT', 'DiTBlock', 'VAE', 'VAEEncoder', 'VAEDecoder', 'VAEResBlock', 'PatchDiscriminator', 'MLPGenerator', 'MLPDiscriminator'];
+const MODELS = ['LeNet', 'UNet', 'ResBlock', 'AttentionBlock', 'DiT', 'DiTBlock', 'VAE', 'VAEEncoder', 'VAEDecoder', 'VAEResBlock', 'PatchDiscriminator', 'MLPGenerator', 'MLPDiscriminator', 'PixelCNN', 'GatedPixelBlock'];
 
 interface Meta {
   case: string; kind: 'module' | 'function'; op: string; options: Options; inputs: string[]; grad_inputs: string[];
