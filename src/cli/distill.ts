@@ -174,6 +174,11 @@ export class DistillRun {
     this.batchesOf ??= new k.data.StepBatches(await k.data.loadMnist('train'), this.int('batch'), this.int('seed', 0));
     return this.batchesOf.at(g);
   }
+  /** The MNIST training batch of global step `g` as a trainer's batch: images and labels. */
+  async dataBatch(g: number): Promise<[k.Tensor, k.Tensor]> {
+    const { x, y } = await this.batch(g);
+    return [x, y];
+  }
   /** A new network of the student's architecture holding the teacher's weights (a new guidance embedding starts at zero: the teacher's output). */
   async studentNet(): Promise<Denoiser> {
     const spec = this.studentSpec;
@@ -383,10 +388,7 @@ async function progressive(run: DistillRun): Promise<RunResult> {
     const all = () => [...previous, { studentSteps: n, losses: trainer.losses }];
     await run.train(trainer, {
       steps: perRound, offset: r * perRound, total: rounds.length * perRound, label: `${2 * n}→${n}`,
-      batch: async (g) => {
-        const { x, y } = await run.batch(g);
-        return [x, y] as [k.Tensor, k.Tensor];
-      },
+      batch: (g) => run.dataBatch(g),
       save: async () => void (await trainer.save(run.ckpt, extra())),
       grid: (name) => run.grid(student, specOf(n), name),
       writeLoss: () => run.writeLoss(all()),
@@ -420,10 +422,7 @@ async function consistency(run: DistillRun): Promise<RunResult> {
   console.log(`consistency distillation: ${steps} steps of batch ${run.int('batch')}, grid of ${gridSize} times, target EMA ${ema}; the student samples in ${n} step${n > 1 ? 's' : ''}`);
   await run.train(trainer, {
     steps, offset: 0, total: steps, label: '',
-    batch: async (g) => {
-      const { x, y } = await run.batch(g);
-      return [x, y] as [k.Tensor, k.Tensor];
-    },
+    batch: (g) => run.dataBatch(g),
     save: async () => void (await trainer.save(run.ckpt, { model: run.studentSpec, student: spec, distill: { settings } })),
     grid: (name) => run.grid(student, spec, name),
     writeLoss: () => run.writeLoss([{ losses: trainer.losses }]),
@@ -453,10 +452,7 @@ async function guidanceStudent(run: DistillRun): Promise<RunResult> {
   console.log(`guidance distillation: ${steps} steps of batch ${run.int('batch')}, scales ${scales!.wMin} to ${scales!.wMax}; the student samples with flow_heun ${n} steps without the doubled batch`);
   await run.train(trainer, {
     steps, offset: 0, total: steps, label: '',
-    batch: async (g) => {
-      const { x, y } = await run.batch(g);
-      return [x, y] as [k.Tensor, k.Tensor];
-    },
+    batch: (g) => run.dataBatch(g),
     save: async () => void (await trainer.save(run.ckpt, { model: run.studentSpec, student: spec, distill: { settings } })),
     grid: (name) => run.grid(student, spec, name),
     writeLoss: () => run.writeLoss([{ losses: trainer.losses }]),

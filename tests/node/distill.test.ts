@@ -88,6 +88,17 @@ class GuidedMLP extends k.nn.Module implements GuidedNet {
   }
 }
 
+/** n labelled draws (kept): label i mod 3, and a point of mixture component i mod 3 alone. */
+function labelledMixture(n: number): { labels: k.Tensor; data: k.Tensor } {
+  const labels = k.tensor(Int32Array.from({ length: n }, (_, i) => i % 3)).keep();
+  const data = k.scope(() => {
+    const parts = MU.map((m, c) => new D.GaussianMixture([1], [m], [SD[c]!]).sample(n));
+    const l = labels.reshape([n, 1]);
+    return k.where(l.eq(0), parts[0]!, k.where(l.eq(1), parts[1]!, parts[2]!));
+  }).keep();
+  return { labels, data };
+}
+
 let exact: Float32Array, floor = 0, teacher32 = 0, naive1 = 0, naive2 = 0, dir = '';
 let sampleNoise: k.Tensor;
 /** 64 training batches of 128 exact draws (drawn once; every training run cycles through them). */
@@ -480,13 +491,7 @@ describe('students on the mixture oracle', () => {
     const teacher = { model: classOracle(MIX), prediction: 'x0' as const, process: rf, nullLabel: 3 };
     const NP = 4096, B = 128;
     k.manualSeed(26);
-    // labelled data: class c drawn from component c
-    const labels = k.tensor(Int32Array.from({ length: NP }, (_, i) => i % 3)).keep();
-    const data = k.scope(() => {
-      const parts = MU.map((m, c) => new D.GaussianMixture([1], [m], [SD[c]!]).sample(NP));
-      const l = labels.reshape([NP, 1]);
-      return k.where(l.eq(0), parts[0]!, k.where(l.eq(1), parts[1]!, parts[2]!));
-    }).keep();
+    const { labels, data } = labelledMixture(NP);
     const net = new GuidedMLP();
     const trainer = new GuidanceTrainer(net, teacher, { steps: 250, lr: 2e-2, wMin: 0, wMax: 4, prediction: 'flow' });
     for (let i = 0; i < 250; i++) {
@@ -528,12 +533,7 @@ describe('students on the mixture oracle', () => {
     const teacher = classOracle(MIX), nullLabel = 3;
     const NP = 4096, B = 128;
     k.manualSeed(27);
-    const labels = k.tensor(Int32Array.from({ length: NP }, (_, i) => i % 3)).keep();
-    const data = k.scope(() => {
-      const parts = MU.map((m, c) => new D.GaussianMixture([1], [m], [SD[c]!]).sample(NP));
-      const l = labels.reshape([NP, 1]);
-      return k.where(l.eq(0), parts[0]!, k.where(l.eq(1), parts[1]!, parts[2]!));
-    }).keep();
+    const { labels, data } = labelledMixture(NP);
     const batch = (i: number): [k.Tensor, k.Tensor] => {
       const s = (i * B) % NP;
       return [data.slice(0, s, s + B).contiguous(), labels.slice(0, s, s + B).contiguous()];
