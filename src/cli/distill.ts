@@ -211,6 +211,27 @@ export class DistillRun {
     x.dispose();
     return { file, seconds: (performance.now() - t) / 1000 };
   }
+  /**
+   * A one-stage method's run (consistency, guidance): --resume from --out's checkpoint, `what` printed, the
+   * training loop over MNIST batches with checkpoints of the student and its sampling `spec`, the last grid.
+   */
+  async oneStage(trainer: DistillTrainer<[k.Tensor, k.Tensor]>, student: Denoiser, spec: StudentSpec, settings: Settings, what: string): Promise<RunResult> {
+    const steps = (trainer.config as { steps: number }).steps;
+    if (this.a.flag('resume')) {
+      this.resumeMeta(settings);
+      await trainer.load(this.ckpt);
+      console.log(`resumed ${this.ckpt} at step ${trainer.step} of ${steps}`);
+    }
+    console.log(what);
+    await this.train(trainer, {
+      steps, offset: 0, total: steps, label: '',
+      batch: (g) => this.dataBatch(g),
+      save: async () => void (await trainer.save(this.ckpt, { model: this.studentSpec, student: spec, distill: { settings } })),
+      grid: (name) => this.grid(student, spec, name),
+      writeLoss: () => this.writeLoss([{ losses: trainer.losses }]),
+    });
+    return { spec, grid: await this.grid(student, spec, 'samples.png'), summary: lossSummary(trainer.losses) };
+  }
   /** Writes loss.csv: a row per step of all rounds (global step; progressive runs also give the round's student steps). */
   writeLoss(rounds: { studentSteps?: number; losses: number[] }[]): void {
     const withSteps = this.method === 'progressive';
@@ -414,20 +435,7 @@ async function consistency(run: DistillRun): Promise<RunResult> {
   const target = ema > 0 ? await run.studentNet() : undefined;
   const trainer = new ConsistencyTrainer(student, { process: rf, teacher: { ...teacherModel(run), prediction: 'flow' }, target }, { ...run.optim(steps), tMin: CONSISTENCY_T_MIN, tMax: 1, gridSize, form: 'velocity', emaDecay: ema, solver: 'heun' });
   const spec: StudentSpec = { method: 'consistency', objective: 'flow', steps: n, times: consistencyTimes(n), boundary: trainer.boundary, ...run.learned };
-  if (run.a.flag('resume')) {
-    run.resumeMeta(settings);
-    await trainer.load(run.ckpt);
-    console.log(`resumed ${run.ckpt} at step ${trainer.step} of ${steps}`);
-  }
-  console.log(`consistency distillation: ${steps} steps of batch ${run.int('batch')}, grid of ${gridSize} times, target EMA ${ema}; the student samples in ${n} step${n > 1 ? 's' : ''}`);
-  await run.train(trainer, {
-    steps, offset: 0, total: steps, label: '',
-    batch: (g) => run.dataBatch(g),
-    save: async () => void (await trainer.save(run.ckpt, { model: run.studentSpec, student: spec, distill: { settings } })),
-    grid: (name) => run.grid(student, spec, name),
-    writeLoss: () => run.writeLoss([{ losses: trainer.losses }]),
-  });
-  return { spec, grid: await run.grid(student, spec, 'samples.png'), summary: lossSummary(trainer.losses) };
+  return run.oneStage(trainer, student, spec, settings, `consistency distillation: ${steps} steps of batch ${run.int('batch')}, grid of ${gridSize} times, target EMA ${ema}; the student samples in ${n} step${n > 1 ? 's' : ''}`);
 }
 
 /**
@@ -444,18 +452,5 @@ async function guidanceStudent(run: DistillRun): Promise<RunResult> {
   const teacher = { model: k.diffusion.netModel(net), prediction: 'flow' as const, process: new k.diffusion.RectifiedFlow(), nullLabel: net.config.numClasses };
   const trainer = new GuidanceTrainer(student as unknown as k.diffusion.GuidedNet, teacher, { ...optim, ...scales!, prediction: 'flow' });
   const spec: StudentSpec = { method: 'guidance', objective: 'flow', steps: n, sampler: 'flow_heun', ...run.learned };
-  if (run.a.flag('resume')) {
-    run.resumeMeta(settings);
-    await trainer.load(run.ckpt);
-    console.log(`resumed ${run.ckpt} at step ${trainer.step} of ${steps}`);
-  }
-  console.log(`guidance distillation: ${steps} steps of batch ${run.int('batch')}, scales ${scales!.wMin} to ${scales!.wMax}; the student samples with flow_heun ${n} steps without the doubled batch`);
-  await run.train(trainer, {
-    steps, offset: 0, total: steps, label: '',
-    batch: (g) => run.dataBatch(g),
-    save: async () => void (await trainer.save(run.ckpt, { model: run.studentSpec, student: spec, distill: { settings } })),
-    grid: (name) => run.grid(student, spec, name),
-    writeLoss: () => run.writeLoss([{ losses: trainer.losses }]),
-  });
-  return { spec, grid: await run.grid(student, spec, 'samples.png'), summary: lossSummary(trainer.losses) };
+  return run.oneStage(trainer, student, spec, settings, `guidance distillation: ${steps} steps of batch ${run.int('batch')}, scales ${scales!.wMin} to ${scales!.wMax}; the student samples with flow_heun ${n} steps without the doubled batch`);
 }
