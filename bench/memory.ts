@@ -2,7 +2,7 @@
  * Training memory: the peak of live GPU bytes of a compiled training step in f32, with gradient
  * checkpointing, in mixed precision (f16 under k.autocast, with loss scaling) and with both, and the step
  * time, for the default MNIST UNet and DiT of `kiln train` (the cpu preset that a software adapter picks)
- * and the default VAE of `kiln train-vae` (before its discriminator starts; it has no mixed precision).
+ * and the default VAE of `kiln train-vae` (before its discriminator starts).
  * The peak counts everything the step keeps live beyond what was live before the model was made
  * (weights, optimizer state, the step's buffers and temporaries), from `k.memory().peakBytes` after
  * `k.resetPeakMemory()` over the timed steps. Prints one JSON line, then a table.
@@ -72,12 +72,11 @@ function diffusion(kind: 'unet' | 'dit', v: Variant) {
   return { step: () => tr.trainStep(x, y), flush: () => tr.flush() };
 }
 
-/** The VAE trainer has no mixed precision: f32 variants only. */
 function vae(v: Variant) {
   k.manualSeed(0);
   const model = new k.nn.VAE();
   model.gradientCheckpointing = v.checkpointed;
-  const tr = new VAETrainer(model, { ...VAE_TRAIN_DEFAULTS, discStart: 1e9 }, null);
+  const tr = new VAETrainer(model, { ...VAE_TRAIN_DEFAULTS, discStart: 1e9, precision: v.precision }, null);
   const x = k.rand([BATCH, 1, 28, 28]).mul(2).sub(1).keep();
   return { step: () => tr.trainStep(x), flush: () => tr.flush() };
 }
@@ -90,7 +89,7 @@ for (const [name, make] of models) {
   results[name] = {};
   const measured: [string, { peakMB: number; run: Run }][] = [];
   for (const [vname, v] of Object.entries(VARIANTS)) {
-    const supported = v.precision === 'f32' || (f16 && make !== vae);
+    const supported = v.precision === 'f32' || f16;
     if (supported) measured.push([vname, await measure(() => make(v))]);
     else results[name]![vname] = null;
   }

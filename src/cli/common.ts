@@ -7,6 +7,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as k from '../index.js';
 import { imageGrid } from '../io/grid.js';
+import type { OptionSpec } from './args.js';
 
 /** A file-system error said plainly (its code kept). */
 function plain(e: unknown): string {
@@ -65,6 +66,15 @@ export function diverged(e: Error, ckpt: string, savedStep: number, lossFile: st
 /** Writes images [N, 1, H, W] in [−1, 1] as a PNG grid in rows of `cols`. */
 export async function writeGrid(file: string, x: k.Tensor, cols: number): Promise<void> {
   writeFileSync(file, imageGrid(await x.data(), x.shape, cols));
+}
+
+/** The `--precision` option of the training commands. */
+export const PRECISION_OPTION: OptionSpec = { name: 'precision', value: 'P', choices: ['f32', 'f16'], help: 'f16: mixed precision (f16 activations, f32 weights, dynamic loss scaling; needs the adapter feature shader-f16)' };
+
+/** A line on a mixed-precision run's loss scaler at its end: the scale and the steps it skipped (`who` names the scaler if there are several). */
+export async function scalerSummary(scaler: k.optim.GradScaler, who = ''): Promise<string> {
+  const st = await scaler.stats();
+  return `mixed precision${who ? ` (${who})` : ''}: loss scale ${st.scale} at the end; ${st.skippedSteps} steps skipped for overflowing gradients${st.skippedSteps ? ` (the last at step ${st.lastSkippedStep})` : ''}`;
 }
 
 /** The checkpoint `kiln sample` and `kiln eval` read when no --checkpoint is given (where `kiln train` writes by default). */

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import * as k from '../index.js';
 import { DiffusionTrainer, TRAIN_DEFAULTS, type TrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, realFeatures, writeGrid } from './common.js';
+import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkSampler, defaultSamplers, OBJECTIVES, SAMPLER_NAMES, samplerLines } from './samplers.js';
@@ -119,7 +119,7 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
   { name: 'scale-images', value: 'N', help: 'images whose latents set the latent normalization (with --latent)' },
   { name: 'data-limit', value: 'N', help: 'train on the first N training images only' },
   { name: 'grad-checkpoint', help: 'recompute each block\'s activations in the backward pass instead of keeping them: less memory, slower steps' },
-  { name: 'precision', value: 'P', choices: ['f32', 'f16'], help: 'f16: mixed precision (f16 activations, f32 weights, dynamic loss scaling; needs the adapter feature shader-f16)' },
+  PRECISION_OPTION,
   { name: 'resume', help: 'continue from the checkpoint in --out' },
 ];
 
@@ -323,10 +323,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const first = trainer.losses.slice(0, 50), last = trainer.losses.slice(-50);
   const mean = (v: number[]) => v.reduce((p, q) => p + q, 0) / Math.max(1, v.length);
   console.log(`trained ${steps - startStep} steps in ${fmtTime(trainSec)}; loss ${mean(first).toFixed(4)} (first 50) → ${mean(last).toFixed(4)} (last 50)`);
-  if (trainer.scaler) {
-    const st = await trainer.scaler.stats();
-    console.log(`mixed precision: loss scale ${st.scale} at the end; ${st.skippedSteps} steps skipped for overflowing gradients${st.skippedSteps ? ` (the last at step ${st.lastSkippedStep})` : ''}`);
-  }
+  if (trainer.scaler) console.log(await scalerSummary(trainer.scaler));
   console.log(`wrote ${ckpt}, ${join(out, 'loss.csv')} and ${g.file} (rows = digits 0–9, ${grid.sampler} ${grid.steps} steps, guidance ${grid.guidance}; ${g.seconds.toFixed(0)} s)`);
 }
 

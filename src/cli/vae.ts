@@ -10,9 +10,9 @@ import { dirname, join } from 'node:path';
 import * as k from '../index.js';
 import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
-import { VAE_METRICS, VAE_TRAIN_DEFAULTS, VAETrainer, type VAETrainConfig } from '../train/index.js';
+import { VAE_METRICS, VAE_TRAIN_DEFAULTS, VAETrainer, type Precision, type VAETrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, realFeatures, writeGrid } from './common.js';
+import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 
@@ -65,6 +65,7 @@ export const TRAIN_VAE_OPTIONS: readonly OptionSpec[] = [
   { name: 'out', value: 'DIR', help: 'where vae.safetensors, loss.csv, recon.png, samples.png and interp.png go' },
   { name: 'save-every', value: 'N', help: 'write the checkpoint every N steps' },
   { name: 'grad-checkpoint', help: 'recompute each residual block\'s activations in the backward pass instead of keeping them: less memory, slower steps' },
+  PRECISION_OPTION,
   { name: 'resume', help: 'continue from vae.safetensors in --out' },
 ];
 
@@ -97,6 +98,7 @@ export function trainVaeDefaults(steps: number = VAE_TRAIN_DEFAULTS.steps, lr: n
     'eval-limit': 1000,
     out: 'out/vae',
     'save-every': 250,
+    precision: 'f32' as Precision,
   } satisfies Defaults;
 }
 
@@ -137,6 +139,7 @@ export async function trainVaeCommand(argv: string[]): Promise<void> {
     r1Gamma: a.number('r1', d.r1, { min: 0 }),
     discLr: a.number('disc-lr', d['disc-lr'], { min: 0 }),
     seed: a.number('seed', d.seed, { min: 0, integer: true }),
+    precision: a.string<Precision>('precision', d.precision),
   };
   const vaeConfig: Partial<k.nn.VAEConfig> = {
     widths: a.ints('widths', d.widths, 1, 4096),
@@ -167,7 +170,7 @@ export async function trainVaeCommand(argv: string[]): Promise<void> {
   const data = { ...split, count: Math.min(dataLimit, split.count) };
   const dParams = trainer.discriminator?.numParameters() ?? 0;
   console.log(`adapter: ${info.driver} (${info.description || info.vendor}); VAE ${JSON.stringify(vae.config)}, ${(vae.numParameters() / 1e3).toFixed(0)}k parameters, latents ${JSON.stringify(vae.latentShape)}; ` +
-    `${trainer.discriminator ? `PatchGAN ${(dParams / 1e3).toFixed(0)}k parameters from step ${train.discStart}` : 'no discriminator'}; ${steps} steps × batch ${train.batchSize}`);
+    `${trainer.discriminator ? `PatchGAN ${(dParams / 1e3).toFixed(0)}k parameters from step ${train.discStart}` : 'no discriminator'}; ${steps} steps × batch ${train.batchSize}${train.precision === 'f16' ? ', mixed precision (f16)' : ''}`);
   const writeMetrics = () => writeFileSync(join(out, 'loss.csv'), `step,${VAE_METRICS.join(',')}\n${trainer.history.map((r, i) => `${i + 1},${r.join(',')}`).join('\n')}\n`);
   const bar = new Progress(steps, 'train-vae ');
   const t0 = performance.now();
@@ -206,6 +209,8 @@ export async function trainVaeCommand(argv: string[]): Promise<void> {
   const files = await writeVaePictures(vae, out, train.seed);
   const r = await reconstructionReport(vae, evalLimit, train.reconstruction);
   console.log(`trained ${steps - startStep} steps in ${fmtTime(trainSec)}; test reconstruction (${r.count} digits, posterior mean): L1 ${r.l1.toFixed(4)}, MSE ${r.mse.toFixed(4)}, PSNR ${r.psnr.toFixed(2)} dB; ELBO ${r.elbo.toFixed(1)} nats/image (KL ${r.kl.toFixed(1)})`);
+  if (trainer.scaler) console.log(await scalerSummary(trainer.scaler, 'VAE'));
+  if (trainer.scalerDisc) console.log(await scalerSummary(trainer.scalerDisc, 'discriminator'));
   console.log(`wrote ${ckpt}, ${join(out, 'loss.csv')}, ${files.join(', ')}`);
 }
 

@@ -14,12 +14,21 @@
 import { readCheckpointMeta, withoutPrefix, withPrefix } from '../nn/checkpoint.js';
 import type { Module } from '../nn/module.js';
 import { cosine, LRScheduler, warmup, type Optimizer } from '../nn/optim.js';
-import { GradScaler } from '../nn/grad-scaler.js';
+import { GradScaler, type GradScalerOptions } from '../nn/grad-scaler.js';
 import { loadWithMetadata, NonFiniteTensorError, save } from '../nn/safetensors.js';
 import { autocast, compile, getRngState, perCall, setRngState, type CompiledFunction, type Tensor } from '../tensor/index.js';
 
 /** The precision a trainer computes in: 'f32', or 'f16' mixed precision (f16 activations, f32 weights, loss scaling). */
 export type Precision = 'f32' | 'f16';
+
+/**
+ * The loss scaler of a trainer computing in `precision` (null for 'f32' or undefined), with `options`;
+ * any other precision is an error naming `trainer`.
+ */
+export function scalerFor(trainer: string, precision: Precision | undefined, options: Partial<GradScalerOptions> = {}): GradScaler | null {
+  if (precision !== undefined && precision !== 'f32' && precision !== 'f16') throw new Error(`${trainer}: precision must be 'f32' or 'f16', got ${JSON.stringify(precision)}`);
+  return precision === 'f16' ? new GradScaler(options) : null;
+}
 
 /** What a trainer stores in its checkpoints besides the common fields. */
 export interface TrainerState {
@@ -242,8 +251,7 @@ export abstract class LossTrainer<Batch extends Tensor[]> extends Trainer<number
    * a `GradScaler`; 'f32' (the default) in full precision. Call it from the constructor.
    */
   protected setPrecision(precision: Precision | undefined): void {
-    if (precision !== undefined && precision !== 'f32' && precision !== 'f16') throw new Error(`${this.constructor.name}: precision must be 'f32' or 'f16', got ${JSON.stringify(precision)}`);
-    this.scaler = precision === 'f16' ? new GradScaler() : null;
+    this.scaler = scalerFor(this.constructor.name, precision);
   }
 
   /** The update of one batch (compiled): loss, backward, clipping, optimizer, schedule, `afterUpdate`. */
@@ -274,9 +282,16 @@ export abstract class LossTrainer<Batch extends Tensor[]> extends Trainer<number
     this.model.loadStateDict(tensors('model.'));
     restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta, tensors('optim.'));
     this.sched.stepCount = this.step;
-    const scaler = tensors('scaler.');
-    if (this.scaler && Object.keys(scaler).length) this.scaler.loadStateDict(scaler, this.step);
+    restoreScaler(this.scaler, tensors('scaler.'), this.step);
   }
+}
+
+/**
+ * Restores a trainer's loss scaler from its checkpoint tensors, `updates` being how many times it was
+ * updated before; a checkpoint without them (an f32 run resumed in f16) leaves the scaler fresh.
+ */
+export function restoreScaler(scaler: GradScaler | null, state: Record<string, Tensor>, updates: number): void {
+  if (scaler && Object.keys(state).length) scaler.loadStateDict(state, updates);
 }
 
 /** The JSON part of an optimizer's state in a checkpoint (its tensors go under a prefix of their own). */

@@ -5,10 +5,11 @@
  */
 import { adaptiveWeight, discriminatorLoss, generatorLoss, PatchDiscriminator, r1Penalty, startAt, type GanLoss, type PatchDiscriminatorConfig } from '../nn/models/gan.js';
 import { VAE_CHECKPOINT_FORMAT, type Reconstruction, type VAE } from '../nn/models/vae.js';
+import type { GradScaler } from '../nn/grad-scaler.js';
 import { Adam, type LRScheduler } from '../nn/optim.js';
 import { scope } from '../tensor/memory.js';
-import { full, perCall, realize, stack, type Tensor } from '../tensor/index.js';
-import { optimizerState, restoreOptimizer, Trainer, warmupCosine, type OptimizerMeta, type TrainerState } from './trainer.js';
+import { autocast, full, perCall, realize, stack, type Tensor } from '../tensor/index.js';
+import { optimizerState, restoreOptimizer, restoreScaler, scalerFor, Trainer, warmupCosine, type OptimizerMeta, type Precision, type TrainerState } from './trainer.js';
 
 /** Hyper-parameters of VAE (+ discriminator) training. */
 export interface VAETrainConfig {
@@ -28,6 +29,8 @@ export interface VAETrainConfig {
   r1Gamma: number;
   discLr: number;
   seed: number;
+  /** 'f16': mixed precision (f16 activations under `k.autocast`, f32 master weights, a loss scaler per player); absent: 'f32'. */
+  precision?: Precision;
 }
 
 /** Defaults of `VAETrainConfig`: the MNIST run of `kiln train-vae` (about 13 minutes on lavapipe). */
@@ -47,6 +50,9 @@ export class VAETrainer extends Trainer<number[]> {
   readonly optD: Adam | null;
   readonly sched: LRScheduler;
   readonly discriminator: PatchDiscriminator | null;
+  /** With `precision: 'f16'`: the loss scalers of the VAE and of the discriminator (null in f32). */
+  readonly scaler: GradScaler | null;
+  readonly scalerDisc: GradScaler | null;
 
   constructor(readonly vae: VAE, readonly config: VAETrainConfig, discriminator: Partial<PatchDiscriminatorConfig> | null = {}) {
     super({ format: VAE_CHECKPOINT_FORMAT, historyKey: 'history' }, VAE_METRICS);
@@ -56,6 +62,10 @@ export class VAETrainer extends Trainer<number[]> {
     this.sched = warmupCosine(this.opt, c.lr, c.warmup, c.steps);
     this.discriminator = discriminator && c.discStart < c.steps ? new PatchDiscriminator({ channels: vae.config.channels, ...discriminator }) : null;
     this.optD = this.discriminator ? new Adam(this.discriminator, { lr: c.discLr, betas: [0.5, 0.9] }) : null;
+    // the ELBO sums over each image's pixels: its gradients are ~10³ times those of a mean loss, and at
+    // PyTorch's first scale of 2¹⁶ the first updates of an MNIST VAE overflow in f16
+    this.scaler = scalerFor('VAETrainer', c.precision, { initScale: 2 ** 10 });
+    this.scalerDisc = this.scaler && this.discriminator ? scalerFor('VAETrainer', c.precision) : null;
   }
 
   /** One update of the VAE (and of the discriminator once it is on) on images x [N, C, H, W] in [−1, 1]. */
@@ -74,25 +84,29 @@ export class VAETrainer extends Trainer<number[]> {
   private readonly update = this.compiledStep('trainStep', (x: Tensor, adversarial: boolean) => {
     const c = this.config;
     const D = this.discriminator;
+    const scaler = this.scaler;
+    const amp = <T>(fn: () => T): T => (scaler ? autocast(fn) : fn());
     const [row, fake] = scope(() => {
-      const t = this.vae.loss(x, { reconstruction: c.reconstruction, klWeight: c.klWeight });
+      const t = amp(() => this.vae.loss(x, { reconstruction: c.reconstruction, klWeight: c.klWeight }));
       let total = t.loss;
       let g = full([], 0), w = full([], 0);
       if (adversarial) {
-        g = generatorLoss(D!.forward(t.recon), 'hinge');
-        w = adaptiveWeight(t.nll, g, this.vae.lastLayer).mul(c.discWeight);
+        g = amp(() => generatorLoss(D!.forward(t.recon), 'hinge'));
+        w = adaptiveWeight(t.nll, g, this.vae.lastLayer, { scale: scaler?.scaleFactor }).mul(c.discWeight);
         total = total.add(w.mul(g));
       }
-      total.backward();
+      (scaler ? scaler.scale(total) : total).backward();
       return [stack([total, t.rec, t.kl, t.nll, g, w]).detach(), t.recon.detach()];
     });
-    void this.opt.step();
+    void (scaler ? scaler.step(this.opt) : this.opt.step());
+    scaler?.update();
     this.opt.zeroGrad();
     D?.zeroGrad();
+    // R1 differentiates D twice: it stays in f32
     const dLoss = !adversarial ? full([], 0) : this.optD!.minimize(() => {
-      const d = discriminatorLoss(D!.forward(x), D!.forward(fake!), c.discLoss);
+      const d = amp(() => discriminatorLoss(D!.forward(x), D!.forward(fake!), c.discLoss));
       return c.r1Gamma > 0 ? d.add(r1Penalty((xr) => D!.forward(xr), x, c.r1Gamma)) : d;
-    });
+    }, { scaler: this.scalerDisc });
     fake!.dispose();
     perCall(() => this.sched.step());
     return [row!, dLoss];
@@ -104,6 +118,8 @@ export class VAETrainer extends Trainer<number[]> {
     const tensors: TrainerState['tensors'] = { 'vae.': this.vae.stateDict(), 'optim.': o.tensors };
     if (this.discriminator) tensors['disc.'] = this.discriminator.stateDict();
     if (od) tensors['optim_disc.'] = od.tensors;
+    if (this.scaler) tensors['scaler.'] = this.scaler.stateDict();
+    if (this.scalerDisc) tensors['scaler_disc.'] = this.scalerDisc.stateDict();
     return {
       tensors,
       meta: { vae: this.vae.config, discriminator: this.discriminator?.config ?? null, train: this.config, optimizer: o.meta, optimizerDisc: od?.meta ?? null, metrics: VAE_METRICS },
@@ -120,5 +136,8 @@ export class VAETrainer extends Trainer<number[]> {
       if (od) restoreOptimizer(this.optD, od, tensors('optim_disc.'));
     }
     this.sched.stepCount = this.step;
+    restoreScaler(this.scaler, tensors('scaler.'), this.step);
+    // the discriminator's scaler is updated once per step from discStart on
+    restoreScaler(this.scalerDisc, tensors('scaler_disc.'), Math.max(0, this.step - this.config.discStart));
   }
 }

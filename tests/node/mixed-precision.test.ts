@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
-import { DiffusionTrainer, TRAIN_DEFAULTS } from '../../src/train/index.ts';
+import { DiffusionTrainer, TRAIN_DEFAULTS, VAE_METRICS, VAE_TRAIN_DEFAULTS, VAETrainer } from '../../src/train/index.ts';
 
 /** One UNet for every test here (they share its pipelines); attention under autocast is in the conformance suite. */
 const SMALL_UNET = { widths: [8, 16], depth: 1, attention: [], midAttention: false, heads: 2, groups: 4, numClasses: 10, patch: 1 };
@@ -256,5 +256,47 @@ describe("trainers' precision 'f16'", () => {
     await b.flush();
     expect(b.losses.slice(4)).toEqual(a.losses.slice(4));
     expect(() => new DiffusionTrainer(new k.nn.UNet({ widths: [8], numClasses: 10 }), { ...TRAIN_DEFAULTS, precision: 'bf16' as 'f16' })).toThrow(/DiffusionTrainer: precision must be 'f32' or 'f16', got "bf16"/);
+  });
+
+  it('trains a VAE and its discriminator under autocast, each with its own scaler, and resumes to the same metrics', async () => {
+    k.manualSeed(1);
+    const x = k.rand([4, 1, 28, 28]).mul(2).sub(1);
+    const make = (precision: 'f32' | 'f16') => {
+      k.manualSeed(4);
+      const vae = new k.nn.VAE({ widths: [8], patch: 4, groups: 4 });
+      return new VAETrainer(vae, { ...VAE_TRAIN_DEFAULTS, steps: 5, batchSize: 4, discStart: 2, precision }, { width: 4, layers: 1, groups: 2 });
+    };
+    const run = async (tr: VAETrainer, to: number) => {
+      while (tr.step < to) await tr.trainStep(x);
+      await tr.flush();
+    };
+    const a = make('f16');
+    await run(a, 5);
+    const ref = make('f32');
+    await run(ref, 5);
+    const col = (tr: VAETrainer, name: (typeof VAE_METRICS)[number]) => tr.history.map((r) => r[VAE_METRICS.indexOf(name)]!);
+    for (const r of a.history) expect(r.every(Number.isFinite)).toBe(true);
+    for (const w of col(a, 'weight').slice(2)) expect(w).toBeGreaterThan(0);
+    expect(col(a, 'disc').slice(2).every((d) => d > 0)).toBe(true);
+    // f16 activations: the metrics follow the f32 run's (same seeds and data) to f16 precision, not bit for bit
+    const [ra, rr] = [col(a, 'rec'), col(ref, 'rec')];
+    expect(ra).not.toEqual(rr);
+    ra.forEach((v, i) => expect(Math.abs(v - rr[i]!)).toBeLessThan(2e-4 * rr[i]!));
+    const [wa, wr] = [col(a, 'weight'), col(ref, 'weight')];
+    for (let i = 2; i < 5; i++) expect(Math.abs(wa[i]! - wr[i]!)).toBeLessThan(1e-2 * wr[i]!);
+    expect(await a.scaler!.stats()).toEqual({ scale: 2 ** 10, skippedSteps: 0, lastSkippedStep: 0 });
+    expect(await a.scalerDisc!.stats()).toEqual({ scale: 2 ** 16, skippedSteps: 0, lastSkippedStep: 0 });
+    // save after 3 steps, resume into a fresh trainer: the same metrics as the straight run
+    const first = make('f16');
+    await run(first, 3);
+    const path = join(dir, 'vae-amp.safetensors');
+    await first.save(path);
+    const { tensors } = await k.loadWithMetadata(path);
+    expect(Object.keys(tensors).filter((n) => n.startsWith('scaler')).length).toBe(8);
+    const resumed = make('f16');
+    await resumed.load(path);
+    await run(resumed, 5);
+    expect(resumed.history).toEqual(a.history);
+    expect(ref.scaler).toBeNull();
   });
 });

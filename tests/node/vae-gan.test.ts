@@ -219,18 +219,21 @@ describe('GAN', () => {
     }
     const norm = (g: Float64Array) => Math.sqrt(g.reduce((p, q) => p + q * q, 0));
     const want = norm(gRec) / (norm(gGan) + 1e-4);
-    const run = (device: k.Device, vs: number[], scale = 1) => k.withDevice(device, () => k.scope(async () => {
+    const run = (device: k.Device, vs: number[], scale = 1, lossScale?: number) => k.withDevice(device, () => k.scope(async () => {
       const w = k.tensor(W, { shape: [O, F], requiresGrad: true });
       const r = k.tensor(h, { shape: [N, F] }).matmul(w.T).add(k.tensor(b));
       const rec = k.tensor(x, { shape: [N, O] }).sub(r).abs().mean().mul(scale);
       const gan = r.tanh().mul(k.tensor(vs)).sum(1).mean().neg();
-      const a = k.nn.adaptiveWeight(rec, gan, w);
+      const a = k.nn.adaptiveWeight(rec, gan, w, lossScale ? { scale: k.tensor(lossScale) } : {});
       return { value: await a.item(), requiresGrad: a.requiresGrad };
     }));
     const cpu = await run('cpu', v), gpu = await run('webgpu', v);
     close([cpu.value], [want], 1e-12, 1e-9, 'float64');
     close([gpu.value], [want], 1e-6, 1e-5, 'webgpu');
     expect(gpu.requiresGrad).toBe(false);
+    // mixed precision's loss scale: gradients of the scaled losses, norms divided by it (eps unscaled)
+    close([(await run('cpu', v, 1, 2 ** 12)).value], [want], 1e-12, 1e-9, 'float64, loss scale');
+    close([(await run('webgpu', v, 1, 2 ** 12)).value], [want], 1e-6, 1e-5, 'webgpu, loss scale');
     // a GAN term with no gradient at the last layer: the ratio is ‖∇rec‖·1e4·scale, clamped to 1e4
     expect((await run('cpu', [0, 0], 100)).value).toBe(1e4);
     expect(() => k.nn.adaptiveWeight(k.tensor([1, 2], { requiresGrad: true }), k.tensor(1, { requiresGrad: true }), k.tensor([1], { requiresGrad: true }))).toThrow(/adaptiveWeight: recLoss must be a scalar, got shape \[2\]/);

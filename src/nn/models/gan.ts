@@ -50,6 +50,11 @@ export interface AdaptiveWeightOptions {
   eps?: number;
   /** Upper clamp (default 1e4). */
   max?: number;
+  /**
+   * The loss scale of mixed precision (a `GradScaler`'s `scaleFactor`): the gradients are taken of the
+   * scaled losses, so small ones do not flush to zero in an f16 backward pass, and their norms divided by it.
+   */
+  scale?: Tensor;
 }
 
 /**
@@ -64,11 +69,18 @@ export function adaptiveWeight(recLoss: Tensor, ganLoss: Tensor, lastLayer: Tens
   }
   if (!lastLayer.requiresGrad) throw new Error(`adaptiveWeight: the last layer's weight ${fmt(lastLayer.shape)} must require grad`);
   const eps = opts.eps ?? 1e-4, max = opts.max ?? 1e4;
-  return noGrad(() => scope(() => {
-    const [gRec] = gradients(recLoss, [lastLayer], { retainGraph: true });
-    const [gGan] = gradients(ganLoss, [lastLayer], { retainGraph: true });
-    return gRec!.square().sum().sqrt().div(gGan!.square().sum().sqrt().add(eps)).clamp(0, max);
+  const s = opts.scale;
+  // the scaled losses are recorded (outside noGrad) so that gradients can start from them
+  const scaled = s ? scope(() => [recLoss.mul(s.detach()), ganLoss.mul(s.detach())]) : null;
+  const [rec, gan] = scaled ?? [recLoss, ganLoss];
+  const w = noGrad(() => scope(() => {
+    const [gRec] = gradients(rec!, [lastLayer], { retainGraph: true });
+    const [gGan] = gradients(gan!, [lastLayer], { retainGraph: true });
+    const norm = (g: Tensor) => (s ? g.square().sum().sqrt().div(s) : g.square().sum().sqrt());
+    return norm(gRec!).div(norm(gGan!).add(eps)).clamp(0, max);
   }));
+  for (const t of scaled ?? []) t.dispose();
+  return w;
 }
 
 /** The factor of a term that starts at step `start`: `weight` from then on, 0 before (latent diffusion's `disc_start`). */
