@@ -141,6 +141,15 @@ export class Scheduler {
    * stored roots would both contain it, or when it is broadcast, unless it is cheap to recompute.
    */
   private chooseStores(nodes: Set<LazyNode>): void {
+    // the depth bound makes new stored roots, whose kernels may share fused work in turn: decide again
+    for (let round = 0; round < 8; round++) {
+      this.storeShared(nodes);
+      if (!this.boundDepth()) break;
+    }
+  }
+
+  /** Stores the costly nodes that kernels of two stored roots would both compute, or that are broadcast. */
+  private storeShared(nodes: Set<LazyNode>): void {
     for (let iter = 0; iter < 64; iter++) {
       const cost = new Map<LazyNode, number>();
       const costOf = (n: LazyNode): number => {
@@ -182,7 +191,11 @@ export class Scheduler {
       for (const n of store) this.materialize.add(n);
       if (!store.size) break;
     }
-    // bound the size of one kernel: store a node when its fused expression gets too deep
+  }
+
+  /** Bounds the size of one kernel: stores a node when its fused expression gets too deep. Returns whether any was. */
+  private boundDepth(): boolean {
+    const before = this.materialize.size;
     const depth = new Map<LazyNode, number>();
     const depthOf = (n: LazyNode): number => {
       if (n.realized || this.materialize.has(n)) return 0;
@@ -199,6 +212,7 @@ export class Scheduler {
       return d;
     };
     for (const root of [...this.materialize]) for (const s of root.src) depthOf(s);
+    return this.materialize.size > before;
   }
 
   private walk(n: LazyNode): { base: LazyNode; expands: boolean } {

@@ -164,6 +164,10 @@ export function select(f: Expr, t: Expr, c: Expr): Expr {
 /** Clamps an index into [0, n-1] (a wrapped negative index becomes n-1; callers mask it). */
 export function clampIdx(a: Expr, n: number): Expr {
   if (isLit(a)) return int(Math.min(Math.max(a.v as number, 0), Math.max(n - 1, 0)));
+  // a size-1 axis has the one index 0, and an index known to be below n needs no clamp: without these
+  // folds equal indices reached along different paths print differently and defeat CSE
+  if (n <= 1) return int(0);
+  if (boundOf(a) <= n) return a;
   return call('min', (x) => `min(${x[0]}, ${x[1]})`, [a, int(Math.max(n - 1, 0))], 'u32');
 }
 

@@ -4,6 +4,8 @@ import { close } from '../shared/util.ts';
 import { classify } from '../../src/wgsl/device.ts';
 import { tuningFor } from '../../src/wgsl/tuning.ts';
 import { kernelConfig } from '../../src/wgsl/runtime.ts';
+import { Scheduler } from '../../src/tensor/plan.ts';
+import { render } from '../../src/wgsl/kernels.ts';
 import { programConfig, programStats } from '../../src/tensor/program.ts';
 import { indexLifting } from '../../src/wgsl/kernels.ts';
 
@@ -89,6 +91,41 @@ describe('fusion', () => {
     const { kernels, values } = await kernelsFor(() => x.mul(x).sum(1).sqrt());
     expect(kernels).toBe(1);
     close(values, [Math.sqrt(14), Math.sqrt(77)]);
+    x.dispose();
+  });
+
+  it("a sampler's chain of steps that read and rewrite columns plans kernels whose WGSL grows linearly with the steps, with the float64 reference's values", async () => {
+    // Heun steps of a 2-D field: each evaluation slices the columns of x and concatenates new ones, so a
+    // fused kernel reads earlier values at several indices. Unfolded clamps of size-1 axes used to make
+    // equal indices print differently (no CSE: the WGSL of 2 steps was 17× that of 1), and the roots
+    // stored by the depth bound recomputed each other's work
+    const x0 = Array.from({ length: 64 * 2 }, lcg(5)).map((v) => 2 * v - 1);
+    const f = (x: k.Tensor, t: number) => {
+      const [c0, c1] = [x.slice(1, 0, 1), x.slice(1, 1, 2)];
+      const g0 = c0.square().add(c1.square()).mul(-0.5 * t).exp(), g1 = c0.sub(c1).tanh();
+      const z = g0.add(g1.exp());
+      return k.cat([c1.mul(g0).div(z), c0.mul(g1).div(z).neg()], 1);
+    };
+    const sampler = (x: k.Tensor, steps: number) => {
+      for (let i = 0; i < steps; i++) {
+        const h = 1 / steps, d1 = f(x, i * h), x1 = x.add(d1.mul(h)), d2 = f(x1, (i + 1) * h);
+        x = x.add(d1.add(d2).mul(h / 2));
+      }
+      return x;
+    };
+    const x = k.tensor(x0, { shape: [64, 2] });
+    await k.realize(x);
+    const wgslChars = (steps: number) => k.scope(() => {
+      const s = new Scheduler([sampler(x, steps).node]);
+      return s.planned.reduce((a, p) => a + render(p.kernel, kernelConfig()).reduce((b, q) => b + q.code.length, 0), 0);
+    });
+    const [one, two, twelve] = [wgslChars(1), wgslChars(2), wgslChars(12)];
+    expect(two).toBeLessThan(2.5 * one);
+    expect(twelve).toBeLessThan(12 * 4 * one);
+    const gpu = await k.scope(() => sampler(x, 6).data());
+    const cpu = await k.withDevice('cpu', () => k.scope(() => sampler(k.tensor(x0, { shape: [64, 2] }), 6).data()));
+    close(Array.from(gpu), Array.from(cpu), 1e-5, 1e-5);
+    expect(Math.max(...Array.from(cpu, Math.abs))).toBeGreaterThan(0.1);
     x.dispose();
   });
 
