@@ -71,10 +71,14 @@ export async function writeGrid(file: string, x: k.Tensor, cols: number): Promis
 /** The `--precision` option of the training commands. */
 export const PRECISION_OPTION: OptionSpec = { name: 'precision', value: 'P', choices: ['f32', 'f16'], help: 'f16: mixed precision (f16 activations, f32 weights, dynamic loss scaling; needs the adapter feature shader-f16)' };
 
-/** A line on a mixed-precision run's loss scaler at its end: the scale and the steps it skipped (`who` names the scaler if there are several). */
-export async function scalerSummary(scaler: k.optim.GradScaler, who = ''): Promise<string> {
+/**
+ * A line on a mixed-precision run's loss scaler at its end: the scale and the steps it skipped. `who`
+ * names the scaler if there are several; `firstStep` is the training step of its first update (a
+ * discriminator that starts late), so the last skipped step is named as a training step.
+ */
+export async function scalerSummary(scaler: k.optim.GradScaler, who = '', firstStep = 1): Promise<string> {
   const st = await scaler.stats();
-  return `mixed precision${who ? ` (${who})` : ''}: loss scale ${st.scale} at the end; ${st.skippedSteps} steps skipped for overflowing gradients${st.skippedSteps ? ` (the last at step ${st.lastSkippedStep})` : ''}`;
+  return `mixed precision${who ? ` (${who})` : ''}: loss scale ${st.scale} at the end; ${st.skippedSteps} steps skipped for overflowing gradients${st.skippedSteps ? ` (the last at step ${st.lastSkippedStep + firstStep - 1})` : ''}`;
 }
 
 /** The checkpoint `kiln sample` and `kiln eval` read when no --checkpoint is given (where `kiln train` writes by default). */

@@ -210,7 +210,8 @@ export async function trainVaeCommand(argv: string[]): Promise<void> {
   const r = await reconstructionReport(vae, evalLimit, train.reconstruction);
   console.log(`trained ${steps - startStep} steps in ${fmtTime(trainSec)}; test reconstruction (${r.count} digits, posterior mean): L1 ${r.l1.toFixed(4)}, MSE ${r.mse.toFixed(4)}, PSNR ${r.psnr.toFixed(2)} dB; ELBO ${r.elbo.toFixed(1)} nats/image (KL ${r.kl.toFixed(1)})`);
   if (trainer.scaler) console.log(await scalerSummary(trainer.scaler, 'VAE'));
-  if (trainer.scalerDisc) console.log(await scalerSummary(trainer.scalerDisc, 'discriminator'));
+  // the discriminator's first update is at step discStart (0-based), step discStart + 1 counted from 1
+  if (trainer.scalerDisc) console.log(await scalerSummary(trainer.scalerDisc, 'discriminator', train.discStart + 1));
   console.log(`wrote ${ckpt}, ${join(out, 'loss.csv')}, ${files.join(', ')}`);
 }
 
