@@ -4,6 +4,8 @@
  * class-conditional image denoisers (DDPM ε, v, rectified flow) with their loss.
  */
 import type { Module } from '../nn/module.js';
+import { unconditionalTokens } from '../nn/models/text.js';
+import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
 import { PerCall, perCall, rand, randn, randomHost, tensor, where, type Tensor } from '../tensor/index.js';
 import type { Prediction } from './predict.js';
@@ -80,16 +82,28 @@ export function dropLabels(labels: Tensor, p: number, nullLabel: number): Tensor
   return scope(() => where(rand(labels.shape, { device: labels.device }).lt(p), nullLabel, labels));
 }
 
+/**
+ * Replaces each row of token ids [N, L] by the empty caption's ids (`unconditionalTokens`) with probability p:
+ * caption dropout for classifier-free guidance of a text-conditioned model.
+ */
+export function dropCaptions(ids: Tensor, p: number): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new Error(`dropCaptions: p must be in [0, 1], got ${p}`);
+  if (ids.rank !== 2 || ids.dtype !== 'i32') throw new Error(`dropCaptions: expected token ids [N, L] of dtype i32, got ${fmt(ids.shape)} ${ids.dtype}`);
+  const [N, L] = ids.shape as [number, number];
+  return scope(() => where(rand([N, 1], { device: ids.device }).lt(p), tensor(unconditionalTokens(L), { shape: [1, L], dtype: 'i32', device: ids.device }), ids));
+}
+
 /** What the network learns to predict, and on which process. */
 export type Objective = 'eps' | 'v' | 'flow';
 
 /**
- * A class-conditional denoiser: x [N, C, H, W], t [N], labels [N] (the null class = numClasses); a model
- * with `guidanceInput` (a guidance-distilled student) also takes the guidance scales w [N].
+ * A class-conditional denoiser: x [N, C, H, W], t [N], labels [N] (the null class = numClasses), or for a
+ * text-conditioned one (`config.text`) token ids [N, L] (the empty caption = no text); a model with
+ * `guidanceInput` (a guidance-distilled student) also takes the guidance scales w [N].
  */
 export interface Denoiser extends Module {
   forward(x: Tensor, t: Tensor, labels?: Tensor | null, w?: Tensor | null): Tensor;
-  readonly config: { numClasses: number; guidanceInput?: boolean };
+  readonly config: { numClasses: number; guidanceInput?: boolean; text?: unknown };
 }
 
 /** The noise process and prediction type of an objective. */
@@ -107,13 +121,14 @@ export interface DenoisingLossOptions {
   process: NoiseProcess;
   prediction: Prediction;
   times?: TimeSampling;
-  /** Probability of replacing a label by the null class (classifier-free guidance; default 0). */
+  /** Probability of replacing a label by the null class, or a caption by the empty one (classifier-free guidance; default 0). */
   labelDropout?: number;
 }
 
 /**
  * The denoising loss of one batch x0 [N, C, H, W] with labels [N] i32: times drawn from the process,
- * x_t = a·x0 + s·ε, labels dropped to the null class with probability `labelDropout`, and the mean
+ * x_t = a·x0 + s·ε, labels dropped to the null class (token ids of a text model: to the empty caption) with
+ * probability `labelDropout`, and the mean
  * squared error of the model's prediction of ε, v = a·ε − s·x0, or the flow ε − x0.
  */
 export function denoisingLoss(model: Denoiser, x0: Tensor, labels: Tensor, o: DenoisingLossOptions): Tensor {
@@ -124,7 +139,7 @@ export function denoisingLoss(model: Denoiser, x0: Tensor, labels: Tensor, o: De
     const { a, s, t } = coefficients(points, x0.shape);
     const eps = randn(x0.shape);
     const xt = x0.mul(a).add(eps.mul(s));
-    const y = p > 0 ? dropLabels(labels, p, model.config.numClasses) : labels;
+    const y = p <= 0 ? labels : model.config.text ? dropCaptions(labels, p) : dropLabels(labels, p, model.config.numClasses);
     const target = o.prediction === 'eps' ? eps : o.prediction === 'v' ? eps.mul(a).sub(x0.mul(s)) : eps.sub(x0);
     return model.forward(xt, t, y).sub(target).square().mean();
   });
