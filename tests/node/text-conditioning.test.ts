@@ -288,3 +288,33 @@ describe('text-conditioned denoisers', () => {
     expect(() => new k.nn.UNet({ numClasses: 10, text: { encoder: { vocabSize: 9, length: 4, dim: 8, depth: 1, heads: 2, mlpRatio: 2 }, levels: [1] } })).toThrow(/UNet: a text-conditioned model takes token ids, not classes; set numClasses to 0 \(got 10\)/);
   });
 });
+
+describe('training and sampling from captions (smoke)', () => {
+  it('DiffusionTrainer takes token ids with caption dropout; a checkpoint samples from prompts with guidance', async () => {
+    const tok = tokenizer();
+    const mnist = await D.loadMnist('train');
+    const data = new D.CaptionBatches(mnist, 8, 1);
+    const encoder = { vocabSize: tok.vocabSize, length: tok.length, dim: 16, depth: 1, heads: 2, mlpRatio: 2 };
+    k.manualSeed(0);
+    const model = new k.nn.DiT({ channels: 1, size: 28, patch: 7, dim: 16, depth: 1, heads: 2, mlpRatio: 2, numClasses: 0, text: { encoder } });
+    const trainer = new k.train.DiffusionTrainer(model, { ...k.train.TRAIN_DEFAULTS, steps: 4, batchSize: 8, warmup: 1, labelDropout: 0.3 });
+    for (let s = 0; s < 4; s++) {
+      const b = data.at(s);
+      await trainer.trainStep(b.x, tok.encode(b.captions));
+    }
+    await trainer.flush();
+    expect(trainer.losses.length).toBe(4);
+    expect(trainer.losses.every(Number.isFinite)).toBe(true);
+    const bytes = await trainer.save(undefined, { model: { kind: 'dit', config: model.config }, tokenizer: tok.toSpec() });
+    const { model: loaded, meta } = await k.diffusion.loadDenoiser(bytes);
+    const t2 = D.WordTokenizer.fromSpec(meta.tokenizer as k.data.TokenizerSpec);
+    const prompts = ['a small bold three', 'the digit 7, large and thin'];
+    let evaluations = 0;
+    const x = await k.diffusion.generateImages(loaded, null, { objective: 'flow', tokens: t2.encodeIds(prompts), steps: 2, guidance: 2, seed: 3, onEvaluate: ({ batch }) => (evaluations += batch) });
+    expect(x.shape).toEqual([2, 1, 28, 28]);
+    expect(Array.from(await x.data()).every(Number.isFinite)).toBe(true);
+    expect(evaluations).toBeGreaterThanOrEqual(2 * 2 * 2); // guidance: conditional and empty-caption rows per step
+    await expect(k.diffusion.generateImages(loaded, null, { objective: 'flow', labels: [3] })).rejects.toThrow(/generate: a text-conditioned model takes token ids \(options.tokens\), not labels/);
+    x.dispose();
+  }, 60_000);
+});
