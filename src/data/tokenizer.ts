@@ -29,8 +29,11 @@ export function splitWords(text: string): string[] {
 
 /** Maps captions to fixed-length id sequences [N, length] (see the module comment for the id layout). */
 export class WordTokenizer {
+  /** Padding (masked out of every attention over the text; `k.nn.TEXT_PAD_ID`). */
   static readonly PAD = 0;
+  /** Starts every sequence (`k.nn.TEXT_BOS_ID`). */
   static readonly BOS = 1;
+  /** A word outside the vocabulary. */
   static readonly UNK = 2;
   private readonly ids = new Map<string, number>();
   constructor(readonly words: readonly string[], readonly length: number) {
