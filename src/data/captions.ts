@@ -15,7 +15,7 @@
  */
 import { philox4x32 } from '../wgsl/rng.js';
 import { tensor, type Tensor } from '../tensor/index.js';
-import { boldStroke, rescaleDigit, thinStroke } from './digit-attributes.js';
+import { boldStroke, measureDigit, rescaleDigit, thinStroke } from './digit-attributes.js';
 import { permutation, type MnistSplit } from './mnist.js';
 
 /** Size attribute: null leaves the digit at MNIST's size (20 pixels along its longer side). */
@@ -190,4 +190,40 @@ export class CaptionBatches {
     const { rows, cols } = this.mnist;
     return { x: tensor(images.map((v) => 2 * v - 1), { shape: [index.length, 1, rows, cols] }), captions: specs.map(captionText), specs, index };
   }
+}
+
+/** How many images show the attributes their captions name (`total`: captions naming that attribute). */
+export interface AttributeScore {
+  size: { correct: number; total: number };
+  stroke: { correct: number; total: number };
+}
+
+/**
+ * Scores images against the attributes of their captions with `measureDigit`'s binary decisions: images
+ * [N·side·side] (N = specs.length) with pixel values in `range` ('[-1,1]' as generators output, or '[0,1]');
+ * an attribute the caption leaves out is not scored.
+ */
+export function attributeScore(images: ArrayLike<number>, side: number, specs: Pick<CaptionSpec, 'size' | 'stroke'>[], range: '[-1,1]' | '[0,1]' = '[-1,1]'): AttributeScore {
+  const px = side * side;
+  if (images.length !== specs.length * px) throw new Error(`attributeScore: expected ${specs.length} images of ${side}×${side} (${specs.length * px} values), got ${images.length} values`);
+  if (range !== '[-1,1]' && range !== '[0,1]') throw new Error(`attributeScore: range must be '[-1,1]' or '[0,1]', got ${JSON.stringify(range)}`);
+  const score: AttributeScore = { size: { correct: 0, total: 0 }, stroke: { correct: 0, total: 0 } };
+  specs.forEach((spec, i) => {
+    if (!spec.size && !spec.stroke) return;
+    const img = new Float32Array(px);
+    for (let j = 0; j < px; j++) {
+      const v = images[i * px + j]!;
+      img[j] = Math.min(1, Math.max(0, range === '[-1,1]' ? (v + 1) / 2 : v));
+    }
+    const m = measureDigit(img, side);
+    if (spec.size) {
+      score.size.total++;
+      score.size.correct += +(m.sizeClass === spec.size);
+    }
+    if (spec.stroke) {
+      score.stroke.total++;
+      score.stroke.correct += +(m.strokeClass === spec.stroke);
+    }
+  });
+  return score;
 }

@@ -100,6 +100,17 @@ describe('captioned MNIST', () => {
     expect(bolder).toBeGreaterThan(0.8 * n);
     expect(right.size / right.total).toBeGreaterThanOrEqual(0.98);
     expect(right.stroke / right.total).toBeGreaterThanOrEqual(0.95);
+    // the evaluation's score of a captioned batch: its own images pass, the same images under swapped captions fail
+    const batch = new D.CaptionBatches(mnist, 64, 2, 'eval').at(0);
+    const px = await batch.x.data();
+    const own = D.attributeScore(px, side, batch.specs);
+    const swap = D.attributeScore(px, side, batch.specs.map((s) => ({ size: s.size && (s.size === 'small' ? 'large' : 'small'), stroke: s.stroke && (s.stroke === 'thin' ? 'bold' : 'thin') })));
+    expect(own.size.total).toBeGreaterThan(20);
+    expect(own.stroke.total).toBeGreaterThan(20);
+    expect(own.size.correct / own.size.total).toBeGreaterThanOrEqual(0.95);
+    expect(own.stroke.correct / own.stroke.total).toBeGreaterThanOrEqual(0.9);
+    expect(swap.size.correct / swap.size.total).toBeLessThanOrEqual(0.05);
+    expect(swap.stroke.correct / swap.stroke.total).toBeLessThanOrEqual(0.1);
   });
 
   it('erosion and dilation are −maxpool(−x) and maxpool(x) (3×3, stride 1) on a real digit', async () => {
