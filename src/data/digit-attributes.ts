@@ -168,11 +168,23 @@ export function skeletonize(bin: ArrayLike<number>, side: number): Uint8Array {
  */
 export function strokeWidth(img: ArrayLike<number>, side: number, threshold = INK_THRESHOLD): number {
   checkImage('strokeWidth', img, side);
+  return pen(img, side, threshold).width;
+}
+
+/** The skeleton of the image thresholded at `threshold`, and ink per skeleton pixel. */
+function pen(img: ArrayLike<number>, side: number, threshold: number): { skel: Uint8Array; width: number } {
   let ink = 0;
   for (let i = 0; i < img.length; i++) ink += img[i]!;
   const skel = skeletonize(Array.from(img, (v) => (v >= threshold ? 1 : 0)), side);
   const length = skel.reduce((a, v) => a + v, 0);
-  return length ? ink / length : 0;
+  return { skel, width: length ? ink / length : 0 };
+}
+
+/** `pen` with the width made relative to the digit's size (see `relativeStrokeWidth`). */
+function relativePen(img: ArrayLike<number>, side: number, threshold: number): { skel: Uint8Array; width: number } {
+  const size = boundingBox(img, side, threshold).size;
+  const p = pen(img, side, threshold);
+  return { skel: p.skel, width: size ? (p.width * MNIST_DIGIT_SIZE) / size : 0 };
 }
 
 /** MNIST's digit size: each digit is scaled to 20 pixels along its longer side. */
@@ -183,8 +195,8 @@ export const MNIST_DIGIT_SIZE = 20;
  * of a small digit and of a large one compare (0 for an empty image).
  */
 export function relativeStrokeWidth(img: ArrayLike<number>, side: number, threshold = INK_THRESHOLD): number {
-  const size = boundingBox(img, side, threshold).size;
-  return size ? (strokeWidth(img, side, threshold) * MNIST_DIGIT_SIZE) / size : 0;
+  checkImage('relativeStrokeWidth', img, side);
+  return relativePen(img, side, threshold).width;
 }
 
 /** Options of `thinStroke` and `boldStroke`. */
@@ -204,8 +216,9 @@ export function thinStroke(img: ArrayLike<number>, side: number, opts: StrokeOpt
   checkImage('thinStroke', img, side);
   const target = opts.target ?? 1.6, th = opts.threshold ?? INK_THRESHOLD;
   let x: Float32Array = Float32Array.from(img);
-  for (let step = 0; step < (opts.maxSteps ?? 3) && relativeStrokeWidth(x, side, th) > target; step++) {
-    const skel = skeletonize(Array.from(x, (v) => (v >= th ? 1 : 0)), side);
+  for (let step = 0; step < (opts.maxSteps ?? 3); step++) {
+    const { skel, width } = relativePen(x, side, th);
+    if (width <= target) break;
     const e = erode(x, side, 'plus');
     for (let i = 0; i < e.length; i++) if (skel[i]) e[i] = Math.max(e[i]!, x[i]!);
     x = e;
@@ -221,7 +234,7 @@ export function boldStroke(img: ArrayLike<number>, side: number, opts: StrokeOpt
   checkImage('boldStroke', img, side);
   const target = opts.target ?? 4, th = opts.threshold ?? INK_THRESHOLD;
   let x: Float32Array = Float32Array.from(img);
-  for (let step = 0; step < (opts.maxSteps ?? 3) && relativeStrokeWidth(x, side, th) < target; step++) x = dilate(x, side, step === 0 ? 'plus' : 'square');
+  for (let step = 0; step < (opts.maxSteps ?? 3) && relativePen(x, side, th).width < target; step++) x = dilate(x, side, step === 0 ? 'plus' : 'square');
   return x;
 }
 
