@@ -369,6 +369,19 @@ def _(d):
     return m
 
 
+@case('multihead_attention_kdim_vdim_key_mask')
+def _(d):
+    """Cross-attention to tokens of other widths (PyTorch's separate q/k/v_proj_weight) with padded keys."""
+    o = dict(embed_dim=8, num_heads=2, kdim=6, vdim=5)
+    m = d.init(nn.MultiheadAttention(8, 2, kdim=6, vdim=5, batch_first=True))
+    key_mask = torch.tensor([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=torch.bool)  # kiln's keyMask: True = a real key
+    inputs = [I('query', d.randn(2, 3, 8)), I('key', d.randn(2, 4, 6)), I('value', d.randn(2, 4, 5)), I('key_mask', key_mask)]
+
+    def call(m, query, key, value, key_mask):
+        return m(query, key, value, key_padding_mask=~key_mask, need_weights=False)[0]
+    return module_case('nn.MultiheadAttention', m, inputs, call=call, options=dict(o, causal=False))
+
+
 def activation_module(d, op, module, options=None, scale=2.5):
     return module_case(op, module, [I('x', d.randn(3, 7, scale=scale))], options=options)
 

@@ -11,12 +11,19 @@ import { consistencySample, type ConsistencyBoundary } from './distill/consisten
 import { classifierFreeGuidance, sample, type Model, type SampleOptions, type SamplerName } from './samplers.js';
 import { samplingPath } from './timesteps.js';
 import { objectiveSetup, type Denoiser, type Objective } from './training.js';
+import { unconditionalTokens } from '../nn/models/text.js';
 
 /** Options of `generate`. */
 export interface GenerateOptions {
   objective: Objective;
-  /** Class of each sample (its length is the batch size). */
-  labels: number[];
+  /** Class of each sample (its length is the batch size); for a text-conditioned model give `tokens` instead. */
+  labels?: number[];
+  /**
+   * For a text-conditioned model (`config.text`): the token ids of each sample's caption, N rows of the
+   * encoder's length (e.g. `WordTokenizer.encodeIds`); N is the batch size. Guidance takes the empty caption
+   * as the unconditional input.
+   */
+  tokens?: Int32Array;
   /** Image shape [C, H, W]. */
   shape: [number, number, number];
   sampler?: SamplerName;
@@ -61,6 +68,28 @@ function compiledForward(model: Denoiser): (x: Tensor, t: Tensor, labels: Tensor
   return f;
 }
 
+/**
+ * The conditioning inputs of a generation: class ids [N] (null class: numClasses) or, for a text-conditioned
+ * model, token ids [N, L] (null: the empty caption), with the batch size; the nulls are made on demand.
+ */
+function conditions(model: Denoiser, o: GenerateOptions): { N: number; labels: Tensor; nulls: () => Tensor } {
+  const text = model.config.text;
+  if (text) {
+    const L = text.encoder.length;
+    if (o.labels?.length) throw new Error('generate: a text-conditioned model takes token ids (options.tokens), not labels');
+    if (!(o.tokens instanceof Int32Array) || !o.tokens.length || o.tokens.length % L) throw new Error(`generate: this model is text-conditioned: pass options.tokens, an Int32Array of N rows of ${L} token ids, got ${o.tokens ? `${o.tokens.length} values` : 'none'}`);
+    const N = o.tokens.length / L;
+    const nulls = new Int32Array(N * L);
+    for (let i = 0; i < N; i++) nulls.set(unconditionalTokens(L), i * L);
+    return { N, labels: tensor(o.tokens, { shape: [N, L], dtype: 'i32' }), nulls: () => tensor(nulls, { shape: [N, L], dtype: 'i32' }) };
+  }
+  if (o.tokens) throw new Error('generate: token ids (options.tokens) need a text-conditioned model; this one takes labels');
+  if (!Array.isArray(o.labels)) throw new Error('generate: pass options.labels, the class of each sample');
+  const nc = model.config.numClasses;
+  for (const l of o.labels) if (!Number.isInteger(l) || l < 0 || l > nc) throw new Error(`generate: labels must be integers in [0, ${nc}] (${nc} = no class), got ${l}`);
+  return { N: o.labels.length, labels: tensor(Int32Array.from(o.labels)), nulls: () => full([o.labels!.length], nc, { dtype: 'i32' }) };
+}
+
 /** The default sampler of an objective. */
 export function defaultSampler(objective: Objective): SamplerName {
   return objective === 'flow' ? 'flow_heun' : 'dpmpp_2m';
@@ -69,13 +98,11 @@ export function defaultSampler(objective: Objective): SamplerName {
 /** Samples images [N, C, H, W] (about [−1, 1]); the caller disposes them. */
 export async function generate(model: Denoiser, o: GenerateOptions): Promise<Tensor> {
   const { process, prediction } = objectiveSetup(o.objective);
-  const N = o.labels.length;
-  const nc = model.config.numClasses;
-  for (const l of o.labels) if (!Number.isInteger(l) || l < 0 || l > nc) throw new Error(`generate: labels must be integers in [0, ${nc}] (${nc} = no class), got ${l}`);
+  const { N, labels: conds, nulls: nullConds } = conditions(model, o);
   // a generator of its own: generations running at once do not share (or move) the global one
   const generator = new Generator(o.seed ?? 0);
   const noise = keep(randn([N, ...o.shape], { generator }));
-  const labels = keep(tensor(Int32Array.from(o.labels)));
+  const labels = keep(conds);
   const w = o.guidance ?? 0;
   if (o.consistency) {
     const takesScale = !!model.config.guidanceInput;
@@ -106,7 +133,7 @@ export async function generate(model: Denoiser, o: GenerateOptions): Promise<Ten
     if (!Number.isFinite(w)) throw new Error(`generate: the guidance scale must be a finite number, got ${w}`);
     fn = (x, t) => at(x, t, labels, filled(N, w));
   } else if (w !== 0) {
-    nulls = keep(full([N], nc, { dtype: 'i32' }));
+    nulls = keep(nullConds());
     fn = classifierFreeGuidance(at, { scale: w, labels, nullLabels: nulls });
   } else fn = (x, t) => at(x, t, labels);
   const path = samplingPath(process, { steps: o.steps ?? 20 });

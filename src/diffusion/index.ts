@@ -7,7 +7,7 @@ export { spacedTimesteps, karrasSigmas, exponentialSigmas, discreteSigmas, times
 export { toDenoised, target, type Prediction, type Denoised } from './predict.js';
 export { sample, ddimInvert, classifierFreeGuidance, dynamicThreshold, SAMPLER_NAMES, samplersFor, samplerMismatch, type Model, type SamplerName, type SampleOptions, type SampleResult } from './samplers.js';
 export { GaussianMixture, energyDistance } from './oracle.js';
-export { coefficients, addNoise, sampleTimes, drawTimes, minSnrWeight, edmWeight, dropLabels, objectiveSetup, denoisingLoss, type TimeSampling, type Objective, type Denoiser, type DenoisingLossOptions } from './training.js';
+export { coefficients, addNoise, sampleTimes, drawTimes, minSnrWeight, edmWeight, dropLabels, dropCaptions, objectiveSetup, denoisingLoss, type TimeSampling, type Objective, type Denoiser, type DenoisingLossOptions } from './training.js';
 export { logLikelihood, bitsPerDim, type LikelihoodOptions } from './likelihood.js';
 export { ToyDenoiser, TOY_DENOISER_DEFAULTS, type ToyDenoiserConfig } from './toy.js';
 export { generate, generateImages, defaultSampler, type GenerateOptions } from './generate.js';

@@ -4,8 +4,10 @@
  * class-conditional image denoisers (DDPM ε, v, rectified flow) with their loss.
  */
 import type { Module } from '../nn/module.js';
+import { TEXT_BOS_ID, TEXT_PAD_ID } from '../nn/models/text.js';
+import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
-import { PerCall, perCall, rand, randn, randomHost, tensor, where, type Tensor } from '../tensor/index.js';
+import { arange, checkIndices, full, unchecked, PerCall, perCall, rand, randn, randomHost, tensor, where, type Tensor } from '../tensor/index.js';
 import type { Prediction } from './predict.js';
 import { DiscreteVP, RectifiedFlow, type NoiseProcess, type TimePoint } from './process.js';
 
@@ -80,16 +82,46 @@ export function dropLabels(labels: Tensor, p: number, nullLabel: number): Tensor
   return scope(() => where(rand(labels.shape, { device: labels.device }).lt(p), nullLabel, labels));
 }
 
+/**
+ * Replaces each row of token ids [N, L] by the empty caption's ids ([<bos>, <pad>, …], `unconditionalTokens`) with probability p:
+ * caption dropout for classifier-free guidance of a text-conditioned model.
+ */
+export function dropCaptions(ids: Tensor, p: number): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new Error(`dropCaptions: p must be in [0, 1], got ${p}`);
+  if (ids.rank !== 2 || ids.dtype !== 'i32') throw new Error(`dropCaptions: expected token ids [N, L] of dtype i32, got ${fmt(ids.shape)} ${ids.dtype}`);
+  const [N, L] = ids.shape as [number, number];
+  return scope(() => {
+    // the empty caption made of constants (nothing to upload at each call of a compiled step)
+    const o = { dtype: 'i32' as const, device: ids.device };
+    const empty = where(arange(L, undefined, 1, o).eq(0), full([L], TEXT_BOS_ID, o), full([L], TEXT_PAD_ID, o)).reshape([1, L]);
+    return where(rand([N, 1], { device: ids.device }).lt(p), empty, ids);
+  });
+}
+
+/**
+ * The model's forward on labels `y` after dropout of `labels`. For a text model the token ids are checked
+ * against its vocabulary before dropout (on the host when they were uploaded) and the forward runs without
+ * index checks: dropped rows are the empty caption, valid by construction, while a device-side check of ids
+ * that depend on the dropout's random draw would make every call of a compiled step differ.
+ */
+function forwardDropped(model: Denoiser, xt: Tensor, t: Tensor, labels: Tensor, y: Tensor): Tensor {
+  const text = model.config.text;
+  if (!text || y === labels) return model.forward(xt, t, y);
+  checkIndices(labels, { op: 'denoisingLoss', noun: 'token id', lo: 0, hi: text.encoder.vocabSize, context: `for a text encoder of ${text.encoder.vocabSize} token ids` });
+  return unchecked(() => model.forward(xt, t, y));
+}
+
 /** What the network learns to predict, and on which process. */
 export type Objective = 'eps' | 'v' | 'flow';
 
 /**
- * A class-conditional denoiser: x [N, C, H, W], t [N], labels [N] (the null class = numClasses); a model
- * with `guidanceInput` (a guidance-distilled student) also takes the guidance scales w [N].
+ * A class-conditional denoiser: x [N, C, H, W], t [N], labels [N] (the null class = numClasses), or for a
+ * text-conditioned one (`config.text`) token ids [N, L] (the empty caption = no text); a model with
+ * `guidanceInput` (a guidance-distilled student) also takes the guidance scales w [N].
  */
 export interface Denoiser extends Module {
   forward(x: Tensor, t: Tensor, labels?: Tensor | null, w?: Tensor | null): Tensor;
-  readonly config: { numClasses: number; guidanceInput?: boolean };
+  readonly config: { numClasses: number; guidanceInput?: boolean; text?: { encoder: { length: number; vocabSize: number } } };
 }
 
 /** The noise process and prediction type of an objective. */
@@ -107,13 +139,14 @@ export interface DenoisingLossOptions {
   process: NoiseProcess;
   prediction: Prediction;
   times?: TimeSampling;
-  /** Probability of replacing a label by the null class (classifier-free guidance; default 0). */
+  /** Probability of replacing a label by the null class, or a caption by the empty one (classifier-free guidance; default 0). */
   labelDropout?: number;
 }
 
 /**
  * The denoising loss of one batch x0 [N, C, H, W] with labels [N] i32: times drawn from the process,
- * x_t = a·x0 + s·ε, labels dropped to the null class with probability `labelDropout`, and the mean
+ * x_t = a·x0 + s·ε, labels dropped to the null class (token ids of a text model: to the empty caption) with
+ * probability `labelDropout`, and the mean
  * squared error of the model's prediction of ε, v = a·ε − s·x0, or the flow ε − x0.
  */
 export function denoisingLoss(model: Denoiser, x0: Tensor, labels: Tensor, o: DenoisingLossOptions): Tensor {
@@ -124,8 +157,8 @@ export function denoisingLoss(model: Denoiser, x0: Tensor, labels: Tensor, o: De
     const { a, s, t } = coefficients(points, x0.shape);
     const eps = randn(x0.shape);
     const xt = x0.mul(a).add(eps.mul(s));
-    const y = p > 0 ? dropLabels(labels, p, model.config.numClasses) : labels;
+    const y = p <= 0 ? labels : model.config.text ? dropCaptions(labels, p) : dropLabels(labels, p, model.config.numClasses);
     const target = o.prediction === 'eps' ? eps : o.prediction === 'v' ? eps.mul(a).sub(x0.mul(s)) : eps.sub(x0);
-    return model.forward(xt, t, y).sub(target).square().mean();
+    return forwardDropped(model, xt, t, labels, y).sub(target).square().mean();
   });
 }

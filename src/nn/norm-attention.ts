@@ -182,31 +182,78 @@ export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts:
   });
 }
 
-/** Multi-head attention with PyTorch's parameter layout (in_proj_weight [3E, E], in_proj_bias, out_proj). */
+/**
+ * Multi-head attention with PyTorch's parameter layout: in_proj_weight [3E, E], in_proj_bias, out_proj; with
+ * `kdim`/`vdim` other than E (keys and values of another width, e.g. text tokens for cross-attention)
+ * PyTorch's separate q_proj_weight [E, E], k_proj_weight [E, kdim], v_proj_weight [E, vdim] instead of
+ * in_proj_weight.
+ */
 export class MultiheadAttention extends Module {
-  in_proj_weight: Parameter;
+  in_proj_weight: Parameter | null = null;
+  q_proj_weight: Parameter | null = null;
+  k_proj_weight: Parameter | null = null;
+  v_proj_weight: Parameter | null = null;
   in_proj_bias: Parameter;
   out_proj: Linear;
-  constructor(readonly embedDim: number, readonly numHeads: number) {
+  readonly kdim: number;
+  readonly vdim: number;
+  constructor(readonly embedDim: number, readonly numHeads: number, opts: { kdim?: number; vdim?: number } = {}) {
     super();
     if (embedDim % numHeads) throw new Error(`MultiheadAttention: embedDim ${embedDim} is not divisible by numHeads ${numHeads}`);
-    this.in_proj_weight = new Parameter(zeros([3 * embedDim, embedDim]));
-    const bound = Math.sqrt(6 / (embedDim + 3 * embedDim));
-    uniform_(this.in_proj_weight, -bound, bound);
+    this.kdim = opts.kdim ?? embedDim;
+    this.vdim = opts.vdim ?? embedDim;
+    for (const [n, v] of [['kdim', this.kdim], ['vdim', this.vdim]] as const) if (!Number.isInteger(v) || v < 1) throw new Error(`MultiheadAttention: ${n} must be a positive integer, got ${v}`);
+    if (this.kdim === embedDim && this.vdim === embedDim) {
+      this.in_proj_weight = new Parameter(zeros([3 * embedDim, embedDim]));
+      const bound = Math.sqrt(6 / (embedDim + 3 * embedDim));
+      uniform_(this.in_proj_weight, -bound, bound);
+    } else {
+      // PyTorch: xavier_uniform_ of each [E, dim] projection
+      const make = (dim: number) => {
+        const w = new Parameter(zeros([embedDim, dim]));
+        const bound = Math.sqrt(6 / (embedDim + dim));
+        uniform_(w, -bound, bound);
+        return w;
+      };
+      this.q_proj_weight = make(embedDim);
+      this.k_proj_weight = make(this.kdim);
+      this.v_proj_weight = make(this.vdim);
+    }
     this.in_proj_bias = new Parameter(zeros([3 * embedDim]));
     this.out_proj = new Linear(embedDim, embedDim);
     noGrad(() => this.out_proj.bias!.assign(zeros([embedDim])));
   }
-  /** Batch-first attention: query [N, Tq, E], key/value [N, Tk, E] (self-attention when omitted). */
-  forward(query: Tensor, key: Tensor = query, value: Tensor = key, opts: { mask?: Tensor; causal?: boolean } = {}): Tensor {
+  /**
+   * Batch-first attention: query [N, Tq, E], key [N, Tk, kdim], value [N, Tk, vdim] (self-attention when
+   * omitted). `mask` as in `scaledDotProductAttention`; `keyMask` [N, Tk] bool marks the keys that may be
+   * attended (false: padding, ignored by every query; PyTorch's key_padding_mask negated).
+   */
+  forward(query: Tensor, key: Tensor = query, value: Tensor = key, opts: { mask?: Tensor; causal?: boolean; keyMask?: Tensor } = {}): Tensor {
     const E = this.embedDim, H = this.numHeads, hd = E / H;
+    const check = (what: string, x: Tensor, dim: number) => {
+      if (x.rank !== 3 || x.shape[2] !== dim || x.shape[0] !== query.shape[0]) throw new Error(`MultiheadAttention: expected ${what} of shape [${query.shape[0]}, T, ${dim}], got ${fmt(x.shape)}`);
+    };
+    check('query', query, E);
+    check('key', key, this.kdim);
+    check('value', value, this.vdim);
+    if (key.shape[1] !== value.shape[1]) throw new Error(`MultiheadAttention: keys ${fmt(key.shape)} and values ${fmt(value.shape)} need the same length`);
+    let { mask } = opts;
+    const keyMask = opts.keyMask;
+    if (keyMask) {
+      if (keyMask.dtype !== 'bool' || keyMask.rank !== 2 || keyMask.shape[0] !== key.shape[0] || keyMask.shape[1] !== key.shape[1]) {
+        throw new Error(`MultiheadAttention: expected keyMask of shape [${key.shape[0]}, ${key.shape[1]}] and dtype bool, got ${fmt(keyMask.shape)} ${keyMask.dtype}`);
+      }
+    }
     return scope(() => {
-      const [wq, wk, wv] = this.in_proj_weight.split(E, 0) as [Tensor, Tensor, Tensor];
+      if (keyMask) {
+        const km = keyMask.reshape([key.shape[0]!, 1, 1, key.shape[1]!]);
+        mask = !mask ? km : mask.dtype === 'bool' ? km.logicalAnd(mask) : where(km, mask, -Infinity);
+      }
+      const [wq, wk, wv] = this.in_proj_weight ? (this.in_proj_weight.split(E, 0) as [Tensor, Tensor, Tensor]) : [this.q_proj_weight!, this.k_proj_weight!, this.v_proj_weight!];
       const [bq, bk, bv] = this.in_proj_bias.split(E, 0) as [Tensor, Tensor, Tensor];
       const heads = (x: Tensor, w: Tensor, b: Tensor) => linear(x, w, b).reshape([x.shape[0]!, x.shape[1]!, H, hd]).transpose(1, 2);
-      const o = scaledDotProductAttention(heads(query, wq, bq), heads(key, wk, bk), heads(value, wv, bv), opts);
+      const o = scaledDotProductAttention(heads(query, wq, bq), heads(key, wk, bk), heads(value, wv, bv), { mask, causal: opts.causal });
       return this.out_proj.forward(o.transpose(1, 2).reshape([query.shape[0]!, query.shape[1]!, E]));
     });
   }
 }
-

@@ -134,7 +134,7 @@ describe('attention', () => {
     const [N, T, S, E, H] = [2, 3, 5, 8, 2], hd = E / H;
     const mha = new k.nn.MultiheadAttention(E, H);
     // non-zero biases (they start at zero) so that each one is checked
-    const P = [mha.in_proj_weight, mha.in_proj_bias, mha.out_proj.weight, mha.out_proj.bias!];
+    const P = [mha.in_proj_weight!, mha.in_proj_bias, mha.out_proj.weight, mha.out_proj.bias!];
     P.forEach((p, i) => k.noGrad(() => p.assign(k.tensor(f32(values(p.size, 70 + i)), { shape: p.shape }))));
     const [Win, bin, Wo, bo] = await Promise.all(P.map(async (p) => Array.from(await p.data())));
     const q = f32(values(N * T * E, 75)), kk = f32(values(N * S * E, 76)), v = f32(values(N * S * E, 77));

@@ -74,8 +74,8 @@ const MODULES: Record<string, ModuleBuilder> = {
   'nn.Embedding': { covers: ['nn.Embedding'], make: (o) => new nn.Embedding(o.num_embeddings, o.embedding_dim), forward: (m, x) => layer(m).forward(x.ids!) },
   'nn.MultiheadAttention': {
     covers: ['nn.MultiheadAttention'],
-    make: (o) => new nn.MultiheadAttention(o.embed_dim, o.num_heads),
-    forward: (m, x, o) => (m as k.nn.MultiheadAttention).forward(x.query!, x.key, x.value, { mask: x.mask, causal: o.causal }),
+    make: (o) => new nn.MultiheadAttention(o.embed_dim, o.num_heads, { kdim: o.kdim, vdim: o.vdim }),
+    forward: (m, x, o) => (m as k.nn.MultiheadAttention).forward(x.query!, x.key, x.value, { mask: x.mask, causal: o.causal, keyMask: x.key_mask }),
   },
   'nn.ReLU': { covers: ['nn.ReLU'], make: () => new nn.ReLU() },
   'nn.SiLU': { covers: ['nn.SiLU'], make: () => new nn.SiLU() },
@@ -163,9 +163,10 @@ const NOT_COVERED: Record<string, string> = {
   'nn.fourierFeatures': 'cos/sin of fixed random frequencies: the same ops as timestepEmbedding',
   'nn.Module': 'base class', 'nn.Layer': 'base class', 'nn.ModuleList': 'a container without a forward',
   'nn.MaskedConv2d': 'Conv2d (compared) of its weight times a fixed 0/1 mask; its causality is checked by autograd in pixelcnn.test.ts',
+  'nn.CrossAttention': 'MultiheadAttention with kdim/vdim and keyMask (compared) applied to a feature map as tokens; checked against float64 and by gradcheck in text-conditioning.test.ts',
 };
 /** kiln's ready-made networks, built from the layers compared here. */
-const MODELS = ['LeNet', 'UNet', 'ResBlock', 'AttentionBlock', 'DiT', 'DiTBlock', 'VAE', 'VAEEncoder', 'VAEDecoder', 'VAEResBlock', 'PatchDiscriminator', 'MLPGenerator', 'MLPDiscriminator', 'PixelCNN', 'GatedPixelBlock'];
+const MODELS = ['LeNet', 'UNet', 'ResBlock', 'AttentionBlock', 'DiT', 'DiTBlock', 'VAE', 'VAEEncoder', 'VAEDecoder', 'VAEResBlock', 'PatchDiscriminator', 'MLPGenerator', 'MLPDiscriminator', 'PixelCNN', 'GatedPixelBlock', 'TextEncoder', 'TextEncoderBlock', 'CrossTransformerBlock', 'SpatialTransformer'];
 
 interface Meta {
   case: string; kind: 'module' | 'function'; op: string; options: Options; inputs: string[]; grad_inputs: string[];

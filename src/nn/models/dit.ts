@@ -3,7 +3,11 @@
  * unshuffle), embedded as tokens with fixed 2-D sinusoidal or learned positions, and passed through
  * transformer blocks whose LayerNorms are modulated by the conditioning (adaLN-Zero: shift, scale and
  * a gate per sub-layer, all regressed from the t + class embedding and initialized to zero, so each
- * block starts as the identity). Class `numClasses` is the null class of classifier-free guidance.
+ * block starts as the identity). Class `numClasses` is the null class of classifier-free guidance. With
+ * `text`, the model is conditioned on token ids instead (labels [N, length] i32): a text encoder, and in
+ * every block a cross-attention sub-layer to the text tokens (PixArt-α style: LayerNorm, cross-attention
+ * whose output projection starts at zero, added to the tokens) between self-attention and the MLP; the
+ * pooled text joins the conditioning vector unless `text.pooled` is false.
  */
 import { blockForward, Module, ModuleList, Parameter } from '../module.js';
 import { Embedding, LayerNorm, Linear } from '../layers.js';
@@ -12,6 +16,7 @@ import { pixelShuffle, pixelUnshuffle } from '../conv.js';
 import { tensor, type Tensor } from '../../tensor/index.js';
 import { checkDenoiserInputs, conditionVector, guidanceEmbedding, zeroInit } from './conditioning.js';
 import { normal_ } from '../init.js';
+import { CrossAttention, encodeText, TextEncoder, type TextConditioning } from './text.js';
 
 /** Sizes of a DiT. */
 export interface DiTConfig {
@@ -27,6 +32,8 @@ export interface DiTConfig {
   positions: 'sinusoidal' | 'learned';
   /** The model also takes the guidance scale w [N] (a guidance-distilled student): its embedding joins the time embedding. */
   guidanceInput: boolean;
+  /** Text conditioning (absent: none, and the model is exactly a DiT without it). Requires numClasses 0. */
+  text?: TextConditioning;
 }
 
 /** The default small MNIST DiT (7×7 tokens of 4×4 patches). */
@@ -60,7 +67,11 @@ export class DiTBlock extends Module {
   fc1: Linear;
   fc2: Linear;
   ada: Linear;
-  constructor(dim: number, heads: number, mlpRatio: number) {
+  /** The cross-attention sub-layer of a text-conditioned DiT, else null. */
+  cross_norm: LayerNorm | null = null;
+  cross: CrossAttention | null = null;
+  /** `contextDim`: the width of the text tokens, for a cross-attention sub-layer. */
+  constructor(dim: number, heads: number, mlpRatio: number, contextDim?: number) {
     super();
     this.norm1 = new LayerNorm(dim, { elementwiseAffine: false, eps: 1e-6 });
     this.attn = new MultiheadAttention(dim, heads);
@@ -69,11 +80,20 @@ export class DiTBlock extends Module {
     this.fc2 = new Linear(dim * mlpRatio, dim);
     this.ada = new Linear(dim, 6 * dim);
     zeroInit(this.ada);
+    if (contextDim !== undefined) {
+      this.cross_norm = new LayerNorm(dim, { eps: 1e-6 });
+      this.cross = new CrossAttention(dim, contextDim, heads);
+      zeroInit(this.cross.attn.out_proj);
+    }
   }
-  /** x [N, T, D], c [N, D] (after SiLU). */
-  forward(x: Tensor, c: Tensor): Tensor {
+  /** x [N, T, D], c [N, D] (after SiLU); for a block with cross-attention the text tokens [N, L, Dt] and their mask [N, L]. */
+  forward(x: Tensor, c: Tensor, context?: Tensor | null, contextMask?: Tensor | null): Tensor {
     const [sa, ca, ga, sm, cm, gm] = this.ada.forward(c).chunk(6, 1) as Tensor[];
     x = x.add(this.attn.forward(modulate(this.norm1.forward(x), sa!, ca!)).mul(ga!.unsqueeze(1)));
+    if (this.cross) {
+      if (!context) throw new Error('DiTBlock: this block has cross-attention; pass the text tokens');
+      x = x.add(this.cross.forward(this.cross_norm!.forward(x), context, contextMask));
+    }
     const h = this.fc2.forward(this.fc1.forward(modulate(this.norm2.forward(x), sm!, cm!)).gelu('tanh'));
     return x.add(h.mul(gm!.unsqueeze(1)));
   }
@@ -94,12 +114,17 @@ export class DiT extends Module {
   norm_out: LayerNorm;
   ada_out: Linear;
   proj_out: Linear;
+  /** The text encoder (`text`), else null. */
+  text_encoder: TextEncoder | null = null;
+  /** The pooled text's projection to the conditioning vector (`text.pooled`), else null. */
+  text_pool: Linear | null = null;
   constructor(config: Partial<DiTConfig> = {}) {
     super();
     const c = (this.config = { ...DIT_DEFAULTS, ...config });
     const side = c.size / c.patch;
     if (!Number.isInteger(side)) throw new Error(`DiT: image size ${c.size} must be divisible by patch ${c.patch}`);
     if (c.dim % c.heads || c.dim % 4) throw new Error(`DiT: dim ${c.dim} must be divisible by heads ${c.heads} and by 4`);
+    if (c.text && c.numClasses !== 0) throw new Error(`DiT: a text-conditioned model takes token ids, not classes; set numClasses to 0 (got ${c.numClasses})`);
     const pd = c.channels * c.patch * c.patch;
     this.patch_embed = new Linear(pd, c.dim);
     const pos = tensor(sinusoidalPositions2d(side, c.dim), { shape: [side * side, c.dim] });
@@ -110,25 +135,33 @@ export class DiT extends Module {
     this.time_embed = new ModuleList([new Linear(256, c.dim), new Linear(c.dim, c.dim)]);
     this.class_embed = c.numClasses > 0 ? new Embedding(c.numClasses + 1, c.dim) : null;
     this.guidance_embed = c.guidanceInput ? guidanceEmbedding(256, c.dim) : null;
-    for (let i = 0; i < c.depth; i++) this.blocks.push(new DiTBlock(c.dim, c.heads, c.mlpRatio));
+    for (let i = 0; i < c.depth; i++) this.blocks.push(new DiTBlock(c.dim, c.heads, c.mlpRatio, c.text?.encoder.dim));
     this.norm_out = new LayerNorm(c.dim, { elementwiseAffine: false, eps: 1e-6 });
     this.ada_out = new Linear(c.dim, 2 * c.dim);
     zeroInit(this.ada_out);
     this.proj_out = new Linear(c.dim, pd);
     zeroInit(this.proj_out);
+    if (c.text) {
+      this.text_encoder = new TextEncoder(c.text.encoder);
+      if (c.text.pooled ?? true) this.text_pool = new Linear(c.text.encoder.dim, c.dim);
+    }
   }
 
-  /** x [N, channels, size, size], t [N], labels [N] i32 (`numClasses` = no class), guidance scales w [N] (`guidanceInput`). */
+  /**
+   * x [N, channels, size, size], t [N], labels [N] i32 (`numClasses` = no class) or for a text model token ids
+   * [N, length] i32, guidance scales w [N] (`guidanceInput`).
+   */
   forward(x: Tensor, t: Tensor, labels?: Tensor | null, w?: Tensor | null): Tensor {
     const c = this.config;
     checkDenoiserInputs('DiT', c, x, t, labels, w);
     const N = x.shape[0]!, side = c.size / c.patch, T = side * side;
-    const cond = conditionVector(this.time_embed, this.class_embed, t, labels, 256, this.guidance_embed && w ? { mlp: this.guidance_embed, w } : null);
+    const text = this.text_encoder ? encodeText('DiT', this.text_encoder, this.text_pool, labels!) : null;
+    const cond = conditionVector(this.time_embed, this.class_embed, t, text ? null : labels, 256, this.guidance_embed && w ? { mlp: this.guidance_embed, w } : null, text?.pooled);
     // [N, C·p², side, side] → tokens [N, T, C·p²]
     const patches = pixelUnshuffle(x, c.patch).reshape([N, -1, T]).transpose(1, 2);
     let h = this.patch_embed.forward(patches).add(this.pos_embed);
     const ck = this.gradientCheckpointing && this.training;
-    for (let i = 0; i < c.depth; i++) h = blockForward(ck, this.blocks.at(i), h, cond);
+    for (let i = 0; i < c.depth; i++) h = text ? blockForward(ck, this.blocks.at(i), h, cond, text.context, text.mask) : blockForward(ck, this.blocks.at(i), h, cond);
     const [shift, scale] = this.ada_out.forward(cond).chunk(2, 1) as [Tensor, Tensor];
     h = this.proj_out.forward(modulate(this.norm_out.forward(h), shift, scale));
     return pixelShuffle(h.transpose(1, 2).reshape([N, -1, side, side]), c.patch);

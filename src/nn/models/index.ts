@@ -1,6 +1,6 @@
 /** Ready-made networks: the MNIST classifier of the metrics, the diffusion backbones, the VAE, the GAN pieces and the PixelCNN. */
 export { LeNet, loadLeNet, type LeNetConfig } from './lenet.js';
-export { UNet, ResBlock, AttentionBlock, UNET_DEFAULTS, type UNetConfig } from './unet.js';
+export { UNet, ResBlock, AttentionBlock, UNET_DEFAULTS, type UNetConfig, type UNetTextConfig } from './unet.js';
 export { DiT, DiTBlock, DIT_DEFAULTS, sinusoidalPositions2d, type DiTConfig } from './dit.js';
 export {
   VAE, VAEEncoder, VAEDecoder, VAEResBlock, VAE_DEFAULTS, VAE_CHECKPOINT_FORMAT, LatentCodec,
@@ -17,3 +17,7 @@ export {
   pixelcnnFromTensors, loadPixelCNN, type PixelCNNConfig, type MaskType,
 } from './pixelcnn.js';
 export { samplePixelCNN, type PixelCNNSampleOptions } from './pixelcnn-sample.js';
+export {
+  TextEncoder, TextEncoderBlock, CrossAttention, CrossTransformerBlock, SpatialTransformer, TEXT_ENCODER_DEFAULTS, TEXT_PAD_ID, TEXT_BOS_ID, unconditionalTokens,
+  tokenMask, maskedMean, encodeText, type TextEncoderConfig, type TextConditioning,
+} from './text.js';

@@ -3,7 +3,10 @@
  * GroupNorm–SiLU–conv with the conditioning embedding added per block, self-attention at the chosen
  * resolutions, stride-2 convolutions down and nearest-neighbour ×2 + conv up, one skip connection per
  * block. An optional pixel-unshuffle stem runs the network at half resolution (4× cheaper convs).
- * Class `numClasses` is the null class that classifier-free guidance uses.
+ * Class `numClasses` is the null class that classifier-free guidance uses. With `text`, the model is
+ * conditioned on token ids instead (labels [N, length] i32): a text encoder, Stable Diffusion's transformer
+ * blocks (self-, cross-attention, feed-forward) after the residual blocks of `text.levels`, and optionally the
+ * pooled text added to the time embedding; the empty caption's ids are the null condition.
  */
 import { blockForward, Layer, Module, ModuleList } from '../module.js';
 import { Embedding, Linear } from '../layers.js';
@@ -11,6 +14,15 @@ import { Conv2d, GroupNorm, MultiheadAttention } from '../norm-attention.js';
 import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
 import { cat, type Tensor } from '../../tensor/index.js';
 import { checkDenoiserInputs, conditionVector, guidanceEmbedding, zeroInit } from './conditioning.js';
+import { encodeText, SpatialTransformer, TextEncoder, type TextConditioning } from './text.js';
+
+/** Text conditioning of a UNet: the encoder, and where its transformer blocks go. */
+export interface UNetTextConfig extends TextConditioning {
+  /** Levels (indices into `widths`) with a text transformer block after each residual block. */
+  levels: number[];
+  /** A text transformer block between the two middle residual blocks too (default false). */
+  mid?: boolean;
+}
 
 /** Sizes of a UNet. */
 export interface UNetConfig {
@@ -34,6 +46,11 @@ export interface UNetConfig {
   groups: number;
   /** The model also takes the guidance scale w [N] (a guidance-distilled student): its embedding joins the time embedding. */
   guidanceInput: boolean;
+  /**
+   * Text conditioning (absent: none; then the config, the parameters and every output are those of a UNet
+   * without it). Requires numClasses 0: labels are token ids.
+   */
+  text?: UNetTextConfig;
 }
 
 /** The default small MNIST UNet. */
@@ -83,10 +100,11 @@ export class AttentionBlock extends Layer {
   }
 }
 
-/** Residual blocks (and attention) of one level of the UNet. */
+/** Residual blocks (and attention, and text transformer blocks) of one level of the UNet. */
 class Level extends Module {
   blocks = new ModuleList<ResBlock>();
   attns = new ModuleList<AttentionBlock>();
+  xattns = new ModuleList<SpatialTransformer>();
 }
 
 /** The UNet: `forward(x, t, labels?)` predicts a tensor shaped like x (ε, v, x₀ or velocity). */
@@ -104,6 +122,10 @@ export class UNet extends Module {
   upsample = new ModuleList<Conv2d>();
   norm_out: GroupNorm;
   conv_out: Conv2d;
+  /** The text encoder (`text`), else null. */
+  text_encoder: TextEncoder | null = null;
+  /** The pooled text's projection to the time embedding (`text.pooled`), else null. */
+  text_pool: Linear | null = null;
   /**
    * Gradient checkpointing per residual and attention block while training (diffusers'
    * enable_gradient_checkpointing): less memory for activations, one more forward pass of each block.
@@ -117,8 +139,14 @@ export class UNet extends Module {
       throw new Error(`UNet: image size ${c.size} with patch ${c.patch} must be divisible by 2^${c.widths.length - 1} for ${c.widths.length} levels`);
     }
     if (c.widths.some((w) => w % Math.min(c.groups, w) || w % c.heads)) throw new Error(`UNet: widths ${JSON.stringify(c.widths)} must be divisible by groups ${c.groups} and heads ${c.heads}`);
+    const tx = c.text;
+    if (tx) {
+      if (c.numClasses !== 0) throw new Error(`UNet: a text-conditioned model takes token ids, not classes; set numClasses to 0 (got ${c.numClasses})`);
+      if (!Array.isArray(tx.levels) || tx.levels.some((l) => !Number.isInteger(l) || l < 0 || l >= c.widths.length)) throw new Error(`UNet: text.levels must be indices into widths (0…${c.widths.length - 1}), got ${JSON.stringify(tx.levels)}`);
+    }
     const w0 = c.widths[0]!;
     const emb = 4 * w0;
+    const xattn = (ch: number) => new SpatialTransformer(ch, tx!.encoder.dim, c.heads, c.groups);
     this.time_embed = new ModuleList([new Linear(w0, emb), new Linear(emb, emb)]);
     this.class_embed = c.numClasses > 0 ? new Embedding(c.numClasses + 1, emb) : null;
     this.guidance_embed = c.guidanceInput ? guidanceEmbedding(w0, emb) : null;
@@ -132,6 +160,7 @@ export class UNet extends Module {
         level.blocks.push(new ResBlock(ch, w, emb, c.groups));
         ch = w;
         if (c.attention.includes(l)) level.attns.push(new AttentionBlock(ch, c.heads, c.groups));
+        if (tx?.levels.includes(l)) level.xattns.push(xattn(ch));
         skips.push(ch);
       }
       this.down.push(level);
@@ -143,6 +172,7 @@ export class UNet extends Module {
     this.mid = new Level();
     this.mid.blocks.push(new ResBlock(ch, ch, emb, c.groups)).push(new ResBlock(ch, ch, emb, c.groups));
     if (c.midAttention) this.mid.attns.push(new AttentionBlock(ch, c.heads, c.groups));
+    if (tx?.mid) this.mid.xattns.push(xattn(ch));
     for (let l = c.widths.length - 1; l >= 0; l--) {
       const w = c.widths[l]!;
       const level = new Level();
@@ -150,6 +180,7 @@ export class UNet extends Module {
         level.blocks.push(new ResBlock(ch + skips.pop()!, w, emb, c.groups));
         ch = w;
         if (c.attention.includes(l)) level.attns.push(new AttentionBlock(ch, c.heads, c.groups));
+        if (tx?.levels.includes(l)) level.xattns.push(xattn(ch));
       }
       this.up.push(level);
       if (l > 0) this.upsample.push(new Conv2d(ch, ch, 3, { padding: 1 }));
@@ -157,22 +188,35 @@ export class UNet extends Module {
     this.norm_out = new GroupNorm(Math.min(c.groups, ch), ch);
     this.conv_out = new Conv2d(ch, inCh, 3, { padding: 1 });
     zeroInit(this.conv_out);
+    if (tx) {
+      this.text_encoder = new TextEncoder(tx.encoder);
+      if (tx.pooled ?? true) this.text_pool = new Linear(tx.encoder.dim, emb);
+    }
   }
 
   /** The conditioning vector (after SiLU) of timesteps t [N], class ids [N] (i32; `numClasses` = none) and guidance scales w [N] (`guidanceInput`). */
   embed(t: Tensor, labels?: Tensor | null, w?: Tensor | null): Tensor {
-    return conditionVector(this.time_embed, this.class_embed, t, labels, this.config.widths[0]!, this.guidance_embed && w ? { mlp: this.guidance_embed, w } : null);
+    return this.condition(t, labels, w).emb;
+  }
+
+  /** The conditioning vector, and for a text model the text tokens and their padding mask (labels = token ids). */
+  private condition(t: Tensor, labels?: Tensor | null, w?: Tensor | null): { emb: Tensor; text: { context: Tensor; mask: Tensor } | null } {
+    const text = this.text_encoder ? encodeText('UNet', this.text_encoder, this.text_pool, labels!) : null;
+    const emb = conditionVector(this.time_embed, this.class_embed, t, text ? null : labels, this.config.widths[0]!, this.guidance_embed && w ? { mlp: this.guidance_embed, w } : null, text?.pooled);
+    return { emb, text };
   }
 
   /**
    * x [N, channels, size, size], t [N] (the process's time, e.g. 0…999 or 0…1), labels [N] i32, and for a
-   * model with `guidanceInput` the guidance scales w [N].
+   * model with `guidanceInput` the guidance scales w [N]; a text-conditioned model takes token ids [N, length]
+   * i32 as labels.
    */
   forward(x: Tensor, t: Tensor, labels?: Tensor | null, w?: Tensor | null): Tensor {
     const c = this.config;
     checkDenoiserInputs('UNet', c, x, t, labels, w);
-    const emb = this.embed(t, labels, w);
+    const { emb, text } = this.condition(t, labels, w);
     const ck = this.gradientCheckpointing && this.training;
+    const xattn = (level: Level, i: number, h: Tensor) => (text ? blockForward(ck, level.xattns.at(i), h, text.context, text.mask) : h);
     let h = this.conv_in.forward(c.patch > 1 ? pixelUnshuffle(x, c.patch) : x);
     const skips = [h];
     c.widths.forEach((_, l) => {
@@ -180,6 +224,7 @@ export class UNet extends Module {
       for (let i = 0; i < c.depth; i++) {
         h = blockForward(ck, level.blocks.at(i), h, emb);
         if (c.attention.includes(l)) h = blockForward(ck, level.attns.at(i), h);
+        if (c.text?.levels.includes(l)) h = xattn(level, i, h);
         skips.push(h);
       }
       if (l < c.widths.length - 1) {
@@ -189,6 +234,7 @@ export class UNet extends Module {
     });
     h = blockForward(ck, this.mid.blocks.at(0), h, emb);
     if (c.midAttention) h = blockForward(ck, this.mid.attns.at(0), h);
+    if (c.text?.mid) h = xattn(this.mid, 0, h);
     h = blockForward(ck, this.mid.blocks.at(1), h, emb);
     c.widths.forEach((_, j) => {
       const l = c.widths.length - 1 - j;
@@ -196,6 +242,7 @@ export class UNet extends Module {
       for (let i = 0; i <= c.depth; i++) {
         h = blockForward(ck, level.blocks.at(i), catChannels(h, skips.pop()!), emb);
         if (c.attention.includes(l)) h = blockForward(ck, level.attns.at(i), h);
+        if (c.text?.levels.includes(l)) h = xattn(level, i, h);
       }
       if (l > 0) h = this.upsample.at(j).forward(interpolate(h, { scaleFactor: 2, mode: 'nearest' }));
     });
