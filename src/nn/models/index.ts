@@ -1,4 +1,4 @@
-/** Ready-made networks: the MNIST classifier of the metrics, the diffusion backbones, the VAE, the GAN pieces and the PixelCNN. */
+/** Ready-made networks: the MNIST classifier of the metrics, the diffusion backbones, the VAE, the GAN pieces, the style-based generator and the PixelCNN. */
 export { LeNet, loadLeNet, type LeNetConfig } from './lenet.js';
 export { UNet, ResBlock, AttentionBlock, UNET_DEFAULTS, type UNetConfig } from './unet.js';
 export { DiT, DiTBlock, DIT_DEFAULTS, sinusoidalPositions2d, type DiTConfig } from './dit.js';
@@ -8,7 +8,7 @@ export {
   type VAEConfig, type VAEOutput, type VAELossTerms, type VAELossOptions, type Reconstruction,
 } from './vae.js';
 export {
-  PatchDiscriminator, PATCH_DISCRIMINATOR_DEFAULTS, MLPGenerator, MLPDiscriminator,
+  PatchDiscriminator, PATCH_DISCRIMINATOR_DEFAULTS, MLPGenerator, MLPDiscriminator, GAN_CHECKPOINT_FORMAT,
   discriminatorLoss, generatorLoss, adaptiveWeight, r1Penalty, startAt,
   type GanLoss, type PatchDiscriminatorConfig, type AdaptiveWeightOptions,
 } from './gan.js';
@@ -17,3 +17,7 @@ export {
   pixelcnnFromTensors, loadPixelCNN, type PixelCNNConfig, type MaskType,
 } from './pixelcnn.js';
 export { samplePixelCNN, type PixelCNNSampleOptions } from './pixelcnn-sample.js';
+export {
+  StyleGenerator, MappingNetwork, StyleLayer, NoiseInjection, STYLE_GENERATOR_DEFAULTS, STYLEGAN_META_KEY, loadStyleGenerator,
+  type StyleGeneratorConfig, type NoiseMode, type GenerateOptions as StyleGenerateOptions,
+} from './stylegan.js';
