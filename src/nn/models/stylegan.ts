@@ -3,7 +3,7 @@
  * sized for 28×28 MNIST: a mapping network z (and, class-conditional, a learned class embedding) → w, a
  * learned constant input, and per resolution (7 → 14 → 28 by default) a nearest ×2 upsampling, two 3×3
  * convolutions, each followed by per-pixel noise with a learned per-channel scale, a bias, LeakyReLU 0.2 and
- * AdaIN with a learned affine map from w; a 1×1 convolution makes the grey image. In training mode the
+ * AdaIN with a learned affine map from w; a 1×1 convolution and tanh make the grey image in [−1, 1]. In training mode the
  * forward pass tracks w̄ (an average of the mapped w, per class when conditional) for truncation
  * w = w̄ + ψ·(w − w̄) at sampling, and mixes styles: with probability `mixing` an example takes its styles
  * from a second w after a random layer. Trained with `GANTrainer` (`src/train/gan.ts`).
@@ -238,7 +238,7 @@ export class StyleGenerator extends Module {
     }));
   }
 
-  /** Images [N, 1, size, size] from one style per layer (`numStyles` tensors [N, wDim]) or one style [N, wDim] for all. */
+  /** Images [N, 1, size, size] in [−1, 1] from one style per layer (`numStyles` tensors [N, wDim]) or one style [N, wDim] for all. */
   synthesis(styles: Tensor | Tensor[], noise: NoiseMode = 'random'): Tensor {
     const ws = Array.isArray(styles) ? styles : Array<Tensor>(this.numStyles).fill(styles);
     if (ws.length !== this.numStyles) throw new Error(`StyleGenerator.synthesis: expected ${this.numStyles} styles, got ${ws.length}`);
@@ -252,7 +252,8 @@ export class StyleGenerator extends Module {
         const n = noise === 'none' ? null : noise === 'random' ? undefined : noise[i];
         x = this.layers.at(i).forward(x, ws[i]!, n);
       }
-      return this.to_img.forward(x);
+      // tanh: MNIST's background sits at −1 and its strokes near +1, which a tanh output reaches by saturating
+      return this.to_img.forward(x).tanh();
     });
   }
 
