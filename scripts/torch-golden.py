@@ -19,7 +19,7 @@ data) holds:
 and `__metadata__` (JSON strings): case, kind ('module' | 'function'), op, options (PyTorch's keyword
 arguments, PyTorch names), inputs, grad_inputs, state, grads, after, training, torch.
 Ops that PyTorch 1.13 lacks (RMSNorm, scaled_dot_product_attention) or that are kiln's own
-(klDivGaussian, modulate, timestepEmbedding) are written here as formulas in torch ops.
+(klDivGaussian, modulate, timestepEmbedding, AdaIN) are written here as formulas in torch ops.
 """
 import json
 import math
@@ -245,6 +245,43 @@ def _(d):
 def _(d):
     o = dict(num_groups=3, num_channels=6, eps=1e-3, affine=False)
     return module_case('nn.GroupNorm', nn.GroupNorm(**o), [I('x', d.randn(2, 6, 4))], options=o)
+
+
+def adain(x, weight, bias, eps=1e-5):
+    """kiln's AdaIN: instance norm (biased variance, eps inside the square root) scaled and shifted per example and channel."""
+    shape = (weight.shape[0] if weight.dim() == 2 else 1, x.shape[1]) + (1,) * (x.dim() - 2)
+    return F.instance_norm(x, eps=eps) * weight.reshape(shape) + bias.reshape(shape)
+
+
+class AdaIN(nn.Module):
+    """kiln's nn.AdaIN: (scale, shift) = affine(style) split in halves, then adain."""
+
+    def __init__(self, channels, style_dim, eps):
+        super().__init__()
+        self.channels, self.eps = channels, eps
+        self.affine = nn.Linear(style_dim, 2 * channels)
+
+    def forward(self, x, style):
+        s = self.affine(style)
+        return adain(x, s[:, :self.channels], s[:, self.channels:], self.eps)
+
+
+@case('adain')
+def _(d):
+    x = d.randn(2, 3, 4, 5, scale=2)
+    x[1, 2] = 0.3 + 1e-2 * d.randn(4, 5)  # a nearly constant channel: the eps inside the square root matters
+    return fn_case('kiln.adaIN', adain, [I('x', x), I('weight', 1 + d.randn(2, 3, scale=0.5)), I('bias', d.randn(2, 3))], dict(eps=1e-3))
+
+
+@case('adain_per_channel')
+def _(d):
+    return fn_case('kiln.adaIN', adain, [I('x', d.randn(3, 2, 5)), I('weight', d.randn(2)), I('bias', d.randn(2))], dict(eps=1e-5))
+
+
+@case('adain_module')
+def _(d):
+    o = dict(channels=3, style_dim=4, eps=1e-5)
+    return module_case('nn.AdaIN', d.init(AdaIN(**o)), [I('x', d.randn(2, 3, 3, 4)), I('style', d.randn(2, 4))], options=o)
 
 
 @case('layer_norm')

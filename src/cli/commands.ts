@@ -15,6 +15,7 @@ import { samplerLines } from './samplers.js';
 import { TOY2D } from './toy2d.js';
 import { EVAL_VAE_OPTIONS, evalVaeCommand, evalVaeSection, isVAECheckpoint, SAMPLE_VAE_OPTIONS, sampleVaeCommand, sampleVaeSection, TRAIN_VAE } from './vae.js';
 import { EVAL_PIXELCNN_OPTIONS, evalPixelcnnCommand, evalPixelcnnSection, isPixelCNNCheckpoint, SAMPLE_PIXELCNN_OPTIONS, samplePixelcnnCommand, samplePixelcnnSection, TRAIN_PIXELCNN } from './pixelcnn.js';
+import { EVAL_GAN_OPTIONS, evalGanCommand, evalGanSection, isGANCheckpoint, SAMPLE_GAN_OPTIONS, sampleGanCommand, sampleGanSection, TRAIN_GAN } from './stylegan.js';
 
 /** The checkpoint a sample or eval command line names (--checkpoint, else the default), to tell VAE checkpoints from diffusion ones. */
 function checkpointArg(argv: string[]): string {
@@ -22,7 +23,7 @@ function checkpointArg(argv: string[]): string {
 }
 
 /**
- * A command that takes a diffusion, a VAE or a PixelCNN checkpoint: its help has a section for each kind
+ * A command that takes a diffusion, a VAE, a PixelCNN or a GAN checkpoint: its help has a section for each kind
  * (and the samplers by objective), and it runs the command of the checkpoint's kind.
  */
 function byCheckpoint(o: {
@@ -33,12 +34,14 @@ function byCheckpoint(o: {
   diffusion: (argv: string[]) => Promise<void>;
   vae: (argv: string[]) => Promise<void>;
   pixelcnn: (argv: string[]) => Promise<void>;
+  gan: (argv: string[]) => Promise<void>;
 }): Command {
   const help = async (argv: string[]) => helpFor(`kiln ${o.name}`, argv, o.options, (a) => helpText({
     title: `kiln ${o.name} — ${o.summary}`,
     usage: `Usage: kiln ${o.name} [--checkpoint FILE] [options]`,
     notes: [
-      'The options depend on the checkpoint: one written by kiln train (diffusion), by kiln train-vae (VAE) or by kiln train-pixelcnn (PixelCNN).',
+      'The options depend on the checkpoint: one written by kiln train (diffusion), by kiln train-vae (VAE), by kiln train-pixelcnn (PixelCNN)',
+      'or by kiln train-gan (style GAN).',
       'A student of kiln distill takes the diffusion options: it samples at the steps, sampler (or consistency times) it records,',
       'with one network evaluation per step and no classifier-free guidance (its teacher\'s guidance is built in).',
     ],
@@ -47,7 +50,7 @@ function byCheckpoint(o: {
   }));
   return command({ name: o.name, summary: o.summary, help, main: (argv) => {
     const path = checkpointArg(argv);
-    return (isVAECheckpoint(path) ? o.vae : isPixelCNNCheckpoint(path) ? o.pixelcnn : o.diffusion)(argv);
+    return (isVAECheckpoint(path) ? o.vae : isPixelCNNCheckpoint(path) ? o.pixelcnn : isGANCheckpoint(path) ? o.gan : o.diffusion)(argv);
   } });
 }
 
@@ -55,22 +58,24 @@ function byCheckpoint(o: {
 export const SAMPLE: Command = byCheckpoint({
   name: 'sample',
   summary: 'sample a grid of digits from a checkpoint (latent ones are decoded; a VAE gives prior samples and interpolations)',
-  options: [...SAMPLE_OPTIONS, ...SAMPLE_VAE_OPTIONS, ...SAMPLE_PIXELCNN_OPTIONS],
-  sections: (a) => [sampleSection(a), sampleVaeSection(a), samplePixelcnnSection(a)],
+  options: [...SAMPLE_OPTIONS, ...SAMPLE_VAE_OPTIONS, ...SAMPLE_PIXELCNN_OPTIONS, ...SAMPLE_GAN_OPTIONS],
+  sections: (a) => [sampleSection(a), sampleVaeSection(a), samplePixelcnnSection(a), sampleGanSection(a)],
   diffusion: sampleCommand,
   vae: sampleVaeCommand,
   pixelcnn: samplePixelcnnCommand,
+  gan: sampleGanCommand,
 });
 
-/** `kiln eval`: LeNet scores of a diffusion checkpoint's samples, a VAE's reconstruction error and scores, or a PixelCNN's test NLL. */
+/** `kiln eval`: LeNet scores of a diffusion or GAN checkpoint's samples, a VAE's reconstruction error and scores, or a PixelCNN's test NLL. */
 export const EVAL: Command = byCheckpoint({
   name: 'eval',
   summary: 'conditional accuracy, classifier-FID and Inception-style score of samples (a VAE: reconstruction error and its scores)',
-  options: [...EVAL_OPTIONS, ...EVAL_VAE_OPTIONS, ...EVAL_PIXELCNN_OPTIONS],
-  sections: () => [evalSection(), evalVaeSection(), evalPixelcnnSection()],
+  options: [...EVAL_OPTIONS, ...EVAL_VAE_OPTIONS, ...EVAL_PIXELCNN_OPTIONS, ...EVAL_GAN_OPTIONS],
+  sections: () => [evalSection(), evalVaeSection(), evalPixelcnnSection(), evalGanSection()],
   diffusion: evalCommand,
   vae: evalVaeCommand,
   pixelcnn: evalPixelcnnCommand,
+  gan: evalGanCommand,
 });
 
 /** What `kiln info` does, in one line. */
@@ -89,7 +94,7 @@ export const INFO: Command = optionsCommand({
 });
 
 /** Every kiln command, in the order `kiln --help` lists them. */
-export const COMMANDS: readonly Command[] = [DEMO, MNIST_MLP, LENET, TRAIN, TRAIN_VAE, TRAIN_PIXELCNN, DISTILL, SAMPLE, EVAL, TOY2D, INFO];
+export const COMMANDS: readonly Command[] = [DEMO, MNIST_MLP, LENET, TRAIN, TRAIN_VAE, TRAIN_PIXELCNN, TRAIN_GAN, DISTILL, SAMPLE, EVAL, TOY2D, INFO];
 
 /** The text of `kiln --help`: the commands with their summaries, and the options every command takes. */
 export function mainHelp(): string {

@@ -77,29 +77,70 @@ export interface EvaluateOptions {
   floor: FeatureSet;
 }
 
-/** Samples `perClass` images of each of 10 classes and scores them against the real features (samples are clamped to [−1, 1]). */
-export async function evaluate(model: Denoiser, o: EvaluateOptions, onProgress?: (done: number, total: number) => void): Promise<EvalResult> {
+/** Scores of any generator's samples (`evaluateSamples`). */
+export interface SampleScores {
+  samples: number;
+  /** The fraction LeNet classifies as the requested digit (null for an unconditional generator). */
+  accuracy: number | null;
+  fid: number;
+  fidFloor: number;
+  inceptionScore: number;
+  inceptionScoreReal: number;
+  /** How many samples LeNet assigns to each digit 0–9 (mode collapse shows as empty or crowded classes). */
+  histogram: number[];
+}
+
+/** Options of `evaluateSamples`. */
+export interface EvaluateSamplesOptions {
+  /** Samples per digit (conditional), or a tenth of the samples (unconditional: drawn in 10 batches). */
+  perClass: number;
+  /** Whether the generator takes a digit. */
+  conditional: boolean;
+  /** Batch b (digit b when conditional) is drawn with seed `seed + b`. */
+  seed: number;
+  net: LeNet;
+  real: FeatureSet;
+  floor: FeatureSet;
+}
+
+/**
+ * Draws 10 batches of `perClass` samples — batch d of digit d when conditional — by `sample(digit, count,
+ * seed)` (digit null when unconditional; images [count, 1, 28, 28]) and scores them against the real
+ * features: conditional accuracy, classifier-FID beside its floor, Inception-style score and the histogram
+ * of LeNet's classes. Samples are clamped to [−1, 1].
+ */
+export async function evaluateSamples(sample: (digit: number | null, count: number, seed: number) => Promise<Tensor>, o: EvaluateSamplesOptions, onProgress?: (done: number, total: number) => void): Promise<SampleScores> {
   const n = o.perClass * 10;
   const feats: number[] = [], probs: number[] = [];
+  const histogram = Array<number>(10).fill(0);
   let correct = 0;
-  for (let digit = 0; digit < 10; digit++) {
-    const labels = Array<number>(o.perClass).fill(digit);
-    const how = o.consistency ? { consistency: o.consistency } : { sampler: o.sampler, steps: o.steps, guidance: o.guidance };
-    const x = await generateImages(model, o.latent ?? null, { objective: o.objective, labels, seed: o.seed + digit, ...how });
-    const c = await classify(o.net, x.clamp(-1, 1));
+  for (let b = 0; b < 10; b++) {
+    const x = await sample(o.conditional ? b : null, o.perClass, o.seed + b);
+    const c = await classify(o.net, scope(() => x.clamp(-1, 1)));
     x.dispose();
     feats.push(...c.feats);
     probs.push(...c.probs);
-    correct += c.pred.filter((p) => p === digit).length;
-    onProgress?.(digit + 1, 10);
+    for (const p of c.pred) histogram[p]!++;
+    correct += c.pred.filter((p) => p === b).length;
+    onProgress?.(b + 1, 10);
   }
   const gen = featureStats(feats, n, o.net.config.hidden);
   return {
     samples: n,
-    accuracy: correct / n,
+    accuracy: o.conditional ? correct / n : null,
     fid: frechetDistance(gen, o.real.stats),
     fidFloor: frechetDistance(o.floor.stats, o.real.stats),
     inceptionScore: inceptionScore(probs, n, 10),
     inceptionScoreReal: inceptionScore(o.floor.probs, o.floor.count, 10),
+    histogram,
   };
+}
+
+/** Samples `perClass` images of each of 10 classes and scores them against the real features (samples are clamped to [−1, 1]). */
+export async function evaluate(model: Denoiser, o: EvaluateOptions, onProgress?: (done: number, total: number) => void): Promise<EvalResult> {
+  const how = o.consistency ? { consistency: o.consistency } : { sampler: o.sampler, steps: o.steps, guidance: o.guidance };
+  const sample = (digit: number | null, count: number, seed: number) =>
+    generateImages(model, o.latent ?? null, { objective: o.objective, labels: Array<number>(count).fill(digit!), seed, ...how });
+  const { histogram: _, accuracy, ...r } = await evaluateSamples(sample, { perClass: o.perClass, conditional: true, seed: o.seed, net: o.net, real: o.real, floor: o.floor }, onProgress);
+  return { ...r, accuracy: accuracy! };
 }

@@ -14,5 +14,5 @@ export { generate, generateImages, defaultSampler, type GenerateOptions } from '
 export { featureStats, frechetDistance, inceptionScore, symmetricEigen } from './metrics.js';
 export { buildDenoiser, loadDenoiser, DIFFUSION_CHECKPOINT_FORMAT, type DenoiserKind, type LatentSpec, type StudentSpec } from './checkpoint.js';
 export { latentCodec } from './latent.js';
-export { classify, featureSet, evaluate, type FeatureSet, type EvalResult, type EvaluateOptions } from './evaluate.js';
+export { classify, featureSet, evaluate, evaluateSamples, type FeatureSet, type EvalResult, type EvaluateOptions, type SampleScores, type EvaluateSamplesOptions } from './evaluate.js';
 export * from './distill/index.js';

@@ -11,7 +11,7 @@ import { inDtypeOf, toAutocast, widened } from '../tensor/autocast.js';
 import { assertAlive, checkIndices, noGrad, rand, Tensor, unchecked, where } from '../tensor/index.js';
 
 export { conv1d, conv2d, convTranspose2d, avgPool2d, maxPool2d, adaptiveAvgPool2d, interpolate, pixelShuffle, pixelUnshuffle, type Conv1dOptions, type Conv2dOptions, type ConvTranspose2dOptions, type Pool2dOptions, type InterpolateOptions } from './conv.js';
-export { groupNorm, rmsNorm, scaledDotProductAttention } from './norm-attention.js';
+export { adaIN, groupNorm, rmsNorm, scaledDotProductAttention } from './norm-attention.js';
 
 /** How a loss reduces over elements. */
 export type Reduction = 'mean' | 'sum' | 'none';

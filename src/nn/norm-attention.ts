@@ -7,7 +7,7 @@ import { noGrad } from '../tensor/index.js';
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
 import { inDtypeOf, toAutocast, widened } from '../tensor/autocast.js';
-import { arange, ones, where, zeros, type Tensor } from '../tensor/index.js';
+import { arange, ones, tensor, where, zeros, type Tensor } from '../tensor/index.js';
 import { conv2d, convTranspose2d, type Conv2dOptions, type ConvTranspose2dOptions } from './conv.js';
 import { batchNorm, linear } from './functional.js';
 import { kaimingUniform_, uniform_ } from './init.js';
@@ -45,6 +45,59 @@ export function rmsNorm(x: Tensor, normalizedShape: number[], weight?: Tensor | 
 /** adaLN modulation: x·(1 + scale) + shift with scale/shift [N, D] broadcast over the token axis of x [N, T, D]. */
 export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
   return scope(() => x.mul(scale.unsqueeze(1).add(1)).add(shift.unsqueeze(1)));
+}
+
+/**
+ * Adaptive instance normalization (Huang & Belongie; StyleGAN): AdaIN(x, w, b) = w·(x − μ(x))/σ(x) + b per
+ * example and channel, where μ and σ² are the mean and biased variance of x [N, C, …] over its spatial axes
+ * and σ = √(σ² + eps) (PyTorch's instance norm); `weight` and `bias` are [N, C] (one scale and shift per
+ * example and channel, e.g. from a style vector) or [C].
+ */
+export function adaIN(x: Tensor, weight: Tensor, bias: Tensor, eps = 1e-5): Tensor {
+  if (x.rank < 3) throw new Error(`adaIN: expected x [N, C, H, W] (at least one spatial axis), got ${fmt(x.shape)}`);
+  const [N, C] = x.shape as [number, number];
+  for (const [name, t] of [['weight', weight], ['bias', bias]] as const) {
+    const ok = (t.rank === 2 && t.shape[0] === N && t.shape[1] === C) || (t.rank === 1 && t.shape[0] === C);
+    if (!ok) throw new Error(`adaIN: ${name} must be [${N}, ${C}] or [${C}] for x ${fmt(x.shape)}, got ${fmt(t.shape)}`);
+  }
+  if (!(eps >= 0)) throw new Error(`adaIN: eps must be a non-negative number, got ${eps}`);
+  return scope(() => {
+    const spatial = x.shape.slice(2).map(() => 1);
+    const per = (t: Tensor) => toAutocast(t).reshape(t.rank === 2 ? [N, C, ...spatial] : [1, C, ...spatial]);
+    return groupNorm(x, C, null, null, eps).mul(per(weight)).add(per(bias));
+  });
+}
+
+/**
+ * AdaIN with a learned affine map from a style vector (StyleGAN's "A" blocks): `affine` (a Linear from
+ * `styleDim` to 2·channels, its bias starting at scale 1 and shift 0) gives each example's scale and shift,
+ * then `adaIN` applies them. `forward(x [N, channels, H, W], style [N, styleDim])`.
+ */
+export class AdaIN extends Module {
+  affine: Linear;
+  constructor(readonly channels: number, readonly styleDim: number, readonly eps = 1e-5) {
+    super();
+    if (!Number.isInteger(channels) || channels < 1 || !Number.isInteger(styleDim) || styleDim < 1) {
+      throw new Error(`AdaIN: channels and styleDim must be positive integers, got ${channels} and ${styleDim}`);
+    }
+    this.affine = new Linear(styleDim, 2 * channels);
+    noGrad(() => scope(() => this.affine.bias!.assign(tensor([...Array<number>(channels).fill(1), ...Array<number>(channels).fill(0)]))));
+  }
+  /** The scale and shift [N, channels] each of styles [N, styleDim]. */
+  styles(style: Tensor): [Tensor, Tensor] {
+    if (style.rank !== 2 || style.shape[1] !== this.styleDim) throw new Error(`AdaIN: expected styles [N, ${this.styleDim}], got ${fmt(style.shape)}`);
+    const s = this.affine.forward(style);
+    return [s.slice(1, 0, this.channels), s.slice(1, this.channels, 2 * this.channels)];
+  }
+  /** AdaIN of x [N, channels, H, W] with the scale and shift of `style` [N, styleDim]. */
+  forward(x: Tensor, style: Tensor): Tensor {
+    if (x.rank < 3 || x.shape[1] !== this.channels) throw new Error(`AdaIN: expected x [N, ${this.channels}, H, W], got ${fmt(x.shape)}`);
+    if (style.shape[0] !== x.shape[0]) throw new Error(`AdaIN: styles ${fmt(style.shape)} and x ${fmt(x.shape)} have different batch sizes`);
+    return scope(() => {
+      const [w, b] = this.styles(style);
+      return adaIN(x, w, b, this.eps);
+    });
+  }
 }
 
 /** GroupNorm module (PyTorch names: weight, bias). */

@@ -5,7 +5,7 @@
 export { Trainer, NonFiniteLossError, optimizerState, restoreOptimizer, warmupCosine, type Precision, type TrainerState, type CheckpointFormat, type OptimizerMeta } from './trainer.js';
 export { DiffusionTrainer, TRAIN_DEFAULTS, type TrainConfig } from './diffusion.js';
 export { VAETrainer, VAE_TRAIN_DEFAULTS, VAE_METRICS, type VAETrainConfig } from './vae.js';
-export { GANTrainer, GAN_TRAIN_DEFAULTS, GAN_CHECKPOINT_FORMAT, type GANTrainConfig } from './gan.js';
+export { GANTrainer, GAN_TRAIN_DEFAULTS, GAN_CHECKPOINT_FORMAT, type GANTrainConfig, type GANPlayer } from './gan.js';
 export { ClassifierTrainer, CLASSIFIER_CHECKPOINT_FORMAT, trainClassifier, trainMlp, trainLeNet, mlp, layoutOf, accuracy, type ClassifierOptions } from './classifier.js';
 export { ToyTrainer, trainToy, toyProcess, TOY_CHECKPOINT_FORMAT, TOY_TRAIN_DEFAULTS, type ToyTrainConfig, type ToyTrainOptions } from './toy.js';
 export * from './distill.js';

@@ -19,6 +19,7 @@ import { evalCommand, LATENT_PRESETS, presetFor, PRESETS, sampleCommand, TRAIN, 
 import { toy2dCommand } from '../../src/cli/toy2d.ts';
 import { checkpointFormat, evalVaeCommand, isVAECheckpoint, sampleVaeCommand, trainVaeCommand } from '../../src/cli/vae.ts';
 import { evalPixelcnnCommand, samplePixelcnnCommand, trainPixelcnnCommand } from '../../src/cli/pixelcnn.ts';
+import { evalGanCommand, sampleGanCommand, trainGanCommand } from '../../src/cli/stylegan.ts';
 import { SAMPLER_NAMES } from '../../src/diffusion/samplers.ts';
 import { TRAIN_DEFAULTS } from '../../src/train/index.ts';
 
@@ -53,6 +54,9 @@ describe('Args', () => {
       ['train', trainCommand, '--preset'],
       ['train-vae', trainVaeCommand, '--kl-weight'],
       ['train-pixelcnn', trainPixelcnnCommand, '--binarize'],
+      ['train-gan', trainGanCommand, '--r1-every'],
+      ['sample', sampleGanCommand, '--psi'],
+      ['eval', evalGanCommand, '--no-ema'],
       ['sample', samplePixelcnnCommand, '--count'],
       ['eval', evalPixelcnnCommand, '--limit'],
       ['distill', distillCommand, '--steps-student'],
@@ -119,13 +123,13 @@ async function printed(run: (argv: string[]) => Promise<void>, argv: string[]): 
 }
 
 describe('help texts', () => {
-  /** Each command's parsers: sample and eval have one for diffusion, one for VAE and one for PixelCNN checkpoints. */
-  const parsers: Record<string, ((argv: string[]) => Promise<void>)[]> = { sample: [sampleCommand, sampleVaeCommand, samplePixelcnnCommand], eval: [evalCommand, evalVaeCommand, evalPixelcnnCommand] };
+  /** Each command's parsers: sample and eval have one for diffusion, one for VAE, one for PixelCNN and one for GAN checkpoints. */
+  const parsers: Record<string, ((argv: string[]) => Promise<void>)[]> = { sample: [sampleCommand, sampleVaeCommand, samplePixelcnnCommand, sampleGanCommand], eval: [evalCommand, evalVaeCommand, evalPixelcnnCommand, evalGanCommand] };
   /** The options that take a value but have no default (they are off unless given). */
   const noDefault: Record<string, string[]> = { 'mnist-mlp': ['out'], train: ['latent'], eval: ['json'] };
 
   it('every command has -h and --help, which list every option its parser takes, with a description and its default', async () => {
-    expect(COMMANDS.map((c) => c.name)).toEqual(['demo', 'mnist-mlp', 'lenet', 'train', 'train-vae', 'train-pixelcnn', 'distill', 'sample', 'eval', 'toy2d', 'info']);
+    expect(COMMANDS.map((c) => c.name)).toEqual(['demo', 'mnist-mlp', 'lenet', 'train', 'train-vae', 'train-pixelcnn', 'train-gan', 'distill', 'sample', 'eval', 'toy2d', 'info']);
     for (const c of COMMANDS) {
       const help = await c.help([]);
       expect(help.startsWith(`kiln ${c.name} — ${c.summary}\n`), help).toBe(true);

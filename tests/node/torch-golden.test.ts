@@ -77,6 +77,11 @@ const MODULES: Record<string, ModuleBuilder> = {
     make: (o) => new nn.MultiheadAttention(o.embed_dim, o.num_heads, { kdim: o.kdim, vdim: o.vdim }),
     forward: (m, x, o) => (m as k.nn.MultiheadAttention).forward(x.query!, x.key, x.value, { mask: x.mask, causal: o.causal, keyMask: x.key_mask }),
   },
+  'nn.AdaIN': {
+    covers: ['nn.AdaIN'],
+    make: (o) => new nn.AdaIN(o.channels, o.style_dim, o.eps),
+    forward: (m, x) => (m as k.nn.AdaIN).forward(x.x!, x.style!),
+  },
   'nn.ReLU': { covers: ['nn.ReLU'], make: () => new nn.ReLU() },
   'nn.SiLU': { covers: ['nn.SiLU'], make: () => new nn.SiLU() },
   'nn.Tanh': { covers: ['nn.Tanh'], make: () => new nn.Tanh() },
@@ -150,6 +155,7 @@ const FUNCTIONS: Record<string, FunctionBuilder> = {
   },
   'kiln.klDivGaussian': { covers: ['F.klDivGaussian'], call: (x, o) => F.klDivGaussian(x.mean!, x.logvar!, { reduction: o.reduction }) },
   'kiln.modulate': { covers: ['nn.modulate'], call: (x) => nn.modulate(x.x!, x.shift!, x.scale!) },
+  'kiln.adaIN': { covers: ['F.adaIN'], call: (x, o) => F.adaIN(x.x!, x.weight!, x.bias!, o.eps) },
   'kiln.timestepEmbedding': { covers: ['nn.timestepEmbedding'], call: (x, o) => nn.timestepEmbedding(x.t!, o.dim, o.max_period) },
 };
 
@@ -164,9 +170,10 @@ const NOT_COVERED: Record<string, string> = {
   'nn.Module': 'base class', 'nn.Layer': 'base class', 'nn.ModuleList': 'a container without a forward',
   'nn.MaskedConv2d': 'Conv2d (compared) of its weight times a fixed 0/1 mask; its causality is checked by autograd in pixelcnn.test.ts',
   'nn.CrossAttention': 'MultiheadAttention with kdim/vdim and keyMask (compared) applied to a feature map as tokens; checked against float64 and by gradcheck in text-conditioning.test.ts',
+  'nn.NoiseInjection': 'random (its noise comes from kiln\'s generator): x + weight·noise, checked in stylegan.test.ts (deterministic at zero scale, given noise maps)',
 };
 /** kiln's ready-made networks, built from the layers compared here. */
-const MODELS = ['LeNet', 'UNet', 'ResBlock', 'AttentionBlock', 'DiT', 'DiTBlock', 'VAE', 'VAEEncoder', 'VAEDecoder', 'VAEResBlock', 'PatchDiscriminator', 'MLPGenerator', 'MLPDiscriminator', 'PixelCNN', 'GatedPixelBlock', 'TextEncoder', 'TextEncoderBlock', 'CrossTransformerBlock', 'SpatialTransformer'];
+const MODELS = ['LeNet', 'UNet', 'ResBlock', 'AttentionBlock', 'DiT', 'DiTBlock', 'VAE', 'VAEEncoder', 'VAEDecoder', 'VAEResBlock', 'PatchDiscriminator', 'MLPGenerator', 'MLPDiscriminator', 'PixelCNN', 'GatedPixelBlock', 'TextEncoder', 'TextEncoderBlock', 'CrossTransformerBlock', 'SpatialTransformer', 'StyleGenerator', 'MappingNetwork', 'StyleLayer'];
 
 interface Meta {
   case: string; kind: 'module' | 'function'; op: string; options: Options; inputs: string[]; grad_inputs: string[];

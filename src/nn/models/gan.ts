@@ -11,8 +11,11 @@ import { scope } from '../../tensor/memory.js';
 import { fmt } from '../../tensor/shape.js';
 import type { Tensor } from '../../tensor/index.js';
 import { Layer, Sequential } from '../module.js';
-import { LeakyReLU, Linear } from '../layers.js';
+import { Embedding, LeakyReLU, Linear } from '../layers.js';
 import { Conv2d, GroupNorm } from '../norm-attention.js';
+
+/** The `format` tag of GAN checkpoints (`GANTrainer` in `src/train` writes them). */
+export const GAN_CHECKPOINT_FORMAT = 'kiln-gan-checkpoint/1';
 
 /** Which adversarial loss the discriminator minimizes. */
 export type GanLoss = 'hinge' | 'non-saturating';
@@ -117,19 +120,26 @@ export interface PatchDiscriminatorConfig {
   /** Normalization after the inner convolutions: GroupNorm (per example, so R1 stays exact) or none. */
   norm: 'group' | 'none';
   groups: number;
+  /**
+   * Classes of a class-conditional (projection) discriminator, 0 for none: a learned class embedding e(y)
+   * adds ⟨e(y), mean over positions of the last features⟩ to every logit of an example (Miyato & Koyama).
+   */
+  numClasses: number;
 }
 
 /** The default MNIST discriminator: 28×28 → logits 5×5. */
-export const PATCH_DISCRIMINATOR_DEFAULTS: PatchDiscriminatorConfig = { channels: 1, width: 32, layers: 2, norm: 'group', groups: 8 };
+export const PATCH_DISCRIMINATOR_DEFAULTS: PatchDiscriminatorConfig = { channels: 1, width: 32, layers: 2, norm: 'group', groups: 8, numClasses: 0 };
 
 /**
  * The PatchGAN discriminator of pix2pix / latent diffusion (parameters under `main.<i>`, as there):
  * 4×4 convolutions with stride 2 and LeakyReLU 0.2, one stride-1 4×4 convolution, and a final 4×4
- * convolution to a 1-channel logit map (one logit per receptive-field patch).
+ * convolution to a 1-channel logit map (one logit per receptive-field patch). With `numClasses` it also
+ * takes labels and adds the projection term under `embed.weight`.
  */
 export class PatchDiscriminator extends Layer {
   readonly config: PatchDiscriminatorConfig;
   main: Sequential;
+  embed: Embedding | null;
   constructor(config: Partial<PatchDiscriminatorConfig> = {}) {
     super();
     const c = (this.config = { ...PATCH_DISCRIMINATOR_DEFAULTS, ...config });
@@ -148,11 +158,25 @@ export class PatchDiscriminator extends Layer {
     block(c.width * Math.min(2 ** c.layers, 8), 1);
     seq.push(new Conv2d(ch, 1, 4, { stride: 1, padding: 1 }));
     this.main = new Sequential(...seq);
+    if (!Number.isInteger(c.numClasses) || c.numClasses < 0) throw new Error(`PatchDiscriminator: numClasses must be a non-negative integer, got ${c.numClasses}`);
+    this.embed = c.numClasses > 0 ? new Embedding(c.numClasses, ch) : null;
+    if (this.embed) noGrad(() => this.embed!.weight.assign(this.embed!.weight.mul(1 / Math.sqrt(ch))));
   }
-  /** Logit map [N, 1, h, w] of images [N, channels, H, W]. */
-  forward(x: Tensor): Tensor {
-    if (x.rank !== 4 || x.shape[1] !== this.config.channels) throw new Error(`PatchDiscriminator: expected images [N, ${this.config.channels}, H, W], got ${fmt(x.shape)}`);
-    return this.main.forward(x);
+  /** Logit map [N, 1, h, w] of images [N, channels, H, W] (and their labels [N] i32 when class-conditional). */
+  forward(x: Tensor, labels?: Tensor): Tensor {
+    const c = this.config;
+    if (x.rank !== 4 || x.shape[1] !== c.channels) throw new Error(`PatchDiscriminator: expected images [N, ${c.channels}, H, W], got ${fmt(x.shape)}`);
+    if (!this.embed) {
+      if (labels) throw new Error(`PatchDiscriminator: the discriminator is unconditional (numClasses 0); got labels ${fmt(labels.shape)}`);
+      return this.main.forward(x);
+    }
+    if (!labels || labels.rank !== 1 || labels.shape[0] !== x.shape[0]) throw new Error(`PatchDiscriminator: class-conditional (${c.numClasses} classes): expected labels [${x.shape[0]}], got ${labels ? fmt(labels.shape) : 'none'}`);
+    return scope(() => {
+      let h = x;
+      for (let i = 0; i + 1 < this.main.length; i++) h = this.main.at(i).forward(h);
+      const proj = this.embed!.forward(labels).mul(h.mean([2, 3])).sum(1).reshape([x.shape[0]!, 1, 1, 1]);
+      return this.main.at(-1).forward(h).add(proj);
+    });
   }
 }
 
