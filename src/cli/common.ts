@@ -68,6 +68,21 @@ export async function writeGrid(file: string, x: k.Tensor, cols: number): Promis
   writeFileSync(file, imageGrid(await x.data(), x.shape, cols));
 }
 
+/** The `--data-limit` option of the training commands. */
+export const DATA_LIMIT_OPTION: OptionSpec = { name: 'data-limit', value: 'N', help: 'train on the first N training images only' };
+
+/**
+ * The options of a training command's output: `--out` (where `files` go), `--save-every` and `--resume`
+ * (continuing from `checkpoint` in --out).
+ */
+export function outputOptions(files: string, checkpoint: string): OptionSpec[] {
+  return [
+    { name: 'out', value: 'DIR', help: `where ${files} go` },
+    { name: 'save-every', value: 'N', help: 'write the checkpoint every N steps' },
+    { name: 'resume', help: `continue from ${checkpoint} in --out` },
+  ];
+}
+
 /** The `--precision` option of the training commands. */
 export const PRECISION_OPTION: OptionSpec = { name: 'precision', value: 'P', choices: ['f32', 'f16'], help: 'f16: mixed precision (f16 activations, f32 weights, dynamic loss scaling; needs the adapter feature shader-f16)' };
 

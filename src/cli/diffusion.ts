@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import * as k from '../index.js';
 import { DiffusionTrainer, TRAIN_DEFAULTS, type TrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
+import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkSampler, defaultSamplers, OBJECTIVES, SAMPLER_NAMES, samplerLines } from './samplers.js';
@@ -108,8 +108,6 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
   { name: 'ema', value: 'X', help: `EMA decay of the weights that grids use: ${TRAIN_DEFAULTS.emaDecay}, ${LONG_RUN.decay} from ${LONG_RUN.steps} steps` },
   { name: 'label-dropout', value: 'P', help: 'share of labels replaced by the null class (for classifier-free guidance)' },
   { name: 'seed', value: 'N', help: 'seed of the initial weights, the batches and the noise' },
-  { name: 'out', value: 'DIR', help: 'where checkpoint.safetensors, loss.csv and the sample grids go' },
-  { name: 'save-every', value: 'N', help: 'write the checkpoint every N steps' },
   { name: 'sample-every', value: 'N', help: 'write a sample grid every N steps (0: only at the end)' },
   { name: 'sampler', value: 'NAME', choices: SAMPLER_NAMES, help: 'sampler of the grids, one that fits --objective (see below)' },
   { name: 'sample-steps', value: 'N', help: 'sampler steps of the grids' },
@@ -117,10 +115,10 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
   { name: 'grid-per-class', value: 'N', help: 'samples of each digit in a grid' },
   { name: 'latent', value: 'FILE', help: 'train on the latents of this VAE checkpoint (kiln train-vae); samples are decoded' },
   { name: 'scale-images', value: 'N', help: 'images whose latents set the latent normalization (with --latent)' },
-  { name: 'data-limit', value: 'N', help: 'train on the first N training images only' },
+  DATA_LIMIT_OPTION,
   { name: 'grad-checkpoint', help: 'recompute each block\'s activations in the backward pass instead of keeping them: less memory, slower steps' },
   PRECISION_OPTION,
-  { name: 'resume', help: 'continue from the checkpoint in --out' },
+  ...outputOptions('checkpoint.safetensors, loss.csv and the sample grids', 'the checkpoint'),
 ];
 
 /**

@@ -16,7 +16,7 @@ import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { ConsistencyTrainer, GuidanceTrainer, ProgressiveTrainer, type DistillTrainer } from '../train/distill.js';
 import { Args, type OptionSpec } from './args.js';
-import { DEFAULT_CHECKPOINT, diverged, outputDir, writeGrid } from './common.js';
+import { DEFAULT_CHECKPOINT, diverged, outputDir, outputOptions, writeGrid } from './common.js';
 import { DIGITS, SAMPLING } from './diffusion.js';
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase } from './help.js';
 import { fmtTime, Progress } from './progress.js';
@@ -52,11 +52,9 @@ export const DISTILL_OPTIONS: readonly OptionSpec[] = [
   { name: 'warmup', value: 'N', help: 'linear learning-rate warmup steps' },
   { name: 'ema', value: 'X', help: 'consistency: EMA decay of the target network (0: the student itself, without gradient)' },
   { name: 'seed', value: 'N', help: 'seed of the batches and the noise' },
-  { name: 'out', value: 'DIR', help: 'where checkpoint.safetensors (the student), loss.csv and the sample grids go' },
-  { name: 'save-every', value: 'N', help: 'write the checkpoint every N steps' },
   { name: 'sample-every', value: 'N', help: 'write a sample grid every N steps (0: only at the end of each round and of the run)' },
   { name: 'grid-per-class', value: 'N', help: 'samples of each digit in a grid' },
-  { name: 'resume', help: 'continue from the checkpoint in --out' },
+  ...outputOptions('checkpoint.safetensors (the student), loss.csv and the sample grids', 'the checkpoint'),
 ];
 
 /** The defaults of `kiln distill`'s options (by option name) for `method`; sized to fit 25 minutes on lavapipe on a quiet 2-core machine. */

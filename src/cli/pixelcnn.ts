@@ -12,7 +12,7 @@ import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { PIXELCNN_TRAIN_DEFAULTS, PixelCNNTrainer, type PixelCNNTrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DEFAULT_CHECKPOINT, diverged, MNIST_TRAIN_IMAGES, outputDir, outputFile, writeGrid } from './common.js';
+import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkpointFormat } from './vae.js';
@@ -52,12 +52,10 @@ export const TRAIN_PIXELCNN_OPTIONS: readonly OptionSpec[] = [
   { name: 'bits', choices: ['1', '8'], help: '1: binarized pixels (a Bernoulli logit each); 8: grey levels (a 256-way softmax each)' },
   { name: 'binarize', choices: ['dynamic', 'threshold'], help: 'binarization with --bits 1 (see above)' },
   { name: 'classes', help: 'class-conditional: a learned per-digit bias in every gate; the sample grid has one digit per row' },
-  { name: 'data-limit', value: 'N', help: 'train on the first N training images only' },
+  DATA_LIMIT_OPTION,
   { name: 'eval-limit', value: 'N', help: 'test images of the NLL at the end' },
   { name: 'samples', value: 'N', help: 'images sampled into samples.png at the end (0: none)' },
-  { name: 'out', value: 'DIR', help: 'where pixelcnn.safetensors, loss.csv, samples.png and nll.json go' },
-  { name: 'save-every', value: 'N', help: 'write the checkpoint every N steps' },
-  { name: 'resume', help: 'continue from pixelcnn.safetensors in --out' },
+  ...outputOptions('pixelcnn.safetensors, loss.csv, samples.png and nll.json', 'pixelcnn.safetensors'),
 ];
 
 /** The defaults of `kiln train-pixelcnn`'s options (by option name); the warmup follows the run's length `steps`. */

@@ -13,7 +13,7 @@ import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { GANTrainer, type GANTrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, realFeatures, writeGrid } from './common.js';
+import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, realFeatures, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkpointFormat } from './vae.js';
@@ -55,11 +55,9 @@ export const TRAIN_GAN_OPTIONS: readonly OptionSpec[] = [
   { name: 'r1-every', value: 'N', help: 'apply R1 every N steps (weighted γ·N)' },
   { name: 'ema', value: 'D', help: 'decay of the average of the generator weights that sampling uses (0: none)' },
   { name: 'psi', value: 'X', help: 'truncation ψ of the final grid (1: none)' },
-  { name: 'data-limit', value: 'N', help: 'train on the first N training images only' },
+  DATA_LIMIT_OPTION,
   { name: 'samples', value: 'N', help: 'images in samples.png at the end (0: none)' },
-  { name: 'out', value: 'DIR', help: 'where gan.safetensors, loss.csv and samples.png go' },
-  { name: 'save-every', value: 'N', help: 'write the checkpoint every N steps' },
-  { name: 'resume', help: 'continue from gan.safetensors in --out' },
+  ...outputOptions('gan.safetensors, loss.csv and samples.png', 'gan.safetensors'),
 ];
 
 /** The defaults of `kiln train-gan`'s options (by option name). */

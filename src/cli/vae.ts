@@ -12,7 +12,7 @@ import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { VAE_METRICS, VAE_TRAIN_DEFAULTS, VAETrainer, type Precision, type VAETrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
+import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 
@@ -60,13 +60,11 @@ export const TRAIN_VAE_OPTIONS: readonly OptionSpec[] = [
   { name: 'disc-layers', value: 'N', help: 'stride-2 layers of the PatchGAN discriminator' },
   { name: 'r1', value: 'G', help: 'R1 penalty weight γ on the discriminator' },
   { name: 'disc-lr', value: 'X', help: 'learning rate of the discriminator (that of --lr unless given)' },
-  { name: 'data-limit', value: 'N', help: 'train on the first N training images only' },
+  DATA_LIMIT_OPTION,
   { name: 'eval-limit', value: 'N', help: 'test digits of the reconstruction report at the end' },
-  { name: 'out', value: 'DIR', help: 'where vae.safetensors, loss.csv, recon.png, samples.png and interp.png go' },
-  { name: 'save-every', value: 'N', help: 'write the checkpoint every N steps' },
   { name: 'grad-checkpoint', help: 'recompute each residual block\'s activations in the backward pass instead of keeping them: less memory, slower steps' },
   PRECISION_OPTION,
-  { name: 'resume', help: 'continue from vae.safetensors in --out' },
+  ...outputOptions('vae.safetensors, loss.csv, recon.png, samples.png and interp.png', 'vae.safetensors'),
 ];
 
 /**
