@@ -256,7 +256,7 @@ export abstract class LossTrainer<Batch extends Tensor[]> extends Trainer<number
 
   /** The update of one batch (compiled): loss, backward, clipping, optimizer, schedule, `afterUpdate`. */
   private readonly update = this.compiledStep('trainStep', (...batch: Batch) => {
-    const lossFn = () => (this.scaler ? autocast(() => this.loss(...batch)) : this.loss(...batch));
+    const lossFn = () => autocast({ enabled: this.scaler !== null }, () => this.loss(...batch));
     const loss = this.opt.minimize(lossFn, { clipGradNorm: this.clip, scaler: this.scaler });
     perCall(() => this.sched.step());
     this.afterUpdate();

@@ -85,7 +85,7 @@ export class VAETrainer extends Trainer<number[]> {
     const c = this.config;
     const D = this.discriminator;
     const scaler = this.scaler;
-    const amp = <T>(fn: () => T): T => (scaler ? autocast(fn) : fn());
+    const amp = <T>(fn: () => T): T => autocast({ enabled: scaler !== null }, fn);
     const [row, fake] = scope(() => {
       const t = amp(() => this.vae.loss(x, { reconstruction: c.reconstruction, klWeight: c.klWeight }));
       let total = t.loss;
