@@ -75,6 +75,23 @@ export class WordTokenizer {
     });
     return out;
   }
+  /** The words of `text` outside the vocabulary (they would become <unk>), in order of appearance, without repeats. */
+  unknownWords(text: string): string[] {
+    return [...new Set(splitWords(text).filter((w) => !this.ids.has(w)))];
+  }
+  /**
+   * The ids of prompts a user typed: like `encodeIds`, but a word outside the vocabulary or a prompt that does
+   * not fit is an error naming `op`, the prompt and the words the tokenizer knows.
+   */
+  encodePrompts(op: string, prompts: string[]): Int32Array {
+    for (const p of prompts) {
+      const unknown = this.unknownWords(p);
+      if (unknown.length) throw new Error(`${op}: ${unknown.map((w) => JSON.stringify(w)).join(', ')} in ${JSON.stringify(p)} ${unknown.length > 1 ? 'are' : 'is'} not in the model's vocabulary; it knows ${this.words.map((w) => JSON.stringify(w)).join(' ')}`);
+      const n = splitWords(p).length;
+      if (n > this.length - 1) throw new Error(`${op}: ${JSON.stringify(p)} has ${n} words; the model reads at most ${this.length - 1}`);
+    }
+    return this.encodeIds(prompts);
+  }
   /** The ids of the captions as an i32 tensor [N, length]. */
   encode(texts: string[]): Tensor {
     return tensor(this.encodeIds(texts), { shape: [texts.length, this.length], dtype: 'i32' });

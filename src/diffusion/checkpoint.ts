@@ -10,6 +10,7 @@ import { UNet } from '../nn/models/unet.js';
 import { LatentCodec, vaeFromTensors, type VAEConfig } from '../nn/models/vae.js';
 import { parseCheckpointMeta, withoutPrefix } from '../nn/checkpoint.js';
 import { loadWithMetadata } from '../nn/safetensors.js';
+import { WordTokenizer, type TokenizerSpec } from '../data/tokenizer.js';
 import type { ConsistencyBoundary } from './distill/consistency.js';
 import type { SamplerName } from './samplers.js';
 import type { Denoiser, Objective } from './training.js';
@@ -79,7 +80,7 @@ const STUDENT_FORMATS: readonly string[] = Object.values(DISTILL_CHECKPOINT_FORM
  * latent checkpoint the codec that decodes its samples (null for a pixel-space model), and for a student
  * how it samples (null for a model trained by `kiln train`).
  */
-export async function loadDenoiser(src: string | Uint8Array | ArrayBuffer | Blob, opts: { ema?: boolean } = {}): Promise<{ model: Denoiser; meta: Record<string, unknown>; latent: LatentCodec | null; student: StudentSpec | null }> {
+export async function loadDenoiser(src: string | Uint8Array | ArrayBuffer | Blob, opts: { ema?: boolean } = {}): Promise<{ model: Denoiser; meta: Record<string, unknown>; latent: LatentCodec | null; student: StudentSpec | null; tokenizer: WordTokenizer | null }> {
   const name = typeof src === 'string' ? src : 'checkpoint';
   const { tensors, metadata } = await loadWithMetadata(src);
   try {
@@ -100,8 +101,23 @@ export async function loadDenoiser(src: string | Uint8Array | ArrayBuffer | Blob
       if (!Object.keys(tensors).some((n) => n.startsWith('vae.'))) throw new Error(`${name}: a latent checkpoint, but it holds no VAE weights (tensors 'vae.*')`);
       latent = new LatentCodec(vaeFromTensors(lat.vae, tensors, 'vae.'), lat.scale, lat.shift);
     }
-    return { model, meta, latent, student };
+    return { model, meta, latent, student, tokenizer: checkpointTokenizer(name, spec.config, meta) };
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
   }
+}
+
+/**
+ * The tokenizer of a text-conditioned checkpoint (metadata `tokenizer`, written by `kiln train --captions`),
+ * checked against the model's text encoder; null for a model without text.
+ */
+function checkpointTokenizer(name: string, config: Record<string, unknown>, meta: Record<string, unknown>): WordTokenizer | null {
+  const text = config.text as { encoder: { vocabSize: number; length: number } } | undefined;
+  if (!text) return null;
+  if (!meta.tokenizer) throw new Error(`${name}: a text-conditioned model, but the metadata has no tokenizer (expected 'tokenizer': {kind: 'word', words, length})`);
+  const tok = WordTokenizer.fromSpec(meta.tokenizer as TokenizerSpec);
+  if (tok.vocabSize !== text.encoder.vocabSize || tok.length !== text.encoder.length) {
+    throw new Error(`${name}: the tokenizer (${tok.vocabSize} ids, length ${tok.length}) does not fit the text encoder (${text.encoder.vocabSize} ids, length ${text.encoder.length})`);
+  }
+  return tok;
 }
