@@ -2,7 +2,7 @@
 import * as k from '../index.js';
 import { trainLeNet, trainMlp, type ClassifierOptions } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { LENET_PATH, outputFile } from './common.js';
+import { LENET_CAPTIONS_PATH, LENET_PATH, outputFile } from './common.js';
 import { optionsCommand, type Command, type Defaults } from './help.js';
 import { Progress } from './progress.js';
 
@@ -38,12 +38,15 @@ export function mnistMlpDefaults() {
   return { hidden: [512, 512], epochs: 5, batch: 128, lr: 1e-3, seed: 0 } satisfies Defaults;
 }
 
+const LENET_CAPTIONS_FILE = 'models/lenet-captions.safetensors';
+
 /** The options of `kiln lenet`: the parser accepts these, and its help lists them. */
 export const LENET_OPTIONS: readonly OptionSpec[] = [
   { name: 'epochs', value: 'N', help: 'passes over the training digits' },
   { name: 'batch', value: 'N', help: 'images per step' },
   { name: 'lr', value: 'X', help: 'AdamW learning rate (cosine decay to the last step)' },
   { name: 'seed', value: 'N', help: 'seed of the initial weights and the shuffles' },
+  { name: 'captions', help: `train and test on digits drawn small or large, thin or bold, as captions describe them (the digit classifier of kiln eval --prompts; saved to ${LENET_CAPTIONS_FILE} unless --out is given)` },
   { name: 'out', value: 'FILE', help: 'where to save it (kiln eval loads the metrics classifier from the default)' },
 ];
 
@@ -94,13 +97,14 @@ export async function lenetCommand(argv: string[]): Promise<void> {
     lr: a.number('lr', d.lr, { above: 0 }),
     weightDecay: 1e-4,
     seed: a.number('seed', d.seed, { min: 0, integer: true }),
+    captions: a.flag('captions'),
     onStep: progress('lenet'),
   };
-  const out = outputFile(a.string('out', d.out));
+  const out = outputFile(a.string('out', o.captions ? LENET_CAPTIONS_PATH : d.out));
   const info = await k.init();
   console.log(`adapter: ${info.driver} (${info.description || info.vendor})`);
   const r = await trainLeNet(o).catch(nothingSaved(out));
-  console.log(`LeNet ${JSON.stringify(r.net.config)}: test accuracy ${(100 * r.accuracy).toFixed(2)}%, final loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(0)} s`);
-  await k.save(r.net.stateDict(), out, { metadata: { model: 'lenet', config: JSON.stringify(r.net.config), accuracy: String(r.accuracy), command: `kiln lenet ${argv.join(' ')}`.trim() } });
+  console.log(`LeNet ${JSON.stringify(r.net.config)}: test accuracy ${(100 * r.accuracy).toFixed(2)}%${o.captions ? ' (captioned test digits)' : ''}, final loss ${r.loss.toFixed(4)}, ${r.seconds.toFixed(0)} s`);
+  await k.save(r.net.stateDict(), out, { metadata: { model: 'lenet', config: JSON.stringify(r.net.config), accuracy: String(r.accuracy), data: o.captions ? 'captioned MNIST' : 'MNIST', command: `kiln lenet ${argv.join(' ')}`.trim() } });
   console.log(`saved ${out}`);
 }

@@ -105,10 +105,13 @@ export const MNIST_TRAIN_IMAGES = 60000;
 /** Where `kiln lenet` saves the metrics classifier and where the metrics load it from. */
 export const LENET_PATH = fileURLToPath(new URL('../../models/lenet-mnist.safetensors', import.meta.url));
 
+/** The digit classifier of `kiln eval --prompts`: LeNet trained on captioned digits (`kiln lenet --captions`). */
+export const LENET_CAPTIONS_PATH = fileURLToPath(new URL('../../models/lenet-captions.safetensors', import.meta.url));
+
 /** Loads the metrics classifier saved by `kiln lenet` (eval mode), or says how to make it. */
 export async function loadMetricsNet(path = LENET_PATH): Promise<k.nn.LeNet> {
   return k.nn.loadLeNet(path).catch((e: Error) => {
-    throw new Error(`${e.message}\n(the metrics classifier is made by \`npm run lenet\`)`);
+    throw new Error(`${e.message}\n(the metrics classifier is made by \`npm run lenet${path === LENET_CAPTIONS_PATH ? ' -- --captions' : ''}\`)`);
   });
 }
 

@@ -10,12 +10,14 @@ import { dirname, join } from 'node:path';
 import * as k from '../index.js';
 import { DiffusionTrainer, TRAIN_DEFAULTS, type TrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
+import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, LENET_CAPTIONS_PATH, LENET_PATH, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkSampler, defaultSamplers, OBJECTIVES, SAMPLER_NAMES, samplerLines } from './samplers.js';
 import { describeStudent, type StudentSampling } from '../diffusion/distill/sampling.js';
 import { studentOptions } from './student.js';
+import { parseCheckpointMeta } from '../nn/checkpoint.js';
+import { CAPTIONS_OPTION, CaptionedSteps, captionTokenizer, EVAL_PROMPT_OPTIONS, evalPromptDefaults, evalPrompts, GRID_PROMPTS, parsePrompts, textModelConfig } from './captions.js';
 
 type Denoiser = k.diffusion.Denoiser;
 type Objective = k.diffusion.Objective;
@@ -72,27 +74,35 @@ function existingCheckpoint(path: string): string {
 }
 
 /** Loads a checkpoint's model (EMA weights unless `ema` is false) with its metadata, latent codec and student sampling, or names what is missing. */
-async function loadCheckpoint(path: string, ema = true): Promise<{ model: Denoiser; meta: Record<string, unknown>; latent: k.nn.LatentCodec | null; student: k.diffusion.StudentSpec | null }> {
+async function loadCheckpoint(path: string, ema = true): ReturnType<typeof k.diffusion.loadDenoiser> {
   return k.diffusion.loadDenoiser(existingCheckpoint(path), { ema });
 }
 
+/** The rows of a grid: digits, or prompts of a text-conditioned model with its tokenizer. */
+type GridRows = { labels: number[] } | { prompts: string[]; tokenizer: k.data.WordTokenizer };
+
 /** Options of sampling a grid: a sampler, steps and guidance, or a consistency student's times. */
-interface GridOptions extends StudentSampling {
+type GridOptions = StudentSampling & GridRows & {
   objective: Objective;
   seed: number;
   perClass: number;
-  labels: number[];
+};
+
+/** Samples `perClass` images of each row's label or prompt, row by row. */
+async function sampleGrid(model: Denoiser, latent: k.nn.LatentCodec | null, o: GridOptions): Promise<k.Tensor> {
+  const how = o.consistency ? { consistency: o.consistency } : { sampler: o.sampler, steps: o.steps, guidance: o.guidance };
+  const repeat = <T>(rows: T[]) => rows.flatMap((r) => Array<T>(o.perClass).fill(r));
+  const condition = 'prompts' in o ? { tokens: o.tokenizer.encodePrompts('kiln sample', repeat(o.prompts)) } : { labels: repeat(o.labels) };
+  return k.diffusion.generateImages(model, latent, { objective: o.objective, seed: o.seed, ...condition, ...how });
 }
 
-/** Samples `perClass` images of each label, row by row. */
-async function sampleGrid(model: Denoiser, latent: k.nn.LatentCodec | null, o: GridOptions): Promise<k.Tensor> {
-  const labels = o.labels.flatMap((l) => Array<number>(o.perClass).fill(l));
-  const how = o.consistency ? { consistency: o.consistency } : { sampler: o.sampler, steps: o.steps, guidance: o.guidance };
-  return k.diffusion.generateImages(model, latent, { objective: o.objective, labels, seed: o.seed, ...how });
+/** How a grid's rows read: 'rows = digits 0–9' or the prompts. */
+function describeRows(rows: GridRows): string {
+  return 'prompts' in rows ? `rows = ${rows.prompts.map((p) => JSON.stringify(p)).join(', ')}` : `rows = digits ${rows.labels.join(',') === DIGITS.join(',') ? '0–9' : rows.labels.join(', ')}`;
 }
 
 /** What `kiln train` does, in one line. */
-const TRAIN_SUMMARY = 'train a class-conditional diffusion model on MNIST';
+const TRAIN_SUMMARY = 'train a class-conditional (or, with --captions, text-conditioned) diffusion model on MNIST';
 
 /** The options of `kiln train`: the parser accepts these, and its help lists them. */
 export const TRAIN_OPTIONS: readonly OptionSpec[] = [
@@ -113,6 +123,7 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
   { name: 'sample-steps', value: 'N', help: 'sampler steps of the grids' },
   { name: 'guidance', value: 'W', help: 'guidance scale w of the grids: (1 + w)·cond − w·uncond' },
   { name: 'grid-per-class', value: 'N', help: 'samples of each digit in a grid' },
+  CAPTIONS_OPTION,
   { name: 'latent', value: 'FILE', help: 'train on the latents of this VAE checkpoint (kiln train-vae); samples are decoded' },
   { name: 'scale-images', value: 'N', help: 'images whose latents set the latent normalization (with --latent)' },
   DATA_LIMIT_OPTION,
@@ -225,9 +236,10 @@ export async function trainCommand(argv: string[]): Promise<void> {
     seed: a.number('seed', d.seed, { min: 0, integer: true }),
     precision: a.string<'f32' | 'f16'>('precision', d.precision),
   };
-  const out = a.string('out', d.out);
+  const tokenizer = a.flag('captions') ? captionTokenizer() : null;
+  const out = a.string('out', tokenizer ? d.out.replace(/mnist$/, 'mnist-text') : d.out);
   const sampler = checkSampler(a.string<k.diffusion.SamplerName>('sampler', d.sampler), objective, '--objective');
-  const grid = { objective, sampler, steps: a.number('sample-steps', d['sample-steps'], { min: 1, integer: true }), guidance: a.number('guidance', d.guidance), seed: 1234, perClass: a.number('grid-per-class', d['grid-per-class'], { min: 1, integer: true }), labels: DIGITS };
+  const grid = { objective, sampler, steps: a.number('sample-steps', d['sample-steps'], { min: 1, integer: true }), guidance: a.number('guidance', d.guidance), seed: 1234, perClass: a.number('grid-per-class', d['grid-per-class'], { min: 1, integer: true }), ...(tokenizer ? { prompts: [...GRID_PROMPTS], tokenizer } : { labels: DIGITS }) };
   const saveEvery = a.number('save-every', d['save-every'], { min: 1, integer: true });
   const sampleEvery = a.number('sample-every', d['sample-every'], { min: 0, integer: true });
   outputDir(out);
@@ -248,7 +260,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
     console.log(`latents ${JSON.stringify(vae.latentShape)} of ${vaePath}: normalization (z − ${shift.toPrecision(4)}) × ${scale.toPrecision(4)} from ${n} images (${fmtTime((performance.now() - t) / 1000)})`);
   }
   const [channels, size] = codec ? [codec.latentShape[0], codec.latentShape[1]] : [1, 28];
-  const modelConfig = { ...(kind === 'dit' ? preset.dit : preset.unet), channels, size };
+  const backbone = kind === 'dit' ? preset.dit : preset.unet;
+  const text = tokenizer ? textModelConfig(kind, presetName, tokenizer, (backbone as { widths?: number[] }).widths?.length ?? 1) : {};
+  const modelConfig = { ...backbone, channels, size, ...text };
   // --seed fixes the initial weights too, not only what the trainer draws (they used to come from whatever state the generator was in)
   k.manualSeed(train.seed);
   const model = k.diffusion.buildDenoiser(kind, modelConfig as Record<string, unknown>);
@@ -257,18 +271,21 @@ export async function trainCommand(argv: string[]): Promise<void> {
   k.manualSeed(train.seed);
   const trainer = new DiffusionTrainer(model, train);
   if (a.flag('resume')) {
-    const meta = await trainer.load(ckpt);
-    if (JSON.stringify(meta.model) !== JSON.stringify(spec)) throw new Error(`--resume: ${ckpt} holds model ${JSON.stringify(meta.model)}, not ${JSON.stringify(spec)} (pass the same --preset/--model)`);
+    // the model and the tokenizer are checked from the header, before weights of another model fail to load
+    const meta = parseCheckpointMeta(ckpt, (await k.loadHeader(existingCheckpoint(ckpt))).metadata);
+    if (JSON.stringify(meta.model) !== JSON.stringify(spec)) throw new Error(`--resume: ${ckpt} holds model ${JSON.stringify(meta.model)}, not ${JSON.stringify(spec)} (pass the same --preset/--model${tokenizer ? '/--captions' : ''})`);
+    if (JSON.stringify(meta.tokenizer ?? null) !== JSON.stringify(tokenizer?.toSpec() ?? null)) throw new Error(`--resume: ${ckpt} was trained with tokenizer ${JSON.stringify(meta.tokenizer ?? null)}, not ${JSON.stringify(tokenizer?.toSpec() ?? null)}`);
     const had = meta.latent as k.diffusion.LatentSpec | undefined;
     if (JSON.stringify(had ? [had.scale, had.shift] : null) !== JSON.stringify(latentMeta ? [latentMeta.scale, latentMeta.shift] : null)) {
       throw new Error(`--resume: ${ckpt} was trained ${had ? `on latents of ${had.source} (scale ${had.scale})` : 'on pixels'}, not ${latentMeta ? `on latents of ${vaePath} (scale ${latentMeta.scale})` : 'on pixels'} (pass the same --latent, --scale-images and --data-limit)`);
     }
+    await trainer.load(ckpt);
     console.log(`resumed ${ckpt} at step ${trainer.step}`);
   }
   const nParams = model.parameters().reduce((s, p) => s + p.size, 0);
-  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); ${kind} ${JSON.stringify(spec.config)}, ${(nParams / 1e3).toFixed(0)}k parameters; ${objective}, ${steps} steps × batch ${train.batchSize}${codec ? ', on VAE latents' : ''}${train.precision === 'f16' ? ', mixed precision (f16)' : ''}`);
+  console.log(`adapter: ${info.driver} (${info.description || info.vendor}); ${kind} ${JSON.stringify(spec.config)}, ${(nParams / 1e3).toFixed(0)}k parameters; ${objective}, ${steps} steps × batch ${train.batchSize}${codec ? ', on VAE latents' : ''}${train.precision === 'f16' ? ', mixed precision (f16)' : ''}${tokenizer ? `; captions of ${tokenizer.vocabSize - 3} words, up to ${tokenizer.length - 1} per caption` : ''}`);
   const vaeTensors = codec ? k.nn.withPrefix('vae.', codec.vae.stateDict()) : {};
-  const extra = latentMeta ? { model: spec, latent: latentMeta } : { model: spec };
+  const extra = { model: spec, ...(latentMeta ? { latent: latentMeta } : {}), ...(tokenizer ? { tokenizer: tokenizer.toSpec() } : {}) };
   const bar = new Progress(steps, 'train ');
   const t0 = performance.now();
   const startStep = trainer.step;
@@ -281,7 +298,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     return { file, seconds: (performance.now() - t) / 1000 };
   };
   const writeLoss = () => writeFileSync(join(out, 'loss.csv'), `step,loss\n${trainer.losses.map((l, i) => `${i + 1},${l}`).join('\n')}\n`);
-  const batches = new k.data.StepBatches(data, train.batchSize, train.seed);
+  const batches = tokenizer ? new CaptionedSteps(data, train.batchSize, train.seed, tokenizer) : new k.data.StepBatches(data, train.batchSize, train.seed);
   let saved = a.flag('resume') ? trainer.step : -1;
   try {
     while (trainer.step < steps) {
@@ -322,7 +339,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const mean = (v: number[]) => v.reduce((p, q) => p + q, 0) / Math.max(1, v.length);
   console.log(`trained ${steps - startStep} steps in ${fmtTime(trainSec)}; loss ${mean(first).toFixed(4)} (first 50) → ${mean(last).toFixed(4)} (last 50)`);
   if (trainer.scaler) console.log(await scalerSummary(trainer.scaler));
-  console.log(`wrote ${ckpt}, ${join(out, 'loss.csv')} and ${g.file} (rows = digits 0–9, ${grid.sampler} ${grid.steps} steps, guidance ${grid.guidance}; ${g.seconds.toFixed(0)} s)`);
+  console.log(`wrote ${ckpt}, ${join(out, 'loss.csv')} and ${g.file} (${describeRows(grid)}, ${grid.sampler} ${grid.steps} steps, guidance ${grid.guidance}; ${g.seconds.toFixed(0)} s)`);
 }
 
 /** A model holding the trainer's EMA weights (sampling uses the average, training keeps its weights). */
@@ -339,6 +356,7 @@ const emaModels = new WeakMap<object, Denoiser>();
 export const SAMPLE_OPTIONS: readonly OptionSpec[] = [
   { name: 'checkpoint', value: 'FILE', help: 'a checkpoint written by kiln train' },
   { name: 'labels', value: '0,1,…', help: 'digits, one row each (10: unconditional)' },
+  { name: 'prompt', value: 'TEXT', help: 'a text-conditioned checkpoint (kiln train --captions): prompts separated by ";", one row each' },
   { name: 'per-class', value: 'N', help: 'samples per row' },
   { name: 'sampler', value: 'NAME', choices: SAMPLER_NAMES, help: "one that fits the checkpoint's objective (see below)" },
   { name: 'steps', value: 'N', help: 'sampler steps' },
@@ -365,11 +383,12 @@ export const EVAL_OPTIONS: readonly OptionSpec[] = [
   { name: 'guidance', value: 'W', help: 'guidance scale w: (1 + w)·cond − w·uncond' },
   { name: 'seed', value: 'N', help: 'seed of the noise' },
   { name: 'json', value: 'FILE', help: 'also write the figures to this JSON file' },
+  ...EVAL_PROMPT_OPTIONS,
 ];
 
 /** The defaults of `kiln eval`'s options (by option name); the sampler is the default of the checkpoint's `objective`. */
 export function evalDefaults(objective?: Objective) {
-  return { checkpoint: DEFAULT_CHECKPOINT, 'per-class': 50, sampler: objective && k.diffusion.defaultSampler(objective), steps: SAMPLING.steps, guidance: SAMPLING.guidance, seed: 0 } satisfies Defaults;
+  return { checkpoint: DEFAULT_CHECKPOINT, 'per-class': 50, sampler: objective && k.diffusion.defaultSampler(objective), steps: SAMPLING.steps, guidance: SAMPLING.guidance, seed: 0, ...evalPromptDefaults() } satisfies Defaults;
 }
 
 /** Defaults whose sampler depends on the checkpoint's objective: one case per objective. */
@@ -428,14 +447,31 @@ export async function sampleCommand(argv: string[]): Promise<void> {
   existingCheckpoint(path);
   outputFile(out);
   await k.init();
-  const { model, meta, latent, student } = await loadCheckpoint(path, !a.flag('raw'));
+  const { model, meta, latent, student, tokenizer } = await loadCheckpoint(path, !a.flag('raw'));
+  const rows = gridRows(a, path, tokenizer, labels);
   const objective = objectiveOf(meta, student);
   const how = samplingOf(a, path, student, objective, { steps, guidance, fallback: sampleDefaults(path, objective).sampler!, labels });
   const t0 = performance.now();
-  const x = await sampleGrid(model, latent, { objective, seed, perClass, labels, ...how });
+  const x = await sampleGrid(model, latent, { objective, seed, perClass, ...rows, ...how });
   await writeGrid(out, x, perClass);
   x.dispose();
-  console.log(`wrote ${out}: ${labels.length}×${perClass} samples${latent ? ' (latents decoded by the VAE)' : ''}, ${describeSampling(student, how)}, seed ${seed} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  const n = 'prompts' in rows ? rows.prompts.length : rows.labels.length;
+  console.log(`wrote ${out}: ${n}×${perClass} samples (${describeRows(rows)})${latent ? ', latents decoded by the VAE' : ''}, ${describeSampling(student, how)}, seed ${seed} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+}
+
+/**
+ * The rows `kiln sample` draws: a text checkpoint's --prompt (default: the grid prompts of kiln train --captions),
+ * else the --labels; the option that does not fit the checkpoint is an error.
+ */
+function gridRows(a: Args, path: string, tokenizer: k.data.WordTokenizer | null, labels: number[]): GridRows {
+  if (!tokenizer) {
+    if (a.has('prompt')) throw new Error(`--prompt: ${path} is conditioned on digit labels, not text (give --labels, or a checkpoint of kiln train --captions)`);
+    return { labels };
+  }
+  if (a.has('labels')) throw new Error(`--labels: ${path} is text-conditioned (kiln train --captions); give --prompt "a small bold three; …" instead`);
+  const prompts = a.has('prompt') ? parsePrompts('--prompt', a.string('prompt', '')) : [...GRID_PROMPTS];
+  tokenizer.encodePrompts('--prompt', prompts);
+  return { prompts, tokenizer };
 }
 
 /** `kiln eval` with a diffusion checkpoint (`kiln eval --help` is the command line's: it covers VAE checkpoints too). */
@@ -450,10 +486,27 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const jsonFile = a.has('json') ? outputFile(a.string('json', ''), '--json') : '';
   if (a.has('sampler')) a.string('sampler', ''); // an unknown name fails before the checkpoint loads
   await k.init();
-  const { model, meta, latent, student } = await loadCheckpoint(path);
+  const { model, meta, latent, student, tokenizer } = await loadCheckpoint(path);
+  for (const [option, wrong] of [['prompts', !tokenizer], ['per-prompt', !tokenizer], ['per-class', !!tokenizer]] as const) {
+    if (wrong && a.has(option)) throw new Error(`--${option}: ${path} is ${tokenizer ? 'text-conditioned (give --prompts and --per-prompt)' : 'conditioned on digit labels (--prompts and --per-prompt are for a checkpoint of kiln train --captions)'}`);
+  }
   const objective = objectiveOf(meta, student);
   const how = samplingOf(a, path, student, objective, { steps, guidance, fallback: evalDefaults(objective).sampler! });
-  const net = await loadMetricsNet();
+  // a text checkpoint's digits come small or large, thin or bold: LeNet trained on such digits reads them
+  const net = await loadMetricsNet(tokenizer ? LENET_CAPTIONS_PATH : LENET_PATH);
+  const print = (rows: [string, string][], json: string) => {
+    for (const [name, v] of rows) console.log(`${name.padEnd(24)}${v}`);
+    console.log(json);
+    if (jsonFile) writeFileSync(jsonFile, `${json}\n`);
+  };
+  if (tokenizer) {
+    const t0 = performance.now();
+    const { rows, result, prompts } = await evalPrompts(a, { model, latent, tokenizer, objective, how, seed, net });
+    const seconds = (performance.now() - t0) / 1000;
+    rows.push(['sampling', `${describeSampling(student, how)}${latent ? '; latents decoded by the VAE' : ''}; ${seconds.toFixed(1)} s`]);
+    print(rows, JSON.stringify({ checkpoint: path, step: meta.step, sampler: how.sampler, steps: how.steps, guidance: how.guidance, seed, seconds, promptList: prompts, ...result }));
+    return;
+  }
   const floor = await realFeatures(net, 'train', perClass * 10);
   const real = await realFeatures(net, 'test', 10000);
   const bar = new Progress(10, 'eval ');
@@ -467,8 +520,5 @@ export async function evalCommand(argv: string[]): Promise<void> {
     ['classifier-FID', `${r.fid.toFixed(2)}   (real train vs real test: ${r.fidFloor.toFixed(2)})`],
     ['Inception-style score', `${r.inceptionScore.toFixed(2)}   (real: ${r.inceptionScoreReal.toFixed(2)}; max 10)`],
   ];
-  for (const [name, v] of rows) console.log(`${name.padEnd(24)}${v}`);
-  const json = JSON.stringify({ checkpoint: path, step: meta.step, student: student?.method ?? null, ...(how.consistency ? { times: how.consistency.times } : { sampler }), steps: nSteps, guidance: w, ...(student ? (student.scales ? { guidanceScales: student.scales } : { bakedGuidance: student.guidance }) : {}), seed, seconds, ...r });
-  console.log(json);
-  if (jsonFile) writeFileSync(jsonFile, `${json}\n`);
+  print(rows, JSON.stringify({ checkpoint: path, step: meta.step, student: student?.method ?? null, ...(how.consistency ? { times: how.consistency.times } : { sampler }), steps: nSteps, guidance: w, ...(student ? (student.scales ? { guidanceScales: student.scales } : { bakedGuidance: student.guidance }) : {}), seed, seconds, ...r }));
 }

@@ -227,3 +227,66 @@ export function attributeScore(images: ArrayLike<number>, side: number, specs: P
   });
   return score;
 }
+
+/**
+ * Real digits drawn as their captions describe them: for each spec, `perSpec` images of its digit from
+ * `mnist`, with its size and stroke applied (`renderAttributes`). The images come from a seeded
+ * permutation of the split, each digit's in turn, so specs get distinct images while the split has enough
+ * of that digit (then they repeat). Returns images [specs.length · perSpec · side²] in [0, 1], in spec order.
+ */
+export function renderCaptionedDigits(mnist: MnistSplit, specs: Pick<CaptionSpec, 'digit' | 'size' | 'stroke'>[], perSpec: number, seed: number): Float32Array {
+  const { rows, cols } = mnist;
+  if (rows !== cols) throw new Error(`renderCaptionedDigits: square images expected, got ${rows}×${cols}`);
+  if (!Number.isInteger(perSpec) || perSpec < 1) throw new Error(`renderCaptionedDigits: perSpec must be a positive integer, got ${perSpec}`);
+  const px = rows * cols;
+  const byDigit: number[][] = Array.from({ length: 10 }, () => []);
+  for (const i of permutation(mnist.count, seed)) byDigit[mnist.labels[i]!]?.push(i);
+  const next = Array<number>(10).fill(0);
+  const out = new Float32Array(specs.length * perSpec * px);
+  specs.forEach((spec, s) => {
+    const pool = byDigit[spec.digit];
+    if (!pool?.length) throw new Error(`renderCaptionedDigits: the split has no image of digit ${spec.digit}`);
+    for (let j = 0; j < perSpec; j++) {
+      const src = pool[next[spec.digit]!++ % pool.length]!;
+      const img = Float32Array.from(mnist.images.subarray(src * px, (src + 1) * px), (v) => v / 255);
+      out.set(renderAttributes(img, rows, spec), (s * perSpec + j) * px);
+    }
+  });
+  return out;
+}
+
+/**
+ * The evaluation prompts of `kiln eval --prompts`: `perDigit` held-out captions (`evalCaptions`) of each digit
+ * that name both a size and a stroke, so every sample is scored on both attributes; picked for `seed` by a
+ * seeded shuffle of each digit's candidates, in digit order.
+ */
+export function evalPrompts(perDigit: number, seed = 0): CaptionSpec[] {
+  if (!Number.isInteger(perDigit) || perDigit < 1) throw new Error(`evalPrompts: perDigit must be a positive integer, got ${perDigit}`);
+  const out: CaptionSpec[] = [];
+  for (let d = 0; d < 10; d++) {
+    const pool = evalCaptions().filter((s) => s.digit === d && s.size && s.stroke);
+    if (perDigit > pool.length) throw new Error(`evalPrompts: there are ${pool.length} held-out captions of digit ${d} naming both attributes, asked for ${perDigit}`);
+    const order = permutation(pool.length, seed, d);
+    for (let i = 0; i < perDigit; i++) out.push(pool[order[i]!]!);
+  }
+  return out;
+}
+
+/**
+ * A split whose every image is drawn with the attributes of its training-split caption (`drawCaption` for
+ * (seed, index, epoch); the phrasing does not matter here): the data of a classifier that must read digits of
+ * every size and stroke, such as the digit classifier of `kiln eval --prompts`. Pixel values are rounded to bytes.
+ */
+export function captionedSplit(mnist: MnistSplit, seed: number, epoch = 0): MnistSplit {
+  const { rows, cols } = mnist;
+  if (rows !== cols) throw new Error(`captionedSplit: square images expected, got ${rows}×${cols}`);
+  const px = rows * cols;
+  const images = new Uint8Array(mnist.count * px);
+  for (let i = 0; i < mnist.count; i++) {
+    const spec = drawCaption(mnist.labels[i]!, seed, i, epoch);
+    const img = Float32Array.from(mnist.images.subarray(i * px, (i + 1) * px), (v) => v / 255);
+    const out = renderAttributes(img, rows, spec);
+    for (let j = 0; j < px; j++) images[i * px + j] = Math.round(255 * out[j]!);
+  }
+  return { ...mnist, images };
+}

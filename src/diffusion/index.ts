@@ -15,4 +15,5 @@ export { featureStats, frechetDistance, inceptionScore, symmetricEigen } from '.
 export { buildDenoiser, loadDenoiser, DIFFUSION_CHECKPOINT_FORMAT, type DenoiserKind, type LatentSpec, type StudentSpec } from './checkpoint.js';
 export { latentCodec } from './latent.js';
 export { classify, featureSet, evaluate, evaluateSamples, type FeatureSet, type EvalResult, type EvaluateOptions, type SampleScores, type EvaluateSamplesOptions } from './evaluate.js';
+export { evaluatePrompts, type PromptScores, type PromptAccuracy, type EvaluatePromptsOptions } from './evaluate-prompts.js';
 export * from './distill/index.js';

@@ -5,6 +5,7 @@
  */
 import { noGrad } from '../tensor/index.js';
 import { batches, loadMnist, type MnistSplit } from '../data/mnist.js';
+import { captionedSplit } from '../data/captions.js';
 import { crossEntropy } from '../nn/functional.js';
 import { Linear, ReLU } from '../nn/layers.js';
 import { LeNet, type LeNetConfig } from '../nn/models/lenet.js';
@@ -26,6 +27,11 @@ export interface ClassifierOptions {
   seed: number;
   /** Train on at most this many examples per epoch. */
   limit?: number;
+  /**
+   * Train and test on captioned digits (`captionedSplit`: each image drawn small or large, thin or bold as its
+   * caption says, drawn anew each epoch; the test set with the seed `CAPTIONED_TEST_SEED`) instead of MNIST's.
+   */
+  captions?: boolean;
   /** Called after every step with the trainer (its `losses` end at the previous step's loss) and the epoch. */
   onStep?: (trainer: ClassifierTrainer, epoch: number) => void;
 }
@@ -76,6 +82,9 @@ export class ClassifierTrainer extends LossTrainer<[x: Tensor, y: Tensor]> {
   }
 }
 
+/** The seed of the captioned test set of a classifier trained with `captions`. */
+export const CAPTIONED_TEST_SEED = 1234;
+
 /** Trains `net` on MNIST for whole epochs (seeded shuffles, the last partial batch dropped); returns its final training loss and test accuracy. */
 export async function trainClassifier(net: Layer, o: ClassifierOptions): Promise<{ loss: number; accuracy: number; seconds: number }> {
   const [train, test] = [await loadMnist('train'), await loadMnist('test')];
@@ -84,7 +93,8 @@ export async function trainClassifier(net: Layer, o: ClassifierOptions): Promise
   const layout = layoutOf(net);
   const t0 = performance.now();
   for (let epoch = 0; epoch < o.epochs; epoch++) {
-    for (const { x, y } of batches(train, { batchSize: o.batchSize, seed: o.seed, epoch, layout, dropLast: true, limit: o.limit })) {
+    const data = o.captions ? captionedSplit(train, o.seed, epoch) : train;
+    for (const { x, y } of batches(data, { batchSize: o.batchSize, seed: o.seed, epoch, layout, dropLast: true, limit: o.limit })) {
       await trainer.trainStep(x, y);
       x.dispose();
       y.dispose();
@@ -92,7 +102,7 @@ export async function trainClassifier(net: Layer, o: ClassifierOptions): Promise
     }
   }
   await trainer.flush();
-  const acc = await accuracy(net, test);
+  const acc = await accuracy(net, o.captions ? captionedSplit(test, CAPTIONED_TEST_SEED) : test);
   return { loss: trainer.losses.at(-1) ?? NaN, accuracy: acc, seconds: (performance.now() - t0) / 1000 };
 }
 
