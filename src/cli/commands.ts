@@ -57,7 +57,7 @@ function byCheckpoint(o: {
 /** `kiln sample`: a grid of digits from a diffusion checkpoint, or prior samples and interpolations of a VAE. */
 export const SAMPLE: Command = byCheckpoint({
   name: 'sample',
-  summary: 'sample a grid of digits from a checkpoint (latent ones are decoded; a VAE gives prior samples and interpolations)',
+  summary: 'sample a grid from a checkpoint: digits, or prompts of a text one (latent ones are decoded; a VAE gives prior samples and interpolations)',
   options: [...SAMPLE_OPTIONS, ...SAMPLE_VAE_OPTIONS, ...SAMPLE_PIXELCNN_OPTIONS, ...SAMPLE_GAN_OPTIONS],
   sections: (a) => [sampleSection(a), sampleVaeSection(a), samplePixelcnnSection(a), sampleGanSection(a)],
   diffusion: sampleCommand,
@@ -69,7 +69,7 @@ export const SAMPLE: Command = byCheckpoint({
 /** `kiln eval`: LeNet scores of a diffusion or GAN checkpoint's samples, a VAE's reconstruction error and scores, or a PixelCNN's test NLL. */
 export const EVAL: Command = byCheckpoint({
   name: 'eval',
-  summary: 'conditional accuracy, classifier-FID and Inception-style score of samples (a VAE: reconstruction error and its scores)',
+  summary: 'score samples by LeNet: conditional accuracy (a text checkpoint: digit, size, stroke), classifier-FID, Inception-style score; a VAE: reconstruction error too',
   options: [...EVAL_OPTIONS, ...EVAL_VAE_OPTIONS, ...EVAL_PIXELCNN_OPTIONS, ...EVAL_GAN_OPTIONS],
   sections: () => [evalSection(), evalVaeSection(), evalPixelcnnSection(), evalGanSection()],
   diffusion: evalCommand,

@@ -254,7 +254,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
     const t = performance.now();
     const n = Math.min(scaleImages, data.count);
     const bar = new Progress(n, 'latent scale ');
-    codec = await k.diffusion.latentCodec(vae, k.data.batches(data, { batchSize: 250, limit: n }), (done) => bar.update(done));
+    // the normalization of what the model will see: with --captions, digits drawn as their captions say
+    const images = tokenizer ? k.data.captionedSplit({ ...data, count: n }, train.seed) : data;
+    codec = await k.diffusion.latentCodec(vae, k.data.batches(images, { batchSize: 250, limit: n }), (done) => bar.update(done));
     const { scale, shift } = codec;
     latentMeta = { vae: vae.config, scale, shift, source: vaePath };
     console.log(`latents ${JSON.stringify(vae.latentShape)} of ${vaePath}: normalization (z − ${shift.toPrecision(4)}) × ${scale.toPrecision(4)} from ${n} images (${fmtTime((performance.now() - t) / 1000)})`);

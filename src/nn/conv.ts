@@ -329,11 +329,17 @@ export function interpolate(x: Tensor, opts: InterpolateOptions): Tensor {
   const scale = (a: 0 | 1, n: number, o: number) => (sf && !opts.size ? 1 / sf[a]! : n / o);
   return scope(() => {
     if (mode === 'nearest') {
-      const index = (a: 0 | 1, n: number, o: number) => {
+      const source = (a: 0 | 1, n: number, o: number) => {
         const s = Math.fround(scale(a, n, o));
-        return tensor(Int32Array.from({ length: o }, (_, i) => (o === n ? i : o === 2 * n ? i >> 1 : Math.min(Math.floor(Math.fround(i * s)), n - 1))));
+        return Int32Array.from({ length: o }, (_, i) => (o === n ? i : o === 2 * n ? i >> 1 : Math.min(Math.floor(Math.fround(i * s)), n - 1)));
       };
-      return x.indexSelect(2, index(0, H, oh)).indexSelect(3, index(1, W, ow));
+      const [rows, cols] = [source(0, H, oh), source(1, W, ow)];
+      // an integer upsampling (row i reads ⌊i / k⌋) is a broadcast: its gradient is a sum over k×k blocks, not a scatter
+      const repeats = (src: Int32Array, n: number) => (src.length % n === 0 && src.every((v, i) => v === Math.floor(i / (src.length / n))) ? src.length / n : 0);
+      const [kh, kw] = [repeats(rows, H), repeats(cols, W)];
+      const [N, C] = x.shape as [number, number];
+      if (kh && kw) return x.reshape([N, C, H, 1, W, 1]).expand([N, C, H, kh, W, kw]).reshape([N, C, oh, ow]);
+      return x.indexSelect(2, tensor(rows)).indexSelect(3, tensor(cols));
     }
     // bilinear: separable, along H then W
     const axis = (t: Tensor, ax: 2 | 3, n: number, o: number): Tensor => {
