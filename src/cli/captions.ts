@@ -69,7 +69,7 @@ export function parsePrompts(option: string, text: string): string[] {
 
 /** The options of `kiln eval` with a text-conditioned checkpoint. */
 export const EVAL_PROMPT_OPTIONS: readonly OptionSpec[] = [
-  { name: 'prompts', value: 'N', help: 'held-out prompts per digit (a text checkpoint), each naming a size and a stroke' },
+  { name: 'prompts', value: 'N', help: 'prompts per digit (a text checkpoint) in phrasings held out of training, each naming a size and a stroke' },
   { name: 'per-prompt', value: 'N', help: 'samples of each prompt (a text checkpoint)' },
 ];
 
@@ -90,8 +90,8 @@ export interface PromptEvalSetup {
 }
 
 /**
- * `kiln eval` of a text-conditioned checkpoint: samples `--per-prompt` images of each held-out prompt
- * (`k.data.evalPrompts`) and scores them with `k.diffusion.evaluatePrompts` against test digits transformed
+ * `kiln eval` of a text-conditioned checkpoint: samples `--per-prompt` images of each prompt in a held-out
+ * phrasing (`k.data.evalPrompts`) and scores them with `k.diffusion.evaluatePrompts` against test digits transformed
  * as the prompts say; returns the rows to print and the figures.
  */
 export async function evalPrompts(a: Args, s: PromptEvalSetup): Promise<{ rows: [string, string][]; result: k.diffusion.PromptScores; prompts: string[] }> {
@@ -108,7 +108,7 @@ export async function evalPrompts(a: Args, s: PromptEvalSetup): Promise<{ rows: 
   const r = await k.diffusion.evaluatePrompts(sample, { prompts, perPrompt, seed: s.seed, net: s.net, reference, floor }, (i) => bar.update(i));
   const pct = (v: number) => `${(100 * v).toFixed(1)}%`;
   const rows: [string, string][] = [
-    ['prompts', `${r.prompts} held-out (${perDigit} per digit, each naming a size and a stroke), ${perPrompt} samples each`],
+    ['prompts', `${r.prompts} in held-out phrasings (${perDigit} per digit, each naming a size and a stroke), ${perPrompt} samples each`],
     ['digit accuracy', `${pct(r.digit)}   (LeNet on the transformed test digits: ${pct(r.reference.digit)})`],
     ['size accuracy', `${pct(r.size)}   (bounding box; on the transformed test digits: ${pct(r.reference.size)})`],
     ['stroke accuracy', `${pct(r.stroke)}   (stroke width; on the transformed test digits: ${pct(r.reference.stroke)})`],

@@ -256,16 +256,16 @@ export function renderCaptionedDigits(mnist: MnistSplit, specs: Pick<CaptionSpec
 }
 
 /**
- * The evaluation prompts of `kiln eval --prompts`: `perDigit` held-out captions (`evalCaptions`) of each digit
- * that name both a size and a stroke, so every sample is scored on both attributes; picked for `seed` by a
- * seeded shuffle of each digit's candidates, in digit order.
+ * The evaluation prompts of `kiln eval --prompts`: `perDigit` captions of each digit in a held-out phrasing
+ * that name both a size and a stroke (so every sample is scored on both attributes; the digit's held-out
+ * combination is among them); picked for `seed` by a seeded shuffle of each digit's candidates, in digit order.
  */
 export function evalPrompts(perDigit: number, seed = 0): CaptionSpec[] {
   if (!Number.isInteger(perDigit) || perDigit < 1) throw new Error(`evalPrompts: perDigit must be a positive integer, got ${perDigit}`);
   const out: CaptionSpec[] = [];
   for (let d = 0; d < 10; d++) {
-    const pool = evalCaptions().filter((s) => s.digit === d && s.size && s.stroke);
-    if (perDigit > pool.length) throw new Error(`evalPrompts: there are ${pool.length} held-out captions of digit ${d} naming both attributes, asked for ${perDigit}`);
+    const pool = evalCaptions().filter((s) => s.digit === d && s.size && s.stroke && PHRASINGS[s.phrasing]!.heldOut);
+    if (perDigit > pool.length) throw new Error(`evalPrompts: there are ${pool.length} captions of digit ${d} in held-out phrasings naming both attributes, asked for ${perDigit}`);
     const order = permutation(pool.length, seed, d);
     for (let i = 0; i < perDigit; i++) out.push(pool[order[i]!]!);
   }

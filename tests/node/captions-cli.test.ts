@@ -3,7 +3,7 @@
  * scored against, `k.diffusion.evaluatePrompts` telling right digits from wrong ones and from blobs, and
  * `kiln train --captions` / `kiln sample --prompt` / `kiln eval --prompts` end to end on a tiny run.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,20 +22,23 @@ function pngSize(file: string): [number, number] {
 const gridSize = (rows: number, cols: number) => [cols * 30 + 2, rows * 30 + 2];
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-captions-'));
+beforeAll(async () => {
+  await k.init();
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('evaluation prompts and their real digits', () => {
-  it('evalPrompts: per digit, held-out captions naming both attributes; the same for a seed', () => {
+  it('evalPrompts: per digit, captions in held-out phrasings naming both attributes; the same for a seed', () => {
     const p = D.evalPrompts(3, 0);
     expect(p.length).toBe(30);
     expect(p.map((s) => s.digit)).toEqual(Array.from({ length: 30 }, (_, i) => Math.floor(i / 3)));
-    expect(p.every((s) => D.isHeldOut(s) && s.size && s.stroke)).toBe(true);
+    expect(p.every((s) => D.PHRASINGS[s.phrasing]!.heldOut && s.size && s.stroke)).toBe(true);
     const train = new Set(D.trainCaptions().map(D.captionText));
     expect(p.some((s) => train.has(D.captionText(s)))).toBe(false);
     expect(D.evalPrompts(3, 0)).toEqual(p);
     expect(D.evalPrompts(3, 1)).not.toEqual(p);
     expect(new Set(p.map(D.captionText)).size).toBe(30);
-    expect(() => D.evalPrompts(19)).toThrow(/evalPrompts: there are 18 held-out captions of digit 0 naming both attributes, asked for 19/);
+    expect(() => D.evalPrompts(13)).toThrow(/evalPrompts: there are 12 captions of digit 0 in held-out phrasings naming both attributes, asked for 13/);
   });
 
   it('renderCaptionedDigits: distinct images of the right digit per spec, with the attributes applied', async () => {

