@@ -34,8 +34,9 @@ export function captionTokenizer(): k.data.WordTokenizer {
 export function textModelConfig(kind: 'unet' | 'dit', preset: PresetName, tokenizer: k.data.WordTokenizer, levels: number): Record<string, unknown> {
   const p = TEXT_PRESETS[preset];
   const encoder = { vocabSize: tokenizer.vocabSize, length: tokenizer.length, ...p.encoder };
-  if (kind === 'dit') return { numClasses: 0, text: { encoder } };
-  return { numClasses: 0, text: { encoder, levels: p.levels.filter((l) => l < levels), mid: p.mid } };
+  // the pooled bag of words carries the digit to every block from the first steps (see TextConditioning.pooled)
+  if (kind === 'dit') return { numClasses: 0, text: { encoder, pooled: 'words' } };
+  return { numClasses: 0, text: { encoder, pooled: 'words', levels: p.levels.filter((l) => l < levels), mid: p.mid } };
 }
 
 /**

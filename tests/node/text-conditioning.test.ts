@@ -298,6 +298,30 @@ describe('text-conditioned denoisers', () => {
     }
     expect(() => new k.nn.UNet({ numClasses: 10, text: { encoder: { vocabSize: 9, length: 4, dim: 8, depth: 1, heads: 2, mlpRatio: 2 }, levels: [1] } })).toThrow(/UNet: a text-conditioned model takes token ids, not classes; set numClasses to 0 \(got 10\)/);
   });
+
+  it("pooled 'words' adds W·mean(embedding rows of the caption's tokens) + b to the time embedding (float64), whatever the word order", async () => {
+    const tok = tokenizer();
+    const encoder = { vocabSize: tok.vocabSize, length: tok.length, dim: 12, depth: 1, heads: 2, mlpRatio: 2 };
+    const model = new k.nn.DiT({ channels: 1, size: 8, patch: 2, dim: 16, depth: 1, heads: 2, mlpRatio: 2, numClasses: 0, text: { encoder, pooled: 'words' } });
+    randomize(model, 600);
+    const prompts = ['a small bold seven', 'seven bold small a', 'the number 3'];
+    const ids = tok.encode(prompts);
+    const { pooled } = k.nn.encodeText('DiT', model.text_encoder!, model.text_pool, ids, 'words');
+    const [E, W, b, got] = await Promise.all([model.text_encoder!.token_embed.weight.data(), model.text_pool!.weight.data(), model.text_pool!.bias!.data(), pooled!.data()]);
+    const idv = await ids.data();
+    const want: number[] = [];
+    prompts.forEach((_, n) => {
+      const row = Array.from(idv.subarray(n * tok.length, (n + 1) * tok.length)).filter((id) => id !== k.nn.TEXT_PAD_ID);
+      const mean = Array.from({ length: 12 }, (_, d) => row.reduce((s, id) => s + E[id * 12 + d]!, 0) / row.length);
+      for (let o = 0; o < 16; o++) want.push(b[o]! + mean.reduce((s, m, d) => s + W[o * 12 + d]! * m, 0));
+    });
+    close(got, want, 1e-5, 1e-5);
+    close(got.subarray(16, 32), got.subarray(0, 16), 1e-6, 1e-6); // a bag of words: the order does not matter
+    // the encoder's pooling is another vector; an unknown setting is an error naming the model
+    const enc = await k.nn.encodeText('DiT', model.text_encoder!, model.text_pool, ids).pooled!.data();
+    expect(Math.max(...Array.from(enc, (v, i) => Math.abs(v - got[i]!)))).toBeGreaterThan(1e-3);
+    expect(() => new k.nn.DiT({ numClasses: 0, text: { encoder, pooled: 'mean' as never } })).toThrow(/DiT: text.pooled must be true, false or 'words', got "mean"/);
+  });
 });
 
 describe('training and sampling from captions (smoke)', () => {

@@ -206,13 +206,25 @@ export class SpatialTransformer extends Module {
 /** Text conditioning of a denoiser: its text encoder, and whether the mean text token also joins the time embedding. */
 export interface TextConditioning {
   encoder: TextEncoderConfig;
-  /** Add a projection of the mean of the real text tokens to the t embedding (SDXL's pooled text; default true). */
-  pooled?: boolean;
+  /**
+   * Add a projection of pooled text to the t embedding (SDXL's pooled text): true (default) pools the encoder's
+   * output tokens; 'words' pools the token embeddings themselves, a bag of words in which every word has a
+   * vector of its own, learned as fast as a class embedding (the encoder's shared weights learn the rarer
+   * distinctions, such as ten digits in twenty spellings, slowly); false adds none.
+   */
+  pooled?: boolean | 'words';
 }
 
-/** What a text-conditioned backbone computes from token ids once per forward: tokens, mask, pooled projection. */
-export function encodeText(model: string, encoder: TextEncoder, pool: Linear | null, ids: Tensor): { context: Tensor; mask: Tensor; pooled: Tensor | null } {
+/** Whether a text config pools, and from what (checked: an unknown `pooled` is an error naming the model). */
+export function pooledSource(model: string, text: TextConditioning): 'encoder' | 'words' | null {
+  const p = text.pooled ?? true;
+  if (p !== true && p !== false && p !== 'words') throw new Error(`${model}: text.pooled must be true, false or 'words', got ${JSON.stringify(p)}`);
+  return p === 'words' ? 'words' : p ? 'encoder' : null;
+}
+
+/** What a text-conditioned backbone computes from token ids once per forward: tokens, mask, pooled projection (of the encoder's tokens, or of the token embeddings with `from` 'words'). */
+export function encodeText(model: string, encoder: TextEncoder, pool: Linear | null, ids: Tensor, from: 'encoder' | 'words' = 'encoder'): { context: Tensor; mask: Tensor; pooled: Tensor | null } {
   const mask = tokenMask(model, ids, encoder.config.length);
   const context = encoder.forward(ids, mask);
-  return { context, mask, pooled: pool ? pool.forward(maskedMean(context, mask)) : null };
+  return { context, mask, pooled: pool ? pool.forward(maskedMean(from === 'words' ? encoder.token_embed.forward(ids) : context, mask)) : null };
 }
