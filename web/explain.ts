@@ -58,3 +58,9 @@ export function studentNotes(s: StudentSummary): { sampler: string; guidance: st
   const guidance = `Guidance ${s.guidance} is built into this student (it learned its teacher's guided output), so it samples without classifier-free guidance: one network evaluation per step, no second pass for the null class — which was not distilled, so no unconditional digits.`;
   return { sampler, guidance };
 }
+
+/**
+ * Example prompts the page offers for a text-conditioned model (those whose words it knows): phrasings of
+ * the MNIST caption set (`k.data.PHRASINGS`), with and without the size and stroke attributes.
+ */
+export const EXAMPLE_PROMPTS = ['a small bold three', 'a large thin seven', 'the number 5', 'a handwritten two', 'the digit eight, small and thin', 'bold 0'];
