@@ -35,6 +35,9 @@ export const DATASET_NOTES: Record<Toy2D, string> = {
 /** What the guidance scale does. */
 export const GUIDANCE_NOTE = 'Classifier-free guidance: the model runs with and without the digit label, output = (1 + w)·conditional − w·unconditional. 0 uses the label alone; larger w gives clearer, more typical digits and less variety.';
 
+/** Classifier-free guidance for a text-conditioned model: the unconditional pass reads the empty caption. */
+export const TEXT_GUIDANCE_NOTE = 'Classifier-free guidance: the model runs with the prompt and with the empty caption, output = (1 + w)·conditional − w·unconditional. 0 uses the prompt alone; larger w follows the prompt more closely, with less variety.';
+
 /** How to get WebGPU in each browser (shown when the page has none). */
 export const WEBGPU_HELP: [browser: string, how: string][] = [
   ['Chrome, Edge (Windows, macOS, ChromeOS)', 'version 113 or newer: on by default. If it is missing, check chrome://gpu — the GPU may be blocklisted; chrome://flags/#enable-unsafe-webgpu overrides that.'],

@@ -5,6 +5,7 @@
  * prompts whose words the model knows (the worker checks them with the model's tokenizer) are buttons that
  * fill the box and sample; Enter samples, Shift+Enter starts a new line.
  */
+import { TEXT_GUIDANCE_NOTE } from './explain.js';
 import type { ModelSummary } from './protocol.js';
 
 function el<T extends HTMLElement = HTMLElement>(id: string): T {
@@ -21,7 +22,10 @@ export function parsePrompts(text: string): string[] {
   return text.split(/[\n;]/).map((p) => p.trim().replace(/\s+/g, ' ')).filter((p) => p);
 }
 
-/** Shows the prompt box for a text-conditioned model and the digit controls otherwise; `sample` runs a sampling. */
+/**
+ * Shows the prompt box for a text-conditioned model and the digit controls otherwise; `sample` runs a
+ * sampling. Call it after `fitSamplingControls`, whose guidance note it replaces for a text model.
+ */
 export function fitConditioningControls(m: ModelSummary, sample: () => void): void {
   const text = m.text;
   el('mnist-digit-label').hidden = !!text;
@@ -29,6 +33,7 @@ export function fitConditioningControls(m: ModelSummary, sample: () => void): vo
   el('mnist-prompt-help').hidden = !text;
   el('mnist-count-label').textContent = text ? 'Per prompt' : 'Per digit';
   if (!text) return;
+  if (!m.student) el('mnist-guidance-note').textContent = TEXT_GUIDANCE_NOTE;
   const box = el<HTMLTextAreaElement>('mnist-prompt');
   if (!box.value.trim() && text.examples[0]) box.value = text.examples[0];
   el('mnist-prompt-suggestions').replaceChildren(...text.examples.map((p) => {
@@ -43,7 +48,9 @@ export function fitConditioningControls(m: ModelSummary, sample: () => void): vo
     });
     return b;
   }));
-  el('mnist-prompt-words').textContent = `The model knows ${text.words.length} words (up to ${text.maxWords} in a prompt): ${text.words.join(' ')}.`;
+  const words = text.words.filter((w) => w !== ',');
+  const commas = words.length < text.words.length ? ' (and commas)' : '';
+  el('mnist-prompt-words').textContent = `The model knows ${words.length} words${commas}, up to ${text.maxWords} in a prompt: ${words.join(' ')}.`;
 }
 
 /** Enter in the prompt box samples; Shift+Enter starts a new line (another prompt). */
