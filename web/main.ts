@@ -26,7 +26,7 @@ export interface DemoState {
   /**
    * Seconds are the worker's time for the last training run / sampling run. `previews` counts the sample
    * plots drawn while training. `mnist.samples` are in sampling order (as `kiln sample` draws them); the
-   * grid shows one digit per column. `mnist.defaultLoaded` is set once the page's own choice of
+   * grid shows one digit per column (a text-conditioned model: a row per prompt, `mnist.prompts`). `mnist.defaultLoaded` is set once the page's own choice of
    * checkpoint has been loaded (or has failed) at start.
    */
   toy: { losses: number[]; samples: Float32Array | null; frames: number; previews: number; error: string | null; trainSeconds: number; sampleSeconds: number };

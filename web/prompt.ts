@@ -39,7 +39,8 @@ export function fitConditioningControls(m: ModelSummary, sample: () => void): vo
   el('mnist-prompt-suggestions').replaceChildren(...text.examples.map((p) => {
     const b = document.createElement('button');
     b.type = 'button';
-    b.className = 'small suggestion';
+    // an action: disabled while a job runs, like the page's other buttons that start one
+    b.className = 'small suggestion action';
     b.textContent = p;
     b.title = 'sample this prompt';
     b.addEventListener('click', () => {
