@@ -22,6 +22,11 @@ export function parsePrompts(text: string): string[] {
   return text.split(/[\n;]/).map((p) => p.trim().replace(/\s+/g, ' ')).filter((p) => p);
 }
 
+/** Grows the prompt box to show every line (two to six rows). */
+function fitRows(box: HTMLTextAreaElement): void {
+  box.rows = Math.max(2, Math.min(6, box.value.split('\n').length));
+}
+
 /**
  * Shows the prompt box for a text-conditioned model and the digit controls otherwise; `sample` runs a
  * sampling. Call it after `fitSamplingControls`, whose guidance note it replaces for a text model.
@@ -36,6 +41,7 @@ export function fitConditioningControls(m: ModelSummary, sample: () => void): vo
   if (!m.student) el('mnist-guidance-note').textContent = TEXT_GUIDANCE_NOTE;
   const box = el<HTMLTextAreaElement>('mnist-prompt');
   if (!box.value.trim() && text.examples[0]) box.value = text.examples[0];
+  fitRows(box);
   el('mnist-prompt-suggestions').replaceChildren(...text.examples.map((p) => {
     const b = document.createElement('button');
     b.type = 'button';
@@ -45,6 +51,7 @@ export function fitConditioningControls(m: ModelSummary, sample: () => void): vo
     b.title = 'sample this prompt';
     b.addEventListener('click', () => {
       box.value = p;
+      fitRows(box);
       sample();
     });
     return b;
@@ -56,7 +63,9 @@ export function fitConditioningControls(m: ModelSummary, sample: () => void): vo
 
 /** Enter in the prompt box samples; Shift+Enter starts a new line (another prompt). */
 export function wirePromptBox(sample: () => void): void {
-  el<HTMLTextAreaElement>('mnist-prompt').addEventListener('keydown', (ev) => {
+  const box = el<HTMLTextAreaElement>('mnist-prompt');
+  box.addEventListener('input', () => fitRows(box));
+  box.addEventListener('keydown', (ev) => {
     if (ev.key !== 'Enter' || ev.shiftKey || ev.isComposing) return;
     ev.preventDefault();
     sample();

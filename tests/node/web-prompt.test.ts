@@ -316,6 +316,9 @@ describe('prompts in the demo page', () => {
     console.log(`text checkpoint in the page: '${got.info}'; max |page − Node| ${d.toExponential(2)}`);
     expect(d).toBeLessThan(CROSS_DRIVER_ATOL);
     await tab.locator('#mnist').screenshot({ path: join(OUT, 'web-prompt.png') });
+    // the box grows with its lines
+    await tab.fill('#mnist-prompt', [P1, P2, P1, P2].join('\n'));
+    expect(await tab.locator('#mnist-prompt').evaluate((b) => (b as HTMLTextAreaElement).rows)).toBe(4);
     // a word outside the vocabulary: the tokenizer's message in the page; the worker keeps serving
     await tab.fill('#mnist-prompt', 'a purple three');
     await tab.click('#mnist-sample');
