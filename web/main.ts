@@ -427,6 +427,10 @@ async function mnistSample(): Promise<void> {
     mnistFrames.push({ x: e.x, x0: e.x0, level: { t: e.t, sigma: e.sigma } });
     drawMnistFrame(mnistFrames.length - 1);
     sampleMeter.update(e.step, e.total);
+  }).catch((e: Error) => {
+    // a refused request (a word outside the vocabulary, guidance a student lacks) leaves no meter running
+    sampleMeter.finish(e.message === 'stopped' ? 'stopped' : 'not sampled');
+    throw e;
   });
   const [n, , h, w] = r.shape as [number, number, number, number];
   drawImageGrid(canvas('mnist-grid'), forDisplay(r.x), n, h, w, state.mnist.cols, 3);

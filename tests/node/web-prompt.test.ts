@@ -325,6 +325,7 @@ describe('prompts in the demo page', () => {
     const error = await settled(tab);
     expect(error).toMatch(/^prompt: "purple" in "a purple three" is not in the model's vocabulary; it knows /);
     await expect(tab.locator('#mnist-info').textContent()).resolves.toBe(`Error: ${error}`);
+    await expect(tab.locator('#mnist-sample-progress-label').textContent()).resolves.toBe('not sampled');
     // an example prompt fills the box and samples
     await tab.click(`#mnist-prompt-suggestions button:text-is("${EXAMPLE_PROMPTS[2]}")`);
     expect(await settled(tab)).toBeNull();
