@@ -14,12 +14,12 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
 import * as k from '../../src/index.ts';
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../web/headless.ts';
 import { ROOT } from '../../web/build.ts';
-import { localCheckpoints, startServer, type WebServer } from '../../web/serve.ts';
+import { localCheckpoints } from '../../web/serve.ts';
+import { demoSession } from './demo-page.ts';
 import { EXAMPLE_PROMPTS } from '../../web/explain.ts';
 import { parsePrompts } from '../../web/prompt.ts';
 import type { Progress, Reply, Request, Results } from '../../web/protocol.ts';
@@ -133,28 +133,13 @@ async function nodeSample(prompts: string[], seed: number): Promise<Float32Array
 
 // ---- the page ----
 
-let server: WebServer;
-let browser: Browser;
-const consoleErrors: string[] = [];
+/** The page's server and the browser; every test leaves no console error behind. */
+const demo = demoSession();
 
 type Demo = { ready: boolean; busy: boolean; fatal: string | null; mnist: { defaultLoaded: boolean; error: string | null; samples: Float32Array | null; frames: number; evaluations: number[]; prompts: string[] | null; model: { source: string; text: { words: string[]; examples: string[] } | null } | null } };
 
-async function openDemo(): Promise<Page> {
-  const p = await browser.newPage({ viewport: { width: 1240, height: 900 } });
-  p.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(`page: ${m.text()}`);
-  });
-  p.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`));
-  p.on('worker', (w) => w.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(`worker: ${m.text()}`);
-  }));
-  await p.goto(server.url);
-  await p.waitForFunction(() => {
-    const st = (globalThis as unknown as { kilnDemo: Demo }).kilnDemo;
-    return (st.ready && st.mnist.defaultLoaded && !st.busy) || st.fatal !== null;
-  }, null, { timeout: 60_000 });
-  return p;
-}
+/** A new tab on the demo page (the size of the screenshot), its console errors collected, once its worker is ready. */
+const openDemo = () => demo.open({ width: 1240, height: 900 });
 
 /** Waits until the page is idle after a load of `source` or (without it) a sampling run; returns the MNIST section's error. */
 async function settled(tab: Page, source?: string): Promise<string | null> {
@@ -199,18 +184,6 @@ function lastRun(tab: Page) {
 beforeAll(async () => {
   await k.init();
   serve(scope);
-  server = await startServer({ port: 0, log: false });
-  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
-});
-
-afterEach(() => {
-  const errors = consoleErrors.splice(0);
-  expect(errors, 'console errors or uncaught exceptions in the page during this test').toEqual([]);
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
 });
 
 describe('prompts in the demo page', () => {
