@@ -1,5 +1,6 @@
 /** Canvas drawing for the demo page: loss curves and 2D scatter plots with axes, image grids, and replaying frames. */
 import { gridPixels } from '../src/io/grid.js';
+import type { NoiseLevel } from './protocol.js';
 
 export { gridLayout } from '../src/io/grid.js';
 
@@ -248,4 +249,13 @@ export function play(frames: () => number, draw: (f: number) => void, handle: { 
     if (f < n - 1) handle.id = requestAnimationFrame(tick);
   };
   handle.id = requestAnimationFrame(tick);
+}
+
+/** 'step 3 / 12 · t = 0.75 · σ = 3.00': where a trajectory frame is on the way from noise to data. */
+export function frameLabel(f: number, total: number, level: NoiseLevel | undefined, flow: boolean): string {
+  if (!level) return `step ${f} / ${total}`;
+  // the last point of a DDPM path is the data itself (timestep −1 in the process's numbering)
+  const t = flow ? level.t.toFixed(2) : Math.max(0, level.t).toFixed(0);
+  const sigma = Number.isFinite(level.sigma) ? (level.sigma < 10 ? level.sigma.toFixed(2) : level.sigma.toFixed(0)) : '∞';
+  return `step ${f} / ${total} · t = ${t} · σ = ${sigma}`;
 }

@@ -35,6 +35,9 @@ export const DATASET_NOTES: Record<Toy2D, string> = {
 /** What the guidance scale does. */
 export const GUIDANCE_NOTE = 'Classifier-free guidance: the model runs with and without the digit label, output = (1 + w)·conditional − w·unconditional. 0 uses the label alone; larger w gives clearer, more typical digits and less variety.';
 
+/** Classifier-free guidance for a text-conditioned model: the unconditional pass reads the empty caption. */
+export const TEXT_GUIDANCE_NOTE = 'Classifier-free guidance: the model runs with the prompt and with the empty caption, output = (1 + w)·conditional − w·unconditional. 0 uses the prompt alone; larger w follows the prompt more closely, with less variety.';
+
 /** How to get WebGPU in each browser (shown when the page has none). */
 export const WEBGPU_HELP: [browser: string, how: string][] = [
   ['Chrome, Edge (Windows, macOS, ChromeOS)', 'version 113 or newer: on by default. If it is missing, check chrome://gpu — the GPU may be blocklisted; chrome://flags/#enable-unsafe-webgpu overrides that.'],
@@ -58,3 +61,9 @@ export function studentNotes(s: StudentSummary): { sampler: string; guidance: st
   const guidance = `Guidance ${s.guidance} is built into this student (it learned its teacher's guided output), so it samples without classifier-free guidance: one network evaluation per step, no second pass for the null class — which was not distilled, so no unconditional digits.`;
   return { sampler, guidance };
 }
+
+/**
+ * Example prompts the page offers for a text-conditioned model (those whose words it knows): phrasings of
+ * the MNIST caption set (`k.data.PHRASINGS`), with and without the size and stroke attributes.
+ */
+export const EXAMPLE_PROMPTS = ['a small bold three', 'a large thin seven', 'the number 5', 'a handwritten two', 'the digit eight, small and thin', 'bold 0'];

@@ -7,9 +7,10 @@ import type { DeviceInfo } from '../src/index.js';
 import type { SamplerName } from '../src/diffusion/samplers.js';
 import { toy2d, type Toy2D } from '../src/data/toy2d.js';
 import type { CheckpointEntry } from './build.js';
-import { COLORS, drawImageGrid, drawLoss, drawScatter, gridLayout, play } from './draw.js';
+import { COLORS, drawImageGrid, drawLoss, drawScatter, frameLabel, gridLayout, play } from './draw.js';
 import { duration, Meter } from './meter.js';
 import { fitSamplingControls, samplingCost, studentLine } from './student.js';
+import { conditioningLine, fitConditioningControls, sampleConditions, wirePromptBox } from './prompt.js';
 import { DATASET_NOTES, GUIDANCE_NOTE, PROCESS_NOTES, SAMPLER_NOTES, WEBGPU_HELP } from './explain.js';
 import { type Envelope, type ModelSummary, type NoiseLevel, type Progress, type Reply, type Request, type Results, type SamplerLists, type ToyObjective } from './protocol.js';
 
@@ -25,7 +26,7 @@ export interface DemoState {
   /**
    * Seconds are the worker's time for the last training run / sampling run. `previews` counts the sample
    * plots drawn while training. `mnist.samples` are in sampling order (as `kiln sample` draws them); the
-   * grid shows one digit per column. `mnist.defaultLoaded` is set once the page's own choice of
+   * grid shows one digit per column (a text-conditioned model: a row per prompt, `mnist.prompts`). `mnist.defaultLoaded` is set once the page's own choice of
    * checkpoint has been loaded (or has failed) at start.
    */
   toy: { losses: number[]; samples: Float32Array | null; frames: number; previews: number; error: string | null; trainSeconds: number; sampleSeconds: number };
@@ -34,13 +35,15 @@ export interface DemoState {
     error: string | null; sampleSeconds: number; defaultLoaded: boolean; checkpoint: ArrayBuffer | null;
     /** The batch of each network evaluation of the last sampling run (guidance doubles it). */
     evaluations: number[];
+    /** The prompt of each image of the last sampling run of a text-conditioned model (null: digits). */
+    prompts: string[] | null;
   };
 }
 
 const state: DemoState = {
   ready: false, busy: false, fatal: null, device: null,
   toy: { losses: [], samples: null, frames: 0, previews: 0, error: null, trainSeconds: 0, sampleSeconds: 0 },
-  mnist: { model: null, samples: null, shape: [], cols: 1, frames: 0, trainLosses: [], previews: 0, error: null, sampleSeconds: 0, defaultLoaded: false, checkpoint: null, evaluations: [] },
+  mnist: { model: null, samples: null, shape: [], cols: 1, frames: 0, trainLosses: [], previews: 0, error: null, sampleSeconds: 0, defaultLoaded: false, checkpoint: null, evaluations: [], prompts: null },
 };
 (globalThis as unknown as { kilnDemo: DemoState }).kilnDemo = state;
 
@@ -167,15 +170,6 @@ function syncButtons(): void {
 
 const toyAnim = { id: 0 };
 const mnistAnim = { id: 0 };
-
-/** 'step 3 / 12 · t = 0.75 · σ = 3.00': where a trajectory frame is on the way from noise to data. */
-function frameLabel(f: number, total: number, level: NoiseLevel | undefined, flow: boolean): string {
-  if (!level) return `step ${f} / ${total}`;
-  // the last point of a DDPM path is the data itself (timestep −1 in the process's numbering)
-  const t = flow ? level.t.toFixed(2) : Math.max(0, level.t).toFixed(0);
-  const sigma = Number.isFinite(level.sigma) ? (level.sigma < 10 ? level.sigma.toFixed(2) : level.sigma.toFixed(0)) : '∞';
-  return `step ${f} / ${total} · t = ${t} · σ = ${sigma}`;
-}
 
 // ---- 2D toy diffusion ----
 
@@ -329,9 +323,10 @@ function fillImageSamplers(objective: 'eps' | 'v' | 'flow'): void {
 function showModel(m: ModelSummary): void {
   state.mnist.model = m;
   fitSamplingControls(m, () => fillImageSamplers(m.objective));
+  fitConditioningControls(m, () => void run('mnist-info', mnistSample));
   const space = m.latent ? `latents ${m.latent.join('×')} decoded by its VAE to images ${m.shape.join('×')}` : `images ${m.shape.join('×')}`;
   const objective = { flow: 'rectified flow', eps: 'ε-prediction', v: 'v-prediction' }[m.objective];
-  setInfo('mnist-model', `Loaded ${m.source}: ${m.kind}, ${(m.parameters / 1000).toFixed(0)}k parameters, ${objective}, ${m.step} training steps, ${space}, ${m.numClasses} classes.${studentLine(m)}`);
+  setInfo('mnist-model', `Loaded ${m.source}: ${m.kind}, ${(m.parameters / 1000).toFixed(0)}k parameters, ${objective}, ${m.step} training steps, ${space}, ${conditioningLine(m)}.${studentLine(m)}`);
 }
 
 /** Asks before the user's model is replaced (false: keep it). */
@@ -411,33 +406,37 @@ function drawMnistFrame(f: number): void {
 async function mnistSample(): Promise<void> {
   const m = state.mnist.model;
   if (!m) throw new Error('load a checkpoint or train a model first');
-  const digit = select('mnist-digit').value;
-  const per = num('mnist-count', 'Per digit', { integer: true, min: 1, max: 20 });
-  let labels = digit === 'all' ? Array.from({ length: 10 }, (_, d) => Array<number>(per).fill(d)).flat() : Array<number>(per).fill(Number(digit));
-  // an unconditional model has only the null class, 0
-  if (m.numClasses === 0) labels = labels.map(() => 0);
-  else if (labels.some((l) => l > m.numClasses)) throw new Error(`this model has ${m.numClasses} classes (0–${m.numClasses - 1}, ${m.numClasses} = none)`);
+  const per = num('mnist-count', m.text ? 'Per prompt' : 'Per digit', { integer: true, min: 1, max: 20 });
+  const { labels, prompts, cols, byDigit, caption } = sampleConditions(m, per, select('mnist-digit').value);
+  const count = (labels ?? prompts!).length;
   // a student samples with its own sampler (the worker refuses another)
   const sampler = m.student ? undefined : (select('mnist-sampler').value as SamplerName);
-  const req = { type: 'mnist-sample' as const, labels, sampler, steps: num('mnist-steps', 'Steps', { integer: true, min: 1, max: 1000 }), guidance: num('mnist-guidance', 'Guidance'), seed: num('mnist-seed', 'Seed', { integer: true, min: 0 }) };
+  const req = { type: 'mnist-sample' as const, labels, prompts, sampler, steps: num('mnist-steps', 'Steps', { integer: true, min: 1, max: 1000 }), guidance: num('mnist-guidance', 'Guidance'), seed: num('mnist-seed', 'Seed', { integer: true, min: 0 }) };
   cancelAnimationFrame(mnistAnim.id);
-  state.mnist.cols = Math.min(labels.length, 10);
-  Object.assign(mnistLayout, { byDigit: digit === 'all', perDigit: per });
-  state.mnist.shape = [labels.length, ...m.shape];
+  state.mnist.cols = cols;
+  Object.assign(mnistLayout, { byDigit, perDigit: per });
+  state.mnist.shape = [count, ...m.shape];
   state.mnist.samples = null;
+  state.mnist.prompts = null;
   mnistFrames = [];
   $('mnist-sample-plots').hidden = false;
   sampleMeter.start(req.steps, 'compiling…');
-  setInfo('mnist-info', `Sampling ${labels.length} images with ${m.student ? `the ${m.student.method} student` : req.sampler}, ${req.steps} steps${m.student ? '' : `, guidance ${req.guidance}`}…`);
+  setInfo('mnist-info', `Sampling ${count} images with ${m.student ? `the ${m.student.method} student` : req.sampler}, ${req.steps} steps${m.student ? '' : `, guidance ${req.guidance}`}…`);
   const r = await call(req, (e) => {
     if (e.type !== 'mnist-frame') return;
     mnistFrames.push({ x: e.x, x0: e.x0, level: { t: e.t, sigma: e.sigma } });
     drawMnistFrame(mnistFrames.length - 1);
     sampleMeter.update(e.step, e.total);
+  }).catch((e: Error) => {
+    // a refused request (a word outside the vocabulary, guidance a student lacks) leaves no meter running
+    sampleMeter.finish(e.message === 'stopped' ? 'stopped' : 'not sampled');
+    throw e;
   });
   const [n, , h, w] = r.shape as [number, number, number, number];
   drawImageGrid(canvas('mnist-grid'), forDisplay(r.x), n, h, w, state.mnist.cols, 3);
   state.mnist.samples = r.x;
+  state.mnist.prompts = prompts ?? null;
+  $('mnist-grid-caption').textContent = caption;
   state.mnist.sampleSeconds = r.seconds;
   state.mnist.frames = mnistFrames.length;
   state.mnist.evaluations = r.evaluations;
@@ -549,6 +548,7 @@ function wire(): void {
     if (mayReplace(`Loading ${url}`)) void run('mnist-info', () => loadUrl(url));
   });
   $('mnist-sample').addEventListener('click', () => void run('mnist-info', mnistSample));
+  wirePromptBox(() => void run('mnist-info', mnistSample));
   $('mnist-train').addEventListener('click', () => void mnistTrain());
   $('mnist-download').addEventListener('click', () => {
     unsaved = false;

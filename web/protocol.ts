@@ -57,6 +57,12 @@ export interface ModelSummary {
   step: number;
   /** A distilled student (its checkpoint's `student` record); null for a model of `kiln train` or the page. */
   student: StudentSummary | null;
+  /**
+   * A text-conditioned model (`config.text`, e.g. of `kiln train --captions`): the words its tokenizer knows
+   * and the most words a prompt may have, and the page's example prompts it can read; null for a model of
+   * digit classes.
+   */
+  text: { words: string[]; maxWords: number; examples: string[] } | null;
 }
 
 /** Requests from the page to the worker. */
@@ -66,10 +72,12 @@ export type Request =
   | { type: 'toy-sample'; sampler: SamplerName; steps: number; count: number; seed: number }
   | { type: 'mnist-load'; bytes: ArrayBuffer; source: string }
   /**
-   * A student samples with its own sampler (omit `sampler`, or give that one) at `steps` evaluations (its
-   * own steps unless the page changes them) and refuses guidance other than 0 and the null class.
+   * One image per entry of `labels` (a model of digit classes: the digit, numClasses = none) or of `prompts`
+   * (a text-conditioned model: the caption; words outside its vocabulary are an error). A student samples
+   * with its own sampler (omit `sampler`, or give that one) at `steps` evaluations (its own steps unless the
+   * page changes them) and refuses guidance other than 0 and the null class.
    */
-  | { type: 'mnist-sample'; labels: number[]; sampler?: SamplerName; steps: number; guidance: number; seed: number }
+  | { type: 'mnist-sample'; labels?: number[]; prompts?: string[]; sampler?: SamplerName; steps: number; guidance: number; seed: number }
   | { type: 'mnist-train'; dataUrl: string; widths: number[]; steps: number; batchSize: number; lr: number; seed: number; previewEvery: number }
   | { type: 'stop' };
 

@@ -52,14 +52,15 @@ function sharedFile(urlPath: string): string | null {
 interface ListedMeta {
   format?: string;
   step?: number;
-  model?: { kind?: string };
+  model?: { kind?: string; config?: { text?: unknown } };
   student?: StudentSpec;
 }
 
 /** What the page's list says a checkpoint is (null: not a model the page samples). */
 function describeCheckpoint(name: string, meta: ListedMeta, bytes: number): string | null {
   const size = `${(bytes / 1e6).toFixed(1)} MB`;
-  if (meta.format === DIFFUSION_CHECKPOINT_FORMAT) return `${name}: your ${meta.model?.kind ?? 'model'}, ${meta.step ?? '?'} training steps (${size})`;
+  const text = meta.model?.config?.text ? ', text-conditioned (sampled from prompts)' : '';
+  if (meta.format === DIFFUSION_CHECKPOINT_FORMAT) return `${name}: your ${meta.model?.kind ?? 'model'}${text}, ${meta.step ?? '?'} training steps (${size})`;
   const distilled: readonly string[] = Object.values(DISTILL_CHECKPOINT_FORMATS);
   if (meta.student && distilled.includes(meta.format ?? '')) return `${name}: ${studentSummary(meta.student)} (${size})`;
   return null;

@@ -1,30 +1,32 @@
 /**
  * The demo's worker: kiln and its WebGPU device live here, off the page's main thread, so training and
  * sampling never block the UI. It answers the requests of `protocol.ts` one at a time; `stop` ends a
- * training run early.
+ * training run early. Node's tests import it and serve requests through `serve` with a scope of their own.
  */
 import * as k from '../src/index.js';
 import { DiffusionTrainer, toyProcess, TRAIN_DEFAULTS, trainToy, type TrainConfig } from '../src/train/index.js';
+import { EXAMPLE_PROMPTS } from './explain.js';
 import type { Envelope, ModelSummary, NoiseLevel, Progress, Reply, Request, Results, SamplerLists, StudentSummary } from './protocol.js';
 
 type Denoiser = k.diffusion.Denoiser;
 type StudentSpec = k.diffusion.StudentSpec;
+/** What `k.diffusion.loadDenoiser` gives: the model, its metadata, its VAE, student record and tokenizer. */
+type Loaded = Awaited<ReturnType<typeof k.diffusion.loadDenoiser>>;
 
-/** The parts of the dedicated-worker global scope the worker uses. */
-interface WorkerScope {
+/** The parts of the dedicated-worker global scope the worker uses (a test passes one of its own). */
+export interface WorkerScope {
   postMessage(message: Reply, transfer?: Transferable[]): void;
   onmessage: ((ev: MessageEvent<Envelope>) => void) | null;
 }
-const scope = self as unknown as WorkerScope;
 
 /** The trained toy model and how it was trained. */
 let toy: { net: k.diffusion.ToyDenoiser; process: k.diffusion.NoiseProcess; prediction: k.diffusion.Prediction; dataset: k.data.Toy2D; objective: 'ddpm-eps' | 'flow' } | null = null;
 /**
  * The image model used for sampling (loaded from a checkpoint or trained in the page): the denoiser, the
- * shape it samples, for a latent checkpoint the codec that decodes its samples to images, and for a student
- * of `kiln distill` how it samples.
+ * shape it samples, for a latent checkpoint the codec that decodes its samples to images, for a student
+ * of `kiln distill` how it samples, and for a text-conditioned model the tokenizer of its prompts.
  */
-let image: { model: Denoiser; latent: k.nn.LatentCodec | null; sampleShape: [number, number, number]; summary: ModelSummary; student: StudentSpec | null } | null = null;
+let image: { model: Denoiser; latent: k.nn.LatentCodec | null; sampleShape: [number, number, number]; summary: ModelSummary; student: StudentSpec | null; tokenizer: k.data.WordTokenizer | null } | null = null;
 /** Aborted by a `stop` request: training loops end early (keeping what was learned), sampling ends. */
 let stop = new AbortController();
 /** Serializes the requests (one job at a time; `stop` bypasses the queue). */
@@ -128,6 +130,16 @@ async function toySample(r: Extract<Request, { type: 'toy-sample' }>, emit: (e: 
   return { x, data: k.data.toy2d(toy.dataset, r.count, 123), seconds: (performance.now() - t0) / 1000 };
 }
 
+/** Whether the tokenizer reads a prompt whole: every word in its vocabulary, not too many words. */
+function readable(tokenizer: k.data.WordTokenizer, prompt: string): boolean {
+  try {
+    tokenizer.encodePrompts('prompt', [prompt]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A student as the page shows it. */
 function studentSummary(s: StudentSpec): StudentSummary {
   return {
@@ -136,8 +148,8 @@ function studentSummary(s: StudentSpec): StudentSummary {
   };
 }
 
-/** Makes `model` the one sampled from (`student`: how a student of `kiln distill` samples), with a summary for the page. */
-function useModel(model: Denoiser, latent: k.nn.LatentCodec | null, meta: Record<string, unknown>, source: string, student: StudentSpec | null = null): ModelSummary {
+/** Makes a loaded checkpoint the model sampled from (with its student record and tokenizer, if any), with a summary for the page. */
+function useModel({ model, latent, meta, student, tokenizer }: Loaded, source: string): ModelSummary {
   const spec = meta.model as { kind: string; config: { channels: number; size: number; numClasses: number } };
   // a student's `train` metadata is its distillation's: its objective is in its record
   const objective = student?.objective ?? (meta.train as TrainConfig).objective;
@@ -156,22 +168,25 @@ function useModel(model: Denoiser, latent: k.nn.LatentCodec | null, meta: Record
     latent: latent ? sampleShape : null,
     step: Number(meta.step ?? 0),
     student: student ? studentSummary(student) : null,
+    text: tokenizer ? { words: [...tokenizer.words], maxWords: tokenizer.length - 1, examples: EXAMPLE_PROMPTS.filter((p) => readable(tokenizer, p)) } : null,
   };
   if (image) {
     disposeModule(image.model);
     if (image.latent) disposeModule(image.latent.vae);
   }
-  image = { model, latent, sampleShape, summary, student };
+  image = { model, latent, sampleShape, summary, student, tokenizer };
   return summary;
 }
 
 async function mnistLoad(r: Extract<Request, { type: 'mnist-load' }>): Promise<Results['mnist-load']> {
-  const { model, meta, latent, student } = await k.diffusion.loadDenoiser(new Uint8Array(r.bytes));
-  return { model: useModel(model, latent, meta, r.source, student) };
+  return { model: useModel(await k.diffusion.loadDenoiser(new Uint8Array(r.bytes)), r.source) };
 }
 
-/** What `imageSamples` draws: labels and seed, and a sampler with its steps and guidance or a consistency model's times. */
-type ImageRequest = { labels: number[]; seed: number } & k.diffusion.StudentSampling;
+/**
+ * What `imageSamples` draws: the class of each image (`labels`) or for a text-conditioned model the token ids
+ * of its caption (`tokens`), the seed, and a sampler with its steps and guidance or a consistency model's times.
+ */
+type ImageRequest = ({ labels: number[]; tokens?: undefined } | { tokens: Int32Array; labels?: undefined }) & { seed: number } & k.diffusion.StudentSampling;
 
 /**
  * Samples images from a denoiser (decoded by `latent` for a latent model): their values, shape and the batch
@@ -188,7 +203,7 @@ async function imageSamples(model: Denoiser, latent: k.nn.LatentCodec | null, ob
   const levelOf = (step: number) => levels[times ? step - 1 : step] ?? levels[levels.length - 1]!;
   const evaluations: number[] = [];
   const z = await k.noGrad(() => k.diffusion.generate(model, {
-    objective, labels: r.labels, shape: sampleShape, seed: r.seed,
+    objective, ...(r.tokens ? { tokens: r.tokens } : { labels: r.labels }), shape: sampleShape, seed: r.seed,
     // a consistency student that takes the guidance scale gets it too
     ...(r.consistency ? { consistency: r.consistency, ...(r.guidance !== undefined ? { guidance: r.guidance } : {}) } : { sampler: r.sampler, steps: r.steps, guidance: r.guidance }),
     onEvaluate: ({ batch }) => void evaluations.push(batch),
@@ -220,23 +235,38 @@ function studentRequest(s: StudentSpec, m: ModelSummary, r: Extract<Request, { t
   if (s.scales && !(r.guidance >= s.scales.wMin && r.guidance <= s.scales.wMax)) throw new Error(`guidance ${r.guidance}: ${what} that learned the guidance scales ${s.scales.wMin} to ${s.scales.wMax}; pick one in that range`);
   if (!s.scales && r.guidance !== 0) throw new Error(`guidance ${r.guidance}: ${what} with its teacher's guidance ${s.guidance} built in; it samples with one network evaluation per step and no classifier-free guidance (set the guidance to 0)`);
   const nc = m.numClasses;
-  if (r.labels.includes(nc)) throw new Error(`digit ${nc} (none, unconditional): ${what}, distilled for the digits 0–${nc - 1} only; the null class ${nc} was not distilled`);
+  if (r.labels?.includes(nc)) throw new Error(`digit ${nc} (none, unconditional): ${what}, distilled for the digits 0–${nc - 1} only; the null class ${nc} was not distilled`);
   const how = k.diffusion.studentSampling(s, r.steps, s.scales ? r.guidance : s.guidance);
   if (r.sampler !== undefined && r.sampler !== how.sampler) throw new Error(`sampler ${r.sampler}: ${what}, which samples ${how.consistency ? 'at its own times (consistency sampling)' : `with ${how.sampler}`}; leave the sampler to it`);
   return how;
 }
 
+/**
+ * The conditioning of a sampling request: class labels for a model of digit classes, or the token ids of the
+ * prompts for a text-conditioned model (the tokenizer's error names a word outside its vocabulary).
+ */
+function requestConditions(r: Extract<Request, { type: 'mnist-sample' }>, tokenizer: k.data.WordTokenizer | null, source: string): { labels: number[] } | { tokens: Int32Array } {
+  const given = tokenizer ? r.prompts : r.labels;
+  if (tokenizer && r.labels !== undefined) throw new Error(`${source} is text-conditioned: it samples from prompts, not digit labels`);
+  if (!tokenizer && r.prompts !== undefined) throw new Error(`${source} is conditioned on digit classes, not text: it takes digit labels, not prompts`);
+  if (!Array.isArray(given)) throw new Error(tokenizer ? 'expected prompts: an array of captions, one per image' : 'expected labels: an array of digits, one per image');
+  if (given.length < 1 || given.length > 200) throw new Error(`between 1 and 200 samples at a time, got ${given.length}`);
+  if (!tokenizer) return { labels: r.labels! };
+  if (!r.prompts!.every((p) => typeof p === 'string')) throw new Error('prompts must be strings');
+  return { tokens: tokenizer.encodePrompts('prompt', r.prompts!) };
+}
+
 async function mnistSample(r: Extract<Request, { type: 'mnist-sample' }>, emit: (e: Progress, transfer?: Transferable[]) => void): Promise<Results['mnist-sample']> {
   if (!image) throw new Error('load a checkpoint (or train a model) first');
-  const { model, summary, latent, sampleShape, student } = image;
-  if (r.labels.length < 1 || r.labels.length > 200) throw new Error(`between 1 and 200 samples at a time, got ${r.labels.length}`);
+  const { model, summary, latent, sampleShape, student, tokenizer } = image;
+  const conditions = requestConditions(r, tokenizer, summary.source);
   integer('sampling steps', r.steps, 1, 1000);
   if (!Number.isFinite(r.guidance)) throw new Error(`the guidance scale must be a number, got ${r.guidance}`);
   if (!student && !r.sampler) throw new Error('choose a sampler');
   const how: k.diffusion.StudentSampling = student ? studentRequest(student, summary, r) : { sampler: r.sampler, steps: r.steps, guidance: r.guidance };
   const sampling = student ? k.diffusion.describeStudent(student, how) : `${how.sampler}, ${how.steps} steps, guidance ${how.guidance}`;
   const t0 = performance.now();
-  const { x, shape, evaluations } = await imageSamples(model, latent, summary.objective, sampleShape, { labels: r.labels, seed: r.seed, ...how }, (step, total, a, b, level) => emit({ type: 'mnist-frame', step, total, x: a, x0: b, ...level }, [a.buffer, b.buffer]));
+  const { x, shape, evaluations } = await imageSamples(model, latent, summary.objective, sampleShape, { ...conditions, seed: r.seed, ...how }, (step, total, a, b, level) => emit({ type: 'mnist-frame', step, total, x: a, x0: b, ...level }, [a.buffer, b.buffer]));
   return { x, shape, seconds: (performance.now() - t0) / 1000, sampling, evaluations };
 }
 
@@ -337,8 +367,7 @@ async function mnistTrain(r: Extract<Request, { type: 'mnist-train' }>, emit: (e
     await trainer.flush();
     // the checkpoint `kiln train` would write, loaded back the way a file is: one path for both
     const bytes = await trainer.save(undefined, { model: { kind: 'unet', config: model.config } });
-    const loaded = await k.diffusion.loadDenoiser(bytes);
-    const summary = useModel(loaded.model, loaded.latent, loaded.meta, 'trained in this page');
+    const summary = useModel(await k.diffusion.loadDenoiser(bytes), 'trained in this page');
     const checkpoint = bytes.buffer.byteLength === bytes.byteLength ? bytes.buffer : bytes.slice().buffer;
     return { model: summary, losses: trainer.losses, seconds: (performance.now() - t0) / 1000, checkpoint };
   } finally {
@@ -389,21 +418,27 @@ async function handle(req: Request, emit: (e: Progress, transfer?: Transferable[
   }
 }
 
-scope.onmessage = (ev) => {
-  const { id, req } = ev.data;
-  if (req.type === 'stop') {
-    stop.abort();
-    scope.postMessage({ id, kind: 'done', result: {} });
-    return;
-  }
-  queue = queue.then(async () => {
-    stop = new AbortController();
-    const emit = (event: Progress, transfer: Transferable[] = []) => scope.postMessage({ id, kind: 'progress', event }, transfer);
-    try {
-      const { result, transfer } = await handle(req, emit);
-      scope.postMessage({ id, kind: 'done', result }, transfer ?? []);
-    } catch (e) {
-      scope.postMessage({ id, kind: 'error', message: e instanceof Stopped ? 'stopped' : (e as Error).message ?? String(e) });
+/** Answers the page's requests arriving at `scope` (the worker's global scope, or a test's stand-in). */
+export function serve(scope: WorkerScope): void {
+  scope.onmessage = (ev) => {
+    const { id, req } = ev.data;
+    if (req.type === 'stop') {
+      stop.abort();
+      scope.postMessage({ id, kind: 'done', result: {} });
+      return;
     }
-  });
-};
+    queue = queue.then(async () => {
+      stop = new AbortController();
+      const emit = (event: Progress, transfer: Transferable[] = []) => scope.postMessage({ id, kind: 'progress', event }, transfer);
+      try {
+        const { result, transfer } = await handle(req, emit);
+        scope.postMessage({ id, kind: 'done', result }, transfer ?? []);
+      } catch (e) {
+        scope.postMessage({ id, kind: 'error', message: e instanceof Stopped ? 'stopped' : (e as Error).message ?? String(e) });
+      }
+    });
+  };
+}
+
+// in a dedicated worker (not when Node imports this module)
+if ('WorkerGlobalScope' in globalThis) serve(self as unknown as WorkerScope);

@@ -27,15 +27,15 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Dialog, type Page } from 'playwright-core';
-import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../../web/headless.ts';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Dialog, Page } from 'playwright-core';
 import * as k from '../../src/index.ts';
 import { sampleCommand } from '../../src/cli/diffusion.ts';
 import { distillCommand } from '../../src/cli/distill.ts';
 import { trainToy } from '../../src/train/index.ts';
 import { ROOT } from '../../web/build.ts';
-import { localCheckpoints, startServer, type WebServer } from '../../web/serve.ts';
+import { localCheckpoints } from '../../web/serve.ts';
+import { demoSession } from './demo-page.ts';
 
 const FIXTURE = join(ROOT, 'tests/fixtures/mnist-tiny.safetensors');
 const GOLDEN = JSON.parse(readFileSync(join(ROOT, 'tests/fixtures/mnist-tiny-golden.json'), 'utf8')) as {
@@ -96,12 +96,11 @@ const STUDENTS = 'out/test/students';
 const STUDENT_ATOL = 1e-3;
 
 
-let server: WebServer;
-let browser: Browser;
+/** The page's server and the browser; every test leaves no console error behind (page loading counts toward the first test that runs). */
+const demo = demoSession();
+const consoleErrors = demo.errors;
 /** The page the tests share (opened in beforeAll); a test that needs a fresh one opens its own. */
 let page: Page;
-/** Console errors, uncaught exceptions and failed requests of every page; each test must leave it empty. */
-const consoleErrors: string[] = [];
 
 /** Runs `make` once, on first use: what several tests need, whichever of them runs (alone with `-t` too). */
 function once<T>(make: () => Promise<T>): () => Promise<T> {
@@ -369,43 +368,12 @@ function vsReference(sample: Float32Array, ref: Float64Array): { max: number; rm
 }
 
 /** A new tab on the demo page, its console errors collected, once its worker is ready (or has failed). */
-async function openDemo(): Promise<Page> {
-  const p = await browser.newPage();
-  p.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(`page: ${m.text()}`);
-  });
-  p.on('pageerror', (e) => consoleErrors.push(`uncaught: ${e.message}`));
-  p.on('worker', (w) => w.on('console', (m) => {
-    if (m.type() === 'error') consoleErrors.push(`worker: ${m.text()}`);
-  }));
-  p.on('response', (r) => {
-    if (r.status() >= 400) consoleErrors.push(`HTTP ${r.status()} ${r.url()}`);
-  });
-  await p.goto(server.url);
-  await p.waitForFunction(() => {
-    const st = (globalThis as unknown as { kilnDemo: { ready: boolean; busy: boolean; fatal: string | null; mnist: { defaultLoaded: boolean } } }).kilnDemo;
-    return (st.ready && st.mnist.defaultLoaded && !st.busy) || st.fatal !== null;
-  }, null, { timeout: 60_000 });
-  return p;
-}
+const openDemo = () => demo.open();
 
 beforeAll(async () => {
   await k.init();
   mkdirSync(OUT, { recursive: true });
-  server = await startServer({ port: 0, log: false });
-  browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   page = await openDemo();
-});
-
-/** Every test leaves no console error behind (page loading counts toward the first test that runs). */
-afterEach(() => {
-  const errors = consoleErrors.splice(0);
-  expect(errors, 'console errors, uncaught exceptions or failed requests in the page during this test').toEqual([]);
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await server?.close();
 });
 
 describe('the demo page', () => {
@@ -460,11 +428,11 @@ describe('the demo page', () => {
   });
 
   it('says clearly when the browser has no WebGPU', async () => {
-    const p = await browser.newPage();
+    const p = await demo.browser.newPage();
     const errors: string[] = [];
     p.on('pageerror', (e) => errors.push(e.message));
     await p.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true }));
-    await p.goto(server.url);
+    await p.goto(demo.server.url);
     const banner = p.locator('#webgpu-missing');
     await banner.waitFor({ state: 'visible', timeout: 20_000 });
     const text = await banner.textContent();
@@ -478,8 +446,12 @@ describe('the demo page', () => {
   });
 
   it('answers bad input with a clear message, and keeps the loaded model', async () => {
-    // a tab of its own: its errors stay in it
+    // a tab of its own: its errors stay in it; the fixture loaded (the newest checkpoint under out/, which the
+    // page opens with, may be a text-conditioned one, sampled from prompts rather than digits)
     const tab = await openDemo();
+    await loadByUrl(tab, 'tests/fixtures/mnist-tiny.safetensors');
+    // a model the user loaded: replacing it asks first (yes)
+    tab.on('dialog', (d) => void d.accept());
     const before = await tab.locator('#mnist-model').textContent();
     await tab.fill('#toy-steps', '-3');
     await tab.click('#toy-train');
