@@ -207,10 +207,11 @@ export class SpatialTransformer extends Module {
 export interface TextConditioning {
   encoder: TextEncoderConfig;
   /**
-   * Add a projection of pooled text to the t embedding (SDXL's pooled text): true (default) pools the encoder's
-   * output tokens; 'words' pools the token embeddings themselves, a bag of words in which every word has a
-   * vector of its own, learned as fast as a class embedding (the encoder's shared weights learn the rarer
-   * distinctions, such as ten digits in twenty spellings, slowly); false adds none.
+   * Add pooled text to the t embedding: true (default) adds a projection of the mean of the encoder's output
+   * tokens (SDXL's pooled text); 'words' adds the mean of a vector per word of the caption, a bag of words
+   * embedded like class labels (N(0, 1), the time embedding's width), which carries the words to every block at
+   * full strength from the first step — the encoder's shared, small-initialized weights learn rarer
+   * distinctions, such as ten digits in twenty spellings, slowly; false adds none.
    */
   pooled?: boolean | 'words';
 }
@@ -222,9 +223,19 @@ export function pooledSource(model: string, text: TextConditioning): 'encoder' |
   return p === 'words' ? 'words' : p ? 'encoder' : null;
 }
 
-/** What a text-conditioned backbone computes from token ids once per forward: tokens, mask, pooled projection (of the encoder's tokens, or of the token embeddings with `from` 'words'). */
-export function encodeText(model: string, encoder: TextEncoder, pool: Linear | null, ids: Tensor, from: 'encoder' | 'words' = 'encoder'): { context: Tensor; mask: Tensor; pooled: Tensor | null } {
+/**
+ * What a text-conditioned backbone computes from token ids once per forward: tokens, mask, and the pooled text
+ * — a projection (`Linear`) of the mean encoder token, or the mean of the word vectors of an `Embedding` (pooled 'words').
+ */
+export function encodeText(model: string, encoder: TextEncoder, pool: Linear | Embedding | null, ids: Tensor): { context: Tensor; mask: Tensor; pooled: Tensor | null } {
   const mask = tokenMask(model, ids, encoder.config.length);
   const context = encoder.forward(ids, mask);
-  return { context, mask, pooled: pool ? pool.forward(maskedMean(from === 'words' ? encoder.token_embed.forward(ids) : context, mask)) : null };
+  const pooled = pool instanceof Embedding ? maskedMean(pool.forward(ids), mask) : pool ? pool.forward(maskedMean(context, mask)) : null;
+  return { context, mask, pooled };
+}
+
+/** The module of a backbone's pooled text (`TextConditioning.pooled`) for a time embedding of width `emb`, or null. */
+export function textPool(model: string, text: TextConditioning, emb: number): Linear | Embedding | null {
+  const from = pooledSource(model, text);
+  return from === 'words' ? new Embedding(text.encoder.vocabSize, emb) : from ? new Linear(text.encoder.dim, emb) : null;
 }
