@@ -3,15 +3,17 @@
  * kiln's own input gradients (exact zeros where the raster order forbids a dependence), the NLL against
  * float64 closed forms, the fast sampler against whole-image sampling and against the model's
  * conditionals (a network built by hand to copy the previous pixel, and u < σ(logit) recomputed here),
- * training that lowers the test NLL, an exact resume, and the errors for bad input.
+ * training that lowers the test NLL, the average of the weights against its closed form, an exact resume
+ * (average included), evaluation and sampling with the average or the trained weights, LeNet scores of
+ * samples, and the errors for bad input.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as k from '../../src/index.ts';
 import { PixelCNNTrainer, PIXELCNN_TRAIN_DEFAULTS, evaluateNll } from '../../src/train/index.ts';
-import { evalPixelcnnCommand, isPixelCNNCheckpoint, trainPixelcnnCommand } from '../../src/cli/pixelcnn.ts';
+import { evalPixelcnnCommand, isPixelCNNCheckpoint, samplePixelcnnCommand, trainPixelcnnCommand } from '../../src/cli/pixelcnn.ts';
 import { close, values } from '../shared/util.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-pixelcnn-'));
@@ -35,6 +37,17 @@ async function pixelGradient(f: (x: k.Tensor) => k.Tensor, x0: k.Tensor, r: numb
   const g = (await x.grad!.data()) as Float32Array;
   x.dispose();
   return g.slice(0, x0.shape[2]! * S);
+}
+
+/** The JSON line a command printed last. */
+async function printedJson(run: () => Promise<void>): Promise<Record<string, unknown>> {
+  const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+  try {
+    await run();
+    return JSON.parse(String(log.mock.calls.at(-1)![0]));
+  } finally {
+    log.mockRestore();
+  }
 }
 
 /** Randomizes the per-class biases (zero at initialization) so conditioning takes part in the checks. */
@@ -224,8 +237,40 @@ describe('training', () => {
     await run(null, 6, ckpt);
     const resumed = await run(ckpt, 12);
     expect(resumed.t.losses).toEqual(full.t.losses);
+    expect(full.t.ema).not.toBeNull();
     const [a, b] = [full.m.stateDict(), resumed.m.stateDict()];
     for (const name of Object.keys(a)) expect(Array.from(await b[name]!.data()), name).toEqual(Array.from(await a[name]!.data()));
+    const [ea, eb] = [full.t.ema!.stateDict(), resumed.t.ema!.stateDict()];
+    for (const name of Object.keys(ea)) expect(Array.from(await eb[name]!.data()), `ema ${name}`).toEqual(Array.from(await ea[name]!.data()));
+  });
+
+  it('the average of the weights after n steps is d^n·w_0 + Σ_i (1 − d)·d^(n−i)·w_i over the weights w_i after each step', async () => {
+    const train = await k.data.loadMnist('train');
+    const d = 0.6, n = 4;
+    const batches = new k.data.PixelBatches({ ...train, count: 64 }, 4, 0, 'dynamic');
+    k.manualSeed(3);
+    const m = new k.nn.PixelCNN({ size: 28, width: 4, layers: 2, head: 8 });
+    const t = new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS, steps: n, batchSize: 4, warmup: 0, lr: 5e-2, emaDecay: d });
+    const names = [...m.namedParameters()].map(([name]) => name);
+    const snapshot = async () => Object.fromEntries(await Promise.all([...m.namedParameters()].map(async ([name, p]) => [name, Float64Array.from(await p.data())] as const)));
+    const ws = [await snapshot()];
+    while (t.step < n) {
+      const { x, y } = batches.at(t.step);
+      await t.trainStep(x);
+      x.dispose();
+      y.dispose();
+      ws.push(await snapshot());
+    }
+    await t.flush();
+    const shadow = t.ema!.stateDict();
+    for (const name of names) {
+      const want = ws[0]![name]!.map((v, j) => d ** n * v + ws.slice(1).reduce((acc, w, i) => acc + (1 - d) * d ** (n - 1 - i) * w[name]![j]!, 0));
+      // the weights moved: the average is neither the first nor the last weights
+      if (name === 'out2.bias') expect(Math.abs(want[0]! - ws[n]![name]![0]!)).toBeGreaterThan(1e-3);
+      close(await shadow[name]!.data(), Array.from(want), 1e-5, 1e-5, `ema ${name}`);
+    }
+    // a decay of 0 keeps no average
+    expect(new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS, emaDecay: 0 }).ema).toBeNull();
   });
 
   it('kiln train-pixelcnn --classes writes a checkpoint, loss.csv, nll.json and a grid; kiln eval reports the same NLL as JSON', async () => {
@@ -241,8 +286,35 @@ describe('training', () => {
     const json = join(out, 'eval.json');
     await evalPixelcnnCommand(['--checkpoint', ckpt, '--limit', '20', '--json', json]);
     const ev = JSON.parse(readFileSync(json, 'utf8'));
+    // the test NLL of the run and of kiln eval are both those of the average of the weights
+    expect(report.ema).toBe(true);
+    expect(ev.ema).toBe(true);
     expect(ev.natsPerImage).toBeCloseTo(report.natsPerImage, 3);
     expect(ev.bitsPerDim).toBeCloseTo(ev.natsPerImage / 784 / Math.LN2, 6);
+    // --raw: the trained weights, which 2 steps moved away from their average (decay 0.999)
+    await evalPixelcnnCommand(['--checkpoint', ckpt, '--limit', '20', '--raw', '--json', json]);
+    const raw = JSON.parse(readFileSync(json, 'utf8'));
+    expect(raw.ema).toBe(false);
+    expect(Math.abs(raw.natsPerImage - ev.natsPerImage)).toBeGreaterThan(0.01);
+    const { model: rawModel, ema } = await k.nn.loadPixelCNN(ckpt, { ema: false });
+    expect(ema).toBe(false);
+    const r = await evaluateNll(rawModel, k.data.evalPixelBatches(await k.data.loadMnist('test'), 'dynamic', 20, 20));
+    expect(r.natsPerImage).toBeCloseTo(raw.natsPerImage, 3);
+    // kiln sample: the average unless --raw
+    const drawn = await printedJson(() => samplePixelcnnCommand(['--checkpoint', ckpt, '--count', '2', '--raw', '--out', join(out, 'raw')]));
+    expect(drawn.ema).toBe(false);
+    // LeNet scores of 20 samples (2 per digit) against binarized test digits; no NLL with --limit 0
+    await evalPixelcnnCommand(['--checkpoint', ckpt, '--limit', '0', '--samples', '20', '--json', json]);
+    const scored = JSON.parse(readFileSync(json, 'utf8'));
+    expect(scored.natsPerImage).toBeUndefined();
+    expect(scored.samples).toBe(20);
+    expect(scored.histogram.reduce((p: number, v: number) => p + v, 0)).toBe(20);
+    expect(scored.accuracy).toBeGreaterThanOrEqual(0);
+    expect(scored.fid).toBeGreaterThan(scored.fidFloor);
+    expect(scored.reference).toMatch(/binarized .*fixed seed 1234/);
+    expect(scored.sampleSeconds100).toBeGreaterThan(0);
+    await expect(evalPixelcnnCommand(['--checkpoint', ckpt, '--samples', '25'])).rejects.toThrow(/--samples expects a multiple of 10 ≥ 20 \(10 batches\), got '25'/);
+    await expect(evalPixelcnnCommand(['--checkpoint', ckpt, '--limit', '0'])).rejects.toThrow(/--limit 0 and --samples 0 leave nothing to evaluate/);
     // resuming with other model options is refused
     const other = args.map((v, i) => (args[i - 1] === '--width' ? '8' : v));
     await expect(trainPixelcnnCommand([...other, '--resume'])).rejects.toThrow(/--resume: .*pixelcnn\.safetensors holds PixelCNN .*"width":4.*pass the same model options/);
@@ -285,5 +357,7 @@ describe('bad input', () => {
     await expect(trainPixelcnnCommand(['--kernel', '4'])).rejects.toThrow(/--kernel expects an odd integer ≥ 3, got '4'/);
     await expect(trainPixelcnnCommand(['--bits', '2'])).rejects.toThrow(/--bits must be one of 1, 8, got '2'/);
     await expect(trainPixelcnnCommand(['--bogus', '1'])).rejects.toThrow(/unknown option --bogus \(see kiln train-pixelcnn --help\)/);
+    await expect(trainPixelcnnCommand(['--ema', '1'])).rejects.toThrow(/--ema expects a decay in \[0, 1\) .*got '1'/);
+    expect(() => new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS, emaDecay: -0.5 })).toThrow(/PixelCNNTrainer: emaDecay must be in \[0, 1\) \(0: no average\), got -0.5/);
   });
 });
