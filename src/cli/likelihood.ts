@@ -9,7 +9,7 @@
 import { writeFileSync } from 'node:fs';
 import * as k from '../index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DEFAULT_CHECKPOINT, outputFile } from './common.js';
+import { DEFAULT_CHECKPOINT, JSON_OPTION, outputFile } from './common.js';
 import type { Defaults, HelpSection } from './help.js';
 import { Progress } from './progress.js';
 
@@ -21,7 +21,7 @@ export const EVAL_NLL_OPTIONS: readonly OptionSpec[] = [
   { name: 'nll-batch', value: 'N', help: 'digits integrated at once (the probes, and so the estimate, depend on it)' },
   { name: 'seed', value: 'N', help: 'seed of the dequantization noise and of the Hutchinson probes' },
   { name: 'raw', help: 'the trained weights instead of their EMA' },
-  { name: 'json', value: 'FILE', help: 'also write the figures to this JSON file' },
+  JSON_OPTION,
 ];
 
 /** The defaults of `kiln eval --nll`'s options (by option name). */

@@ -12,7 +12,7 @@ import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { PIXELCNN_TRAIN_DEFAULTS, PixelCNNTrainer, type PixelCNNTrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, writeGrid } from './common.js';
+import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, JSON_OPTION, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkpointFormat } from './vae.js';
@@ -253,7 +253,7 @@ export const EVAL_PIXELCNN_OPTIONS: readonly OptionSpec[] = [
   { name: 'samples', value: 'N', help: 'also sample N images (a multiple of 10; conditional: N/10 per digit) and score them with LeNet against binarized digits (0: none)' },
   { name: 'seed', value: 'N', help: 'with --samples: batch b (digit b when conditional) of N/10 images is sampled with seed + b' },
   RAW_OPTION,
-  { name: 'json', value: 'FILE', help: 'also write the figures to this JSON file' },
+  JSON_OPTION,
 ];
 
 /** The defaults of `kiln eval`'s options with a PixelCNN checkpoint (by option name). */
