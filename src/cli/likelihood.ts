@@ -13,11 +13,18 @@ import { DEFAULT_CHECKPOINT, JSON_OPTION, outputFile } from './common.js';
 import type { Defaults, HelpSection } from './help.js';
 import { Progress } from './progress.js';
 
+/**
+ * The times of the flow's ODE: from 0.001 to 0.99 (the prior N(0, t²) at t = 0.99 misses the 0.01·x0 left of
+ * the data by < 0.05 nats/image), in segments a decade long each, integrated with as many RK4 steps each: the
+ * field changes fastest near the data, where uniform steps over [0.001, 0.99] would be 50 times too coarse.
+ */
+export const FLOW_SEGMENTS: readonly number[] = [1e-3, 1e-2, 1e-1, 0.99];
+
 /** The options of `kiln eval --nll` with a diffusion checkpoint. */
 export const EVAL_NLL_OPTIONS: readonly OptionSpec[] = [
   { name: 'checkpoint', value: 'FILE', help: 'a pixel-space checkpoint of kiln train (objective flow, the default)' },
   { name: 'nll', value: 'N', help: 'the probability-flow log-likelihood of the first N test digits instead of sample scores' },
-  { name: 'nll-steps', value: 'N', help: 'RK4 steps of the probability-flow ODE (4 network evaluations each, with a backward pass)' },
+  { name: 'nll-steps', value: 'N', help: `RK4 steps of the probability-flow ODE per segment of times ${FLOW_SEGMENTS.join(', ')} (4 network evaluations each, with a backward pass)` },
   { name: 'nll-batch', value: 'N', help: 'digits integrated at once (the probes, and so the estimate, depend on it)' },
   { name: 'seed', value: 'N', help: 'seed of the dequantization noise and of the Hutchinson probes' },
   { name: 'raw', help: 'the trained weights instead of their EMA' },
@@ -26,7 +33,7 @@ export const EVAL_NLL_OPTIONS: readonly OptionSpec[] = [
 
 /** The defaults of `kiln eval --nll`'s options (by option name). */
 export function evalNllDefaults() {
-  return { checkpoint: DEFAULT_CHECKPOINT, nll: 100, 'nll-steps': 20, 'nll-batch': 50, seed: 0 } satisfies Defaults;
+  return { checkpoint: DEFAULT_CHECKPOINT, nll: 100, 'nll-steps': 8, 'nll-batch': 50, seed: 0 } satisfies Defaults;
 }
 
 /** The help section of `kiln eval --nll` with a diffusion checkpoint. */
@@ -46,8 +53,32 @@ export function wantsNll(argv: readonly string[]): boolean {
 /** Log₂ of the width of a dequantization cell's inverse: data in [−1, 1] from 8-bit levels, 127.5 per unit. */
 const LOG2_LEVELS_PER_UNIT = Math.log2(127.5);
 
-/** The start and end times of the flow's ODE: the prior N(0, t²) at t = 0.99 misses the 0.01·x0 left of the data by < 0.05 nats/image. */
-const FLOW_TIMES = { eps: 1e-3, T: 0.99 };
+
+/**
+ * log p(x) at the first time of `segments` (nats per point) by the probability-flow ODE of `process`, integrated
+ * segment by segment with `steps` RK4 steps each (`k.diffusion.logLikelihood` on each; the points reached at the
+ * end of one segment start the next, and the prior is taken at the last time).
+ */
+export async function segmentedLogLikelihood(o: Omit<k.diffusion.LikelihoodOptions, 'eps' | 'T'>, segments: readonly number[]): Promise<number[]> {
+  if (segments.length < 2 || segments.some((t, i) => i > 0 && !(t > segments[i - 1]!))) throw new Error(`segmentedLogLikelihood: segments must be at least two increasing times, got [${segments.join(', ')}]`);
+  let x = o.x;
+  let total: number[] | null = null;
+  try {
+    for (let i = 0; i + 1 < segments.length; i++) {
+      const last = i + 2 === segments.length;
+      let end: Float32Array | Float64Array | null = null;
+      // the segments before the last take their end points instead of a prior
+      const prior = last ? o.priorLogProb : (xT: Float32Array | Float64Array, d: number) => ((end = xT.slice()), Array<number>(xT.length / d).fill(0));
+      const r = await k.diffusion.logLikelihood({ ...o, x, eps: segments[i], T: segments[i + 1], priorLogProb: prior });
+      total = total ? total.map((v, j) => v + r.logp[j]!) : r.logp;
+      if (x !== o.x) x.dispose();
+      if (!last) x = k.tensor(end!, { shape: o.x.shape });
+    }
+  } finally {
+    if (x !== o.x) x.dispose();
+  }
+  return total!;
+}
 
 /**
  * Rectified flow x_t = (1 − t)·x0 + t·z as the SDE the likelihood integrates: f(t) = −1/(1 − t) and
@@ -119,8 +150,7 @@ export async function evalNllCommand(argv: string[]): Promise<void> {
     const labels = k.full([m], nullClass, { dtype: 'i32' });
     const net = (xt: k.Tensor, t: number) => model.forward(xt.reshape([m, 1, test.rows, test.cols]), k.full([m], t), labels).reshape([m, dims]);
     try {
-      const r = await k.diffusion.logLikelihood({ model: net, prediction: 'flow', process: flowAsSde(), x, divergence: 'hutchinson', steps, ...FLOW_TIMES });
-      logp.push(...r.logp);
+      logp.push(...(await segmentedLogLikelihood({ model: net, prediction: 'flow', process: flowAsSde(), x, divergence: 'hutchinson', steps }, FLOW_SEGMENTS)));
     } finally {
       x.dispose();
       labels.dispose();
@@ -131,7 +161,7 @@ export async function evalNllCommand(argv: string[]): Promise<void> {
   const r = summarizeNll(logp, dims);
   const json = JSON.stringify({
     checkpoint: path, step: meta.step, ema: !a.flag('raw'), data: 'test digits, uniformly dequantized 8-bit', conditioning: 'none (the null class)',
-    divergence: 'hutchinson', steps, ...FLOW_TIMES, seed, ...r, seconds,
+    divergence: 'hutchinson', steps, segments: FLOW_SEGMENTS, seed, ...r, seconds,
   });
   console.log(`probability-flow NLL of ${r.images} test digits: ${r.natsPerImage.toFixed(1)} ± ${r.natsStdErr.toFixed(1)} nats/image in [−1, 1] space, ${r.bitsPerDim.toFixed(3)} ± ${r.bitsStdErr.toFixed(3)} bits/dim of the 8-bit digits (${seconds.toFixed(0)} s)`);
   console.log(json);

@@ -95,7 +95,9 @@ export const TRAIN_PIXELCNN: Command = command({
     notes: [
       ...BINARIZATION_NOTE,
       `A larger configuration for a real GPU: kiln train-pixelcnn ${GPU_PRESET}`,
-      'Then kiln eval --checkpoint DIR/pixelcnn.safetensors prints the test NLL as JSON, kiln sample draws a grid.',
+      'The test NLL and the samples use the EMA of the weights (--ema 0: the trained weights); the checkpoint holds both.',
+      'Then kiln eval --checkpoint DIR/pixelcnn.safetensors prints the test NLL as JSON (--samples N: also LeNet scores of N',
+      'samples), kiln sample draws a grid; both use the EMA unless --raw.',
     ],
     sections: [{ heading: 'Options:', options: TRAIN_PIXELCNN_OPTIONS, defaults: trainPixelcnnDefaults(a.number('steps', PIXELCNN_TRAIN_DEFAULTS.steps, { min: 1, integer: true })) }],
   })),

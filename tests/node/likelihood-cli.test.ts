@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
 import { EVAL } from '../../src/cli/commands.ts';
-import { evalNllCommand, flowAsSde, summarizeNll } from '../../src/cli/likelihood.ts';
+import { evalNllCommand, flowAsSde, segmentedLogLikelihood, summarizeNll } from '../../src/cli/likelihood.ts';
 import { DiffusionTrainer, TRAIN_DEFAULTS } from '../../src/train/index.ts';
 
 const D = k.diffusion;
@@ -40,6 +40,22 @@ describe('rectified flow as an SDE', () => {
     // the Gaussian prior N(0, T²) of kiln eval --nll ignores the 0.01·x0 left at T: a small error
     const gauss = await D.logLikelihood({ model: mix.model(flow), prediction: 'x0', process, x: k.tensor(pts), steps: 60, eps, T });
     gauss.logp.forEach((v, i) => expect(Math.abs(v - exact[i]!)).toBeLessThan(0.01));
+  });
+
+  it('segment by segment (the end points of one segment start the next) gives the same log-density, with fewer steps for a sharp density', async () => {
+    const process = flowAsSde();
+    // a sharp mixture (stds 0.004, 0.006): its field changes fast near the data, where uniform steps are too coarse
+    const sharp = new D.GaussianMixture([0.5, 0.5], [[-1, 0.5], [1, -0.5]], [0.004, 0.006]);
+    const x = [[-1.003, 0.498], [0.995, -0.504]];
+    const exactPrior = (z: Float32Array | Float64Array) => sharp.logDensity(z, 1 - T, T);
+    const exact = sharp.logDensity(x.flat(), 1 - eps, eps);
+    const seg = await segmentedLogLikelihood({ model: sharp.model(flow), prediction: 'x0', process, x: k.tensor(x), steps: 10, priorLogProb: exactPrior }, [eps, 0.01, 0.1, T]);
+    seg.forEach((v, i) => expect(Math.abs(v - exact[i]!), `segmented, point ${i}: ${v} vs ${exact[i]}`).toBeLessThan(0.01));
+    // as many steps spread uniformly over [0.001, 0.99] miss it by far more
+    const { logp } = await D.logLikelihood({ model: sharp.model(flow), prediction: 'x0', process, x: k.tensor(x), steps: 30, eps, T, priorLogProb: exactPrior });
+    const uniformErr = Math.max(...logp.map((v, i) => Math.abs(v - exact[i]!)));
+    expect(uniformErr).toBeGreaterThan(0.1);
+    await expect(segmentedLogLikelihood({ model: sharp.model(flow), prediction: 'x0', process, x: k.tensor(x) }, [0.5, 0.1])).rejects.toThrow(/segments must be at least two increasing times, got \[0.5, 0.1\]/);
   });
 });
 
@@ -80,7 +96,7 @@ describe('kiln eval --nll', () => {
     expect(r.images).toBe(3);
     expect(Number.isFinite(r.natsPerImage)).toBe(true);
     expect(r.bitsPerDim).toBeCloseTo(r.natsPerImage / (784 * Math.LN2) + Math.log2(127.5), 8);
-    expect(r).toMatchObject({ steps: 2, divergence: 'hutchinson', ema: true, T: 0.99 });
+    expect(r).toMatchObject({ steps: 2, divergence: 'hutchinson', ema: true, segments: [0.001, 0.01, 0.1, 0.99] });
     await evalNllCommand(['--checkpoint', path, '--nll', '3', '--nll-steps', '2', '--nll-batch', '2', '--json', json]);
     expect(JSON.parse(readFileSync(json, 'utf8')).natsPerImage).toBeCloseTo(r.natsPerImage, 3);
     await evalNllCommand(['--checkpoint', path, '--nll', '3', '--nll-steps', '2', '--nll-batch', '2', '--seed', '1', '--json', json]);
