@@ -16,6 +16,7 @@ import { TOY2D } from './toy2d.js';
 import { EVAL_VAE_OPTIONS, evalVaeCommand, evalVaeSection, isVAECheckpoint, SAMPLE_VAE_OPTIONS, sampleVaeCommand, sampleVaeSection, TRAIN_VAE } from './vae.js';
 import { EVAL_PIXELCNN_OPTIONS, evalPixelcnnCommand, evalPixelcnnSection, isPixelCNNCheckpoint, SAMPLE_PIXELCNN_OPTIONS, samplePixelcnnCommand, samplePixelcnnSection, TRAIN_PIXELCNN } from './pixelcnn.js';
 import { EVAL_GAN_OPTIONS, evalGanCommand, evalGanSection, isGANCheckpoint, SAMPLE_GAN_OPTIONS, sampleGanCommand, sampleGanSection, TRAIN_GAN } from './stylegan.js';
+import { EVAL_NLL_OPTIONS, evalNllCommand, evalNllSection, wantsNll } from './likelihood.js';
 
 /** The checkpoint a sample or eval command line names (--checkpoint, else the default), to tell VAE checkpoints from diffusion ones. */
 function checkpointArg(argv: string[]): string {
@@ -35,6 +36,8 @@ function byCheckpoint(o: {
   vae: (argv: string[]) => Promise<void>;
   pixelcnn: (argv: string[]) => Promise<void>;
   gan: (argv: string[]) => Promise<void>;
+  /** Runs instead of `diffusion` when the command line asks for the likelihood (`--nll`). */
+  diffusionNll?: (argv: string[]) => Promise<void>;
 }): Command {
   const help = async (argv: string[]) => helpFor(`kiln ${o.name}`, argv, o.options, (a) => helpText({
     title: `kiln ${o.name} — ${o.summary}`,
@@ -50,7 +53,8 @@ function byCheckpoint(o: {
   }));
   return command({ name: o.name, summary: o.summary, help, main: (argv) => {
     const path = checkpointArg(argv);
-    return (isVAECheckpoint(path) ? o.vae : isPixelCNNCheckpoint(path) ? o.pixelcnn : isGANCheckpoint(path) ? o.gan : o.diffusion)(argv);
+    const diffusion = o.diffusionNll && wantsNll(argv) ? o.diffusionNll : o.diffusion;
+    return (isVAECheckpoint(path) ? o.vae : isPixelCNNCheckpoint(path) ? o.pixelcnn : isGANCheckpoint(path) ? o.gan : diffusion)(argv);
   } });
 }
 
@@ -66,13 +70,17 @@ export const SAMPLE: Command = byCheckpoint({
   gan: sampleGanCommand,
 });
 
-/** `kiln eval`: LeNet scores of a diffusion or GAN checkpoint's samples, a VAE's reconstruction error and scores, or a PixelCNN's test NLL. */
+/**
+ * `kiln eval`: LeNet scores of a diffusion or GAN checkpoint's samples (a diffusion model's probability-flow
+ * NLL with --nll), a VAE's reconstruction error and scores, or a PixelCNN's test NLL and sample scores.
+ */
 export const EVAL: Command = byCheckpoint({
   name: 'eval',
   summary: 'score samples by LeNet: conditional accuracy (a text checkpoint: digit, size, stroke), classifier-FID, Inception-style score; a VAE: reconstruction error too',
-  options: [...EVAL_OPTIONS, ...EVAL_VAE_OPTIONS, ...EVAL_PIXELCNN_OPTIONS, ...EVAL_GAN_OPTIONS],
-  sections: () => [evalSection(), evalVaeSection(), evalPixelcnnSection(), evalGanSection()],
+  options: [...EVAL_OPTIONS, ...EVAL_NLL_OPTIONS, ...EVAL_VAE_OPTIONS, ...EVAL_PIXELCNN_OPTIONS, ...EVAL_GAN_OPTIONS],
+  sections: () => [evalSection(), evalNllSection(), evalVaeSection(), evalPixelcnnSection(), evalGanSection()],
   diffusion: evalCommand,
+  diffusionNll: evalNllCommand,
   vae: evalVaeCommand,
   pixelcnn: evalPixelcnnCommand,
   gan: evalGanCommand,

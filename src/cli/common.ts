@@ -68,6 +68,9 @@ export async function writeGrid(file: string, x: k.Tensor, cols: number): Promis
   writeFileSync(file, imageGrid(await x.data(), x.shape, cols));
 }
 
+/** The `--json` option of the evaluation commands. */
+export const JSON_OPTION: OptionSpec = { name: 'json', value: 'FILE', help: 'also write the figures to this JSON file' };
+
 /** The `--data-limit` option of the training commands. */
 export const DATA_LIMIT_OPTION: OptionSpec = { name: 'data-limit', value: 'N', help: 'train on the first N training images only' };
 

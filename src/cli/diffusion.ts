@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import * as k from '../index.js';
 import { DiffusionTrainer, TRAIN_DEFAULTS, type TrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, LENET_CAPTIONS_PATH, LENET_PATH, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
+import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, JSON_OPTION, LENET_CAPTIONS_PATH, LENET_PATH, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkSampler, defaultSamplers, OBJECTIVES, SAMPLER_NAMES, samplerLines } from './samplers.js';
@@ -384,7 +384,7 @@ export const EVAL_OPTIONS: readonly OptionSpec[] = [
   { name: 'steps', value: 'N', help: 'sampler steps' },
   { name: 'guidance', value: 'W', help: 'guidance scale w: (1 + w)·cond − w·uncond' },
   { name: 'seed', value: 'N', help: 'seed of the noise' },
-  { name: 'json', value: 'FILE', help: 'also write the figures to this JSON file' },
+  JSON_OPTION,
   ...EVAL_PROMPT_OPTIONS,
 ];
 

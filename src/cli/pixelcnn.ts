@@ -12,7 +12,7 @@ import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { PIXELCNN_TRAIN_DEFAULTS, PixelCNNTrainer, type PixelCNNTrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, writeGrid } from './common.js';
+import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, JSON_OPTION, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkpointFormat } from './vae.js';
@@ -43,6 +43,7 @@ export const TRAIN_PIXELCNN_OPTIONS: readonly OptionSpec[] = [
   { name: 'lr', value: 'X', help: 'Adam learning rate after the warmup (cosine decay to 5% at the end)' },
   { name: 'warmup', value: 'N', help: `linear learning-rate warmup steps: min(${PIXELCNN_TRAIN_DEFAULTS.warmup}, steps / 10)` },
   { name: 'clip', value: 'X', help: 'max global gradient norm (0: no clipping)' },
+  { name: 'ema', value: 'X', help: 'EMA decay of the weights that the test NLL, the samples, kiln eval and kiln sample use (0: none)' },
   { name: 'seed', value: 'N', help: 'seed of the initial weights, the batches, the binarization and the samples' },
   { name: 'width', value: 'N', help: 'channels of the vertical and horizontal stacks' },
   { name: 'layers', value: 'N', help: 'gated layers (the first, mask A, included)' },
@@ -67,6 +68,7 @@ export function trainPixelcnnDefaults(steps: number = PIXELCNN_TRAIN_DEFAULTS.st
     lr: d.lr,
     warmup: Math.min(d.warmup, Math.floor(steps / 10)),
     clip: d.clip,
+    ema: d.emaDecay ?? 0,
     seed: d.seed,
     width: m.width,
     layers: m.layers,
@@ -93,7 +95,9 @@ export const TRAIN_PIXELCNN: Command = command({
     notes: [
       ...BINARIZATION_NOTE,
       `A larger configuration for a real GPU: kiln train-pixelcnn ${GPU_PRESET}`,
-      'Then kiln eval --checkpoint DIR/pixelcnn.safetensors prints the test NLL as JSON, kiln sample draws a grid.',
+      'The test NLL and the samples use the EMA of the weights (--ema 0: the trained weights); the checkpoint holds both.',
+      'Then kiln eval --checkpoint DIR/pixelcnn.safetensors prints the test NLL as JSON (--samples N: also LeNet scores of N',
+      'samples), kiln sample draws a grid; both use the EMA unless --raw.',
     ],
     sections: [{ heading: 'Options:', options: TRAIN_PIXELCNN_OPTIONS, defaults: trainPixelcnnDefaults(a.number('steps', PIXELCNN_TRAIN_DEFAULTS.steps, { min: 1, integer: true })) }],
   })),
@@ -148,7 +152,9 @@ export async function trainPixelcnnCommand(argv: string[]): Promise<void> {
     clip: a.number('clip', d.clip, { min: 0 }),
     seed: a.number('seed', d.seed, { min: 0, integer: true }),
     data: bits === 8 ? 'grey' : binarize,
+    emaDecay: a.number('ema', d.ema, { min: 0, max: 1 }),
   };
+  if (train.emaDecay === 1) throw new Error("--ema expects a decay in [0, 1) (1 would never move the average from the initial weights), got '1'");
   const odd = (name: string, v: number) => {
     if (v % 2 === 0) throw new Error(`--${name} expects an odd integer ≥ 3, got '${v}'`);
     return v;
@@ -221,8 +227,10 @@ export async function trainPixelcnnCommand(argv: string[]): Promise<void> {
   writeMetrics();
   const trainSec = (performance.now() - t0) / 1000;
   model.eval();
+  // the checkpoint keeps the trained weights; the test NLL and the samples are those of their average
+  trainer.ema?.copyTo(model);
   const nll = await testNll(model, train, evalLimit);
-  const report = { checkpoint: ckpt, step: trainer.step, trainSeconds: trainSec, ...nll };
+  const report = { checkpoint: ckpt, step: trainer.step, trainSeconds: trainSec, ema: trainer.ema !== null, ...nll };
   const files = [ckpt, lossFile];
   if (nSamples > 0) {
     const file = join(out, 'samples.png');
@@ -237,41 +245,100 @@ export async function trainPixelcnnCommand(argv: string[]): Promise<void> {
   console.log(`wrote ${files.join(', ')}`);
 }
 
+/** The switch of `kiln eval` and `kiln sample` that uses the trained weights instead of their average. */
+const RAW_OPTION: OptionSpec = { name: 'raw', help: 'use the trained weights instead of their EMA (checkpoints without an EMA have only those)' };
+
 /** The options of `kiln eval` with a PixelCNN checkpoint. */
 export const EVAL_PIXELCNN_OPTIONS: readonly OptionSpec[] = [
   { name: 'checkpoint', value: 'FILE', help: 'a PixelCNN checkpoint written by kiln train-pixelcnn, e.g. out/pixelcnn/pixelcnn.safetensors' },
-  { name: 'limit', value: 'N', help: 'test images of the NLL' },
-  { name: 'json', value: 'FILE', help: 'also write the figures to this JSON file' },
+  { name: 'limit', value: 'N', help: 'test images of the NLL (0: no NLL)' },
+  { name: 'samples', value: 'N', help: 'also sample N images (a multiple of 10; conditional: N/10 per digit) and score them with LeNet against binarized digits (0: none)' },
+  { name: 'seed', value: 'N', help: 'with --samples: batch b (digit b when conditional) of N/10 images is sampled with seed + b' },
+  RAW_OPTION,
+  JSON_OPTION,
 ];
 
 /** The defaults of `kiln eval`'s options with a PixelCNN checkpoint (by option name). */
 export function evalPixelcnnDefaults() {
-  return { checkpoint: DEFAULT_CHECKPOINT, limit: 10000 } satisfies Defaults;
+  return { checkpoint: DEFAULT_CHECKPOINT, limit: 10000, samples: 0, seed: 0 } satisfies Defaults;
 }
 
 /** The help section of `kiln eval` with a PixelCNN checkpoint. */
 export function evalPixelcnnSection(): HelpSection {
-  return { heading: 'Options (a PixelCNN checkpoint: the exact test-set NLL, as JSON):', options: EVAL_PIXELCNN_OPTIONS, defaults: evalPixelcnnDefaults() };
+  return {
+    heading: 'Options (a PixelCNN checkpoint: the exact test-set NLL and, with --samples, classifier-FID, Inception-style score and accuracy of samples, as JSON):',
+    options: EVAL_PIXELCNN_OPTIONS,
+    defaults: evalPixelcnnDefaults(),
+  };
 }
 
-/** Loads a PixelCNN checkpoint with its training config. */
-async function loadCheckpoint(path: string): Promise<{ model: k.nn.PixelCNN; train: PixelCNNTrainConfig; step: number }> {
-  const { model, meta } = await k.nn.loadPixelCNN(path);
-  return { model, train: meta.train as PixelCNNTrainConfig, step: meta.step as number };
+/** Loads a PixelCNN checkpoint (its EMA weights unless `ema` is false) with its training config. */
+async function loadCheckpoint(path: string, ema: boolean): Promise<{ model: k.nn.PixelCNN; train: PixelCNNTrainConfig; step: number; ema: boolean }> {
+  const { model, meta, ema: used } = await k.nn.loadPixelCNN(path, { ema });
+  return { model, train: meta.train as PixelCNNTrainConfig, step: meta.step as number, ema: used };
 }
 
-/** `kiln eval` on a PixelCNN checkpoint: the exact NLL of the test set (binarized as in training), as JSON. */
+/**
+ * LeNet features of the first `count` digits of an MNIST split binarized as a PixelCNN's data (`format`;
+ * dynamic: the fixed-seed binarization of the test set), as images in {−1, 1}: the reference of PixelCNN samples.
+ */
+async function binarizedFeatures(net: k.nn.LeNet, split: 'train' | 'test', format: k.data.PixelFormat, count: number): Promise<k.diffusion.FeatureSet> {
+  const data = await k.data.loadMnist(split);
+  const toUnit = function* () {
+    for (const { x, y } of k.data.evalPixelBatches(data, format, 500, count)) {
+      yield { x: k.scope(() => (format === 'grey' ? x.div(127.5).sub(1) : x.mul(2).sub(1))), y };
+      x.dispose();
+    }
+  };
+  return k.diffusion.featureSet(net, toUnit());
+}
+
+/**
+ * LeNet scores of `n` PixelCNN samples (10 batches of n/10, batch b drawn with seed + b, digit b when
+ * conditional) against the test digits in the model's pixel format, beside the floor of as many training
+ * digits; and the seconds the sampling took per 100 images.
+ */
+export async function scorePixelcnnSamples(model: k.nn.PixelCNN, train: PixelCNNTrainConfig, n: number, seed: number): Promise<k.diffusion.SampleScores & { reference: string; sampleSeconds100: number }> {
+  const net = await loadMetricsNet();
+  const format = evalFormat(train);
+  const real = await binarizedFeatures(net, 'test', format, 10000);
+  const floor = await binarizedFeatures(net, 'train', format, n);
+  const bar = new Progress(10, 'eval ');
+  let seconds = 0;
+  const sample = async (digit: number | null, count: number, s: number) => {
+    const t0 = performance.now();
+    const x = await k.nn.samplePixelCNN(model, count, { seed: s, labels: digit === null ? undefined : Array<number>(count).fill(digit) });
+    await x.data();
+    seconds += (performance.now() - t0) / 1000;
+    const img = k.scope(() => (model.config.bits === 1 ? x.mul(2).sub(1) : x.div(127.5).sub(1)));
+    x.dispose();
+    return img;
+  };
+  const r = await k.diffusion.evaluateSamples(sample, { perClass: n / 10, conditional: model.config.numClasses > 0, seed, net, real, floor }, (i) => bar.update(i));
+  const reference = format === 'grey' ? 'grey test digits' : `test digits binarized as the training data (${format === 'dynamic' ? `Bernoulli, fixed seed ${k.data.TEST_BINARIZATION_SEED}` : 'threshold'})`;
+  return { ...r, reference, sampleSeconds100: (seconds / n) * 100 };
+}
+
+/** `kiln eval` on a PixelCNN checkpoint: the exact NLL of the test set (binarized as in training) and, with --samples, LeNet scores of samples, as JSON. */
 export async function evalPixelcnnCommand(argv: string[]): Promise<void> {
   const a = new Args('kiln eval', argv, EVAL_PIXELCNN_OPTIONS);
   const o = evalPixelcnnDefaults();
   const path = a.string('checkpoint', o.checkpoint);
-  const limit = a.number('limit', o.limit, { min: 1, integer: true });
+  const limit = a.number('limit', o.limit, { min: 0, integer: true });
+  const samples = a.number('samples', o.samples, { min: 0, integer: true });
+  const seed = a.number('seed', o.seed, { min: 0, integer: true });
+  if (!limit && !samples) throw new Error('kiln eval: --limit 0 and --samples 0 leave nothing to evaluate');
+  if (samples && (samples % 10 !== 0 || samples < 20)) throw new Error(`kiln eval: --samples expects a multiple of 10 ≥ 20 (10 batches), got '${samples}'`);
   const jsonFile = a.has('json') ? outputFile(a.string('json', ''), '--json') : '';
   await k.init();
-  const { model, train, step } = await loadCheckpoint(path);
-  const t0 = performance.now();
-  const nll = await testNll(model, train, limit);
-  const json = JSON.stringify({ checkpoint: path, step, ...nll, seconds: (performance.now() - t0) / 1000 });
+  const { model, train, step, ema } = await loadCheckpoint(path, !a.flag('raw'));
+  const report: Record<string, unknown> = { checkpoint: path, step, ema };
+  if (limit) {
+    const t0 = performance.now();
+    Object.assign(report, await testNll(model, train, limit), { seconds: (performance.now() - t0) / 1000 });
+  }
+  if (samples) Object.assign(report, await scorePixelcnnSamples(model, train, samples, seed));
+  const json = JSON.stringify(report);
   console.log(json);
   if (jsonFile) writeFileSync(jsonFile, `${json}\n`);
 }
@@ -281,6 +348,7 @@ export const SAMPLE_PIXELCNN_OPTIONS: readonly OptionSpec[] = [
   { name: 'checkpoint', value: 'FILE', help: 'a PixelCNN checkpoint written by kiln train-pixelcnn' },
   { name: 'count', value: 'N', help: 'images, 10 a row (conditional: row i shows digit i mod 10)' },
   { name: 'seed', value: 'N', help: 'seed of the sampler' },
+  RAW_OPTION,
   { name: 'out', value: 'DIR', help: "where samples.png goes: the checkpoint's folder" },
 ];
 
@@ -303,8 +371,8 @@ export async function samplePixelcnnCommand(argv: string[]): Promise<void> {
   const seed = a.number('seed', d.seed, { min: 0, integer: true });
   const out = outputDir(a.string('out', d.out));
   await k.init();
-  const { model } = await loadCheckpoint(path);
+  const { model, ema } = await loadCheckpoint(path, !a.flag('raw'));
   const file = join(out, 'samples.png');
   const s = await writeSamples(model, file, count, seed);
-  console.log(JSON.stringify({ checkpoint: path, samples: count, seed, seconds: s.seconds, file }));
+  console.log(JSON.stringify({ checkpoint: path, samples: count, seed, ema, seconds: s.seconds, file }));
 }

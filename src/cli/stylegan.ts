@@ -13,7 +13,7 @@ import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { GANTrainer, type GANTrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, realFeatures, writeGrid } from './common.js';
+import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, JSON_OPTION, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, realFeatures, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { checkpointFormat } from './vae.js';
@@ -240,7 +240,7 @@ export const EVAL_GAN_OPTIONS: readonly OptionSpec[] = [
   { name: 'psi', value: 'X', help: 'truncation ψ: w = w̄ + ψ·(w − w̄) (1: none)' },
   { name: 'seed', value: 'N', help: 'digit d (batch d) is sampled with seed + d' },
   { name: 'no-ema', help: 'sample with the trained weights instead of their average' },
-  { name: 'json', value: 'FILE', help: 'also write the figures to this JSON file' },
+  JSON_OPTION,
 ];
 
 /** The defaults of `kiln eval`'s options with a GAN checkpoint (by option name). */

@@ -12,7 +12,7 @@ import { parseCheckpointMeta } from '../nn/checkpoint.js';
 import { readHeaderSync } from '../nn/safetensors.js';
 import { VAE_METRICS, VAE_TRAIN_DEFAULTS, VAETrainer, type Precision, type VAETrainConfig } from '../train/index.js';
 import { Args, type OptionSpec } from './args.js';
-import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
+import { DATA_LIMIT_OPTION, DEFAULT_CHECKPOINT, diverged, JSON_OPTION, loadMetricsNet, MNIST_TRAIN_IMAGES, outputDir, outputFile, outputOptions, PRECISION_OPTION, realFeatures, scalerSummary, writeGrid } from './common.js';
 import { command, helpFor, helpText, type Command, type Defaults, type HelpSection } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 
@@ -294,7 +294,7 @@ export const EVAL_VAE_OPTIONS: readonly OptionSpec[] = [
   { name: 'limit', value: 'N', help: 'test digits to reconstruct' },
   { name: 'samples', value: 'N', help: 'prior samples to score' },
   { name: 'seed', value: 'N', help: 'seed of the prior samples' },
-  { name: 'json', value: 'FILE', help: 'also write the figures to this JSON file' },
+  JSON_OPTION,
 ];
 
 /** The defaults of `kiln eval`'s options with a VAE checkpoint (by option name). */
@@ -307,7 +307,10 @@ export function evalVaeSection(): HelpSection {
   return { heading: 'Options (a VAE checkpoint: reconstruction error and LeNet scores):', options: EVAL_VAE_OPTIONS, defaults: evalVaeDefaults() };
 }
 
-/** `kiln eval` on a VAE checkpoint: reconstruction error, LeNet accuracy and classifier-FID of reconstructions, and classifier-FID of prior samples. */
+/**
+ * `kiln eval` on a VAE checkpoint: reconstruction error, LeNet accuracy and classifier-FID of reconstructions,
+ * and classifier-FID, Inception-style score and the time of 100 of prior samples.
+ */
 export async function evalVaeCommand(argv: string[]): Promise<void> {
   const a = new Args('kiln eval', argv, EVAL_VAE_OPTIONS);
   const o = evalVaeDefaults();
@@ -323,7 +326,7 @@ export async function evalVaeCommand(argv: string[]): Promise<void> {
   const rec = await reconstructionReport(vae, limit, reconstruction);
   const net = await loadMetricsNet();
   const test = await k.data.loadMnist('test');
-  const feats: number[] = [], priorFeats: number[] = [];
+  const feats: number[] = [], priorFeats: number[] = [], priorProbs: number[] = [];
   let correct = 0, n = 0;
   for (const { x, y } of k.data.batches(test, { batchSize: 250, limit })) {
     const r = k.noGrad(() => vae.forward(x, { sample: false }).recon.clamp(-1, 1));
@@ -339,8 +342,16 @@ export async function evalVaeCommand(argv: string[]): Promise<void> {
     const s = vae.sample(Math.min(250, nPrior - done));
     const c = await k.diffusion.classify(net, k.scope(() => s.clamp(-1, 1)));
     priorFeats.push(...c.feats);
+    priorProbs.push(...c.probs);
     s.dispose();
   }
+  // 100 prior samples (one decoder pass), timed after the loop above compiled the pipelines
+  const t1 = performance.now();
+  const hundred = vae.sample(100);
+  await hundred.data();
+  hundred.dispose();
+  const sampleSeconds100 = (performance.now() - t1) / 1000;
+  const isPrior = k.diffusion.inceptionScore(priorProbs, nPrior, 10);
   const d = net.config.hidden;
   const real = await realFeatures(net, 'test', 10000);
   const floor = await realFeatures(net, 'train', n);
@@ -355,9 +366,11 @@ export async function evalVaeCommand(argv: string[]): Promise<void> {
     ['LeNet accuracy', `${((100 * correct) / n).toFixed(2)}% on the reconstructions`],
     ['classifier-FID', `${fid.toFixed(2)} reconstructions   (real train vs real test: ${fidFloor.toFixed(2)})`],
     ['prior samples FID', `${fidPrior.toFixed(2)} (${nPrior} decoded N(0, I) latents; floor ${fidPriorFloor.toFixed(2)})`],
+    ['prior samples score', `${isPrior.toFixed(2)} Inception-style (real: ${k.diffusion.inceptionScore(floorPrior.probs, floorPrior.count, 10).toFixed(2)}; max 10)`],
+    ['100 prior samples', `${sampleSeconds100.toFixed(2)} s`],
   ];
   for (const [name, v] of rows) console.log(`${name.padEnd(20)}${v}`);
-  const json = JSON.stringify({ checkpoint: path, step: meta.step, ...rec, accuracy: correct / n, fid, fidFloor, fidPrior, fidPriorFloor, seconds: (performance.now() - t0) / 1000 });
+  const json = JSON.stringify({ checkpoint: path, step: meta.step, ...rec, accuracy: correct / n, fid, fidFloor, fidPrior, fidPriorFloor, inceptionScorePrior: isPrior, sampleSeconds100, seconds: (performance.now() - t0) / 1000 });
   console.log(json);
   if (jsonFile) writeFileSync(jsonFile, `${json}\n`);
 }

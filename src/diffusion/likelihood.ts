@@ -7,14 +7,17 @@ import { gradients } from '../autograd/index.js';
 import { keep, scope } from '../tensor/memory.js';
 import { randint, realize, tensor, type Tensor } from '../tensor/index.js';
 import { toDenoised, type Prediction } from './predict.js';
-import { VESDE, VPSDE, type NoiseProcess } from './process.js';
+import type { NoiseProcess } from './process.js';
 import type { Model } from './samplers.js';
+
+/** A process as an SDE dx = f(t)·x dt + g(t) dw: `VPSDE`, `VESDE`, or any process given its f and g. */
+export type SDEProcess = NoiseProcess & { driftCoef(t: number): number; diffusion(t: number): number };
 
 /** Options of `logLikelihood`. */
 export interface LikelihoodOptions {
   model: Model;
   prediction: Prediction;
-  process: VPSDE | VESDE;
+  process: SDEProcess;
   /** Data points [N, d]. */
   x: Tensor;
   /** Start time (score_sde: 1e-3) and end time (1). */

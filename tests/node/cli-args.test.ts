@@ -20,6 +20,7 @@ import { toy2dCommand } from '../../src/cli/toy2d.ts';
 import { checkpointFormat, evalVaeCommand, isVAECheckpoint, sampleVaeCommand, trainVaeCommand } from '../../src/cli/vae.ts';
 import { evalPixelcnnCommand, samplePixelcnnCommand, trainPixelcnnCommand } from '../../src/cli/pixelcnn.ts';
 import { evalGanCommand, sampleGanCommand, trainGanCommand } from '../../src/cli/stylegan.ts';
+import { evalNllCommand } from '../../src/cli/likelihood.ts';
 import { SAMPLER_NAMES } from '../../src/diffusion/samplers.ts';
 import { TRAIN_DEFAULTS } from '../../src/train/index.ts';
 
@@ -59,6 +60,7 @@ describe('Args', () => {
       ['eval', evalGanCommand, '--no-ema'],
       ['sample', samplePixelcnnCommand, '--count'],
       ['eval', evalPixelcnnCommand, '--limit'],
+      ['eval', evalNllCommand, '--nll-steps'],
       ['distill', distillCommand, '--steps-student'],
       ['sample', sampleCommand, '--per-class'],
       ['eval', evalCommand, '--per-class'],
@@ -123,8 +125,8 @@ async function printed(run: (argv: string[]) => Promise<void>, argv: string[]): 
 }
 
 describe('help texts', () => {
-  /** Each command's parsers: sample and eval have one for diffusion, one for VAE, one for PixelCNN and one for GAN checkpoints. */
-  const parsers: Record<string, ((argv: string[]) => Promise<void>)[]> = { sample: [sampleCommand, sampleVaeCommand, samplePixelcnnCommand, sampleGanCommand], eval: [evalCommand, evalVaeCommand, evalPixelcnnCommand, evalGanCommand] };
+  /** Each command's parsers: sample and eval have one for diffusion (eval two: samples, and the likelihood with --nll), one for VAE, one for PixelCNN and one for GAN checkpoints. */
+  const parsers: Record<string, ((argv: string[]) => Promise<void>)[]> = { sample: [sampleCommand, sampleVaeCommand, samplePixelcnnCommand, sampleGanCommand], eval: [evalCommand, evalNllCommand, evalVaeCommand, evalPixelcnnCommand, evalGanCommand] };
   /** The options that take a value but have no default (they are off unless given). */
   const noDefault: Record<string, string[]> = { 'mnist-mlp': ['out'], train: ['latent'], eval: ['json'] };
 

@@ -3,7 +3,8 @@
  * kiln's own input gradients (exact zeros where the raster order forbids a dependence), the NLL against
  * float64 closed forms, the fast sampler against whole-image sampling and against the model's
  * conditionals (a network built by hand to copy the previous pixel, and u < σ(logit) recomputed here),
- * training that lowers the test NLL, an exact resume, and the errors for bad input.
+ * training that lowers the test NLL, the average of the weights against its closed form, an exact resume
+ * (average included), and the errors for bad input. The commands are tested in pixelcnn-cli.test.ts.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
 import { PixelCNNTrainer, PIXELCNN_TRAIN_DEFAULTS, evaluateNll } from '../../src/train/index.ts';
-import { evalPixelcnnCommand, isPixelCNNCheckpoint, trainPixelcnnCommand } from '../../src/cli/pixelcnn.ts';
+import { trainPixelcnnCommand } from '../../src/cli/pixelcnn.ts';
 import { close, values } from '../shared/util.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-pixelcnn-'));
@@ -224,42 +225,40 @@ describe('training', () => {
     await run(null, 6, ckpt);
     const resumed = await run(ckpt, 12);
     expect(resumed.t.losses).toEqual(full.t.losses);
+    expect(full.t.ema).not.toBeNull();
     const [a, b] = [full.m.stateDict(), resumed.m.stateDict()];
     for (const name of Object.keys(a)) expect(Array.from(await b[name]!.data()), name).toEqual(Array.from(await a[name]!.data()));
+    const [ea, eb] = [full.t.ema!.stateDict(), resumed.t.ema!.stateDict()];
+    for (const name of Object.keys(ea)) expect(Array.from(await eb[name]!.data()), `ema ${name}`).toEqual(Array.from(await ea[name]!.data()));
   });
 
-  it('kiln train-pixelcnn --classes writes a checkpoint, loss.csv, nll.json and a grid; kiln eval reports the same NLL as JSON', async () => {
-    const out = join(dir, 'cli');
-    const args = ['--steps', '2', '--batch', '4', '--width', '4', '--layers', '2', '--head', '8', '--classes', '--data-limit', '64', '--eval-limit', '20', '--samples', '10', '--out', out];
-    await trainPixelcnnCommand(args);
-    const ckpt = join(out, 'pixelcnn.safetensors');
-    expect(isPixelCNNCheckpoint(ckpt)).toBe(true);
-    for (const f of ['loss.csv', 'samples.png', 'nll.json']) expect(existsSync(join(out, f)), f).toBe(true);
-    expect(readFileSync(join(out, 'loss.csv'), 'utf8').trim().split('\n')).toHaveLength(3);
-    const report = JSON.parse(readFileSync(join(out, 'nll.json'), 'utf8'));
-    expect(report.images).toBe(20);
-    const json = join(out, 'eval.json');
-    await evalPixelcnnCommand(['--checkpoint', ckpt, '--limit', '20', '--json', json]);
-    const ev = JSON.parse(readFileSync(json, 'utf8'));
-    expect(ev.natsPerImage).toBeCloseTo(report.natsPerImage, 3);
-    expect(ev.bitsPerDim).toBeCloseTo(ev.natsPerImage / 784 / Math.LN2, 6);
-    // resuming with other model options is refused
-    const other = args.map((v, i) => (args[i - 1] === '--width' ? '8' : v));
-    await expect(trainPixelcnnCommand([...other, '--resume'])).rejects.toThrow(/--resume: .*pixelcnn\.safetensors holds PixelCNN .*"width":4.*pass the same model options/);
-  });
-});
-
-describe('8-bit', () => {
-  it('kiln train-pixelcnn --bits 8 trains on grey levels and reports bits per dimension', async () => {
-    const out = join(dir, 'grey');
-    await trainPixelcnnCommand(['--bits', '8', '--steps', '2', '--batch', '4', '--width', '4', '--layers', '2', '--head', '8', '--data-limit', '64', '--eval-limit', '8', '--samples', '4', '--out', out]);
-    const report = JSON.parse(readFileSync(join(out, 'nll.json'), 'utf8'));
-    expect(report.binarization).toBe('grey');
-    // near-uniform over 256 levels at the start: about 8 bits per dimension
-    expect(report.bitsPerDim).toBeGreaterThan(4);
-    expect(report.bitsPerDim).toBeLessThan(10);
-    expect(report.bitsPerDim).toBeCloseTo(report.natsPerImage / 784 / Math.LN2, 6);
-    expect(existsSync(join(out, 'samples.png'))).toBe(true);
+  it('the average of the weights after n steps is d^n·w_0 + Σ_i (1 − d)·d^(n−i)·w_i over the weights w_i after each step', async () => {
+    const train = await k.data.loadMnist('train');
+    const d = 0.6, n = 4;
+    const batches = new k.data.PixelBatches({ ...train, count: 64 }, 4, 0, 'dynamic');
+    k.manualSeed(3);
+    const m = new k.nn.PixelCNN({ size: 28, width: 4, layers: 2, head: 8 });
+    const t = new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS, steps: n, batchSize: 4, warmup: 0, lr: 5e-2, emaDecay: d });
+    const names = [...m.namedParameters()].map(([name]) => name);
+    const snapshot = async () => Object.fromEntries(await Promise.all([...m.namedParameters()].map(async ([name, p]) => [name, Float64Array.from(await p.data())] as const)));
+    const ws = [await snapshot()];
+    while (t.step < n) {
+      const { x, y } = batches.at(t.step);
+      await t.trainStep(x);
+      x.dispose();
+      y.dispose();
+      ws.push(await snapshot());
+    }
+    await t.flush();
+    const shadow = t.ema!.stateDict();
+    for (const name of names) {
+      const want = ws[0]![name]!.map((v, j) => d ** n * v + ws.slice(1).reduce((acc, w, i) => acc + (1 - d) * d ** (n - 1 - i) * w[name]![j]!, 0));
+      // the weights moved: the average is neither the first nor the last weights
+      if (name === 'out2.bias') expect(Math.abs(want[0]! - ws[n]![name]![0]!)).toBeGreaterThan(1e-3);
+      close(await shadow[name]!.data(), Array.from(want), 1e-5, 1e-5, `ema ${name}`);
+    }
+    // a decay of 0 keeps no average
+    expect(new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS, emaDecay: 0 }).ema).toBeNull();
   });
 });
 
@@ -285,5 +284,7 @@ describe('bad input', () => {
     await expect(trainPixelcnnCommand(['--kernel', '4'])).rejects.toThrow(/--kernel expects an odd integer ≥ 3, got '4'/);
     await expect(trainPixelcnnCommand(['--bits', '2'])).rejects.toThrow(/--bits must be one of 1, 8, got '2'/);
     await expect(trainPixelcnnCommand(['--bogus', '1'])).rejects.toThrow(/unknown option --bogus \(see kiln train-pixelcnn --help\)/);
+    await expect(trainPixelcnnCommand(['--ema', '1'])).rejects.toThrow(/--ema expects a decay in \[0, 1\) .*got '1'/);
+    expect(() => new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS, emaDecay: -0.5 })).toThrow(/PixelCNNTrainer: emaDecay must be in \[0, 1\) \(0: no average\), got -0.5/);
   });
 });

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
 import { sampleCommand, trainCommand } from '../../src/cli/diffusion.ts';
 import { GANTrainer, VAE_METRICS, VAE_TRAIN_DEFAULTS, VAETrainer } from '../../src/train/index.ts';
-import { isVAECheckpoint, trainVaeCommand } from '../../src/cli/vae.ts';
+import { evalVaeCommand, isVAECheckpoint, trainVaeCommand } from '../../src/cli/vae.ts';
 import { close, values } from '../shared/util.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-vae-'));
@@ -352,6 +352,14 @@ describe('VAE trainer and latent diffusion through the CLI', () => {
     for (const f of ['vae.safetensors', 'loss.csv', 'recon.png', 'samples.png', 'interp.png']) expect(existsSync(join(vaeDir, f))).toBe(true);
     expect(isVAECheckpoint(vaePath)).toBe(true);
     expect(readFileSync(join(vaeDir, 'loss.csv'), 'utf8').trim().split('\n')).toHaveLength(4);
+    // kiln eval of the VAE: its prior samples' Inception-style score (between 1 and the 10 classes) and the time of 100
+    const evalJson = join(vaeDir, 'eval.json');
+    await evalVaeCommand(['--checkpoint', vaePath, '--limit', '8', '--samples', '8', '--json', evalJson]);
+    const ev = JSON.parse(readFileSync(evalJson, 'utf8'));
+    expect(ev.inceptionScorePrior).toBeGreaterThanOrEqual(1);
+    expect(ev.inceptionScorePrior).toBeLessThanOrEqual(10);
+    expect(ev.sampleSeconds100).toBeGreaterThan(0);
+    expect(ev.fidPrior).toBeGreaterThan(0);
     await trainCommand(['--latent', vaePath, '--steps', '2', '--batch', '4', '--data-limit', '64', '--sample-every', '0', '--sample-steps', '1', '--grid-per-class', '1', '--out', ldmDir]);
     const ckpt = join(ldmDir, 'checkpoint.safetensors');
     expect(isVAECheckpoint(ckpt)).toBe(false);

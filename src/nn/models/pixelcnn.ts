@@ -262,13 +262,22 @@ export function pixelcnnFromTensors(config: Partial<PixelCNNConfig>, tensors: Re
 /** The `format` tag in the metadata of PixelCNN checkpoints. */
 export const PIXELCNN_CHECKPOINT_FORMAT = 'kiln-pixelcnn-checkpoint/1';
 
-/** Loads the PixelCNN of a checkpoint written by `PixelCNNTrainer.save` (a path in Node, or its bytes), in eval mode, with its metadata. */
-export async function loadPixelCNN(src: string | Uint8Array | ArrayBuffer | Blob): Promise<{ model: PixelCNN; meta: Record<string, unknown> }> {
+/**
+ * Loads the PixelCNN of a checkpoint written by `PixelCNNTrainer.save` (a path in Node, or its bytes), in eval
+ * mode, with its metadata: with the average of the weights (`ema.`) when the checkpoint has one, unless `ema`
+ * is false; `ema` in the result says which weights were loaded.
+ */
+export async function loadPixelCNN(src: string | Uint8Array | ArrayBuffer | Blob, opts: { ema?: boolean } = {}): Promise<{ model: PixelCNN; meta: Record<string, unknown>; ema: boolean }> {
   const name = typeof src === 'string' ? src : 'checkpoint';
   const { tensors, metadata } = await loadWithMetadata(src);
   try {
     const meta = readCheckpointMeta(name, metadata, PIXELCNN_CHECKPOINT_FORMAT);
-    return { model: pixelcnnFromTensors(meta.pixelcnn as PixelCNNConfig, tensors), meta };
+    const avg = withoutPrefix(tensors, 'ema.');
+    const ema = (opts.ema ?? true) && Object.keys(avg).length > 0;
+    // the average covers the parameters; buffers are those of `model.`
+    const model = new PixelCNN(meta.pixelcnn as PixelCNNConfig);
+    model.loadStateDict(ema ? { ...withoutPrefix(tensors, 'model.'), ...avg } : withoutPrefix(tensors, 'model.'));
+    return { model: model.eval(), meta, ema };
   } finally {
     for (const t of Object.values(tensors)) t.dispose();
   }
