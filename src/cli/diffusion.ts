@@ -373,7 +373,7 @@ export const SAMPLE_OPTIONS: readonly OptionSpec[] = [
  * is the default of the checkpoint's `objective` (none while it is not known).
  */
 export function sampleDefaults(checkpoint = DEFAULT_CHECKPOINT, objective?: Objective) {
-  return { checkpoint: DEFAULT_CHECKPOINT, labels: DIGITS, 'per-class': 10, sampler: objective && k.diffusion.defaultSampler(objective), steps: SAMPLING.steps, guidance: SAMPLING.guidance, seed: 0, out: join(dirname(checkpoint), 'sample.png') } satisfies Defaults;
+  return { checkpoint: DEFAULT_CHECKPOINT, labels: DIGITS, prompt: 'each digit with its held-out size and stroke, as kiln train --captions draws them', 'per-class': 10, sampler: objective && k.diffusion.defaultSampler(objective), steps: SAMPLING.steps, guidance: SAMPLING.guidance, seed: 0, out: join(dirname(checkpoint), 'sample.png') } satisfies Defaults;
 }
 
 /** The options of `kiln eval` with a diffusion checkpoint: the parser accepts these, and its help lists them. */
