@@ -109,13 +109,23 @@ export class TextEncoder extends Module {
   }
 }
 
+/** The sum of the real (unmasked) tokens of x [N, L, D]: [N, D]. */
+export function maskedSum(x: Tensor, mask: Tensor): Tensor {
+  return scope(() => x.mul(maskWeights('maskedSum', x, mask)).sum(1));
+}
+
 /** The mean of the real (unmasked) tokens of x [N, L, D]: [N, D]. */
 export function maskedMean(x: Tensor, mask: Tensor): Tensor {
-  if (x.rank !== 3 || mask.rank !== 2 || mask.shape[0] !== x.shape[0] || mask.shape[1] !== x.shape[1]) throw new Error(`maskedMean: expected x [N, L, D] and mask [N, L], got ${fmt(x.shape)} and ${fmt(mask.shape)}`);
   return scope(() => {
-    const m = mask.float().unsqueeze(2);
+    const m = maskWeights('maskedMean', x, mask);
     return x.mul(m).sum(1).div(m.sum(1));
   });
+}
+
+/** mask [N, L] as weights [N, L, 1] for x [N, L, D] (checked). */
+function maskWeights(op: string, x: Tensor, mask: Tensor): Tensor {
+  if (x.rank !== 3 || mask.rank !== 2 || mask.shape[0] !== x.shape[0] || mask.shape[1] !== x.shape[1]) throw new Error(`${op}: expected x [N, L, D] and mask [N, L], got ${fmt(x.shape)} and ${fmt(mask.shape)}`);
+  return mask.float().unsqueeze(2);
 }
 
 /** Image features [N, C, H, W] as tokens [N, H·W, C]; tokens [N, T, C] pass through. */
@@ -208,10 +218,13 @@ export interface TextConditioning {
   encoder: TextEncoderConfig;
   /**
    * Add pooled text to the t embedding: true (default) adds a projection of the mean of the encoder's output
-   * tokens (SDXL's pooled text); 'words' adds the mean of a vector per word of the caption, a bag of words
-   * embedded like class labels (N(0, 1), the time embedding's width), which carries the words to every block at
-   * full strength from the first step — the encoder's shared, small-initialized weights learn rarer
-   * distinctions, such as ten digits in twenty spellings, slowly; false adds none.
+   * tokens (SDXL's pooled text); 'words' adds the sum of a vector per token of the caption (<bos> included, so
+   * the empty caption has a learned vector of its own), a bag of words embedded like class labels (N(0, 1), the
+   * time embedding's width), which carries the words to every block at full strength from the first step — the
+   * encoder's shared, small-initialized weights learn rarer distinctions, such as ten digits in twenty
+   * spellings, slowly. A sum, not a mean: a word adds the same vector whatever else the caption says, so
+   * "small thin zero" is small + thin + zero, each seen in training with the others left out; under a mean the
+   * digit's share would shrink with every attribute and filler word. false adds none.
    */
   pooled?: boolean | 'words';
 }
@@ -225,12 +238,12 @@ export function pooledSource(model: string, text: TextConditioning): 'encoder' |
 
 /**
  * What a text-conditioned backbone computes from token ids once per forward: tokens, mask, and the pooled text
- * — a projection (`Linear`) of the mean encoder token, or the mean of the word vectors of an `Embedding` (pooled 'words').
+ * — a projection (`Linear`) of the mean encoder token, or the sum of the word vectors of an `Embedding` (pooled 'words').
  */
 export function encodeText(model: string, encoder: TextEncoder, pool: Linear | Embedding | null, ids: Tensor): { context: Tensor; mask: Tensor; pooled: Tensor | null } {
   const mask = tokenMask(model, ids, encoder.config.length);
   const context = encoder.forward(ids, mask);
-  const pooled = pool instanceof Embedding ? maskedMean(pool.forward(ids), mask) : pool ? pool.forward(maskedMean(context, mask)) : null;
+  const pooled = pool instanceof Embedding ? maskedSum(pool.forward(ids), mask) : pool ? pool.forward(maskedMean(context, mask)) : null;
   return { context, mask, pooled };
 }
 
