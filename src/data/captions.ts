@@ -273,20 +273,30 @@ export function evalPrompts(perDigit: number, seed = 0): CaptionSpec[] {
 }
 
 /**
- * A split whose every image is drawn with the attributes of its training-split caption (`drawCaption` for
- * (seed, index, epoch); the phrasing does not matter here): the data of a classifier that must read digits of
- * every size and stroke, such as the digit classifier of `kiln eval --prompts`. Pixel values are rounded to bytes.
+ * A split whose every image is drawn with attributes drawn for (seed, index, epoch): with `attributes` 'train',
+ * those of its training-split caption (`drawCaption`; the phrasing does not matter here), so never its digit's
+ * held-out combination — what a generator trained on captions sees; with 'all', size and stroke uniform over
+ * all nine combinations for every digit — the data of a classifier that must read digits of every size and
+ * stroke, such as the digit classifier of `kiln eval --prompts`, which is tested on exactly the combinations
+ * training holds out. Pixel values are rounded to bytes.
  */
-export function captionedSplit(mnist: MnistSplit, seed: number, epoch = 0): MnistSplit {
+export function captionedSplit(mnist: MnistSplit, seed: number, epoch = 0, attributes: 'train' | 'all' = 'train'): MnistSplit {
   const { rows, cols } = mnist;
   if (rows !== cols) throw new Error(`captionedSplit: square images expected, got ${rows}×${cols}`);
+  if (attributes !== 'train' && attributes !== 'all') throw new Error(`captionedSplit: attributes must be 'train' or 'all', got ${JSON.stringify(attributes)}`);
   const px = rows * cols;
   const images = new Uint8Array(mnist.count * px);
   for (let i = 0; i < mnist.count; i++) {
-    const spec = drawCaption(mnist.labels[i]!, seed, i, epoch);
+    const spec = attributes === 'train' ? drawCaption(mnist.labels[i]!, seed, i, epoch) : drawAttributes(seed, i, epoch);
     const img = Float32Array.from(mnist.images.subarray(i * px, (i + 1) * px), (v) => v / 255);
     const out = renderAttributes(img, rows, spec);
     for (let j = 0; j < px; j++) images[i * px + j] = Math.round(255 * out[j]!);
   }
   return { ...mnist, images };
+}
+
+/** Size and stroke of example `index` in `epoch`, uniform over all nine combinations, drawn for a seed. */
+function drawAttributes(seed: number, index: number, epoch: number): Pick<CaptionSpec, 'size' | 'stroke'> {
+  const [a, b] = philox4x32(index, epoch, 0, 0xa771, seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0);
+  return { size: SIZES[Math.floor(((a >>> 0) / 2 ** 32) * 3)]!, stroke: STROKES[Math.floor(((b >>> 0) / 2 ** 32) * 3)]! };
 }

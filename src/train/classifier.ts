@@ -28,8 +28,8 @@ export interface ClassifierOptions {
   /** Train on at most this many examples per epoch. */
   limit?: number;
   /**
-   * Train and test on captioned digits (`captionedSplit`: each image drawn small or large, thin or bold as its
-   * caption says, drawn anew each epoch; the test set with the seed `CAPTIONED_TEST_SEED`) instead of MNIST's.
+   * Train and test on captioned digits (`captionedSplit` with every size × stroke combination for every digit,
+   * drawn anew each epoch; the test set with the seed `CAPTIONED_TEST_SEED`) instead of MNIST's.
    */
   captions?: boolean;
   /** Called after every step with the trainer (its `losses` end at the previous step's loss) and the epoch. */
@@ -93,7 +93,7 @@ export async function trainClassifier(net: Layer, o: ClassifierOptions): Promise
   const layout = layoutOf(net);
   const t0 = performance.now();
   for (let epoch = 0; epoch < o.epochs; epoch++) {
-    const data = o.captions ? captionedSplit(train, o.seed, epoch) : train;
+    const data = o.captions ? captionedSplit(train, o.seed, epoch, 'all') : train;
     for (const { x, y } of batches(data, { batchSize: o.batchSize, seed: o.seed, epoch, layout, dropLast: true, limit: o.limit })) {
       await trainer.trainStep(x, y);
       x.dispose();
@@ -102,7 +102,7 @@ export async function trainClassifier(net: Layer, o: ClassifierOptions): Promise
     }
   }
   await trainer.flush();
-  const acc = await accuracy(net, o.captions ? captionedSplit(test, CAPTIONED_TEST_SEED) : test);
+  const acc = await accuracy(net, o.captions ? captionedSplit(test, CAPTIONED_TEST_SEED, 0, 'all') : test);
   return { loss: trainer.losses.at(-1) ?? NaN, accuracy: acc, seconds: (performance.now() - t0) / 1000 };
 }
 

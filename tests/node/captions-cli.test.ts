@@ -75,6 +75,34 @@ describe('evaluation prompts and their real digits', () => {
       expect(Array.from(a.images.subarray(i * 784, (i + 1) * 784))).toEqual(Array.from(want, (v) => Math.round(255 * v)));
     }
   });
+
+  it("captionedSplit 'all' (a classifier's data) draws every size × stroke combination for every digit; 'train' never its held-out one", async () => {
+    const part = { ...(await D.loadMnist('train')), count: 1500 };
+    const combos = (img: Uint8Array, i: number) => {
+      // which of the nine renderings of image i this is (each differs from the others for these digits)
+      const src = Float32Array.from(part.images.subarray(i * 784, (i + 1) * 784), (v) => v / 255);
+      const hits = [null, 'small', 'large'].flatMap((size) => [null, 'thin', 'bold'].map((stroke) => ({ size, stroke }) as Pick<k.data.CaptionSpec, 'size' | 'stroke'>))
+        .filter((spec) => D.renderAttributes(src, 28, spec).every((v, j) => Math.round(255 * v) === img[i * 784 + j]));
+      expect(hits.length).toBeGreaterThanOrEqual(1);
+      return `${hits[0]!.size} ${hits[0]!.stroke}`;
+    };
+    const all = D.captionedSplit(part, 3, 0, 'all'), train = D.captionedSplit(part, 3, 0, 'train');
+    const seen = () => Array.from({ length: 10 }, () => new Set<string>());
+    const [sa, st] = [seen(all), seen(train)];
+    for (let i = 0; i < part.count; i++) {
+      const d = part.labels[i]!;
+      sa[d]!.add(combos(all.images, i));
+      st[d]!.add(combos(train.images, i));
+    }
+    for (let d = 0; d < 10; d++) {
+      const held = D.HELD_OUT_COMBOS[d % 4]!.join(' ');
+      expect(sa[d]!.size).toBe(9);
+      expect(sa[d]!.has(held)).toBe(true);
+      expect(st[d]!.has(held)).toBe(false);
+      expect(st[d]!.size).toBe(8);
+    }
+    expect(() => D.captionedSplit(part, 3, 0, 'some' as never)).toThrow(/captionedSplit: attributes must be 'train' or 'all', got "some"/);
+  });
 });
 
 describe('evaluatePrompts', () => {
