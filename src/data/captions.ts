@@ -110,6 +110,9 @@ export function evalCaptions(): CaptionSpec[] {
   return allCaptions().filter((s) => isHeldOut(s));
 }
 
+/** The element of `xs` a uniform 32-bit draw `u` picks. */
+const pick = <T>(xs: readonly T[], u: number): T => xs[Math.floor(((u >>> 0) / 2 ** 32) * xs.length)]!;
+
 /**
  * The caption of example `index` of a digit `digit` in `epoch`, drawn for a seed: size, stroke uniform over
  * {none, either value}, the phrasing uniform over those of the split. For 'train', a draw that lands on the
@@ -121,7 +124,6 @@ export function drawCaption(digit: number, seed: number, index: number, epoch = 
   const phrasings = PHRASINGS.map((_, i) => i);
   for (let attempt = 0; attempt < 64; attempt++) {
     const [a, b, c] = philox4x32(index, epoch, attempt, 0x0ca9, seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0);
-    const pick = <T>(xs: T[], u: number) => xs[Math.floor(((u >>> 0) / 2 ** 32) * xs.length)]!;
     const spec: CaptionSpec = { digit, size: pick(SIZES, a), stroke: pick(STROKES, b), phrasing: pick(phrasings, c) };
     checkSpec('drawCaption', spec);
     if (isHeldOut(spec) === (split === 'eval')) return spec;
@@ -298,5 +300,5 @@ export function captionedSplit(mnist: MnistSplit, seed: number, epoch = 0, attri
 /** Size and stroke of example `index` in `epoch`, uniform over all nine combinations, drawn for a seed. */
 function drawAttributes(seed: number, index: number, epoch: number): Pick<CaptionSpec, 'size' | 'stroke'> {
   const [a, b] = philox4x32(index, epoch, 0, 0xa771, seed >>> 0, Math.floor(seed / 2 ** 32) >>> 0);
-  return { size: SIZES[Math.floor(((a >>> 0) / 2 ** 32) * 3)]!, stroke: STROKES[Math.floor(((b >>> 0) / 2 ** 32) * 3)]! };
+  return { size: pick(SIZES, a), stroke: pick(STROKES, b) };
 }

@@ -116,10 +116,7 @@ export function maskedSum(x: Tensor, mask: Tensor): Tensor {
 
 /** The mean of the real (unmasked) tokens of x [N, L, D]: [N, D]. */
 export function maskedMean(x: Tensor, mask: Tensor): Tensor {
-  return scope(() => {
-    const m = maskWeights('maskedMean', x, mask);
-    return x.mul(m).sum(1).div(m.sum(1));
-  });
+  return scope(() => maskedSum(x, mask).div(maskWeights('maskedMean', x, mask).sum(1)));
 }
 
 /** mask [N, L] as weights [N, L, 1] for x [N, L, D] (checked). */
