@@ -110,14 +110,24 @@ function throttleDawnPolling(): void {
   if (g.__kilnDawnPolling) return;
   g.__kilnDawnPolling = true;
   const immediate = g.setImmediate;
-  let waitStart = 0, last = -Infinity;
+  let waitStart = 0, last = -Infinity, polling = false;
   const throttled = function (this: unknown, fn: (...a: unknown[]) => void, ...args: unknown[]): unknown {
     if (typeof fn === 'function' && fn.name === '' && Function.prototype.toString.call(fn).endsWith('{ [native code] }')) {
       const now = performance.now();
-      // a tick more than 2 ms after the last one starts a new wait
-      if (now - last > 2 * DAWN_SPIN_MS) waitStart = now;
+      // a tick more than 2 ms after the last one starts a new wait, unless it comes from a timed poll of the
+      // current wait (on a busy machine the timer fires late, and restarting the wait there spun again)
+      if (!polling && now - last > 2 * DAWN_SPIN_MS) waitStart = now;
       last = now;
-      if (now - waitStart > DAWN_SPIN_MS) return setTimeout(fn, 1);
+      if (now - waitStart > DAWN_SPIN_MS) {
+        return setTimeout(() => {
+          polling = true;
+          try {
+            fn(...args);
+          } finally {
+            polling = false;
+          }
+        }, 1);
+      }
     }
     return immediate.call(this, fn, ...args);
   };
