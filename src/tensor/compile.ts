@@ -14,6 +14,7 @@
  * A compiled function's JavaScript runs only while it is recorded. Numbers it computes on the host are
  * constants of the trace unless made per call; if two recordings keep differing, the call throws an error
  * naming what changed instead of replaying a stale value. Reading a tensor's values inside it is an error.
+ * Tensors inside arrays and plain objects among the arguments are arguments too (JAX's pytrees).
  */
 import type { DType } from './dtype.js';
 import { LazyNode, nextNodeId } from './node.js';
@@ -21,8 +22,9 @@ import { peekTensorId, Tensor } from './tensor.js';
 import { paramWord, storageBytes } from './lower.js';
 import type { ProgramKernel } from './program.js';
 import { realizeNodes, submitPrepared, submitted } from './realize.js';
-import { autocastDtype, hasLiveGraph, isGradEnabled } from './tape.js';
+import { hasLiveGraph } from './tape.js';
 import { currentRecording, inHostStep, recordInto, Recording, type PerCallEntry } from './trace.js';
+import { leavesOf, signatureOf } from './compile-signature.js';
 import { acquireBuffer, releaseBuffer, sizeClass, type Launch } from '../wgsl/runtime.js';
 import { planArena } from './arena.js';
 import { gpu } from '../wgsl/device.js';
@@ -135,21 +137,6 @@ interface Analysis {
   described: string[];
   problems: string[];
   trace: Trace;
-}
-
-
-/** The key of an argument list: shapes, dtypes and devices of tensors, other values as JSON; the grad mode and autocast. */
-function signatureOf(name: string, args: unknown[]): string {
-  return `${isGradEnabled() ? 'grad' : 'nograd'}|${autocastDtype() ?? ''}|` + args.map((a, i) => {
-    if (a instanceof Tensor) {
-      if (a.disposed) throw new Error(`k.compile(${name}): argument ${i} was disposed`);
-      // arguments that share their values (the same tensor twice) are part of the key
-      const first = args.findIndex((b) => b instanceof Tensor && b.rawNode === a.rawNode);
-      return `T${a.dtype}[${a.shape.join(',')}]@${a.device}${first < i ? `=${first}` : ''}`;
-    }
-    if (typeof a === 'function') throw new TypeError(`k.compile(${name}): argument ${i} is a function; pass tensors, numbers, strings or plain data`);
-    return JSON.stringify(a) ?? 'undefined';
-  }).join(';');
 }
 
 /**
@@ -352,9 +339,10 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
     }
   };
 
-  const call = (...args: A): R => {
+  const call = (...given: A): R => {
     // disabled, or inside another compiled function's recording: run eagerly (inlined into that one)
-    if (opts.enabled === false || !compileConfig.enabled || currentRecording()) return fn(...args) as R;
+    if (opts.enabled === false || !compileConfig.enabled || currentRecording()) return fn(...given) as R;
+    const args = leavesOf(given);
     const key = signatureOf(name, args);
     let st = states.get(key);
     if (st) states.delete(key);
@@ -408,7 +396,7 @@ export function compile<A extends unknown[], R>(fn: (...args: A) => R, opts: Com
     };
     let result: unknown;
     try {
-      result = recordInto(rec, () => fn(...args));
+      result = recordInto(rec, () => fn(...given));
     } catch (e) {
       rec.release();
       throw e;

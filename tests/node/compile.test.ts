@@ -318,6 +318,27 @@ describe('signatures and guards', () => {
     expect(f.stats.recorded).toBe(5);
   });
 
+  it('tensors inside arrays and plain objects are arguments: new tensors each call replay one trace with their values; another length retraces', async () => {
+    // regression: such a container was keyed by its JSON (tensor ids included), so every call recorded anew
+    const f = k.compile((xs: Tensor[], o: { w: Tensor; s: number }) => xs.reduce((a, x) => a.add(x)).mul(o.w).mul(o.s), { name: 'sumScaled' });
+    const sumScaled = (xs: number[][], w: number[], s: number) => xs[0]!.map((_, i) => Math.fround(Math.fround(xs.reduce((a, x) => Math.fround(a + x[i]!), 0) * w[i]!) * s));
+    const call = async (xs: number[][], w: number[], s: number) => {
+      const ts = xs.map((x) => k.tensor(x)), wt = k.tensor(w);
+      const y = await f(ts, { w: wt, s });
+      expect(Array.from((await y.data()) as Float32Array)).toEqual(sumScaled(xs, w, s));
+      [...ts, wt, y].forEach((t) => t.dispose());
+    };
+    for (let j = 0; j < 4; j++) await call([[j, 1], [2, -j], [0.5, 3]], [1, j + 1], 2);
+    expect(f.stats).toEqual({ recorded: 2, replayed: 2, traces: 1 });
+    // two tensors instead of three, and another number: other signatures
+    for (let j = 0; j < 3; j++) await call([[j, 1], [2, 2]], [3, 1], 2);
+    expect(f.stats).toEqual({ recorded: 4, replayed: 3, traces: 2 });
+    await call([[1, 1], [1, 1], [1, 1]], [1, 1], 5);
+    expect(f.stats.recorded).toBe(5);
+    await call([[7, 1], [2, 0], [1, 3]], [2, 2], 2);
+    expect(f.stats.replayed).toBe(4);
+  });
+
   it('a constant uploaded inside a scope (freed before the trace is made) stays bound for the replays', async () => {
     // regression: at bba79b7 the third call threw 'kiln: use of a disposed tensor' (retainConstants), which
     // broke every compiled DiffusionTrainer step
