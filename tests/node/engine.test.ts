@@ -329,8 +329,10 @@ describe('profile', () => {
     const prof = await k.profile(() => work(3));
     // exactly the kernels run: one small matmul (relu fused), one elementwise exp of 128, three large matmuls
     expect(Object.fromEntries(prof.map((p) => [p.label, p.count]))).toEqual({ 'matmul 8×16×4': 1, 'elementwise 128': 1, 'matmul 512×512×512': 3 });
-    for (const p of prof) expect(Number.isFinite(p.ms) && p.ms > 0).toBe(true);
+    // a kernel shorter than the timestamps' resolution (WebGPU lets them be quantized) measures 0, never less
+    for (const p of prof) expect(Number.isFinite(p.ms) && p.ms >= 0).toBe(true);
     const ms = (label: string) => prof.find((p) => p.label === label)!.ms;
+    expect(ms('matmul 512×512×512')).toBeGreaterThan(0);
     // three 512³ matmuls do 400M multiply-adds against 128 exps or 512 multiply-adds: far longer even with
     // launch overhead, lavapipe's coarse timestamps (0.5 ms steps) and a busy CPU stretching a small kernel
     expect(ms('matmul 512×512×512')).toBeGreaterThan(5 * ms('elementwise 128'));
