@@ -108,6 +108,15 @@ export interface KernelConfig {
 }
 
 const WG = 256;
+/**
+ * The entry point of every kernel: a 1-D workgroup of WG invocations; `wid` is the workgroup and `lid` the
+ * invocation inside it. `lid` is local_invocation_id.x, equal to local_invocation_index in a 1-D workgroup
+ * but cheaper on CPU drivers: lavapipe derives the index from all three ids with divisions per invocation
+ * (an elementwise kernel of 4 elements per invocation ran 1.2× faster, of 1 element 1.75×).
+ */
+const ENTRY = `@compute @workgroup_size(${WG})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid3: vec3<u32>) {
+  let lid = lid3.x;`;
 
 function grid(invocations: number, perWg: number, cfg: KernelConfig): { wg: [number, number, number]; nx: number } {
   const groups = Math.max(1, Math.ceil(invocations / perWg));
@@ -248,8 +257,7 @@ function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass {
 ${em.lines.join('\n')}
 ${stores.join('\n')}
 }
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${ENTRY}
   let T = ${C.u32(T)};
   let t = (wid.y * ${C.u32(nx)} + wid.x) * ${WG}u + lid;
   if (t >= T) { return; }
@@ -292,8 +300,7 @@ function renderReduce(k: ReduceKernel, cfg: KernelConfig): Pass[] {
     const { wg, nx } = grid(k.outSize, WG, cfg);
     const main = `${body}
 ${epi}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${ENTRY}
   let gid = (wid.y * ${C.u32(nx)} + wid.x) * ${WG}u + lid;
   if (gid >= ${C.u32(k.outSize)}) { return; }
   var acc: ${tt} = ${identity(k.op, t)};
@@ -311,8 +318,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   const g1 = grid(k.outSize * S, WG, cfg);
   const rExpr = cfg.reduceMapping === 'chunk' ? `s * ${C.u32(chunk)} + j` : `j * ${C.u32(S, 'S')} + s`;
   const main1 = `${body}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${ENTRY}
   let t = (wid.y * ${C.u32(g1.nx)} + wid.x) * ${WG}u + lid;
   if (t >= ${C.u32(k.outSize * S)}) { return; }
   let o = ${C.div('t', S, 'S')};
@@ -330,8 +336,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   // pass 2: reduce the partials and apply the epilogue
   const g2 = grid(k.outSize, WG, cfg);
   const main2 = `${epi}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${ENTRY}
   let gid = (wid.y * ${C.u32(g2.nx)} + wid.x) * ${WG}u + lid;
   if (gid >= ${C.u32(k.outSize)}) { return; }
   let S = ${C.u32(S, 'S')};
@@ -459,8 +464,7 @@ function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass[] {
   ];
   // BN is a power of two: the position inside a block is a shift and a mask
   const main = `${S === 1 ? epi : ''}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${ENTRY}
   let t0 = (wid.y * ${C.u32(nx)} + wid.x) * ${WG}u + lid;
   if (t0 >= ${C.u32(perSlice * S)}) { return; }
   ${S === 1 ? 'let slice = 0u;\n  let t = t0;' : `let slice = ${C.div('t0', perSlice, 'perSlice')};\n  let t = t0 - slice * ${C.u32(perSlice, 'perSlice')};\n  let outSize = ${C.u32(outSize)};`}
@@ -494,8 +498,7 @@ ${stores.join('\n')}
   // pass 2: sum the slices and apply the epilogue
   const g2 = grid(outSize, WG, cfg);
   const main2 = `${epi}
-@compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+${ENTRY}
   let g = (wid.y * ${C.u32(g2.nx)} + wid.x) * ${WG}u + lid;
   let outSize = ${C.u32(outSize, 'outSize')};
   if (g >= outSize) { return; }
