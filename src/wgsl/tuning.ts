@@ -33,6 +33,7 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       // two alternating k.profile runs; the toy MLP step 20.2 against 22.4 ms)
       matmulTile: [8, 8],
       elementsPerInvocation: 4,
+      vectorWidth: 4,
     },
   },
   {
@@ -45,6 +46,7 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       reduceMapping: 'stride',
       matmulTile: [8, 8],
       elementsPerInvocation: 1,
+      vectorWidth: 4,
     },
   },
 ];

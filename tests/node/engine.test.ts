@@ -147,6 +147,44 @@ describe('fusion', () => {
     close(fused.values, unfused.values, 1e-5, 1e-5);
     x.dispose(); w.dispose();
   });
+
+  it('reads and writes 4 elements at a time where an operand is read at the element itself, and agrees with float64', async () => {
+    const sources = (f: () => k.Tensor, cfg = kernelConfig()) => k.scope(() => new Scheduler([f().node]).planned.map((p) => render(p.kernel, cfg).map((q) => q.code).join('\n')));
+    for (const [rows, cols] of [[64, 256], [63, 257]] as const) {
+      const xs = Array.from({ length: rows * cols }, lcg(rows)).map((v) => 4 * v - 2);
+      const ys = Array.from({ length: rows * cols }, lcg(cols)).map((v) => 2 * v - 1);
+      const bs = Array.from({ length: cols }, lcg(3)).map((v) => v - 0.5);
+      // y is read only at the element (vec4 when the size allows); b is broadcast along rows and x is read at
+      // the element and at an offset (x[:, 1:]): both scalar
+      const f = (x: k.Tensor, y: k.Tensor, b: k.Tensor) => x.mul(y).add(b).tanh().add(x.slice(1, 1, cols).pad([[0, 0], [0, 1]]).sigmoid());
+      const args = (dev: typeof k) => [dev.tensor(xs, { shape: [rows, cols] }), dev.tensor(ys, { shape: [rows, cols] }), dev.tensor(bs, { shape: [cols] })] as const;
+      const [x, y, b] = args(k);
+      await k.realize(x, y, b);
+      const [code] = sources(() => f(x, y, b));
+      expect(code!.match(/array<vec4<f32>>/g)?.length ?? 0).toBe(cols % 4 === 0 ? 2 : 0); // y and the output
+      expect(sources(() => f(x, y, b), { ...kernelConfig(), vectorWidth: 1 })[0]).not.toMatch(/vec4<f32>/);
+      const gpu = await k.scope(() => f(x, y, b).data());
+      const cpu = await k.withDevice('cpu', () => k.scope(() => f(...args(k)).data()));
+      close(Array.from(gpu), Array.from(cpu), 1e-5, 1e-5);
+      // the gradients: kernels of several outputs, some vectorized
+      for (const t of [x, y, b]) t.requiresGrad = true;
+      const grads = await k.scope(async () => {
+        const loss = f(x, y, b).square().sum();
+        loss.backward();
+        return Promise.all([x, y, b].map((t) => t.grad!.data()));
+      });
+      const ref = await k.withDevice('cpu', () => k.scope(async () => {
+        const ts = args(k).map((t) => Object.assign(t, { requiresGrad: true }));
+        f(ts[0]!, ts[1]!, ts[2]!).square().sum().backward();
+        return Promise.all(ts.map((t) => t.grad!.data()));
+      }));
+      grads.forEach((g, i) => {
+        close(Array.from(g), Array.from(ref[i]!), 1e-4, 1e-4);
+        expect(Math.max(...Array.from(g, Math.abs))).toBeGreaterThan(0.1);
+      });
+      for (const t of [x, y, b]) t.dispose();
+    }
+  });
 });
 
 describe('memory', () => {
@@ -510,12 +548,17 @@ describe('index constants in uniforms', () => {
 
   it('kernels that differ only in sizes share pipelines, and kernels with baked constants give the same bits', async () => {
     k.manualSeed(11);
-    const first = await views(2, 6, 7);
+    // every size odd: scalar kernels; then every size a multiple of 4: vectorized kernels (vec4 loads)
+    const first = await views(3, 5, 7);
     for (const g of first.slice(1)) expect(g.some((x) => x !== 0)).toBe(true);
     const p0 = k.stats().pipelinesCompiled;
     k.manualSeed(12);
     const lifted = await views(3, 9, 11);
     expect(k.stats().pipelinesCompiled - p0).toBe(0);
+    await views(4, 8, 12);
+    const p4 = k.stats().pipelinesCompiled;
+    await views(8, 4, 16);
+    expect(k.stats().pipelinesCompiled - p4).toBe(0);
     const p1 = k.stats().pipelinesCompiled, limit = indexLifting.limit;
     indexLifting.limit = 0;
     programConfig.cache = false;
