@@ -1,0 +1,164 @@
+/** The matmul kernel template: register-blocked tiles, split along k in two passes when there are few tiles. */
+import type { IndexConstants } from './ir.js';
+import type { Atom, KernelConfig, MatmulKernel, MatmulOperand, Pass } from './kernels.js';
+import { constantsOf, ENTRY, fnOf, grid, prelude, storeText, WG } from './kernel-source.js';
+
+/** WGSL for the batch offset of operand `op` from the batch index `b`. */
+function operandIndex(op: MatmulOperand, batchShape: number[], C: IndexConstants, name: string): string {
+  let off = C.u32(op.offset);
+  let rem = 'b';
+  for (let i = batchShape.length - 1; i >= 0; i--) {
+    const d = batchShape[i]!;
+    const st = op.batchStrides[i]!;
+    // negative strides of flipped views wrap; the sums come out right mod 2³²
+    if (st !== 0 && d > 1) off += ` + ${C.mod(`(${rem})`, d, `${name}b${i}`)} * ${C.u32(st)}`;
+    rem = C.div(`(${rem})`, d, `${name}b${i}`);
+  }
+  return off;
+}
+
+/** WGSL for the buffer offset of coordinate `i` along an axis made of sub-dimensions. */
+function axisOffset(i: string, atoms: Atom[], C: IndexConstants, name: string): string {
+  if (!atoms.length) return '0u';
+  const terms: string[] = [];
+  let inner = 1;
+  for (let a = atoms.length - 1; a >= 0; a--) {
+    const [n, s] = atoms[a]!;
+    let digit = inner === 1 ? i : C.div(i, inner, `${name}i${a}`);
+    if (a > 0) digit = C.mod(digit, n, `${name}n${a}`);
+    terms.push(`${digit} * ${C.u32(s, `${name}s${a}`)}`);
+    inner *= n;
+  }
+  return terms.join(' + ');
+}
+
+/**
+ * The k offset of an operand as a loop variable: set once from the loop's first k, then stepped. An axis
+ * of several sub-dimensions keeps its digits and carries instead of dividing k at every step.
+ */
+function axisStepper(v: string, atoms: Atom[], C: IndexConstants, start: string): { init: string[]; step: string[] } {
+  if (!atoms.length) return { init: [`  let ${v} = 0u;`], step: [] };
+  const L = atoms.length - 1;
+  const init = [`  var ${v} = ${axisOffset(start, atoms, C, v)};`];
+  let inner = atoms[L]![0];
+  for (let a = L - 1; a >= 1; a--) {
+    init.push(`  var ${v}${a} = ${C.mod(C.div(start, inner, `${v}i${a}`), atoms[a]![0], `${v}n${a}`)};`);
+    inner *= atoms[a]![0];
+  }
+  if (L >= 1) init.push(`  var ${v}${L} = ${C.mod(start, atoms[L]![0], `${v}n${L}`)};`);
+  // step the innermost digit; a digit that reaches its size wraps to 0 and carries into the next one out
+  let step = [`${v} += ${C.u32(atoms[L]![1], `${v}s${L}`)};`];
+  if (L >= 1) {
+    let carry: string[] = [];
+    for (let a = 1; a <= L; a++) {
+      const [n, s] = atoms[a]!;
+      const delta = C.u32(atoms[a - 1]![1] - n * s);
+      carry = [`${v}${a} += 1u;`, `if (${v}${a} == ${C.u32(n, `${v}n${a}`)}) {`, `  ${v}${a} = 0u;`, `  ${v} += ${delta};`, ...carry.map((l) => `  ${l}`), '}'];
+    }
+    step = [...step, ...carry];
+  }
+  return { init, step: step.map((l) => `    ${l}`) };
+}
+
+/**
+ * Number of slices the k loop is split into when there are too few output tiles to keep the device busy
+ * (e.g. weight gradients: a small output, a reduction over the whole batch); 1 when not worth it.
+ */
+export function matmulSplitK(tiles: number, K: number, cfg: KernelConfig): number {
+  const want = Math.ceil(cfg.reducePartials / 2 / tiles);
+  return Math.max(1, Math.min(want, Math.floor(K / 128)));
+}
+
+/** Renders a (batched) matmul with its epilogue as one pass, or two when split along k. */
+export function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass[] {
+  const [TM, TN] = cfg.matmulTile;
+  const tilesM = Math.ceil(k.M / TM);
+  const tilesN = Math.ceil(k.N / TN);
+  const batch = k.batchShape.reduce((a, b) => a * b, 1);
+  const S = matmulSplitK(batch * tilesM * tilesN, k.K, cfg);
+  const chunk = Math.ceil(k.K / S);
+  const outSize = batch * k.M * k.N;
+  // a workgroup computes a block of BM × BN tiles, so the rows of A and columns of B it reads stay in cache
+  const BM = 2 ** Math.floor(Math.log2(Math.min(tilesM, 16))), BN = WG / BM;
+  const blocksN = Math.ceil(tilesN / BN), blocksM = Math.ceil(tilesM / BM);
+  const perSlice = batch * blocksM * blocksN * WG;
+  const { wg, nx } = grid(perSlice * S, WG, cfg);
+  const C = constantsOf(k, Math.max(perSlice * S, outSize * S, batch * k.M * k.K, batch * k.K * k.N));
+  const epi = fnOf('epilogue', 'gid: u32, acc: f32', k.epilogue.t, k.epilogue, C);
+  // row and column offsets are computed once per tile; only the k offsets change inside the loop
+  const setup: string[] = [`  let lastM = ${C.u32(k.M - 1)};`, `  let lastN = ${C.u32(k.N - 1)};`];
+  for (let i = 0; i < TM; i++) setup.push(`  let mr${i} = min(m0 + ${i}u, lastM);`, `  let ar${i} = aBase + ${axisOffset(`mr${i}`, k.a.rows, C, 'ar')};`);
+  for (let j = 0; j < TN; j++) setup.push(`  let nc${j} = min(n0 + ${j}u, lastN);`, `  let bc${j} = bBase + ${axisOffset(`nc${j}`, k.b.cols, C, 'bc')};`);
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) setup.push(`  var c${i}_${j} = 0.0;`);
+  const ak = axisStepper('ak', k.a.cols, C, 'kStart'), bk = axisStepper('bk', k.b.rows, C, 'kStart');
+  const body: string[] = [];
+  for (let i = 0; i < TM; i++) body.push(`    let a${i} = f32(B${k.a.slot}[ar${i} + ak]);`);
+  for (let j = 0; j < TN; j++) body.push(`    let b${j} = f32(B${k.b.slot}[bk + bc${j}]);`);
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) body.push(`    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`);
+  // the tile is stored by a loop over an array, so the epilogue (often a long fused chain) is emitted once,
+  // not once per element of the tile: a software driver compiles a much smaller pipeline
+  const cs = Array.from({ length: TM * TN }, (_, e) => `c${Math.floor(e / TN)}_${e % TN}`);
+  const store = S === 1 ? `OUT[g] = ${storeText(k.outDtype, 'epilogue(g, tile[i * ' + TN + 'u + j])')};` : `S_out[slice * outSize + g] = tile[i * ${TN}u + j];`;
+  const stores: string[] = [
+    `  let M = ${C.u32(k.M)};`,
+    `  let N = ${C.u32(k.N)};`,
+    `  var tile = array<f32, ${TM * TN}>(${cs.join(', ')});`,
+    `  for (var i = 0u; i < ${TM}u; i++) {`,
+    `    if (m0 + i >= M) { break; }`,
+    `    for (var j = 0u; j < ${TN}u; j++) {`,
+    `      if (n0 + j < N) { let g = (b * M + m0 + i) * N + n0 + j; ${store} }`,
+    '    }',
+    '  }',
+  ];
+  // BN is a power of two: the position inside a block is a shift and a mask
+  const main = `${S === 1 ? epi : ''}
+${ENTRY}
+  let t0 = (wid.y * ${C.u32(nx)} + wid.x) * ${WG}u + lid;
+  if (t0 >= ${C.u32(perSlice * S)}) { return; }
+  ${S === 1 ? 'let slice = 0u;\n  let t = t0;' : `let slice = ${C.div('t0', perSlice, 'perSlice')};\n  let t = t0 - slice * ${C.u32(perSlice, 'perSlice')};\n  let outSize = ${C.u32(outSize)};`}
+  let blk = t / ${WG}u;
+  let within = t % ${WG}u;
+  let blocksN = ${C.u32(blocksN, 'blocksN')};
+  let bmn = ${C.div('blk', blocksN, 'blocksN')};
+  let tn = (blk - bmn * blocksN) * ${C.u32(BN)} + (within & ${C.u32(BN - 1)});
+  let b = ${C.div('bmn', blocksM, 'blocksM')};
+  let tm = (bmn - b * ${C.u32(blocksM, 'blocksM')}) * ${C.u32(BM)} + (within >> ${C.u32(Math.log2(BN))});
+  if (tn >= ${C.u32(tilesN)} || tm >= ${C.u32(tilesM)}) { return; }
+  let m0 = tm * ${TM}u;
+  let n0 = tn * ${TN}u;
+  let aBase = ${operandIndex(k.a, k.batchShape, C, 'a')};
+  let bBase = ${operandIndex(k.b, k.batchShape, C, 'b')};
+${setup.join('\n')}
+  let chunk = ${C.u32(chunk)};
+  let kStart = slice * chunk;
+  let kEnd = min(kStart + chunk, ${C.u32(k.K)});
+${[...ak.init, ...bk.init].join('\n')}
+  for (var kk = kStart; kk < kEnd; kk++) {
+${body.join('\n')}
+${[...ak.step, ...bk.step].join('\n')}
+  }
+${stores.join('\n')}
+}`;
+  if (S === 1) {
+    const h1 = prelude(k, C, main);
+    return [{ code: `${h1.text}\n${main}`, workgroups: wg, bindings: h1.bindings, params: C.words }];
+  }
+  // pass 2: sum the slices and apply the epilogue
+  const g2 = grid(outSize, WG, cfg);
+  const main2 = `${epi}
+${ENTRY}
+  let g = (wid.y * ${C.u32(g2.nx)} + wid.x) * ${WG}u + lid;
+  let outSize = ${C.u32(outSize, 'outSize')};
+  if (g >= outSize) { return; }
+  var acc = 0.0;
+  for (var s = 0u; s < ${C.u32(S)}; s++) { acc += S_in[s * outSize + g]; }
+  OUT[g] = ${storeText(k.outDtype, 'epilogue(g, acc)')};
+}`;
+  const h1 = prelude(k, C, main, { scratchOut: true, scratchType: 'f32' });
+  const h2 = prelude(k, C, main2, { scratchIn: true, scratchType: 'f32' });
+  const scratchBytes = S * outSize * 4;
+  return [
+    { code: `${h1.text}\n${main}`, workgroups: wg, bindings: h1.bindings, scratchBytes, params: C.words },
+    { code: `${h2.text}\n${main2}`, workgroups: g2.wg, bindings: h2.bindings, scratchBytes, params: C.words },
+  ];
+}
