@@ -1,6 +1,6 @@
 /** The elementwise kernel template: one output element per loop step, or 4 (vec4) where the operands allow. */
 import type { DType } from './dtype.js';
-import { Emitter, type Expr, v } from './ir.js';
+import { Emitter, type Expr, loadsAsArguments } from './ir.js';
 import type { ElementwiseKernel, KernelConfig, Pass } from './kernels.js';
 import { constantsOf, ENTRY, grid, prelude, storeText, WG } from './kernel-source.js';
 
@@ -57,7 +57,7 @@ ${ENTRY}
     if (g < size) ${item}
   }
 }`;
-  const { text, bindings } = prelude(k, C, body, vec4 ? { vec4 } : {});
+  const { text, bindings } = prelude(k, C, body, vec4 ? { vec4Inputs: vec4, vec4Outputs: true } : {});
   return { code: `${text}\n${body}`, workgroups: wg, bindings, params: C.words };
 }
 
@@ -83,17 +83,4 @@ function vec4Inputs(k: ElementwiseKernel, outs: { value: Expr; dtype: DType }[])
   };
   outs.forEach((o) => walk(o.value));
   return new Set([...own].filter(([, whole]) => whole).map(([slot]) => slot));
-}
-
-/** `e` with the loads of the `slots` replaced by the arguments x<slot>. */
-function loadsAsArguments(e: Expr, slots: Set<number>, memo: Map<Expr, Expr>): Expr {
-  let r = memo.get(e);
-  if (r) return r;
-  if (e.k === 'load' && slots.has(e.slot)) r = v(`x${e.slot}`, 'f32');
-  else if (e.k === 'call') {
-    const args = e.args.map((a) => loadsAsArguments(a, slots, memo));
-    r = args.every((a, i) => a === e.args[i]) ? e : { ...e, args };
-  } else r = e;
-  memo.set(e, r);
-  return r;
 }

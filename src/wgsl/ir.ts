@@ -358,3 +358,16 @@ export class Emitter {
     this.lines.push(this.indent + s);
   }
 }
+
+/** `e` with the loads of the `slots` replaced by the arguments x<slot>. */
+export function loadsAsArguments(e: Expr, slots: Set<number>, memo: Map<Expr, Expr>): Expr {
+  let r = memo.get(e);
+  if (r) return r;
+  if (e.k === 'load' && slots.has(e.slot)) r = v(`x${e.slot}`, 'f32');
+  else if (e.k === 'call') {
+    const args = e.args.map((a) => loadsAsArguments(a, slots, memo));
+    r = args.every((a, i) => a === e.args[i]) ? e : { ...e, args };
+  } else r = e;
+  memo.set(e, r);
+  return r;
+}

@@ -33,7 +33,7 @@ export function header(k: KernelBase, extra: HeaderOptions = {}): { text: string
   const bindings: Binding[] = [];
   if (k.inputs.includes('f16') || k.outDtype === 'f16' || (k as ElementwiseKernel).extra?.some((x) => x.dtype === 'f16')) lines.push('enable f16;');
   k.inputs.forEach((dt, slot) => {
-    lines.push(`@group(0) @binding(${bindings.length}) var<storage, read> B${slot}: array<${extra.vec4?.has(slot) ? 'vec4<f32>' : wgslStorageType(dt)}>;`);
+    lines.push(`@group(0) @binding(${bindings.length}) var<storage, read> B${slot}: array<${extra.vec4Inputs?.has(slot) ? 'vec4<f32>' : wgslStorageType(dt)}>;`);
     bindings.push({ kind: 'in', slot });
   });
   if (extra.scratchIn) {
@@ -44,10 +44,10 @@ export function header(k: KernelBase, extra: HeaderOptions = {}): { text: string
     lines.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> S_out: array<SCRATCH_T>;`);
     bindings.push({ kind: 'scratch', write: true });
   } else {
-    lines.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> OUT: array<${extra.vec4 ? 'vec4<f32>' : wgslStorageType(k.outDtype)}>;`);
+    lines.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> OUT: array<${extra.vec4Outputs ? 'vec4<f32>' : wgslStorageType(k.outDtype)}>;`);
     bindings.push({ kind: 'out', index: 0 });
     (k as ElementwiseKernel).extra?.forEach((x, i) => {
-      lines.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> OUT${i + 1}: array<${extra.vec4 ? 'vec4<f32>' : wgslStorageType(x.dtype)}>;`);
+      lines.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> OUT${i + 1}: array<${extra.vec4Outputs ? 'vec4<f32>' : wgslStorageType(x.dtype)}>;`);
       bindings.push({ kind: 'out', index: i + 1 });
     });
   }
@@ -87,8 +87,16 @@ export function constantsOf(k: Kernel, invocations: number): IndexConstants {
   return new IndexConstants(k.nParams, bound < Math.min(indexLifting.limit, LIFT_LIMIT), bound);
 }
 
-/** Binding options: scratch buffers, and (vectorized elementwise kernels) the inputs read as vec4 with every output. */
-export interface HeaderOptions { scratchIn?: boolean; scratchOut?: boolean; scratchType?: string; vec4?: Set<number> }
+/** Binding options: scratch buffers, and the inputs and outputs a vectorized kernel reads and writes as vec4. */
+export interface HeaderOptions {
+  scratchIn?: boolean;
+  scratchOut?: boolean;
+  scratchType?: string;
+  /** Input slots declared as array<vec4<f32>>. */
+  vec4Inputs?: Set<number>;
+  /** Outputs declared as array<vec4<f32>>. */
+  vec4Outputs?: boolean;
+}
 
 /** The first lines of a pass: bindings, the uniform block sized for every word, and the helpers. */
 export function prelude(k: Kernel, consts: IndexConstants, body: string, extra: HeaderOptions = {}): { text: string; bindings: Binding[] } {

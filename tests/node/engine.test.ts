@@ -185,6 +185,27 @@ describe('fusion', () => {
       for (const t of [x, y, b]) t.dispose();
     }
   });
+
+  it('sums 4 elements at a time where a long row is read from a multiple of 4, and agrees with float64', async () => {
+    const sources = (f: () => k.Tensor) => k.scope(() => new Scheduler([f().node]).planned.map((p) => render(p.kernel, kernelConfig()).map((q) => q.code).join('\n')).join('\n'));
+    const xs = Array.from({ length: 4 * 65540 }, lcg(9)).map((v) => 2 * v - 1);
+    const x = k.tensor(xs, { shape: [4, 65540] });
+    await k.realize(x);
+    const cases: [string, (x: k.Tensor) => k.Tensor, boolean][] = [
+      ['rows from column 4', (x) => x.slice(1, 4, 65540).sum(1), true],
+      ['rows from column 2', (x) => x.slice(1, 2, 65538).sum(1), false], // 65540·o + 2 + r is not a multiple of 4
+      ['rows of 65539', (x) => x.slice(1, 0, 65539).exp().sum(1), false],
+      ['all of a strided view, squared', (x) => x.slice(1, 4, 65540).square().sum(), true],
+      ['columns', (x) => x.sum(0), false],
+    ];
+    for (const [name, f, vectorized] of cases) {
+      expect(/var<storage, read> B0: array<vec4<f32>>/.test(sources(() => f(x))), name).toBe(vectorized);
+      const gpu = await k.scope(() => f(x).data());
+      const cpu = await k.withDevice('cpu', () => k.scope(() => f(k.tensor(xs, { shape: [4, 65540] })).data()));
+      close(Array.from(gpu), Array.from(cpu), 1e-4, 1e-4);
+    }
+    x.dispose();
+  });
 });
 
 describe('memory', () => {
