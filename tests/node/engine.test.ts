@@ -186,6 +186,32 @@ describe('fusion', () => {
     }
   });
 
+  it('a matmul reads B 4 columns at a time where they are contiguous from a multiple of 4, and agrees with float64', async () => {
+    const vec4B = (f: () => k.Tensor) => k.scope(() => new Scheduler([f().node]).planned.some((p) => p.kernel.kind === 'matmul' && render(p.kernel, kernelConfig()).some((q) => /var<storage, read> B\d: array<vec4<f32>>/.test(q.code))));
+    const host = (n: number, seed: number) => Array.from({ length: n }, lcg(seed)).map((v) => 2 * v - 1);
+    const [as, bs, cs, ds] = [host(2 * 40 * 300, 1), host(2 * 300 * 44, 2), host(3000 * 8, 3), host(2 * 44 * 300, 4)];
+    const es = host(3000 * 8, 5);
+    const cases: [string, (a: k.Tensor, b: k.Tensor, c: k.Tensor, d: k.Tensor, e: k.Tensor) => k.Tensor, boolean][] = [
+      ['N = 44 (the last tile half full), batched, + relu', (a, b) => a.matmul(b).relu(), true],
+      ['B from column 4', (a, b) => a.matmul(b.slice(2, 4, 44)), true],
+      ['B from column 2', (a, b) => a.matmul(b.slice(2, 2, 42)), false],
+      ['B transposed', (a, _b, _c, d) => a.matmul(d.transpose(1, 2)), false],
+      ['split along k (K = 3000, 8 columns)', (_a, _b, c, _d, e) => c.transpose(0, 1).matmul(e), true],
+      ['A = B', (_a, _b, c) => c.slice(0, 0, 8).matmul(c.slice(0, 0, 8)), false],
+    ];
+    const make = () => [k.tensor(as, { shape: [2, 40, 300] }), k.tensor(bs, { shape: [2, 300, 44] }), k.tensor(cs, { shape: [3000, 8] }), k.tensor(ds, { shape: [2, 44, 300] }), k.tensor(es, { shape: [3000, 8] })] as const;
+    const [a, b, c, d, e] = make();
+    await k.realize(a, b, c, d, e);
+    for (const [name, f, vectorized] of cases) {
+      expect(vec4B(() => f(a, b, c, d, e)), name).toBe(vectorized);
+      const gpu = await k.scope(() => f(a, b, c, d, e).data());
+      const cpu = await k.withDevice('cpu', () => k.scope(() => f(...make()).data()));
+      close(Array.from(gpu), Array.from(cpu), 1e-4, 1e-4);
+      expect(Math.max(...Array.from(cpu, Math.abs)), name).toBeGreaterThan(1);
+    }
+    for (const t of [a, b, c, d, e]) t.dispose();
+  });
+
   it('sums 4 elements at a time where a long row is read from a multiple of 4, and agrees with float64', async () => {
     const sources = (f: () => k.Tensor) => k.scope(() => new Scheduler([f().node]).planned.map((p) => render(p.kernel, kernelConfig()).map((q) => q.code).join('\n')).join('\n'));
     const xs = Array.from({ length: 4 * 65540 }, lcg(9)).map((v) => 2 * v - 1);
