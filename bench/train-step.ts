@@ -20,8 +20,8 @@ const STEPS = QUICK ? 5 : 15;
 
 /** Figures measured on this machine by others (ms per step; lavapipe / SwiftShader). */
 const REFERENCE = {
-  mlpStep: { tfjs: [189, 1337], jaxjs: [142, 304], target: [80, 250] },
-  denoiserStep: { tfjs: [551, 4939], jaxjs: [547, 1079], target: [320, null] },
+  mlpStep: { tfjs: [189, 1337], jaxjs: [142, 304], target: [50, 250] },
+  denoiserStep: { tfjs: [551, 4939], jaxjs: [547, 1079], target: [250, null] },
 };
 
 function median(xs: number[]): number {
@@ -180,6 +180,6 @@ line('MLP AdamW step', mlp, mlpEager, 'target: host ≤ 2 ms compiled');
 line('UNet diffusion step', unet, unetEager, 'target: ≥ 1.5× faster, host ≤ 15 ms compiled');
 line('DiT diffusion step', dit, ditEager);
 line('VAE step', vae, vaeEager);
-console.log(`\nUNet step: ${gpuMs.toFixed(0)} ms in kernels (k.profile); pipelines: compiled while warming up each model in this order (UNet first: ${unet.pipelines} = a cold kiln-train step when MESA_SHADER_CACHE_DIR is an empty dir; target ≤ 120)`);
+console.log(`\nUNet step: ${gpuMs.toFixed(0)} ms in kernels (k.profile; target ≤ 450); pipelines: compiled while warming up each model in this order (UNet first: ${unet.pipelines} = a cold kiln-train step when MESA_SHADER_CACHE_DIR is an empty dir; target ≤ 120)`);
 k.destroy();
 process.exit(0);
