@@ -371,3 +371,18 @@ export function loadsAsArguments(e: Expr, slots: Set<number>, memo: Map<Expr, Ex
   memo.set(e, r);
   return r;
 }
+
+const litMultipleOf4 = (e: Expr): boolean => e.k === 'lit' && typeof e.v === 'number' && e.v % 4 === 0;
+
+/**
+ * Whether `e` has the same value at v, v+1, v+2 and v+3 (v the index variable `name`) for every v that is a
+ * multiple of 4: it does not use v, or only as v / D with D a multiple of 4.
+ */
+export function fixedOverFour(e: Expr, name: string): boolean {
+  if (e.k === 'var') return e.name !== name;
+  if (e.k === 'load') return fixedOverFour(e.idx, name);
+  if (e.k !== 'call') return true;
+  const [x, d] = e.args;
+  if (e.key === '/' && x?.k === 'var' && x.name === name && d !== undefined && litMultipleOf4(d)) return true;
+  return e.args.every((a) => fixedOverFour(a, name));
+}

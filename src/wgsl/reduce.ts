@@ -1,5 +1,5 @@
 /** The reduction kernel template: a loop over the reduced elements, split in two passes when there are few outputs. */
-import { Emitter, type Expr, IndexConstants, loadsAsArguments, type VT } from './ir.js';
+import { Emitter, type Expr, fixedOverFour, IndexConstants, loadsAsArguments, type VT } from './ir.js';
 import type { KernelConfig, Pass, ReduceKernel } from './kernels.js';
 import { constantsOf, ENTRY, fnOf, grid, prelude, storeText, WG } from './kernel-source.js';
 
@@ -145,7 +145,7 @@ function alongR(idx: Expr): boolean {
   const terms = (e: Expr): Expr[] => (e.k === 'call' && e.key === '+' ? e.args.flatMap(terms) : [e]);
   const all = terms(idx);
   const stepping = all.filter(stepsWithR);
-  return stepping.length === 1 && all.every((t) => stepsWithR(t) || (multipleOf4(t) && fixedOverStep(t)));
+  return stepping.length === 1 && all.every((t) => stepsWithR(t) || (multipleOf4(t) && fixedOverFour(t, 'r')));
 }
 
 const isR = (e: Expr): boolean => e.k === 'var' && e.name === 'r';
@@ -162,15 +162,6 @@ function multipleOf4(e: Expr): boolean {
   if (e.k !== 'call') return false;
   if (e.key === '+') return e.args.every(multipleOf4);
   return e.key === '*' && e.args.some(litMultipleOf4);
-}
-
-/** Whether a term is the same at r, r+1, r+2 and r+3 when r is a multiple of 4: no r, or r only as r / D, D a multiple of 4. */
-function fixedOverStep(e: Expr): boolean {
-  if (isR(e)) return false;
-  if (e.k === 'load') return fixedOverStep(e.idx);
-  if (e.k !== 'call') return true;
-  if (e.key === '/' && isR(e.args[0]!) && litMultipleOf4(e.args[1]!)) return true;
-  return e.args.every(fixedOverStep);
 }
 
 /** WGSL loading the vec4 of each vectorized input at the current r (a multiple of 4): `let l<slot> = …;`. */
