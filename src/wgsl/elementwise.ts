@@ -1,6 +1,6 @@
 /** The elementwise kernel template: one output element per loop step, or 4 (vec4) where the operands allow. */
 import type { DType } from './dtype.js';
-import { Emitter, type Expr, loadsAsArguments } from './ir.js';
+import { Emitter, type Expr, loadsAsArguments, slotsWhereEveryLoad } from './ir.js';
 import type { ElementwiseKernel, KernelConfig, Pass } from './kernels.js';
 import { constantsOf, ENTRY, grid, prelude, storeText, WG } from './kernel-source.js';
 
@@ -70,17 +70,5 @@ ${ENTRY}
  */
 function vec4Inputs(k: ElementwiseKernel, outs: { value: Expr; dtype: DType }[]): Set<number> | null {
   if (k.size % 4 !== 0 || outs.some((o) => o.dtype !== 'f32')) return null;
-  const own = new Map<number, boolean>();
-  const seen = new Set<Expr>();
-  const walk = (e: Expr): void => {
-    if (seen.has(e)) return;
-    seen.add(e);
-    if (e.k === 'load') {
-      const whole = e.idx.k === 'var' && e.idx.name === 'gid' && !e.half && !e.bool && k.inputs[e.slot] === 'f32';
-      own.set(e.slot, (own.get(e.slot) ?? true) && whole);
-      walk(e.idx);
-    } else if (e.k === 'call') e.args.forEach(walk);
-  };
-  outs.forEach((o) => walk(o.value));
-  return new Set([...own].filter(([, whole]) => whole).map(([slot]) => slot));
+  return slotsWhereEveryLoad(outs.map((o) => o.value), (e) => e.idx.k === 'var' && e.idx.name === 'gid' && !e.half && !e.bool && k.inputs[e.slot] === 'f32');
 }

@@ -386,3 +386,19 @@ export function fixedOverFour(e: Expr, name: string): boolean {
   if (e.key === '/' && x?.k === 'var' && x.name === name && d !== undefined && litMultipleOf4(d)) return true;
   return e.args.every((a) => fixedOverFour(a, name));
 }
+
+/** The input slots loaded in `roots` whose every load satisfies `ok` (each load node is tested once). */
+export function slotsWhereEveryLoad(roots: Expr[], ok: (load: Extract<Expr, { k: 'load' }>) => boolean): Set<number> {
+  const every = new Map<number, boolean>();
+  const seen = new Set<Expr>();
+  const walk = (e: Expr): void => {
+    if (seen.has(e)) return;
+    seen.add(e);
+    if (e.k === 'load') {
+      every.set(e.slot, (every.get(e.slot) ?? true) && ok(e));
+      walk(e.idx);
+    } else if (e.k === 'call') e.args.forEach(walk);
+  };
+  roots.forEach(walk);
+  return new Set([...every].filter(([, all]) => all).map(([slot]) => slot));
+}

@@ -1,5 +1,5 @@
 /** The reduction kernel template: a loop over the reduced elements, split in two passes when there are few outputs. */
-import { Emitter, type Expr, fixedOverFour, IndexConstants, loadsAsArguments, type VT } from './ir.js';
+import { Emitter, type Expr, fixedOverFour, IndexConstants, loadsAsArguments, slotsWhereEveryLoad, type VT } from './ir.js';
 import type { KernelConfig, Pass, ReduceKernel } from './kernels.js';
 import { constantsOf, ENTRY, fnOf, grid, prelude, storeText, WG } from './kernel-source.js';
 
@@ -118,22 +118,13 @@ const VEC4_MIN_REDUCTION = 65536;
 function vec4Inputs(k: ReduceKernel): Set<number> | null {
   if (k.redSize % 4 !== 0 || k.redSize < VEC4_MIN_REDUCTION) return null;
   // a slot qualifies when it is loaded by one load node (so one vec4 stands for all its reads)
-  const whole = new Map<number, boolean>();
   const node = new Map<number, Expr>();
-  const seen = new Set<Expr>();
-  const walk = (e: Expr): void => {
-    if (seen.has(e)) return;
-    seen.add(e);
-    if (e.k === 'load') {
-      const ok = !e.half && !e.bool && k.inputs[e.slot] === 'f32' && alongR(e.idx) && (node.get(e.slot) ?? e) === e;
-      node.set(e.slot, e);
-      whole.set(e.slot, (whole.get(e.slot) ?? true) && ok);
-      walk(e.idx);
-    } else if (e.k === 'call') e.args.forEach(walk);
-  };
-  walk(k.body);
-  const slots = [...whole].filter(([, ok]) => ok).map(([slot]) => slot);
-  return slots.length ? new Set(slots) : null;
+  const slots = slotsWhereEveryLoad([k.body], (e) => {
+    const first = node.get(e.slot) ?? e;
+    node.set(e.slot, e);
+    return first === e && !e.half && !e.bool && k.inputs[e.slot] === 'f32' && alongR(e.idx);
+  });
+  return slots.size ? slots : null;
 }
 
 /**
