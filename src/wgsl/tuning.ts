@@ -31,8 +31,12 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       // 8×8: since the tile is stored through a loop (its epilogue emitted once), no more code to compile
       // than 4×8, and the default UNet step's matmuls take 15–25 % less time (222/209 against 251/278 ms in
       // two alternating k.profile runs; the toy MLP step 20.2 against 22.4 ms)
+      // on SwiftShader too (one process, old against new kernels alternating): 4×8 tiles ran 0.71–0.93× as
+      // fast, 4×4 0.59–0.78×, 8×16 0.92–0.97× (on lavapipe 0.92–1.10×)
       matmulTile: [8, 8],
+      // SwiftShader: 1 element per invocation ran the chain 0.65× as fast, 8 within noise
       elementsPerInvocation: 4,
+      // vec4 loads: lavapipe's chain 1.8×, SwiftShader's 1.5× (see bench/README.md)
       vectorWidth: 4,
     },
   },
