@@ -3,6 +3,7 @@
  *
  *   npm run bench                 # full run on the default adapter (hardware, else lavapipe, else SwiftShader)
  *   npm run bench -- --quick      # short run
+ *   npm run bench -- --scalar     # kernels without vec4 loads and stores, for comparison
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench   # force SwiftShader
  *
  * stdout: line 1 is one JSON object (machine-readable), then a human table. Progress goes to stderr.
@@ -24,9 +25,12 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as k from '../src/index.js';
+import { kernelConfig } from '../src/wgsl/runtime.js';
 import type { Tensor } from '../src/index.js';
 
 const QUICK = process.argv.includes('--quick');
+/** `--scalar`: kernels read and write one element at a time (no vec4), for comparison with the default. */
+const SCALAR = process.argv.includes('--scalar');
 const REPS = QUICK ? 3 : 7;
 const TARGET_MS = QUICK ? 150 : 500;
 /** Upper bound of the timed runs of one benchmark (at least 3 runs are made). */
@@ -268,6 +272,7 @@ async function main(): Promise<void> {
   const own0 = ownCpuSeconds();
   const cpuStart = await cpuProbe();
   await k.init();
+  if (SCALAR) kernelConfig().vectorWidth = 1;
   const info = k.deviceInfo();
   log(`adapter: ${info.driver} — ${info.description || info.device || info.vendor}${info.icd ? ` (ICD ${info.icd})` : ''}`);
   k.manualSeed(1234);
@@ -452,6 +457,7 @@ async function main(): Promise<void> {
       budget_ms_per_benchmark: BUDGET_MS,
       target_ms_per_run: TARGET_MS,
       sync_ms: r3(syncMs),
+      vector_width: kernelConfig().vectorWidth,
     },
     results: {
       matmul,
@@ -489,7 +495,7 @@ async function main(): Promise<void> {
   const adapterName = info.description || info.device || info.vendor || '(unnamed)';
   lines.push('');
   lines.push(`kiln engine benchmark${QUICK ? ' (--quick)' : ''} — adapter: ${driver} — ${adapterName}${info.icd ? ` [VK_ICD_FILENAMES=${info.icd}]` : ''}`);
-  lines.push(`kiln ${git.commit ?? '(no git)'}${git.src_modified ? ' + uncommitted changes in src/' : ''}; ${os.cpus().length} CPU(s), node ${process.version}; median of ${REPS === 3 ? 3 : `3..${REPS}`} runs of ~${TARGET_MS} ms each; idle 4-byte readback ${syncMs.toFixed(2)} ms (subtracted)`);
+  lines.push(`kiln ${git.commit ?? '(no git)'}${git.src_modified ? ' + uncommitted changes in src/' : ''}; ${os.cpus().length} CPU(s), node ${process.version}; median of ${REPS === 3 ? 3 : `3..${REPS}`} runs of ~${TARGET_MS} ms each; idle 4-byte readback ${syncMs.toFixed(2)} ms (subtracted)${SCALAR ? '; --scalar: no vec4 loads or stores' : ''}`);
   lines.push(`host CPU probe (fixed JS loop, lower is faster): ${cpuStart.toFixed(1)} ms at start, ${cpuEnd.toFixed(1)} ms at end; other processes used ${otherShare === null ? 'n/a' : `${(100 * otherShare).toFixed(0)}%`} of the CPU time`);
   lines.push('');
   const refCols = ref

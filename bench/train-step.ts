@@ -4,14 +4,17 @@
  * batch 128), the default MNIST diffusion UNet step of `kiln train`, the default DiT's and VAE's steps —
  * each compiled (`k.compile`) and eager in the same run. Prints one JSON line, then a table.
  *
- *   npm run bench:train [-- --quick] [-- --bake-index-constants] [-- --dawn-busy-poll]
+ *   npm run bench:train [-- --quick] [-- --bake-index-constants] [-- --dawn-busy-poll] [-- --scalar]
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench:train
  */
 import * as k from '../src/index.js';
 import { DiffusionTrainer, TRAIN_DEFAULTS, VAETrainer, VAE_TRAIN_DEFAULTS } from '../src/train/index.js';
 import { indexLifting } from '../src/wgsl/kernels.js';
+import { kernelConfig } from '../src/wgsl/runtime.js';
 
 const QUICK = process.argv.includes('--quick');
+/** `--scalar`: kernels read and write one element at a time (no vec4), for comparison with the default. */
+const SCALAR = process.argv.includes('--scalar');
 // every kernel with its index constants baked into its source (one pipeline per shape), for comparison
 if (process.argv.includes('--bake-index-constants')) indexLifting.limit = 0;
 // Dawn's own waiting (a setImmediate loop that keeps a core busy while the GPU works), for comparison
@@ -142,6 +145,7 @@ async function vaeStep(compiled: boolean): Promise<StepFigures> {
 }
 
 const info = await k.init();
+if (SCALAR) kernelConfig().vectorWidth = 1;
 const driver = info.driver;
 const col = driver === 'swiftshader' ? 1 : 0;
 // the compiled UNet runs first: its warm-up pipelines are those of a cold `kiln train` step

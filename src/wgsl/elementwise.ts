@@ -21,6 +21,7 @@ export function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass
   const names = outs.map((o) => em.emit(vec4 ? loadsAsArguments(o.value, vec4, memo) : o.value));
   const args = vec4 ? [...vec4].map((s) => `, x${s}: f32`).join('') : '';
   const n = outs.length;
+  const outName = (i: number) => `OUT${i === 0 ? '' : i}`;
   const compute = vec4
     ? `fn compute(gid: u32${args}) -> array<f32, ${n}> {
 ${em.lines.join('\n')}
@@ -28,9 +29,8 @@ ${em.lines.join('\n')}
 }`
     : `fn compute(gid: u32) {
 ${em.lines.join('\n')}
-${outs.map((o, i) => `  OUT${i === 0 ? '' : i}[gid] = ${storeText(o.dtype, names[i]!)};`).join('\n')}
+${outs.map((o, i) => `  ${outName(i)}[gid] = ${storeText(o.dtype, names[i]!)};`).join('\n')}
 }`;
-  const outName = (i: number) => `OUT${i === 0 ? '' : i}`;
   const item = vec4
     ? `{
       ${[...vec4].map((s) => `let l${s} = B${s}[g];`).join(' ')}

@@ -372,7 +372,8 @@ export function loadsAsArguments(e: Expr, slots: Set<number>, memo: Map<Expr, Ex
   return r;
 }
 
-const litMultipleOf4 = (e: Expr): boolean => e.k === 'lit' && typeof e.v === 'number' && e.v % 4 === 0;
+/** Whether `e` is a literal multiple of 4. */
+export const litMultipleOf4 = (e: Expr): boolean => e.k === 'lit' && typeof e.v === 'number' && e.v % 4 === 0;
 
 /**
  * Whether `e` has the same value at v, v+1, v+2 and v+3 (v the index variable `name`) for every v that is a

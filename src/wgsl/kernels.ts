@@ -113,8 +113,9 @@ export interface KernelConfig {
   /** Elements one elementwise invocation computes (strided by the invocation count, so lanes stay contiguous). */
   elementsPerInvocation: number;
   /**
-   * 4: an elementwise kernel of f32 outputs whose size is a multiple of 4 reads and writes 4 consecutive
-   * elements at a time (vec4) where an operand is read at the element's own index; 1: one at a time.
+   * 4: kernels read and write 4 consecutive f32 elements at a time (vec4) where operands are aligned for
+   * it — elementwise operands read at the element's own index and outputs, long reductions' rows, matmuls'
+   * B columns; 1: one element at a time.
    */
   vectorWidth: 1 | 4;
 }

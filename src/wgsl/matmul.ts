@@ -1,5 +1,5 @@
 /** The matmul kernel template: register-blocked tiles, split along k in two passes when there are few tiles. */
-import type { Expr, IndexConstants } from './ir.js';
+import { type IndexConstants, slotsWhereEveryLoad } from './ir.js';
 import type { Atom, KernelConfig, MatmulKernel, MatmulOperand, Pass } from './kernels.js';
 import { constantsOf, ENTRY, fnOf, grid, prelude, storeText, WG } from './kernel-source.js';
 
@@ -179,12 +179,7 @@ function vec4Columns(k: MatmulKernel, TN: number): boolean {
   const b = k.b, cols = b.cols;
   const inner = cols[cols.length - 1];
   const by4 = (n: number) => n % 4 === 0;
-  return TN % 4 === 0 && k.N % 4 === 0 && k.inputs[b.slot] === 'f32' && k.a.slot !== b.slot && !reads(k.epilogue, b.slot)
+  return TN % 4 === 0 && k.N % 4 === 0 && k.inputs[b.slot] === 'f32' && k.a.slot !== b.slot && !slotsWhereEveryLoad([k.epilogue], () => true).has(b.slot)
     && inner !== undefined && inner[1] === 1 && by4(inner[0]) && cols.slice(0, -1).every(([, st]) => by4(st))
     && b.rows.every(([, st]) => by4(st)) && by4(b.offset) && b.batchStrides.every(by4);
-}
-
-/** Whether an expression loads from input `slot`. */
-function reads(e: Expr, slot: number): boolean {
-  return e.k === 'load' ? e.slot === slot || reads(e.idx, slot) : e.k === 'call' ? e.args.some((a) => reads(a, slot)) : false;
 }

@@ -1,5 +1,5 @@
 /** The reduction kernel template: a loop over the reduced elements, split in two passes when there are few outputs. */
-import { Emitter, type Expr, fixedOverFour, IndexConstants, loadsAsArguments, slotsWhereEveryLoad, type VT } from './ir.js';
+import { Emitter, type Expr, fixedOverFour, IndexConstants, litMultipleOf4, loadsAsArguments, slotsWhereEveryLoad, type VT } from './ir.js';
 import type { KernelConfig, Pass, ReduceKernel } from './kernels.js';
 import { constantsOf, ENTRY, fnOf, grid, prelude, storeText, WG } from './kernel-source.js';
 
@@ -31,10 +31,11 @@ export function renderReduce(k: ReduceKernel, cfg: KernelConfig): Pass[] {
   const single = S === 1;
   // vectorized: the partials of a split reduction over contiguous chunks (a long reduction on a CPU driver)
   const vec4 = cfg.vectorWidth === 4 && !single && cfg.reduceMapping === 'chunk' ? vec4Inputs(k) : null;
-  const slots = vec4 ? [...vec4] : [];
-  const body = fnOf('body', `o: u32, r: u32${slots.map((s) => `, x${s}: f32`).join('')}`, t, vec4 ? loadsAsArguments(k.body, vec4, new Map()) : k.body, C);
+  const vecSlots = new Set(vec4?.keys());
+  const slots = [...vecSlots];
+  const body = fnOf('body', `o: u32, r: u32${slots.map((s) => `, x${s}: f32`).join('')}`, t, vec4 ? loadsAsArguments(k.body, vecSlots, new Map()) : k.body, C);
   // the loop step over r: one element, or 4 read as one vec4 per vectorized input (`o` and `r` in scope)
-  const step = (indent: string) => vec4 ? `${vec4Loads(k, vec4, C, indent)}
+  const step = (indent: string) => vec4 ? `${vec4Loads(vec4, C, indent)}
 ${indent}for (var c = 0u; c < 4u; c++) {
 ${indent}  let x = body(o, r + c${slots.map((s) => `, l${s}[c]`).join('')});
 ${indent}  ${combine(k.op, t, 'acc', 'x')}
@@ -91,7 +92,7 @@ ${ENTRY}
   }
   OUT[gid] = ${storeText(k.outDtype, 'epilogue(gid, acc)')};
 }`;
-  const p1 = prelude(k, C, main1, { scratchOut: true, scratchType: tt, ...(vec4 ? { vec4Inputs: vec4 } : {}) });
+  const p1 = prelude(k, C, main1, { scratchOut: true, scratchType: tt, ...(vec4 ? { vec4Inputs: vecSlots } : {}) });
   const p2 = prelude(k, C, main2, { scratchIn: true, scratchType: tt });
   const scratchBytes = k.outSize * S * 4;
   return [
@@ -109,13 +110,13 @@ ${ENTRY}
 const VEC4_MIN_REDUCTION = 65536;
 
 /**
- * The inputs a reduction reads as vec4, 4 steps of r at a time: f32 inputs whose one load reads 4
+ * The inputs a reduction reads as vec4 (by slot, with their one load), 4 steps of r at a time: f32 inputs whose one load reads 4
  * consecutive elements from a multiple of 4 at every r that is a multiple of 4 (see alongR). Null when the
  * reduced size is not a multiple of 4, is under VEC4_MIN_REDUCTION, or no input qualifies. lavapipe loads
  * lane by lane, and a vec4 costs about half of its four scalars: a sum of 16M floats ran at 6.1 against
  * 3.2–4.7 GB/s.
  */
-function vec4Inputs(k: ReduceKernel): Set<number> | null {
+function vec4Inputs(k: ReduceKernel): Map<number, Expr> | null {
   if (k.redSize % 4 !== 0 || k.redSize < VEC4_MIN_REDUCTION) return null;
   // a slot qualifies when it is loaded by one load node (so one vec4 stands for all its reads)
   const node = new Map<number, Expr>();
@@ -124,7 +125,7 @@ function vec4Inputs(k: ReduceKernel): Set<number> | null {
     node.set(e.slot, e);
     return first === e && !e.half && !e.bool && k.inputs[e.slot] === 'f32' && alongR(e.idx);
   });
-  return slots.size ? slots : null;
+  return slots.size ? new Map([...slots].map((slot) => [slot, node.get(slot)!])) : null;
 }
 
 /**
@@ -140,7 +141,6 @@ function alongR(idx: Expr): boolean {
 }
 
 const isR = (e: Expr): boolean => e.k === 'var' && e.name === 'r';
-const litMultipleOf4 = (e: Expr): boolean => e.k === 'lit' && typeof e.v === 'number' && e.v % 4 === 0;
 
 /** r, or r mod D with D a multiple of 4 (which steps with r inside an aligned group of 4). */
 function stepsWithR(e: Expr): boolean {
@@ -156,16 +156,8 @@ function multipleOf4(e: Expr): boolean {
 }
 
 /** WGSL loading the vec4 of each vectorized input at the current r (a multiple of 4): `let l<slot> = …;`. */
-function vec4Loads(k: ReduceKernel, slots: Set<number>, C: IndexConstants, indent: string): string {
+function vec4Loads(loads: Map<number, Expr>, C: IndexConstants, indent: string): string {
   const em = new Emitter(C, { n: 0 }, undefined, indent);
-  const loads: string[] = [];
-  const seen = new Set<number>();
-  const walk = (e: Expr): void => {
-    if (e.k === 'load' && slots.has(e.slot) && !seen.has(e.slot)) {
-      seen.add(e.slot);
-      loads.push(`${indent}let l${e.slot} = B${e.slot}[${em.emit(e.idx)} >> 2u];`);
-    } else if (e.k === 'call') e.args.forEach(walk);
-  };
-  walk(k.body);
-  return [...em.lines, ...loads].join('\n');
+  const lines = [...loads].map(([slot, load]) => `${indent}let l${slot} = B${slot}[${em.emit((load as Extract<Expr, { k: 'load' }>).idx)} >> 2u];`);
+  return [...em.lines, ...lines].join('\n');
 }

@@ -198,6 +198,7 @@ describe('fusion', () => {
       ['B transposed', (a, _b, _c, d) => a.matmul(d.transpose(1, 2)), false],
       ['split along k (K = 3000, 8 columns)', (_a, _b, c, _d, e) => c.transpose(0, 1).matmul(e), true],
       ['A = B', (_a, _b, c) => c.slice(0, 0, 8).matmul(c.slice(0, 0, 8)), false],
+      ['B read again by the fused epilogue', (a, b) => a.matmul(b).add(b.slice(1, 0, 40)), false],
     ];
     const make = () => [k.tensor(as, { shape: [2, 40, 300] }), k.tensor(bs, { shape: [2, 300, 44] }), k.tensor(cs, { shape: [3000, 8] }), k.tensor(ds, { shape: [2, 44, 300] }), k.tensor(es, { shape: [3000, 8] })] as const;
     const [a, b, c, d, e] = make();
