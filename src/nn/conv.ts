@@ -2,8 +2,10 @@
  * Convolution and pooling in NCHW with PyTorch semantics, as composites of views and a matmul.
  * The input windows are an `unfold` view of the padded input, which the matmul kernel reads in place
  * (implicit GEMM: no im2col buffer); one matmul per group covers the whole batch, so the weight
- * gradient is a single matmul too. Gradients come from the primitives, so convTranspose2d (the input
- * gradient of conv2d) and every pooling op are differentiable, twice if needed.
+ * gradient is a single matmul too. The input gradient of a stride-1 convolution is a convolution of the
+ * upstream gradient (implicit GEMM again, no gradient of the windows); a strided one's goes through the
+ * windows' gradient, in batch chunks when it is large. Second-order gradients, convTranspose2d and every
+ * pooling op differentiate the composites of primitives, twice if needed.
  */
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
@@ -96,18 +98,47 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
     y = y.reshape([g, O / g, n, Ho, Wo]).permute([2, 0, 1, 3, 4]).reshape([n, O, Ho, Wo]);
     return y;
   });
+  if (!isGradEnabled() || !x.requiresGrad) return core(x, weight, bias);
+  // stride 1: the input gradient is itself a convolution (implicit GEMM on the upstream gradient), so the
+  // gradient of the windows, Cg·kh·kw values per output position, is never formed
+  if (s[0] === 1 && s[1] === 1) return withInputGradient(core, x, weight, bias ?? null, (_x, w, gy) => stride1InputGradient(gy, w, pads, d, g));
   const [Ho, Wo] = [0, 1].map((a) => outSize(op, x.shape[2 + a]!, [kh, kw][a]!, s[a]!, pads[a]![0], pads[a]![1], d[a]!)) as [number, number];
-  // the input gradient goes through the gradient of every window, Cg·kh·kw values per output position
+  // strided: the input gradient goes through the gradient of every window, in batch chunks when it is large
   const colBytes = C * kh * kw * N * Ho * Wo * ((autocastDtype() ?? x.dtype) === 'f16' ? 2 : 4);
-  if (!isGradEnabled() || !x.requiresGrad || N < 2 || colBytes <= CONV_COLUMN_BYTES) return core(x, weight, bias);
-  return chunkedInputGradient(core, x, weight, bias ?? null, Math.min(N, Math.ceil(colBytes / CONV_COLUMN_BYTES)));
+  if (N < 2 || colBytes <= CONV_COLUMN_BYTES) return core(x, weight, bias);
+  const size = Math.ceil(N / Math.min(N, Math.ceil(colBytes / CONV_COLUMN_BYTES)));
+  return withInputGradient(core, x, weight, bias ?? null, (xl, w, gy) => {
+    const chunks: Tensor[] = [];
+    for (let lo = 0; lo < N; lo += size) {
+      const hi = Math.min(N, lo + size);
+      const xc = xl.slice(0, lo, hi);
+      xc.requiresGrad = true;
+      const gc = propagate(withGradMode(true, () => core(xc, w)), gy.slice(0, lo, hi), { retainGraph: false, createGraph: false, wanted: [xc] });
+      // stored now: the next chunk's window gradient can then take this one's buffer
+      chunks.push(gc.get(xc)!.contiguous());
+    }
+    return cat(chunks, 0);
+  });
 }
 
 /**
- * Above this many bytes (default 8 MiB) the gradient of a convolution's windows is computed for a part of
- * the batch at a time (each part folded into its input gradient before the next), so a backward pass never
- * holds it whole: at batch 128 the default MNIST UNet's widest one is 44 MiB. Smaller parts save memory and
- * cost kernels; `Infinity` turns it off.
+ * The input gradient of a stride-1 convolution with weight w [O, C/g, kh, kw]: the upstream gradient gy
+ * [N, O, Ho, Wo] padded by d·(k − 1) less the forward padding on each side (a negative amount crops),
+ * convolved with w transposed per group and flipped in space: [N, C, H, W].
+ */
+function stride1InputGradient(gy: Tensor, w: Tensor, pads: [[number, number], [number, number]], d: [number, number], g: number): Tensor {
+  const [O, Cg, kh, kw] = w.shape as [number, number, number, number];
+  const wt = w.reshape([g, O / g, Cg, kh, kw]).permute([0, 2, 1, 3, 4]).reshape([g * Cg, O / g, kh, kw]).flip([2, 3]);
+  const ext = [d[0] * (kh - 1), d[1] * (kw - 1)];
+  const gp = gy.pad([[0, 0], [0, 0], [ext[0]! - pads[0][0], ext[0]! - pads[0][1]], [ext[1]! - pads[1][0], ext[1]! - pads[1][1]]]);
+  return conv2d(gp, wt, null, { groups: g, dilation: d });
+}
+
+/**
+ * Above this many bytes (default 8 MiB) the gradient of a strided convolution's windows is computed for a
+ * part of the batch at a time (each part folded into its input gradient before the next), so a backward
+ * pass never holds it whole. Smaller parts save memory and cost kernels; `Infinity` turns it off.
+ * Stride-1 convolutions never form it (their input gradient is a convolution of the upstream gradient).
  */
 export function setConvGradientChunkBytes(bytes: number): void {
   if (!(bytes > 0)) throw new Error(`setConvGradientChunkBytes: bytes must be positive (Infinity: no chunks), got ${bytes}`);
@@ -121,14 +152,13 @@ export function convGradientChunkBytes(): number {
 }
 
 /**
- * `core(x, weight, bias)` recorded as one step whose backward takes the input gradient in `parts` batch
- * chunks (each through the composite's own gradients, stored before the next starts) and the weight and
- * bias gradients in one pass, as the composite would. Second-order gradients go through the composite whole.
+ * `core(x, weight, bias)` recorded as one step whose backward takes the weight and bias gradients in one
+ * pass, as the composite would, and the input gradient from `inputGradient(x, weight, gy)` (x and weight
+ * detached). Second-order gradients (createGraph) go through the composite whole.
  */
-function chunkedInputGradient(core: (x: Tensor, w: Tensor, b?: Tensor | null) => Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, parts: number): Tensor {
+function withInputGradient(core: (x: Tensor, w: Tensor, b?: Tensor | null) => Tensor, x: Tensor, weight: Tensor, bias: Tensor | null, inputGradient: (x: Tensor, w: Tensor, gy: Tensor) => Tensor): Tensor {
   const precision = autocastDtype();
   const y = withGradMode(false, () => core(x, weight, bias));
-  const N = x.shape[0]!, size = Math.ceil(N / parts);
   const vjp = (gy: Tensor, saved: Tensor[], _out: Tensor, _arg: unknown, needs: boolean[]): (Tensor | null)[] => withAutocastDtype(precision, () => {
     if (isGradEnabled()) {
       // differentiable gradients (createGraph): the composite on the saved inputs themselves, so that the
@@ -148,17 +178,8 @@ function chunkedInputGradient(core: (x: Tensor, w: Tensor, b?: Tensor | null) =>
     const pg = params.length ? propagate(withGradMode(true, () => core(xl.detach(), wl, bl)), gy, { retainGraph: false, createGraph: false, wanted: params }) : new Map<Tensor, Tensor>();
     let gx: Tensor | null = null;
     if (needs[0]) {
-      const chunks: Tensor[] = [];
-      const wd = wl.detach();
-      for (let lo = 0; lo < N; lo += size) {
-        const hi = Math.min(N, lo + size);
-        const xc = xl.detach().slice(0, lo, hi);
-        xc.requiresGrad = true;
-        const gc = propagate(withGradMode(true, () => core(xc, wd)), gy.slice(0, lo, hi), { retainGraph: false, createGraph: false, wanted: [xc] });
-        // stored now: the next chunk's window gradient can then take this one's buffer
-        chunks.push(gc.get(xc)!.contiguous());
-      }
-      gx = cat(chunks, 0);
+      gx = inputGradient(xl.detach(), wl.detach(), gy);
+      if (gx.dtype !== xl.dtype) gx = gx.cast(xl.dtype);
     }
     return [gx, needs[1] ? pg.get(wl) ?? null : null, ...(bl ? [needs[2] ? pg.get(bl) ?? null : null] : [])];
   });

@@ -106,7 +106,64 @@ describe('conv2d', () => {
   });
 });
 
-describe('conv2d input gradient in batch chunks', () => {
+describe('conv2d input gradient of a stride-1 convolution', () => {
+  /** dL/dx and dL/dw in float64 of L = Σ r·conv2d(x, w), stride 1, pads [top, bottom, left, right], dilation d, groups g. */
+  function gradRef(x: Float32Array, xs: number[], w: Float32Array, ws: number[], r: Float32Array, pads: number[], d: number[], g: number) {
+    const [N, C, H, W] = xs as [number, number, number, number];
+    const [O, Cg, kh, kw] = ws as [number, number, number, number];
+    const Ho = H + pads[0]! + pads[1]! - d[0]! * (kh - 1), Wo = W + pads[2]! + pads[3]! - d[1]! * (kw - 1);
+    const gx = new Float64Array(x.length), gw = new Float64Array(w.length);
+    for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) {
+      const rv = r[((n * O + o) * Ho + i) * Wo + j]!, c0 = Math.floor(o / (O / g)) * Cg;
+      for (let c = 0; c < Cg; c++) for (let u = 0; u < kh; u++) for (let v = 0; v < kw; v++) {
+        const y = i - pads[0]! + u * d[0]!, xx = j - pads[2]! + v * d[1]!;
+        if (y < 0 || y >= H || xx < 0 || xx >= W) continue;
+        const xi = ((n * C + c0 + c) * H + y) * W + xx, wi = ((o * Cg + c) * kh + u) * kw + v;
+        gx[xi] += rv * w[wi]!;
+        gw[wi] += rv * x[xi]!;
+      }
+    }
+    return { gx, gw, shape: [N, O, Ho, Wo] };
+  }
+
+  it.each([
+    { name: '3×3, padding 1, groups 2', xs: [2, 4, 7, 6], ws: [6, 2, 3, 3], padding: 1 as k.nn.Conv2dOptions['padding'], pads: [1, 1, 1, 1], d: [1, 1], g: 2 },
+    { name: "2×4 'same' (uneven padding)", xs: [3, 3, 6, 7], ws: [5, 3, 2, 4], padding: 'same' as const, pads: [0, 1, 1, 2], d: [1, 1], g: 1 },
+    { name: 'padding beyond the kernel (the gradient is cropped)', xs: [2, 3, 5, 5], ws: [4, 3, 3, 3], padding: [3, 2] as [number, number], pads: [3, 3, 2, 2], d: [1, 1], g: 1 },
+    { name: 'dilation 2 × 1, 1×1 kernel', xs: [2, 5, 9, 6], ws: [3, 5, 3, 1], padding: [2, 0] as [number, number], pads: [2, 2, 0, 0], d: [2, 1], g: 1 },
+  ])('$name: dx and dw match float64, and no matmul forms the windows\' gradient', async ({ xs, ws, padding, pads, d, g }) => {
+    const n = (sh: number[]) => sh.reduce((a, b) => a * b, 1);
+    const rnd = (m: number, seed: number) => Float32Array.from({ length: m }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
+    const xv = rnd(n(xs), 1), wv = rnd(n(ws), 2);
+    const x = k.tensor(xv, { shape: xs, requiresGrad: true }), w = k.tensor(wv, { shape: ws, requiresGrad: true });
+    const y = k.F.conv2d(x, w, null, { padding, dilation: d as [number, number], groups: g });
+    const ref = gradRef(xv, xs, wv, ws, new Float32Array(0), pads, d, g);
+    expect(y.shape).toEqual(ref.shape);
+    expect((y as unknown as { gradFn: { def: { name: string } } }).gradFn.def.name).toBe('conv2d');
+    const rv = rnd(y.size, 4);
+    const prof = await k.profile(async () => {
+      y.mul(k.tensor(rv, { shape: y.shape })).sum().backward();
+      await k.realize(x.grad!, w.grad!);
+    });
+    const { gx, gw } = gradRef(xv, xs, wv, ws, rv, pads, d, g);
+    expect(gx.some((v) => v !== 0) && gw.some((v) => v !== 0)).toBe(true);
+    close(await x.grad!.data(), Array.from(gx), 1e-5, 1e-4, 'dx');
+    close(await w.grad!.data(), Array.from(gw), 1e-4, 1e-4, 'dw');
+    // the windows' gradient would be a matmul with (C/g)·kh·kw rows
+    const rows = prof.filter((p) => p.label.startsWith('matmul')).map((p) => Number(/(\d+)×\d+×\d+$/.exec(p.label)![1]));
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows).not.toContain(ws[1]! * ws[2]! * ws[3]!);
+  });
+
+  it('gradients match float64 finite differences (groups, dilation, uneven padding)', async () => {
+    const r = await k.gradcheck((x, w, b) => k.nn.conv2d(x, w, b, { padding: 'same', dilation: [1, 2], groups: 2 }), [
+      { shape: [2, 4, 5, 6], data: values(240, 14) }, { shape: [2, 2, 2, 3], data: values(24, 15) }, { shape: [2], data: values(2, 16) },
+    ]);
+    expect(r.ok, JSON.stringify(r.at)).toBe(true);
+  });
+});
+
+describe('conv2d input gradient of a strided convolution, in batch chunks', () => {
   /** dL/dx and dL/dw of L = Σ r·conv2d(x, w) in float64 (stride s, padding p, groups g). */
   function gradRef(x: Float32Array, xs: number[], w: Float32Array, ws: number[], r: Float32Array, s: number, p: number, g: number) {
     const [N, C, H, W] = xs as [number, number, number, number];
@@ -129,7 +186,7 @@ describe('conv2d input gradient in batch chunks', () => {
   afterAll(() => k.nn.setConvGradientChunkBytes(8 * 2 ** 20));
 
   for (const [name, xs, ws, s, p, g] of [
-    ['stride 1, padding 1, uneven chunks [2, 2, 1]', [5, 6, 10, 10], [4, 6, 3, 3], 1, 1, 1],
+    ['stride 2, padding 1, uneven chunks [2, 2, 1]', [5, 6, 10, 10], [4, 6, 3, 3], 2, 1, 1],
     ['stride 2, groups 2', [4, 8, 11, 11], [6, 4, 3, 3], 2, 1, 2],
   ] as [string, number[], number[], number, number, number][]) {
     it(`${name}: the windows' gradient is taken per chunk, and every gradient matches float64`, async () => {
