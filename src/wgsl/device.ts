@@ -4,7 +4,7 @@
  * and falls back to the SwiftShader Vulkan driver shipped with Debian's chromium.
  */
 
-import { tuningFor } from './tuning.js';
+import { tuningFor, type TuningChoice } from './tuning.js';
 import type { KernelConfig } from './kernels.js';
 
 /** Which kind of adapter kiln is running on. */
@@ -31,7 +31,7 @@ export interface DeviceInfo {
   };
   /** Set when a software Vulkan driver was chosen through VK_ICD_FILENAMES. */
   icd?: string;
-  /** The kernel tuning in use (a row of the tuning table: 'software', 'hardware', …). */
+  /** The kernel tuning in use: a row of the tuning table ('software', 'hardware', …), '+custom' when knobs changed it. */
   tuning: string;
 }
 
@@ -41,10 +41,12 @@ export interface InitOptions {
   device?: GPUDevice;
   powerPreference?: GPUPowerPreference;
   /**
-   * The kernel tuning: 'auto' (by adapter, the default) or a row of the tuning table by name, e.g.
-   * 'hardware' to run the GPU kernels on a software adapter. In Node the KILN_TUNING variable sets it too.
+   * The kernel tuning: 'auto' (by adapter, the default), a row of the tuning table by name, e.g.
+   * 'hardware' to run the GPU kernels on a software adapter, or knobs that change the adapter's row (e.g.
+   * `{ matmulTile: [4, 8] }`; `npm run bench -- --tune` measures them). In Node the KILN_TUNING variable
+   * names a row too.
    */
-  tuning?: string;
+  tuning?: TuningChoice;
 }
 
 /** The live device state. */
@@ -174,7 +176,7 @@ async function nodeAdapter(powerPreference: GPUPowerPreference | undefined): Pro
 }
 
 /** The tuning asked for: the option, else KILN_TUNING in Node. */
-function tuningOption(opts: InitOptions): string | undefined {
+function tuningOption(opts: InitOptions): TuningChoice | undefined {
   return opts.tuning ?? (isNode ? process.env.KILN_TUNING || undefined : undefined);
 }
 
@@ -210,7 +212,7 @@ async function acquire(opts: InitOptions): Promise<DeviceState> {
   return finish(device, adapter!, icd, true, tuningOption(opts));
 }
 
-function finish(device: GPUDevice, adapter: GPUAdapter | null, icd: string | undefined, owned: boolean, tuning: string | undefined): DeviceState {
+function finish(device: GPUDevice, adapter: GPUAdapter | null, icd: string | undefined, owned: boolean, tuning: TuningChoice | undefined): DeviceState {
   const ai = (adapter?.info ?? (device as unknown as { adapterInfo?: GPUAdapterInfo }).adapterInfo) as GPUAdapterInfo | undefined;
   const fallback = !!((ai as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean } | null)?.isFallbackAdapter);
   const l = device.limits;

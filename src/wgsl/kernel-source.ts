@@ -61,6 +61,15 @@ export function header(k: KernelBase, extra: HeaderOptions = {}): { text: string
   return { text: lines.join('\n'), bindings };
 }
 
+/**
+ * A pass with workgroup barriers reads its uniforms from the uniform buffer itself: WGSL's uniformity
+ * analysis takes a read of the private copy (see copyParams in ./kernels.ts) as possibly non-uniform, and a
+ * barrier after a branch on one is rejected.
+ */
+export function readUniformsDirectly(code: string): string {
+  return code.replace('var<private> p: Params;\n', '').replace(/\bp\.v\[/g, 'P.v[');
+}
+
 /** WGSL storing `value` as a buffer element of dtype `dt` (bool as u32, f16 converted). */
 export function storeText(dt: DType, value: string): string {
   if (dt === 'bool') return `select(0u, 1u, ${value})`;

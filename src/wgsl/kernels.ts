@@ -108,7 +108,15 @@ export interface KernelConfig {
   reduceMinChunk: number;
   /** Partial r mapping: 'chunk' (contiguous per invocation) or 'stride' (interleaved). */
   reduceMapping: 'chunk' | 'stride';
-  /** Matmul register tile (rows × cols per invocation). */
+  /** The partials of a split reduction are reduced by a workgroup per output (a tree in workgroup memory), not one invocation. */
+  reduceTree: boolean;
+  /**
+   * 'registers': each invocation reads A and B from their buffers into a register tile (CPU drivers, where
+   * workgroup memory is no faster than a buffer); 'shared': workgroups stage blocks of A and B in workgroup
+   * memory (GPUs).
+   */
+  matmulKernel: 'registers' | 'shared';
+  /** Matmul outputs per invocation (rows × cols). */
   matmulTile: [number, number];
   /** Elements one elementwise invocation computes (strided by the invocation count, so lanes stay contiguous). */
   elementsPerInvocation: number;

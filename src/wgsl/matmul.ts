@@ -1,7 +1,10 @@
-/** The matmul kernel template: register-blocked tiles, split along k in two passes when there are few tiles. */
+/**
+ * The matmul kernel templates: register-blocked tiles (software drivers) or blocks staged in workgroup memory
+ * (GPUs), split along k in two passes when there are few tiles.
+ */
 import { type IndexConstants, slotsWhereEveryLoad } from './ir.js';
 import type { Atom, KernelConfig, MatmulKernel, MatmulOperand, Pass } from './kernels.js';
-import { constantsOf, ENTRY, fnOf, grid, prelude, storeText, WG } from './kernel-source.js';
+import { constantsOf, ENTRY, fnOf, grid, type HeaderOptions, prelude, readUniformsDirectly, storeText, WG } from './kernel-source.js';
 
 /** WGSL for the batch offset of operand `op` from the batch index `b`. */
 function operandIndex(op: MatmulOperand, batchShape: number[], C: IndexConstants, name: string): string {
@@ -69,8 +72,54 @@ export function matmulSplitK(tiles: number, K: number, cfg: KernelConfig): numbe
   return Math.max(1, Math.min(want, Math.floor(K / 128)));
 }
 
-/** Renders a (batched) matmul with its epilogue as one pass, or two when split along k. */
+/** Pass 1 of a matmul as a template renders it: its main (entry point and epilogue), grid, slices and constants. */
+interface FirstPass {
+  main: string;
+  wg: [number, number, number];
+  /** Slices along k (2 passes when > 1). */
+  S: number;
+  C: IndexConstants;
+  epi: string;
+  outSize: number;
+  header: HeaderOptions;
+  /** The pass has workgroup barriers: it reads its uniforms directly (a private copy is not uniform). */
+  barriers: boolean;
+}
+
+/**
+ * Renders a (batched) matmul with its epilogue as one pass, or two when split along k: register tiles per
+ * invocation (`matmulKernel: 'registers'`), or blocks staged in workgroup memory (`'shared'`, for GPUs).
+ */
 export function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass[] {
+  const first = cfg.matmulKernel === 'shared' ? sharedTiles(k, cfg) : registerTiles(k, cfg);
+  const { main, wg, S, C, epi, outSize, header: opts } = first;
+  const direct = (code: string) => (first.barriers ? readUniformsDirectly(code) : code);
+  if (S === 1) {
+    const h1 = prelude(k, C, main, opts);
+    return [{ code: direct(`${h1.text}\n${main}`), workgroups: wg, bindings: h1.bindings, params: C.words }];
+  }
+  // pass 2: sum the slices and apply the epilogue
+  const g2 = grid(outSize, WG, cfg);
+  const main2 = `${epi}
+${ENTRY}
+  let g = (wid.y * ${C.u32(g2.nx)} + wid.x) * ${WG}u + lid;
+  let outSize = ${C.u32(outSize, 'outSize')};
+  if (g >= outSize) { return; }
+  var acc = 0.0;
+  for (var s = 0u; s < ${C.u32(S)}; s++) { acc += S_in[s * outSize + g]; }
+  OUT[g] = ${storeText(k.outDtype, 'epilogue(g, acc)')};
+}`;
+  const h1 = prelude(k, C, main, { scratchOut: true, scratchType: 'f32', ...opts });
+  const h2 = prelude(k, C, main2, { scratchIn: true, scratchType: 'f32' });
+  const scratchBytes = S * outSize * 4;
+  return [
+    { code: direct(`${h1.text}\n${main}`), workgroups: wg, bindings: h1.bindings, scratchBytes, params: C.words },
+    { code: `${h2.text}\n${main2}`, workgroups: g2.wg, bindings: h2.bindings, scratchBytes, params: C.words },
+  ];
+}
+
+/** Register tiles: each invocation computes TM × TN outputs from A and B read straight from their buffers (software drivers). */
+function registerTiles(k: MatmulKernel, cfg: KernelConfig): FirstPass {
   const [TM, TN] = cfg.matmulTile;
   const tilesM = Math.ceil(k.M / TM);
   const tilesN = Math.ceil(k.N / TN);
@@ -144,29 +193,112 @@ ${[...ak.step, ...bk.step].join('\n')}
   }
 ${stores.join('\n')}
 }`;
-  const vec4 = bVec4 ? { vec4Inputs: new Set([k.b.slot]) } : {};
-  if (S === 1) {
-    const h1 = prelude(k, C, main, vec4);
-    return [{ code: `${h1.text}\n${main}`, workgroups: wg, bindings: h1.bindings, params: C.words }];
+  return { main, wg, S, C, epi, outSize, header: bVec4 ? { vec4Inputs: new Set([k.b.slot]) } : {}, barriers: false };
+}
+
+/**
+ * The thread grid TY × TX (powers of two, TY·TX = WG) of a workgroup-tiled matmul whose invocations compute
+ * TM × TN outputs: the one whose blocks pad M and N least, the square one on ties (small-M matmuls, such as
+ * convolutions of 16–64 channels, get wide blocks).
+ */
+export function sharedLayout(M: number, N: number, TM: number, TN: number): { TY: number; TX: number } {
+  let best = { TY: 16, TX: WG / 16 }, least = Infinity;
+  for (const TY of [16, 8, 32, 4, 64]) {
+    const TX = WG / TY;
+    const area = Math.ceil(M / (TY * TM)) * TY * TM * Math.ceil(N / (TX * TN)) * TX * TN;
+    if (area < least) [best, least] = [{ TY, TX }, area];
   }
-  // pass 2: sum the slices and apply the epilogue
-  const g2 = grid(outSize, WG, cfg);
-  const main2 = `${epi}
+  return best;
+}
+
+/**
+ * Workgroup tiles (GPUs): a workgroup computes a BM × BN block, TM × TN outputs per invocation strided by the
+ * thread grid (so neighbouring invocations read neighbouring words of workgroup memory and store neighbouring
+ * outputs), and stages A and B through workgroup memory BK values of k at a time, each loaded once by the
+ * whole workgroup with neighbouring invocations reading neighbouring elements.
+ */
+function sharedTiles(k: MatmulKernel, cfg: KernelConfig): FirstPass {
+  const [TM, TN] = cfg.matmulTile;
+  const { TY, TX } = sharedLayout(k.M, k.N, TM, TN);
+  const BM = TY * TM, BN = TX * TN;
+  // both staging arrays within 16 KiB (the smallest maxComputeWorkgroupStorageSize WebGPU allows)
+  const BK = Math.min(16, 2 ** Math.floor(Math.log2(4096 / (BM + BN))));
+  const blocksM = Math.ceil(k.M / BM), blocksN = Math.ceil(k.N / BN);
+  const batch = k.batchShape.reduce((a, b) => a * b, 1);
+  const perSlice = batch * blocksM * blocksN;
+  const S = matmulSplitK(perSlice * WG, k.K, cfg);
+  const chunk = Math.ceil(k.K / S);
+  const outSize = batch * k.M * k.N;
+  const { wg, nx } = grid(perSlice * S * WG, WG, cfg);
+  const C = constantsOf(k, Math.max(perSlice * S * WG, outSize * S, batch * k.M * k.K, batch * k.K * k.N));
+  const epi = fnOf('epilogue', 'gid: u32, acc: f32', k.epilogue.t, k.epilogue, C);
+  const lg = (n: number) => Math.log2(n);
+  const setup: string[] = [];
+  const loadA: string[] = [], loadB: string[] = [];
+  for (let q = 0; q * WG < BM * BK; q++) {
+    setup.push(`  let ea${q} = lid + ${q * WG}u;`, `  let am${q} = m0 + (ea${q} >> ${lg(BK)}u);`, `  let akl${q} = ea${q} & ${BK - 1}u;`,
+      `  let ar${q} = aBase + ${axisOffset(`min(am${q}, lastM)`, k.a.rows, C, 'ar')};`);
+    const load = [`    let ka${q} = k0 + akl${q};`, `    As[ea${q}] = select(0.0, f32(B${k.a.slot}[ar${q} + ${axisOffset(`min(ka${q}, lastK)`, k.a.cols, C, 'ak')}]), am${q} < M && ka${q} < kEnd);`];
+    loadA.push(...((q + 1) * WG > BM * BK ? [`    if (ea${q} < ${BM * BK}u) {`, ...load.map((l) => `  ${l}`), '    }'] : load));
+  }
+  for (let q = 0; q * WG < BK * BN; q++) {
+    setup.push(`  let eb${q} = lid + ${q * WG}u;`, `  let bkl${q} = eb${q} >> ${lg(BN)}u;`, `  let bn${q} = n0 + (eb${q} & ${BN - 1}u);`,
+      `  let bc${q} = bBase + ${axisOffset(`min(bn${q}, lastN)`, k.b.cols, C, 'bc')};`);
+    const load = [`    let kb${q} = k0 + bkl${q};`, `    Bs[eb${q}] = select(0.0, f32(B${k.b.slot}[${axisOffset(`min(kb${q}, lastK)`, k.b.rows, C, 'bk')} + bc${q}]), bn${q} < N && kb${q} < kEnd);`];
+    loadB.push(...((q + 1) * WG > BK * BN ? [`    if (eb${q} < ${BK * BN}u) {`, ...load.map((l) => `  ${l}`), '    }'] : load));
+  }
+  const body: string[] = [];
+  for (let i = 0; i < TM; i++) body.push(`      let a${i} = As[(ty + ${i * TY}u) * ${BK}u + kk];`);
+  for (let j = 0; j < TN; j++) body.push(`      let b${j} = Bs[kk * ${BN}u + tx + ${j * TX}u];`);
+  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) body.push(`      c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`);
+  const cs = Array.from({ length: TM * TN }, (_, e) => `c${Math.floor(e / TN)}_${e % TN}`);
+  const store = S === 1 ? `OUT[g] = ${storeText(k.outDtype, `epilogue(g, tile[i * ${TN}u + j])`)};` : `S_out[slice * outSize + g] = tile[i * ${TN}u + j];`;
+  const main = `var<workgroup> As: array<f32, ${BM * BK}>;
+var<workgroup> Bs: array<f32, ${BK * BN}>;
+${S === 1 ? epi : ''}
 ${ENTRY}
-  let g = (wid.y * ${C.u32(g2.nx)} + wid.x) * ${WG}u + lid;
-  let outSize = ${C.u32(outSize, 'outSize')};
-  if (g >= outSize) { return; }
-  var acc = 0.0;
-  for (var s = 0u; s < ${C.u32(S)}; s++) { acc += S_in[s * outSize + g]; }
-  OUT[g] = ${storeText(k.outDtype, 'epilogue(g, acc)')};
+  let wgi = wid.y * ${C.u32(nx)} + wid.x;
+  if (wgi >= ${C.u32(perSlice * S)}) { return; }
+  ${S === 1 ? 'let slice = 0u;\n  let blk = wgi;' : `let slice = ${C.div('wgi', perSlice, 'perSlice')};\n  let blk = wgi - slice * ${C.u32(perSlice, 'perSlice')};\n  let outSize = ${C.u32(outSize)};`}
+  let blocksN = ${C.u32(blocksN, 'blocksN')};
+  let bmn = ${C.div('blk', blocksN, 'blocksN')};
+  let b = ${C.div('bmn', blocksM, 'blocksM')};
+  let m0 = (bmn - b * ${C.u32(blocksM, 'blocksM')}) * ${BM}u;
+  let n0 = (blk - bmn * blocksN) * ${BN}u;
+  let M = ${C.u32(k.M)};
+  let N = ${C.u32(k.N)};
+  let lastM = M - 1u;
+  let lastN = N - 1u;
+  let lastK = ${C.u32(k.K - 1)};
+  let ty = lid >> ${lg(TX)}u;
+  let tx = lid & ${TX - 1}u;
+  let aBase = ${operandIndex(k.a, k.batchShape, C, 'a')};
+  let bBase = ${operandIndex(k.b, k.batchShape, C, 'b')};
+${setup.join('\n')}
+${cs.map((c) => `  var ${c} = 0.0;`).join('\n')}
+  let chunk = ${C.u32(chunk)};
+  let kStart = slice * chunk;
+  let kEnd = min(kStart + chunk, ${C.u32(k.K)});
+  for (var k0 = kStart; k0 < kEnd; k0 += ${BK}u) {
+${loadA.join('\n')}
+${loadB.join('\n')}
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${BK}u; kk++) {
+${body.join('\n')}
+    }
+    workgroupBarrier();
+  }
+  var tile = array<f32, ${TM * TN}>(${cs.join(', ')});
+  for (var i = 0u; i < ${TM}u; i++) {
+    let m = m0 + ty + i * ${TY}u;
+    if (m >= M) { break; }
+    for (var j = 0u; j < ${TN}u; j++) {
+      let n = n0 + tx + j * ${TX}u;
+      if (n < N) { let g = (b * M + m) * N + n; ${store} }
+    }
+  }
 }`;
-  const h1 = prelude(k, C, main, { scratchOut: true, scratchType: 'f32', ...vec4 });
-  const h2 = prelude(k, C, main2, { scratchIn: true, scratchType: 'f32' });
-  const scratchBytes = S * outSize * 4;
-  return [
-    { code: `${h1.text}\n${main}`, workgroups: wg, bindings: h1.bindings, scratchBytes, params: C.words },
-    { code: `${h2.text}\n${main2}`, workgroups: g2.wg, bindings: h2.bindings, scratchBytes, params: C.words },
-  ];
+  return { main, wg, S, C, epi, outSize, header: {}, barriers: true };
 }
 
 /**

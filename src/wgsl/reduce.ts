@@ -1,7 +1,10 @@
-/** The reduction kernel template: a loop over the reduced elements, split in two passes when there are few outputs. */
+/**
+ * The reduction kernel template: a loop over the reduced elements, split in two passes when there are few
+ * outputs (the second by one invocation or one workgroup per output).
+ */
 import { Emitter, type Expr, fixedOverFour, IndexConstants, litMultipleOf4, loadsAsArguments, slotsWhereEveryLoad, type VT } from './ir.js';
 import type { KernelConfig, Pass, ReduceKernel } from './kernels.js';
-import { constantsOf, ENTRY, fnOf, grid, prelude, storeText, WG } from './kernel-source.js';
+import { constantsOf, ENTRY, fnOf, grid, prelude, readUniformsDirectly, storeText, WG } from './kernel-source.js';
 
 function identity(op: 'sum' | 'max', t: VT): string {
   if (op === 'sum') return t === 'f32' ? '0.0' : t === 'u32' ? '0u' : '0';
@@ -78,9 +81,33 @@ ${step('    ')}
   }
   S_out[t] = acc;
 }`;
-  // pass 2: reduce the partials and apply the epilogue
-  const g2 = grid(k.outSize, WG, cfg);
-  const main2 = `${epi}
+  // pass 2: reduce the partials and apply the epilogue, one invocation per output, or one workgroup (a tree
+  // in workgroup memory over the partials its invocations read side by side)
+  const g2 = grid(cfg.reduceTree ? k.outSize * WG : k.outSize, WG, cfg);
+  const main2 = cfg.reduceTree ? `var<workgroup> partial: array<${tt}, ${WG}>;
+${epi}
+${ENTRY}
+  let gid = wid.y * ${C.u32(g2.nx)} + wid.x;
+  if (gid >= ${C.u32(k.outSize)}) { return; }
+  let S = ${C.u32(S, 'S')};
+  var acc: ${tt} = ${identity(k.op, t)};
+  for (var s = lid; s < S; s += ${WG}u) {
+    let x = S_in[gid * S + s];
+    ${combine(k.op, t, 'acc', 'x')}
+  }
+  partial[lid] = acc;
+  workgroupBarrier();
+  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
+    if (lid < w) {
+      var a = partial[lid];
+      let x = partial[lid + w];
+      ${combine(k.op, t, 'a', 'x')}
+      partial[lid] = a;
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) { OUT[gid] = ${storeText(k.outDtype, 'epilogue(gid, partial[0])')}; }
+}` : `${epi}
 ${ENTRY}
   let gid = (wid.y * ${C.u32(g2.nx)} + wid.x) * ${WG}u + lid;
   if (gid >= ${C.u32(k.outSize)}) { return; }
@@ -97,7 +124,7 @@ ${ENTRY}
   const scratchBytes = k.outSize * S * 4;
   return [
     { code: `${p1.text}\n${main1}`, workgroups: g1.wg, bindings: p1.bindings, scratchBytes, params: C.words },
-    { code: `${p2.text}\n${main2}`, workgroups: g2.wg, bindings: p2.bindings, scratchBytes, params: C.words },
+    { code: cfg.reduceTree ? readUniformsDirectly(`${p2.text}\n${main2}`) : `${p2.text}\n${main2}`, workgroups: g2.wg, bindings: p2.bindings, scratchBytes, params: C.words },
   ];
 }
 

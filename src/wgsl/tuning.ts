@@ -28,11 +28,13 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       reducePartials: 4096,
       reduceMinChunk: 256,
       reduceMapping: 'chunk',
+      reduceTree: false,
       // 8×8: since the tile is stored through a loop (its epilogue emitted once), no more code to compile
       // than 4×8, and the default UNet step's matmuls take 15–25 % less time (222/209 against 251/278 ms in
       // two alternating k.profile runs; the toy MLP step 20.2 against 22.4 ms)
       // on SwiftShader too (one process, old against new kernels alternating): 4×8 tiles ran 0.71–0.93× as
       // fast, 4×4 0.59–0.78×, 8×16 0.92–0.97× (on lavapipe 0.92–1.10×)
+      matmulKernel: 'registers',
       matmulTile: [8, 8],
       // SwiftShader: 1 element per invocation ran the chain 0.65× as fast, 8 within noise
       elementsPerInvocation: 4,
@@ -48,15 +50,46 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       reducePartials: 65536,
       reduceMinChunk: 64,
       reduceMapping: 'stride',
-      matmulTile: [8, 8],
+      reduceTree: true,
+      // blocks of up to 64×64 staged in workgroup memory, 4×4 outputs per invocation (as tfjs-webgpu and ONNX
+      // Runtime Web do for aligned operands); small-M matmuls get 16×256 or 32×128 blocks
+      matmulKernel: 'shared',
+      matmulTile: [4, 4],
       elementsPerInvocation: 1,
       vectorWidth: 4,
     },
   },
 ];
 
-/** The row for an adapter, or the row named `forced` (an error listing the names when there is none). */
-export function tuningFor(info: DeviceInfo, forced?: string): TuningRow {
+/** A tuning asked for: 'auto', a row's name, or knobs that override the adapter's row. */
+export type TuningChoice = string | Partial<Tuning>;
+
+/** The allowed values of each knob, checked when a tuning is given as knobs. */
+const KNOBS: { [K in keyof Tuning]: (v: unknown) => boolean } = {
+  reducePartials: (v) => Number.isInteger(v) && (v as number) >= 1,
+  reduceMinChunk: (v) => Number.isInteger(v) && (v as number) >= 1,
+  reduceMapping: (v) => v === 'chunk' || v === 'stride',
+  reduceTree: (v) => typeof v === 'boolean',
+  matmulKernel: (v) => v === 'registers' || v === 'shared',
+  matmulTile: (v) => Array.isArray(v) && v.length === 2 && v.every((t) => [1, 2, 4, 8].includes(t)),
+  elementsPerInvocation: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 64,
+  vectorWidth: (v) => v === 1 || v === 4,
+};
+
+/**
+ * The row for an adapter, or the row named `forced`, or (knobs) the adapter's row with those knobs
+ * changed, named '<row>+custom'. Unknown names, knobs and values are errors that list what is allowed.
+ */
+export function tuningFor(info: DeviceInfo, forced?: TuningChoice): TuningRow {
+  if (forced !== undefined && typeof forced === 'object' && forced !== null) {
+    for (const [key, v] of Object.entries(forced)) {
+      const ok = KNOBS[key as keyof Tuning];
+      if (!ok) throw new Error(`kiln.init: unknown tuning knob ${JSON.stringify(key)}; expected ${Object.keys(KNOBS).map((n) => `'${n}'`).join(', ')}`);
+      if (!ok(v)) throw new Error(`kiln.init: tuning knob '${key}' cannot be ${JSON.stringify(v)}`);
+    }
+    const row = tuningFor(info);
+    return { name: `${row.name}+custom`, matches: row.matches, config: { ...row.config, ...forced } };
+  }
   if (forced !== undefined && forced !== 'auto') {
     const row = TUNING_TABLE.find((r) => r.name === forced);
     if (!row) throw new Error(`kiln.init: unknown tuning ${JSON.stringify(forced)}; expected 'auto' or one of ${TUNING_TABLE.map((r) => `'${r.name}'`).join(', ')}`);

@@ -638,22 +638,33 @@ describe('adapter classification and kernel tuning', () => {
     expect(tuningFor({ ...info, driver: 'hardware' }).name).toBe('hardware');
     expect(tuningFor({ ...info, driver: 'lavapipe' }, 'hardware').name).toBe('hardware');
     expect(() => tuningFor(info, 'fast')).toThrow(/unknown tuning "fast"; expected 'auto' or one of 'software', 'hardware'/);
+    // knobs change the adapter's row
+    const custom = tuningFor({ ...info, driver: 'lavapipe' }, { matmulKernel: 'shared', matmulTile: [4, 8] });
+    expect(custom.name).toBe('software+custom');
+    expect(custom.config).toEqual({ ...tuningFor({ ...info, driver: 'lavapipe' }).config, matmulKernel: 'shared', matmulTile: [4, 8] });
+    expect(() => tuningFor(info, { matmulTiles: [4, 4] } as never)).toThrow(/unknown tuning knob "matmulTiles"; expected 'reducePartials', .*'vectorWidth'/);
+    expect(() => tuningFor(info, { vectorWidth: 2 } as never)).toThrow(/tuning knob 'vectorWidth' cannot be 2/);
   });
 
-  it('init({ tuning }) switches the kernels of a live device and back', async () => {
+  it('init({ tuning }) switches the kernels of a live device, by row or by knobs, and back', async () => {
     const auto = k.deviceInfo().tuning;
     try {
-      expect((await k.init({ tuning: 'hardware' })).tuning).toBe('hardware');
-      expect(kernelConfig().matmulTile).toEqual([8, 8]);
-      const a = k.randn([70, 33]), b = k.randn([33, 45]);
-      const [got, x, y] = await Promise.all([a.matmul(b).data(), a.data(), b.data()]);
-      let worst = 0;
-      for (let i = 0; i < 70; i++) for (let j = 0; j < 45; j++) {
-        let s = 0;
-        for (let t = 0; t < 33; t++) s += x[i * 33 + t]! * y[t * 45 + j]!;
-        worst = Math.max(worst, Math.abs(got[i * 45 + j]! - s));
+      for (const [tuning, name, knobs] of [
+        ['hardware', 'hardware', { matmulKernel: 'shared', matmulTile: [4, 4] }],
+        [{ matmulKernel: 'shared', matmulTile: [8, 2] }, `${auto}+custom`, { matmulKernel: 'shared', matmulTile: [8, 2] }],
+      ] as const) {
+        expect((await k.init({ tuning: tuning as never })).tuning).toBe(name);
+        expect(kernelConfig()).toMatchObject(knobs);
+        const a = k.randn([70, 33]), b = k.randn([33, 45]);
+        const [got, x, y] = await Promise.all([a.matmul(b).data(), a.data(), b.data()]);
+        let worst = 0;
+        for (let i = 0; i < 70; i++) for (let j = 0; j < 45; j++) {
+          let s = 0;
+          for (let t = 0; t < 33; t++) s += x[i * 33 + t]! * y[t * 45 + j]!;
+          worst = Math.max(worst, Math.abs(got[i * 45 + j]! - s));
+        }
+        expect(worst).toBeLessThan(1e-4);
       }
-      expect(worst).toBeLessThan(1e-4);
     } finally {
       await k.init({ tuning: 'auto' });
     }

@@ -569,6 +569,13 @@ add('matmul', 'k axis merged from a permute (weight-gradient form)', [N([2, 3, 4
 // few output tiles and a long k loop: the k loop is split into slices summed by a second pass
 add('matmul', 'split k [5,1500] x [1500,3] then bias + relu', [N([5, 1500]), N([1500, 3]), N([3])], (_k, [a, b, c]) => a!.matmul(b!).add(c!).relu(), { tol: dotTol(1500) });
 add('matmul', 'split k batched, windowed k axis', [N([2, 3, 700]), N([2, 700, 2])], (_k, [a, b]) => a!.matmul(b!), { tol: dotTol(700), shape: [2, 3, 2] });
+// several blocks and k tiles of each thread-grid shape of the workgroup-tiled kernel (hardware tuning)
+add('matmul', 'blocks and k tiles [130,37] x [37,129]', [N([130, 37]), N([37, 129])], (_k, [a, b]) => a!.matmul(b!), { tol: dotTol(37), shape: [130, 129] });
+add('matmul', 'small M, wide blocks [12,40] x [40,300]', [N([12, 40]), N([40, 300])], (_k, [a, b]) => a!.matmul(b!), { tol: dotTol(40), shape: [12, 300] });
+add('matmul', 'small N, tall blocks [300,20] x [20,10] then bias', [N([300, 20]), N([20, 10]), N([10])], (_k, [a, b, c]) => a!.matmul(b!).add(c!), { tol: dotTol(21), shape: [300, 10] });
+// a k tile past K must add nothing: +∞ in A's last column and B's last row stay ∞ (0·∞ would make NaN)
+const posWithInf = (n: number, inf: number[]) => Array.from({ length: n }, (_, i) => (inf.includes(i) ? Infinity : ((i * 7) % 11 + 1) / 10));
+add('matmul', '+∞ in the last k of A and B [3,37] x [37,5]', [V([3, 37], posWithInf(111, [36])), V([37, 5], posWithInf(185, [182]))], (_k, [a, b]) => a!.matmul(b!), { tol: dotTol(37, 2) });
 add('matmul', 'result used twice and reduced', [N([3, 4]), N([4, 5])], (_k, [a, b]) => { const c = a!.matmul(b!); return c.sum(0).add(c.max(0)); }, { tol: dotTol(6, 4) });
 
 // ---- creation ------------------------------------------------------------------------------------------
