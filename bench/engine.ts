@@ -4,6 +4,7 @@
  *   npm run bench                 # full run on the default adapter (hardware, else lavapipe, else SwiftShader)
  *   npm run bench -- --quick      # short run
  *   npm run bench -- --scalar     # kernels without vec4 loads and stores, for comparison
+ *   npm run bench -- --tune       # measure the kernel tuning knobs on this adapter (bench/tune.ts)
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench   # force SwiftShader
  *
  * stdout: line 1 is one JSON object (machine-readable), then a human table. Progress goes to stderr.
@@ -272,7 +273,7 @@ async function main(): Promise<void> {
   const own0 = ownCpuSeconds();
   const cpuStart = await cpuProbe();
   await k.init();
-  if (SCALAR) kernelConfig().vectorWidth = 1;
+  if (SCALAR) await k.init({ tuning: { vectorWidth: 1 } });
   const info = k.deviceInfo();
   log(`adapter: ${info.driver} — ${info.description || info.device || info.vendor}${info.icd ? ` (ICD ${info.icd})` : ''}`);
   k.manualSeed(1234);
@@ -544,6 +545,8 @@ async function main(): Promise<void> {
 }
 
 try {
+  // --tune: measure the tuning knobs instead (bench/tune.ts)
+  if (process.argv.includes('--tune')) await import('./tune.js');
   await main();
   k.destroy();
   process.exit(0);

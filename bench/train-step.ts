@@ -10,7 +10,6 @@
 import * as k from '../src/index.js';
 import { DiffusionTrainer, TRAIN_DEFAULTS, VAETrainer, VAE_TRAIN_DEFAULTS } from '../src/train/index.js';
 import { indexLifting } from '../src/wgsl/kernels.js';
-import { kernelConfig } from '../src/wgsl/runtime.js';
 
 const QUICK = process.argv.includes('--quick');
 /** `--scalar`: kernels read and write one element at a time (no vec4), for comparison with the default. */
@@ -145,7 +144,7 @@ async function vaeStep(compiled: boolean): Promise<StepFigures> {
 }
 
 const info = await k.init();
-if (SCALAR) kernelConfig().vectorWidth = 1;
+if (SCALAR) await k.init({ tuning: { vectorWidth: 1 } });
 const driver = info.driver;
 const col = driver === 'swiftshader' ? 1 : 0;
 // the compiled UNet runs first: its warm-up pipelines are those of a cold `kiln train` step
