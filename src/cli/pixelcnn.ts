@@ -52,6 +52,7 @@ export const TRAIN_PIXELCNN_OPTIONS: readonly OptionSpec[] = [
   { name: 'head', value: 'N', help: 'hidden channels of the 1×1 output head' },
   { name: 'bits', choices: ['1', '8'], help: '1: binarized pixels (a Bernoulli logit each); 8: grey levels (a 256-way softmax each)' },
   { name: 'binarize', choices: ['dynamic', 'threshold'], help: 'binarization with --bits 1 (see above)' },
+  { name: 'targets', choices: ['soft', 'drawn'], help: "with --binarize dynamic, what the loss scores each pixel against: 'soft', the probability it is 1 (intensity/255; the same expected loss, less noise), or 'drawn', its drawn bit" },
   { name: 'classes', help: 'class-conditional: a learned per-digit bias in every gate; the sample grid has one digit per row' },
   DATA_LIMIT_OPTION,
   { name: 'eval-limit', value: 'N', help: 'test images of the NLL at the end' },
@@ -77,6 +78,7 @@ export function trainPixelcnnDefaults(steps: number = PIXELCNN_TRAIN_DEFAULTS.st
     head: m.head,
     bits: String(m.bits),
     binarize: 'dynamic',
+    targets: d.softTargets ? 'soft' : 'drawn',
     'data-limit': MNIST_TRAIN_IMAGES,
     'eval-limit': 10000,
     samples: 100,
@@ -153,7 +155,9 @@ export async function trainPixelcnnCommand(argv: string[]): Promise<void> {
     seed: a.number('seed', d.seed, { min: 0, integer: true }),
     data: bits === 8 ? 'grey' : binarize,
     emaDecay: a.number('ema', d.ema, { min: 0, max: 1 }),
+    softTargets: bits === 1 && binarize === 'dynamic' && a.string<'soft' | 'drawn'>('targets', d.targets as 'soft' | 'drawn') === 'soft',
   };
+  if (a.has('targets') && train.data !== 'dynamic') throw new Error('--targets applies to --binarize dynamic only (the other pixels are not drawn)');
   if (train.emaDecay === 1) throw new Error("--ema expects a decay in [0, 1) (1 would never move the average from the initial weights), got '1'");
   const odd = (name: string, v: number) => {
     if (v % 2 === 0) throw new Error(`--${name} expects an odd integer ≥ 3, got '${v}'`);
@@ -202,12 +206,14 @@ export async function trainPixelcnnCommand(argv: string[]): Promise<void> {
   model.train();
   try {
     while (trainer.step < steps) {
-      const { x, y } = batches.at(trainer.step);
+      const { x, y, target } = batches.at(trainer.step);
       try {
-        await (config.numClasses ? trainer.trainStep(x, y) : trainer.trainStep(x));
+        const labels = config.numClasses ? y : null;
+        await (train.softTargets && target ? trainer.trainStep(x, labels, target) : trainer.trainStep(x, labels));
       } finally {
         x.dispose();
         y.dispose();
+        target?.dispose();
       }
       const s = trainer.step;
       const recent = trainer.losses.slice(-50);

@@ -56,14 +56,19 @@ export class PixelBatches {
     if (this.perEpoch < 1) throw new Error(`batch size ${batchSize} is larger than the ${split.count} training images`);
     pixelsOf(split, [], format);
   }
-  /** The batch of training step `step` (0-based). */
-  at(step: number): { x: Tensor; y: Tensor } {
+  /**
+   * The batch of training step `step` (0-based); with dynamic binarization also `target`, the probability
+   * that each pixel is 1 (intensity / 255), from which x was drawn.
+   */
+  at(step: number): { x: Tensor; y: Tensor; target: Tensor | null } {
     const epoch = Math.floor(step / this.perEpoch);
     if (epoch !== this.epoch) [this.epoch, this.order] = [epoch, permutation(this.split.count, this.seed, epoch)];
     const start = (step % this.perEpoch) * this.batchSize;
     const index = this.order.subarray(start, start + this.batchSize);
+    const shape = [index.length, 1, this.split.rows, this.split.cols];
     const x = pixelsOf(this.split, index, this.format, this.seed, epoch);
-    return { x: tensor(x, { shape: [index.length, 1, this.split.rows, this.split.cols] }), y: tensor(Int32Array.from(index, (i) => this.split.labels[i]!)) };
+    const target = this.format === 'dynamic' ? tensor(pixelsOf(this.split, index, 'grey').map((v) => v / 255), { shape }) : null;
+    return { x: tensor(x, { shape }), y: tensor(Int32Array.from(index, (i) => this.split.labels[i]!)), target };
   }
 }
 

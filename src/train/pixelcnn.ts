@@ -28,6 +28,14 @@ export interface PixelCNNTrainConfig {
    * Absent in checkpoints written before it existed, which have no average.
    */
   emaDecay?: number;
+  /**
+   * With dynamic binarization, score each pixel against its probability of being 1 (intensity / 255)
+   * rather than against its drawn bit, the network still seeing drawn bits before it. Pixels are drawn
+   * independently, so this is the loss's expectation over the draw of the pixel scored: the same expected
+   * gradient with less noise (Rao–Blackwellization). The trainer uses the `target` of each batch it is
+   * given; the flag records what the batches held. Absent in older checkpoints (drawn bits).
+   */
+  softTargets?: boolean;
 }
 
 /**
@@ -35,14 +43,14 @@ export interface PixelCNNTrainConfig {
  * image seen, batches of 2–4 learn far faster than 16 (more updates for the same images), and on this CPU
  * driver an image costs about the same in a step of 2 as in one of 16 (less when other jobs share the cores).
  */
-export const PIXELCNN_TRAIN_DEFAULTS: PixelCNNTrainConfig = { steps: 6400, batchSize: 2, lr: 2e-3, warmup: 100, clip: 1, seed: 0, data: 'dynamic', emaDecay: 0.999 };
+export const PIXELCNN_TRAIN_DEFAULTS: PixelCNNTrainConfig = { steps: 6400, batchSize: 2, lr: 2e-3, warmup: 100, clip: 1, seed: 0, data: 'dynamic', emaDecay: 0.999, softTargets: true };
 
 /**
  * Trains a PixelCNN on batches (x [N, 1, H, W] pixel values, and labels i32 [N] when class-conditional),
  * with Adam under linear warmup and cosine decay, and an EMA of the weights updated after every step when
  * `emaDecay` > 0; `losses` holds each step's NLL in nats per image. Checkpoints hold the average under `ema.`.
  */
-export class PixelCNNTrainer extends LossTrainer<[x: Tensor] | [x: Tensor, labels: Tensor]> {
+export class PixelCNNTrainer extends LossTrainer<[x: Tensor] | [x: Tensor, labels: Tensor | null] | [x: Tensor, labels: Tensor | null, target: Tensor]> {
   readonly opt: Adam;
   readonly sched: LRScheduler;
   /** The average of the weights (null when `emaDecay` is 0 or absent). */
@@ -63,9 +71,9 @@ export class PixelCNNTrainer extends LossTrainer<[x: Tensor] | [x: Tensor, label
     this.ema = decay > 0 ? new EMA(model, decay) : null;
   }
 
-  /** The NLL in nats per image, averaged over the batch. */
-  loss(x: Tensor, labels?: Tensor): Tensor {
-    return this.model.loss(x, labels ?? null);
+  /** The NLL in nats per image, averaged over the batch (against per-pixel probabilities `target` when given). */
+  loss(x: Tensor, labels?: Tensor | null, target?: Tensor): Tensor {
+    return this.model.loss(x, labels ?? null, target ?? null);
   }
 
   protected async beforeUpdate(): Promise<void> {

@@ -217,7 +217,7 @@ export abstract class Trainer<Row = number[]> {
  * subclass defines the loss of a batch (and may clip gradients or act around each update). Checkpoints
  * hold the model under `model.`, the optimizer under `optim.`, and `config` as `train` in the metadata.
  */
-export abstract class LossTrainer<Batch extends Tensor[]> extends Trainer<number> {
+export abstract class LossTrainer<Batch extends (Tensor | null)[]> extends Trainer<number> {
   abstract readonly opt: Optimizer<{ lr: number }>;
   abstract readonly sched: LRScheduler;
   /** Max global gradient norm (undefined: no clipping). */

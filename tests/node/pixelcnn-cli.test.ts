@@ -54,8 +54,10 @@ describe('kiln train-pixelcnn, eval and sample', () => {
     const raw = JSON.parse(readFileSync(json, 'utf8'));
     expect(raw.ema).toBe(false);
     expect(Math.abs(raw.natsPerImage - ev.natsPerImage)).toBeGreaterThan(0.01);
-    const { model: rawModel, ema } = await k.nn.loadPixelCNN(ckpt, { ema: false });
+    const { model: rawModel, ema, meta } = await k.nn.loadPixelCNN(ckpt, { ema: false });
     expect(ema).toBe(false);
+    // dynamic binarization scores the pixels' probabilities by default
+    expect((meta.train as { softTargets?: boolean }).softTargets).toBe(true);
     const r = await evaluateNll(rawModel, k.data.evalPixelBatches(await k.data.loadMnist('test'), 'dynamic', 20, 20));
     expect(r.natsPerImage).toBeCloseTo(raw.natsPerImage, 3);
     // kiln sample: the average unless --raw
@@ -90,5 +92,8 @@ describe('8-bit', () => {
     expect(report.bitsPerDim).toBeLessThan(10);
     expect(report.bitsPerDim).toBeCloseTo(report.natsPerImage / 784 / Math.LN2, 6);
     expect(existsSync(join(out, 'samples.png'))).toBe(true);
+    // grey levels are not drawn: no probability targets
+    const { meta } = await k.nn.loadPixelCNN(join(out, 'pixelcnn.safetensors'));
+    expect((meta.train as { softTargets?: boolean }).softTargets).toBe(false);
   });
 });

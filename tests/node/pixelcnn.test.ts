@@ -129,6 +129,10 @@ describe('gated PixelCNN', () => {
     const ones = Array.from({ length: 3 }, (_, n) => values(3 * 784, 4, 0, 1).slice(n * 784, (n + 1) * 784).filter((v) => v >= 0.5).length);
     const closed = ones.map((s) => 784 * Math.log1p(Math.exp(b)) - s * b);
     close(await m.nll(x).data(), closed, 2e-3, 1e-5, 'constant-logit NLL');
+    // against probabilities p, whatever bits x were drawn: Σ softplus(b) − p·b, the mean of the NLL over the draws
+    const p = values(3 * 784, 5, 0, 1);
+    const expected = [0, 1, 2].map((n) => p.slice(n * 784, (n + 1) * 784).reduce((s, v) => s + Math.log1p(Math.exp(b)) - v * b, 0));
+    close(await m.nll(x, null, k.tensor(p, { shape: [3, 1, 28, 28] })).data(), expected, 2e-3, 1e-5, 'constant-logit NLL against probabilities');
     // 8-bit: logits = a bias vector over the 256 levels
     const m8 = new k.nn.PixelCNN({ size: 6, width: 4, layers: 2, head: 4, bits: 8 });
     for (const p of m8.parameters()) p.assign(k.zerosLike(p));
@@ -140,6 +144,28 @@ describe('gated PixelCNN', () => {
     close(await m8.nll(k.tensor(grey, { shape: [1, 1, 6, 6] })).data(), [nll8], 2e-3, 1e-5, '8-bit NLL');
     const r = await evaluateNll(m8, [{ x: k.tensor(grey, { shape: [1, 1, 6, 6] }), y: k.tensor(Int32Array.from([0])) }]);
     expect(r.bitsPerDim).toBeCloseTo(nll8 / 36 / Math.LN2, 4);
+  });
+});
+
+describe('training data', () => {
+  it("dynamic batches carry the probabilities their bits were drawn from (intensity / 255); other formats none", async () => {
+    const train = await k.data.loadMnist('train');
+    const { x, y, target } = new k.data.PixelBatches({ ...train, count: 64 }, 4, 0, 'dynamic').at(3);
+    const [bits, probs] = [await x.data(), await target!.data()];
+    y.dispose();
+    // step 3 of epoch 0 holds images 12…15 of the seeded order
+    const index = k.data.permutation(64, 0, 0).subarray(12, 16);
+    expect(target!.shape).toEqual(x.shape);
+    close(probs, Array.from(k.data.pixelsOf(train, index, 'grey'), (v) => v / 255), 1e-7, 0, 'target');
+    expect(probs.some((v) => v > 0 && v < 1)).toBe(true);
+    // a pixel drawn from probability 0 is 0, from 1 is 1; overall the bits follow the probabilities
+    for (let i = 0; i < bits.length; i++) {
+      if (probs[i] === 0) expect(bits[i]).toBe(0);
+      if (probs[i] === 1) expect(bits[i]).toBe(1);
+    }
+    const mean = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0) / a.length;
+    expect(Math.abs(mean(bits) - mean(probs))).toBeLessThan(0.02);
+    for (const format of ['threshold', 'grey'] as const) expect(new k.data.PixelBatches({ ...train, count: 64 }, 4, 0, format).at(0).target).toBeNull();
   });
 });
 
@@ -207,10 +233,10 @@ describe('training', () => {
       const t = new PixelCNNTrainer(m, config);
       if (from) await t.load(from);
       while (t.step < upTo) {
-        const { x, y } = batches.at(t.step);
-        await t.trainStep(x);
-        x.dispose();
-        y.dispose();
+        // against the pixels' probabilities, as kiln train-pixelcnn trains by default
+        const { x, y, target } = batches.at(t.step);
+        await t.trainStep(x, null, target!);
+        [x, y, target!].forEach((v) => v.dispose());
       }
       if (save) await t.save(save);
       await t.flush();
@@ -243,10 +269,9 @@ describe('training', () => {
     const snapshot = async () => Object.fromEntries(await Promise.all([...m.namedParameters()].map(async ([name, p]) => [name, Float64Array.from(await p.data())] as const)));
     const ws = [await snapshot()];
     while (t.step < n) {
-      const { x, y } = batches.at(t.step);
+      const { x, y, target } = batches.at(t.step);
       await t.trainStep(x);
-      x.dispose();
-      y.dispose();
+      [x, y, target!].forEach((v) => v.dispose());
       ws.push(await snapshot());
     }
     await t.flush();
@@ -275,6 +300,9 @@ describe('bad input', () => {
     expect(() => new k.nn.PixelCNN({ kernel: 4 })).toThrow(/PixelCNN: kernel must be an odd integer ≥ 3, got 4/);
     expect(() => new k.nn.MaskedConv2d('C' as 'A', 1, 1, 3)).toThrow(/mask type must be 'A' or 'B', got "C"/);
     expect(() => new k.nn.MaskedConv2d('A', 1, 1, 4)).toThrow(/MaskedConv2d: kernel size must be an odd integer, got 4/);
+    expect(() => m.nll(k.zeros([2, 1, 8, 8]), null, k.zeros([2, 1, 8, 7]))).toThrow(/PixelCNN\.nll: target must have the shape of the images \[2, 1, 8, 8\], got \[2, 1, 8, 7\]/);
+    expect(() => new k.nn.PixelCNN({ size: 8, width: 4, layers: 2, head: 4, bits: 8 }).nll(k.zeros([1, 1, 8, 8]), null, k.zeros([1, 1, 8, 8]))).toThrow(/probability targets apply to binarized images \(bits 1\) only/);
+    await expect(trainPixelcnnCommand(['--binarize', 'threshold', '--targets', 'soft'])).rejects.toThrow(/--targets applies to --binarize dynamic only/);
     expect(() => k.nn.pixelNll(k.zeros([2, 1, 8, 8]), k.zeros([2, 1, 8, 8]), 8)).toThrow(/pixelNll: expected logits \[2, 256, 8, 8\] for 8-bit images \[2, 1, 8, 8\], got \[2, 1, 8, 8\]/);
     await expect(k.nn.samplePixelCNN(m, 0)).rejects.toThrow(/samplePixelCNN: n must be a positive integer, got 0/);
     await expect(k.nn.samplePixelCNN(mc, 2, { labels: [1] })).rejects.toThrow(/pass 2 labels \(one per image\), got 1/);

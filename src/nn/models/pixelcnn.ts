@@ -224,29 +224,34 @@ export class PixelCNN extends Module {
   /**
    * The exact negative log-likelihood of each image in nats, [N], from one teacher-forced pass: Σ over
    * pixels of BCE-with-logits (bits 1), or of −log softmax at the pixel's grey level (bits 8).
+   * `target` (bits 1): scores each pixel against the probability that it is 1 instead of against x
+   * itself, given x drawn pixel by pixel from those probabilities — the NLL's expectation over the draw of
+   * the pixel it scores (see `PixelCNNTrainConfig.softTargets`).
    */
-  nll(x: Tensor, labels: Tensor | null = null): Tensor {
-    return scope(() => pixelNll(this.forward(x, labels), x, this.config.bits));
+  nll(x: Tensor, labels: Tensor | null = null, target: Tensor | null = null): Tensor {
+    if (target && this.config.bits !== 1) throw new Error('PixelCNN.nll: probability targets apply to binarized images (bits 1) only');
+    if (target && (target.rank !== 4 || target.shape.some((d, i) => d !== x.shape[i]))) throw new Error(`PixelCNN.nll: target must have the shape of the images ${fmt(x.shape)}, got ${fmt(target.shape)}`);
+    return scope(() => pixelNll(this.forward(x, labels), x, this.config.bits, target));
   }
 
-  /** The training loss: mean over the batch of the NLL in nats per image. */
-  loss(x: Tensor, labels: Tensor | null = null): Tensor {
-    return scope(() => this.nll(x, labels).mean());
+  /** The training loss: mean over the batch of the NLL in nats per image (against `target`: see `nll`). */
+  loss(x: Tensor, labels: Tensor | null = null, target: Tensor | null = null): Tensor {
+    return scope(() => this.nll(x, labels, target).mean());
   }
 }
 
 /**
  * The NLL in nats per image [N] of images x [N, 1, H, W] under per-pixel logits: bits 1: logits [N, 1, H, W]
- * and x in {0, 1}, Σ log(1 + e^−l)·x + log(1 + e^l)·(1 − x); bits 8: logits [N, 256, H, W] and x grey
- * levels 0…255, Σ −log softmax(l)[x].
+ * and x in {0, 1}, Σ log(1 + e^−l)·x + log(1 + e^l)·(1 − x) (x replaced by `target`, probabilities in
+ * [0, 1], when given); bits 8: logits [N, 256, H, W] and x grey levels 0…255, Σ −log softmax(l)[x].
  */
-export function pixelNll(logits: Tensor, x: Tensor, bits: 1 | 8): Tensor {
+export function pixelNll(logits: Tensor, x: Tensor, bits: 1 | 8, target: Tensor | null = null): Tensor {
   const [N, , H, W] = x.shape as [number, number, number, number];
   const K = bits === 1 ? 1 : 256;
   if (x.rank !== 4 || x.shape[1] !== 1) throw new Error(`pixelNll: expected images [N, 1, H, W], got ${fmt(x.shape)}`);
   if (logits.rank !== 4 || logits.shape[0] !== N || logits.shape[1] !== K || logits.shape[2] !== H || logits.shape[3] !== W) throw new Error(`pixelNll: expected logits [${N}, ${K}, ${H}, ${W}] for ${bits}-bit images ${fmt(x.shape)}, got ${fmt(logits.shape)}`);
   return scope(() => {
-    if (bits === 1) return binaryCrossEntropyWithLogits(logits, x, { reduction: 'none' }).reshape([N, -1]).sum(1);
+    if (bits === 1) return binaryCrossEntropyWithLogits(logits, target ?? x, { reduction: 'none' }).reshape([N, -1]).sum(1);
     const lp = logits.logSoftmax(1).gather(1, x.cast('i32'));
     return lp.reshape([N, -1]).sum(1).neg();
   });
