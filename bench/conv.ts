@@ -61,7 +61,7 @@ const fb = await time(() => k.scope(() => {
 }));
 const result = {
   bench: 'kiln-conv',
-  adapter: { driver: info.driver, description: info.description },
+  adapter: { driver: info.driver, description: info.description, tuning: info.tuning },
   shape: { N, C, O, H, W: H, kernel: 3 },
   forward: { ms: fwd.ms, gflops: FLOP / fwd.ms / 1e6, kernels: fwd.kernels },
   forwardBackward: { ms: fb.ms, gflops: (3 * FLOP) / fb.ms / 1e6, kernels: fb.kernels },
@@ -70,7 +70,7 @@ const result = {
 console.log(JSON.stringify(result));
 const row = (name: string, r: { ms: number; gflops: number }, ref: { tfjs: number[]; jaxjs: number[]; target: number[] }) =>
   `${name.padEnd(22)} ${r.gflops.toFixed(2).padStart(6)} GFLOP/s ${r.ms.toFixed(1).padStart(8)} ms   tfjs ${ref.tfjs[col]}   jax-js ${ref.jaxjs[col]}   target ≥ ${ref.target[col]}${r.gflops >= ref.target[col]! ? '  met' : '  not met'}`;
-console.log(`\nadapter: ${info.driver} (${info.description}); conv2d 3×3, [${N}, ${C}, ${H}, ${H}] → ${O} channels`);
+console.log(`\nadapter: ${info.driver} (${info.description}), kernels tuned by the '${info.tuning}' row; conv2d 3×3, [${N}, ${C}, ${H}, ${H}] → ${O} channels`);
 console.log(row('forward', result.forward, REFERENCE.forward));
 console.log(row('forward + backward', result.forwardBackward, REFERENCE.forwardBackward));
 k.destroy();

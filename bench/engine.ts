@@ -450,6 +450,7 @@ async function main(): Promise<void> {
       architecture: info.architecture,
       device: info.device,
       icd: info.icd ?? null,
+      tuning: info.tuning,
     },
     host: { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', cpu_probe_ms: { start: r3(cpuStart), end: r3(cpuEnd) }, other_processes_cpu_share: otherShare === null ? null : r3(otherShare) },
     method: {
@@ -495,7 +496,7 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   const adapterName = info.description || info.device || info.vendor || '(unnamed)';
   lines.push('');
-  lines.push(`kiln engine benchmark${QUICK ? ' (--quick)' : ''} — adapter: ${driver} — ${adapterName}${info.icd ? ` [VK_ICD_FILENAMES=${info.icd}]` : ''}`);
+  lines.push(`kiln engine benchmark${QUICK ? ' (--quick)' : ''} — adapter: ${driver} — ${adapterName}${info.icd ? ` [VK_ICD_FILENAMES=${info.icd}]` : ''}; kernels tuned by the '${info.tuning}' row`);
   lines.push(`kiln ${git.commit ?? '(no git)'}${git.src_modified ? ' + uncommitted changes in src/' : ''}; ${os.cpus().length} CPU(s), node ${process.version}; median of ${REPS === 3 ? 3 : `3..${REPS}`} runs of ~${TARGET_MS} ms each; idle 4-byte readback ${syncMs.toFixed(2)} ms (subtracted)${SCALAR ? '; --scalar: no vec4 loads or stores' : ''}`);
   lines.push(`host CPU probe (fixed JS loop, lower is faster): ${cpuStart.toFixed(1)} ms at start, ${cpuEnd.toFixed(1)} ms at end; other processes used ${otherShare === null ? 'n/a' : `${(100 * otherShare).toFixed(0)}%`} of the CPU time`);
   lines.push('');
