@@ -3,6 +3,7 @@ import * as k from '../../src/index.ts';
 import { close } from '../shared/util.ts';
 import { classify } from '../../src/wgsl/device.ts';
 import { tuningFor } from '../../src/wgsl/tuning.ts';
+import { sharedLayout } from '../../src/wgsl/matmul.ts';
 import { kernelConfig } from '../../src/wgsl/runtime.ts';
 import { Scheduler } from '../../src/tensor/plan.ts';
 import { render } from '../../src/wgsl/kernels.ts';
@@ -644,6 +645,16 @@ describe('adapter classification and kernel tuning', () => {
     expect(custom.config).toEqual({ ...tuningFor({ ...info, driver: 'lavapipe' }).config, matmulKernel: 'shared', matmulTile: [4, 8] });
     expect(() => tuningFor(info, { matmulTiles: [4, 4] } as never)).toThrow(/unknown tuning knob "matmulTiles"; expected 'reducePartials', .*'vectorWidth'/);
     expect(() => tuningFor(info, { vectorWidth: 2 } as never)).toThrow(/tuning knob 'vectorWidth' cannot be 2/);
+  });
+
+  it('the workgroup-tiled matmul picks the thread grid that pads M and N least (the conformance cases cover each)', () => {
+    // the shapes of tests/shared/conformance.ts 'blocks and k tiles', 'small M, wide blocks', 'small N, tall blocks'
+    expect(sharedLayout(130, 129, 4, 4)).toEqual({ TY: 16, TX: 16 });
+    expect(sharedLayout(12, 300, 4, 4)).toEqual({ TY: 4, TX: 64 });
+    expect(sharedLayout(300, 10, 4, 4)).toEqual({ TY: 64, TX: 4 });
+    // square on ties; a convolution of 48 channels over 1,568 pixels gets 16×256 blocks
+    expect(sharedLayout(1024, 1024, 4, 4)).toEqual({ TY: 16, TX: 16 });
+    expect(sharedLayout(48, 1568, 4, 4)).toEqual({ TY: 4, TX: 64 });
   });
 
   it('init({ tuning }) switches the kernels of a live device, by row or by knobs, and back', async () => {
