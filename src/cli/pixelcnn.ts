@@ -194,7 +194,7 @@ export async function trainPixelcnnCommand(argv: string[]): Promise<void> {
   }
   const split = await k.data.loadMnist('train');
   const data = { ...split, count: Math.min(dataLimit, split.count) };
-  const batches = new k.data.PixelBatches(data, train.batchSize, train.seed, train.data);
+  const batches = new k.data.PixelBatches(data, train.batchSize, train.seed, train.data, train.softTargets);
   console.log(`adapter: ${info.driver} (${info.description || info.vendor}); PixelCNN ${JSON.stringify(model.config)}, ${(model.numParameters() / 1e3).toFixed(0)}k parameters; ` +
     `${train.data} pixels; ${steps} steps × batch ${train.batchSize}`);
   const lossFile = join(out, 'loss.csv');
@@ -209,7 +209,7 @@ export async function trainPixelcnnCommand(argv: string[]): Promise<void> {
       const { x, y, target } = batches.at(trainer.step);
       try {
         const labels = config.numClasses ? y : null;
-        await (train.softTargets && target ? trainer.trainStep(x, labels, target) : trainer.trainStep(x, labels));
+        await (target ? trainer.trainStep(x, labels, target) : trainer.trainStep(x, labels));
       } finally {
         x.dispose();
         y.dispose();

@@ -51,13 +51,15 @@ export class PixelBatches {
   private order: Int32Array = new Int32Array(0);
   /** Steps per epoch. */
   readonly perEpoch: number;
-  constructor(readonly split: MnistSplit, readonly batchSize: number, readonly seed: number, readonly format: PixelFormat) {
+  /** `withTargets` (dynamic binarization only): batches also carry `target`, see `at`. */
+  constructor(readonly split: MnistSplit, readonly batchSize: number, readonly seed: number, readonly format: PixelFormat, readonly withTargets = false) {
     this.perEpoch = Math.floor(split.count / batchSize);
     if (this.perEpoch < 1) throw new Error(`batch size ${batchSize} is larger than the ${split.count} training images`);
     pixelsOf(split, [], format);
+    if (withTargets && format !== 'dynamic') throw new Error(`PixelBatches: targets are the probabilities that dynamic binarization draws from; '${format}' pixels are not drawn`);
   }
   /**
-   * The batch of training step `step` (0-based); with dynamic binarization also `target`, the probability
+   * The batch of training step `step` (0-based); `target` (null unless made `withTargets`) is the probability
    * that each pixel is 1 (intensity / 255), from which x was drawn.
    */
   at(step: number): { x: Tensor; y: Tensor; target: Tensor | null } {
@@ -67,7 +69,7 @@ export class PixelBatches {
     const index = this.order.subarray(start, start + this.batchSize);
     const shape = [index.length, 1, this.split.rows, this.split.cols];
     const x = pixelsOf(this.split, index, this.format, this.seed, epoch);
-    const target = this.format === 'dynamic' ? tensor(pixelsOf(this.split, index, 'grey').map((v) => v / 255), { shape }) : null;
+    const target = this.withTargets ? tensor(pixelsOf(this.split, index, 'grey').map((v) => v / 255), { shape }) : null;
     return { x: tensor(x, { shape }), y: tensor(Int32Array.from(index, (i) => this.split.labels[i]!)), target };
   }
 }

@@ -127,11 +127,19 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
  * convolved with w transposed per group and flipped in space: [N, C, H, W].
  */
 function stride1InputGradient(gy: Tensor, w: Tensor, pads: [[number, number], [number, number]], d: [number, number], g: number): Tensor {
-  const [O, Cg, kh, kw] = w.shape as [number, number, number, number];
-  const wt = w.reshape([g, O / g, Cg, kh, kw]).permute([0, 2, 1, 3, 4]).reshape([g * Cg, O / g, kh, kw]).flip([2, 3]);
+  const [, , kh, kw] = w.shape as [number, number, number, number];
   const ext = [d[0] * (kh - 1), d[1] * (kw - 1)];
-  const gp = gy.pad([[0, 0], [0, 0], [ext[0]! - pads[0][0], ext[0]! - pads[0][1]], [ext[1]! - pads[1][0], ext[1]! - pads[1][1]]]);
-  return conv2d(gp, wt, null, { groups: g, dilation: d });
+  return transposedConv(gy, w, null, [[ext[0]! - pads[0][0], ext[0]! - pads[0][1]], [ext[1]! - pads[1][0], ext[1]! - pads[1][1]]], d, g);
+}
+
+/**
+ * The convolution of x [N, Cin, H, W] padded by `pads` (negative amounts crop) with weight [Cin, Cout/g, kh, kw]
+ * transposed per group and flipped in space: what a transposed convolution computes on its (zero-dilated) input.
+ */
+function transposedConv(x: Tensor, weight: Tensor, bias: Tensor | null | undefined, pads: [[number, number], [number, number]], d: [number, number], g: number): Tensor {
+  const [Cin, Og, kh, kw] = weight.shape as [number, number, number, number];
+  const w = weight.reshape([g, Cin / g, Og, kh, kw]).permute([0, 2, 1, 3, 4]).reshape([Og * g, Cin / g, kh, kw]).flip([2, 3]);
+  return conv2d(x.pad([[0, 0], [0, 0], pads[0], pads[1]]), w, bias, { groups: g, dilation: d });
 }
 
 /**
@@ -238,7 +246,6 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
   for (const a of [0, 1]) {
     if (op2[a]! >= Math.max(s[a]!, d[a]!)) throw new Error(`${op}: outputPadding ${op2[a]} must be smaller than stride ${s[a]} or dilation ${d[a]}`);
   }
-  const O = Og * g;
   return scope(() => {
     // insert stride−1 zeros between input elements: [N, C, H, 1, W, 1] padded to [.., s, .., s] then cropped
     let xd = toAutocast(x);
@@ -246,14 +253,11 @@ export function convTranspose2d(x: Tensor, weight: Tensor, bias?: Tensor | null,
       xd = xd.reshape([N, Cin, H, 1, W, 1]).pad([[0, 0], [0, 0], [0, 0], [0, s[0] - 1], [0, 0], [0, s[1] - 1]]).reshape([N, Cin, H * s[0], W * s[1]]);
       xd = xd.slice(2, 0, (H - 1) * s[0] + 1).slice(3, 0, (W - 1) * s[1] + 1);
     }
-    const pads: [[number, number], [number, number]] = [
+    // negative padding crops (pad handles it)
+    return transposedConv(xd, weight, bias, [
       [d[0] * (kh - 1) - p[0], d[0] * (kh - 1) - p[0] + op2[0]],
       [d[1] * (kw - 1) - p[1], d[1] * (kw - 1) - p[1] + op2[1]],
-    ];
-    // negative padding crops (pad handles it); the weight becomes [Cout, Cin/g, kh, kw], flipped in space
-    const w = weight.reshape([g, Cin / g, Og, kh, kw]).permute([0, 2, 1, 3, 4]).reshape([O, Cin / g, kh, kw]).flip([2, 3]);
-    const xpp = xd.pad([[0, 0], [0, 0], pads[0], pads[1]]);
-    return conv2d(xpp, w, bias, { groups: g, dilation: d });
+    ], d, g);
   });
 }
 

@@ -32,8 +32,8 @@ export interface PixelCNNTrainConfig {
    * With dynamic binarization, score each pixel against its probability of being 1 (intensity / 255)
    * rather than against its drawn bit, the network still seeing drawn bits before it. Pixels are drawn
    * independently, so this is the loss's expectation over the draw of the pixel scored: the same expected
-   * gradient with less noise (Rao–Blackwellization). The trainer uses the `target` of each batch it is
-   * given; the flag records what the batches held. Absent in older checkpoints (drawn bits).
+   * gradient with less noise (Rao–Blackwellization). Each batch then comes with its `target`, and only
+   * then. Absent in older checkpoints (drawn bits).
    */
   softTargets?: boolean;
 }
@@ -65,6 +65,7 @@ export class PixelCNNTrainer extends LossTrainer<[x: Tensor] | [x: Tensor, label
     if (!(decay >= 0 && decay < 1)) throw new Error(`PixelCNNTrainer: emaDecay must be in [0, 1) (0: no average), got ${c.emaDecay}`);
     const grey = c.data === 'grey';
     if ((model.config.bits === 8) !== grey) throw new Error(`PixelCNNTrainer: data '${c.data}' does not fit a ${model.config.bits}-bit PixelCNN (bits 1 takes 'dynamic' or 'threshold', bits 8 takes 'grey')`);
+    if (c.softTargets && c.data !== 'dynamic') throw new Error(`PixelCNNTrainer: softTargets needs data 'dynamic' (the probabilities its bits are drawn from), got '${c.data}'`);
     this.opt = new Adam(model, { lr: c.lr });
     this.sched = warmupCosine(this.opt, c.lr, c.warmup, c.steps);
     this.clip = c.clip > 0 ? c.clip : undefined;
@@ -73,6 +74,8 @@ export class PixelCNNTrainer extends LossTrainer<[x: Tensor] | [x: Tensor, label
 
   /** The NLL in nats per image, averaged over the batch (against per-pixel probabilities `target` when given). */
   loss(x: Tensor, labels?: Tensor | null, target?: Tensor): Tensor {
+    const soft = this.config.softTargets ?? false;
+    if (soft !== !!target) throw new Error(`PixelCNNTrainer: ${soft ? 'softTargets is on: pass each batch\'s target (PixelBatches made withTargets)' : 'softTargets is off: a batch takes no target'}`);
     return this.model.loss(x, labels ?? null, target ?? null);
   }
 

@@ -148,9 +148,9 @@ describe('gated PixelCNN', () => {
 });
 
 describe('training data', () => {
-  it("dynamic batches carry the probabilities their bits were drawn from (intensity / 255); other formats none", async () => {
+  it('dynamic batches made withTargets carry the probabilities their bits were drawn from (intensity / 255)', async () => {
     const train = await k.data.loadMnist('train');
-    const { x, y, target } = new k.data.PixelBatches({ ...train, count: 64 }, 4, 0, 'dynamic').at(3);
+    const { x, y, target } = new k.data.PixelBatches({ ...train, count: 64 }, 4, 0, 'dynamic', true).at(3);
     const [bits, probs] = [await x.data(), await target!.data()];
     y.dispose();
     // step 3 of epoch 0 holds images 12…15 of the seeded order
@@ -165,7 +165,8 @@ describe('training data', () => {
     }
     const mean = (a: ArrayLike<number>) => Array.from(a).reduce((s, v) => s + v, 0) / a.length;
     expect(Math.abs(mean(bits) - mean(probs))).toBeLessThan(0.02);
-    for (const format of ['threshold', 'grey'] as const) expect(new k.data.PixelBatches({ ...train, count: 64 }, 4, 0, format).at(0).target).toBeNull();
+    expect(new k.data.PixelBatches({ ...train, count: 64 }, 4, 0, 'dynamic').at(0).target).toBeNull();
+    expect(() => new k.data.PixelBatches({ ...train, count: 64 }, 4, 0, 'threshold', true)).toThrow(/PixelBatches: targets are the probabilities that dynamic binarization draws from; 'threshold' pixels are not drawn/);
   });
 });
 
@@ -226,7 +227,7 @@ describe('training', () => {
     const train = await k.data.loadMnist('train');
     const test = await k.data.loadMnist('test');
     const config = { ...PIXELCNN_TRAIN_DEFAULTS, steps: 12, batchSize: 8, warmup: 1, lr: 1e-2 };
-    const batches = new k.data.PixelBatches({ ...train, count: 400 }, 8, 0, 'dynamic');
+    const batches = new k.data.PixelBatches({ ...train, count: 400 }, 8, 0, 'dynamic', true);
     const run = async (from: string | null, upTo: number, save?: string) => {
       k.manualSeed(0);
       const m = new k.nn.PixelCNN(TINY);
@@ -264,14 +265,14 @@ describe('training', () => {
     const batches = new k.data.PixelBatches({ ...train, count: 64 }, 4, 0, 'dynamic');
     k.manualSeed(3);
     const m = new k.nn.PixelCNN({ size: 28, width: 4, layers: 2, head: 8 });
-    const t = new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS, steps: n, batchSize: 4, warmup: 0, lr: 5e-2, emaDecay: d });
+    const t = new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS, steps: n, batchSize: 4, warmup: 0, lr: 5e-2, emaDecay: d, softTargets: false });
     const names = [...m.namedParameters()].map(([name]) => name);
     const snapshot = async () => Object.fromEntries(await Promise.all([...m.namedParameters()].map(async ([name, p]) => [name, Float64Array.from(await p.data())] as const)));
     const ws = [await snapshot()];
     while (t.step < n) {
-      const { x, y, target } = batches.at(t.step);
+      const { x, y } = batches.at(t.step);
       await t.trainStep(x);
-      [x, y, target!].forEach((v) => v.dispose());
+      [x, y].forEach((v) => v.dispose());
       ws.push(await snapshot());
     }
     await t.flush();
@@ -307,6 +308,10 @@ describe('bad input', () => {
     await expect(k.nn.samplePixelCNN(m, 0)).rejects.toThrow(/samplePixelCNN: n must be a positive integer, got 0/);
     await expect(k.nn.samplePixelCNN(mc, 2, { labels: [1] })).rejects.toThrow(/pass 2 labels \(one per image\), got 1/);
     await expect(k.nn.samplePixelCNN(mc, 1, { labels: [10] })).rejects.toThrow(/labels must be integers in \[0, 10\), got 10/);
+    expect(() => new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS, data: 'threshold' })).toThrow(/softTargets needs data 'dynamic' .*got 'threshold'/);
+    const x8 = k.zeros([2, 1, 8, 8]);
+    await expect(new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS }).trainStep(x8)).rejects.toThrow(/softTargets is on: pass each batch's target/);
+    await expect(new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS, softTargets: false }).trainStep(x8, null, x8)).rejects.toThrow(/softTargets is off: a batch takes no target/);
     expect(() => new PixelCNNTrainer(m, { ...PIXELCNN_TRAIN_DEFAULTS, data: 'grey' })).toThrow(/data 'grey' does not fit a 1-bit PixelCNN/);
     await expect(trainPixelcnnCommand(['--bits', '8', '--binarize', 'threshold'])).rejects.toThrow(/--binarize applies to --bits 1 only/);
     await expect(trainPixelcnnCommand(['--kernel', '4'])).rejects.toThrow(/--kernel expects an odd integer ≥ 3, got '4'/);
