@@ -5,7 +5,7 @@
 import { type DType, coerce, isFloat, promote } from './dtype.js';
 import { elementwiseDef, opDef, type MovementArgs, type MovementDef, type MovementOp } from './ops/index.js';
 import { LazyNode, type Device } from './node.js';
-import { broadcastShapes, fmt, shapesEqual } from './shape.js';
+import { broadcastShapes, fmt, numel, shapesEqual } from './shape.js';
 import { scope } from './memory.js';
 import { autocastDtype, record } from './tape.js';
 import { wideDtypes } from './autocast.js';
@@ -124,9 +124,16 @@ export function matmul(x: Tensor, other: Tensor): Tensor {
     let dt = promote(a.dtype, b.dtype);
     if (!isFloat(dt)) dt = 'f32';
     dt = autocastDtype() ?? dt; // mixed precision: f16 operands and result (see ./autocast.ts)
-    a = a.cast(dt).expand([...batch, M, K]);
-    b = b.cast(dt).expand([...batch, K, N]);
-    let out = mk('matmul', [a, b], [...batch, M, N], dt, device);
+    let out: Tensor;
+    if (b.rank === 2 && a.rank > 2) {
+      // a batch of rows times one matrix (a Linear layer on [B, T, C]) is one matmul of B·T rows: one kernel
+      // with full tiles, and a weight gradient that sums over B·T in its k loop instead of B matmuls and a sum
+      out = mk('matmul', [a.cast(dt).reshape([numel(batch) * M, K]), b.cast(dt)], [numel(batch) * M, N], dt, device).reshape([...batch, M, N]);
+    } else {
+      a = a.cast(dt).expand([...batch, M, K]);
+      b = b.cast(dt).expand([...batch, K, N]);
+      out = mk('matmul', [a, b], [...batch, M, N], dt, device);
+    }
     if (aVec) out = out.squeeze(-2);
     if (bVec) out = out.squeeze(-1);
     return out;

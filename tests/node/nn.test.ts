@@ -323,6 +323,42 @@ describe('Linear', () => {
     close(await arr(x.grad!), dx, 1e-5, 1e-5, 'dx');
   });
 
+  it.each([false, true])('3-D input (a transposed view: %s): float64 forward and gradients, and every matmul unbatched (B·T rows)', async (transposed) => {
+    const [B, T, I, O] = [3, 5, 4, 6];
+    const lin = new k.nn.Linear(I, O);
+    const [W, bias] = [await arr(lin.weight), await arr(lin.bias!)];
+    const xs = f32(values(B * T * I, 7)), gs = f32(values(B * T * O, 8));
+    // the same values [B, T, I], stored either as they are or as [B, I, T] viewed through a transpose
+    const stored = transposed ? f32(Array.from({ length: B * I * T }, (_, j) => xs[Math.floor(j / (I * T)) * T * I + (j % T) * I + (Math.floor(j / T) % I)]!)) : xs;
+    const leaf = k.tensor(stored, { shape: transposed ? [B, I, T] : [B, T, I], requiresGrad: true });
+    const x = transposed ? leaf.transpose(1, 2) : leaf;
+    let y!: k.Tensor;
+    const prof = await k.profile(async () => {
+      y = lin.forward(x);
+      y.mul(k.tensor(gs, { shape: [B, T, O] })).sum().backward();
+      await k.realize(y, lin.weight.grad!, leaf.grad!);
+    });
+    expect(y.shape).toEqual([B, T, O]);
+    const want: number[] = [], dW = new Array<number>(O * I).fill(0), dx: number[] = [];
+    for (let r = 0; r < B * T; r++) {
+      for (let o = 0; o < O; o++) {
+        let s = bias[o]!;
+        for (let i = 0; i < I; i++) s += xs[r * I + i]! * W[o * I + i]!;
+        want.push(s);
+        for (let i = 0; i < I; i++) dW[o * I + i] += gs[r * O + o]! * xs[r * I + i]!;
+      }
+      for (let i = 0; i < I; i++) dx.push(Array.from({ length: O }, (_, o) => gs[r * O + o]! * W[o * I + i]!).reduce((a, b) => a + b));
+    }
+    close(await arr(y), want, 1e-5, 1e-5, 'y');
+    close(await arr(lin.weight.grad!), dW, 1e-5, 1e-5, 'dW');
+    expect(dW.some((v) => v !== 0)).toBe(true);
+    const gx = await arr(leaf.grad!);
+    close(transposed ? Array.from({ length: B * T * I }, (_, j) => gx[Math.floor(j / (T * I)) * I * T + (j % I) * T + (Math.floor(j / I) % T)]!) : gx, dx, 1e-5, 1e-5, 'dx');
+    const matmuls = prof.filter((p) => p.label.startsWith('matmul'));
+    expect(matmuls.length).toBeGreaterThan(0);
+    expect(matmuls.filter((p) => p.label.startsWith('matmul ['))).toEqual([]);
+  });
+
   it('default init: weight and bias within ±1/√in; weight std ≈ (1/√in)/√3', async () => {
     k.manualSeed(42);
     const IN = 400, OUT = 300;
