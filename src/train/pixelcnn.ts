@@ -43,7 +43,7 @@ export interface PixelCNNTrainConfig {
  * image seen, batches of 2–4 learn far faster than 16 (more updates for the same images), and on this CPU
  * driver an image costs about the same in a step of 2 as in one of 16 (less when other jobs share the cores).
  */
-export const PIXELCNN_TRAIN_DEFAULTS: PixelCNNTrainConfig = { steps: 6400, batchSize: 2, lr: 2e-3, warmup: 100, clip: 1, seed: 0, data: 'dynamic', emaDecay: 0.999, softTargets: true };
+export const PIXELCNN_TRAIN_DEFAULTS: PixelCNNTrainConfig = { steps: 6400, batchSize: 2, lr: 3e-3, warmup: 100, clip: 1, seed: 0, data: 'dynamic', emaDecay: 0.999, softTargets: true };
 
 /**
  * Trains a PixelCNN on batches (x [N, 1, H, W] pixel values, and labels i32 [N] when class-conditional),

@@ -73,7 +73,7 @@ export interface PixelCNNConfig {
 }
 
 /** The default binarized-MNIST PixelCNN of `kiln train-pixelcnn`. */
-export const PIXELCNN_DEFAULTS: PixelCNNConfig = { size: 28, width: 24, layers: 6, kernel: 3, firstKernel: 7, head: 64, bits: 1, numClasses: 0 };
+export const PIXELCNN_DEFAULTS: PixelCNNConfig = { size: 28, width: 20, layers: 8, kernel: 3, firstKernel: 7, head: 64, bits: 1, numClasses: 0 };
 
 /** tanh(a)·σ(b) of the two halves of the channels. */
 export function gate(x: Tensor): Tensor {
