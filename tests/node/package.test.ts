@@ -13,7 +13,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -185,5 +185,25 @@ try {
       await browser.close();
       server.close();
     }
+  });
+});
+
+describe('the repository install', () => {
+  it("lists every installed dependency with an install script in package.json's allowScripts (npm 11.16+ warns about the others, npm 12 skips them)", () => {
+    const nm = join(ROOT, 'node_modules');
+    const dirs = readdirSync(nm).flatMap((d) => (d.startsWith('@') ? readdirSync(join(nm, d)).map((s) => `${d}/${s}`) : d.startsWith('.') ? [] : [d]));
+    const withScripts = dirs.filter((d) => {
+      let pkg: { scripts?: Record<string, string> };
+      try {
+        pkg = JSON.parse(readFileSync(join(nm, d, 'package.json'), 'utf8'));
+      } catch {
+        return false;
+      }
+      // a package with a binding.gyp and no install script gets npm's implicit `node-gyp rebuild`
+      return ['preinstall', 'install', 'postinstall'].some((s) => pkg.scripts?.[s]) || existsSync(join(nm, d, 'binding.gyp'));
+    });
+    expect(withScripts).toContain('webgpu');
+    const allowed = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).allowScripts ?? {};
+    expect(withScripts.filter((d) => allowed[d] !== true)).toEqual([]);
   });
 });
