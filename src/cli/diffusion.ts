@@ -17,7 +17,7 @@ import { checkSampler, defaultSamplers, OBJECTIVES, SAMPLER_NAMES, samplerLines 
 import { describeStudent, type StudentSampling } from '../diffusion/distill/sampling.js';
 import { studentOptions } from './student.js';
 import { parseCheckpointMeta } from '../nn/checkpoint.js';
-import { CAPTIONS_OPTION, CaptionedSteps, captionTokenizer, EVAL_PROMPT_OPTIONS, evalPromptDefaults, evalPrompts, GRID_PROMPTS, parsePrompts, textModelConfig } from './captions.js';
+import { CAPTIONS_OPTION, captionPreset, CaptionedSteps, captionTokenizer, EVAL_PROMPT_OPTIONS, evalPromptDefaults, evalPrompts, GRID_PROMPTS, parsePrompts, textModelConfig } from './captions.js';
 
 type Denoiser = k.diffusion.Denoiser;
 type Objective = k.diffusion.Objective;
@@ -66,6 +66,9 @@ export const LATENT_PRESETS: Record<PresetName, Preset> = {
   cpu: { model: 'unet', unet: { widths: [64], attention: [], midAttention: false, heads: 4, depth: 1, patch: 1 }, dit: { dim: 64, depth: 4, patch: 1 }, steps: 600, batch: 32, lr: 3e-3 },
   gpu: { model: 'unet', unet: { widths: [192], attention: [0], midAttention: true, heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 1 }, steps: 20000, batch: 128, lr: 2e-4 },
 };
+
+/** The pixel presets of `kiln train --captions` (`TEXT_PRESETS` may give them their own steps). */
+const CAPTION_PRESETS: Record<PresetName, Preset> = { cpu: captionPreset(PRESETS.cpu, 'cpu'), gpu: captionPreset(PRESETS.gpu, 'gpu') };
 
 /** `path` if a checkpoint file is there, else an error that says how to make one. */
 function existingCheckpoint(path: string): string {
@@ -185,7 +188,7 @@ async function adapterPreset(): Promise<{ preset: PresetName; driver: string } |
 export function trainHelpText(argv: string[], picked: { preset: PresetName; driver: string } | null): string {
   return helpFor('kiln train', argv, TRAIN_OPTIONS, (a) => {
     const latent = a.has('latent');
-    const presets = latent ? LATENT_PRESETS : PRESETS;
+    const presets = latent ? LATENT_PRESETS : a.flag('captions') ? CAPTION_PRESETS : PRESETS;
     const chosen = a.has('preset') ? a.string<PresetName>('preset', 'cpu') : picked?.preset ?? null;
     const objective = a.string<Objective>('objective', TRAIN_DEFAULTS.objective);
     const of = (name: PresetName) => trainDefaults(presets[name], a.number('steps', presets[name].steps, { min: 1, integer: true }), objective);
@@ -215,7 +218,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (vaePath !== null && !existsSync(vaePath)) throw new Error(`--latent: VAE checkpoint ${vaePath} does not exist (train one with kiln train-vae --out <dir>)`);
   const info = await k.init();
   const presetName = a.string<PresetName>('preset', presetFor(info));
-  const preset = (vaePath ? LATENT_PRESETS : PRESETS)[presetName];
+  const preset = (vaePath ? LATENT_PRESETS : a.flag('captions') ? CAPTION_PRESETS : PRESETS)[presetName];
   const base = trainDefaults(preset);
   const steps = a.number('steps', base.steps, { min: 1, integer: true });
   const objective = a.string<Objective>('objective', base.objective);

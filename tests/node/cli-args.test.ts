@@ -15,6 +15,7 @@ import { lenetCommand, mnistMlpCommand } from '../../src/cli/classifier.ts';
 import { COMMANDS } from '../../src/cli/commands.ts';
 import { demoCommand } from '../../src/cli/demo.ts';
 import { distillCommand } from '../../src/cli/distill.ts';
+import { TEXT_PRESETS } from '../../src/cli/captions.ts';
 import { evalCommand, LATENT_PRESETS, presetFor, PRESETS, sampleCommand, TRAIN, trainCommand, trainHelpText } from '../../src/cli/diffusion.ts';
 import { toy2dCommand } from '../../src/cli/toy2d.ts';
 import { checkpointFormat, evalVaeCommand, isVAECheckpoint, sampleVaeCommand, trainVaeCommand } from '../../src/cli/vae.ts';
@@ -186,6 +187,16 @@ describe('help texts', () => {
     expect(Number(defaultOf(short, 'warmup'))).toBe(30);
     expect(Number(defaultOf(short, 'ema'))).toBe(D.emaDecay);
     expect(defaultOf(short, 'sampler')).toBe(k.diffusion.defaultSampler('eps'));
+    // --captions: a pixel preset's steps come from the text preset when it has its own (warmup follows them); latents keep theirs
+    for (const name of ['cpu', 'gpu'] as const) {
+      const steps = TEXT_PRESETS[name].steps ?? PRESETS[name].steps;
+      const text = trainHelpText(['--captions', '--preset', name], null);
+      expect(Number(defaultOf(text, 'steps'))).toBe(steps);
+      expect(Number(defaultOf(text, 'warmup'))).toBe(Math.min(D.warmup, Math.floor(steps / 10)));
+      expect(Number(defaultOf(text, 'batch'))).toBe(PRESETS[name].batch);
+      expect(Number(defaultOf(trainHelpText(['--captions', '--latent', 'vae.safetensors', '--preset', name], null), 'steps'))).toBe(LATENT_PRESETS[name].steps);
+    }
+    expect(TEXT_PRESETS.cpu.steps ?? PRESETS.cpu.steps).not.toBe(PRESETS.cpu.steps); // so the loop above tells the tables apart
     // without an adapter to pick a preset, both side by side
     const both = trainHelpText([], null);
     expect(defaultOf(both, 'steps')).toBe(`${PRESETS.cpu.steps} with --preset cpu, ${PRESETS.gpu.steps} with --preset gpu`);
