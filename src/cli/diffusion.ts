@@ -70,6 +70,11 @@ export const LATENT_PRESETS: Record<PresetName, Preset> = {
 /** The pixel presets of `kiln train --captions` (`TEXT_PRESETS` may give them their own steps). */
 const CAPTION_PRESETS: Record<PresetName, Preset> = { cpu: captionPreset(PRESETS.cpu, 'cpu'), gpu: captionPreset(PRESETS.gpu, 'gpu') };
 
+/** The preset table of a `kiln train` run (and of its help): latent, captioned pixels, or pixels. */
+function trainPresets(a: Args): Record<PresetName, Preset> {
+  return a.has('latent') ? LATENT_PRESETS : a.flag('captions') ? CAPTION_PRESETS : PRESETS;
+}
+
 /** `path` if a checkpoint file is there, else an error that says how to make one. */
 function existingCheckpoint(path: string): string {
   if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist (train one with kiln train --out <dir>)`);
@@ -188,7 +193,7 @@ async function adapterPreset(): Promise<{ preset: PresetName; driver: string } |
 export function trainHelpText(argv: string[], picked: { preset: PresetName; driver: string } | null): string {
   return helpFor('kiln train', argv, TRAIN_OPTIONS, (a) => {
     const latent = a.has('latent');
-    const presets = latent ? LATENT_PRESETS : a.flag('captions') ? CAPTION_PRESETS : PRESETS;
+    const presets = trainPresets(a);
     const chosen = a.has('preset') ? a.string<PresetName>('preset', 'cpu') : picked?.preset ?? null;
     const objective = a.string<Objective>('objective', TRAIN_DEFAULTS.objective);
     const of = (name: PresetName) => trainDefaults(presets[name], a.number('steps', presets[name].steps, { min: 1, integer: true }), objective);
@@ -218,7 +223,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   if (vaePath !== null && !existsSync(vaePath)) throw new Error(`--latent: VAE checkpoint ${vaePath} does not exist (train one with kiln train-vae --out <dir>)`);
   const info = await k.init();
   const presetName = a.string<PresetName>('preset', presetFor(info));
-  const preset = (vaePath ? LATENT_PRESETS : a.flag('captions') ? CAPTION_PRESETS : PRESETS)[presetName];
+  const preset = trainPresets(a)[presetName];
   const base = trainDefaults(preset);
   const steps = a.number('steps', base.steps, { min: 1, integer: true });
   const objective = a.string<Objective>('objective', base.objective);
