@@ -12,7 +12,7 @@
  */
 import { keep, scope } from '../tensor/memory.js';
 import { full, noGrad, perCall, realize, where, type Tensor } from '../tensor/index.js';
-import type { Optimizer } from './optim.js';
+import { squaredSum, type Optimizer } from './optim.js';
 
 /** Options of `GradScaler` (PyTorch's defaults). */
 export interface GradScalerOptions {
@@ -82,17 +82,20 @@ export class GradScaler {
       for (const p of grads) p.grad!.assign(scope(() => p.grad!.mul(inv)));
       inv.dispose();
       // a sum of squares is finite only when every gradient is (the inf or NaN of one carries through)
-      const ss = grads.length ? scope(() => grads.map((p) => p.grad!.mul(p.grad!).sum()).reduce((a, b) => a.add(b))) : full([], 0);
+      const ss = squaredSum(grads.map((p) => p.grad!));
       this.found = keep(scope(() => where(ss.isnan().logicalOr(ss.gt(F32_MAX)), 1, 0).cast('f32')));
       return ss;
     });
   }
 
-  /** Unscales if needed, then applies `opt`'s update unless this step's gradients overflowed. */
-  step(opt: Optimizer<{ lr: number }>): Promise<void> {
-    if (!this.options.enabled) return opt.step();
+  /**
+   * Unscales if needed, then applies `opt`'s update unless this step's gradients overflowed (`alongside`:
+   * as in `Optimizer.step`).
+   */
+  step(opt: Optimizer<{ lr: number }>, alongside?: () => Tensor[]): Promise<void> {
+    if (!this.options.enabled) return opt.step({ alongside });
     if (!this.found) this.unscale(opt);
-    return opt.step({ skipIf: this.found! });
+    return opt.step({ skipIf: this.found!, alongside });
   }
 
   /** Adjusts the scale factor after a step: back off after an overflow, grow after `growthInterval` good steps. */

@@ -5,7 +5,8 @@
  */
 import { noGrad } from '../tensor/index.js';
 import { keep, scope } from '../tensor/memory.js';
-import { full, perCall, realize, Tensor, where, zerosLike } from '../tensor/index.js';
+import { cat, full, perCall, realize, Tensor, where, zerosLike } from '../tensor/index.js';
+import { scheduleConfig } from '../tensor/plan.js';
 import type { GradScaler } from './grad-scaler.js';
 import type { Module } from './module.js';
 
@@ -110,9 +111,11 @@ export abstract class Optimizer<O extends { lr: number }> {
    * Applies one update to every parameter that has a gradient. The work is submitted to the GPU before
    * the returned promise resolves; later reads see the updated values even if it is not awaited.
    * `skipIf` (a [] tensor, e.g. a `GradScaler`'s overflow flag) keeps every parameter and state as it was
-   * where it is non-zero, decided on the GPU (the host step counts still advance).
+   * where it is non-zero, decided on the GPU (the host step counts still advance). `alongside` builds lazy
+   * tensors that read the new values (e.g. `EMA.stage()`); they are computed in the same submit, so their
+   * elementwise work shares the update's kernels instead of running kernels of its own.
    */
-  step(opts: { skipIf?: Tensor } = {}): Promise<void> {
+  step(opts: { skipIf?: Tensor; alongside?: () => Tensor[] } = {}): Promise<void> {
     const skip = opts.skipIf;
     if (skip && skip.size !== 1) throw new Error(`${this.constructor.name}.step: skipIf must be a single value, got shape [${skip.shape.join(', ')}]`);
     const updated = this.paramGroups.flatMap((g) => g.params.filter((p) => p.grad));
@@ -140,16 +143,16 @@ export abstract class Optimizer<O extends { lr: number }> {
       }
       keepOld?.dispose();
     });
-    return realize(...touched);
+    return realize(...touched, ...(opts.alongside?.() ?? []));
   }
 
   /**
    * One training step: evaluates `lossFn` in a scope, backpropagates (through a `GradScaler`'s scaled loss
    * when given: unscaled before clipping, the update skipped on overflow), optionally clips the gradient
-   * norm, applies the update and clears the gradients. Returns the loss (the caller disposes it;
-   * reading it does not stall the next step's work).
+   * norm, applies the update (with `alongside`, as in `step`) and clears the gradients. Returns the loss
+   * (the caller disposes it; reading it does not stall the next step's work).
    */
-  minimize(lossFn: () => Tensor, opts: { clipGradNorm?: number; scaler?: GradScaler | null } = {}): Tensor {
+  minimize(lossFn: () => Tensor, opts: { clipGradNorm?: number; scaler?: GradScaler | null; alongside?: () => Tensor[] } = {}): Tensor {
     const scaler = opts.scaler;
     const loss = scope(() => {
       const l = lossFn();
@@ -158,7 +161,7 @@ export abstract class Optimizer<O extends { lr: number }> {
       if (opts.clipGradNorm) clipGrads(this.paramGroups.flatMap((g) => g.params), opts.clipGradNorm, 2, sumOfSquares);
       return l;
     });
-    void (scaler ? scaler.step(this) : this.step());
+    void (scaler ? scaler.step(this, opts.alongside) : this.step({ alongside: opts.alongside }));
     scaler?.update();
     this.zeroGrad();
     return loss;
@@ -304,13 +307,42 @@ function clipGrads(params: Tensor[] | Module, maxNorm: number, normType: 2 | 'in
     const norm = scope(() => {
       if (!ps.length) return full([], 0);
       if (normType === 'inf') return ps.map((p) => p.grad!.abs().max()).reduce((a, b) => a.maximum(b));
-      return (sumOfSquares ?? ps.map((p) => p.grad!.mul(p.grad!).sum()).reduce((a, b) => a.add(b))).sqrt();
+      return (sumOfSquares ?? squaredSum(ps.map((p) => p.grad!))).sqrt();
     });
     scope(() => {
       const coef = norm.add(1e-6).recip().mul(maxNorm).minimum(1);
       for (const p of ps) p.grad!.assign(p.grad!.mul(coef));
     });
     return norm;
+  });
+}
+
+/** Tensors up to this many elements are summed together (see `squaredSum`). */
+const SMALL = 16384;
+
+/**
+ * Σ x² over every element of `ts` (a lazy [] f32), as few reductions as the storage bindings allow: small
+ * tensors (biases, norms' scales, most of a model's tensors by count) are concatenated into one reduction per
+ * group that one kernel can bind, so a gradient norm costs a handful of kernels instead of one per tensor;
+ * larger ones get a reduction each, which reads them once.
+ */
+export function squaredSum(ts: Tensor[]): Tensor {
+  if (!ts.length) return full([], 0);
+  return scope(() => {
+    const parts: Tensor[] = [];
+    let group: Tensor[] = [];
+    const flush = () => {
+      if (group.length) parts.push(cat(group.map((t) => t.reshape([t.size]))).square().sum());
+      group = [];
+    };
+    // the output and its inputs share the kernel's bindings (scheduleConfig.maxInputs), one left for the reduction's scratch
+    const width = Math.max(1, scheduleConfig.maxInputs - 1);
+    for (const t of ts) {
+      if (t.size > SMALL) parts.push(t.square().sum());
+      else if (group.push(t) === width) flush();
+    }
+    flush();
+    return parts.reduce((a, b) => a.add(b));
   });
 }
 
@@ -367,6 +399,13 @@ export class EMA {
   }
   /** Moves the averages toward the current parameters; resolves once submitted. */
   update(): Promise<void> {
+    return realize(...this.stage());
+  }
+  /**
+   * The move of `update` as lazy assignments, returning the averages: computed with whatever realizes them,
+   * e.g. an optimizer's update (`step({ alongside: () => ema.stage() })`), whose kernels they then share.
+   */
+  stage(): Tensor[] {
     const d = this.decay;
     noGrad(() => scope(() => {
       for (const [n, p] of this.model.namedParameters()) {
@@ -374,7 +413,7 @@ export class EMA {
         s.assign(s.mul(d).add(p.mul(1 - d)));
       }
     }));
-    return realize(...this.shadow.values());
+    return [...this.shadow.values()];
   }
   /** Copies the averages into a module with the same structure (e.g. for sampling). */
   copyTo(model: Module = this.model): void {

@@ -14,9 +14,10 @@ import type { ElementwiseKernel } from '../wgsl/kernels.js';
 
 /**
  * How far ahead (in kernels) a related kernel is looked for: far enough to pair each parameter's update
- * with its clipped gradient, which are made in two passes over all the parameters.
+ * with its clipped gradient and with the update of its moving average, which are made in passes over all the
+ * parameters, and planned apart by the backward kernels between them (a UNet step plans about a thousand).
  */
-const WINDOW = 256;
+const WINDOW = 4096;
 
 /** Merges each elementwise kernel with the following related ones of the same size that it can absorb (in place). */
 export function fuseHorizontally(ks: PlannedKernel[], maxInputs: number): PlannedKernel[] {

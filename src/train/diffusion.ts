@@ -68,8 +68,8 @@ export class DiffusionTrainer extends LossTrainer<[x0: Tensor, labels: Tensor]> 
     if (this.step === 0) await realize(...this.model.parameters(), ...this.ema.shadow.values());
   }
 
-  protected override afterUpdate(): void {
-    void this.ema.update(); // queued after the update (a failure is reported when the averages are next used)
+  protected override alongsideUpdate(): Tensor[] {
+    return this.ema.stage();
   }
 
   protected override state(): TrainerState {

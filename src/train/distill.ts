@@ -255,12 +255,12 @@ export class ConsistencyTrainer extends DistillTrainer<DataBatch> {
     if (this.step === 0 && this.target !== this.net) await realize(...this.target.parameters());
   }
 
-  protected override afterUpdate(): void {
-    if (this.target === this.net) return;
+  protected override alongsideUpdate(): Tensor[] {
+    if (this.target === this.net) return [];
     const mu = this.config.emaDecay ?? 0;
     const online = this.net.parameters();
     noGrad(() => scope(() => this.target.parameters().forEach((p, i) => p.assign(p.mul(mu).add(online[i]!.mul(1 - mu))))));
-    void realize(...this.target.parameters());
+    return this.target.parameters();
   }
 
   protected override state(): TrainerState {

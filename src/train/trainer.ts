@@ -241,10 +241,13 @@ export abstract class LossTrainer<Batch extends (Tensor | null)[]> extends Train
   protected async beforeUpdate(): Promise<void> {}
 
   /**
-   * Runs after each update and schedule step, inside the compiled step (e.g. updating an average of the
-   * weights): synchronous, so the step records the same way with or without an async context (browsers).
+   * Lazy tensors computed with each update, built after it inside the compiled step (e.g. an average of the
+   * new weights, `EMA.stage()`): they share the update's submit and kernels. Synchronous, so the step
+   * records the same way with or without an async context (browsers).
    */
-  protected afterUpdate(): void {}
+  protected alongsideUpdate(): Tensor[] {
+    return [];
+  }
 
   /**
    * Trains in `precision`: 'f16' runs the loss under `k.autocast` (f16 activations, f32 master weights) with
@@ -254,12 +257,11 @@ export abstract class LossTrainer<Batch extends (Tensor | null)[]> extends Train
     this.scaler = scalerFor(this.constructor.name, precision);
   }
 
-  /** The update of one batch (compiled): loss, backward, clipping, optimizer, schedule, `afterUpdate`. */
+  /** The update of one batch (compiled): loss, backward, clipping, optimizer with `alongsideUpdate`, schedule. */
   private readonly update = this.compiledStep('trainStep', (...batch: Batch) => {
     const lossFn = () => autocast({ enabled: this.scaler !== null }, () => this.loss(...batch));
-    const loss = this.opt.minimize(lossFn, { clipGradNorm: this.clip, scaler: this.scaler });
+    const loss = this.opt.minimize(lossFn, { clipGradNorm: this.clip, scaler: this.scaler, alongside: () => this.alongsideUpdate() });
     perCall(() => this.sched.step());
-    this.afterUpdate();
     return loss;
   });
 

@@ -269,6 +269,25 @@ describe('clipGradNorm', () => {
     expect(Math.sqrt(after.reduce((s, v) => s + v * v, 0))).toBeCloseTo(2, 5);
   });
 
+  it('over many tensors of mixed sizes: the float64 norm, in a few reductions rather than one per tensor', async () => {
+    // 40 small tensors (grouped several to a reduction) and two large ones (a reduction each)
+    const sizes = [...Array.from({ length: 40 }, (_, i) => 1 + ((i * 37) % 300)), 20000, 17001];
+    const ps = sizes.map((n, i) => k.tensor(f32(values(n, 200 + i)), { requiresGrad: true }));
+    const cs = sizes.map((n, i) => f32(values(n, 300 + i)));
+    ps.map((p, i) => p.mul(k.tensor(cs[i]!)).sum()).reduce((x, y) => x.add(y)).backward();
+    await k.realize(...ps.map((p) => p.grad!));
+    const want = Math.sqrt(cs.reduce((sum, c) => sum + c.reduce((a, v) => a + v * v, 0), 0));
+    const before = k.stats().kernels;
+    const norm = k.optim.clipGradNorm(ps, 1);
+    const got = await norm.item();
+    const kernels = k.stats().kernels - before;
+    close([got], [want], 1e-6, 1e-5, 'norm');
+    expect(kernels).toBeGreaterThan(2);
+    expect(kernels).toBeLessThanOrEqual(12);
+    // and the gradients were scaled by it
+    close(await arr(ps[3]!.grad!), Array.from(cs[3]!, (v) => v / (want + 1e-6)), 1e-6, 1e-5, 'a clipped gradient');
+  });
+
   it('leaves gradients below maxNorm unchanged; inf norm; a module argument', async () => {
     const { ps, g } = await withGrads();
     close([await k.optim.clipGradNorm(ps, 100).item()], [Math.sqrt(194)], 1e-6, 1e-6);
@@ -400,6 +419,35 @@ describe('EMA', () => {
     close(await arr(ema2.shadow.get('w')!), s, 1e-6, 1e-5);
     expect(() => ema2.loadStateDict({})).toThrow(/EMA.loadStateDict: missing 'w'/);
     expect(() => new k.optim.EMA(m, 1.5)).toThrow(/EMA: decay must be in \[0, 1\], got 1.5/);
+  });
+
+  it("staged alongside an optimizer step, the averages follow the new weights and share the update's kernels", async () => {
+    // three parameters of three sizes: the average of each is computed in its parameter's update kernel
+    class Three extends k.nn.Module {
+      a = new k.nn.Parameter(k.tensor(f32(values(5, 1))));
+      b = new k.nn.Parameter(k.tensor(f32(values(7, 2))));
+      c = new k.nn.Parameter(k.tensor(f32(values(3, 3))));
+    }
+    const m = new Three();
+    const ps = [m.a, m.b, m.c];
+    const opt = new k.optim.AdamW(m, { lr: 0.05 });
+    const d = 0.8;
+    const ema = new k.optim.EMA(m, d);
+    let s = await Promise.all(ps.map(arr));
+    const perStep: number[] = [];
+    for (let step = 0; step < 3; step++) {
+      opt.zeroGrad();
+      ps.map((p, i) => p.mul(p).mul(i + 1).sum()).reduce((x, y) => x.add(y)).backward();
+      await k.realize(...ps.map((p) => p.grad!));
+      const before = k.stats().kernels;
+      await opt.step({ alongside: () => ema.stage() });
+      perStep.push(k.stats().kernels - before);
+      const now = await Promise.all(ps.map(arr));
+      s = s.map((v, i) => v.map((x, j) => d * x + (1 - d) * now[i]![j]!));
+      for (const [i, name] of ['a', 'b', 'c'].entries()) close(await arr(ema.shadow.get(name)!), s[i]!, 1e-6, 1e-5, `${name} at step ${step}`);
+    }
+    // one kernel per parameter (the first step also stores Adam's two zero moments of each)
+    expect(perStep).toEqual([9, 3, 3]);
   });
 });
 
