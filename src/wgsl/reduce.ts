@@ -38,11 +38,13 @@ export function renderReduce(k: ReduceKernel, cfg: KernelConfig): Pass[] {
   const slots = [...vecSlots];
   const body = fnOf('body', `o: u32, r: u32${slots.map((s) => `, x${s}: f32`).join('')}`, t, vec4 ? loadsAsArguments(k.body, vecSlots, new Map()) : k.body, C);
   // the loop step over r: one element, or 4 read as one vec4 per vectorized input (`o` and `r` in scope)
+  // the four elements of a vec4 by constant component, in order (a loop indexing the vectors by a variable
+  // summed 16M floats at 1.32 GB/s on SwiftShader, against 2.24–2.48 this way; lavapipe the same)
   const step = (indent: string) => vec4 ? `${vec4Loads(vec4, C, indent)}
-${indent}for (var c = 0u; c < 4u; c++) {
-${indent}  let x = body(o, r + c${slots.map((s) => `, l${s}[c]`).join('')});
+${['x', 'y', 'z', 'w'].map((c, j) => `${indent}{
+${indent}  let x = body(o, r + ${j}u${slots.map((s) => `, l${s}.${c}`).join('')});
 ${indent}  ${combine(k.op, t, 'acc', 'x')}
-${indent}}` : `${indent}let x = body(o, r);
+${indent}}`).join('\n')}` : `${indent}let x = body(o, r);
 ${indent}${combine(k.op, t, 'acc', 'x')}`;
   const by = vec4 ? ' += 4u' : '++';
   if (single) {
