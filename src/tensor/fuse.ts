@@ -14,30 +14,50 @@ import type { ElementwiseKernel } from '../wgsl/kernels.js';
 
 /**
  * How far ahead (in kernels) a related kernel is looked for: far enough to pair each parameter's update
- * with its clipped gradient and with the update of its moving average, which are made in passes over all the
- * parameters, and planned apart by the backward kernels between them (a UNet step plans about a thousand).
+ * with its clipped gradient, which are made in two passes over all the parameters. Further on, only a kernel
+ * that reads what the first one writes is looked for (e.g. the update of a parameter's moving average, made
+ * after every update and planned apart from its own by the backward kernels between them): looking that far
+ * for any related kernel merged unrelated passes of large graphs (a VAE step planned minutes of kernels).
  */
-const WINDOW = 4096;
+const WINDOW = 256;
 
 /** Merges each elementwise kernel with the following related ones of the same size that it can absorb (in place). */
 export function fuseHorizontally(ks: PlannedKernel[], maxInputs: number): PlannedKernel[] {
+  // where each kernel was planned (merging keeps the order), and the kernels reading each node: the far
+  // candidates of the kernel that writes it
+  const pos = new Map<PlannedKernel, number>(ks.map((k, i) => [k, i]));
+  const readers = new Map<LazyNode, PlannedKernel[]>();
+  for (const k of ks) if (k.kernel.kind === 'elementwise') for (const x of k.inputs) readers.set(x, [...(readers.get(x) ?? []), k]);
   for (let i = 0; i < ks.length; i++) {
     let a = ks[i]!;
     if (a.kernel.kind !== 'elementwise') continue;
     const size = a.kernel.size;
     const produced = new Set<LazyNode>(a.outs);
-    for (let j = i + 1; j < ks.length && j < i + WINDOW; j++) {
+    const far = new Set<PlannedKernel>();
+    let farEnd = -1;
+    const readersOf = (outs: LazyNode[]) => {
+      for (const k of outs.flatMap((o) => readers.get(o) ?? [])) if (k.kernel.kind === 'elementwise' && k.kernel.size === size) {
+        far.add(k);
+        farEnd = Math.max(farEnd, pos.get(k)!);
+      }
+    };
+    readersOf(a.outs);
+    for (let j = i + 1; j < ks.length; j++) {
       const b = ks[j]!;
+      const near = j < i + WINDOW;
+      if (!near && pos.get(b)! > farEnd) break;
       // b may read a's own outputs (substituted by their expressions), not outputs of kernels in between
-      const ok = b.kernel.kind === 'elementwise' && b.kernel.size === size && !b.inputs.some((x) => produced.has(x) && !a.outs.includes(x))
+      const ok = (near || far.has(b)) && b.kernel.kind === 'elementwise' && b.kernel.size === size && !b.inputs.some((x) => produced.has(x) && !a.outs.includes(x))
         && b.inputs.some((x) => x.size === size && (a.inputs.includes(x) || a.outs.includes(x)));
       if (ok) {
         const merged = mergeElementwise(a, b);
         if (merged && merged.inputs.length + merged.outs.length <= maxInputs + 1) {
+          pos.set(merged, pos.get(a)!);
           ks[i] = a = merged;
           ks.splice(j, 1);
           j--;
           for (const o of b.outs) produced.add(o);
+          readersOf(b.outs);
           continue;
         }
       }
