@@ -4,6 +4,13 @@ import { Emitter, type Expr, loadsAsArguments, slotsWhereEveryLoad } from './ir.
 import type { ElementwiseKernel, KernelConfig, Pass } from './kernels.js';
 import { constantsOf, ENTRY, grid, prelude, storeText, WG } from './kernel-source.js';
 
+/**
+ * The longest body (WGSL characters of its function) whose four vec4 elements are computed by constant
+ * component rather than in a loop: a StyleGAN training step's long fused bodies, copied four times, took a
+ * cold `kiln train-gan` test from 53 s to over 120 s on lavapipe; the chain's body is about 400.
+ */
+export const UNROLL_MAX_CHARS = 1200;
+
 /** Renders an elementwise kernel (and the further outputs computed with it) as one pass. */
 export function renderElementwise(k: ElementwiseKernel, cfg: KernelConfig): Pass {
   const outs = [{ value: k.value, dtype: k.outDtype }, ...(k.extra ?? [])];
@@ -31,10 +38,19 @@ ${em.lines.join('\n')}
 ${em.lines.join('\n')}
 ${outs.map((o, i) => `  ${outName(i)}[gid] = ${storeText(o.dtype, names[i]!)};`).join('\n')}
 }`;
-  // a vectorized item computes its four elements with constant component indices (x, y, z, w): a loop over
-  // them indexed its vectors by a variable, and ran the chain relu(x·a+b)·σ(x) 0.72–0.83× as fast as the
-  // hand-written vec4 kernel on SwiftShader (now 1.17×) and ~15 % slower on lavapipe (bench/README.md)
-  const item = vec4
+  // a vectorized item with a short body computes its four elements with constant component indices (x, y,
+  // z, w): a loop over them indexed its vectors by a variable, and ran the chain relu(x·a+b)·σ(x) 0.72–0.83×
+  // as fast as the hand-written vec4 kernel on SwiftShader (now 1.17×) and ~15 % slower on lavapipe; a long
+  // body keeps the loop, since four copies of it take lavapipe much longer to compile (bench/README.md)
+  const item = vec4 && compute.length > UNROLL_MAX_CHARS ? `{
+      ${[...vec4].map((s) => `let l${s} = B${s}[g];`).join(' ')}
+      ${outs.map((_, i) => `var o${i}: vec4<f32>;`).join(' ')}
+      for (var c = 0u; c < 4u; c++) {
+        let r = compute(g * 4u + c${[...vec4].map((s) => `, l${s}[c]`).join('')});
+        ${outs.map((_, i) => `o${i}[c] = r[${i}];`).join(' ')}
+      }
+      ${outs.map((_, i) => `${outName(i)}[g] = o${i};`).join(' ')}
+    }` : vec4
     ? `{
       ${[...vec4].map((s) => `let l${s} = B${s}[g];`).join(' ')}
       ${['x', 'y', 'z', 'w'].map((c, j) => `let r${c} = compute(g * 4u + ${j}u${[...vec4].map((s) => `, l${s}.${c}`).join('')});`).join('\n      ')}

@@ -5,6 +5,7 @@
 import { Emitter, type Expr, fixedOverFour, IndexConstants, litMultipleOf4, loadsAsArguments, slotsWhereEveryLoad, type VT } from './ir.js';
 import type { KernelConfig, Pass, ReduceKernel } from './kernels.js';
 import { constantsOf, ENTRY, fnOf, grid, prelude, readUniformsDirectly, storeText, WG } from './kernel-source.js';
+import { UNROLL_MAX_CHARS } from './elementwise.js';
 
 function identity(op: 'sum' | 'max', t: VT): string {
   if (op === 'sum') return t === 'f32' ? '0.0' : t === 'u32' ? '0u' : '0';
@@ -38,9 +39,14 @@ export function renderReduce(k: ReduceKernel, cfg: KernelConfig): Pass[] {
   const slots = [...vecSlots];
   const body = fnOf('body', `o: u32, r: u32${slots.map((s) => `, x${s}: f32`).join('')}`, t, vec4 ? loadsAsArguments(k.body, vecSlots, new Map()) : k.body, C);
   // the loop step over r: one element, or 4 read as one vec4 per vectorized input (`o` and `r` in scope)
-  // the four elements of a vec4 by constant component, in order (a loop indexing the vectors by a variable
-  // summed 16M floats at 1.32 GB/s on SwiftShader, against 2.24–2.48 this way; lavapipe the same)
-  const step = (indent: string) => vec4 ? `${vec4Loads(vec4, C, indent)}
+  // the four elements of a vec4 by constant component, in order, when the body is short (a loop indexing the
+  // vectors by a variable summed 16M floats at 1.32 GB/s on SwiftShader, against 2.24–2.48 this way; lavapipe
+  // the same); a long body keeps the loop (see UNROLL_MAX_CHARS)
+  const step = (indent: string) => vec4 && body.length > UNROLL_MAX_CHARS ? `${vec4Loads(vec4, C, indent)}
+${indent}for (var c = 0u; c < 4u; c++) {
+${indent}  let x = body(o, r + c${slots.map((s) => `, l${s}[c]`).join('')});
+${indent}  ${combine(k.op, t, 'acc', 'x')}
+${indent}}` : vec4 ? `${vec4Loads(vec4, C, indent)}
 ${['x', 'y', 'z', 'w'].map((c, j) => `${indent}{
 ${indent}  let x = body(o, r + ${j}u${slots.map((s) => `, l${s}.${c}`).join('')});
 ${indent}  ${combine(k.op, t, 'acc', 'x')}
