@@ -7,7 +7,7 @@ import { constantsOf, ENTRY, grid, prelude, storeText, WG } from './kernel-sourc
 /**
  * The longest body (WGSL characters of its function) whose four vec4 elements are computed by constant
  * component rather than in a loop: a StyleGAN training step's long fused bodies, copied four times, took a
- * cold `kiln train-gan` test from 53 s to over 120 s on lavapipe; the chain's body is about 400.
+ * cold `kiln train-gan` test from 53 s to over 120 s on lavapipe; the chain's body is 263.
  */
 export const UNROLL_MAX_CHARS = 1200;
 
