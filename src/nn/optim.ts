@@ -335,8 +335,8 @@ export function squaredSum(ts: Tensor[]): Tensor {
       if (group.length) parts.push(cat(group.map((t) => t.reshape([t.size]))).square().sum());
       group = [];
     };
-    // the output and its inputs share the kernel's bindings (scheduleConfig.maxInputs), one left for the reduction's scratch
-    const width = Math.max(1, scheduleConfig.maxInputs - 1);
+    // as many as one kernel binds (scheduleConfig.maxInputs leaves room for the output and the scratch buffer)
+    const width = Math.max(1, scheduleConfig.maxInputs);
     for (const t of ts) {
       if (t.size > SMALL) parts.push(t.square().sum());
       else if (group.push(t) === width) flush();

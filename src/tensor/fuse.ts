@@ -27,7 +27,11 @@ export function fuseHorizontally(ks: PlannedKernel[], maxInputs: number): Planne
   // candidates of the kernel that writes it
   const pos = new Map<PlannedKernel, number>(ks.map((k, i) => [k, i]));
   const readers = new Map<LazyNode, PlannedKernel[]>();
-  for (const k of ks) if (k.kernel.kind === 'elementwise') for (const x of k.inputs) readers.set(x, [...(readers.get(x) ?? []), k]);
+  for (const k of ks) if (k.kernel.kind === 'elementwise') for (const x of k.inputs) {
+    const list = readers.get(x);
+    if (list) list.push(k);
+    else readers.set(x, [k]);
+  }
   for (let i = 0; i < ks.length; i++) {
     let a = ks[i]!;
     if (a.kernel.kind !== 'elementwise') continue;
