@@ -2,7 +2,7 @@
  * Horizontal fusion: elementwise kernels of the same size planned close together that read a tensor of
  * that size in common (or one reads what the other writes) become one pass with several outputs (e.g. an
  * optimizer's parameter and moment updates, which all read the gradient), so shared subexpressions are
- * computed and shared data read once. Kernels that share at most a broadcast scalar stay apart (e.g. the
+ * computed and shared data read once; so do reductions of the same sizes over a tensor they both read. Kernels that share at most a broadcast scalar stay apart (e.g. the
  * updates of two parameters of the same size): merged, every count and order of them would be a pipeline
  * of its own, while apart they share one pipeline across sizes.
  */
@@ -10,7 +10,7 @@ import type { LazyNode } from './node.js';
 import type { PlannedKernel } from './plan.js';
 import * as ir from '../wgsl/ir.js';
 import type { Expr } from '../wgsl/ir.js';
-import type { ElementwiseKernel } from '../wgsl/kernels.js';
+import type { ElementwiseKernel, ReduceKernel } from '../wgsl/kernels.js';
 
 /**
  * How far ahead (in kernels) a related kernel is looked for: far enough to pair each parameter's update
@@ -34,6 +34,10 @@ export function fuseHorizontally(ks: PlannedKernel[], maxInputs: number): Planne
   }
   for (let i = 0; i < ks.length; i++) {
     let a = ks[i]!;
+    if (a.kernel.kind === 'reduce') {
+      fuseReductions(ks, i, maxInputs);
+      continue;
+    }
     if (a.kernel.kind !== 'elementwise') continue;
     const size = a.kernel.size;
     const produced = new Set<LazyNode>(a.outs);
@@ -69,6 +73,71 @@ export function fuseHorizontally(ks: PlannedKernel[], maxInputs: number): Planne
     }
   }
   return ks;
+}
+
+/**
+ * Merges the reduction at `i` with the following ones (within WINDOW) of the same op, sizes and f32
+ * accumulator that read a tensor of all their elements in common and not its outputs (a reduction's output
+ * cannot be substituted by an expression): e.g. the two sums of a normalization's backward over the upstream
+ * gradient, one loop reading it once. The merged kernel runs where the first one did when the second's
+ * inputs are ready there, else where the second one did when nothing in between reads the first's outputs.
+ */
+function fuseReductions(ks: PlannedKernel[], i: number, maxInputs: number): void {
+  let at = i;
+  let a = ks[at]!;
+  const ka = a.kernel as ReduceKernel;
+  if (ka.accType !== 'f32') return;
+  const elements = ka.outSize * ka.redSize;
+  // what the kernels after `at` make, and whether any of them reads what `a` makes
+  let produced = new Set<LazyNode>();
+  let outsRead = false;
+  for (let j = at + 1; j < ks.length && j < at + WINDOW; j++) {
+    const b = ks[j]!;
+    const kb = b.kernel;
+    const ok = kb.kind === 'reduce' && kb.op === ka.op && kb.accType === 'f32' && kb.outSize === ka.outSize && kb.redSize === ka.redSize
+      && !b.inputs.some((x) => a.outs.includes(x)) && b.inputs.some((x) => x.size === elements && a.inputs.includes(x));
+    const here = ok && !b.inputs.some((x) => produced.has(x)), there = ok && !here && !outsRead;
+    const merged = here || there ? mergeReduce(a, b) : null;
+    if (merged && merged.inputs.length + merged.outs.length <= maxInputs + 1) {
+      a = merged;
+      if (here) {
+        ks[at] = merged;
+        ks.splice(j, 1);
+        j--;
+      } else {
+        ks[j] = merged;
+        ks.splice(at, 1);
+        at = --j;
+        produced = new Set();
+      }
+      continue;
+    }
+    for (const o of b.outs) produced.add(o);
+    if (b.inputs.some((x) => a.outs.includes(x))) outsRead = true;
+  }
+}
+
+/** One reduction kernel computing the outputs of both (inputs de-duplicated). */
+function mergeReduce(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
+  const ka = a.kernel as ReduceKernel, kb = b.kernel as ReduceKernel;
+  const inputs = [...a.inputs];
+  const slots = b.inputs.map((n) => {
+    const at = inputs.indexOf(n);
+    if (at >= 0) return at;
+    inputs.push(n);
+    return inputs.length - 1;
+  });
+  const sources = [...a.sources, ...b.sources];
+  const pslots = b.sources.map((_, i) => a.sources.length + i);
+  const memo = new Map<Expr, Expr | null>(), none = new Map<number, Expr>();
+  const bOuts = [{ body: kb.body, epilogue: kb.epilogue, dtype: kb.outDtype }, ...(kb.extra ?? [])].map((o) => ({
+    body: remap(o.body, slots, pslots, memo, none), epilogue: remap(o.epilogue, slots, pslots, memo, none), dtype: o.dtype,
+  }));
+  if (bOuts.some((o) => !o.body || !o.epilogue)) return null;
+  const extra = [...(ka.extra ?? []), ...bOuts.map((o) => ({ body: o.body!, epilogue: o.epilogue!, dtype: o.dtype }))];
+  const helpers = [...new Set([...ka.helpers, ...kb.helpers])];
+  const kernel: ReduceKernel = { ...ka, inputs: inputs.map((n) => n.dtype), nParams: sources.length, helpers, extra, ops: [...(ka.ops ?? []), ...(kb.ops ?? [])] };
+  return { kernel, inputs, sources, outs: [...a.outs, ...b.outs] };
 }
 
 /**

@@ -50,7 +50,7 @@ export interface PlannedKernel {
   inputs: LazyNode[];
   /** Where each uniform parameter word comes from. */
   sources: ParamSource[];
-  /** The nodes written (several for horizontally fused elementwise kernels). */
+  /** The nodes written (several for horizontally fused kernels). */
   outs: LazyNode[];
 }
 

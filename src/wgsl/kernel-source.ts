@@ -4,7 +4,7 @@
  */
 import { type DType, wgslStorageType } from './dtype.js';
 import { type Expr, IndexConstants, LIFT_LIMIT, type VT, Emitter } from './ir.js';
-import type { Binding, ElementwiseKernel, Kernel, KernelBase, KernelConfig } from './kernels.js';
+import type { Binding, Kernel, KernelBase, KernelConfig } from './kernels.js';
 
 /** Invocations per workgroup of every kernel. */
 export const WG = 256;
@@ -27,11 +27,16 @@ export function grid(invocations: number, perWg: number, cfg: KernelConfig): { w
   return { wg: [nx, ny, 1], nx };
 }
 
+/** The further outputs of a horizontally fused kernel (elementwise or reduce), after OUT. */
+function extraOutputs(k: KernelBase): { dtype: DType }[] {
+  return (k as { extra?: { dtype: DType }[] }).extra ?? [];
+}
+
 /** The binding declarations and uniform block of a pass, and the bindings in order. */
 export function header(k: KernelBase, extra: HeaderOptions = {}): { text: string; bindings: Binding[] } {
   const lines: string[] = [];
   const bindings: Binding[] = [];
-  if (k.inputs.includes('f16') || k.outDtype === 'f16' || (k as ElementwiseKernel).extra?.some((x) => x.dtype === 'f16')) lines.push('enable f16;');
+  if (k.inputs.includes('f16') || k.outDtype === 'f16' || extraOutputs(k).some((x) => x.dtype === 'f16')) lines.push('enable f16;');
   k.inputs.forEach((dt, slot) => {
     lines.push(`@group(0) @binding(${bindings.length}) var<storage, read> B${slot}: array<${extra.vec4Inputs?.has(slot) ? 'vec4<f32>' : wgslStorageType(dt)}>;`);
     bindings.push({ kind: 'in', slot });
@@ -46,7 +51,7 @@ export function header(k: KernelBase, extra: HeaderOptions = {}): { text: string
   } else {
     lines.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> OUT: array<${extra.vec4Outputs ? 'vec4<f32>' : wgslStorageType(k.outDtype)}>;`);
     bindings.push({ kind: 'out', index: 0 });
-    (k as ElementwiseKernel).extra?.forEach((x, i) => {
+    extraOutputs(k).forEach((x, i) => {
       lines.push(`@group(0) @binding(${bindings.length}) var<storage, read_write> OUT${i + 1}: array<${extra.vec4Outputs ? 'vec4<f32>' : wgslStorageType(x.dtype)}>;`);
       bindings.push({ kind: 'out', index: i + 1 });
     });

@@ -53,6 +53,11 @@ export interface ReduceKernel extends KernelBase {
   accType: VT;
   body: Expr; // vars: o, r
   epilogue: Expr; // vars: gid, acc
+  /**
+   * More reductions of the same op, sizes and accumulator over the same loop (horizontal fusion): OUT1, OUT2, …
+   * (e.g. the two sums of a normalization's backward, which both read the upstream gradient).
+   */
+  extra?: { body: Expr; epilogue: Expr; dtype: DType }[];
 }
 
 /** A strided operand of a matmul. */

@@ -2,7 +2,7 @@
  * The reduction kernel template: a loop over the reduced elements, split in two passes when there are few
  * outputs (the second by one invocation or one workgroup per output).
  */
-import { Emitter, type Expr, fixedOverFour, IndexConstants, litMultipleOf4, loadsAsArguments, slotsWhereEveryLoad, type VT } from './ir.js';
+import { Emitter, type Expr, fixedOverFour, IndexConstants, litMultipleOf4, loadsAsArguments, slotsWhereEveryLoad, type VT, vtText } from './ir.js';
 import type { KernelConfig, Pass, ReduceKernel } from './kernels.js';
 import { constantsOf, ENTRY, fnOf, grid, prelude, readUniformsDirectly, storeText, WG } from './kernel-source.js';
 import { UNROLL_MAX_CHARS } from './elementwise.js';
@@ -25,19 +25,31 @@ export function reduceSplit(outSize: number, redSize: number, cfg: KernelConfig)
   return Math.max(1, Math.min(want, Math.floor(redSize / cfg.reduceMinChunk)));
 }
 
-/** Renders a reduction as one pass, or two (partials, then their reduction and the epilogue). */
+/** Renders a reduction (and the further reductions fused with it) as one pass, or two (partials, then their reduction and the epilogues). */
 export function renderReduce(k: ReduceKernel, cfg: KernelConfig): Pass[] {
   const t = k.accType;
   const tt = t === 'vec4u' ? 'u32' : t;
   const S = reduceSplit(k.outSize, k.redSize, cfg);
   const C = constantsOf(k, k.outSize * k.redSize);
-  const epi = fnOf('epilogue', `gid: u32, acc: ${tt}`, k.epilogue.t, k.epilogue, C);
+  const outs = [{ body: k.body, epilogue: k.epilogue, dtype: k.outDtype }, ...(k.extra ?? [])];
+  const n = outs.length;
+  // output i: its accumulator, epilogue function and binding
+  const acc = (i: number) => (n === 1 ? 'acc' : `acc${i}`);
+  const epiName = (i: number) => (i === 0 ? 'epilogue' : `epilogue${i}`);
+  const outName = (i: number) => (i === 0 ? 'OUT' : `OUT${i}`);
+  const epi = outs.map((o, i) => fnOf(epiName(i), `gid: u32, acc: ${tt}`, o.epilogue.t, o.epilogue, C)).join('\n');
+  const store = (i: number, gid: string, value: string) => `${outName(i)}[${gid}] = ${storeText(outs[i]!.dtype, `${epiName(i)}(${gid}, ${value})`)};`;
+  const declare = (indent: string) => outs.map((_, i) => `${indent}var ${acc(i)}: ${tt} = ${identity(k.op, t)};`).join('\n');
   const single = S === 1;
-  // vectorized: the partials of a split reduction over contiguous chunks (a long reduction on a CPU driver)
-  const vec4 = cfg.vectorWidth === 4 && !single && cfg.reduceMapping === 'chunk' ? vec4Inputs(k) : null;
+  // vectorized: the partials of a split reduction over contiguous chunks (a long reduction on a CPU driver);
+  // fused reductions are the short ones of normalizations' backwards, and stay scalar
+  const vec4 = cfg.vectorWidth === 4 && !single && cfg.reduceMapping === 'chunk' && n === 1 ? vec4Inputs(k) : null;
   const vecSlots = new Set(vec4?.keys());
   const slots = [...vecSlots];
-  const body = fnOf('body', `o: u32, r: u32${slots.map((s) => `, x${s}: f32`).join('')}`, t, vec4 ? loadsAsArguments(k.body, vecSlots, new Map()) : k.body, C);
+  // one body computes every output's term, so what they read in common is loaded once
+  const body = n === 1
+    ? fnOf('body', `o: u32, r: u32${slots.map((s) => `, x${s}: f32`).join('')}`, t, vec4 ? loadsAsArguments(k.body, vecSlots, new Map()) : k.body, C)
+    : bodyOfAll(outs.map((o) => o.body), t, C);
   // the loop step over r: one element, or 4 read as one vec4 per vectorized input (`o` and `r` in scope)
   // the four elements of a vec4 by constant component, in order, when the body is short (a loop indexing the
   // vectors by a variable summed 16M floats at 1.32 GB/s on SwiftShader, against 2.24–2.48 this way; lavapipe
@@ -50,8 +62,9 @@ ${indent}}` : vec4 ? `${vec4Loads(vec4, C, indent)}
 ${['x', 'y', 'z', 'w'].map((c, j) => `${indent}{
 ${indent}  let x = body(o, r + ${j}u${slots.map((s) => `, l${s}.${c}`).join('')});
 ${indent}  ${combine(k.op, t, 'acc', 'x')}
-${indent}}`).join('\n')}` : `${indent}let x = body(o, r);
-${indent}${combine(k.op, t, 'acc', 'x')}`;
+${indent}}`).join('\n')}` : n === 1 ? `${indent}let x = body(o, r);
+${indent}${combine(k.op, t, 'acc', 'x')}` : `${indent}let x = body(o, r);
+${outs.map((_, i) => `${indent}${combine(k.op, t, acc(i), `x[${i}]`)}`).join('\n')}`;
   const by = vec4 ? ' += 4u' : '++';
   if (single) {
     const { wg, nx } = grid(k.outSize, WG, cfg);
@@ -61,19 +74,21 @@ ${ENTRY}
   let gid = (wid.y * ${C.u32(nx)} + wid.x) * ${WG}u + lid;
   if (gid >= ${C.u32(k.outSize)}) { return; }
   let o = gid;
-  var acc: ${tt} = ${identity(k.op, t)};
+${declare('  ')}
   for (var r = 0u; r < ${C.u32(k.redSize)}; r++) {
 ${step('    ')}
   }
-  OUT[gid] = ${storeText(k.outDtype, 'epilogue(gid, acc)')};
+${outs.map((_, i) => `  ${store(i, 'gid', acc(i))}`).join('\n')}
 }`;
     const { text, bindings } = prelude(k, C, main);
     return [{ code: `${text}\n${main}`, workgroups: wg, bindings, params: C.words }];
   }
-  // pass 1: S partials per output, each over a chunk of `chunk` elements (whole vec4s when vectorized)
+  // pass 1: S partials per output, each over a chunk of `chunk` elements (whole vec4s when vectorized); the
+  // partials of output i follow those of output i − 1 in the scratch buffer
   const chunk = vec4 ? 4 * Math.ceil(k.redSize / S / 4) : Math.ceil(k.redSize / S);
   const g1 = grid(k.outSize * S, WG, cfg);
   const rExpr = cfg.reduceMapping === 'chunk' ? `s * ${C.u32(chunk)} + j` : `j * ${C.u32(S, 'S')} + s`;
+  const partials = (i: number) => (i === 0 ? '' : `${C.u32(i * k.outSize * S)} + `);
   const main1 = `${body}
 ${ENTRY}
   let t = (wid.y * ${C.u32(g1.nx)} + wid.x) * ${WG}u + lid;
@@ -81,13 +96,13 @@ ${ENTRY}
   let o = ${C.div('t', S, 'S')};
   let s = t - o * ${C.u32(S, 'S')};
   let redSize = ${C.u32(k.redSize, 'R')};
-  var acc: ${tt} = ${identity(k.op, t)};
+${declare('  ')}
   for (var j = 0u; j < ${C.u32(chunk)}; j${by}) {
     let r = ${rExpr};
     if (r >= redSize) { break; }
 ${step('    ')}
   }
-  S_out[t] = acc;
+${outs.map((_, i) => `  S_out[${partials(i)}t] = ${acc(i)};`).join('\n')}
 }`;
   // pass 2: reduce the partials and apply the epilogue, one invocation per output, or one workgroup (a tree
   // in workgroup memory over the partials its invocations read side by side)
@@ -98,42 +113,54 @@ ${ENTRY}
   let gid = wid.y * ${C.u32(g2.nx)} + wid.x;
   if (gid >= ${C.u32(k.outSize)}) { return; }
   let S = ${C.u32(S, 'S')};
-  var acc: ${tt} = ${identity(k.op, t)};
-  for (var s = lid; s < S; s += ${WG}u) {
-    let x = S_in[gid * S + s];
-    ${combine(k.op, t, 'acc', 'x')}
-  }
-  partial[lid] = acc;
-  workgroupBarrier();
-  for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
-    if (lid < w) {
-      var a = partial[lid];
-      let x = partial[lid + w];
-      ${combine(k.op, t, 'a', 'x')}
-      partial[lid] = a;
+${outs.map((_, i) => `  {
+    var acc: ${tt} = ${identity(k.op, t)};
+    for (var s = lid; s < S; s += ${WG}u) {
+      let x = S_in[${partials(i)}gid * S + s];
+      ${combine(k.op, t, 'acc', 'x')}
     }
+    partial[lid] = acc;
     workgroupBarrier();
-  }
-  if (lid == 0u) { OUT[gid] = ${storeText(k.outDtype, 'epilogue(gid, partial[0])')}; }
+    for (var w = ${WG / 2}u; w > 0u; w >>= 1u) {
+      if (lid < w) {
+        var a = partial[lid];
+        let x = partial[lid + w];
+        ${combine(k.op, t, 'a', 'x')}
+        partial[lid] = a;
+      }
+      workgroupBarrier();
+    }
+    if (lid == 0u) { ${store(i, 'gid', 'partial[0]')} }${i < n - 1 ? '\n    workgroupBarrier();' : ''}
+  }`).join('\n')}
 }` : `${epi}
 ${ENTRY}
   let gid = (wid.y * ${C.u32(g2.nx)} + wid.x) * ${WG}u + lid;
   if (gid >= ${C.u32(k.outSize)}) { return; }
   let S = ${C.u32(S, 'S')};
-  var acc: ${tt} = ${identity(k.op, t)};
+${declare('  ')}
   for (var s = 0u; s < S; s++) {
-    let x = S_in[gid * S + s];
-    ${combine(k.op, t, 'acc', 'x')}
+${outs.map((_, i) => `    {
+      let x = S_in[${partials(i)}gid * S + s];
+      ${combine(k.op, t, acc(i), 'x')}
+    }`).join('\n')}
   }
-  OUT[gid] = ${storeText(k.outDtype, 'epilogue(gid, acc)')};
+${outs.map((_, i) => `  ${store(i, 'gid', acc(i))}`).join('\n')}
 }`;
   const p1 = prelude(k, C, main1, { scratchOut: true, scratchType: tt, ...(vec4 ? { vec4Inputs: vecSlots } : {}) });
   const p2 = prelude(k, C, main2, { scratchIn: true, scratchType: tt });
-  const scratchBytes = k.outSize * S * 4;
+  const scratchBytes = n * k.outSize * S * 4;
   return [
     { code: `${p1.text}\n${main1}`, workgroups: g1.wg, bindings: p1.bindings, scratchBytes, params: C.words },
     { code: cfg.reduceTree ? readUniformsDirectly(`${p2.text}\n${main2}`) : `${p2.text}\n${main2}`, workgroups: g2.wg, bindings: p2.bindings, scratchBytes, params: C.words },
   ];
+}
+
+/** `fn body(o, r) -> array<T, n>`: the terms of n fused reductions, emitted together so common subexpressions are computed once. */
+function bodyOfAll(bodies: Expr[], t: VT, C: IndexConstants): string {
+  const em = new Emitter(C);
+  const names = bodies.map((b) => em.emit(b));
+  const T = `array<${vtText(t)}, ${bodies.length}>`;
+  return `fn body(o: u32, r: u32) -> ${T} {\n${em.lines.join('\n')}\n  return ${T}(${names.join(', ')});\n}`;
 }
 
 /**

@@ -311,7 +311,7 @@ let profiling: { totals: Map<string, KernelProfile>; pending: Promise<void>[] } 
 export function kernelLabel(k: Kernel): string {
   switch (k.kind) {
     case 'elementwise': return `elementwise ${k.size}${k.extra?.length ? ` ×${k.extra.length + 1} outputs` : ''}`;
-    case 'reduce': return `reduce ${k.op} ${k.outSize}×${k.redSize}`;
+    case 'reduce': return `reduce ${k.op} ${k.outSize}×${k.redSize}${k.extra?.length ? ` ×${k.extra.length + 1} outputs` : ''}`;
     case 'matmul': return `matmul ${k.batchShape.length ? `[${k.batchShape.join(',')}] ` : ''}${k.M}×${k.K}×${k.N}`;
   }
 }

@@ -55,6 +55,42 @@ describe('fusion', () => {
     [x, a, b].forEach((t) => t.dispose());
   });
 
+  it('fuses reductions of the same sizes over a common input into one kernel, one pass or split, on both tunings', async () => {
+    const auto = k.deviceInfo().tuning;
+    try {
+      for (const tuning of ['auto', 'hardware'] as const) {
+        await k.init({ tuning });
+        // [48, 50]: one pass; [3, 40000]: partials per output, then their sums (a tree on 'hardware')
+        for (const [O, R] of [[48, 50], [3, 40000]] as const) {
+          const r = lcg(O + R);
+          const xs = Float32Array.from({ length: O * R }, r), ws = Float32Array.from({ length: O * R }, r);
+          const x = k.tensor(xs, { shape: [O, R] }), w = k.tensor(ws, { shape: [O, R] });
+          await k.realize(x, w);
+          const before = k.stats().kernels;
+          // y is stored between the sums, so the second reads a tensor made after the first: they merge where the second runs
+          const y = x.mul(w).exp();
+          const outs = [x.sum(1), y.mul(x).sum(1).mul(2), x.max(1), x.mul(w).neg().max(1), y];
+          await k.realize(...outs);
+          expect(k.stats().kernels - before).toBe(3);
+          const got = await Promise.all(outs.slice(0, 4).map((t) => t.data()));
+          const want = [new Float64Array(O), new Float64Array(O), new Float64Array(O).fill(-Infinity), new Float64Array(O).fill(-Infinity)];
+          for (let o = 0; o < O; o++) for (let j = 0; j < R; j++) {
+            const xv = xs[o * R + j]!, wv = ws[o * R + j]!;
+            want[0]![o] += xv;
+            want[1]![o] += 2 * Math.exp(xv * wv) * xv;
+            want[2]![o] = Math.max(want[2]![o]!, xv);
+            want[3]![o] = Math.max(want[3]![o]!, -xv * wv);
+          }
+          got.forEach((g, i) => close(g as Float32Array, Array.from(want[i]!), 1e-5 * R, 1e-5));
+          [x, w, ...outs].forEach((t) => t.dispose());
+        }
+      }
+    } finally {
+      await k.init({ tuning: 'auto' });
+    }
+    expect(k.deviceInfo().tuning).toBe(auto);
+  });
+
   it('runs matmul + bias + gelu as one kernel', async () => {
     const r = lcg(2);
     const [M, K, N] = [5, 7, 3];
