@@ -91,6 +91,31 @@ describe('fusion', () => {
     expect(k.deviceInfo().tuning).toBe(auto);
   });
 
+  it('long reductions read as vec4 stop at the end of each row, whatever the row length leaves over', async () => {
+    // rows of 65,540 and 65,548 of a wider tensor: the elements just past a row are real data, so reading one
+    // of them changes the result
+    for (const R of [65540, 65548]) {
+      const r = lcg(R);
+      const W = R + 24;
+      const xs = Float32Array.from({ length: 3 * W }, () => r() + 0.25);
+      const x = k.tensor(xs, { shape: [3, W] });
+      const row = x.slice(1, 0, R);
+      const outs = [row.sum(1), row.mul(-1).max(1), row.mul(row).sum(1)];
+      const got = await Promise.all(outs.map((t) => t.data()));
+      for (let o = 0; o < 3; o++) {
+        let s = 0, m = -Infinity, q = 0;
+        for (let j = 0; j < R; j++) {
+          const v = xs[o * W + j]!;
+          s += v;
+          m = Math.max(m, -v);
+          q += v * v;
+        }
+        close([got[0]![o]!, got[1]![o]!, got[2]![o]!], [s, m, q], 1e-6 * R, 1e-5);
+      }
+      [x, ...outs].forEach((t) => t.dispose());
+    }
+  });
+
   it('runs matmul + bias + gelu as one kernel', async () => {
     const r = lcg(2);
     const [M, K, N] = [5, 7, 3];
