@@ -112,7 +112,10 @@ async function workloads(): Promise<Record<'elementwise' | 'reduce' | 'matmul', 
 const CANDIDATES: Record<'elementwise' | 'reduce' | 'matmul', Partial<Tuning>[]> = {
   elementwise: [1, 2, 4, 8].flatMap((e) => [1, 4].map((v) => ({ elementsPerInvocation: e, vectorWidth: v as 1 | 4 }))),
   reduce: [4096, 16384, 65536].flatMap((p) => (['chunk', 'stride'] as const).flatMap((m) => [false, true].map((t) => ({ reducePartials: p, reduceMapping: m, reduceTree: t })))),
-  matmul: (['registers', 'shared'] as const).flatMap((kind) => ([[4, 4], [4, 8], [8, 8]] as [number, number][]).map((tile) => ({ matmulKernel: kind, matmulTile: tile }))),
+  matmul: [
+    ...(['registers', 'shared'] as const).flatMap((kind) => ([[4, 4], [4, 8], [8, 8]] as [number, number][]).map((tile) => ({ matmulKernel: kind, matmulTile: tile, matmulUnrollK: 1 as const }))),
+    ...([2, 4] as const).map((u) => ({ matmulKernel: 'registers' as const, matmulTile: [8, 8] as [number, number], matmulUnrollK: u })),
+  ],
 };
 
 const info = await k.init();

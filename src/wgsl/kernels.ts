@@ -123,6 +123,12 @@ export interface KernelConfig {
   matmulKernel: 'registers' | 'shared';
   /** Matmul outputs per invocation (rows × cols). */
   matmulTile: [number, number];
+  /**
+   * Steps of k per loop iteration of a register-tile matmul: with 2, each accumulator takes two products
+   * between being loaded and stored (an 8×8 tile's 64 accumulators live in memory on a CPU driver), in the
+   * same order as one at a time.
+   */
+  matmulUnrollK: 1 | 2 | 4;
   /** Elements one elementwise invocation computes (strided by the invocation count, so lanes stay contiguous). */
   elementsPerInvocation: number;
   /**

@@ -144,11 +144,26 @@ function registerTiles(k: MatmulKernel, cfg: KernelConfig): FirstPass {
   else for (let j = 0; j < TN; j++) setup.push(`  let nc${j} = min(n0 + ${j}u, lastN);`, `  let bc${j} = bBase + ${axisOffset(`nc${j}`, k.b.cols, C, 'bc')};`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) setup.push(`  var c${i}_${j} = 0.0;`);
   const ak = axisStepper('ak', k.a.cols, C, 'kStart'), bk = axisStepper('bk', k.b.rows, C, 'kStart');
-  const body: string[] = [];
-  for (let i = 0; i < TM; i++) body.push(`    let a${i} = f32(B${k.a.slot}[ar${i} + ak]);`);
-  if (bVec4) for (let j = 0; j < TN; j += 4) body.push(`    let bv${j} = B${k.b.slot}[(bk >> 2u) + bq${j}];`, ...[0, 1, 2, 3].map((c) => `    let b${j + c} = bv${j}[${c}];`));
-  else for (let j = 0; j < TN; j++) body.push(`    let b${j} = f32(B${k.b.slot}[bk + bc${j}]);`);
-  for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) body.push(`    c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`);
+  // the loads of one k (their names suffixed), and the step of the k offsets to the next
+  const loads = (u: string): string[] => {
+    const out: string[] = [];
+    for (let i = 0; i < TM; i++) out.push(`    let a${i}${u} = f32(B${k.a.slot}[ar${i} + ak]);`);
+    if (bVec4) for (let j = 0; j < TN; j += 4) out.push(`    let bv${j}${u} = B${k.b.slot}[(bk >> 2u) + bq${j}];`, ...[0, 1, 2, 3].map((c) => `    let b${j + c}${u} = bv${j}${u}[${c}];`));
+    else for (let j = 0; j < TN; j++) out.push(`    let b${j}${u} = f32(B${k.b.slot}[bk + bc${j}]);`);
+    return out;
+  };
+  const stepK = [...ak.step, ...bk.step];
+  // one step of k; with matmulUnrollK = KU > 1 the loop takes KU steps at a time (each accumulator takes
+  // its KU products in order) and single steps finish a slice whose length is not a multiple of KU
+  const KU = cfg.matmulUnrollK;
+  const fmas = (u: (v: number) => string, n: number) => Array.from({ length: TM * TN }, (_, e) => {
+    const [i, j] = [Math.floor(e / TN), e % TN];
+    let acc = `c${i}_${j}`;
+    for (let v = 0; v < n; v++) acc = `fma(a${i}${u(v)}, b${j}${u(v)}, ${acc})`;
+    return `    c${i}_${j} = ${acc};`;
+  });
+  const one = [...loads(''), ...fmas(() => '', 1), ...stepK];
+  const body = KU === 1 ? one : [...Array.from({ length: KU }, (_, v) => [...loads(`_${v}`), ...stepK]).flat(), ...fmas((v) => `_${v}`, KU)];
   // the tile is stored by a loop over an array, so the epilogue (often a long fused chain) is emitted once,
   // not once per element of the tile: a software driver compiles a much smaller pipeline
   const cs = Array.from({ length: TM * TN }, (_, e) => `c${Math.floor(e / TN)}_${e % TN}`);
@@ -187,10 +202,15 @@ ${setup.join('\n')}
   let kStart = slice * chunk;
   let kEnd = min(kStart + chunk, ${C.u32(k.K)});
 ${[...ak.init, ...bk.init].join('\n')}
-  for (var kk = kStart; kk < kEnd; kk++) {
+${KU === 1 ? `  for (var kk = kStart; kk < kEnd; kk++) {
 ${body.join('\n')}
-${[...ak.step, ...bk.step].join('\n')}
+  }` : `  var kk = kStart;
+  for (; kk + ${KU - 1}u < kEnd; kk += ${KU}u) {
+${body.join('\n')}
   }
+  for (; kk < kEnd; kk++) {
+${one.join('\n')}
+  }`}
 ${stores.join('\n')}
 }`;
   return { main, wg, S, C, epi, outSize, header: bVec4 ? { vec4Inputs: new Set([k.b.slot]) } : {}, barriers: false };

@@ -10,6 +10,29 @@ import type { DeviceInfo } from './device.js';
 /** The knobs of a row (the device limits are added at init). */
 export type Tuning = Omit<KernelConfig, 'maxWorkgroupsPerDim'>;
 
+/** The knobs of CPU drivers (lavapipe, SwiftShader, WARP): few wide threads, and each pipeline compiles at its first dispatch. */
+function softwareRow(): Tuning {
+  return {
+    reducePartials: 4096,
+    reduceMinChunk: 256,
+    reduceMapping: 'chunk',
+    reduceTree: false,
+    // 8×8: since the tile is stored through a loop (its epilogue emitted once), no more code to compile
+    // than 4×8, and the default UNet step's matmuls take 15–25 % less time (222/209 against 251/278 ms in
+    // two alternating k.profile runs; the toy MLP step 20.2 against 22.4 ms)
+    // on SwiftShader too (one process, old against new kernels alternating): 4×8 tiles ran 0.71–0.93× as
+    // fast, 4×4 0.59–0.78×, 8×16 0.92–0.97× (on lavapipe 0.92–1.10×)
+    matmulKernel: 'registers',
+    matmulTile: [8, 8],
+    // SwiftShader: 1 element per invocation ran the chain 0.65× as fast, 8 within noise
+    elementsPerInvocation: 4,
+    // vec4 loads: lavapipe's chain 1.8×, SwiftShader's 1.5× (see bench/README.md)
+    vectorWidth: 4,
+    // one step of k per iteration on lavapipe (see the SwiftShader row)
+    matmulUnrollK: 1,
+  };
+}
+
 /** One row of the tuning table. */
 export interface TuningRow {
   name: string;
@@ -21,26 +44,18 @@ export interface TuningRow {
 /** Rows, most specific first; the last one matches every adapter. */
 export const TUNING_TABLE: readonly TuningRow[] = [
   {
-    // CPU drivers (lavapipe, SwiftShader, WARP): few wide threads, and each pipeline compiles at its first dispatch
+    // SwiftShader: the software row with two steps of k per matmul loop iteration, which on lavapipe ran the
+    // same within noise (1024³ 25.3 against 25.3 GFLOP/s) and four steps at half speed; one process per
+    // setting, alternating: 1024³ 4.08–4.68 GFLOP/s against 3.53–3.65 with one step (four: 4.12–4.34)
+    name: 'swiftshader',
+    matches: (i) => i.driver === 'swiftshader',
+    config: { ...softwareRow(), matmulUnrollK: 2 },
+  },
+  {
+    // the other CPU drivers (lavapipe, WARP)
     name: 'software',
     matches: (i) => i.driver !== 'hardware',
-    config: {
-      reducePartials: 4096,
-      reduceMinChunk: 256,
-      reduceMapping: 'chunk',
-      reduceTree: false,
-      // 8×8: since the tile is stored through a loop (its epilogue emitted once), no more code to compile
-      // than 4×8, and the default UNet step's matmuls take 15–25 % less time (222/209 against 251/278 ms in
-      // two alternating k.profile runs; the toy MLP step 20.2 against 22.4 ms)
-      // on SwiftShader too (one process, old against new kernels alternating): 4×8 tiles ran 0.71–0.93× as
-      // fast, 4×4 0.59–0.78×, 8×16 0.92–0.97× (on lavapipe 0.92–1.10×)
-      matmulKernel: 'registers',
-      matmulTile: [8, 8],
-      // SwiftShader: 1 element per invocation ran the chain 0.65× as fast, 8 within noise
-      elementsPerInvocation: 4,
-      // vec4 loads: lavapipe's chain 1.8×, SwiftShader's 1.5× (see bench/README.md)
-      vectorWidth: 4,
-    },
+    config: softwareRow(),
   },
   {
     // every GPU vendor until a measurement gives one a row of its own
@@ -55,6 +70,7 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       // Runtime Web do for aligned operands); small-M matmuls get 16×256 or 32×128 blocks
       matmulKernel: 'shared',
       matmulTile: [4, 4],
+      matmulUnrollK: 1,
       elementsPerInvocation: 1,
       vectorWidth: 4,
     },
@@ -72,6 +88,7 @@ const KNOBS: { [K in keyof Tuning]: (v: unknown) => boolean } = {
   reduceTree: (v) => typeof v === 'boolean',
   matmulKernel: (v) => v === 'registers' || v === 'shared',
   matmulTile: (v) => Array.isArray(v) && v.length === 2 && v.every((t) => [1, 2, 4, 8].includes(t)),
+  matmulUnrollK: (v) => v === 1 || v === 2 || v === 4,
   elementsPerInvocation: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 64,
   vectorWidth: (v) => v === 1 || v === 4,
 };

@@ -697,9 +697,10 @@ describe('adapter classification and kernel tuning', () => {
   it('picks the tuning row by adapter, or by name when forced, and rejects unknown names', () => {
     const info = { ...k.deviceInfo() };
     expect(tuningFor({ ...info, driver: 'lavapipe' }).name).toBe('software');
+    expect(tuningFor({ ...info, driver: 'swiftshader' }).name).toBe('swiftshader');
     expect(tuningFor({ ...info, driver: 'hardware' }).name).toBe('hardware');
     expect(tuningFor({ ...info, driver: 'lavapipe' }, 'hardware').name).toBe('hardware');
-    expect(() => tuningFor(info, 'fast')).toThrow(/unknown tuning "fast"; expected 'auto' or one of 'software', 'hardware'/);
+    expect(() => tuningFor(info, 'fast')).toThrow(/unknown tuning "fast"; expected 'auto' or one of 'swiftshader', 'software', 'hardware'/);
     // knobs change the adapter's row
     const custom = tuningFor({ ...info, driver: 'lavapipe' }, { matmulKernel: 'shared', matmulTile: [4, 8] });
     expect(custom.name).toBe('software+custom');
@@ -724,18 +725,24 @@ describe('adapter classification and kernel tuning', () => {
       for (const [tuning, name, knobs] of [
         ['hardware', 'hardware', { matmulKernel: 'shared', matmulTile: [4, 4] }],
         [{ matmulKernel: 'shared', matmulTile: [8, 2] }, `${auto}+custom`, { matmulKernel: 'shared', matmulTile: [8, 2] }],
+        // register tiles taking 2 or 4 steps of k per iteration (the SwiftShader row), odd lengths left over
+        ['swiftshader', 'swiftshader', { matmulKernel: 'registers', matmulUnrollK: 2 }],
+        [{ matmulUnrollK: 4 }, `${auto}+custom`, { matmulKernel: 'registers', matmulUnrollK: 4 }],
       ] as const) {
         expect((await k.init({ tuning: tuning as never })).tuning).toBe(name);
         expect(kernelConfig()).toMatchObject(knobs);
-        const a = k.randn([70, 33]), b = k.randn([33, 45]);
-        const [got, x, y] = await Promise.all([a.matmul(b).data(), a.data(), b.data()]);
-        let worst = 0;
-        for (let i = 0; i < 70; i++) for (let j = 0; j < 45; j++) {
-          let s = 0;
-          for (let t = 0; t < 33; t++) s += x[i * 33 + t]! * y[t * 45 + j]!;
-          worst = Math.max(worst, Math.abs(got[i * 45 + j]! - s));
+        // [70, 33] × [33, 45]; [16, 1001] × [1001, 8]: few tiles, so k is split into slices (of odd length)
+        for (const [M, K, N] of [[70, 33, 45], [16, 1001, 8]] as const) {
+          const a = k.randn([M, K]), b = k.randn([K, N]);
+          const [got, x, y] = await Promise.all([a.matmul(b).data(), a.data(), b.data()]);
+          let worst = 0;
+          for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) {
+            let s = 0;
+            for (let t = 0; t < K; t++) s += x[i * K + t]! * y[t * N + j]!;
+            worst = Math.max(worst, Math.abs(got[i * N + j]! - s));
+          }
+          expect(worst).toBeLessThan(1e-4 * Math.sqrt(K));
         }
-        expect(worst).toBeLessThan(1e-4);
       }
     } finally {
       await k.init({ tuning: 'auto' });
