@@ -155,7 +155,9 @@ function registerTiles(k: MatmulKernel, cfg: KernelConfig): FirstPass {
   const stepK = [...ak.step, ...bk.step];
   // one step of k; with matmulUnrollK = KU > 1 the loop takes KU steps at a time (each accumulator takes
   // its KU products in order) and single steps finish a slice whose length is not a multiple of KU
-  const KU = cfg.matmulUnrollK;
+  // (only when B is read as vec4: with scalar B loads, as in a convolution's implicit GEMM, SwiftShader ran
+  // bench:conv 7–20 % slower with two steps)
+  const KU = bVec4 ? cfg.matmulUnrollK : 1;
   const fmas = (u: (v: number) => string, n: number) => Array.from({ length: TM * TN }, (_, e) => {
     const [i, j] = [Math.floor(e / TN), e % TN];
     let acc = `c${i}_${j}`;

@@ -44,9 +44,9 @@ export interface TuningRow {
 /** Rows, most specific first; the last one matches every adapter. */
 export const TUNING_TABLE: readonly TuningRow[] = [
   {
-    // SwiftShader: the software row with two steps of k per matmul loop iteration, which on lavapipe ran the
-    // same within noise (1024³ 25.3 against 25.3 GFLOP/s) and four steps at half speed; one process per
-    // setting, alternating: 1024³ 4.08–4.68 GFLOP/s against 3.53–3.65 with one step (four: 4.12–4.34)
+    // SwiftShader: the software row with two steps of k per matmul loop iteration where B is read as vec4; one
+    // process per setting, alternating: 1024³ 4.08–4.68 GFLOP/s against 3.53–3.65 with one step (four steps
+    // 4.12–4.34); on lavapipe two ran the same within noise (1024³ 25.3 against 25.3) and four at half speed
     name: 'swiftshader',
     matches: (i) => i.driver === 'swiftshader',
     config: { ...softwareRow(), matmulUnrollK: 2 },

@@ -731,8 +731,9 @@ describe('adapter classification and kernel tuning', () => {
       ] as const) {
         expect((await k.init({ tuning: tuning as never })).tuning).toBe(name);
         expect(kernelConfig()).toMatchObject(knobs);
-        // [70, 33] × [33, 45]; [16, 1001] × [1001, 8]: few tiles, so k is split into slices (of odd length)
-        for (const [M, K, N] of [[70, 33, 45], [16, 1001, 8]] as const) {
+        // [70, 33] × [33, 45] (B read element by element); [70, 33] × [33, 48] (as vec4, as the unrolled k loop
+        // needs); [16, 1001] × [1001, 8]: few tiles, so k is split into slices (of odd length)
+        for (const [M, K, N] of [[70, 33, 45], [70, 33, 48], [16, 1001, 8]] as const) {
           const a = k.randn([M, K]), b = k.randn([K, N]);
           const [got, x, y] = await Promise.all([a.matmul(b).data(), a.data(), b.data()]);
           let worst = 0;
