@@ -117,18 +117,29 @@ function fuseReductions(ks: PlannedKernel[], i: number, maxInputs: number): void
   }
 }
 
-/** One reduction kernel computing the outputs of both (inputs de-duplicated). */
-function mergeReduce(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
-  const ka = a.kernel as ReduceKernel, kb = b.kernel as ReduceKernel;
+/**
+ * The inputs and uniform sources of b merged into a's: a's, then b's that a lacks. `slots` maps each input
+ * slot of b to its merged slot (−1 where `subst` replaces its loads), `pslots` each parameter of b.
+ */
+function joinOperands(a: PlannedKernel, b: PlannedKernel, subst: Map<number, Expr>): { inputs: LazyNode[]; slots: number[]; sources: PlannedKernel['sources']; pslots: number[] } {
   const inputs = [...a.inputs];
-  const slots = b.inputs.map((n) => {
+  const slots = b.inputs.map((n, slot) => {
+    if (subst.has(slot)) return -1;
     const at = inputs.indexOf(n);
     if (at >= 0) return at;
     inputs.push(n);
     return inputs.length - 1;
   });
+  // parameters are appended, not matched by value (see KernelBuilder.param)
   const sources = [...a.sources, ...b.sources];
   const pslots = b.sources.map((_, i) => a.sources.length + i);
+  return { inputs, slots, sources, pslots };
+}
+
+/** One reduction kernel computing the outputs of both (inputs de-duplicated). */
+function mergeReduce(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
+  const ka = a.kernel as ReduceKernel, kb = b.kernel as ReduceKernel;
+  const { inputs, slots, sources, pslots } = joinOperands(a, b, new Map());
   const memo = new Map<Expr, Expr | null>(), none = new Map<number, Expr>();
   const bOuts = [{ body: kb.body, epilogue: kb.epilogue, dtype: kb.outDtype }, ...(kb.extra ?? [])].map((o) => ({
     body: remap(o.body, slots, pslots, memo, none), epilogue: remap(o.epilogue, slots, pslots, memo, none), dtype: o.dtype,
@@ -179,17 +190,7 @@ function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | n
     // an f16 output is rounded when stored: re-reading it gives its f32 expression rounded to f16
     if (o >= 0) subst.set(slot, n.dtype === 'f16' ? ir.call('f16round', ([x]) => `f32(f16(${x}))`, [aValues[o]!], 'f32') : aValues[o]!);
   });
-  const inputs = [...a.inputs];
-  const slots = b.inputs.map((n, slot) => {
-    if (subst.has(slot)) return -1;
-    const at = inputs.indexOf(n);
-    if (at >= 0) return at;
-    inputs.push(n);
-    return inputs.length - 1;
-  });
-  // parameters are appended, not matched by value (see KernelBuilder.param)
-  const sources = [...a.sources, ...b.sources];
-  const pslots = b.sources.map((_, i) => a.sources.length + i);
+  const { inputs, slots, sources, pslots } = joinOperands(a, b, subst);
   const memo = new Map<Expr, Expr | null>();
   const bValues = [kb.value, ...(kb.extra ?? []).map((x) => x.value)].map((v) => remap(v, slots, pslots, memo, subst));
   if (bValues.some((v) => !v)) return null;
