@@ -37,8 +37,8 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
         return [...owners.map((o, i) => (needs[i] ? g.get(o) ?? null : null)), null, null];
       }
       const [m, r] = saved.slice(-2) as [Tensor, Tensor];
-      const g = groupNormBackward(xs.detach(), w?.detach() ?? null, m, r, gy, groups, { x: needs[0]!, weight: !!w && needs[1]!, bias: !!b && needs[w ? 2 : 1]! });
-      return [g.x, ...(w ? [g.weight] : []), ...(b ? [g.bias && g.bias.cast(b.dtype)] : []), null, null];
+      const g = groupNormBackward(xs.detach(), w?.detach() ?? null, b, m, r, gy, groups, { x: needs[0]!, weight: !!w && needs[1]!, bias: !!b && needs[w ? 2 : 1]! });
+      return [g.x, ...(w ? [g.weight] : []), ...(b ? [g.bias] : []), null, null];
     });
     record({ def: { name: 'groupNorm', vjp } as unknown as OpDef, inputs: [x, ...params, mean, rstd], out: y, arg: null });
     return y;
@@ -60,11 +60,12 @@ function groupNormWith(x: Tensor, groups: number, weight: Tensor | null | undefi
 }
 
 /**
- * The gradients of a group norm (x, then weight and bias where `want` says) from its saved statistics: with
- * x̂ = (x − mean)·rstd and g = gy·weight, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) per group, whose two means
- * read the same tensors and so run as one reduction kernel; dweight = Σ gy·x̂ and dbias = Σ gy per channel.
+ * The gradients of a group norm (x, weight and bias, where `want` says; each in its tensor's dtype) from its
+ * saved statistics: with x̂ = (x − mean)·rstd and g = gy·weight, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) per
+ * group, whose two means read the same tensors and so run as one reduction kernel; dweight = Σ gy·x̂ and
+ * dbias = Σ gy per channel.
  */
-function groupNormBackward(x: Tensor, weight: Tensor | null, mean: Tensor, rstd: Tensor, gy: Tensor, groups: number, want: { x: boolean; weight: boolean; bias: boolean }): Record<'x' | 'weight' | 'bias', Tensor | null> {
+function groupNormBackward(x: Tensor, weight: Tensor | null, bias: Tensor | null, mean: Tensor, rstd: Tensor, gy: Tensor, groups: number, want: { x: boolean; weight: boolean; bias: boolean }): Record<'x' | 'weight' | 'bias', Tensor | null> {
   const [N, C] = x.shape as [number, number];
   const bshape = [1, C, ...x.shape.slice(2).map(() => 1)];
   const channelAxes = [0, ...x.shape.slice(2).map((_, i) => i + 2)];
@@ -79,7 +80,7 @@ function groupNormBackward(x: Tensor, weight: Tensor | null, mean: Tensor, rstd:
   return {
     x: gx,
     weight: want.weight && weight ? gy.mul(xhat.reshape(x.shape)).sum(channelAxes).cast(weight.dtype) : null,
-    bias: want.bias ? gy.sum(channelAxes) : null,
+    bias: want.bias && bias ? gy.sum(channelAxes).cast(bias.dtype) : null,
   };
 }
 

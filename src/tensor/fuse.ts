@@ -2,9 +2,10 @@
  * Horizontal fusion: elementwise kernels of the same size planned close together that read a tensor of
  * that size in common (or one reads what the other writes) become one pass with several outputs (e.g. an
  * optimizer's parameter and moment updates, which all read the gradient), so shared subexpressions are
- * computed and shared data read once; so do reductions of the same sizes over a tensor they both read. Kernels that share at most a broadcast scalar stay apart (e.g. the
- * updates of two parameters of the same size): merged, every count and order of them would be a pipeline
- * of its own, while apart they share one pipeline across sizes.
+ * computed and shared data read once; so do reductions of the same sizes over a tensor they both read.
+ * Kernels that share at most a broadcast scalar stay apart (e.g. the updates of two parameters of the same
+ * size): merged, every count and order of them would be a pipeline of its own, while apart they share one
+ * pipeline across sizes.
  */
 import type { LazyNode } from './node.js';
 import type { PlannedKernel } from './plan.js';
@@ -139,8 +140,9 @@ function joinOperands(a: PlannedKernel, b: PlannedKernel, subst: Map<number, Exp
 /** One reduction kernel computing the outputs of both (inputs de-duplicated). */
 function mergeReduce(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
   const ka = a.kernel as ReduceKernel, kb = b.kernel as ReduceKernel;
-  const { inputs, slots, sources, pslots } = joinOperands(a, b, new Map());
-  const memo = new Map<Expr, Expr | null>(), none = new Map<number, Expr>();
+  const none = new Map<number, Expr>();
+  const { inputs, slots, sources, pslots } = joinOperands(a, b, none);
+  const memo = new Map<Expr, Expr | null>();
   const bOuts = [{ body: kb.body, epilogue: kb.epilogue, dtype: kb.outDtype }, ...(kb.extra ?? [])].map((o) => ({
     body: remap(o.body, slots, pslots, memo, none), epilogue: remap(o.epilogue, slots, pslots, memo, none), dtype: o.dtype,
   }));

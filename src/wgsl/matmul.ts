@@ -144,7 +144,7 @@ function registerTiles(k: MatmulKernel, cfg: KernelConfig): FirstPass {
   else for (let j = 0; j < TN; j++) setup.push(`  let nc${j} = min(n0 + ${j}u, lastN);`, `  let bc${j} = bBase + ${axisOffset(`nc${j}`, k.b.cols, C, 'bc')};`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) setup.push(`  var c${i}_${j} = 0.0;`);
   const ak = axisStepper('ak', k.a.cols, C, 'kStart'), bk = axisStepper('bk', k.b.rows, C, 'kStart');
-  // the loads of one k (their names suffixed), and the step of the k offsets to the next
+  // the loads of one k (their names suffixed); stepK moves the k offsets to the next
   const loads = (u: string): string[] => {
     const out: string[] = [];
     for (let i = 0; i < TM; i++) out.push(`    let a${i}${u} = f32(B${k.a.slot}[ar${i} + ak]);`);

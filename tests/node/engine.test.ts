@@ -67,9 +67,11 @@ describe('fusion', () => {
           const x = k.tensor(xs, { shape: [O, R] }), w = k.tensor(ws, { shape: [O, R] });
           await k.realize(x, w);
           const before = k.stats().kernels;
-          // y is stored between the sums, so the second reads a tensor made after the first: they merge where the second runs
+          // y is made and stored between the sums, so the second reads a tensor made after the first: they
+          // merge where the second runs
+          const first = x.sum(1);
           const y = x.mul(w).exp();
-          const outs = [x.sum(1), y.mul(x).sum(1).mul(2), x.max(1), x.mul(w).neg().max(1), y];
+          const outs = [first, y.mul(x).sum(1).mul(2), x.max(1), x.mul(w).neg().max(1), y];
           await k.realize(...outs);
           expect(k.stats().kernels - before).toBe(3);
           const got = await Promise.all(outs.slice(0, 4).map((t) => t.data()));
