@@ -9,6 +9,7 @@ import { fmt, normAxis } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
 import { inDtypeOf, toAutocast, widened } from '../tensor/autocast.js';
 import { assertAlive, checkIndices, noGrad, rand, Tensor, unchecked, where } from '../tensor/index.js';
+import { standardize } from './standardize.js';
 
 export { conv1d, conv2d, convTranspose2d, avgPool2d, maxPool2d, adaptiveAvgPool2d, interpolate, pixelShuffle, pixelUnshuffle, type Conv1dOptions, type Conv2dOptions, type ConvTranspose2dOptions, type Pool2dOptions, type InterpolateOptions } from './conv.js';
 export { adaIN, groupNorm, rmsNorm, scaledDotProductAttention } from './norm-attention.js';
@@ -124,16 +125,9 @@ export function layerNorm(x: Tensor, normalizedShape: number[], weight?: Tensor 
   if (n > x.rank || normalizedShape.some((d, i) => x.shape[x.rank - n + i] !== d)) {
     throw new Error(`layerNorm: input of shape ${fmt(x.shape)} does not end with the normalized shape ${fmt(normalizedShape)}`);
   }
-  const axes = Array.from({ length: n }, (_, i) => x.rank - n + i);
-  return scope(() => {
-    const mean = x.mean(axes, { keepDim: true });
-    const d = x.sub(mean);
-    const v = d.mul(d).mean(axes, { keepDim: true });
-    let y = inDtypeOf(x, d.mul(v.add(eps).rsqrt()));
-    if (weight) y = y.mul(toAutocast(weight));
-    if (bias) y = y.add(toAutocast(bias));
-    return y;
-  });
+  const lead = x.shape.slice(0, x.rank - n);
+  const layout = { name: 'layerNorm', view: [...lead, normalizedShape.reduce((a, d) => a * d, 1)], paramShape: normalizedShape, paramAxes: lead.map((_, i) => i) };
+  return standardize(x, layout, weight, bias, eps);
 }
 
 /** Mean squared error. */

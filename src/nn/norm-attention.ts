@@ -1,11 +1,8 @@
 /**
  * Normalization (GroupNorm, BatchNorm2d, RMSNorm, adaptive scale/shift) and scaled dot-product attention
- * with PyTorch parameter names and layouts. Statistics are two-pass (mean, then centered squares), which
- * is numerically stable; GroupNorm's backward is analytic, from the statistics its forward saved.
+ * with PyTorch parameter names and layouts (GroupNorm's computation is shared with LayerNorm: ./standardize.ts).
  */
-import { isGradEnabled, noGrad, withGradMode } from '../tensor/index.js';
-import { autocastDtype, propagate, record, withAutocastDtype } from '../tensor/tape.js';
-import type { OpDef } from '../tensor/ops/registry.js';
+import { noGrad } from '../tensor/index.js';
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
 import { inDtypeOf, toAutocast, widened } from '../tensor/autocast.js';
@@ -15,73 +12,15 @@ import { batchNorm, linear } from './functional.js';
 import { kaimingUniform_, uniform_ } from './init.js';
 import { Layer, Module, Parameter } from './module.js';
 import { Linear } from './layers.js';
+import { standardize } from './standardize.js';
 
 /** Group normalization over (C/groups, H, W) per group; affine per channel. */
 export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
   const [N, C] = x.shape as [number, number];
   if (x.rank < 2 || C % groups) throw new Error(`groupNorm: channels ${C} of ${fmt(x.shape)} must be divisible by groups ${groups}`);
-  const params = [weight, bias].filter((t): t is Tensor => !!t);
-  if (!isGradEnabled() || ![x, ...params].some((t) => t.requiresGrad)) return scope(() => groupNormWith(x, groups, weight, bias, eps).y);
-  // recorded as one step, its statistics saved, with the analytic backward (as PyTorch's native_group_norm)
-  return scope(() => {
-    const { y, mean, rstd } = withGradMode(false, () => groupNormWith(x, groups, weight, bias, eps));
-    const precision = autocastDtype();
-    const vjp = (gy: Tensor, saved: Tensor[], _out: Tensor, _arg: unknown, needs: boolean[]): (Tensor | null)[] => withAutocastDtype(precision, () => {
-      const [xs, ...rest] = saved as [Tensor, ...Tensor[]];
-      const w = weight ? rest[0]! : null, b = bias ? rest[weight ? 1 : 0]! : null;
-      if (isGradEnabled()) {
-        // differentiable gradients (createGraph): through the composite on the saved inputs themselves
-        const inputs = [xs, ...(w ? [w] : []), ...(b ? [b] : [])];
-        const owners = inputs.map((t) => t.gradOwner ?? t);
-        const g = propagate(groupNormWith(xs, groups, w, b, eps).y, gy, { retainGraph: true, createGraph: true, wanted: owners });
-        return [...owners.map((o, i) => (needs[i] ? g.get(o) ?? null : null)), null, null];
-      }
-      const [m, r] = saved.slice(-2) as [Tensor, Tensor];
-      const g = groupNormBackward(xs.detach(), w?.detach() ?? null, b, m, r, gy, groups, { x: needs[0]!, weight: !!w && needs[1]!, bias: !!b && needs[w ? 2 : 1]! });
-      return [g.x, ...(w ? [g.weight] : []), ...(b ? [g.bias] : []), null, null];
-    });
-    record({ def: { name: 'groupNorm', vjp } as unknown as OpDef, inputs: [x, ...params, mean, rstd], out: y, arg: null });
-    return y;
-  });
-}
-
-/** The composite group norm: y, and the statistics it used, mean and 1/√(var + eps) [N, groups, 1]. */
-function groupNormWith(x: Tensor, groups: number, weight: Tensor | null | undefined, bias: Tensor | null | undefined, eps: number): { y: Tensor; mean: Tensor; rstd: Tensor } {
-  const [N, C] = x.shape as [number, number];
-  const g = x.reshape([N, groups, -1]);
-  const mean = g.mean(2, { keepDim: true });
-  const d = g.sub(mean);
-  const rstd = d.mul(d).mean(2, { keepDim: true }).add(eps).rsqrt();
-  let y = inDtypeOf(x, d.mul(rstd).reshape(x.shape));
-  const bshape = [1, C, ...x.shape.slice(2).map(() => 1)];
-  if (weight) y = y.mul(toAutocast(weight).reshape(bshape));
-  if (bias) y = y.add(toAutocast(bias).reshape(bshape));
-  return { y, mean, rstd };
-}
-
-/**
- * The gradients of a group norm (x, weight and bias, where `want` says; each in its tensor's dtype) from its
- * saved statistics: with x̂ = (x − mean)·rstd and g = gy·weight, dx = rstd·(g − mean(g) − x̂·mean(g·x̂)) per
- * group, whose two means read the same tensors and so run as one reduction kernel; dweight = Σ gy·x̂ and
- * dbias = Σ gy per channel.
- */
-function groupNormBackward(x: Tensor, weight: Tensor | null, bias: Tensor | null, mean: Tensor, rstd: Tensor, gy: Tensor, groups: number, want: { x: boolean; weight: boolean; bias: boolean }): Record<'x' | 'weight' | 'bias', Tensor | null> {
-  const [N, C] = x.shape as [number, number];
-  const bshape = [1, C, ...x.shape.slice(2).map(() => 1)];
-  const channelAxes = [0, ...x.shape.slice(2).map((_, i) => i + 2)];
-  const xhat = x.reshape([N, groups, -1]).sub(mean).mul(rstd);
-  let gx: Tensor | null = null;
-  if (want.x) {
-    const g = (weight ? gy.mul(toAutocast(weight).reshape(bshape)) : gy).reshape([N, groups, -1]);
-    const s1 = g.mean(2, { keepDim: true }), s2 = g.mul(xhat).mean(2, { keepDim: true });
-    gx = g.sub(s1).sub(xhat.mul(s2)).mul(rstd).reshape(x.shape);
-    if (gx.dtype !== x.dtype) gx = gx.cast(x.dtype);
-  }
-  return {
-    x: gx,
-    weight: want.weight && weight ? gy.mul(xhat.reshape(x.shape)).sum(channelAxes).cast(weight.dtype) : null,
-    bias: want.bias && bias ? gy.sum(channelAxes).cast(bias.dtype) : null,
-  };
+  const spatial = x.shape.slice(2);
+  const layout = { name: 'groupNorm', view: [N, groups, x.size / N / groups], paramShape: [1, C, ...spatial.map(() => 1)], paramAxes: [0, ...spatial.map((_, i) => i + 2)] };
+  return standardize(x, layout, weight, bias, eps);
 }
 
 /** RMS normalization over the last dims: x / √(mean(x²) + eps) · weight. */

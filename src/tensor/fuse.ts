@@ -10,8 +10,9 @@
 import type { LazyNode } from './node.js';
 import type { PlannedKernel } from './plan.js';
 import * as ir from '../wgsl/ir.js';
-import type { Expr } from '../wgsl/ir.js';
+import { slotsWhereEveryLoad, type Expr } from '../wgsl/ir.js';
 import type { ElementwiseKernel, ReduceKernel } from '../wgsl/kernels.js';
+import { PREV_OUTPUT } from '../wgsl/reduce.js';
 
 /**
  * How far ahead (in kernels) a related kernel is looked for: far enough to pair each parameter's update
@@ -78,9 +79,10 @@ export function fuseHorizontally(ks: PlannedKernel[], maxInputs: number): Planne
 
 /**
  * Merges the reduction at `i` with the following ones (within WINDOW) of the same op, sizes and f32
- * accumulator that read a tensor of all their elements in common and not its outputs (a reduction's output
- * cannot be substituted by an expression): e.g. the two sums of a normalization's backward over the upstream
- * gradient, one loop reading it once. The merged kernel runs where the first one did when the second's
+ * accumulator that read a tensor of all their elements in common, and its outputs at most in their epilogues
+ * (a reduction's output cannot be substituted inside the loop): e.g. the two sums of a normalization's
+ * backward over the upstream gradient, one loop reading it once, or the sums of d and d² of its forward,
+ * whose variance E[d²] − E[d]² reads the first. The merged kernel runs where the first one did when the second's
  * inputs are ready there, else where the second one did when nothing in between reads the first's outputs.
  */
 function fuseReductions(ks: PlannedKernel[], i: number, maxInputs: number): void {
@@ -96,7 +98,7 @@ function fuseReductions(ks: PlannedKernel[], i: number, maxInputs: number): void
     const b = ks[j]!;
     const kb = b.kernel;
     const ok = kb.kind === 'reduce' && kb.op === ka.op && kb.accType === 'f32' && kb.outSize === ka.outSize && kb.redSize === ka.redSize
-      && !b.inputs.some((x) => a.outs.includes(x)) && b.inputs.some((x) => x.size === elements && a.inputs.includes(x));
+      && onlyEpilogueReads(b, a.outs) && b.inputs.some((x) => x.size === elements && a.inputs.includes(x));
     const here = ok && !b.inputs.some((x) => produced.has(x)), there = ok && !here && !outsRead;
     const merged = here || there ? mergeReduce(a, b) : null;
     if (merged && merged.inputs.length + merged.outs.length <= maxInputs + 1) {
@@ -137,14 +139,35 @@ function joinOperands(a: PlannedKernel, b: PlannedKernel, subst: Map<number, Exp
   return { inputs, slots, sources, pslots };
 }
 
-/** One reduction kernel computing the outputs of both (inputs de-duplicated). */
+/** Whether the reduction b reads the nodes `outs` only in its epilogues (not in the loop's body). */
+function onlyEpilogueReads(b: PlannedKernel, outs: LazyNode[]): boolean {
+  const kb = b.kernel as ReduceKernel;
+  const inBody = slotsWhereEveryLoad([kb.body, ...(kb.extra ?? []).map((o) => o.body)], () => true);
+  return b.inputs.every((x, slot) => !outs.includes(x) || !inBody.has(slot));
+}
+
+/**
+ * One reduction kernel computing the outputs of both (inputs de-duplicated). Where b's epilogue reads an
+ * output of a (at its own index), it takes that output's value in the kernel instead (PREV_OUTPUT).
+ */
 function mergeReduce(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
   const ka = a.kernel as ReduceKernel, kb = b.kernel as ReduceKernel;
+  const aOuts = [{ epilogue: ka.epilogue, dtype: ka.outDtype }, ...(ka.extra ?? [])];
+  const subst = new Map<number, Expr>();
+  for (const [slot, n] of b.inputs.entries()) {
+    const o = a.outs.indexOf(n);
+    if (o < 0) continue;
+    const { epilogue, dtype } = aOuts[o]!;
+    if (epilogue.t !== 'f32' || (dtype !== 'f32' && dtype !== 'f16')) return null;
+    const prev = ir.v(`${PREV_OUTPUT}${o}`, 'f32');
+    // an f16 output is rounded when stored: re-reading it gives its value rounded to f16
+    subst.set(slot, dtype === 'f16' ? ir.call('f16round', ([x]) => `f32(f16(${x}))`, [prev], 'f32') : prev);
+  }
   const none = new Map<number, Expr>();
-  const { inputs, slots, sources, pslots } = joinOperands(a, b, none);
-  const memo = new Map<Expr, Expr | null>();
+  const { inputs, slots, sources, pslots } = joinOperands(a, b, subst);
+  const memo = new Map<Expr, Expr | null>(), epilogueMemo = new Map<Expr, Expr | null>();
   const bOuts = [{ body: kb.body, epilogue: kb.epilogue, dtype: kb.outDtype }, ...(kb.extra ?? [])].map((o) => ({
-    body: remap(o.body, slots, pslots, memo, none), epilogue: remap(o.epilogue, slots, pslots, memo, none), dtype: o.dtype,
+    body: remap(o.body, slots, pslots, memo, none), epilogue: remap(o.epilogue, slots, pslots, epilogueMemo, subst), dtype: o.dtype,
   }));
   if (bOuts.some((o) => !o.body || !o.epilogue)) return null;
   const extra = [...(ka.extra ?? []), ...bOuts.map((o) => ({ body: o.body!, epilogue: o.epilogue!, dtype: o.dtype }))];

@@ -37,8 +37,16 @@ export function renderReduce(k: ReduceKernel, cfg: KernelConfig): Pass[] {
   const acc = (i: number) => (n === 1 ? 'acc' : `acc${i}`);
   const epiName = (i: number) => (i === 0 ? 'epilogue' : `epilogue${i}`);
   const outName = (i: number) => (i === 0 ? 'OUT' : `OUT${i}`);
-  const epi = outs.map((o, i) => fnOf(epiName(i), `gid: u32, acc: ${tt}`, o.epilogue.t, o.epilogue, C)).join('\n');
-  const store = (i: number, gid: string, value: string) => `${outName(i)}[${gid}] = ${storeText(outs[i]!.dtype, `${epiName(i)}(${gid}, ${value})`)};`;
+  // an epilogue may use the values of the outputs before it (PREV_OUTPUT vars, e.g. a variance from both moments):
+  // then each output's value is kept in prev<i> as it is stored
+  const chained = n > 1 && outs.some((o) => usesPrevOutputs(o.epilogue));
+  const prevArgs = (i: number) => (chained ? outs.slice(0, i).map((o, j) => `, ${PREV_OUTPUT}${j}: ${vtText(o.epilogue.t)}`).join('') : '');
+  const epi = outs.map((o, i) => fnOf(epiName(i), `gid: u32, acc: ${tt}${prevArgs(i)}`, o.epilogue.t, o.epilogue, C)).join('\n');
+  const value = (i: number, gid: string, acc: string) => `${epiName(i)}(${gid}, ${acc}${chained ? outs.slice(0, i).map((_, j) => `, ${PREV_OUTPUT}${j}`).join('') : ''})`;
+  // `declared`: prev<i> is a var declared before (the tree form, where only invocation 0 stores)
+  const store = (i: number, gid: string, acc: string, declared = false) => chained
+    ? `${declared ? '' : 'let '}${PREV_OUTPUT}${i} = ${value(i, gid, acc)}; ${outName(i)}[${gid}] = ${storeText(outs[i]!.dtype, `${PREV_OUTPUT}${i}`)};`
+    : `${outName(i)}[${gid}] = ${storeText(outs[i]!.dtype, value(i, gid, acc))};`;
   const declare = (indent: string) => outs.map((_, i) => `${indent}var ${acc(i)}: ${tt} = ${identity(k.op, t)};`).join('\n');
   const single = S === 1;
   // vectorized: the partials of a split reduction over contiguous chunks (a long reduction on a CPU driver);
@@ -119,7 +127,7 @@ ${ENTRY}
   let gid = wid.y * ${C.u32(g2.nx)} + wid.x;
   if (gid >= ${C.u32(k.outSize)}) { return; }
   let S = ${C.u32(S, 'S')};
-${outs.map((_, i) => `  {
+${chained ? outs.map((o, i) => `  var ${PREV_OUTPUT}${i}: ${vtText(o.epilogue.t)};\n`).join('') : ''}${outs.map((_, i) => `  {
     var acc: ${tt} = ${identity(k.op, t)};
     for (var s = lid; s < S; s += ${WG}u) {
       let x = S_in[${partials(i)}gid * S + s];
@@ -136,7 +144,7 @@ ${outs.map((_, i) => `  {
       }
       workgroupBarrier();
     }
-    if (lid == 0u) { ${store(i, 'gid', 'partial[0]')} }${i < n - 1 ? '\n    workgroupBarrier();' : ''}
+    if (lid == 0u) { ${store(i, 'gid', 'partial[0]', true)} }${i < n - 1 ? '\n    workgroupBarrier();' : ''}
   }`).join('\n')}
 }` : `${epi}
 ${ENTRY}
@@ -159,6 +167,17 @@ ${outs.map((_, i) => `  ${store(i, 'gid', acc(i))}`).join('\n')}
     { code: `${p1.text}\n${main1}`, workgroups: g1.wg, bindings: p1.bindings, scratchBytes, params: C.words },
     { code: cfg.reduceTree ? readUniformsDirectly(`${p2.text}\n${main2}`) : `${p2.text}\n${main2}`, workgroups: g2.wg, bindings: p2.bindings, scratchBytes, params: C.words },
   ];
+}
+
+/** The variable name prefix by which the epilogue of a fused reduction's output reads an earlier output's value (`prev0`, …). */
+export const PREV_OUTPUT = 'prev';
+
+function usesPrevOutputs(e: Expr, seen = new Set<Expr>()): boolean {
+  if (seen.has(e)) return false;
+  seen.add(e);
+  if (e.k === 'var') return e.name.startsWith(PREV_OUTPUT);
+  if (e.k === 'load') return usesPrevOutputs(e.idx, seen);
+  return e.k === 'call' && e.args.some((a) => usesPrevOutputs(a, seen));
 }
 
 /** `fn body(o, r) -> array<T, n>`: the terms of n fused reductions, emitted together so common subexpressions are computed once. */

@@ -114,8 +114,9 @@ describe('double backward', () => {
   it('matmul', () => secondOrder((a, b) => a.matmul(b).pow(2), [[2, 3], [3, 2]]));
   it('softplus', () => secondOrder((a) => a.softplus().mul(a), [[5]], [-3, 3]));
   it('sum', () => secondOrder((a) => a.sum(0).pow(2), [[3, 2]]));
-  // groupNorm's first-order gradients come from its saved statistics; second-order ones through the composite
+  // the norms' first-order gradients come from their saved statistics; second-order ones through the composite
   it('groupNorm', () => secondOrder((x, w, b) => k.nn.groupNorm(x, 2, w, b).pow(3), [[2, 4, 3], [4], [4]]));
+  it('layerNorm', () => secondOrder((x, w, b) => k.F.layerNorm(x, [3, 2], w, b).pow(3), [[2, 3, 2], [3, 2], [3, 2]]));
   it('gradient penalty ‖∇x f(x)‖² of a small MLP, by finite differences in float64', async () => {
     const w1 = values(3 * 4, 3), b1 = values(4, 4), w2 = values(4, 5);
     const penalty: Fn = (x, W1, B1, W2) => {

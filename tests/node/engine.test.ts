@@ -93,6 +93,49 @@ describe('fusion', () => {
     expect(k.deviceInfo().tuning).toBe(auto);
   });
 
+  it('fuses a reduction whose result is combined with an earlier one (a variance from both moments) into one kernel', async () => {
+    const f16 = k.deviceInfo().features.includes('shader-f16');
+    try {
+      for (const tuning of ['auto', 'hardware'] as const) {
+        await k.init({ tuning });
+        for (const [O, R] of [[48, 50], [3, 40000]] as const) {
+          const r = lcg(O * 7 + R);
+          const xs = Float32Array.from({ length: O * R }, r);
+          const x = k.tensor(xs, { shape: [O, R] });
+          await k.realize(x);
+          // the second sum's epilogue reads the first's output; merged, it takes that value in the kernel (an
+          // f16 output rounded as stored)
+          for (const dtype of f16 ? ['f32', 'f16'] as const : ['f32'] as const) {
+            const before = k.stats().kernels;
+            // (an f16 tensor's mean is f16, rounded only where it is stored)
+            const m = dtype === 'f16' ? x.cast('f16').mean(1) : x.mean(1);
+            expect(m.dtype).toBe(dtype);
+            const mf = m.cast('f32');
+            const v = x.mul(x).mean(1).sub(mf.mul(mf)).mul(1000);
+            await k.realize(m, v);
+            expect(k.stats().kernels - before).toBe(1);
+            const [gm, gv] = [await m.cast('f32').data(), await v.data()];
+            for (let o = 0; o < O; o++) {
+              let s1 = 0, s2 = 0;
+              for (let j = 0; j < R; j++) { const xv = xs[o * R + j]!; s1 += xv; s2 += xv * xv; }
+              // the variance uses the mean as stored (f16: rounded, 2⁻¹¹ relative)
+              expect(Math.abs(gm[o]! - s1 / R)).toBeLessThan(dtype === 'f16' ? 5e-4 : 1e-6);
+              const mean = gm[o]!;
+              // f16: the kernel rounds the mean it reuses as it was stored, which a driver may fold away (lavapipe
+              // does), so the variance may use the mean before rounding: up to 2·mean·2⁻¹² off
+              const slack = dtype === 'f16' ? 2 * Math.abs(mean) * 2 ** -12 : 0;
+              expect(Math.abs(gv[o]! - 1000 * (s2 / R - mean * mean))).toBeLessThan(1000 * (1e-4 * s2 / R + slack));
+            }
+            [m, mf, v].forEach((t) => t.dispose());
+          }
+          x.dispose();
+        }
+      }
+    } finally {
+      await k.init({ tuning: 'auto' });
+    }
+  });
+
   it('long reductions read as vec4 stop at the end of each row, whatever the row length leaves over', async () => {
     // rows of 65,540 and 65,548 of a wider tensor: the elements just past a row are real data, so reading one
     // of them changes the result
