@@ -141,6 +141,7 @@ function joinOperands(a: PlannedKernel, b: PlannedKernel, subst: Map<number, Exp
 
 /** Whether the reduction b reads the nodes `outs` only in its epilogues (not in the loop's body). */
 function onlyEpilogueReads(b: PlannedKernel, outs: LazyNode[]): boolean {
+  if (!b.inputs.some((x) => outs.includes(x))) return true;
   const kb = b.kernel as ReduceKernel;
   const inBody = slotsWhereEveryLoad([kb.body, ...(kb.extra ?? []).map((o) => o.body)], () => true);
   return b.inputs.every((x, slot) => !outs.includes(x) || !inBody.has(slot));
