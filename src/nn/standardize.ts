@@ -64,14 +64,16 @@ function standardizeWith(x: Tensor, layout: NormLayout, weight: Tensor | null | 
 }
 
 /**
- * Mean and 1/√(var + eps) of x over `axis` (kept, size 1) in one pass: the sums of d and d² for d = x − K,
+ * Mean and 1/√(var + eps) of x over `axis` (kept, size 1; f32) in one pass: the sums of d and d² for d = x − K,
  * K the first element along the axis, run as one reduction kernel. The shift keeps E[d²] − E[d]² accurate
  * when |mean| ≫ σ, where the plain sums of x and x² would cancel (Welford's and Chan's shifted-data
  * algorithms rely on the same); the variance is clamped at 0 against rounding.
  */
 function shiftedMoments(x: Tensor, axis: number, eps: number): { mean: Tensor; rstd: Tensor } {
-  const shift = x.narrow(axis, 0, 1);
-  const d = x.sub(shift);
+  // in f32 for an f16 x: the sum of d may exceed f16's range where the mean does not
+  const wide = x.dtype === 'f16' ? x.cast('f32') : x;
+  const shift = wide.narrow(axis, 0, 1);
+  const d = wide.sub(shift);
   const avg = (t: Tensor) => t.mean(axis, { keepDim: true });
   // E[d] twice, as two nodes: each is then the core of the kernel storing what follows from it (the mean, and
   // the variance's correction), so the mean is not a kernel of its own

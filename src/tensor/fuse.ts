@@ -168,7 +168,7 @@ function mergeReduce(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
   const { inputs, slots, sources, pslots } = joinOperands(a, b, subst);
   const memo = new Map<Expr, Expr | null>(), epilogueMemo = new Map<Expr, Expr | null>();
   const bOuts = [{ body: kb.body, epilogue: kb.epilogue, dtype: kb.outDtype }, ...(kb.extra ?? [])].map((o) => ({
-    body: remap(o.body, slots, pslots, memo, none), epilogue: remap(o.epilogue, slots, pslots, epilogueMemo, subst), dtype: o.dtype,
+    body: remap(o.body, slots, pslots, memo, none), epilogue: remap(o.epilogue, slots, pslots, epilogueMemo, subst, a.outs.length), dtype: o.dtype,
   }));
   if (bOuts.some((o) => !o.body || !o.epilogue)) return null;
   const extra = [...(ka.extra ?? []), ...bOuts.map((o) => ({ body: o.body!, epilogue: o.epilogue!, dtype: o.dtype }))];
@@ -180,24 +180,26 @@ function mergeReduce(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
 /**
  * Rewrites an expression with input and parameter slots renumbered; loads of `subst` slots at the loop
  * index are replaced by the expression computing that value (null when such a load is not at the index).
+ * `prevShift`: an epilogue moved behind that many outputs, whose PREV_OUTPUT references move with it.
  */
-function remap(e: Expr, slots: number[], params: number[], memo: Map<Expr, Expr | null>, subst: Map<number, Expr>): Expr | null {
+function remap(e: Expr, slots: number[], params: number[], memo: Map<Expr, Expr | null>, subst: Map<number, Expr>, prevShift?: number): Expr | null {
   if (memo.has(e)) return memo.get(e)!;
   let r: Expr | null;
   switch (e.k) {
-    case 'lit': case 'var': r = e; break;
+    case 'lit': r = e; break;
+    case 'var': r = prevShift !== undefined && e.name.startsWith(PREV_OUTPUT) ? ir.v(`${PREV_OUTPUT}${Number(e.name.slice(PREV_OUTPUT.length)) + prevShift}`, e.t) : e; break;
     case 'param': r = { ...e, slot: params[e.slot]! }; break;
     case 'load': {
       const sub = subst.get(e.slot);
       if (sub) r = e.idx.k === 'var' && e.idx.name === 'gid' ? sub : null;
       else {
-        const idx = remap(e.idx, slots, params, memo, subst);
+        const idx = remap(e.idx, slots, params, memo, subst, prevShift);
         r = idx && { ...e, slot: slots[e.slot]!, idx };
       }
       break;
     }
     case 'call': {
-      const args = e.args.map((x) => remap(x, slots, params, memo, subst));
+      const args = e.args.map((x) => remap(x, slots, params, memo, subst, prevShift));
       r = args.every((x) => x) ? { ...e, args: args as Expr[] } : null;
       break;
     }

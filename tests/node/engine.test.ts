@@ -136,6 +136,29 @@ describe('fusion', () => {
     }
   });
 
+  it('a merged reduction merged again keeps its epilogues reading their own earlier outputs', async () => {
+    // the sum of y reads a tensor made after the mean, so the two merge where it runs; that kernel is then
+    // merged into the one before it, whose outputs come first
+    const [O, R] = [48, 50];
+    const r = lcg(5);
+    const xs = Float32Array.from({ length: O * R }, r), ws = Float32Array.from({ length: O * R }, r);
+    const x = k.tensor(xs, { shape: [O, R] }), w = k.tensor(ws, { shape: [O, R] });
+    await k.realize(x, w);
+    const m = x.mean(1);
+    const y = x.mul(w).exp();
+    const s = y.sum(1);
+    const v = x.mul(y).sum(1).sub(m.mul(1000));
+    await k.realize(m, y, s, v);
+    const [gs, gv] = [await s.data(), await v.data()];
+    for (let o = 0; o < O; o++) {
+      let sm = 0, sxy = 0, sy = 0;
+      for (let j = 0; j < R; j++) { const xv = xs[o * R + j]!, yv = Math.exp(xv * ws[o * R + j]!); sm += xv; sxy += xv * yv; sy += yv; }
+      expect(gs[o]!).toBeCloseTo(sy, 3);
+      expect(gv[o]!).toBeCloseTo(sxy - 1000 * sm / R, 2);
+    }
+    [x, w, m, y, s, v].forEach((t) => t.dispose());
+  });
+
   it('long reductions read as vec4 stop at the end of each row, whatever the row length leaves over', async () => {
     // rows of 65,540 and 65,548 of a wider tensor: the elements just past a row are real data, so reading one
     // of them changes the result

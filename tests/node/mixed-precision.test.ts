@@ -110,6 +110,36 @@ describe('autocast values', () => {
     if (f16) expect(exactHalf).toBeGreaterThan(M * N * 0.9);
   });
 
+  it('normalizes an f16 tensor whose group sums exceed f16 range (statistics in f32), fused or not', async () => {
+    if (!f16) return;
+    // 40,960 elements per group whose first is 2σ below the mean: the sum of x − x₀ is about 80,000 > 65,504
+    const [C, H, W, G] = [20, 64, 64, 2];
+    const per = (C / G) * H * W;
+    let s = 12345;
+    const rnd = () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return s / 2 ** 32; };
+    const xs = Float32Array.from({ length: C * H * W }, () => Math.sqrt(-2 * Math.log(rnd() + 1e-9)) * Math.cos(2 * Math.PI * rnd()));
+    xs[0] = -2;
+    xs[per] = 0.5;
+    const x = k.tensor(xs, { shape: [1, C, H, W] }).cast('f16');
+    const xr = await x.cast('f32').data();
+    for (const fusion of [true, false]) {
+      k.setFusion(fusion);
+      try {
+        const y = await k.nn.groupNorm(x, G).cast('f32').data();
+        for (let g = 0; g < G; g++) {
+          const seg = Array.from(xr.slice(g * per, (g + 1) * per));
+          const m = seg.reduce((a, c) => a + c, 0) / per, v = seg.reduce((a, c) => a + (c - m) ** 2, 0) / per;
+          let err = 0;
+          seg.forEach((c, i) => { err = Math.max(err, Math.abs(y[g * per + i]! - (c - m) / Math.sqrt(v + 1e-5))); });
+          // f16 output: 2⁻¹¹ relative of values up to ~5
+          expect(err, `fusion ${fusion}, group ${g}`).toBeLessThan(5e-3);
+        }
+      } finally {
+        k.setFusion(true);
+      }
+    }
+  });
+
   it("an autocast network's gradients match its f32 gradients to f16 precision, and parameters' gradients are f32", async () => {
     k.manualSeed(3);
     const net = new k.nn.UNet(SMALL_UNET);
