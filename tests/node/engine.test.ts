@@ -542,19 +542,22 @@ describe('profile', () => {
     // software drivers compile a pipeline at its first dispatch, inside the timestamps: run each kernel once first
     await work(1);
     await k.synchronize();
-    const prof = await k.profile(() => work(3));
-    // exactly the kernels run: one small matmul (relu fused), one elementwise exp of 128, three large matmuls
-    expect(Object.fromEntries(prof.map((p) => [p.label, p.count]))).toEqual({ 'matmul 8×16×4': 1, 'elementwise 128': 1, 'matmul 512×512×512': 3 });
-    // a kernel shorter than the timestamps' resolution (WebGPU lets them be quantized) measures 0, never less
-    for (const p of prof) expect(Number.isFinite(p.ms) && p.ms >= 0).toBe(true);
-    const ms = (label: string) => prof.find((p) => p.label === label)!.ms;
-    expect(ms('matmul 512×512×512')).toBeGreaterThan(0);
     // three 512³ matmuls do 400M multiply-adds against 128 exps or 512 multiply-adds: far longer even with
-    // launch overhead, lavapipe's coarse timestamps (0.5 ms steps) and a busy CPU stretching a small kernel
-    expect(ms('matmul 512×512×512')).toBeGreaterThan(5 * ms('elementwise 128'));
-    expect(ms('matmul 512×512×512')).toBeGreaterThan(5 * ms('matmul 8×16×4'));
-    // sorted by total time
-    expect(prof[0]!.label).toBe('matmul 512×512×512');
+    // launch overhead and lavapipe's coarse timestamps (0.5 ms steps). A CPU busy with other test files can
+    // still stretch one small kernel past them (27 ms once), so the times are compared in up to three profiles
+    let timesOk = false;
+    for (let attempt = 0; attempt < 3 && !timesOk; attempt++) {
+      const prof = await k.profile(() => work(3));
+      // exactly the kernels run: one small matmul (relu fused), one elementwise exp of 128, three large matmuls
+      expect(Object.fromEntries(prof.map((p) => [p.label, p.count]))).toEqual({ 'matmul 8×16×4': 1, 'elementwise 128': 1, 'matmul 512×512×512': 3 });
+      // a kernel shorter than the timestamps' resolution (WebGPU lets them be quantized) measures 0, never less
+      for (const p of prof) expect(Number.isFinite(p.ms) && p.ms >= 0).toBe(true);
+      const ms = (label: string) => prof.find((p) => p.label === label)!.ms;
+      expect(ms('matmul 512×512×512')).toBeGreaterThan(0);
+      // sorted by total time
+      timesOk = ms('matmul 512×512×512') > 5 * ms('elementwise 128') && ms('matmul 512×512×512') > 5 * ms('matmul 8×16×4') && prof[0]!.label === 'matmul 512×512×512';
+    }
+    expect(timesOk).toBe(true);
     for (const t of [a, b, big, big2]) t.dispose();
   });
 });
