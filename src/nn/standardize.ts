@@ -9,6 +9,7 @@ import { isGradEnabled, withGradMode } from '../tensor/index.js';
 import { autocastDtype, propagate, record, withAutocastDtype } from '../tensor/tape.js';
 import type { OpDef } from '../tensor/ops/registry.js';
 import { scope } from '../tensor/memory.js';
+import { fmt } from '../tensor/shape.js';
 import { inDtypeOf, toAutocast } from '../tensor/autocast.js';
 import type { Tensor } from '../tensor/index.js';
 
@@ -29,6 +30,10 @@ export interface NormLayout {
  * `bias` (either may be absent). x keeps its dtype (autocast: the parameters are cast to it).
  */
 export function standardize(x: Tensor, layout: NormLayout, weight: Tensor | null | undefined, bias: Tensor | null | undefined, eps: number): Tensor {
+  const want = layout.paramShape.reduce((a, d) => a * d, 1);
+  for (const [what, p] of [['weight', weight], ['bias', bias]] as const) {
+    if (p && p.size !== want) throw new Error(`${layout.name}: ${what} of shape ${fmt(p.shape)} does not fit input ${fmt(x.shape)}; expected ${want} elements, to broadcast as ${fmt(layout.paramShape)}`);
+  }
   const params = [weight, bias].filter((t): t is Tensor => !!t);
   if (!isGradEnabled() || ![x, ...params].some((t) => t.requiresGrad)) return scope(() => standardizeWith(x, layout, weight, bias, eps).y);
   return scope(() => {

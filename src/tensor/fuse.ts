@@ -160,9 +160,7 @@ function mergeReduce(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
     if (o < 0) continue;
     const { epilogue, dtype } = aOuts[o]!;
     if (epilogue.t !== 'f32' || (dtype !== 'f32' && dtype !== 'f16')) return null;
-    const prev = ir.v(`${PREV_OUTPUT}${o}`, 'f32');
-    // an f16 output is rounded when stored: re-reading it gives its value rounded to f16
-    subst.set(slot, dtype === 'f16' ? ir.call('f16round', ([x]) => `f32(f16(${x}))`, [prev], 'f32') : prev);
+    subst.set(slot, asStored(ir.v(`${PREV_OUTPUT}${o}`, 'f32'), dtype));
   }
   const none = new Map<number, Expr>();
   const { inputs, slots, sources, pslots } = joinOperands(a, b, subst);
@@ -208,6 +206,11 @@ function remap(e: Expr, slots: number[], params: number[], memo: Map<Expr, Expr 
   return r;
 }
 
+/** The value `e` of an output as a kernel reading it back would see it: an f16 output is rounded when stored. */
+function asStored(e: Expr, dtype: LazyNode['dtype']): Expr {
+  return dtype === 'f16' ? ir.call('f16round', ([x]) => `f32(f16(${x}))`, [e], 'f32') : e;
+}
+
 /** One elementwise kernel computing the outputs of both (inputs de-duplicated). */
 function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | null {
   const ka = a.kernel as ElementwiseKernel, kb = b.kernel as ElementwiseKernel;
@@ -215,8 +218,7 @@ function mergeElementwise(a: PlannedKernel, b: PlannedKernel): PlannedKernel | n
   const subst = new Map<number, Expr>();
   b.inputs.forEach((n, slot) => {
     const o = a.outs.indexOf(n);
-    // an f16 output is rounded when stored: re-reading it gives its f32 expression rounded to f16
-    if (o >= 0) subst.set(slot, n.dtype === 'f16' ? ir.call('f16round', ([x]) => `f32(f16(${x}))`, [aValues[o]!], 'f32') : aValues[o]!);
+    if (o >= 0) subst.set(slot, asStored(aValues[o]!, n.dtype));
   });
   const { inputs, slots, sources, pslots } = joinOperands(a, b, subst);
   const memo = new Map<Expr, Expr | null>();

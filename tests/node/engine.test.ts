@@ -581,6 +581,8 @@ describe('errors name the op, the shapes and what was expected', () => {
     ['unfold window', () => a().unfold(1, 2, 1, 3), /unfold: window of size 2 \(dilation 3, span 4\) is larger than axis 1 of size 3 in shape \[2, 3\]/],
     ['unfold step', () => a().unfold(0, 1, 0), /unfold: step must be a positive integer, got 0/],
     ['non-tensor', () => a().add([1, 2] as unknown as number), /add: expected tensors or numbers, got an array/],
+    ['groupNorm weight', () => k.nn.groupNorm(k.zeros([2, 4, 3, 3]), 2, k.ones([3])), /groupNorm: weight of shape \[3\] does not fit input \[2, 4, 3, 3\]; expected 4 elements, to broadcast as \[1, 4, 1, 1\]/],
+    ['layerNorm bias', () => k.F.layerNorm(k.zeros([2, 5]), [5], null, k.ones([2, 5])), /layerNorm: bias of shape \[2, 5\] does not fit input \[2, 5\]; expected 5 elements, to broadcast as \[5\]/],
   ])('%s', async (_name, fn, msg) => {
     let err: unknown;
     try {
