@@ -59,10 +59,10 @@ export interface ModelSummary {
   student: StudentSummary | null;
   /**
    * A text-conditioned model (`config.text`, e.g. of `kiln train --captions`): the words its tokenizer knows
-   * and the most words a prompt may have, and the page's example prompts it can read; null for a model of
-   * digit classes.
+   * and the most words a prompt may have, the page's example prompts it can read, and how `kiln sample`
+   * samples it by default (`k.diffusion.defaultSampling`); null for a model of digit classes.
    */
-  text: { words: string[]; maxWords: number; examples: string[] } | null;
+  text: { words: string[]; maxWords: number; examples: string[]; sampling: { sampler: SamplerName; steps: number; guidance: number } } | null;
 }
 
 /** Requests from the page to the worker. */

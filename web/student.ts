@@ -4,7 +4,8 @@
  * that takes the scale as an input keeps the guidance control, limited to the scales it learned) and no
  * unconditional digits (the null class was not distilled) — so for a student the steps are set to its own,
  * the sampler, guidance and "none" digit are disabled with an explanation, and the values they had come back
- * when a model of `kiln train` (or one trained in the page) is loaded again.
+ * when a model of `kiln train` (or one trained in the page) is loaded again. A text-conditioned model sets the
+ * sampler, steps and guidance `kiln sample` uses for it (they stay editable) until such a model comes back.
  */
 import { GUIDANCE_NOTE, studentNotes } from './explain.js';
 import type { ModelSummary } from './protocol.js';
@@ -15,8 +16,8 @@ function el<T extends HTMLElement = HTMLElement>(id: string): T {
   return e as T;
 }
 
-/** The steps and guidance set for other models, kept while a student is loaded. */
-let kept: { steps: string; guidance: string } | null = null;
+/** The steps, guidance and sampler set for models of digit classes, kept while a student or a text model is loaded. */
+let kept: { steps: string; guidance: string; sampler: string } | null = null;
 
 /** Fits the sampling controls to model `m`; `fillSamplers` offers the samplers of a model that is not a student. */
 export function fitSamplingControls(m: ModelSummary, fillSamplers: () => void): void {
@@ -25,7 +26,7 @@ export function fitSamplingControls(m: ModelSummary, fillSamplers: () => void): 
   const sampler = el<HTMLSelectElement>('mnist-sampler'), digit = el<HTMLSelectElement>('mnist-digit');
   const none = Array.from(digit.options).find((o) => o.value === '10');
   if (s) {
-    kept ??= { steps: steps.value, guidance: guidance.value };
+    kept ??= { steps: steps.value, guidance: guidance.value, sampler: sampler.value };
     steps.value = String(s.steps);
     guidance.value = s.scales ? String(s.guidance) : '0';
     sampler.replaceChildren(new Option(s.sampler ?? 'consistency sampling (its own times)', s.sampler ?? ''));
@@ -34,12 +35,19 @@ export function fitSamplingControls(m: ModelSummary, fillSamplers: () => void): 
     el('mnist-sampler-note').textContent = notes.sampler;
     el('mnist-guidance-note').textContent = notes.guidance;
   } else {
-    if (kept) {
-      steps.value = kept.steps;
-      guidance.value = kept.guidance;
-      kept = null;
+    const own = m.text?.sampling;
+    if (own) kept ??= { steps: steps.value, guidance: guidance.value, sampler: sampler.value };
+    const values = own ? { steps: String(own.steps), guidance: String(own.guidance), sampler: own.sampler } : kept;
+    if (!own) kept = null;
+    if (values) {
+      steps.value = values.steps;
+      guidance.value = values.guidance;
     }
     fillSamplers();
+    if (values && Array.from(sampler.options).some((o) => o.value === values.sampler)) {
+      sampler.value = values.sampler;
+      sampler.dispatchEvent(new Event('change')); // its explanation follows
+    }
     el('mnist-guidance-note').textContent = GUIDANCE_NOTE;
   }
   sampler.disabled = !!s;

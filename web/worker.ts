@@ -168,7 +168,7 @@ function useModel({ model, latent, meta, student, tokenizer }: Loaded, source: s
     latent: latent ? sampleShape : null,
     step: Number(meta.step ?? 0),
     student: student ? studentSummary(student) : null,
-    text: tokenizer ? { words: [...tokenizer.words], maxWords: tokenizer.length - 1, examples: EXAMPLE_PROMPTS.filter((p) => readable(tokenizer, p)) } : null,
+    text: tokenizer ? { words: [...tokenizer.words], maxWords: tokenizer.length - 1, examples: EXAMPLE_PROMPTS.filter((p) => readable(tokenizer, p)), sampling: k.diffusion.defaultSampling(objective, true) } : null,
   };
   if (image) {
     disposeModule(image.model);

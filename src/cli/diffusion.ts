@@ -22,12 +22,6 @@ import { CAPTIONS_OPTION, captionPreset, CaptionedSteps, captionTokenizer, EVAL_
 type Denoiser = k.diffusion.Denoiser;
 type Objective = k.diffusion.Objective;
 
-/**
- * Sampler steps and guidance scale of the grids of `kiln train` and the samples of `kiln sample` and `kiln eval`.
- * Guidance 1.5, not more: on the default run (1,800 steps) w = 3 gave 100% conditional accuracy but
- * classifier-FID 67.7 (over-typical digits), w = 1.5 gave 99.7% and 30.8, w = 0.75 98.7% and 20.9.
- */
-export const SAMPLING = { steps: 12, guidance: 1.5 };
 /** The digits of a grid, one row each. */
 export const DIGITS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
 /** Runs of at least `steps` steps average their weights over longer (EMA decay `decay` instead of TRAIN_DEFAULTS.emaDecay). */
@@ -142,9 +136,10 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
 
 /**
  * The defaults of `kiln train`'s options (by option name) under `preset`; the warmup and the EMA decay
- * follow the run's length `steps`, the grids' sampler the `objective`.
+ * follow the run's length `steps`, the grids' sampling the `objective` (with `captions`, a text checkpoint's).
  */
-export function trainDefaults(preset: Preset, steps = preset.steps, objective: Objective = TRAIN_DEFAULTS.objective) {
+export function trainDefaults(preset: Preset, steps = preset.steps, objective: Objective = TRAIN_DEFAULTS.objective, captions = false) {
+  const grid = k.diffusion.defaultSampling(objective, captions);
   return {
     model: preset.model,
     objective: TRAIN_DEFAULTS.objective,
@@ -160,9 +155,9 @@ export function trainDefaults(preset: Preset, steps = preset.steps, objective: O
     out: 'out/mnist',
     'save-every': 250,
     'sample-every': 500,
-    sampler: k.diffusion.defaultSampler(objective),
-    'sample-steps': SAMPLING.steps,
-    guidance: SAMPLING.guidance,
+    sampler: grid.sampler,
+    'sample-steps': grid.steps,
+    guidance: grid.guidance,
     'grid-per-class': 10,
     'scale-images': 2000,
     'data-limit': MNIST_TRAIN_IMAGES,
@@ -196,7 +191,7 @@ export function trainHelpText(argv: string[], picked: { preset: PresetName; driv
     const presets = trainPresets(a);
     const chosen = a.has('preset') ? a.string<PresetName>('preset', 'cpu') : picked?.preset ?? null;
     const objective = a.string<Objective>('objective', TRAIN_DEFAULTS.objective);
-    const of = (name: PresetName) => trainDefaults(presets[name], a.number('steps', presets[name].steps, { min: 1, integer: true }), objective);
+    const of = (name: PresetName) => trainDefaults(presets[name], a.number('steps', presets[name].steps, { min: 1, integer: true }), objective, a.flag('captions'));
     const which = latent ? 'latent preset' : 'preset';
     const other = chosen === 'cpu' ? 'gpu' : 'cpu';
     const notes = chosen
@@ -227,7 +222,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
   const base = trainDefaults(preset);
   const steps = a.number('steps', base.steps, { min: 1, integer: true });
   const objective = a.string<Objective>('objective', base.objective);
-  const d = trainDefaults(preset, steps, objective);
+  const d = trainDefaults(preset, steps, objective, a.flag('captions'));
   const dataLimit = a.number('data-limit', d['data-limit'], { min: 1, integer: true });
   const scaleImages = a.number('scale-images', d['scale-images'], { min: 2, integer: true });
   const kind = a.string<'unet' | 'dit'>('model', d.model);
@@ -376,12 +371,18 @@ export const SAMPLE_OPTIONS: readonly OptionSpec[] = [
   { name: 'raw', help: 'sample with the trained weights instead of their EMA' },
 ];
 
+/** The sampling defaults shown and used before the checkpoint is read: the sampler only once its objective is known. */
+function samplingShown(objective: Objective | undefined, text: boolean) {
+  const d = k.diffusion.defaultSampling(objective ?? TRAIN_DEFAULTS.objective, text);
+  return { sampler: objective && d.sampler, steps: d.steps, guidance: d.guidance };
+}
+
 /**
- * The defaults of `kiln sample`'s options (by option name) for the checkpoint `checkpoint`; the sampler
- * is the default of the checkpoint's `objective` (none while it is not known).
+ * The defaults of `kiln sample`'s options (by option name) for the checkpoint `checkpoint`; the sampling is
+ * that of the checkpoint's `objective` (no sampler while it is not known), or of a `text` checkpoint.
  */
-export function sampleDefaults(checkpoint = DEFAULT_CHECKPOINT, objective?: Objective) {
-  return { checkpoint: DEFAULT_CHECKPOINT, labels: DIGITS, prompt: 'each digit with its held-out size and stroke, as kiln train --captions draws them', 'per-class': 10, sampler: objective && k.diffusion.defaultSampler(objective), steps: SAMPLING.steps, guidance: SAMPLING.guidance, seed: 0, out: join(dirname(checkpoint), 'sample.png') } satisfies Defaults;
+export function sampleDefaults(checkpoint = DEFAULT_CHECKPOINT, objective?: Objective, text = false) {
+  return { checkpoint: DEFAULT_CHECKPOINT, labels: DIGITS, prompt: 'each digit with its held-out size and stroke, as kiln train --captions draws them', 'per-class': 10, ...samplingShown(objective, text), seed: 0, out: join(dirname(checkpoint), 'sample.png') } satisfies Defaults;
 }
 
 /** The options of `kiln eval` with a diffusion checkpoint: the parser accepts these, and its help lists them. */
@@ -396,24 +397,24 @@ export const EVAL_OPTIONS: readonly OptionSpec[] = [
   ...EVAL_PROMPT_OPTIONS,
 ];
 
-/** The defaults of `kiln eval`'s options (by option name); the sampler is the default of the checkpoint's `objective`. */
-export function evalDefaults(objective?: Objective) {
-  return { checkpoint: DEFAULT_CHECKPOINT, 'per-class': 50, sampler: objective && k.diffusion.defaultSampler(objective), steps: SAMPLING.steps, guidance: SAMPLING.guidance, seed: 0, ...evalPromptDefaults() } satisfies Defaults;
+/** The defaults of `kiln eval`'s options (by option name); the sampling is that of the checkpoint's `objective`, or of a `text` checkpoint. */
+export function evalDefaults(objective?: Objective, text = false) {
+  return { checkpoint: DEFAULT_CHECKPOINT, 'per-class': 50, ...samplingShown(objective, text), seed: 0, ...evalPromptDefaults() } satisfies Defaults;
 }
 
-/** Defaults whose sampler depends on the checkpoint's objective: one case per objective. */
-function byObjective(values: (objective: Objective) => Defaults): DefaultsCase[] {
-  return defaultSamplers().map((c) => ({ when: c.when, name: c.name, values: values(c.name) }));
+/** Defaults whose sampling depends on the checkpoint: one case per objective, and one for a text checkpoint. */
+function byObjective(values: (objective: Objective, text: boolean) => Defaults): DefaultsCase[] {
+  return [...defaultSamplers().map((c) => ({ when: c.when, name: c.name, values: values(c.name, false) })), { when: 'for', name: 'a text checkpoint', values: values(TRAIN_DEFAULTS.objective, true) }];
 }
 
 /** The help section of `kiln sample` with a diffusion checkpoint (the --checkpoint given sets the --out shown). */
 export function sampleSection(a: Args): HelpSection {
-  return { heading: 'Options (a diffusion checkpoint):', options: SAMPLE_OPTIONS, defaults: byObjective((o) => sampleDefaults(a.string('checkpoint', DEFAULT_CHECKPOINT), o)) };
+  return { heading: 'Options (a diffusion checkpoint):', options: SAMPLE_OPTIONS, defaults: byObjective((o, text) => sampleDefaults(a.string('checkpoint', DEFAULT_CHECKPOINT), o, text)) };
 }
 
 /** The help section of `kiln eval` with a diffusion checkpoint. */
 export function evalSection(): HelpSection {
-  return { heading: 'Options (a diffusion checkpoint):', options: EVAL_OPTIONS, defaults: byObjective(evalDefaults) };
+  return { heading: 'Options (a diffusion checkpoint):', options: EVAL_OPTIONS, defaults: byObjective((o, text) => evalDefaults(o, text)) };
 }
 
 /** The --sampler given, else `fallback` (the default of the checkpoint's objective), checked against the objective. */
@@ -424,6 +425,12 @@ function samplerOf(a: Args, objective: Objective, fallback: k.diffusion.SamplerN
 /** The objective a diffusion checkpoint was trained with (a student: its own). */
 function objectiveOf(meta: Record<string, unknown>, student: k.diffusion.StudentSpec | null): Objective {
   return student?.objective ?? (meta.train as TrainConfig).objective;
+}
+
+/** --steps and --guidance as given (`steps`, `guidance`: parsed before the checkpoint was read), else the checkpoint's defaults, and the sampler to fall back on. */
+function givenSampling(a: Args, objective: Objective, text: boolean, steps: number, guidance: number): { steps: number; guidance: number; fallback: k.diffusion.SamplerName } {
+  const d = k.diffusion.defaultSampling(objective, text);
+  return { steps: a.has('steps') ? steps : d.steps, guidance: a.has('guidance') ? guidance : d.guidance, fallback: d.sampler };
 }
 
 /**
@@ -460,7 +467,7 @@ export async function sampleCommand(argv: string[]): Promise<void> {
   const { model, meta, latent, student, tokenizer } = await loadCheckpoint(path, !a.flag('raw'));
   const rows = gridRows(a, path, tokenizer, labels);
   const objective = objectiveOf(meta, student);
-  const how = samplingOf(a, path, student, objective, { steps, guidance, fallback: sampleDefaults(path, objective).sampler!, labels });
+  const how = samplingOf(a, path, student, objective, { ...givenSampling(a, objective, !!tokenizer, steps, guidance), labels });
   const t0 = performance.now();
   const x = await sampleGrid(model, latent, { objective, seed, perClass, ...rows, ...how });
   await writeGrid(out, x, perClass);
@@ -501,7 +508,7 @@ export async function evalCommand(argv: string[]): Promise<void> {
     if (wrong && a.has(option)) throw new Error(`--${option}: ${path} is ${tokenizer ? 'text-conditioned (give --prompts and --per-prompt)' : 'conditioned on digit labels (--prompts and --per-prompt are for a checkpoint of kiln train --captions)'}`);
   }
   const objective = objectiveOf(meta, student);
-  const how = samplingOf(a, path, student, objective, { steps, guidance, fallback: evalDefaults(objective).sampler! });
+  const how = samplingOf(a, path, student, objective, givenSampling(a, objective, !!tokenizer, steps, guidance));
   // a text checkpoint's digits come small or large, thin or bold: LeNet trained on such digits reads them
   const net = await loadMetricsNet(tokenizer ? LENET_CAPTIONS_PATH : LENET_PATH);
   const print = (rows: [string, string][], json: string) => {

@@ -17,7 +17,7 @@ import { readHeaderSync } from '../nn/safetensors.js';
 import { ConsistencyTrainer, GuidanceTrainer, ProgressiveTrainer, type DistillTrainer } from '../train/distill.js';
 import { Args, type OptionSpec } from './args.js';
 import { DEFAULT_CHECKPOINT, diverged, outputDir, outputOptions, writeGrid } from './common.js';
-import { DIGITS, SAMPLING } from './diffusion.js';
+import { DIGITS } from './diffusion.js';
 import { command, helpFor, helpText, type Command, type Defaults, type DefaultsCase } from './help.js';
 import { fmtTime, Progress } from './progress.js';
 import { reflowStudent } from './reflow.js';
@@ -59,7 +59,7 @@ export const DISTILL_OPTIONS: readonly OptionSpec[] = [
 
 /** The defaults of `kiln distill`'s options (by option name) for `method`; sized to fit 25 minutes on lavapipe on a quiet 2-core machine. */
 export function distillDefaults(method: DistillMethod) {
-  const common = { method, teacher: DEFAULT_CHECKPOINT, guidance: SAMPLING.guidance, batch: 32, warmup: 20, seed: 0, out: `out/distill-${method}`, 'save-every': 100, 'sample-every': 0, 'grid-per-class': 10 };
+  const common = { method, teacher: DEFAULT_CHECKPOINT, guidance: k.diffusion.defaultSampling('flow').guidance, batch: 32, warmup: 20, seed: 0, out: `out/distill-${method}`, 'save-every': 100, 'sample-every': 0, 'grid-per-class': 10 };
   switch (method) {
     case 'progressive': return { ...common, 'steps-student': 1, 'teacher-steps': 8, steps: 300, lr: 3e-4 } satisfies Defaults;
     case 'consistency': return { ...common, 'steps-student': 1, grid: 10, steps: 700, lr: 2e-4, ema: 0.95 } satisfies Defaults;

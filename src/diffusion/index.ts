@@ -10,7 +10,7 @@ export { GaussianMixture, energyDistance } from './oracle.js';
 export { coefficients, addNoise, sampleTimes, drawTimes, minSnrWeight, edmWeight, dropLabels, dropCaptions, objectiveSetup, denoisingLoss, type TimeSampling, type Objective, type Denoiser, type DenoisingLossOptions } from './training.js';
 export { logLikelihood, bitsPerDim, type LikelihoodOptions } from './likelihood.js';
 export { ToyDenoiser, TOY_DENOISER_DEFAULTS, type ToyDenoiserConfig } from './toy.js';
-export { generate, generateImages, defaultSampler, type GenerateOptions } from './generate.js';
+export { generate, generateImages, defaultSampler, defaultSampling, type Sampling, type GenerateOptions } from './generate.js';
 export { featureStats, frechetDistance, inceptionScore, symmetricEigen } from './metrics.js';
 export { buildDenoiser, loadDenoiser, DIFFUSION_CHECKPOINT_FORMAT, type DenoiserKind, type LatentSpec, type StudentSpec } from './checkpoint.js';
 export { latentCodec } from './latent.js';

@@ -194,6 +194,12 @@ describe('kiln train --captions, kiln sample --prompt, kiln eval --prompts', () 
     for (const v of [r.digit, r.size, r.stroke, r.reference.digit]) expect(v).toBeGreaterThanOrEqual(0);
     expect(r.reference.size).toBe(1);
     expect(r.fid).toBeGreaterThan(r.fidFloor);
+    // a text checkpoint samples with its own sampler and guidance unless told otherwise; given options win
+    const text = k.diffusion.defaultSampling('flow', true);
+    expect(text).not.toMatchObject({ sampler: k.diffusion.defaultSampling('flow').sampler });
+    expect(r).toMatchObject({ sampler: text.sampler, steps: 1, guidance: text.guidance });
+    await evalCommand(['--checkpoint', ckpt, '--prompts', '1', '--per-prompt', '2', '--steps', '1', '--sampler', 'flow_euler', '--guidance', '0.5', '--json', json]);
+    expect(JSON.parse(readFileSync(json, 'utf8'))).toMatchObject({ sampler: 'flow_euler', steps: 1, guidance: 0.5 });
     await expect(evalCommand(['--checkpoint', ckpt, '--per-class', '5'])).rejects.toThrow(/--per-class: .* is text-conditioned \(give --prompts and --per-prompt\)/);
     await expect(evalCommand(['--checkpoint', join(import.meta.dirname, '../fixtures/mnist-tiny.safetensors'), '--prompts', '2'])).rejects.toThrow(/--prompts: .* is conditioned on digit labels/);
   }, 300_000);

@@ -164,6 +164,8 @@ function controls(tab: Page) {
       promptBox: shown('mnist-prompt-box'), promptHelp: shown('mnist-prompt-help'), digit: shown('mnist-digit-label'),
       count: document.getElementById('mnist-count-label')!.textContent, model: document.getElementById('mnist-model')!.textContent ?? '',
       suggestions: Array.from(document.querySelectorAll('#mnist-prompt-suggestions button')).map((b) => b.textContent),
+      sampling: ['mnist-sampler', 'mnist-steps', 'mnist-guidance'].map((id) => (document.getElementById(id) as HTMLInputElement).value).join(' '),
+      samplerNote: document.getElementById('mnist-sampler-note')!.textContent ?? '',
     };
   });
 }
@@ -197,7 +199,7 @@ describe('prompts in the demo page', () => {
     await result({ type: 'init' });
     const loaded = await loadText();
     expect(loaded.model).toMatchObject({ kind: 'dit', numClasses: 0, objective: 'flow', shape: [1, 28, 28], student: null });
-    expect(loaded.model.text).toEqual({ words: [...tok.words], maxWords: tok.length - 1, examples: EXAMPLE_PROMPTS });
+    expect(loaded.model.text).toEqual({ words: [...tok.words], maxWords: tok.length - 1, examples: EXAMPLE_PROMPTS, sampling: k.diffusion.defaultSampling('flow', true) });
     const { result: a, events } = await result({ type: 'mnist-sample', prompts: [P1, P2], seed: 3, ...SAMPLING });
     expect(a.shape).toEqual([2, 1, 28, 28]);
     expect(a.x.every(Number.isFinite)).toBe(true);
@@ -256,11 +258,14 @@ describe('prompts in the demo page', () => {
     tab.on('dialog', (d) => void d.accept());
     // a class checkpoint: digit controls, no prompt box
     await pickFile(tab, CLASS_CHECKPOINT);
-    expect(await controls(tab)).toMatchObject({ promptBox: false, promptHelp: false, digit: true, count: 'Per digit' });
-    // the text checkpoint: the prompt box, its example prompts and vocabulary
+    const classControls = await controls(tab);
+    expect(classControls).toMatchObject({ promptBox: false, promptHelp: false, digit: true, count: 'Per digit' });
+    // the text checkpoint: the prompt box, its example prompts and vocabulary, and kiln sample's sampling of it
     await pickFile(tab, TEXT_CHECKPOINT);
     const c = await controls(tab);
-    expect(c).toMatchObject({ promptBox: true, promptHelp: true, digit: false, count: 'Per prompt', suggestions: EXAMPLE_PROMPTS });
+    const text = k.diffusion.defaultSampling('flow', true);
+    expect(c).toMatchObject({ promptBox: true, promptHelp: true, digit: false, count: 'Per prompt', suggestions: EXAMPLE_PROMPTS, sampling: `${text.sampler} ${text.steps} ${text.guidance}` });
+    expect(c.samplerNote).not.toBe(classControls.samplerNote); // the note explains the sampler shown
     expect(c.model).toMatch(/^Loaded checkpoint\.safetensors: dit, .* rectified flow, 4 training steps, images 1×28×28, text-conditioned \(\d+ words\): sample it from a prompt\.$/);
     await expect(tab.locator('#mnist-prompt-words').textContent()).resolves.toBe(`The model knows ${tok.words.length - 1} words (and commas), up to ${tok.length - 1} in a prompt: ${tok.words.filter((w) => w !== ',').join(' ')}.`);
     await expect(tab.locator('#mnist-guidance-note').textContent()).resolves.toMatch(/^Classifier-free guidance: the model runs with the prompt and with the empty caption/);
@@ -308,9 +313,9 @@ describe('prompts in the demo page', () => {
     await tab.fill('#mnist-prompt', ' ; ');
     await tab.click('#mnist-sample');
     expect(await settled(tab)).toMatch(/^type a prompt \(e\.g\. "a small bold three"\)/);
-    // back to the class checkpoint: digits again
+    // back to the class checkpoint: digits again, and the sampling it had
     await pickFile(tab, CLASS_CHECKPOINT);
-    expect(await controls(tab)).toMatchObject({ promptBox: false, promptHelp: false, digit: true, count: 'Per digit' });
+    expect(await controls(tab)).toMatchObject({ promptBox: false, promptHelp: false, digit: true, count: 'Per digit', sampling: classControls.sampling, samplerNote: classControls.samplerNote });
     await expect(tab.locator('#mnist-guidance-note').textContent()).resolves.toMatch(/with and without the digit label/);
     await tab.close();
   }, 300_000);
