@@ -5,6 +5,7 @@
  */
 import type { DeviceInfo } from '../src/index.js';
 import type { SamplerName } from '../src/diffusion/samplers.js';
+import type { Sampling } from '../src/diffusion/generate.js';
 import type { Toy2D } from '../src/data/toy2d.js';
 
 /** The two toy processes: DDPM ε-prediction on a linear β schedule, or rectified flow. */
@@ -62,7 +63,7 @@ export interface ModelSummary {
    * and the most words a prompt may have, the page's example prompts it can read, and how `kiln sample`
    * samples it by default (`k.diffusion.defaultSampling`); null for a model of digit classes.
    */
-  text: { words: string[]; maxWords: number; examples: string[]; sampling: { sampler: SamplerName; steps: number; guidance: number } } | null;
+  text: { words: string[]; maxWords: number; examples: string[]; sampling: Sampling } | null;
 }
 
 /** Requests from the page to the worker. */

@@ -5,7 +5,8 @@
  * unconditional digits (the null class was not distilled) — so for a student the steps are set to its own,
  * the sampler, guidance and "none" digit are disabled with an explanation, and the values they had come back
  * when a model of `kiln train` (or one trained in the page) is loaded again. A text-conditioned model sets the
- * sampler, steps and guidance `kiln sample` uses for it (they stay editable) until such a model comes back.
+ * sampler, steps and guidance `kiln sample` uses for it (they stay editable); the values they had come back
+ * when a model of digit classes is loaded again.
  */
 import { GUIDANCE_NOTE, studentNotes } from './explain.js';
 import type { ModelSummary } from './protocol.js';
@@ -39,13 +40,13 @@ export function fitSamplingControls(m: ModelSummary, fillSamplers: () => void): 
     if (own) kept ??= { steps: steps.value, guidance: guidance.value, sampler: sampler.value };
     const values = own ? { steps: String(own.steps), guidance: String(own.guidance), sampler: own.sampler } : kept;
     if (!own) kept = null;
+    fillSamplers();
     if (values) {
       steps.value = values.steps;
       guidance.value = values.guidance;
-    }
-    fillSamplers();
-    if (values && Array.from(sampler.options).some((o) => o.value === values.sampler)) {
-      sampler.value = values.sampler;
+      // a sampler this model's objective does not offer gives way to the objective's default (listed first)
+      if (Array.from(sampler.options).some((o) => o.value === values.sampler)) sampler.value = values.sampler;
+      else sampler.selectedIndex = 0;
       sampler.dispatchEvent(new Event('change')); // its explanation follows
     }
     el('mnist-guidance-note').textContent = GUIDANCE_NOTE;

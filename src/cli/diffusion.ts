@@ -152,7 +152,7 @@ export function trainDefaults(preset: Preset, steps = preset.steps, objective: O
     ema: steps < LONG_RUN.steps ? TRAIN_DEFAULTS.emaDecay : LONG_RUN.decay,
     'label-dropout': TRAIN_DEFAULTS.labelDropout,
     seed: TRAIN_DEFAULTS.seed,
-    out: 'out/mnist',
+    out: captions ? 'out/mnist-text' : 'out/mnist',
     'save-every': 250,
     'sample-every': 500,
     sampler: grid.sampler,
@@ -182,8 +182,8 @@ async function adapterPreset(): Promise<{ preset: PresetName; driver: string } |
 
 /**
  * The text of `kiln train --help` when the adapter picks `picked.preset` (null: no adapter, so both
- * presets' defaults are shown side by side). A --preset, --latent, --steps or --objective in `argv`
- * changes the defaults shown as it changes those of the run.
+ * presets' defaults are shown side by side). A --preset, --latent, --captions, --steps or --objective in
+ * `argv` changes the defaults shown as it changes those of the run.
  */
 export function trainHelpText(argv: string[], picked: { preset: PresetName; driver: string } | null): string {
   return helpFor('kiln train', argv, TRAIN_OPTIONS, (a) => {
@@ -240,7 +240,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     precision: a.string<'f32' | 'f16'>('precision', d.precision),
   };
   const tokenizer = a.flag('captions') ? captionTokenizer() : null;
-  const out = a.string('out', tokenizer ? d.out.replace(/mnist$/, 'mnist-text') : d.out);
+  const out = a.string('out', d.out);
   const sampler = checkSampler(a.string<k.diffusion.SamplerName>('sampler', d.sampler), objective, '--objective');
   const grid = { objective, sampler, steps: a.number('sample-steps', d['sample-steps'], { min: 1, integer: true }), guidance: a.number('guidance', d.guidance), seed: 1234, perClass: a.number('grid-per-class', d['grid-per-class'], { min: 1, integer: true }), ...(tokenizer ? { prompts: [...GRID_PROMPTS], tokenizer } : { labels: DIGITS }) };
   const saveEvery = a.number('save-every', d['save-every'], { min: 1, integer: true });
@@ -417,7 +417,7 @@ export function evalSection(): HelpSection {
   return { heading: 'Options (a diffusion checkpoint):', options: EVAL_OPTIONS, defaults: byObjective((o, text) => evalDefaults(o, text)) };
 }
 
-/** The --sampler given, else `fallback` (the default of the checkpoint's objective), checked against the objective. */
+/** The --sampler given, else `fallback` (the checkpoint's default, `k.diffusion.defaultSampling`), checked against the objective. */
 function samplerOf(a: Args, objective: Objective, fallback: k.diffusion.SamplerName): k.diffusion.SamplerName {
   return checkSampler(a.string('sampler', fallback), objective, "this checkpoint's objective");
 }

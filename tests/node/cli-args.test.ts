@@ -194,6 +194,10 @@ describe('help texts', () => {
       expect(Number(defaultOf(text, 'steps'))).toBe(steps);
       expect(Number(defaultOf(text, 'warmup'))).toBe(Math.min(D.warmup, Math.floor(steps / 10)));
       expect(Number(defaultOf(text, 'batch'))).toBe(PRESETS[name].batch);
+      // its grids sample as kiln sample samples a text checkpoint, into out/mnist-text
+      const sampling = k.diffusion.defaultSampling('flow', true);
+      expect([defaultOf(text, 'sampler'), Number(defaultOf(text, 'sample-steps')), Number(defaultOf(text, 'guidance'))]).toEqual([sampling.sampler, sampling.steps, sampling.guidance]);
+      expect(defaultOf(text, 'out')).toBe('out/mnist-text');
       expect(Number(defaultOf(trainHelpText(['--captions', '--latent', 'vae.safetensors', '--preset', name], null), 'steps'))).toBe(LATENT_PRESETS[name].steps);
     }
     expect(TEXT_PRESETS.cpu.steps ?? PRESETS.cpu.steps).not.toBe(PRESETS.cpu.steps); // so the loop above tells the tables apart
