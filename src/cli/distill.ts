@@ -118,6 +118,7 @@ export async function loadTeacher(path: string, method: DistillMethod): Promise<
     throw new Error(`--teacher ${path}: ${e.message}`);
   });
   if (latent) throw new Error(`--teacher ${path} is a latent diffusion model (kiln train --latent); kiln distill distills pixel-space models only`);
+  if (model.config.text) throw new Error(`--teacher ${path} is text-conditioned (kiln train --captions); kiln distill distills models of digit classes (kiln train)`);
   const objective = student?.objective ?? (meta.train as { objective?: string } | undefined)?.objective;
   if (objective !== 'flow') throw new Error(`--teacher ${path} was trained with --objective ${objective}; kiln distill distills rectified-flow models (kiln train --objective flow, the default)`);
   // a progressive student is halved further; a guidance student (a full model that takes w) teaches progressive or consistency students

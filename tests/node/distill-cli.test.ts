@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
 import { distillCommand } from '../../src/cli/distill.ts';
-import { sampleCommand } from '../../src/cli/diffusion.ts';
+import { sampleCommand, trainCommand } from '../../src/cli/diffusion.ts';
 import { DiffusionTrainer, TRAIN_DEFAULTS, VAE_TRAIN_DEFAULTS, VAETrainer } from '../../src/train/index.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kiln-distill-cli-'));
@@ -236,6 +236,8 @@ describe('kiln distill', () => {
     await expect(distillCommand(['--method', 'guided', ...out])).rejects.toThrow(/--method must be one of progressive, consistency, reflow, guidance, got 'guided'/);
     await expect(distillCommand(['--method', 'progressive', '--teacher', join(dir, 'missing.safetensors'), ...out])).rejects.toThrow(/--teacher .*missing\.safetensors: no such file \(train a teacher with kiln train --out <dir>\)/);
     await expect(distillCommand(['--method', 'consistency', '--teacher', vae, ...out])).rejects.toThrow(/--teacher .*vae\.safetensors is a VAE checkpoint \(kiln train-vae\); kiln distill needs a diffusion checkpoint written by kiln train/);
+    await trainCommand(['--captions', '--steps', '1', '--batch', '2', '--data-limit', '8', '--sample-every', '0', '--sample-steps', '1', '--grid-per-class', '1', '--out', join(dir, 'text')]);
+    await expect(distillCommand(['--method', 'progressive', '--teacher', join(dir, 'text', 'checkpoint.safetensors'), ...out])).rejects.toThrow(/--teacher .* is text-conditioned \(kiln train --captions\); kiln distill distills models of digit classes \(kiln train\)/);
     await expect(distillCommand(['--method', 'progressive', '--teacher', teacher, '--teacher-steps', '16', '--steps-student', '3', ...out])).rejects.toThrow(/--steps-student 3: progressive distillation halves the teacher's 16 steps each round, so the student's steps must be 16 divided by a power of two \(8, 4, 2, 1\)/);
     await expect(distillCommand(['--method', 'progressive', '--teacher', teacher, '--teacher-steps', '4', '--steps-student', '4', ...out])).rejects.toThrow(/--steps-student 4: .* must be 4 divided by a power of two \(2, 1\)/);
     await expect(distillCommand(['--method', 'progressive', '--couples', '10', ...out])).rejects.toThrow(/--couples applies to --method reflow, not --method progressive/);
