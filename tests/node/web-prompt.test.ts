@@ -30,6 +30,8 @@ const OUT = join(ROOT, 'out/test');
 const RUNS = 'out/test/web-prompt';
 const TEXT_CHECKPOINT = join(ROOT, RUNS, 'text-tiny/checkpoint.safetensors');
 const CLASS_CHECKPOINT = join(ROOT, 'tests/fixtures/mnist-tiny.safetensors');
+/** An untrained ε-prediction model of digit classes (its objective offers other samplers than rectified flow's). */
+const EPS_CHECKPOINT = join(ROOT, RUNS, 'eps-tiny/checkpoint.safetensors');
 /** How the tests sample: few steps of a cheap sampler, guidance (so the empty caption's pass runs too). */
 const SAMPLING = { sampler: 'flow_euler' as const, steps: 3, guidance: 1.5 };
 const [P1, P2] = ['a small bold three', 'a large thin seven'];
@@ -65,6 +67,15 @@ const textCheckpoint = once(async () => {
   mkdirSync(dirname(TEXT_CHECKPOINT), { recursive: true });
   writeFileSync(TEXT_CHECKPOINT, bytes);
   return { tok };
+});
+
+const epsCheckpoint = once(async () => {
+  k.manualSeed(0);
+  const model = new k.nn.DiT({ channels: 1, size: 28, patch: 7, dim: 16, depth: 1, heads: 2, mlpRatio: 2, numClasses: 10 });
+  const trainer = new k.train.DiffusionTrainer(model, { ...k.train.TRAIN_DEFAULTS, objective: 'eps', steps: 1, batchSize: 2 });
+  const bytes = await trainer.save(undefined, { model: { kind: 'dit', config: model.config } });
+  mkdirSync(dirname(EPS_CHECKPOINT), { recursive: true });
+  writeFileSync(EPS_CHECKPOINT, bytes);
 });
 
 // ---- the worker's request path, in Node ----
@@ -254,6 +265,7 @@ describe('prompts in the demo page', () => {
 
   it('the page: a text checkpoint from the file picker gets a prompt box; prompts sample a row each with the trajectory, as Node does; a class checkpoint keeps its digits', async () => {
     const { tok } = await textCheckpoint();
+    await epsCheckpoint();
     const tab = await openDemo();
     tab.on('dialog', (d) => void d.accept());
     // a class checkpoint: digit controls, no prompt box
@@ -317,6 +329,13 @@ describe('prompts in the demo page', () => {
     await pickFile(tab, CLASS_CHECKPOINT);
     expect(await controls(tab)).toMatchObject({ promptBox: false, promptHelp: false, digit: true, count: 'Per digit', sampling: classControls.sampling, samplerNote: classControls.samplerNote });
     await expect(tab.locator('#mnist-guidance-note').textContent()).resolves.toMatch(/with and without the digit label/);
+    // text, then a class model of another objective: its steps and guidance come back, and its objective's
+    // default sampler replaces one it does not offer (the class checkpoint's flow_heun)
+    await pickFile(tab, TEXT_CHECKPOINT);
+    await pickFile(tab, EPS_CHECKPOINT);
+    const eps = k.diffusion.defaultSampling('eps');
+    expect(classControls.sampling).toBe(`flow_heun ${eps.steps} ${eps.guidance}`);
+    expect((await controls(tab)).sampling).toBe(`${eps.sampler} ${eps.steps} ${eps.guidance}`);
     await tab.close();
   }, 300_000);
 });
