@@ -19,14 +19,15 @@ export const CAPTIONS_OPTION: OptionSpec = { name: 'captions', help: 'condition 
  * quarters of the step time on lavapipe; the time saved buys 3,000 steps. The pooled caption also enters the
  * time embedding, which carries the global size.
  */
-export const TEXT_PRESETS: Record<PresetName, { encoder: { dim: number; depth: number; heads: number; mlpRatio: number }; levels: number[]; mid: boolean; steps?: number }> = {
+export const TEXT_PRESETS: Record<PresetName, { encoder: { dim: number; depth: number; heads: number; mlpRatio: number }; levels: number[]; mid: boolean; steps?: number; timeMean?: number }> = {
   cpu: { encoder: { dim: 64, depth: 2, heads: 4, mlpRatio: 2 }, levels: [], mid: true, steps: 3000 },
   gpu: { encoder: { dim: 128, depth: 3, heads: 4, mlpRatio: 4 }, levels: [1, 2], mid: true },
 };
 
-/** A pixel preset as `kiln train --captions` runs it: its steps replaced by the text preset's, if it has its own. */
-export function captionPreset<P extends { steps: number }>(preset: P, name: PresetName): P {
-  return { ...preset, steps: TEXT_PRESETS[name].steps ?? preset.steps };
+/** A pixel preset as `kiln train --captions` runs it: its steps and time mean replaced by the text preset's, if it has its own. */
+export function captionPreset<P extends { steps: number; timeMean?: number }>(preset: P, name: PresetName): P {
+  const t = TEXT_PRESETS[name];
+  return { ...preset, steps: t.steps ?? preset.steps, ...(t.timeMean !== undefined ? { timeMean: t.timeMean } : {}) };
 }
 
 /**

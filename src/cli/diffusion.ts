@@ -40,6 +40,8 @@ export interface Preset {
   steps: number;
   batch: number;
   lr: number;
+  /** Rectified flow's logit-normal time mean (`TrainConfig.timeMean`; absent: 0). */
+  timeMean?: number;
 }
 
 /**
@@ -111,6 +113,7 @@ export const TRAIN_OPTIONS: readonly OptionSpec[] = [
   { name: 'preset', choices: PRESET_NAMES, help: 'model and run size: cpu on a software adapter, gpu on a GPU' },
   { name: 'model', choices: ['unet', 'dit'], help: 'backbone: k.nn.UNet or k.nn.DiT, sized by the preset' },
   { name: 'objective', choices: OBJECTIVES, help: 'rectified flow (logit-normal t), DDPM ε-prediction or v-prediction' },
+  { name: 'time-mean', value: 'M', help: 'rectified flow: mean m of the training times t = σ(m + z), z ~ N(0, 1) (larger: nearer the noise, t = 1)' },
   { name: 'steps', value: 'N', help: 'training steps' },
   { name: 'batch', value: 'N', help: 'images per step' },
   { name: 'lr', value: 'X', help: 'AdamW learning rate after the warmup (cosine decay to the last step)' },
@@ -143,6 +146,7 @@ export function trainDefaults(preset: Preset, steps = preset.steps, objective: O
   return {
     model: preset.model,
     objective: TRAIN_DEFAULTS.objective,
+    'time-mean': preset.timeMean ?? 0,
     steps: preset.steps,
     batch: preset.batch,
     lr: preset.lr,
@@ -239,6 +243,9 @@ export async function trainCommand(argv: string[]): Promise<void> {
     seed: a.number('seed', d.seed, { min: 0, integer: true }),
     precision: a.string<'f32' | 'f16'>('precision', d.precision),
   };
+  if (a.has('time-mean') && objective !== 'flow') throw new Error(`--time-mean applies to --objective flow (its logit-normal times), not ${objective}`);
+  const timeMean = a.number('time-mean', d['time-mean']);
+  if (objective === 'flow' && timeMean !== 0) train.timeMean = timeMean;
   const tokenizer = a.flag('captions') ? captionTokenizer() : null;
   const out = a.string('out', d.out);
   const sampler = checkSampler(a.string<k.diffusion.SamplerName>('sampler', d.sampler), objective, '--objective');

@@ -29,6 +29,11 @@ export interface TrainConfig {
   seed: number;
   /** 'f16': mixed precision (f16 activations under `k.autocast`, f32 master weights, dynamic loss scaling); absent: 'f32'. */
   precision?: Precision;
+  /**
+   * Rectified flow only: the mean m of the logit-normal training times t = σ(m + z), z ~ N(0, 1); positive
+   * trains more near the noise (t = 1), where the layout of a sample is decided. Absent: 0 (SD3's choice).
+   */
+  timeMean?: number;
 }
 
 /** Defaults of `TrainConfig`. */
@@ -48,6 +53,10 @@ export class DiffusionTrainer extends LossTrainer<[x0: Tensor, labels: Tensor]> 
     // checked here rather than first in the EMA or in the first step's label dropout
     if (!(c.labelDropout >= 0 && c.labelDropout <= 1)) throw new Error(`DiffusionTrainer: labelDropout is a probability in [0, 1], got ${c.labelDropout}`);
     if (!(c.emaDecay >= 0 && c.emaDecay <= 1)) throw new Error(`DiffusionTrainer: emaDecay must be in [0, 1], got ${c.emaDecay}`);
+    if (c.timeMean !== undefined) {
+      if (!Number.isFinite(c.timeMean)) throw new Error(`DiffusionTrainer: timeMean must be a finite number (the mean of the logit-normal times), got ${c.timeMean}`);
+      if (c.objective !== 'flow') throw new Error(`DiffusionTrainer: timeMean applies to objective 'flow' (its logit-normal times), not '${c.objective}'`);
+    }
     ({ process: this.process, prediction: this.prediction } = objectiveSetup(c.objective));
     this.opt = new AdamW(model, { lr: c.lr, weightDecay: c.weightDecay });
     this.sched = warmupCosine(this.opt, c.lr, c.warmup, c.steps);
@@ -59,7 +68,7 @@ export class DiffusionTrainer extends LossTrainer<[x0: Tensor, labels: Tensor]> 
   /** The loss of one batch: x0 [N, C, H, W] in [−1, 1], labels [N] i32. */
   loss(x0: Tensor, labels: Tensor): Tensor {
     const c = this.config;
-    return denoisingLoss(this.model, x0, labels, { process: this.process, prediction: this.prediction, times: c.objective === 'flow' ? 'logit-normal' : 'uniform', labelDropout: c.labelDropout });
+    return denoisingLoss(this.model, x0, labels, { process: this.process, prediction: this.prediction, times: c.objective === 'flow' ? 'logit-normal' : 'uniform', timeMean: c.timeMean, labelDropout: c.labelDropout });
   }
 
   protected override async beforeUpdate(): Promise<void> {

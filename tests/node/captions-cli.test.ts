@@ -156,9 +156,10 @@ describe('kiln train --captions, kiln sample --prompt, kiln eval --prompts', () 
   const tiny = ['--steps', '3', '--batch', '4', '--data-limit', '64', '--sample-every', '0', '--sample-steps', '1', '--grid-per-class', '1', '--save-every', '3'];
 
   it('trains a text-conditioned UNet whose checkpoint holds the tokenizer, and a grid of one row per prompt', async () => {
-    await trainCommand(['--captions', ...tiny, '--out', out]);
+    await trainCommand(['--captions', ...tiny, '--time-mean', '0.5', '--out', out]);
     const { metadata } = await k.loadWithMetadata(ckpt);
-    const meta = JSON.parse(metadata.kiln!) as { model: { config: { numClasses: number; text: { encoder: { vocabSize: number } } } }; tokenizer: k.data.TokenizerSpec };
+    const meta = JSON.parse(metadata.kiln!) as { model: { config: { numClasses: number; text: { encoder: { vocabSize: number } } } }; tokenizer: k.data.TokenizerSpec; train: k.train.TrainConfig };
+    expect(meta.train.timeMean).toBe(0.5); // --time-mean reaches the trainer
     expect(meta.model.config.numClasses).toBe(0);
     expect(meta.tokenizer.kind).toBe('word');
     expect(meta.model.config.text.encoder.vocabSize).toBe(meta.tokenizer.words.length + 3);

@@ -254,6 +254,8 @@ describe('checkpoints, sampling and the CLI', () => {
   it('argument errors name the option and what it expects', async () => {
     await expect(trainCommand(['--steps', 'x'])).rejects.toThrow(/--steps expects an integer ≥ 1, got 'x'/);
     await expect(trainCommand(['--objective', 'score'])).rejects.toThrow(/--objective must be one of flow, eps, v, got 'score'/);
+    await expect(trainCommand(['--objective', 'eps', '--time-mean', '1'])).rejects.toThrow(/--time-mean applies to --objective flow \(its logit-normal times\), not eps/);
+    await expect(trainCommand(['--time-mean', 'x'])).rejects.toThrow(/--time-mean expects a number, got 'x'/);
     await expect(trainCommand(['--stepz', '3'])).rejects.toThrow(/unknown option --stepz \(see kiln train --help\)/);
     await expect(sampleCommand(['--labels', '1,11'])).rejects.toThrow(/--labels expects comma-separated integers in \[0, 10\], got '1,11'/);
     await expect(sampleCommand(['--checkpoint', join(dir, 'missing.safetensors')])).rejects.toThrow(/does not exist/);

@@ -288,6 +288,29 @@ describe('training helpers, inversion and guidance', () => {
     expect(Math.abs(vr - p.s * p.s)).toBeLessThan(4 * p.s * p.s * Math.sqrt(2 / n));
   });
 
+  it('denoisingLoss draws rectified-flow times logit-normal around timeMean', async () => {
+    // a "model" that outputs its time t, on x0 = 0: the loss is E(t − ε)² = E t² + 1, with t = σ(m + z)
+    const model = { config: { numClasses: 1 }, forward: (x: k.Tensor, t: k.Tensor) => t.reshape([-1, 1, 1, 1]).expand(x.shape) } as unknown as k.diffusion.Denoiser;
+    const n = 1 << 15;
+    const expectedT2 = (m: number) => {
+      let s = 0, w = 0; // float64 quadrature over z ~ N(0, 1)
+      for (let z = -8; z <= 8; z += 1e-3) { const p = Math.exp(-z * z / 2); s += p / (1 + Math.exp(-(m + z))) ** 2; w += p; }
+      return s / w;
+    };
+    const got: number[] = [];
+    for (const timeMean of [undefined, 1.5, -1]) {
+      k.manualSeed(3);
+      const loss = D.denoisingLoss(model, k.zeros([n, 1, 1, 1]), k.zeros([n], { dtype: 'i32' }), { ...D.objectiveSetup('flow'), times: 'logit-normal', timeMean });
+      got.push(await loss.item());
+      expect(Math.abs(got.at(-1)! - 1 - expectedT2(timeMean ?? 0)), `timeMean ${timeMean}`).toBeLessThan(0.04);
+    }
+    expect(got[1]! - got[0]!).toBeGreaterThan(0.2); // the means are told apart
+    // the trainer takes it for rectified flow only
+    const unet = () => new k.nn.UNet({ widths: [8], numClasses: 10, attention: [], midAttention: false, heads: 1 });
+    expect(() => new k.train.DiffusionTrainer(unet(), { ...k.train.TRAIN_DEFAULTS, objective: 'eps', timeMean: 1 })).toThrow(/DiffusionTrainer: timeMean applies to objective 'flow' \(its logit-normal times\), not 'eps'/);
+    expect(() => new k.train.DiffusionTrainer(unet(), { ...k.train.TRAIN_DEFAULTS, timeMean: NaN })).toThrow(/DiffusionTrainer: timeMean must be a finite number/);
+  });
+
   it('composing q(x_t | x_{t-1}) steps equals q(x_t | x0)', () => {
     const vp = new D.DiscreteVP({ schedule: 'squaredcos_cap_v2' });
     let mean = 1, vr = 0;
