@@ -13,8 +13,8 @@ export const CAPTIONS_OPTION: OptionSpec = { name: 'captions', help: 'condition 
 
 /**
  * The text side of each preset: the encoder, where a UNet gets its transformer blocks (levels of `widths`,
- * and between the middle blocks), and the training steps of a pixel-space run when they differ from the
- * preset's. The cpu preset attends once, between the middle blocks (7×7): over 1,800 steps that drew the
+ * and between the middle blocks), and the training steps and logit-normal time mean (`--time-mean`) of a
+ * pixel-space run when they differ from the preset's. The cpu preset attends once, between the middle blocks (7×7): over 1,800 steps that drew the
  * digits as well as blocks at the 7×7 level and the middle did, and the strokes better, in about three
  * quarters of the step time on lavapipe; the time saved buys 3,000 steps. The pooled caption also enters the
  * time embedding, which carries the global size.

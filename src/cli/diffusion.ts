@@ -63,7 +63,7 @@ export const LATENT_PRESETS: Record<PresetName, Preset> = {
   gpu: { model: 'unet', unet: { widths: [192], attention: [0], midAttention: true, heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 1 }, steps: 20000, batch: 128, lr: 2e-4 },
 };
 
-/** The pixel presets of `kiln train --captions` (`TEXT_PRESETS` may give them their own steps). */
+/** The pixel presets of `kiln train --captions` (`TEXT_PRESETS` may give them their own steps and time mean). */
 const CAPTION_PRESETS: Record<PresetName, Preset> = { cpu: captionPreset(PRESETS.cpu, 'cpu'), gpu: captionPreset(PRESETS.gpu, 'gpu') };
 
 /** The preset table of a `kiln train` run (and of its help): latent, captioned pixels, or pixels. */
@@ -287,6 +287,8 @@ export async function trainCommand(argv: string[]): Promise<void> {
     const meta = parseCheckpointMeta(ckpt, (await k.loadHeader(existingCheckpoint(ckpt))).metadata);
     if (JSON.stringify(meta.model) !== JSON.stringify(spec)) throw new Error(`--resume: ${ckpt} holds model ${JSON.stringify(meta.model)}, not ${JSON.stringify(spec)} (pass the same --preset/--model${tokenizer ? '/--captions' : ''})`);
     if (JSON.stringify(meta.tokenizer ?? null) !== JSON.stringify(tokenizer?.toSpec() ?? null)) throw new Error(`--resume: ${ckpt} was trained with tokenizer ${JSON.stringify(meta.tokenizer ?? null)}, not ${JSON.stringify(tokenizer?.toSpec() ?? null)}`);
+    const hadMean = (meta.train as TrainConfig | undefined)?.timeMean ?? 0;
+    if (hadMean !== (train.timeMean ?? 0)) throw new Error(`--resume: ${ckpt} was trained with --time-mean ${hadMean}, not ${train.timeMean ?? 0} (pass the same --time-mean)`);
     const had = meta.latent as k.diffusion.LatentSpec | undefined;
     if (JSON.stringify(had ? [had.scale, had.shift] : null) !== JSON.stringify(latentMeta ? [latentMeta.scale, latentMeta.shift] : null)) {
       throw new Error(`--resume: ${ckpt} was trained ${had ? `on latents of ${had.source} (scale ${had.scale})` : 'on pixels'}, not ${latentMeta ? `on latents of ${vaePath} (scale ${latentMeta.scale})` : 'on pixels'} (pass the same --latent, --scale-images and --data-limit)`);

@@ -139,7 +139,7 @@ export interface DenoisingLossOptions {
   process: NoiseProcess;
   prediction: Prediction;
   times?: TimeSampling;
-  /** The mean m of logit-normal times t = σ(m + z), z ~ N(0, 1) (default 0; positive: nearer the noise of rectified flow, t = 1). */
+  /** With `times` 'logit-normal': the mean m of the times t = σ(m + z), z ~ N(0, 1) (default 0; positive: nearer the noise of rectified flow, t = 1). */
   timeMean?: number;
   /** Probability of replacing a label by the null class, or a caption by the empty one (classifier-free guidance; default 0). */
   labelDropout?: number;
@@ -154,6 +154,7 @@ export interface DenoisingLossOptions {
 export function denoisingLoss(model: Denoiser, x0: Tensor, labels: Tensor, o: DenoisingLossOptions): Tensor {
   if (o.prediction !== 'eps' && o.prediction !== 'v' && o.prediction !== 'flow') throw new Error(`denoisingLoss: prediction must be eps, v or flow, got ${JSON.stringify(o.prediction)}`);
   const p = o.labelDropout ?? 0;
+  if (o.timeMean !== undefined && o.times !== 'logit-normal') throw new Error(`denoisingLoss: timeMean is the mean of logit-normal times; pass times: 'logit-normal' (got ${JSON.stringify(o.times ?? 'uniform')})`);
   const points = drawTimes(o.process, x0.shape[0]!, o.times, { mean: o.timeMean });
   return scope(() => {
     const { a, s, t } = coefficients(points, x0.shape);

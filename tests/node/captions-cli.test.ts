@@ -169,6 +169,8 @@ describe('kiln train --captions, kiln sample --prompt, kiln eval --prompts', () 
     for (const s of D.allCaptions()) expect(loaded.tokenizer!.unknownWords(D.captionText(s))).toEqual([]);
     expect(pngSize(join(out, 'samples.png'))).toEqual(gridSize(GRID_PROMPTS.length, 1)); // one row per grid prompt
     expect(GRID_PROMPTS.every((p) => D.allCaptions().some((s) => D.captionText(s) === p && D.isHeldOut(s)))).toBe(true);
+    // resuming with another time mean is refused
+    await expect(trainCommand(['--captions', ...tiny, '--out', out, '--resume'])).rejects.toThrow(/--resume: .* was trained with --time-mean 0\.5, not 0 \(pass the same --time-mean\)/);
     // resuming as a class model is refused
     await expect(trainCommand([...tiny, '--out', out, '--resume'])).rejects.toThrow(/--resume: .* holds model .*numClasses.*pass the same --preset\/--model\)/);
   }, 300_000);

@@ -305,6 +305,7 @@ describe('training helpers, inversion and guidance', () => {
       expect(Math.abs(got.at(-1)! - 1 - expectedT2(timeMean ?? 0)), `timeMean ${timeMean}`).toBeLessThan(0.04);
     }
     expect(got[1]! - got[0]!).toBeGreaterThan(0.2); // the means are told apart
+    expect(() => D.denoisingLoss(model, k.zeros([2, 1, 1, 1]), k.zeros([2], { dtype: 'i32' }), { ...D.objectiveSetup('flow'), timeMean: 1 })).toThrow(/denoisingLoss: timeMean is the mean of logit-normal times; pass times: 'logit-normal' \(got "uniform"\)/);
     // the trainer takes it for rectified flow only
     const unet = () => new k.nn.UNet({ widths: [8], numClasses: 10, attention: [], midAttention: false, heads: 1 });
     expect(() => new k.train.DiffusionTrainer(unet(), { ...k.train.TRAIN_DEFAULTS, objective: 'eps', timeMean: 1 })).toThrow(/DiffusionTrainer: timeMean applies to objective 'flow' \(its logit-normal times\), not 'eps'/);

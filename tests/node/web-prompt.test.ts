@@ -30,8 +30,8 @@ const OUT = join(ROOT, 'out/test');
 const RUNS = 'out/test/web-prompt';
 const TEXT_CHECKPOINT = join(ROOT, RUNS, 'text-tiny/checkpoint.safetensors');
 const CLASS_CHECKPOINT = join(ROOT, 'tests/fixtures/mnist-tiny.safetensors');
-/** An untrained ε-prediction model of digit classes (its objective offers other samplers than rectified flow's). */
-const EPS_CHECKPOINT = join(ROOT, RUNS, 'eps-tiny/checkpoint.safetensors');
+/** An untrained ε-prediction model of digit classes (its objective offers other samplers than rectified flow's), outside RUNS. */
+const EPS_CHECKPOINT = join(OUT, 'web-prompt-eps.safetensors');
 /** How the tests sample: few steps of a cheap sampler, guidance (so the empty caption's pass runs too). */
 const SAMPLING = { sampler: 'flow_euler' as const, steps: 3, guidance: 1.5 };
 const [P1, P2] = ['a small bold three', 'a large thin seven'];
