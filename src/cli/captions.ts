@@ -13,21 +13,20 @@ export const CAPTIONS_OPTION: OptionSpec = { name: 'captions', help: 'condition 
 
 /**
  * The text side of each preset: the encoder, where a UNet gets its transformer blocks (levels of `widths`,
- * and between the middle blocks), and the training steps and logit-normal time mean (`--time-mean`) of a
- * pixel-space run when they differ from the preset's. The cpu preset attends once, between the middle blocks (7×7): over 1,800 steps that drew the
+ * and between the middle blocks), and the training steps of a pixel-space run when they differ from the
+ * preset's. The cpu preset attends once, between the middle blocks (7×7): over 1,800 steps that drew the
  * digits as well as blocks at the 7×7 level and the middle did, and the strokes better, in about three
  * quarters of the step time on lavapipe; the time saved buys 3,000 steps. The pooled caption also enters the
  * time embedding, which carries the global size.
  */
-export const TEXT_PRESETS: Record<PresetName, { encoder: { dim: number; depth: number; heads: number; mlpRatio: number }; levels: number[]; mid: boolean; steps?: number; timeMean?: number }> = {
+export const TEXT_PRESETS: Record<PresetName, { encoder: { dim: number; depth: number; heads: number; mlpRatio: number }; levels: number[]; mid: boolean; steps?: number }> = {
   cpu: { encoder: { dim: 64, depth: 2, heads: 4, mlpRatio: 2 }, levels: [], mid: true, steps: 3000 },
   gpu: { encoder: { dim: 128, depth: 3, heads: 4, mlpRatio: 4 }, levels: [1, 2], mid: true },
 };
 
-/** A pixel preset as `kiln train --captions` runs it: its steps and time mean replaced by the text preset's, if it has its own. */
-export function captionPreset<P extends { steps: number; timeMean?: number }>(preset: P, name: PresetName): P {
-  const t = TEXT_PRESETS[name];
-  return { ...preset, steps: t.steps ?? preset.steps, ...(t.timeMean !== undefined ? { timeMean: t.timeMean } : {}) };
+/** A pixel preset as `kiln train --captions` runs it: its steps replaced by the text preset's, if it has its own. */
+export function captionPreset<P extends { steps: number }>(preset: P, name: PresetName): P {
+  return { ...preset, steps: TEXT_PRESETS[name].steps ?? preset.steps };
 }
 
 /**

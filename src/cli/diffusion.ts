@@ -40,8 +40,6 @@ export interface Preset {
   steps: number;
   batch: number;
   lr: number;
-  /** Rectified flow's logit-normal time mean (`TrainConfig.timeMean`; absent: 0). */
-  timeMean?: number;
 }
 
 /**
@@ -63,7 +61,7 @@ export const LATENT_PRESETS: Record<PresetName, Preset> = {
   gpu: { model: 'unet', unet: { widths: [192], attention: [0], midAttention: true, heads: 4, depth: 2, patch: 1 }, dit: { dim: 256, depth: 8, patch: 1 }, steps: 20000, batch: 128, lr: 2e-4 },
 };
 
-/** The pixel presets of `kiln train --captions` (`TEXT_PRESETS` may give them their own steps and time mean). */
+/** The pixel presets of `kiln train --captions` (`TEXT_PRESETS` may give them their own steps). */
 const CAPTION_PRESETS: Record<PresetName, Preset> = { cpu: captionPreset(PRESETS.cpu, 'cpu'), gpu: captionPreset(PRESETS.gpu, 'gpu') };
 
 /** The preset table of a `kiln train` run (and of its help): latent, captioned pixels, or pixels. */
@@ -146,7 +144,7 @@ export function trainDefaults(preset: Preset, steps = preset.steps, objective: O
   return {
     model: preset.model,
     objective: TRAIN_DEFAULTS.objective,
-    'time-mean': preset.timeMean ?? 0,
+    'time-mean': 0,
     steps: preset.steps,
     batch: preset.batch,
     lr: preset.lr,
