@@ -280,9 +280,9 @@ export abstract class LossTrainer<Batch extends (Tensor | null)[]> extends Train
     return { tensors, meta: { train: this.config, optimizer: o.meta } };
   }
 
-  protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
+  protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void {
     this.model.loadStateDict(tensors('model.'));
-    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta, tensors('optim.'));
+    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta | undefined, tensors('optim.'), source);
     this.sched.stepCount = this.step;
     restoreScaler(this.scaler, tensors('scaler.'), this.step);
   }
@@ -309,8 +309,12 @@ export function optimizerState(opt: Optimizer<{ lr: number }>): { tensors: Recor
   return { tensors, meta };
 }
 
-/** Restores an optimizer from the parts `optimizerState` gave. */
-export function restoreOptimizer(opt: Optimizer<{ lr: number }>, meta: OptimizerMeta, tensors: Record<string, Tensor>): void {
+/**
+ * Restores an optimizer from the parts `optimizerState` gave; `source` (the checkpoint) names a checkpoint without
+ * them, such as one written outside kiln's trainers (python/train_ddp.py keeps no optimizer state).
+ */
+export function restoreOptimizer(opt: Optimizer<{ lr: number }>, meta: OptimizerMeta | undefined, tensors: Record<string, Tensor>, source = 'the checkpoint'): void {
+  if (!meta || typeof meta !== 'object') throw new Error(`${source} holds no optimizer state, so its run cannot be resumed (a checkpoint written outside kiln's trainers, such as python/train_ddp.py's, can be sampled, evaluated or used to start a new run, not resumed)`);
   opt.loadStateDict({ step: meta.step, steps: meta.steps, groups: meta.groups as never, tensors });
 }
 

@@ -128,12 +128,12 @@ export class VAETrainer extends Trainer<number[]> {
 
   protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void {
     this.vae.loadStateDict(tensors('vae.'));
-    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta, tensors('optim.'));
+    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta | undefined, tensors('optim.'), source);
     const od = meta.optimizerDisc as OptimizerMeta | null;
     if (this.discriminator && this.optD) {
       if (!meta.discriminator) throw new Error(`${source} holds no discriminator, but this run trains one`);
       this.discriminator.loadStateDict(tensors('disc.'));
-      if (od) restoreOptimizer(this.optD, od, tensors('optim_disc.'));
+      if (od) restoreOptimizer(this.optD, od, tensors('optim_disc.'), source);
     }
     this.sched.stepCount = this.step;
     restoreScaler(this.scaler, tensors('scaler.'), this.step);

@@ -202,6 +202,34 @@ describe('checkpoints, sampling and the CLI', () => {
     expect(Array.from(a)).not.toEqual(Array.from(c));
   }, 600_000);
 
+  it('kiln train --resume continues a checkpoint whose model config leaves keys at their defaults out (as python/train_ddp.py writes it), and refuses one without optimizer state', async () => {
+    const out = join(dir, 'resume-defaults');
+    const args = (steps: number) => ['--preset', 'cpu', '--steps', String(steps), '--batch', '4', '--sample-every', '0', '--sample-steps', '1', '--grid-per-class', '1', '--out', out, '--seed', '5'];
+    await trainCommand(args(2));
+    const file = join(out, 'checkpoint.safetensors');
+    const { tensors, metadata } = await k.loadWithMetadata(file);
+    const meta = JSON.parse(metadata.kiln!) as { model: { config: Record<string, unknown> } };
+    expect(meta.model.config.guidanceInput).toBe(false);
+    delete meta.model.config.guidanceInput;
+    await k.save(tensors, file, { metadata: { ...metadata, kiln: JSON.stringify(meta) } });
+    for (const t of Object.values(tensors)) t.dispose();
+    await trainCommand([...args(3), '--resume']);
+    expect((await k.diffusion.loadDenoiser(file)).meta.step).toBe(3);
+    // a stored value other than the default still has to match
+    const again = await k.loadWithMetadata(file);
+    const changed = JSON.parse(again.metadata.kiln!) as { model: { config: Record<string, unknown> } };
+    changed.model.config.guidanceInput = true;
+    await k.save(again.tensors, file, { metadata: { ...again.metadata, kiln: JSON.stringify(changed) } });
+    await expect(trainCommand([...args(4), '--resume'])).rejects.toThrow(/--resume: .* holds model .*"guidanceInput":true.*pass the same --preset\/--model\)/);
+    // a checkpoint without optimizer state (python/train_ddp.py keeps none) is refused, saying so
+    const noOptimizer = JSON.parse(again.metadata.kiln!) as { optimizer?: unknown };
+    expect(noOptimizer.optimizer).toBeDefined();
+    delete noOptimizer.optimizer;
+    await k.save(again.tensors, file, { metadata: { ...again.metadata, kiln: JSON.stringify(noOptimizer) } });
+    for (const t of Object.values(again.tensors)) t.dispose();
+    await expect(trainCommand([...args(4), '--resume'])).rejects.toThrow(/checkpoint\.safetensors holds no optimizer state, so its run cannot be resumed/);
+  }, 600_000);
+
   it('a diverging kiln train stops at the first non-finite loss, exits with 1 and keeps the last good checkpoint', async () => {
     // a learning rate far too high: warmup over 50 steps keeps the first updates small enough to save a checkpoint
     // first; the schedule of the first 50 steps does not depend on --steps, so the run that stops early repeats them
