@@ -2,7 +2,8 @@
 """Trains kiln's class-conditional MNIST denoiser with PyTorch's DistributedDataParallel and writes kiln checkpoints.
 
 The objective, schedule and averaging are those of `kiln train` (src/train/diffusion.ts, src/diffusion/training.ts):
-rectified flow with logit-normal times (x_t = (1 − t)·x0 + t·ε, the model predicts ε − x0) by default, or DDPM ε / v
+rectified flow with logit-normal times (t = σ(m + z), z ~ N(0, 1), m = --time-mean; x_t = (1 − t)·x0 + t·ε, the model
+predicts ε − x0) by default, or DDPM ε / v
 prediction on the cosine (squaredcos_cap_v2) discrete VP process with uniform integer timesteps; labels replaced by the
 null class with probability --label-dropout; AdamW (betas 0.9/0.999, eps 1e-8, decoupled weight decay) with linear
 warmup then cosine decay to 5% of --lr; the global gradient norm clipped to --clip; EMA of the weights with decay --ema
@@ -55,6 +56,8 @@ def parse_args(argv=None):
     p.add_argument('--config', default='{}', help='JSON overriding model config keys (kiln names, e.g. {"widths": [32, 64]})')
     p.add_argument('--init', help='start from the raw weights (else the EMA) of this kiln diffusion checkpoint, and its model')
     p.add_argument('--objective', choices=['flow', 'eps', 'v'], default=None, help="default: the --init checkpoint's, else flow")
+    p.add_argument('--time-mean', type=float, default=None,
+                   help="rectified flow: mean m of the logit-normal training times t = σ(m + z) (default: the --init checkpoint's, else 0)")
     p.add_argument('--steps', type=int)
     p.add_argument('--batch', type=int, help='global batch size (divisible by the number of processes)')
     p.add_argument('--lr', type=float)
@@ -117,11 +120,11 @@ def cosine_alphas_cumprod(T=1000):
     return torch.tensor(ac, dtype=torch.float64)
 
 
-def denoising_loss(model, x0, labels, objective, label_dropout, num_classes, g, alphas_cumprod):
+def denoising_loss(model, x0, labels, objective, label_dropout, num_classes, g, alphas_cumprod, time_mean=0.0):
     n = x0.shape[0]
     shape = (n,) + (1,) * (x0.dim() - 1)
     if objective == 'flow':
-        t = torch.sigmoid(torch.randn(n, generator=g, dtype=torch.float64))
+        t = torch.sigmoid(time_mean + torch.randn(n, generator=g, dtype=torch.float64))
         a, s = 1 - t, t
     else:
         t = torch.randint(0, len(alphas_cumprod), (n,), generator=g)
@@ -188,10 +191,18 @@ def main(argv=None):
         model, _ = kt.load_denoiser(args.init, ema=not any(n.startswith('model.') for n in tensors))
         kind = meta['model']['kind']
         args.objective = args.objective or meta.get('train', {}).get('objective', 'flow')
+        inherited_mean = meta.get('train', {}).get('timeMean', 0.0) if args.objective == 'flow' else 0.0
     else:
         kind = args.model
         model = kt.build_denoiser(kind, {**PRESETS[args.preset][kind], **json.loads(args.config)})
+        inherited_mean = 0.0
     args.objective = args.objective or 'flow'
+    if args.time_mean is None:
+        args.time_mean = inherited_mean
+    if not math.isfinite(args.time_mean):
+        raise SystemExit(f'--time-mean must be a finite number, got {args.time_mean}')
+    if args.time_mean != 0 and args.objective != 'flow':
+        raise SystemExit(f"--time-mean applies to --objective flow (its logit-normal times), not '{args.objective}'")
     model.train().to(device)
     c = model.config
     if (c['channels'], c['size']) != (1, 28):
@@ -201,6 +212,8 @@ def main(argv=None):
     opt = make_optimizer(model, args.lr, args.weight_decay)
     train = {'objective': args.objective, 'steps': args.steps, 'batchSize': args.batch, 'lr': args.lr, 'warmup': args.warmup,
              'weightDecay': args.weight_decay, 'clip': args.clip, 'emaDecay': args.ema, 'labelDropout': args.label_dropout, 'seed': args.seed}
+    if args.time_mean != 0:
+        train['timeMean'] = args.time_mean  # as kiln train stores it: only when not the default
 
     images, labels = load_mnist(args.mnist, args.data_limit)
     per_epoch = len(images) // args.batch
@@ -211,7 +224,7 @@ def main(argv=None):
     n_params = sum(p.numel() for p in model.parameters())
     if rank == 0:
         os.makedirs(args.out, exist_ok=True)
-        print(f'{kind} {json.dumps(c)}, {n_params / 1e3:.0f}k parameters; {args.objective}, {args.steps} steps × batch {args.batch} '
+        print(f'{kind} {json.dumps(c)}, {n_params / 1e3:.0f}k parameters; {args.objective}{f" (time mean {args.time_mean})" if args.time_mean else ""}, {args.steps} steps × batch {args.batch} '
               f'({world} process{"es" if world > 1 else ""} × {per_rank}) on {device}', flush=True)
     ckpt = os.path.join(args.out, 'checkpoint.safetensors')
     losses, order, t0 = [], None, time.time()
@@ -228,7 +241,7 @@ def main(argv=None):
         start = (step % per_epoch) * args.batch + rank * per_rank
         idx = order[start:start + per_rank]
         x0, y = images[idx].to(device), labels[idx].to(device)
-        loss = train_step(model, opt, ema, lambda: denoising_loss(net, x0, y, args.objective, args.label_dropout, c['numClasses'], g, ac),
+        loss = train_step(model, opt, ema, lambda: denoising_loss(net, x0, y, args.objective, args.label_dropout, c['numClasses'], g, ac, args.time_mean),
                           step, args.lr, args.warmup, args.steps, args.clip, args.ema)
         with torch.no_grad():
             mean = loss.detach().clone()
