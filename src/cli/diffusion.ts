@@ -286,7 +286,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     // a stored config may leave keys at their defaults out (python/train_ddp.py's, or one written before the key existed)
     const stored = meta.model as { kind: string; config: Record<string, unknown> } | undefined;
     const storedSpec = stored && { kind: stored.kind, config: { ...(stored.kind === 'dit' ? k.nn.DIT_DEFAULTS : k.nn.UNET_DEFAULTS), ...stored.config } };
-    if (JSON.stringify(storedSpec) !== JSON.stringify(spec)) throw new Error(`--resume: ${ckpt} holds model ${JSON.stringify(meta.model)}, not ${JSON.stringify(spec)} (pass the same --preset/--model${tokenizer ? '/--captions' : ''})`);
+    if (JSON.stringify(storedSpec) !== JSON.stringify(spec)) throw new Error(`--resume: ${ckpt} holds model ${JSON.stringify(storedSpec ?? null)}, not ${JSON.stringify(spec)} (pass the same --preset/--model${tokenizer ? '/--captions' : ''})`);
     if (JSON.stringify(meta.tokenizer ?? null) !== JSON.stringify(tokenizer?.toSpec() ?? null)) throw new Error(`--resume: ${ckpt} was trained with tokenizer ${JSON.stringify(meta.tokenizer ?? null)}, not ${JSON.stringify(tokenizer?.toSpec() ?? null)}`);
     const hadMean = (meta.train as TrainConfig | undefined)?.timeMean ?? 0;
     if (hadMean !== (train.timeMean ?? 0)) throw new Error(`--resume: ${ckpt} was trained with --time-mean ${hadMean}, not ${train.timeMean ?? 0} (pass the same --time-mean)`);

@@ -45,6 +45,7 @@ export const GAN_TRAIN_DEFAULTS: GANTrainConfig = { loss: 'non-saturating', lr: 
  * `history` holds [discriminator loss, generator loss] per step.
  */
 export class GANTrainer extends Trainer<number[]> {
+  protected override readonly optimizerKeys: readonly string[] = ['optimizerG', 'optimizerD'];
   readonly config: GANTrainConfig;
   readonly optG: Adam;
   readonly optD: Adam;

@@ -98,6 +98,9 @@ export abstract class Trainer<Row = number[]> {
   /** The tensors and metadata a checkpoint holds beside step, generator state and history. */
   protected abstract state(): TrainerState;
 
+  /** The metadata keys of the optimizer states `restore` reads, checked before anything is restored. */
+  protected readonly optimizerKeys: readonly string[] = [];
+
   /** Restores what `state` stored; `step` is already set. `tensors(prefix)` gives one group with the prefix removed. */
   protected abstract restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void;
 
@@ -198,6 +201,8 @@ export abstract class Trainer<Row = number[]> {
     const { tensors, metadata } = await loadWithMetadata(path);
     try {
       const meta = readCheckpointMeta(path, metadata, this.checkpoint.format);
+      // a checkpoint that cannot be resumed leaves the trainer as it was
+      for (const key of this.optimizerKeys) if (!meta[key] || typeof meta[key] !== 'object') throw noOptimizerState(path);
       for (const c of this.compiledSteps) c.reset();
       this.step = meta.step as number;
       this.restore(meta, (prefix) => withoutPrefix(tensors, prefix), path);
@@ -224,6 +229,8 @@ export abstract class LossTrainer<Batch extends (Tensor | null)[]> extends Train
   protected clip: number | undefined = undefined;
   /** With mixed precision (`precision: 'f16'`): the loss scaler; the loss then runs under `k.autocast`. */
   scaler: GradScaler | null = null;
+
+  protected override readonly optimizerKeys: readonly string[] = ['optimizer'];
 
   constructor(format: string, readonly model: Module, readonly config: object) {
     super({ format, historyKey: 'losses' });
@@ -309,12 +316,17 @@ export function optimizerState(opt: Optimizer<{ lr: number }>): { tensors: Recor
   return { tensors, meta };
 }
 
+/** The error of a checkpoint without the optimizer state a resumed run needs. */
+function noOptimizerState(source: string): Error {
+  return new Error(`${source} holds no optimizer state, so its run cannot be resumed (checkpoints written outside kiln's trainers, such as python/kiln_torch's, keep none)`);
+}
+
 /**
  * Restores an optimizer from the parts `optimizerState` gave; `source` (the checkpoint) names a checkpoint without
  * them, such as one written outside kiln's trainers (python/train_ddp.py keeps no optimizer state).
  */
 export function restoreOptimizer(opt: Optimizer<{ lr: number }>, meta: OptimizerMeta | undefined, tensors: Record<string, Tensor>, source = 'the checkpoint'): void {
-  if (!meta || typeof meta !== 'object') throw new Error(`${source} holds no optimizer state, so its run cannot be resumed (a checkpoint written outside kiln's trainers, such as python/train_ddp.py's, can be sampled, evaluated or used to start a new run, not resumed)`);
+  if (!meta || typeof meta !== 'object') throw noOptimizerState(source);
   opt.loadStateDict({ step: meta.step, steps: meta.steps, groups: meta.groups as never, tensors });
 }
 

@@ -46,6 +46,7 @@ export const VAE_METRICS = ['loss', 'rec', 'kl', 'nll', 'gan', 'weight', 'disc']
  * per step.
  */
 export class VAETrainer extends Trainer<number[]> {
+  protected override readonly optimizerKeys: readonly string[] = ['optimizer'];
   readonly opt: Adam;
   readonly optD: Adam | null;
   readonly sched: LRScheduler;

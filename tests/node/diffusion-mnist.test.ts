@@ -228,6 +228,15 @@ describe('checkpoints, sampling and the CLI', () => {
     await k.save(again.tensors, file, { metadata: { ...again.metadata, kiln: JSON.stringify(noOptimizer) } });
     for (const t of Object.values(again.tensors)) t.dispose();
     await expect(trainCommand([...args(4), '--resume'])).rejects.toThrow(/checkpoint\.safetensors holds no optimizer state, so its run cannot be resumed/);
+    // and a trainer that is refused it is left as it was: no step, no weights taken
+    const spec = JSON.parse(again.metadata.kiln!).model as { kind: 'unet'; config: Record<string, unknown> };
+    const model = k.diffusion.buildDenoiser(spec.kind, spec.config);
+    const trainer = new DiffusionTrainer(model, { ...TRAIN_DEFAULTS, steps: 4, batchSize: 4 });
+    const weights = async () => Array.from(await model.parameters()[0]!.data());
+    const before = await weights();
+    await expect(trainer.load(file)).rejects.toThrow(/holds no optimizer state/);
+    expect(trainer.step).toBe(0);
+    expect(await weights()).toEqual(before);
   }, 600_000);
 
   it('a diverging kiln train stops at the first non-finite loss, exits with 1 and keeps the last good checkpoint', async () => {
