@@ -190,19 +190,20 @@ def main(argv=None):
             raise SystemExit(f'{args.init} is a latent model: this trainer trains pixel-space models')
         model, _ = kt.load_denoiser(args.init, ema=not any(n.startswith('model.') for n in tensors))
         kind = meta['model']['kind']
-        args.objective = args.objective or meta.get('train', {}).get('objective', 'flow')
-        inherited_mean = meta.get('train', {}).get('timeMean', 0.0) if args.objective == 'flow' else 0.0
+        had = meta.get('train') or {}
+        args.objective = args.objective or had.get('objective', 'flow')
+        inherited_mean = had.get('timeMean', 0.0) if args.objective == 'flow' else 0.0
     else:
         kind = args.model
         model = kt.build_denoiser(kind, {**PRESETS[args.preset][kind], **json.loads(args.config)})
         inherited_mean = 0.0
     args.objective = args.objective or 'flow'
+    if args.time_mean is not None and args.objective != 'flow':
+        raise SystemExit(f"--time-mean applies to --objective flow (its logit-normal times), not '{args.objective}'")
     if args.time_mean is None:
         args.time_mean = inherited_mean
     if not math.isfinite(args.time_mean):
         raise SystemExit(f'--time-mean must be a finite number, got {args.time_mean}')
-    if args.time_mean != 0 and args.objective != 'flow':
-        raise SystemExit(f"--time-mean applies to --objective flow (its logit-normal times), not '{args.objective}'")
     model.train().to(device)
     c = model.config
     if (c['channels'], c['size']) != (1, 28):

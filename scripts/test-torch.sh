@@ -5,7 +5,8 @@
 #     default MNIST UNet with it in 2 processes (torchrun, gloo, CPU);
 #  3. loads the checkpoint it wrote in kiln and compares kiln's output on a first sampling step with PyTorch's
 #     (scripts/torch-ddp-check.ts, ≤ 1e-4 of max); kiln train --resume of it is refused, naming first its --time-mean
-#     and then the optimizer state it lacks; then samples a grid from it with kiln sample.
+#     and then the optimizer state it lacks; then samples a grid from it with kiln sample;
+#  4. starts train_ddp.py from a checkpoint kiln train writes (--init; its --time-mean carries over) and samples the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
@@ -44,15 +45,29 @@ OMP_NUM_THREADS=1 "$PY" -m torch.distributed.run --standalone --nproc_per_node 2
 echo "== kiln loads the checkpoint"
 npx tsx scripts/torch-ddp-check.ts "$dir/run/checkpoint.safetensors" "$dir/probe.safetensors"
 # kiln reads the run's time mean: resuming without the same --time-mean is refused, naming it
-if npx tsx src/cli/main.ts train --resume --out "$dir/run" --steps 8 --data-limit 512 2>"$dir/resume.err"; then
+if npx tsx src/cli/main.ts train --preset cpu --resume --out "$dir/run" --steps 8 --data-limit 512 2>"$dir/resume.err"; then
   echo "kiln train --resume accepted a checkpoint trained with --time-mean 0.3 without it" >&2; exit 1
 fi
 grep -q -- '--time-mean 0.3, not 0' "$dir/resume.err" || { cat "$dir/resume.err" >&2; exit 1; }
 # with it, the refusal names what is missing: train_ddp.py keeps no optimizer state
-if npx tsx src/cli/main.ts train --resume --time-mean 0.3 --out "$dir/run" --steps 8 --data-limit 512 2>"$dir/resume.err"; then
+if npx tsx src/cli/main.ts train --preset cpu --resume --time-mean 0.3 --out "$dir/run" --steps 8 --data-limit 512 2>"$dir/resume.err"; then
   echo "kiln train --resume accepted a checkpoint without optimizer state" >&2; exit 1
 fi
 grep -q 'holds no optimizer state, so its run cannot be resumed' "$dir/resume.err" || { cat "$dir/resume.err" >&2; exit 1; }
 npx tsx src/cli/main.ts sample --checkpoint "$dir/run/checkpoint.safetensors" --per-class 2 --steps 4 --out "$dir/sample.png"
 test -s "$dir/sample.png"
+echo "== train_ddp.py --init from a checkpoint kiln train writes now"
+npx tsx src/cli/main.ts train --preset cpu --steps 2 --batch 4 --data-limit 64 --time-mean 0.4 --sample-every 0 --sample-steps 1 --grid-per-class 1 --out "$dir/kiln" >/dev/null
+"$PY" python/train_ddp.py --init "$dir/kiln/checkpoint.safetensors" --steps 2 --batch 4 --warmup 1 --data-limit 64 --out "$dir/from-kiln"
+# its time mean carries over (a flow model), and the checkpoint loads back in kiln
+"$PY" - "$dir/from-kiln/checkpoint.safetensors" <<'PY'
+import sys
+sys.path.insert(0, 'python')
+import kiln_torch as kt
+_, meta = kt.load_checkpoint(sys.argv[1], kt.DIFFUSION_CHECKPOINT_FORMAT)
+assert meta['train'].get('timeMean') == 0.4, meta['train']
+print('train_ddp.py --init kept --time-mean', meta['train']['timeMean'])
+PY
+npx tsx src/cli/main.ts sample --checkpoint "$dir/from-kiln/checkpoint.safetensors" --per-class 1 --steps 1 --out "$dir/from-kiln.png" >/dev/null
+test -s "$dir/from-kiln.png"
 echo "test:torch passed"

@@ -20,8 +20,18 @@ VAE_DEFAULTS = dict(channels=1, size=28, patch=2, widths=[16, 32], depth=1, late
 PATCH_DISCRIMINATOR_DEFAULTS = dict(channels=1, width=32, layers=2, norm='group', groups=8)
 
 
-def _config(defaults, config, name):
+# keys kiln stores in every config for features this mirror does not implement, with the one value it supports
+# (kiln's default): a config that has them at that value loads, without them in `model.config`
+KILN_ONLY = dict(guidanceInput=False, numClasses=0)
+
+
+def _config(defaults, config, name, kiln_only=()):
     config = dict(config or {})
+    for key in kiln_only:
+        if key in config:
+            if config[key] != KILN_ONLY[key]:
+                raise ValueError(f'{name}: {key}={config[key]!r} is not in this mirror (it supports only {KILN_ONLY[key]!r})')
+            del config[key]
     unknown = set(config) - set(defaults)
     if unknown:
         raise ValueError(f'{name}: unknown config keys {sorted(unknown)} (known: {sorted(defaults)})')
@@ -143,7 +153,7 @@ class UNet(nn.Module):
 
     def __init__(self, config=None, **kw):
         super().__init__()
-        c = self.config = _config(UNET_DEFAULTS, {**(config or {}), **kw}, 'UNet')
+        c = self.config = _config(UNET_DEFAULTS, {**(config or {}), **kw}, 'UNet', ('guidanceInput',))
         side = c['size'] / c['patch']
         if side != int(side) or int(side) % 2 ** (len(c['widths']) - 1):
             raise ValueError(f"UNet: image size {c['size']} with patch {c['patch']} must be divisible by 2^{len(c['widths']) - 1}")
@@ -268,7 +278,7 @@ class DiT(nn.Module):
 
     def __init__(self, config=None, **kw):
         super().__init__()
-        c = self.config = _config(DIT_DEFAULTS, {**(config or {}), **kw}, 'DiT')
+        c = self.config = _config(DIT_DEFAULTS, {**(config or {}), **kw}, 'DiT', ('guidanceInput',))
         side = c['size'] // c['patch']
         if side * c['patch'] != c['size']:
             raise ValueError(f"DiT: image size {c['size']} must be divisible by patch {c['patch']}")
@@ -462,7 +472,7 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, config=None, **kw):
         super().__init__()
-        c = self.config = _config(PATCH_DISCRIMINATOR_DEFAULTS, {**(config or {}), **kw}, 'PatchDiscriminator')
+        c = self.config = _config(PATCH_DISCRIMINATOR_DEFAULTS, {**(config or {}), **kw}, 'PatchDiscriminator', ('numClasses',))
         if c['norm'] not in ('group', 'none'):
             raise ValueError(f"PatchDiscriminator: norm must be 'group' or 'none', got {c['norm']!r}")
         bias = c['norm'] == 'none'
