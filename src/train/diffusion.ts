@@ -87,8 +87,8 @@ export class DiffusionTrainer extends LossTrainer<[x0: Tensor, labels: Tensor]> 
     return s;
   }
 
-  protected override restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void {
-    super.restore(meta, tensors, source);
+  protected override restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
+    super.restore(meta, tensors);
     this.ema.loadStateDict(tensors('ema.'));
   }
 }

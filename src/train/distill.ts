@@ -269,8 +269,8 @@ export class ConsistencyTrainer extends DistillTrainer<DataBatch> {
     return s;
   }
 
-  protected override restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void {
-    super.restore(meta, tensors, source);
+  protected override restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
+    super.restore(meta, tensors);
     if (this.target !== this.net) this.target.loadStateDict(tensors('target.'));
   }
 }

@@ -103,11 +103,11 @@ export class GANTrainer extends Trainer<number[]> {
     return { tensors, meta: { train: this.config, latentDim: this.latentDim, optimizerG: g.meta, optimizerD: d.meta } };
   }
 
-  protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void {
+  protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
     this.generator.loadStateDict(tensors('generator.'));
     this.discriminator.loadStateDict(tensors('discriminator.'));
-    restoreOptimizer(this.optG, meta.optimizerG as OptimizerMeta | undefined, tensors('optim_g.'), source);
-    restoreOptimizer(this.optD, meta.optimizerD as OptimizerMeta | undefined, tensors('optim_d.'), source);
+    restoreOptimizer(this.optG, meta.optimizerG as OptimizerMeta, tensors('optim_g.'));
+    restoreOptimizer(this.optD, meta.optimizerD as OptimizerMeta, tensors('optim_d.'));
     if (this.ema) this.ema.loadStateDict(tensors('ema.'));
   }
 }

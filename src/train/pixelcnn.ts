@@ -94,8 +94,8 @@ export class PixelCNNTrainer extends LossTrainer<[x: Tensor] | [x: Tensor, label
     return { tensors: s.tensors, meta: { ...s.meta, pixelcnn: this.model.config } };
   }
 
-  protected override restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void {
-    super.restore(meta, tensors, source);
+  protected override restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
+    super.restore(meta, tensors);
     if (!this.ema) return;
     const avg = tensors('ema.');
     // a checkpoint written without an average starts one from its weights

@@ -202,7 +202,9 @@ export abstract class Trainer<Row = number[]> {
     try {
       const meta = readCheckpointMeta(path, metadata, this.checkpoint.format);
       // a checkpoint that cannot be resumed leaves the trainer as it was
-      for (const key of this.optimizerKeys) if (!meta[key] || typeof meta[key] !== 'object') throw noOptimizerState(path);
+      for (const key of this.optimizerKeys) {
+        if (!meta[key] || typeof meta[key] !== 'object') throw new Error(`${path} holds no optimizer state, so its run cannot be resumed (checkpoints written outside kiln's trainers, such as python/kiln_torch's, keep none)`);
+      }
       for (const c of this.compiledSteps) c.reset();
       this.step = meta.step as number;
       this.restore(meta, (prefix) => withoutPrefix(tensors, prefix), path);
@@ -287,9 +289,9 @@ export abstract class LossTrainer<Batch extends (Tensor | null)[]> extends Train
     return { tensors, meta: { train: this.config, optimizer: o.meta } };
   }
 
-  protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void {
+  protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>): void {
     this.model.loadStateDict(tensors('model.'));
-    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta | undefined, tensors('optim.'), source);
+    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta, tensors('optim.'));
     this.sched.stepCount = this.step;
     restoreScaler(this.scaler, tensors('scaler.'), this.step);
   }
@@ -316,17 +318,8 @@ export function optimizerState(opt: Optimizer<{ lr: number }>): { tensors: Recor
   return { tensors, meta };
 }
 
-/** The error of a checkpoint without the optimizer state a resumed run needs. */
-function noOptimizerState(source: string): Error {
-  return new Error(`${source} holds no optimizer state, so its run cannot be resumed (checkpoints written outside kiln's trainers, such as python/kiln_torch's, keep none)`);
-}
-
-/**
- * Restores an optimizer from the parts `optimizerState` gave; `source` (the checkpoint) names a checkpoint without
- * them, such as one written outside kiln's trainers (python/train_ddp.py keeps no optimizer state).
- */
-export function restoreOptimizer(opt: Optimizer<{ lr: number }>, meta: OptimizerMeta | undefined, tensors: Record<string, Tensor>, source = 'the checkpoint'): void {
-  if (!meta || typeof meta !== 'object') throw noOptimizerState(source);
+/** Restores an optimizer from the parts `optimizerState` gave. */
+export function restoreOptimizer(opt: Optimizer<{ lr: number }>, meta: OptimizerMeta, tensors: Record<string, Tensor>): void {
   opt.loadStateDict({ step: meta.step, steps: meta.steps, groups: meta.groups as never, tensors });
 }
 

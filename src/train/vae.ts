@@ -129,12 +129,12 @@ export class VAETrainer extends Trainer<number[]> {
 
   protected restore(meta: Record<string, unknown>, tensors: (prefix: string) => Record<string, Tensor>, source: string): void {
     this.vae.loadStateDict(tensors('vae.'));
-    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta | undefined, tensors('optim.'), source);
+    restoreOptimizer(this.opt, meta.optimizer as OptimizerMeta, tensors('optim.'));
     const od = meta.optimizerDisc as OptimizerMeta | null;
     if (this.discriminator && this.optD) {
       if (!meta.discriminator) throw new Error(`${source} holds no discriminator, but this run trains one`);
       this.discriminator.loadStateDict(tensors('disc.'));
-      if (od) restoreOptimizer(this.optD, od, tensors('optim_disc.'), source);
+      if (od) restoreOptimizer(this.optD, od, tensors('optim_disc.'));
     }
     this.sched.stepCount = this.step;
     restoreScaler(this.scaler, tensors('scaler.'), this.step);

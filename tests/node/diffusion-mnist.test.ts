@@ -209,7 +209,6 @@ describe('checkpoints, sampling and the CLI', () => {
     const file = join(out, 'checkpoint.safetensors');
     const { tensors, metadata } = await k.loadWithMetadata(file);
     const meta = JSON.parse(metadata.kiln!) as { model: { config: Record<string, unknown> } };
-    expect(meta.model.config.guidanceInput).toBe(false);
     delete meta.model.config.guidanceInput;
     await k.save(tensors, file, { metadata: { ...metadata, kiln: JSON.stringify(meta) } });
     for (const t of Object.values(tensors)) t.dispose();
@@ -223,7 +222,6 @@ describe('checkpoints, sampling and the CLI', () => {
     await expect(trainCommand([...args(4), '--resume'])).rejects.toThrow(/--resume: .* holds model .*"guidanceInput":true.*pass the same --preset\/--model\)/);
     // a checkpoint without optimizer state (python/train_ddp.py keeps none) is refused, saying so
     const noOptimizer = JSON.parse(again.metadata.kiln!) as { optimizer?: unknown };
-    expect(noOptimizer.optimizer).toBeDefined();
     delete noOptimizer.optimizer;
     await k.save(again.tensors, file, { metadata: { ...again.metadata, kiln: JSON.stringify(noOptimizer) } });
     for (const t of Object.values(again.tensors)) t.dispose();
