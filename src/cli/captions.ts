@@ -38,13 +38,23 @@ export function captionTokenizer(): k.data.WordTokenizer {
   return k.data.WordTokenizer.fromCaptions(k.data.trainCaptions().map(k.data.captionText), longest + 1);
 }
 
+/**
+ * The pooled word vectors' scale of `kiln train --captions` (the cpu preset, seeds 0 and 1, `kiln eval`):
+ * zero-initialized vectors scaled by 8 drew the prompt's digit in 89.2% and 87.3% of held-out prompts' samples,
+ * against 84.2% and 76.4% with N(0, 1) vectors, and 58.0% and 63.0% with zero-initialized unscaled ones,
+ * which learned the digits too slowly.
+ */
+export const WORD_SCALE = 8;
+
 /** The text part of a denoiser's config for `kind` under a preset (UNet: also its levels; both: no classes). */
 export function textModelConfig(kind: 'unet' | 'dit', preset: PresetName, tokenizer: k.data.WordTokenizer, levels: number): Record<string, unknown> {
   const p = TEXT_PRESETS[preset];
   const encoder = { vocabSize: tokenizer.vocabSize, length: tokenizer.length, ...p.encoder };
-  // the pooled bag of words carries the digit to every block from the first steps (see TextConditioning.pooled)
-  if (kind === 'dit') return { numClasses: 0, text: { encoder, pooled: 'words' } };
-  return { numClasses: 0, text: { encoder, pooled: 'words', levels: p.levels.filter((l) => l < levels), mid: p.mid } };
+  // the pooled bag of words carries the digit to every block from the first steps (see TextConditioning.pooled);
+  // its vectors start at zero, scaled by WORD_SCALE (see TextConditioning.wordScale)
+  const pooled = { pooled: 'words', wordScale: WORD_SCALE };
+  if (kind === 'dit') return { numClasses: 0, text: { encoder, ...pooled } };
+  return { numClasses: 0, text: { encoder, ...pooled, levels: p.levels.filter((l) => l < levels), mid: p.mid } };
 }
 
 /**

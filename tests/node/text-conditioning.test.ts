@@ -324,6 +324,32 @@ describe('text-conditioned denoisers', () => {
     expect(Math.max(...Array.from(await model.forward(x, t, ids).data(), (v, i) => Math.abs(v - before[i]!)))).toBeGreaterThan(1e-3);
     expect(() => new k.nn.DiT({ numClasses: 0, text: { encoder, pooled: 'mean' as never } })).toThrow(/DiT: text.pooled must be true, false or 'words', got "mean"/);
   });
+
+  it("with wordScale, pooled 'words' starts at zero for every caption and is wordScale times the sum (float64)", async () => {
+    const tok = tokenizer();
+    const encoder = { vocabSize: tok.vocabSize, length: tok.length, dim: 12, depth: 1, heads: 2, mlpRatio: 2 };
+    const config = { channels: 1, size: 8, patch: 2, dim: 16, depth: 1, heads: 2, mlpRatio: 2, numClasses: 0 };
+    const ids = tok.encode(['a small bold seven', 'the number 3', '']);
+    const pooledOf = (m: k.nn.DiT) => k.nn.encodeText('DiT', m.text_encoder!, m.text_pool, ids, m.config.text!.wordScale).pooled!.data();
+    // a new model's words say nothing yet: every caption, the empty one included, pools to exactly zero…
+    const scaled = new k.nn.DiT({ ...config, text: { encoder, pooled: 'words', wordScale: 3 } });
+    expect(Array.from(await pooledOf(scaled)).every((v) => v === 0)).toBe(true);
+    // …where N(0, 1) vectors (no wordScale, as checkpoints saved before it) give each caption a random offset
+    const unscaled = new k.nn.DiT({ ...config, text: { encoder, pooled: 'words' } });
+    const offsets = Array.from(await pooledOf(unscaled));
+    expect(Math.sqrt(offsets.reduce((a, v) => a + v * v, 0) / offsets.length)).toBeGreaterThan(0.5);
+    // trained (here: randomized) vectors are summed and scaled
+    randomize(scaled, 620);
+    const [E, got, idv] = await Promise.all([scaled.text_pool!.weight.data(), pooledOf(scaled), ids.data()]);
+    const want: number[] = [];
+    for (let n = 0; n < 3; n++) {
+      const row = Array.from(idv.subarray(n * tok.length, (n + 1) * tok.length)).filter((id) => id !== k.nn.TEXT_PAD_ID);
+      for (let o = 0; o < 16; o++) want.push(3 * row.reduce((s, id) => s + E[id * 16 + o]!, 0));
+    }
+    close(got, want, 1e-5, 1e-5);
+    expect(() => new k.nn.DiT({ ...config, text: { encoder, wordScale: 3 } })).toThrow(/DiT: text.wordScale must be a positive number and needs pooled 'words', got wordScale 3 with pooled true/);
+    expect(() => new k.nn.UNet({ numClasses: 0, text: { encoder, pooled: 'words', wordScale: 0, levels: [] } })).toThrow(/UNet: text.wordScale must be a positive number and needs pooled 'words', got wordScale 0 with pooled "words"/);
+  });
 });
 
 describe('training and sampling from captions (smoke)', () => {

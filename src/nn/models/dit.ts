@@ -155,7 +155,7 @@ export class DiT extends Module {
     const c = this.config;
     checkDenoiserInputs('DiT', c, x, t, labels, w);
     const N = x.shape[0]!, side = c.size / c.patch, T = side * side;
-    const text = this.text_encoder ? encodeText('DiT', this.text_encoder, this.text_pool, labels!) : null;
+    const text = this.text_encoder ? encodeText('DiT', this.text_encoder, this.text_pool, labels!, this.config.text!.wordScale) : null;
     const cond = conditionVector(this.time_embed, this.class_embed, t, text ? null : labels, 256, this.guidance_embed && w ? { mlp: this.guidance_embed, w } : null, text?.pooled);
     // [N, C·p², side, side] → tokens [N, T, C·p²]
     const patches = pixelUnshuffle(x, c.patch).reshape([N, -1, T]).transpose(1, 2);

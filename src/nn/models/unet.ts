@@ -201,7 +201,7 @@ export class UNet extends Module {
 
   /** The conditioning vector, and for a text model the text tokens and their padding mask (labels = token ids). */
   private condition(t: Tensor, labels?: Tensor | null, w?: Tensor | null): { emb: Tensor; text: { context: Tensor; mask: Tensor } | null } {
-    const text = this.text_encoder ? encodeText('UNet', this.text_encoder, this.text_pool, labels!) : null;
+    const text = this.text_encoder ? encodeText('UNet', this.text_encoder, this.text_pool, labels!, this.config.text!.wordScale) : null;
     const emb = conditionVector(this.time_embed, this.class_embed, t, text ? null : labels, this.config.widths[0]!, this.guidance_embed && w ? { mlp: this.guidance_embed, w } : null, text?.pooled);
     return { emb, text };
   }
