@@ -69,6 +69,16 @@ function trainPresets(a: Args): Record<PresetName, Preset> {
   return a.has('latent') ? LATENT_PRESETS : a.flag('captions') ? CAPTION_PRESETS : PRESETS;
 }
 
+/** The keys (dotted paths) where two JSON values differ, each with both values: 'text.wordScale (stored none, now 8)'. */
+function differences(stored: unknown, now: unknown, path = ''): string[] {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObject(stored) && isObject(now)) {
+    return [...new Set([...Object.keys(stored), ...Object.keys(now)])].flatMap((key) => differences(stored[key], now[key], path ? `${path}.${key}` : key));
+  }
+  const show = (v: unknown) => (v === undefined ? 'none' : JSON.stringify(v));
+  return JSON.stringify(stored) === JSON.stringify(now) ? [] : [`${path || 'the model'} (stored ${show(stored)}, now ${show(now)})`];
+}
+
 /** `path` if a checkpoint file is there, else an error that says how to make one. */
 function existingCheckpoint(path: string): string {
   if (!existsSync(path)) throw new Error(`checkpoint ${path} does not exist (train one with kiln train --out <dir>)`);
@@ -286,7 +296,7 @@ export async function trainCommand(argv: string[]): Promise<void> {
     // a stored config may leave keys at their defaults out (python/train_ddp.py's, or one written before the key existed)
     const stored = meta.model as { kind: string; config: Record<string, unknown> } | undefined;
     const storedSpec = stored && { kind: stored.kind, config: { ...(stored.kind === 'dit' ? k.nn.DIT_DEFAULTS : k.nn.UNET_DEFAULTS), ...stored.config } };
-    if (JSON.stringify(storedSpec) !== JSON.stringify(spec)) throw new Error(`--resume: ${ckpt} holds model ${JSON.stringify(storedSpec ?? null)}, not ${JSON.stringify(spec)} (pass the same --preset/--model${tokenizer ? '/--captions' : ''})`);
+    if (JSON.stringify(storedSpec) !== JSON.stringify(spec)) throw new Error(`--resume: ${ckpt} holds model ${JSON.stringify(storedSpec ?? null)}, not ${JSON.stringify(spec)}; they differ in ${differences(storedSpec ?? {}, spec).join(', ')} (pass the same --preset/--model${tokenizer ? '/--captions' : ''})`);
     if (JSON.stringify(meta.tokenizer ?? null) !== JSON.stringify(tokenizer?.toSpec() ?? null)) throw new Error(`--resume: ${ckpt} was trained with tokenizer ${JSON.stringify(meta.tokenizer ?? null)}, not ${JSON.stringify(tokenizer?.toSpec() ?? null)}`);
     const hadMean = (meta.train as TrainConfig | undefined)?.timeMean ?? 0;
     if (hadMean !== (train.timeMean ?? 0)) throw new Error(`--resume: ${ckpt} was trained with --time-mean ${hadMean}, not ${train.timeMean ?? 0} (pass the same --time-mean)`);

@@ -330,7 +330,7 @@ describe('text-conditioned denoisers', () => {
     const encoder = { vocabSize: tok.vocabSize, length: tok.length, dim: 12, depth: 1, heads: 2, mlpRatio: 2 };
     const config = { channels: 1, size: 8, patch: 2, dim: 16, depth: 1, heads: 2, mlpRatio: 2, numClasses: 0 };
     const ids = tok.encode(['a small bold seven', 'the number 3', '']);
-    const pooledOf = (m: k.nn.DiT) => k.nn.encodeText('DiT', m.text_encoder!, m.text_pool, ids, m.config.text!.wordScale).pooled!.data();
+    const pooledOf = (m: k.nn.DiT) => k.nn.encodeText('DiT', m.text_encoder!, m.text_pool, ids).pooled!.data();
     // a new model's words say nothing yet: every caption, the empty one included, pools to exactly zero…
     const scaled = new k.nn.DiT({ ...config, text: { encoder, pooled: 'words', wordScale: 3 } });
     expect(Array.from(await pooledOf(scaled)).every((v) => v === 0)).toBe(true);
@@ -347,6 +347,18 @@ describe('text-conditioned denoisers', () => {
       for (let o = 0; o < 16; o++) want.push(3 * row.reduce((s, id) => s + E[id * 16 + o]!, 0));
     }
     close(got, want, 1e-5, 1e-5);
+    // the backbone applies it: a UNet with wordScale 3 computes what one without computes from 3× its word vectors
+    const unetConfig = { channels: 1, size: 8, widths: [8, 16], depth: 1, attention: [], midAttention: false, heads: 2, numClasses: 0, patch: 1, groups: 4 };
+    const unetText = { encoder, pooled: 'words' as const, levels: [1], mid: true };
+    const withScale = new k.nn.UNet({ ...unetConfig, text: { ...unetText, wordScale: 3 } });
+    randomize(withScale, 630);
+    const plain = new k.nn.UNet({ ...unetConfig, text: unetText });
+    const sd = withScale.stateDict();
+    expect(plain.loadStateDict({ ...sd, 'text_pool.weight': sd['text_pool.weight']!.mul(3) })).toEqual({ missing: [], unexpected: [] });
+    const x = k.tensor(f32(values(3 * 64, 640, -1, 1)), { shape: [3, 1, 8, 8] }), t = k.tensor([0.2, 0.5, 0.8]);
+    const [scaledOut, plainOut, wordsOnly] = await Promise.all([withScale.forward(x, t, ids).data(), plain.forward(x, t, ids).data(), k.nn.encodeText('UNet', withScale.text_encoder!, withScale.text_pool, ids).pooled!.abs().max().item()]);
+    expect(wordsOnly).toBeGreaterThan(0.1);
+    close(scaledOut, plainOut, 1e-5, 1e-4);
     expect(() => new k.nn.DiT({ ...config, text: { encoder, wordScale: 3 } })).toThrow(/DiT: text.wordScale must be a positive number and needs pooled 'words', got wordScale 3 with pooled true/);
     expect(() => new k.nn.UNet({ numClasses: 0, text: { encoder, pooled: 'words', wordScale: 0, levels: [] } })).toThrow(/UNet: text.wordScale must be a positive number and needs pooled 'words', got wordScale 0 with pooled "words"/);
   });

@@ -16,7 +16,7 @@ import { pixelShuffle, pixelUnshuffle } from '../conv.js';
 import { tensor, type Tensor } from '../../tensor/index.js';
 import { checkDenoiserInputs, conditionVector, guidanceEmbedding, zeroInit } from './conditioning.js';
 import { normal_ } from '../init.js';
-import { CrossAttention, encodeText, TextEncoder, textPool, type TextConditioning } from './text.js';
+import { CrossAttention, encodeText, TextEncoder, textPool, WordPool, type TextConditioning } from './text.js';
 
 /** Sizes of a DiT. */
 export interface DiTConfig {
@@ -117,7 +117,7 @@ export class DiT extends Module {
   /** The text encoder (`text`), else null. */
   text_encoder: TextEncoder | null = null;
   /** The pooled text (`text.pooled`): a projection of the mean encoder token, or word vectors (`'words'`); else null. */
-  text_pool: Linear | Embedding | null = null;
+  text_pool: Linear | WordPool | null = null;
   constructor(config: Partial<DiTConfig> = {}) {
     super();
     const c = (this.config = { ...DIT_DEFAULTS, ...config });
@@ -155,7 +155,7 @@ export class DiT extends Module {
     const c = this.config;
     checkDenoiserInputs('DiT', c, x, t, labels, w);
     const N = x.shape[0]!, side = c.size / c.patch, T = side * side;
-    const text = this.text_encoder ? encodeText('DiT', this.text_encoder, this.text_pool, labels!, this.config.text!.wordScale) : null;
+    const text = this.text_encoder ? encodeText('DiT', this.text_encoder, this.text_pool, labels!) : null;
     const cond = conditionVector(this.time_embed, this.class_embed, t, text ? null : labels, 256, this.guidance_embed && w ? { mlp: this.guidance_embed, w } : null, text?.pooled);
     // [N, C·p², side, side] → tokens [N, T, C·p²]
     const patches = pixelUnshuffle(x, c.patch).reshape([N, -1, T]).transpose(1, 2);

@@ -19,7 +19,7 @@ export {
 export { samplePixelCNN, type PixelCNNSampleOptions } from './pixelcnn-sample.js';
 export {
   TextEncoder, TextEncoderBlock, CrossAttention, CrossTransformerBlock, SpatialTransformer, TEXT_ENCODER_DEFAULTS, TEXT_PAD_ID, TEXT_BOS_ID, unconditionalTokens,
-  tokenMask, maskedMean, maskedSum, encodeText, type TextEncoderConfig, type TextConditioning,
+  tokenMask, maskedMean, maskedSum, encodeText, WordPool, type TextEncoderConfig, type TextConditioning,
 } from './text.js';
 export {
   StyleGenerator, MappingNetwork, StyleLayer, NoiseInjection, STYLE_GENERATOR_DEFAULTS, STYLEGAN_META_KEY, loadStyleGenerator,

@@ -217,9 +217,8 @@ export interface TextConditioning {
    * Add pooled text to the t embedding: true (default) adds a projection of the mean of the encoder's output
    * tokens (SDXL's pooled text); 'words' adds the sum of a vector per token of the caption (<bos> included, so
    * the empty caption has a learned vector of its own), a bag of words at the time embedding's width (see
-   * `wordScale` for its start), which carries the words to every block at full strength from the first
-   * steps — the encoder's shared, small-initialized weights learn rarer distinctions, such as ten digits in
-   * twenty spellings, slowly. A sum, not a mean: a word adds the same vector whatever else the caption says, so
+   * `wordScale` for its start), which carries the words straight to every block — the encoder's shared,
+   * small-initialized weights learn rarer distinctions, such as ten digits in twenty spellings, slowly. A sum, not a mean: a word adds the same vector whatever else the caption says, so
    * "small thin zero" is small + thin + zero, each seen in training with the others left out; under a mean the
    * digit's share would shrink with every attribute and filler word. false adds none.
    */
@@ -245,23 +244,35 @@ export function pooledSource(model: string, text: TextConditioning): 'encoder' |
 }
 
 /**
- * What a text-conditioned backbone computes from token ids once per forward: tokens, mask, and the pooled text
- * — a projection (`Linear`) of the mean encoder token, or the sum of the word vectors of an `Embedding` (pooled 'words'),
- * times `wordScale` if given.
+ * The pooled words of a text model (`TextConditioning.pooled` 'words'): a vector per token id, and `pool`, the
+ * sum of a caption's vectors times `scale`. With a scale (`wordScale`) the vectors start at zero; without it,
+ * at N(0, 1), unscaled (checkpoints saved before `wordScale`).
  */
-export function encodeText(model: string, encoder: TextEncoder, pool: Linear | Embedding | null, ids: Tensor, wordScale?: number): { context: Tensor; mask: Tensor; pooled: Tensor | null } {
+export class WordPool extends Embedding {
+  constructor(numEmbeddings: number, embeddingDim: number, readonly scale?: number) {
+    super(numEmbeddings, embeddingDim);
+    if (scale !== undefined) noGrad(() => zeros_(this.weight));
+  }
+  /** ids [N, L] i32, mask [N, L] bool → the scaled sum of the vectors of the real tokens [N, dim]. */
+  pool(ids: Tensor, mask: Tensor): Tensor {
+    const sum = maskedSum(this.forward(ids), mask);
+    return this.scale === undefined ? sum : sum.mul(this.scale);
+  }
+}
+
+/**
+ * What a text-conditioned backbone computes from token ids once per forward: tokens, mask, and the pooled text
+ * — a projection (`Linear`) of the mean encoder token, or the pooled words (`WordPool`).
+ */
+export function encodeText(model: string, encoder: TextEncoder, pool: Linear | WordPool | null, ids: Tensor): { context: Tensor; mask: Tensor; pooled: Tensor | null } {
   const mask = tokenMask(model, ids, encoder.config.length);
   const context = encoder.forward(ids, mask);
-  const words = (sum: Tensor) => (wordScale === undefined ? sum : sum.mul(wordScale));
-  const pooled = pool instanceof Embedding ? words(maskedSum(pool.forward(ids), mask)) : pool ? pool.forward(maskedMean(context, mask)) : null;
+  const pooled = pool instanceof WordPool ? pool.pool(ids, mask) : pool ? pool.forward(maskedMean(context, mask)) : null;
   return { context, mask, pooled };
 }
 
 /** The module of a backbone's pooled text (`TextConditioning.pooled`) for a time embedding of width `emb`, or null. */
-export function textPool(model: string, text: TextConditioning, emb: number): Linear | Embedding | null {
+export function textPool(model: string, text: TextConditioning, emb: number): Linear | WordPool | null {
   const from = pooledSource(model, text);
-  if (from !== 'words') return from ? new Linear(text.encoder.dim, emb) : null;
-  const words = new Embedding(text.encoder.vocabSize, emb);
-  if (text.wordScale !== undefined) noGrad(() => zeros_(words.weight));
-  return words;
+  return from === 'words' ? new WordPool(text.encoder.vocabSize, emb, text.wordScale) : from ? new Linear(text.encoder.dim, emb) : null;
 }

@@ -14,7 +14,7 @@ import { Conv2d, GroupNorm, MultiheadAttention } from '../norm-attention.js';
 import { interpolate, pixelShuffle, pixelUnshuffle } from '../conv.js';
 import { cat, type Tensor } from '../../tensor/index.js';
 import { checkDenoiserInputs, conditionVector, guidanceEmbedding, zeroInit } from './conditioning.js';
-import { encodeText, SpatialTransformer, TextEncoder, textPool, type TextConditioning } from './text.js';
+import { encodeText, SpatialTransformer, TextEncoder, textPool, WordPool, type TextConditioning } from './text.js';
 
 /** Text conditioning of a UNet: the encoder, and where its transformer blocks go. */
 export interface UNetTextConfig extends TextConditioning {
@@ -125,7 +125,7 @@ export class UNet extends Module {
   /** The text encoder (`text`), else null. */
   text_encoder: TextEncoder | null = null;
   /** The pooled text (`text.pooled`): a projection of the mean encoder token, or word vectors (`'words'`); else null. */
-  text_pool: Linear | Embedding | null = null;
+  text_pool: Linear | WordPool | null = null;
   /**
    * Gradient checkpointing per residual and attention block while training (diffusers'
    * enable_gradient_checkpointing): less memory for activations, one more forward pass of each block.
@@ -201,7 +201,7 @@ export class UNet extends Module {
 
   /** The conditioning vector, and for a text model the text tokens and their padding mask (labels = token ids). */
   private condition(t: Tensor, labels?: Tensor | null, w?: Tensor | null): { emb: Tensor; text: { context: Tensor; mask: Tensor } | null } {
-    const text = this.text_encoder ? encodeText('UNet', this.text_encoder, this.text_pool, labels!, this.config.text!.wordScale) : null;
+    const text = this.text_encoder ? encodeText('UNet', this.text_encoder, this.text_pool, labels!) : null;
     const emb = conditionVector(this.time_embed, this.class_embed, t, text ? null : labels, this.config.widths[0]!, this.guidance_embed && w ? { mlp: this.guidance_embed, w } : null, text?.pooled);
     return { emb, text };
   }
