@@ -170,6 +170,7 @@ const NOT_COVERED: Record<string, string> = {
   'nn.Module': 'base class', 'nn.Layer': 'base class', 'nn.ModuleList': 'a container without a forward',
   'nn.MaskedConv2d': 'Conv2d (compared) of its weight times a fixed 0/1 mask; its causality is checked by autograd in pixelcnn.test.ts',
   'nn.CrossAttention': 'MultiheadAttention with kdim/vdim and keyMask (compared) applied to a feature map as tokens; checked against float64 and by gradcheck in text-conditioning.test.ts',
+  'nn.WordPool': "Embedding (compared) summed over a caption's real tokens and scaled; checked against float64 in text-conditioning.test.ts",
   'nn.NoiseInjection': 'random (its noise comes from kiln\'s generator): x + weight·noise, checked in stylegan.test.ts (deterministic at zero scale, given noise maps)',
 };
 /** kiln's ready-made networks, built from the layers compared here. */
