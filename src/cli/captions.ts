@@ -41,8 +41,8 @@ export function captionTokenizer(): k.data.WordTokenizer {
 /**
  * The pooled word vectors' scale of `kiln train --captions` (the cpu preset, seeds 0 and 1, `kiln eval`):
  * zero-initialized vectors scaled by 8 drew the prompt's digit in 89.2% and 87.3% of held-out prompts' samples,
- * against 84.2% and 76.4% with N(0, 1) vectors, and 58.0% and 63.0% with zero-initialized unscaled ones,
- * which learned the digits too slowly.
+ * against 84.2% and 76.4% with N(0, 1) vectors, and 58.0% and 63.0% with zero-initialized unscaled ones (a
+ * development trial), which learned the digits too slowly.
  */
 export const WORD_SCALE = 8;
 

@@ -218,8 +218,9 @@ export interface TextConditioning {
    * tokens (SDXL's pooled text); 'words' adds the sum of a vector per token of the caption (<bos> included, so
    * the empty caption has a learned vector of its own), a bag of words at the time embedding's width (see
    * `wordScale` for its start), which carries the words straight to every block — the encoder's shared,
-   * small-initialized weights learn rarer distinctions, such as ten digits in twenty spellings, slowly. A sum, not a mean: a word adds the same vector whatever else the caption says, so
-   * "small thin zero" is small + thin + zero, each seen in training with the others left out; under a mean the
+   * small-initialized weights learn rarer distinctions, such as ten digits in twenty spellings, slowly. A
+   * sum, not a mean: a word adds the same vector whatever else the caption says, so "small thin zero" is
+   * small + thin + zero, each seen in training with the others left out; under a mean the
    * digit's share would shrink with every attribute and filler word. false adds none.
    */
   pooled?: boolean | 'words';
