@@ -69,7 +69,7 @@ function trainPresets(a: Args): Record<PresetName, Preset> {
   return a.has('latent') ? LATENT_PRESETS : a.flag('captions') ? CAPTION_PRESETS : PRESETS;
 }
 
-/** The keys (dotted paths) where two JSON values differ, each with both values: 'text.wordScale (stored none, now 8)'. */
+/** The keys (dotted paths) where two JSON values differ, each with both values: 'text.wordScale (stored 8, now 16)'. */
 function differences(stored: unknown, now: unknown, path = ''): string[] {
   const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (isObject(stored) && isObject(now)) {
