@@ -60,6 +60,13 @@ const RECOMPUTE_MAX = 8;
 const EXPAND_RECOMPUTE_MAX = 4;
 /** Deepest chain of ops fused into one kernel before an intermediate is stored. */
 const MAX_FUSED_DEPTH = 48;
+/**
+ * Largest work one kernel may repeat by evaluating a fused node at several positions (reading it through
+ * several views): (positions − 1) × cost. Above it the node is stored and read at each position instead.
+ */
+const REPEAT_MAX = 64;
+/** Fewest positions at which a fused node is stored for that reason (two stay fused: a node and its neighbour). */
+const REPEAT_POSITIONS = 3;
 
 const isCore = (n: LazyNode) => n.kind === 'reduce' || n.kind === 'matmul';
 /** Ops that compute (as opposed to views and leaves): the ones a store can cut after. */
@@ -144,8 +151,61 @@ export class Scheduler {
     // the depth bound makes new stored roots, whose kernels may share fused work in turn: decide again
     for (let round = 0; round < 8; round++) {
       this.storeShared(nodes);
-      if (!this.boundDepth()) break;
+      const repeated = this.storeRepeated(nodes);
+      if (!this.boundDepth() && !repeated) break;
     }
+  }
+
+  /**
+   * Stores the costly nodes that one kernel would evaluate at many positions: a node read through several
+   * views (the shifted windows that a strided convolution's input gradient sums, k·k of them; nested in a
+   * second-order gradient, k⁴) is lowered once per position, so fused it repeats its whole subtree in the
+   * kernel's code and work. Positions are counted per kernel: a view multiplies them (each position of the
+   * view is a new one of its source), an op at its own index shares its consumers'. Returns whether any was.
+   */
+  private storeRepeated(nodes: Set<LazyNode>): boolean {
+    const before = this.materialize.size;
+    // the work of one evaluation of n's fused subtree (each node once), counted up to `cap`
+    const workOf = (n: LazyNode, cap: number): number => {
+      const seen = new Set<LazyNode>();
+      const stack = [n];
+      let work = 0;
+      while (stack.length && work <= cap) {
+        const m = stack.pop()!;
+        if (seen.has(m)) continue;
+        seen.add(m);
+        work += m.def.cost;
+        if (m.kind !== 'leaf') for (const s of m.src) if (!s.realized && !this.materialize.has(s)) stack.push(s);
+      }
+      return work;
+    };
+    for (const root of [...this.materialize]) {
+      if (!nodes.has(root) || root.realized) continue;
+      // the nodes the kernel of root fuses, newest first: every consumer of a node comes before it
+      const region = new Set<LazyNode>([root]);
+      const stack = [root];
+      while (stack.length) {
+        const n = stack.pop()!;
+        for (const s of n.src) if (!s.realized && !this.materialize.has(s) && !region.has(s)) {
+          region.add(s);
+          stack.push(s);
+        }
+      }
+      const moved = new Map<LazyNode, number>(), same = new Map<LazyNode, number>();
+      for (const n of [...region].sort((a, b) => b.id - a.id)) {
+        const at = n === root ? 1 : (moved.get(n) ?? 0) + (same.get(n) ?? 0);
+        if (n !== root && at >= REPEAT_POSITIONS && recomputable(n) && (at - 1) * workOf(n, REPEAT_MAX) > REPEAT_MAX) {
+          this.materialize.add(n);
+          continue;
+        }
+        n.src.forEach((s, i) => {
+          if (!region.has(s) || this.materialize.has(s)) return;
+          if (sameIndex(n, i)) same.set(s, Math.max(same.get(s) ?? 0, at));
+          else moved.set(s, (moved.get(s) ?? 0) + at);
+        });
+      }
+    }
+    return this.materialize.size > before;
   }
 
   /** Stores the costly nodes that kernels of two stored roots would both compute, or that are broadcast. */

@@ -259,6 +259,32 @@ describe('fusion', () => {
     x.dispose();
   });
 
+  it('stores a costly node that one kernel would read through many views, rather than repeat it at each', async () => {
+    // y = sin(exp(x)·2 + 1) placed at 4 shifts along W, summed, and that sum placed at 4 shifts along H,
+    // summed (as the gradient of a 4×4 convolution's windows does): fused, the kernel would evaluate y at
+    // all 16 positions, exp and sin 16 times (in a second-order gradient of a strided convolution, 256
+    // positions in one kernel of ~100 KB of WGSL)
+    const [N, C, H, W] = [2, 3, 6, 5];
+    const x0 = Array.from({ length: N * C * H * W }, lcg(11)).map((v) => 2 * v - 1);
+    const x = k.tensor(x0, { shape: [N, C, H, W] });
+    await k.realize(x);
+    const shifts = (t: k.Tensor, axis: number) => [0, 1, 2, 3].map((j) => t.pad(t.shape.map((_, a) => (a === axis ? [j, 3 - j] : [0, 0]) as [number, number]))).reduce((a, b) => a.add(b));
+    const f = (x: k.Tensor) => shifts(shifts(x.exp().mul(2).add(1).sin(), 3), 2);
+    const codes = k.scope(() => new Scheduler([f(x).node]).planned.flatMap((p) => render(p.kernel, kernelConfig()).map((q) => q.code)));
+    const count = (re: RegExp) => codes.reduce((a, c) => a + (c.match(re)?.length ?? 0), 0);
+    expect(count(/\bexp\(/g)).toBe(1);
+    expect(count(/\bsin\(/g)).toBe(1);
+    // two positions stay fused: y read beside its neighbour is computed twice in one kernel
+    const two = k.scope(() => new Scheduler([k.scope(() => { const y = x.exp().mul(2).add(1).sin(); return y.narrow(3, 0, W - 1).add(y.narrow(3, 1, W - 1)); }).node]).planned);
+    expect(two).toHaveLength(1);
+    const gpu = await k.scope(() => f(x).data());
+    const cpu = await k.withDevice('cpu', () => k.scope(() => f(k.tensor(x0, { shape: [N, C, H, W] })).data()));
+    expect(gpu.length).toBe(N * C * (H + 3) * (W + 3));
+    close(Array.from(gpu), Array.from(cpu), 1e-5, 1e-5);
+    expect(Math.max(...Array.from(cpu, Math.abs))).toBeGreaterThan(1);
+    x.dispose();
+  });
+
   it('gives the same numbers with fusion off', async () => {
     k.manualSeed(7);
     const x = k.randn([33, 17]);
