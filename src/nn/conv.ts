@@ -3,7 +3,8 @@
  * The input windows are an `unfold` view of the padded input, which the matmul kernel reads in place
  * (implicit GEMM: no im2col buffer); one matmul per group covers the whole batch, so the weight
  * gradient is a single matmul too. The input gradient of a stride-1 convolution is a convolution of the
- * upstream gradient (implicit GEMM again, no gradient of the windows); a strided one's goes through the
+ * upstream gradient (implicit GEMM again, no gradient of the windows), and a strided one's (dilation 1) is
+ * one such convolution per phase of the input positions; a strided and dilated one's goes through the
  * windows' gradient, in batch chunks when it is large. Second-order gradients, convTranspose2d and every
  * pooling op differentiate the composites of primitives, twice if needed.
  */
@@ -102,8 +103,10 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   // stride 1: the input gradient is itself a convolution (implicit GEMM on the upstream gradient), so the
   // gradient of the windows, Cg·kh·kw values per output position, is never formed
   if (s[0] === 1 && s[1] === 1) return withInputGradient(core, x, weight, bias ?? null, (_x, w, gy) => stride1InputGradient(gy, w, pads, d, g));
+  // strided, dilation 1: per phase of the input positions, a stride-1 convolution of the upstream gradient
+  if (d[0] === 1 && d[1] === 1) return withInputGradient(core, x, weight, bias ?? null, (xl, w, gy) => stridedInputGradient(gy, w, xl.shape, s, pads, g));
   const [Ho, Wo] = [0, 1].map((a) => outSize(op, x.shape[2 + a]!, [kh, kw][a]!, s[a]!, pads[a]![0], pads[a]![1], d[a]!)) as [number, number];
-  // strided: the input gradient goes through the gradient of every window, in batch chunks when it is large
+  // strided and dilated: the input gradient goes through the gradient of every window, in batch chunks when it is large
   const colBytes = C * kh * kw * N * Ho * Wo * ((autocastDtype() ?? x.dtype) === 'f16' ? 2 : 4);
   if (N < 2 || colBytes <= CONV_COLUMN_BYTES) return core(x, weight, bias);
   const size = Math.ceil(N / Math.min(N, Math.ceil(colBytes / CONV_COLUMN_BYTES)));
@@ -133,6 +136,33 @@ function stride1InputGradient(gy: Tensor, w: Tensor, pads: [[number, number], [n
 }
 
 /**
+ * The input gradient [N, C, H, W] of a strided convolution with dilation 1 and weight w [O, C/g, kh, kw], with
+ * no gradient of the windows: a padded input position P = q·s + φ receives only the taps φ, φ + s, φ + 2s, …
+ * So per phase pair (φh, φw) it is a stride-1 transposed convolution of the upstream gradient gy [N, O, Ho, Wo]
+ * with the sub-kernel w[:, :, φh::s, φw::s] (zero taps pad each to the same size). The s·s results, each the
+ * size of gy plus the sub-kernel less one, interleave into the padded input, which is cropped to [H, W].
+ */
+function stridedInputGradient(gy: Tensor, w: Tensor, xShape: readonly number[], s: [number, number], pads: [[number, number], [number, number]], g: number): Tensor {
+  const [O, Cg, kh, kw] = w.shape as [number, number, number, number];
+  const [N, , H, W] = xShape as [number, number, number, number];
+  const [Ho, Wo] = [gy.shape[2]!, gy.shape[3]!];
+  const T = [Math.ceil(kh / s[0]), Math.ceil(kw / s[1])] as [number, number];
+  const phases = w.pad([[0, 0], [0, 0], [0, T[0] * s[0] - kh], [0, T[1] * s[1] - kw]]).reshape([O, Cg, T[0], s[0], T[1], s[1]]);
+  const rows: Tensor[] = [];
+  for (let ph = 0; ph < s[0]; ph++) {
+    const row: Tensor[] = [];
+    for (let pw = 0; pw < s[1]; pw++) {
+      const sub = phases.narrow(3, ph, 1).narrow(5, pw, 1).reshape([O, Cg, T[0], T[1]]);
+      row.push(transposedConv(gy, sub, null, [[T[0] - 1, T[0] - 1], [T[1] - 1, T[1] - 1]], [1, 1], g));
+    }
+    rows.push(stack(row, 4));
+  }
+  const [Q0, Q1] = [Ho + T[0] - 1, Wo + T[1] - 1];
+  const padded = stack(rows, 3).reshape([N, Cg * g, Q0 * s[0], Q1 * s[1]]);
+  return padded.pad([[0, 0], [0, 0], [-pads[0][0], H + pads[0][0] - Q0 * s[0]], [-pads[1][0], W + pads[1][0] - Q1 * s[1]]]);
+}
+
+/**
  * The convolution of x [N, Cin, H, W] padded by `pads` (negative amounts crop) with weight [Cin, Cout/g, kh, kw]
  * transposed per group and flipped in space: what a transposed convolution computes on its (zero-dilated) input.
  */
@@ -143,10 +173,11 @@ function transposedConv(x: Tensor, weight: Tensor, bias: Tensor | null | undefin
 }
 
 /**
- * Above this many bytes (default 8 MiB) the gradient of a strided convolution's windows is computed for a
- * part of the batch at a time (each part folded into its input gradient before the next), so a backward
- * pass never holds it whole. Smaller parts save memory and cost kernels; `Infinity` turns it off.
- * Stride-1 convolutions never form it (their input gradient is a convolution of the upstream gradient).
+ * Above this many bytes (default 8 MiB) the gradient of a strided and dilated convolution's windows is
+ * computed for a part of the batch at a time (each part folded into its input gradient before the next), so
+ * a backward pass never holds it whole. Smaller parts save memory and cost kernels; `Infinity` turns it off.
+ * Convolutions with stride 1 or dilation 1 never form it (their input gradient is made of convolutions of
+ * the upstream gradient).
  */
 export function setConvGradientChunkBytes(bytes: number): void {
   if (!(bytes > 0)) throw new Error(`setConvGradientChunkBytes: bytes must be positive (Infinity: no chunks), got ${bytes}`);

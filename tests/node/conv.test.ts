@@ -163,49 +163,83 @@ describe('conv2d input gradient of a stride-1 convolution', () => {
   });
 });
 
-describe('conv2d input gradient of a strided convolution, in batch chunks', () => {
-  /** dL/dx and dL/dw of L = Σ r·conv2d(x, w) in float64 (stride s, padding p, groups g). */
-  function gradRef(x: Float32Array, xs: number[], w: Float32Array, ws: number[], r: Float32Array, s: number, p: number, g: number) {
+describe('conv2d input gradient of a strided convolution', () => {
+  /** dL/dx and dL/dw of L = Σ r·conv2d(x, w) in float64 (stride [sh, sw], padding [ph, pw], dilation [dh, dw], groups g). */
+  function gradRef(x: Float32Array, xs: number[], w: Float32Array, ws: number[], r: Float32Array, s: number[], p: number[], d: number[], g: number) {
     const [N, C, H, W] = xs as [number, number, number, number];
     const [O, Cg, kh, kw] = ws as [number, number, number, number];
-    const Ho = Math.floor((H + 2 * p - kh) / s) + 1, Wo = Math.floor((W + 2 * p - kw) / s) + 1;
+    const Ho = Math.floor((H + 2 * p[0]! - d[0]! * (kh - 1) - 1) / s[0]!) + 1, Wo = Math.floor((W + 2 * p[1]! - d[1]! * (kw - 1) - 1) / s[1]!) + 1;
     const gx = new Float64Array(x.length), gw = new Float64Array(w.length);
     for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) for (let i = 0; i < Ho; i++) for (let j = 0; j < Wo; j++) {
       const rv = r[((n * O + o) * Ho + i) * Wo + j]!, c0 = Math.floor(o / (O / g)) * Cg;
       for (let c = 0; c < Cg; c++) for (let u = 0; u < kh; u++) for (let v = 0; v < kw; v++) {
-        const y = i * s - p + u, xx = j * s - p + v;
+        const y = i * s[0]! - p[0]! + u * d[0]!, xx = j * s[1]! - p[1]! + v * d[1]!;
         if (y < 0 || y >= H || xx < 0 || xx >= W) continue;
         const xi = ((n * C + c0 + c) * H + y) * W + xx, wi = ((o * Cg + c) * kh + u) * kw + v;
         gx[xi] += rv * w[wi]!;
         gw[wi] += rv * x[xi]!;
       }
     }
-    return { gx, gw };
+    return { gx, gw, Ho, Wo };
   }
+  const n = (sh: number[]) => sh.reduce((a, b) => a * b, 1);
+  const rnd = (m: number, seed: number) => Float32Array.from({ length: m }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
 
   afterAll(() => k.nn.setConvGradientChunkBytes(8 * 2 ** 20));
 
+  it.each([
+    { name: '3×3 stride 2, padding 1 (a kernel not a multiple of the stride)', xs: [2, 3, 9, 8], ws: [4, 3, 3, 3], s: [2, 2], p: [1, 1], g: 1 },
+    { name: '4×4 stride 2, padding 1 (PatchGAN), groups 2', xs: [2, 4, 10, 11], ws: [6, 2, 4, 4], s: [2, 2], p: [1, 1], g: 2 },
+    { name: '1×2 stride [2, 3] (inputs no tap reaches)', xs: [1, 3, 7, 8], ws: [2, 3, 1, 2], s: [2, 3], p: [0, 0], g: 1 },
+    { name: '2×3 stride [3, 2], padding [2, 0] (padding beyond the taps of a phase)', xs: [2, 2, 11, 9], ws: [3, 2, 2, 3], s: [3, 2], p: [2, 0], g: 1 },
+    { name: '5×5 stride 2, padding 2, rows past the last window', xs: [1, 2, 12, 10], ws: [3, 2, 5, 5], s: [2, 2], p: [2, 2], g: 1 },
+  ])('$name: dx and dw match float64, and no matmul forms the windows\' gradient', async ({ xs, ws, s, p, g }) => {
+    const xv = rnd(n(xs), 1), wv = rnd(n(ws), 2);
+    const x = k.tensor(xv, { shape: xs, requiresGrad: true }), w = k.tensor(wv, { shape: ws, requiresGrad: true });
+    const y = k.F.conv2d(x, w, null, { stride: s as [number, number], padding: p as [number, number], groups: g });
+    expect((y as unknown as { gradFn: { def: { name: string } } }).gradFn.def.name).toBe('conv2d');
+    const rv = rnd(y.size, 4);
+    const prof = await k.profile(async () => {
+      y.mul(k.tensor(rv, { shape: y.shape })).sum().backward();
+      await k.realize(x.grad!, w.grad!);
+    });
+    const ref = gradRef(xv, xs, wv, ws, rv, s, p, [1, 1], g);
+    expect(y.shape).toEqual([xs[0], ws[0], ref.Ho, ref.Wo]);
+    expect(ref.gx.some((v) => v !== 0) && ref.gw.some((v) => v !== 0)).toBe(true);
+    close(await x.grad!.data(), Array.from(ref.gx), 1e-5, 1e-4, 'dx');
+    close(await w.grad!.data(), Array.from(ref.gw), 1e-4, 1e-4, 'dw');
+    // the windows' gradient would be a matmul with (C/g)·kh·kw rows
+    const rows = prof.filter((q) => q.label.startsWith('matmul')).map((q) => Number(/(\d+)×\d+×\d+$/.exec(q.label)![1]));
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows).not.toContain(ws[1]! * ws[2]! * ws[3]!);
+  });
+
   for (const [name, xs, ws, s, p, g] of [
-    ['stride 2, padding 1, uneven chunks [2, 2, 1]', [5, 6, 10, 10], [4, 6, 3, 3], 2, 1, 1],
-    ['stride 2, groups 2', [4, 8, 11, 11], [6, 4, 3, 3], 2, 1, 2],
+    ['stride 2, dilation 2, padding 1, uneven chunks [2, 2, 1]', [5, 6, 10, 10], [4, 6, 3, 3], 2, 1, 1],
+    ['stride 2, dilation 2, groups 2', [4, 8, 11, 11], [6, 4, 3, 3], 2, 1, 2],
   ] as [string, number[], number[], number, number, number][]) {
     it(`${name}: the windows' gradient is taken per chunk, and every gradient matches float64`, async () => {
-      const n = (sh: number[]) => sh.reduce((a, b) => a * b, 1);
-      const rnd = (m: number, seed: number) => Float32Array.from({ length: m }, (_, i) => Math.sin(i * 12.9898 + seed) * 0.5);
       const xv = rnd(n(xs), 1), wv = rnd(n(ws), 2), bv = rnd(ws[0]!, 3);
       // windows' gradient of 2 images per chunk
-      const Ho = Math.floor((xs[2]! + 2 * p - 3) / s) + 1;
+      const Ho = Math.floor((xs[2]! + 2 * p - 2 * 2 - 1) / s) + 1;
       k.nn.setConvGradientChunkBytes(2 * xs[1]! * 9 * Ho * Ho * 4);
       const x = k.tensor(xv, { shape: xs, requiresGrad: true }), w = k.tensor(wv, { shape: ws, requiresGrad: true }), b = k.tensor(bv, { requiresGrad: true });
-      const y = k.F.conv2d(x, w, b, { stride: s, padding: p, groups: g });
+      const y = k.F.conv2d(x, w, b, { stride: s, padding: p, dilation: 2, groups: g });
       expect((y as unknown as { gradFn: { def: { name: string } } }).gradFn.def.name).toBe('conv2d'); // the chunked step
       const rv = rnd(y.size, 4);
-      y.mul(k.tensor(rv, { shape: y.shape })).sum().backward();
-      const ref = gradRef(xv, xs, wv, ws, rv, s, p, g);
+      const prof = await k.profile(async () => {
+        y.mul(k.tensor(rv, { shape: y.shape })).sum().backward();
+        await k.realize(x.grad!, w.grad!, b.grad!);
+      });
+      const ref = gradRef(xv, xs, wv, ws, rv, [s, s], [p, p], [2, 2], g);
+      expect(ref.Ho).toBe(Ho);
       expect(ref.gx.some((v) => v !== 0) && ref.gw.some((v) => v !== 0)).toBe(true);
       close(await x.grad!.data(), Array.from(ref.gx), 1e-5, 1e-4, 'dx');
       close(await w.grad!.data(), Array.from(ref.gw), 1e-4, 1e-4, 'dw');
       close(await b.grad!.data(), Array.from({ length: ws[0]! }, (_, o) => rv.filter((_, i) => Math.floor(i / (Ho * Ho)) % ws[0]! === o).reduce((a, v) => a + v, 0)), 1e-4, 1e-4, 'db');
+      // a dilated strided convolution still forms the windows' gradient: a matmul with (C/g)·kh·kw rows
+      const rows = prof.filter((q) => q.label.startsWith('matmul')).map((q) => Number(/(\d+)×\d+×\d+$/.exec(q.label)![1]));
+      expect(rows).toContain(ws[1]! * 9);
     });
   }
 
