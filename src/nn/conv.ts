@@ -3,15 +3,15 @@
  * The input windows are an `unfold` view of the padded input, which the matmul kernel reads in place
  * (implicit GEMM: no im2col buffer); one matmul per group covers the whole batch, so the weight
  * gradient is a single matmul too. The input gradient of a stride-1 convolution is a convolution of the
- * upstream gradient (implicit GEMM again, no gradient of the windows), and a strided one's (dilation 1) is
- * one such convolution per phase of the input positions; a strided and dilated one's goes through the
- * windows' gradient, in batch chunks when it is large. Second-order gradients, convTranspose2d and every
+ * upstream gradient (implicit GEMM again, no gradient of the windows), and a strided one's (dilation 1, up
+ * to 9 phases) is one such convolution per phase of the input positions; any other strided one's goes
+ * through the windows' gradient, in batch chunks when it is large. Second-order gradients, convTranspose2d and every
  * pooling op differentiate the composites of primitives, twice if needed.
  */
 import { fmt } from '../tensor/shape.js';
 import { scope } from '../tensor/memory.js';
 import { toAutocast } from '../tensor/autocast.js';
-import { assertAlive, cat, isGradEnabled, stack, tensor, Tensor, withGradMode } from '../tensor/index.js';
+import { assertAlive, cat, isGradEnabled, stack, tensor, Tensor, withGradMode, zeros } from '../tensor/index.js';
 import { autocastDtype, propagate, record, withAutocastDtype } from '../tensor/tape.js';
 import type { OpDef } from '../tensor/ops/registry.js';
 
@@ -103,10 +103,11 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   // stride 1: the input gradient is itself a convolution (implicit GEMM on the upstream gradient), so the
   // gradient of the windows, Cg·kh·kw values per output position, is never formed
   if (s[0] === 1 && s[1] === 1) return withInputGradient(core, x, weight, bias ?? null, (_x, w, gy) => stride1InputGradient(gy, w, pads, d, g));
-  // strided, dilation 1: per phase of the input positions, a stride-1 convolution of the upstream gradient
-  if (d[0] === 1 && d[1] === 1) return withInputGradient(core, x, weight, bias ?? null, (xl, w, gy) => stridedInputGradient(gy, w, xl.shape, s, pads, g));
+  // strided, dilation 1 (up to 3 × 3): per phase of the input positions, a stride-1 convolution of the upstream gradient
+  if (d[0] === 1 && d[1] === 1 && s[0] * s[1] <= MAX_GRADIENT_PHASES) return withInputGradient(core, x, weight, bias ?? null, (xl, w, gy) => stridedInputGradient(gy, w, xl.shape, s, pads, g));
   const [Ho, Wo] = [0, 1].map((a) => outSize(op, x.shape[2 + a]!, [kh, kw][a]!, s[a]!, pads[a]![0], pads[a]![1], d[a]!)) as [number, number];
-  // strided and dilated: the input gradient goes through the gradient of every window, in batch chunks when it is large
+  // strided and dilated (or a stride over 9 phases): the input gradient goes through the gradient of every
+  // window, in batch chunks when it is large
   const colBytes = C * kh * kw * N * Ho * Wo * ((autocastDtype() ?? x.dtype) === 'f16' ? 2 : 4);
   if (N < 2 || colBytes <= CONV_COLUMN_BYTES) return core(x, weight, bias);
   const size = Math.ceil(N / Math.min(N, Math.ceil(colBytes / CONV_COLUMN_BYTES)));
@@ -135,29 +136,41 @@ function stride1InputGradient(gy: Tensor, w: Tensor, pads: [[number, number], [n
   return transposedConv(gy, w, null, [[ext[0]! - pads[0][0], ext[0]! - pads[0][1]], [ext[1]! - pads[1][0], ext[1]! - pads[1][1]]], d, g);
 }
 
+/** Most phases (stride h × stride w) for which a strided convolution's input gradient is taken per phase. */
+const MAX_GRADIENT_PHASES = 9;
+
 /**
  * The input gradient [N, C, H, W] of a strided convolution with dilation 1 and weight w [O, C/g, kh, kw], with
  * no gradient of the windows: a padded input position P = q·s + φ receives only the taps φ, φ + s, φ + 2s, …
  * So per phase pair (φh, φw) it is a stride-1 transposed convolution of the upstream gradient gy [N, O, Ho, Wo]
- * with the sub-kernel w[:, :, φh::s, φw::s] (zero taps pad each to the same size). The s·s results, each the
- * size of gy plus the sub-kernel less one, interleave into the padded input, which is cropped to [H, W].
+ * with the sub-kernel w[:, :, φh::s, φw::s] (a phase with no taps is zero). The s·s results, each the size of
+ * gy plus the longest sub-kernel less one, interleave into the padded input, which is cropped to [H, W] (or
+ * extended with zeros where no window reaches).
  */
 function stridedInputGradient(gy: Tensor, w: Tensor, xShape: readonly number[], s: [number, number], pads: [[number, number], [number, number]], g: number): Tensor {
   const [O, Cg, kh, kw] = w.shape as [number, number, number, number];
   const [N, , H, W] = xShape as [number, number, number, number];
   const [Ho, Wo] = [gy.shape[2]!, gy.shape[3]!];
   const T = [Math.ceil(kh / s[0]), Math.ceil(kw / s[1])] as [number, number];
+  const [Q0, Q1] = [Ho + T[0] - 1, Wo + T[1] - 1];
+  // the weight's taps by phase ([O, Cg, T0, s0, T1, s1], zero taps past the kernel) and the upstream
+  // gradient padded once for every phase's full correlation
   const phases = w.pad([[0, 0], [0, 0], [0, T[0] * s[0] - kh], [0, T[1] * s[1] - kw]]).reshape([O, Cg, T[0], s[0], T[1], s[1]]);
+  const gp = toAutocast(gy).pad([[0, 0], [0, 0], [T[0] - 1, T[0] - 1], [T[1] - 1, T[1] - 1]]);
+  const part = (ph: number, pw: number): Tensor | null => {
+    const [th, tw] = [Math.ceil((kh - ph) / s[0]), Math.ceil((kw - pw) / s[1])];
+    if (th <= 0 || tw <= 0) return null;
+    const sub = phases.narrow(3, ph, 1).narrow(5, pw, 1).reshape([O, Cg, T[0], T[1]]).narrow(2, 0, th).narrow(3, 0, tw);
+    // out[j] = Σ_t gp[j + t]·sub[th − 1 − t] is the phase's correlation at q = j − (T − th)
+    return transposedConv(gp, sub, null, [[0, 0], [0, 0]], [1, 1], g).narrow(2, T[0] - th, Q0).narrow(3, T[1] - tw, Q1);
+  };
+  const first = part(0, 0)!;
   const rows: Tensor[] = [];
   for (let ph = 0; ph < s[0]; ph++) {
     const row: Tensor[] = [];
-    for (let pw = 0; pw < s[1]; pw++) {
-      const sub = phases.narrow(3, ph, 1).narrow(5, pw, 1).reshape([O, Cg, T[0], T[1]]);
-      row.push(transposedConv(gy, sub, null, [[T[0] - 1, T[0] - 1], [T[1] - 1, T[1] - 1]], [1, 1], g));
-    }
+    for (let pw = 0; pw < s[1]; pw++) row.push((ph || pw ? part(ph, pw) : first) ?? zeros(first.shape, { dtype: first.dtype }));
     rows.push(stack(row, 4));
   }
-  const [Q0, Q1] = [Ho + T[0] - 1, Wo + T[1] - 1];
   const padded = stack(rows, 3).reshape([N, Cg * g, Q0 * s[0], Q1 * s[1]]);
   return padded.pad([[0, 0], [0, 0], [-pads[0][0], H + pads[0][0] - Q0 * s[0]], [-pads[1][0], W + pads[1][0] - Q1 * s[1]]]);
 }
@@ -173,11 +186,10 @@ function transposedConv(x: Tensor, weight: Tensor, bias: Tensor | null | undefin
 }
 
 /**
- * Above this many bytes (default 8 MiB) the gradient of a strided and dilated convolution's windows is
- * computed for a part of the batch at a time (each part folded into its input gradient before the next), so
- * a backward pass never holds it whole. Smaller parts save memory and cost kernels; `Infinity` turns it off.
- * Convolutions with stride 1 or dilation 1 never form it (their input gradient is made of convolutions of
- * the upstream gradient).
+ * Above this many bytes (default 8 MiB) the gradient of a strided convolution's windows (dilated, or of
+ * strides over 9 phases in all) is computed for a part of the batch at a time (each part folded into its
+ * input gradient before the next), so a backward pass never holds it whole. Smaller parts save memory and cost kernels; `Infinity` turns it off.
+ * Other convolutions never form it (their input gradient is made of convolutions of the upstream gradient).
  */
 export function setConvGradientChunkBytes(bytes: number): void {
   if (!(bytes > 0)) throw new Error(`setConvGradientChunkBytes: bytes must be positive (Infinity: no chunks), got ${bytes}`);

@@ -158,10 +158,13 @@ export class Scheduler {
 
   /**
    * Stores the costly nodes that one kernel would evaluate at many positions: a node read through several
-   * views (the shifted windows that a strided convolution's input gradient sums, k·k of them; nested in a
-   * second-order gradient, k⁴) is lowered once per position, so fused it repeats its whole subtree in the
-   * kernel's code and work. Positions are counted per kernel: a view multiplies them (each position of the
-   * view is a new one of its source), an op at its own index shares its consumers'. Returns whether any was.
+   * views (the shifted windows whose gradient the backward of `unfold` sums, k·k of them, as a pooling op's
+   * or a second-order convolution gradient's does; nested, k⁴) is lowered once per position, so fused it
+   * repeats its whole subtree in the kernel's code and work. Positions are counted per kernel: a view
+   * multiplies them (each position of the view is a new one of its source), an op at its own index takes
+   * the most of its consumers' (a lower bound: consumers at different positions need their union).
+   * Reductions and matmuls below the root end the walk: the kernel reads them, stored, as loads. Returns
+   * whether any node was stored.
    */
   private storeRepeated(nodes: Set<LazyNode>): boolean {
     const before = this.materialize.size;
@@ -174,6 +177,7 @@ export class Scheduler {
         const m = stack.pop()!;
         if (seen.has(m)) continue;
         seen.add(m);
+        if (isCore(m) && m !== n) continue;
         work += m.def.cost;
         if (m.kind !== 'leaf') for (const s of m.src) if (!s.realized && !this.materialize.has(s)) stack.push(s);
       }
@@ -186,6 +190,7 @@ export class Scheduler {
       const stack = [root];
       while (stack.length) {
         const n = stack.pop()!;
+        if (n !== root && isCore(n)) continue;
         for (const s of n.src) if (!s.realized && !this.materialize.has(s) && !region.has(s)) {
           region.add(s);
           stack.push(s);
@@ -194,6 +199,7 @@ export class Scheduler {
       const moved = new Map<LazyNode, number>(), same = new Map<LazyNode, number>();
       for (const n of [...region].sort((a, b) => b.id - a.id)) {
         const at = n === root ? 1 : (moved.get(n) ?? 0) + (same.get(n) ?? 0);
+        if (n !== root && isCore(n)) continue;
         if (n !== root && at >= REPEAT_POSITIONS && recomputable(n) && (at - 1) * workOf(n, REPEAT_MAX) > REPEAT_MAX) {
           this.materialize.add(n);
           continue;
