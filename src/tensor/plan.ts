@@ -217,9 +217,13 @@ export class Scheduler {
   /** Stores the costly nodes that kernels of two stored roots would both compute, or that are broadcast. */
   private storeShared(nodes: Set<LazyNode>): void {
     for (let iter = 0; iter < 64; iter++) {
+      // the work of recomputing a node: a stored node (or one this pass stores) is a load. Storing a node
+      // makes its consumers cheaper, so the costs are taken again after each store (a normalization's
+      // output, over its broadcast statistics, costs little once they are stored)
+      const store = new Set<LazyNode>();
       const cost = new Map<LazyNode, number>();
       const costOf = (n: LazyNode): number => {
-        if (n.realized || this.materialize.has(n)) return 0;
+        if (n.realized || this.materialize.has(n) || store.has(n)) return 0;
         const c = cost.get(n);
         if (c !== undefined) return c;
         let v = n.def.cost;
@@ -230,7 +234,23 @@ export class Scheduler {
       // a fused node read by two stored roots is computed twice: store it when that is costly. A node
       // already known to be stored is not descended into again (its sources will be reached from it alone)
       const owner = new Map<LazyNode, LazyNode>();
-      const store = new Set<LazyNode>();
+      const stores = (n: LazyNode) => {
+        store.add(n);
+        cost.clear();
+      };
+      // the fused node nearest to a reduction or matmul that makes n's cost unbounded (n when none is
+      // below it): the output of that core's kernel
+      const nearestCore = (n: LazyNode, seen = new Set<LazyNode>()): LazyNode => {
+        for (const q of n.src) {
+          if (seen.has(q) || costOf(q) !== Infinity) continue;
+          seen.add(q);
+          if (recomputable(q) || q.kind === 'movement') {
+            const low = nearestCore(q, seen);
+            if (low !== q || recomputable(q)) return low;
+          }
+        }
+        return n;
+      };
       for (const root of this.materialize) {
         if (!nodes.has(root)) continue;
         const visited = new Set<LazyNode>();
@@ -242,11 +262,22 @@ export class Scheduler {
             const first = owner.get(s);
             if (first === undefined) owner.set(s, root);
             else if (first !== root && recomputable(s) && costOf(s) > RECOMPUTE_MAX) {
-              store.add(s);
-              continue;
+              // a reduction or matmul fused below would run in both kernels. Storing the nodes nearest to
+              // them instead keeps s fused when the work left above is cheap (s may be wider: an f32
+              // normalization of an f16 activation); else s is stored
+              const lows: LazyNode[] = [];
+              for (let low = nearestCore(s); low !== s && costOf(s) === Infinity; low = nearestCore(s)) {
+                lows.push(low);
+                stores(low);
+              }
+              if (costOf(s) > RECOMPUTE_MAX) {
+                for (const low of lows) store.delete(low);
+                stores(s);
+                continue;
+              }
             }
             if (recomputable(s) && this.expanded.has(s) && costOf(s) >= EXPAND_RECOMPUTE_MAX) {
-              store.add(s);
+              stores(s);
               continue;
             }
             dfs(s);

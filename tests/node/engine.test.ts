@@ -285,6 +285,63 @@ describe('fusion', () => {
     x.dispose();
   });
 
+  it('recomputes a cheap node over stored statistics instead of storing it for two kernels', async () => {
+    // y = (x − mean)·rstd·2 + 1 over broadcast row statistics, read by an exp kernel and a column sum: once the
+    // statistics are stored, y is four cheap ops on loads, so both kernels compute it (storing it took another
+    // tensor of x's size, live from the forward pass to the backward in a norm → activation → conv block)
+    const x0 = Array.from({ length: 6 * 10 }, lcg(13)).map((v) => 4 * v - 1);
+    const x = k.tensor(x0, { shape: [6, 10] });
+    await k.realize(x);
+    const f = (x: k.Tensor) => {
+      const m = x.mean(1, { keepDim: true }), d = x.sub(m);
+      const y = d.mul(d.square().mean(1, { keepDim: true }).add(1e-5).rsqrt()).mul(2).add(1);
+      return { y, outs: [y.exp(), y.mul(y).sum(0)] };
+    };
+    const stored = k.scope(() => {
+      const { y, outs } = f(x);
+      return new Scheduler(outs.map((o) => o.node)).planned.some((p) => p.outs.includes(y.node));
+    });
+    expect(stored).toBe(false);
+    const gpu = await k.scope(() => Promise.all(f(x).outs.map((o) => o.data())));
+    const cpu = await k.withDevice('cpu', () => k.scope(() => Promise.all(f(k.tensor(x0, { shape: [6, 10] })).outs.map((o) => o.data()))));
+    gpu.forEach((g, i) => close(Array.from(g), Array.from(cpu[i]!), 1e-5, 1e-5));
+    expect(Math.max(...Array.from(cpu[0]!))).toBeGreaterThan(2);
+    x.dispose();
+  });
+
+  it('stores a matmul\'s f16 output rather than the wider f32 chain two kernels read above it', async () => {
+    // h = x·w + b in f16, s = (h in f32)·2 + 1 read by an exp kernel and a column sum: s would run the matmul
+    // in both kernels, so something is stored. Storing h (2 bytes an element) keeps s, three cheap ops, fused
+    // in both; storing s took an f32 tensor (an f32 normalization of an f16 activation kept its input twice
+    // as wide)
+    const dtype = k.deviceInfo().features.includes('shader-f16') ? 'f16' as const : 'f32' as const;
+    const [M, K, N] = [12, 16, 10];
+    const xv = Array.from({ length: M * K }, lcg(17)).map((v) => v - 0.5), wv = Array.from({ length: K * N }, lcg(19)).map((v) => v - 0.5), bv = Array.from({ length: N }, lcg(23));
+    const mk = () => [k.tensor(xv, { shape: [M, K], dtype }), k.tensor(wv, { shape: [K, N], dtype }), k.tensor(bv, { shape: [N], dtype })] as const;
+    const f = (x: k.Tensor, w: k.Tensor, b: k.Tensor) => {
+      const h = x.matmul(w).add(b), s = h.cast('f32').mul(2).add(1);
+      return { h, s, outs: [s.exp(), s.mul(s).sum(0)] };
+    };
+    const [x, w, b] = mk();
+    await k.realize(x, w, b);
+    const stores = k.scope(() => {
+      const { h, s, outs } = f(x, w, b);
+      const planned = new Scheduler(outs.map((o) => o.node)).planned;
+      return { h: planned.some((p) => p.outs.includes(h.node)), s: planned.some((p) => p.outs.includes(s.node)), kernels: planned.length };
+    });
+    expect(stores).toEqual({ h: true, s: false, kernels: 3 });
+    const gpu = await k.scope(() => Promise.all(f(x, w, b).outs.map((o) => o.data())));
+    // reference: h on the CPU device (in the same dtype), the rest in float64
+    const hv = await k.withDevice('cpu', () => k.scope(() => f(...mk()).h.cast('f32').data()));
+    const sv = Array.from(hv, (v) => v * 2 + 1);
+    // (h rounded once on the GPU, where the bias is added in the matmul's epilogue, twice on the CPU device)
+    const tol = dtype === 'f16' ? 1e-2 : 1e-5;
+    close(Array.from(gpu[0]!), sv.map(Math.exp), tol, tol);
+    close(Array.from(gpu[1]!), Array.from({ length: N }, (_, j) => sv.filter((_, i) => i % N === j).reduce((a, v) => a + v * v, 0)), tol, tol);
+    expect(sv.some((v) => Math.abs(v - 1) > 0.5)).toBe(true);
+    [x, w, b].forEach((t) => t.dispose());
+  });
+
   it('gives the same numbers with fusion off', async () => {
     k.manualSeed(7);
     const x = k.randn([33, 17]);
