@@ -78,6 +78,25 @@ export function fuseHorizontally(ks: PlannedKernel[], maxInputs: number): Planne
 }
 
 /**
+ * Drops the outputs of merged elementwise kernels that nothing reads any more: a node stored because two
+ * kernels read it needs no store once those kernels are one, which computes it in registers. `keep` are
+ * the nodes that must be written all the same (the targets, and nodes stored on request).
+ */
+export function dropUnreadOutputs(ks: PlannedKernel[], keep: (n: LazyNode) => boolean): void {
+  const read = new Set<LazyNode>(ks.flatMap((k) => k.inputs));
+  ks.forEach((k, i) => {
+    if (k.kernel.kind !== 'elementwise' || k.outs.length < 2) return;
+    const kk = k.kernel;
+    const outputs = [{ value: kk.value, dtype: kk.outDtype }, ...(kk.extra ?? [])].map((o, j) => ({ ...o, node: k.outs[j]! }));
+    const left = outputs.filter((o) => read.has(o.node) || keep(o.node));
+    if (left.length === outputs.length || left.length === 0) return;
+    const [first, ...rest] = left;
+    const kernel: ElementwiseKernel = { ...kk, value: first!.value, outDtype: first!.dtype, extra: rest.length ? rest.map(({ value, dtype }) => ({ value, dtype })) : undefined };
+    ks[i] = { ...k, kernel, outs: left.map((o) => o.node) };
+  });
+}
+
+/**
  * Merges the reduction at `i` with the following ones (within WINDOW) of the same op, sizes and f32
  * accumulator that read a tensor of all their elements in common, and its outputs at most in their epilogues
  * (a reduction's output cannot be substituted inside the loop): e.g. the two sums of a normalization's

@@ -8,7 +8,7 @@
 import type { LazyNode } from './node.js';
 import type { CoreDef, MovementDef } from './ops/registry.js';
 import { lowerKernel, storageBytes, type KernelPlan, type ParamSource } from './lower.js';
-import { fuseHorizontally } from './fuse.js';
+import { dropUnreadOutputs, fuseHorizontally } from './fuse.js';
 import type { Kernel } from '../wgsl/kernels.js';
 import { gpu, hasDevice } from '../wgsl/device.js';
 
@@ -140,7 +140,12 @@ export class Scheduler {
     this.plans.sort((a, b) => position(a) - position(b) || a.root.id - b.root.id);
     checkStorage(this.plans.map((p) => p.root));
     const planned = this.plans.map((p) => ({ ...lowerKernel(p), inputs: p.inputs, outs: [p.root] }));
-    this.planned = scheduleConfig.fusion ? fuseHorizontally(planned, scheduleConfig.maxInputs) : planned;
+    this.planned = planned;
+    if (scheduleConfig.fusion) {
+      const wanted = new Set(targets);
+      this.planned = fuseHorizontally(planned, scheduleConfig.maxInputs);
+      dropUnreadOutputs(this.planned, (n) => wanted.has(n) || (n.def.kind === 'contiguous' && !!n.def.store));
+    }
   }
 
   /**

@@ -285,6 +285,29 @@ describe('fusion', () => {
     x.dispose();
   });
 
+  it('does not store a shared node once the kernels reading it are merged into one', async () => {
+    // s is costly and read by two kernels of its size, so the planner stores it; horizontal fusion then makes
+    // s and both readers one kernel, which has s in registers: writing s too took a tensor's memory for nothing
+    // (two 5 MiB activations at the widest point of the default UNet's training step at batch 128)
+    const x0 = Array.from({ length: 64 }, lcg(29)).map((v) => 2 * v - 1);
+    const x = k.tensor(x0, { shape: [8, 8] });
+    await k.realize(x);
+    const f = (x: k.Tensor) => {
+      const s = x.sin().mul(3).exp().add(x.cos()).tanh().mul(x).sigmoid().add(0.5).sqrt().log();
+      return { s, outs: [s.mul(2), s.add(x).exp()] };
+    };
+    const plan = k.scope(() => {
+      const { s, outs } = f(x);
+      const planned = new Scheduler(outs.map((o) => o.node)).planned;
+      return { kernels: planned.length, writesS: planned.some((p) => p.outs.includes(s.node)), outs: planned.flatMap((p) => p.outs).length };
+    });
+    expect(plan).toEqual({ kernels: 1, writesS: false, outs: 2 });
+    const gpu = await k.scope(() => Promise.all(f(x).outs.map((o) => o.data())));
+    const cpu = await k.withDevice('cpu', () => k.scope(() => Promise.all(f(k.tensor(x0, { shape: [8, 8] })).outs.map((o) => o.data()))));
+    gpu.forEach((g, i) => close(Array.from(g), Array.from(cpu[i]!), 1e-5, 1e-5));
+    x.dispose();
+  });
+
   it('recomputes a cheap node over stored statistics instead of storing it for two kernels', async () => {
     // y = (x − mean)·rstd·2 + 1 over broadcast row statistics, read by an exp kernel and a column sum: once the
     // statistics are stored, y is four cheap ops on loads, so both kernels compute it (storing it took another
