@@ -54,8 +54,12 @@ export interface PlannedKernel {
   outs: LazyNode[];
 }
 
-/** Largest fused subtree cost recomputed in several kernels instead of stored. */
-const RECOMPUTE_MAX = 8;
+/**
+ * Largest fused subtree cost recomputed in several kernels instead of stored. A normalized activation's
+ * sigmoid (about 10) is recomputed by the backward pass from the stored input of its norm: stored, it kept
+ * another activation live from the forward pass to the backward.
+ */
+const RECOMPUTE_MAX = 16;
 /** Largest cost recomputed for every element of a broadcast instead of stored. */
 const EXPAND_RECOMPUTE_MAX = 4;
 /** Deepest chain of ops fused into one kernel before an intermediate is stored. */
