@@ -16,8 +16,8 @@ export const CAPTIONS_OPTION: OptionSpec = { name: 'captions', help: 'condition 
  * and between the middle blocks), and the training steps of a pixel-space run when they differ from the
  * preset's. The cpu preset attends once, between the middle blocks (7×7): over 1,800 steps that drew the
  * digits as well as blocks at the 7×7 level and the middle did, and the strokes better, in about three
- * quarters of the step time on lavapipe; the time saved buys 3,600 steps (about 23 minutes there). The pooled caption also enters the
- * time embedding, which carries the global size.
+ * quarters of the step time on lavapipe; the time saved buys 3,600 steps (about 23 minutes there). The pooled
+ * caption also enters the time embedding, which carries the global size.
  */
 export const TEXT_PRESETS: Record<PresetName, { encoder: { dim: number; depth: number; heads: number; mlpRatio: number }; levels: number[]; mid: boolean; steps?: number }> = {
   cpu: { encoder: { dim: 64, depth: 2, heads: 4, mlpRatio: 2 }, levels: [], mid: true, steps: 3600 },

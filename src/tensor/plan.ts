@@ -73,6 +73,8 @@ const REPEAT_MAX = 64;
 const REPEAT_POSITIONS = 3;
 
 const isCore = (n: LazyNode) => n.kind === 'reduce' || n.kind === 'matmul';
+/** A node the program asked to be stored (`contiguous` with a store), whatever the planner would choose. */
+const storedOnRequest = (n: LazyNode) => n.def.kind === 'contiguous' && !!n.def.store;
 /** Ops that compute (as opposed to views and leaves): the ones a store can cut after. */
 const computes = (n: LazyNode) => n.kind !== 'movement' && n.kind !== 'leaf';
 /** Fused work that may be recomputed in several kernels, or stored instead. */
@@ -116,7 +118,7 @@ export class Scheduler {
     }
     for (const t of targets) if (!t.realized) this.materialize.add(t);
     for (const n of seen) {
-      if (n.def.kind === 'contiguous' && n.def.store) this.materialize.add(n);
+      if (storedOnRequest(n)) this.materialize.add(n);
       if (!scheduleConfig.fusion && computes(n)) this.materialize.add(n);
     }
     if (scheduleConfig.fusion) this.chooseStores(seen);
@@ -144,12 +146,9 @@ export class Scheduler {
     this.plans.sort((a, b) => position(a) - position(b) || a.root.id - b.root.id);
     checkStorage(this.plans.map((p) => p.root));
     const planned = this.plans.map((p) => ({ ...lowerKernel(p), inputs: p.inputs, outs: [p.root] }));
-    this.planned = planned;
-    if (scheduleConfig.fusion) {
-      const wanted = new Set(targets);
-      this.planned = fuseHorizontally(planned, scheduleConfig.maxInputs);
-      dropUnreadOutputs(this.planned, (n) => wanted.has(n) || (n.def.kind === 'contiguous' && !!n.def.store));
-    }
+    this.planned = scheduleConfig.fusion ? fuseHorizontally(planned, scheduleConfig.maxInputs) : planned;
+    const wanted = new Set(targets);
+    if (scheduleConfig.fusion) dropUnreadOutputs(this.planned, (n) => wanted.has(n) || storedOnRequest(n));
   }
 
   /**

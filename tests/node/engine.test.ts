@@ -285,6 +285,28 @@ describe('fusion', () => {
     x.dispose();
   });
 
+  it('recomputes an activation\'s sigmoid in both kernels that read it rather than keep another tensor', async () => {
+    // σ(x·2 + 1 − 0.5) costs about 9 (a sigmoid and three ops on a load), read by an exp kernel and a column sum,
+    // as a normalized activation's sigmoid is read by the forward pass and by the SiLU backward: stored, it stayed
+    // live from one to the other (the default UNet's training step kept one more activation per block)
+    const x0 = Array.from({ length: 6 * 10 }, lcg(31)).map((v) => 4 * v - 2);
+    const x = k.tensor(x0, { shape: [6, 10] });
+    await k.realize(x);
+    const f = (x: k.Tensor) => {
+      const s = x.mul(2).add(1).sub(0.5).sigmoid();
+      return { s, outs: [s.exp(), s.mul(s).sum(0)] };
+    };
+    const stored = k.scope(() => {
+      const { s, outs } = f(x);
+      return new Scheduler(outs.map((o) => o.node)).planned.some((p) => p.outs.includes(s.node));
+    });
+    expect(stored).toBe(false);
+    const gpu = await k.scope(() => Promise.all(f(x).outs.map((o) => o.data())));
+    const cpu = await k.withDevice('cpu', () => k.scope(() => Promise.all(f(k.tensor(x0, { shape: [6, 10] })).outs.map((o) => o.data()))));
+    gpu.forEach((g, i) => close(Array.from(g), Array.from(cpu[i]!), 1e-5, 1e-5));
+    x.dispose();
+  });
+
   it('does not store a shared node once the kernels reading it are merged into one', async () => {
     // s is costly and read by two kernels of its size, so the planner stores it; horizontal fusion then makes
     // s and both readers one kernel, which has s in registers: writing s too took a tensor's memory for nothing
