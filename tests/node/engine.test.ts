@@ -32,6 +32,25 @@ function lcg(seed: number): () => number {
   };
 }
 
+/**
+ * Plans the outputs of f over a tensor of x0 and tells whether the node `s` of f is written, after checking
+ * those outputs against the float64 CPU reference; returns the plan's kernel and output counts too.
+ */
+async function planShared(x0: number[], shape: number[], f: (x: k.Tensor) => { s: k.Tensor; outs: k.Tensor[] }) {
+  const x = k.tensor(x0, { shape });
+  await k.realize(x);
+  const plan = k.scope(() => {
+    const { s, outs } = f(x);
+    const planned = new Scheduler(outs.map((o) => o.node)).planned;
+    return { kernels: planned.length, writesS: planned.some((p) => p.outs.includes(s.node)), outs: planned.flatMap((p) => p.outs).length };
+  });
+  const gpu = await k.scope(() => Promise.all(f(x).outs.map((o) => o.data())));
+  const cpu = await k.withDevice('cpu', () => k.scope(() => Promise.all(f(k.tensor(x0, { shape })).outs.map((o) => o.data()))));
+  gpu.forEach((g, i) => close(Array.from(g), Array.from(cpu[i]!), 1e-5, 1e-5));
+  x.dispose();
+  return { ...plan, cpu };
+}
+
 describe('device', () => {
   it('reports the adapter it runs on', () => {
     const info = k.deviceInfo();
@@ -290,21 +309,11 @@ describe('fusion', () => {
     // as a normalized activation's sigmoid is read by the forward pass and by the SiLU backward: stored, it stayed
     // live from one to the other (the default UNet's training step kept one more activation per block)
     const x0 = Array.from({ length: 6 * 10 }, lcg(31)).map((v) => 4 * v - 2);
-    const x = k.tensor(x0, { shape: [6, 10] });
-    await k.realize(x);
-    const f = (x: k.Tensor) => {
+    const plan = await planShared(x0, [6, 10], (x) => {
       const s = x.mul(2).add(1).sub(0.5).sigmoid();
       return { s, outs: [s.exp(), s.mul(s).sum(0)] };
-    };
-    const stored = k.scope(() => {
-      const { s, outs } = f(x);
-      return new Scheduler(outs.map((o) => o.node)).planned.some((p) => p.outs.includes(s.node));
     });
-    expect(stored).toBe(false);
-    const gpu = await k.scope(() => Promise.all(f(x).outs.map((o) => o.data())));
-    const cpu = await k.withDevice('cpu', () => k.scope(() => Promise.all(f(k.tensor(x0, { shape: [6, 10] })).outs.map((o) => o.data()))));
-    gpu.forEach((g, i) => close(Array.from(g), Array.from(cpu[i]!), 1e-5, 1e-5));
-    x.dispose();
+    expect(plan.writesS).toBe(false);
   });
 
   it('does not store a shared node once the kernels reading it are merged into one', async () => {
@@ -312,46 +321,25 @@ describe('fusion', () => {
     // s and both readers one kernel, which has s in registers: writing s too took a tensor's memory for nothing
     // (two 5 MiB activations at the widest point of the default UNet's training step at batch 128)
     const x0 = Array.from({ length: 64 }, lcg(29)).map((v) => 2 * v - 1);
-    const x = k.tensor(x0, { shape: [8, 8] });
-    await k.realize(x);
-    const f = (x: k.Tensor) => {
+    const plan = await planShared(x0, [8, 8], (x) => {
       const s = x.sin().mul(3).exp().add(x.cos()).tanh().mul(x).sigmoid().add(0.5).sqrt().log();
       return { s, outs: [s.mul(2), s.add(x).exp()] };
-    };
-    const plan = k.scope(() => {
-      const { s, outs } = f(x);
-      const planned = new Scheduler(outs.map((o) => o.node)).planned;
-      return { kernels: planned.length, writesS: planned.some((p) => p.outs.includes(s.node)), outs: planned.flatMap((p) => p.outs).length };
     });
-    expect(plan).toEqual({ kernels: 1, writesS: false, outs: 2 });
-    const gpu = await k.scope(() => Promise.all(f(x).outs.map((o) => o.data())));
-    const cpu = await k.withDevice('cpu', () => k.scope(() => Promise.all(f(k.tensor(x0, { shape: [8, 8] })).outs.map((o) => o.data()))));
-    gpu.forEach((g, i) => close(Array.from(g), Array.from(cpu[i]!), 1e-5, 1e-5));
-    x.dispose();
+    expect({ kernels: plan.kernels, writesS: plan.writesS, outs: plan.outs }).toEqual({ kernels: 1, writesS: false, outs: 2 });
   });
 
   it('recomputes a cheap node over stored statistics instead of storing it for two kernels', async () => {
-    // y = (x − mean)·rstd·2 + 1 over broadcast row statistics, read by an exp kernel and a column sum: once the
-    // statistics are stored, y is four cheap ops on loads, so both kernels compute it (storing it took another
+    // s = (x − mean)·rstd·2 + 1 over broadcast row statistics, read by an exp kernel and a column sum: once the
+    // statistics are stored, s is four cheap ops on loads, so both kernels compute it (storing it took another
     // tensor of x's size, live from the forward pass to the backward in a norm → activation → conv block)
     const x0 = Array.from({ length: 6 * 10 }, lcg(13)).map((v) => 4 * v - 1);
-    const x = k.tensor(x0, { shape: [6, 10] });
-    await k.realize(x);
-    const f = (x: k.Tensor) => {
+    const plan = await planShared(x0, [6, 10], (x) => {
       const m = x.mean(1, { keepDim: true }), d = x.sub(m);
-      const y = d.mul(d.square().mean(1, { keepDim: true }).add(1e-5).rsqrt()).mul(2).add(1);
-      return { y, outs: [y.exp(), y.mul(y).sum(0)] };
-    };
-    const stored = k.scope(() => {
-      const { y, outs } = f(x);
-      return new Scheduler(outs.map((o) => o.node)).planned.some((p) => p.outs.includes(y.node));
+      const s = d.mul(d.square().mean(1, { keepDim: true }).add(1e-5).rsqrt()).mul(2).add(1);
+      return { s, outs: [s.exp(), s.mul(s).sum(0)] };
     });
-    expect(stored).toBe(false);
-    const gpu = await k.scope(() => Promise.all(f(x).outs.map((o) => o.data())));
-    const cpu = await k.withDevice('cpu', () => k.scope(() => Promise.all(f(k.tensor(x0, { shape: [6, 10] })).outs.map((o) => o.data()))));
-    gpu.forEach((g, i) => close(Array.from(g), Array.from(cpu[i]!), 1e-5, 1e-5));
-    expect(Math.max(...Array.from(cpu[0]!))).toBeGreaterThan(2);
-    x.dispose();
+    expect(plan.writesS).toBe(false);
+    expect(Math.max(...Array.from(plan.cpu[0]!))).toBeGreaterThan(2);
   });
 
   it('stores a matmul\'s f16 output rather than the wider f32 chain two kernels read above it', async () => {
