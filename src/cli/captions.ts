@@ -55,7 +55,10 @@ export function textModelConfig(kind: 'unet' | 'dit', preset: PresetName, tokeni
   // its vectors start at zero, scaled by WORD_SCALE (see TextConditioning.wordScale)
   const pooled = { pooled: 'words', wordScale: WORD_SCALE };
   if (kind === 'dit') return { numClasses: 0, text: { encoder, ...pooled } };
-  return { numClasses: 0, text: { encoder, ...pooled, levels: p.levels.filter((l) => l < levels), mid: p.mid } };
+  // residual blocks scale and shift their normalized features by the conditioning (the cpu preset, seeds 0 and 1,
+  // `kiln eval`: 96.2% and 97.3% of the held-out prompts' digits, against 94.2% and 94.7% with it added before the
+  // norm, at the same step time; classifier-FID 73.06 and 44.85 against 52.71 and 58.33)
+  return { numClasses: 0, scaleShift: true, text: { encoder, ...pooled, levels: p.levels.filter((l) => l < levels), mid: p.mid } };
 }
 
 /**

@@ -172,7 +172,7 @@ describe('kiln train --captions, kiln sample --prompt, kiln eval --prompts', () 
     // resuming with another time mean is refused
     await expect(trainCommand(['--captions', ...tiny, '--out', out, '--resume'])).rejects.toThrow(/--resume: .* was trained with --time-mean 0\.5, not 0 \(pass the same --time-mean\)/);
     // resuming as a class model is refused
-    await expect(trainCommand([...tiny, '--out', out, '--resume'])).rejects.toThrow(/--resume: .* holds model .*; they differ in config\.numClasses \(stored 0, now 10\), config\.text \(stored \{.*\}, now none\) \(pass the same --preset\/--model\)/);
+    await expect(trainCommand([...tiny, '--out', out, '--resume'])).rejects.toThrow(/--resume: .* holds model .*; they differ in config\.numClasses \(stored 0, now 10\), config\.scaleShift \(stored true, now none\), config\.text \(stored \{.*\}, now none\) \(pass the same --preset\/--model\)/);
   }, 300_000);
 
   it('kiln sample --prompt draws one row per prompt; words outside the vocabulary and labels are refused', async () => {

@@ -2,7 +2,8 @@
  * Text conditioning: the captioned-MNIST builder (deterministic, held-out split disjoint from training), the
  * attribute transforms measured on real digits, the word tokenizer, cross-attention against a float64
  * reference written here (and its gradients by finite differences), padding that cannot change an output,
- * and caption dropout giving exactly the unconditional output of text-conditioned UNet and DiT.
+ * caption dropout giving exactly the unconditional output of text-conditioned UNet and DiT, and the residual
+ * blocks whose conditioning scales and shifts their normalization (`scaleShift`, which text UNets use).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
@@ -362,6 +363,51 @@ describe('text-conditioned denoisers', () => {
     expect(() => new k.nn.DiT({ ...config, text: { encoder, wordScale: 3 } })).toThrow(/DiT: text.wordScale must be a positive number and needs pooled 'words', got wordScale 3 with pooled true/);
     expect(() => new k.nn.UNet({ numClasses: 0, text: { encoder, pooled: 'words', wordScale: 0, levels: [] } })).toThrow(/UNet: text.wordScale must be a positive number and needs pooled 'words', got wordScale 0 with pooled "words"/);
   });
+});
+
+describe("residual blocks with scaleShift (ADM's scale-shift norm)", () => {
+  const [N, Ci, Co, E, Hh, W] = [2, 4, 6, 5, 3, 3];
+  const set = (p: k.Tensor, v: number[]) => k.noGrad(() => p.assign(k.tensor(f32(v), { shape: p.shape })));
+
+  it('scales and shifts the second GroupNorm by the conditioning: equal to an additive block with the same scale and shift folded into its norm', async () => {
+    const a = new k.nn.ResBlock(Ci, Co, E, 2, true), b = new k.nn.ResBlock(Ci, Co, E, 2);
+    expect(a.emb.weight.shape).toEqual([2 * Co, E]);
+    randomize(a, 400);
+    // a's conditioning: a constant scale s and shift c per channel (its weight zero), applied after norm2 (weight w, bias β)
+    const s = values(Co, 420, -0.9, 0.9), c = values(Co, 421), w = values(Co, 422, 0.5, 1.5), beta = values(Co, 423);
+    set(a.emb.weight, new Array<number>(2 * Co * E).fill(0));
+    set(a.emb.bias!, [...s, ...c]);
+    set(a.norm2.weight!, w);
+    set(a.norm2.bias!, beta);
+    // b adds nothing before norm2, whose affine is (x̂·w + β)·(1 + s) + c
+    const sd = a.stateDict();
+    b.loadStateDict({ ...sd, 'emb.weight': k.zeros([Co, E]), 'emb.bias': k.zeros([Co]), 'norm2.weight': k.tensor(f32(w.map((v, i) => v * (1 + s[i]!)))), 'norm2.bias': k.tensor(f32(beta.map((v, i) => v * (1 + s[i]!) + c[i]!))) }, { strict: true });
+    const x = k.tensor(f32(values(N * Ci * Hh * W, 430, -2, 2)), { shape: [N, Ci, Hh, W] }), e = k.tensor(f32(values(N * E, 431)), { shape: [N, E] });
+    const [ya, yb] = [await a.forward(x, e).data(), await b.forward(x, e).data()];
+    close(ya, yb, 1e-5, 1e-5, 'scale-shift block against the folded additive one');
+    // the scale counts (so the check above can fail): without it the output moves
+    set(a.emb.bias!, [...new Array<number>(Co).fill(0), ...c]);
+    const unscaled = await a.forward(x, e).data();
+    expect(Math.max(...Array.from(unscaled, (v, i) => Math.abs(v - ya[i]!)))).toBeGreaterThan(1e-2);
+  });
+
+  it('gradients of input, conditioning and the projection by finite differences (float64)', async () => {
+    const blk = k.withDevice('cpu', () => new k.nn.ResBlock(Ci, Co, E, 2, true));
+    k.withDevice('cpu', () => randomize(blk, 440));
+    const fn = (x: k.Tensor, e: k.Tensor, we: k.Tensor, be: k.Tensor) => {
+      Object.assign(blk.emb, { weight: we, bias: be });
+      return blk.forward(x, e);
+    };
+    const r = await k.gradcheck(fn as (...xs: k.Tensor[]) => k.Tensor, [
+      { shape: [N, Ci, Hh, W], data: values(N * Ci * Hh * W, 450, -2, 2) },
+      { shape: [N, E], data: values(N * E, 451) },
+      { shape: [2 * Co, E], data: values(2 * Co * E, 452, -0.6, 0.6) },
+      { shape: [2 * Co], data: values(2 * Co, 453, -0.6, 0.6) },
+    ]);
+    expect(r.ok, JSON.stringify(r.at)).toBe(true);
+    // every input gets a gradient that is not zero
+    for (const g of r.analytic) expect(Math.max(...Array.from(g, Math.abs))).toBeGreaterThan(1e-3);
+  }, 60_000);
 });
 
 describe('training and sampling from captions (smoke)', () => {

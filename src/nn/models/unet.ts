@@ -1,6 +1,7 @@
 /**
  * A small time- and class-conditioned UNet for diffusion (DDPM/ADM style): residual blocks of
- * GroupNorm–SiLU–conv with the conditioning embedding added per block, self-attention at the chosen
+ * GroupNorm–SiLU–conv with the conditioning embedding added per block (or, with `scaleShift`, scaling and
+ * shifting the block's second normalization, as ADM's scale-shift norm does), self-attention at the chosen
  * resolutions, stride-2 convolutions down and nearest-neighbour ×2 + conv up, one skip connection per
  * block. An optional pixel-unshuffle stem runs the network at half resolution (4× cheaper convs).
  * Class `numClasses` is the null class that classifier-free guidance uses. With `text`, the model is
@@ -47,6 +48,11 @@ export interface UNetConfig {
   /** The model also takes the guidance scale w [N] (a guidance-distilled student): its embedding joins the time embedding. */
   guidanceInput: boolean;
   /**
+   * Each residual block's conditioning scales and shifts its second normalization, h·(1 + s) + b (ADM's
+   * `use_scale_shift_norm`), instead of being added before it (default false).
+   */
+  scaleShift?: boolean;
+  /**
    * Text conditioning (absent: none; then the config, the parameters and every output are those of a UNet
    * without it). Requires numClasses 0: labels are token ids.
    */
@@ -56,7 +62,10 @@ export interface UNetConfig {
 /** The default small MNIST UNet. */
 export const UNET_DEFAULTS: UNetConfig = { channels: 1, size: 28, widths: [32, 64], depth: 1, attention: [1], midAttention: true, heads: 4, numClasses: 10, patch: 2, groups: 8, guidanceInput: false };
 
-/** GroupNorm–SiLU–conv3, plus the conditioning projected to a per-channel shift, twice; 1×1 skip when widths differ. */
+/**
+ * GroupNorm–SiLU–conv3 twice, the conditioning projected to a per-channel shift added between them — or, with
+ * `scaleShift`, to a scale and a shift of the second GroupNorm's output; 1×1 skip when widths differ.
+ */
 export class ResBlock extends Module {
   norm1: GroupNorm;
   conv1: Conv2d;
@@ -64,11 +73,13 @@ export class ResBlock extends Module {
   norm2: GroupNorm;
   conv2: Conv2d;
   skip: Conv2d | null;
-  constructor(inCh: number, outCh: number, embDim: number, groups: number) {
+  readonly scaleShift: boolean;
+  constructor(inCh: number, outCh: number, embDim: number, groups: number, scaleShift = false) {
     super();
+    this.scaleShift = scaleShift;
     this.norm1 = new GroupNorm(Math.min(groups, inCh), inCh);
     this.conv1 = new Conv2d(inCh, outCh, 3, { padding: 1 });
-    this.emb = new Linear(embDim, outCh);
+    this.emb = new Linear(embDim, scaleShift ? 2 * outCh : outCh);
     this.norm2 = new GroupNorm(Math.min(groups, outCh), outCh);
     this.conv2 = new Conv2d(outCh, outCh, 3, { padding: 1 });
     zeroInit(this.conv2);
@@ -77,8 +88,12 @@ export class ResBlock extends Module {
   /** x [N, C, H, W], emb [N, E] (already passed through SiLU). */
   forward(x: Tensor, emb: Tensor): Tensor {
     let h = this.conv1.forward(this.norm1.forward(x).silu());
-    h = h.add(this.emb.forward(emb).reshape([emb.shape[0]!, -1, 1, 1]));
-    h = this.conv2.forward(this.norm2.forward(h).silu());
+    const e = this.emb.forward(emb).reshape([emb.shape[0]!, -1, 1, 1]);
+    if (this.scaleShift) {
+      const [scale, shift] = e.chunk(2, 1) as [Tensor, Tensor];
+      h = this.norm2.forward(h).mul(scale.add(1)).add(shift);
+    } else h = this.norm2.forward(h.add(e));
+    h = this.conv2.forward(h.silu());
     return (this.skip ? this.skip.forward(x) : x).add(h);
   }
 }
@@ -157,7 +172,7 @@ export class UNet extends Module {
     c.widths.forEach((w, l) => {
       const level = new Level();
       for (let i = 0; i < c.depth; i++) {
-        level.blocks.push(new ResBlock(ch, w, emb, c.groups));
+        level.blocks.push(new ResBlock(ch, w, emb, c.groups, c.scaleShift));
         ch = w;
         if (c.attention.includes(l)) level.attns.push(new AttentionBlock(ch, c.heads, c.groups));
         if (tx?.levels.includes(l)) level.xattns.push(xattn(ch));
@@ -170,14 +185,14 @@ export class UNet extends Module {
       }
     });
     this.mid = new Level();
-    this.mid.blocks.push(new ResBlock(ch, ch, emb, c.groups)).push(new ResBlock(ch, ch, emb, c.groups));
+    this.mid.blocks.push(new ResBlock(ch, ch, emb, c.groups, c.scaleShift)).push(new ResBlock(ch, ch, emb, c.groups, c.scaleShift));
     if (c.midAttention) this.mid.attns.push(new AttentionBlock(ch, c.heads, c.groups));
     if (tx?.mid) this.mid.xattns.push(xattn(ch));
     for (let l = c.widths.length - 1; l >= 0; l--) {
       const w = c.widths[l]!;
       const level = new Level();
       for (let i = 0; i <= c.depth; i++) {
-        level.blocks.push(new ResBlock(ch + skips.pop()!, w, emb, c.groups));
+        level.blocks.push(new ResBlock(ch + skips.pop()!, w, emb, c.groups, c.scaleShift));
         ch = w;
         if (c.attention.includes(l)) level.attns.push(new AttentionBlock(ch, c.heads, c.groups));
         if (tx?.levels.includes(l)) level.xattns.push(xattn(ch));
