@@ -372,6 +372,7 @@ describe("residual blocks with scaleShift (ADM's scale-shift norm)", () => {
   it('scales and shifts the second GroupNorm by the conditioning: equal to an additive block with the same scale and shift folded into its norm', async () => {
     const a = new k.nn.ResBlock(Ci, Co, E, 2, true), b = new k.nn.ResBlock(Ci, Co, E, 2);
     expect(a.emb.weight.shape).toEqual([2 * Co, E]);
+    expect(() => new k.nn.UNet({ widths: [8], scaleShift: 1 as unknown as boolean })).toThrow(/UNet: scaleShift must be true or false, got 1/);
     randomize(a, 400);
     // a's conditioning: a constant scale s and shift c per channel (its weight zero), applied after norm2 (weight w, bias β)
     const s = values(Co, 420, -0.9, 0.9), c = values(Co, 421), w = values(Co, 422, 0.5, 1.5), beta = values(Co, 423);
@@ -405,8 +406,13 @@ describe("residual blocks with scaleShift (ADM's scale-shift norm)", () => {
       { shape: [2 * Co], data: values(2 * Co, 453, -0.6, 0.6) },
     ]);
     expect(r.ok, JSON.stringify(r.at)).toBe(true);
-    // every input gets a gradient that is not zero
-    for (const g of r.analytic) expect(Math.max(...Array.from(g, Math.abs))).toBeGreaterThan(1e-3);
+    // every input gets a gradient that is not zero, and so do both halves (scale, shift) of the projection
+    const big = (g: ArrayLike<number>) => Math.max(...Array.from(g, Math.abs));
+    for (const g of r.analytic) expect(big(g)).toBeGreaterThan(1e-3);
+    for (const [g, half] of [[r.analytic[2]!, Co * E], [r.analytic[3]!, Co]] as const) {
+      expect(big(g.subarray(0, half)), 'scale half').toBeGreaterThan(1e-3);
+      expect(big(g.subarray(half)), 'shift half').toBeGreaterThan(1e-3);
+    }
   }, 60_000);
 });
 

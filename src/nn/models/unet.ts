@@ -154,6 +154,7 @@ export class UNet extends Module {
       throw new Error(`UNet: image size ${c.size} with patch ${c.patch} must be divisible by 2^${c.widths.length - 1} for ${c.widths.length} levels`);
     }
     if (c.widths.some((w) => w % Math.min(c.groups, w) || w % c.heads)) throw new Error(`UNet: widths ${JSON.stringify(c.widths)} must be divisible by groups ${c.groups} and heads ${c.heads}`);
+    if (c.scaleShift !== undefined && typeof c.scaleShift !== 'boolean') throw new Error(`UNet: scaleShift must be true or false, got ${JSON.stringify(c.scaleShift)}`);
     const tx = c.text;
     if (tx) {
       if (c.numClasses !== 0) throw new Error(`UNet: a text-conditioned model takes token ids, not classes; set numClasses to 0 (got ${c.numClasses})`);
