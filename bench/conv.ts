@@ -3,7 +3,7 @@
  * forward, and forward + backward (input and weight gradients), in GFLOP/s (2·N·O·C·9·H·W per
  * convolution, three convolutions' worth for forward + backward). Prints one JSON line, then a table.
  *
- *   npm run bench:conv [-- --quick]
+ *   npm run bench:conv [-- --quick] [-- --no-share]
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench:conv
  */
 import * as k from '../src/index.js';
@@ -45,7 +45,9 @@ async function time(run: () => k.Tensor[]): Promise<{ ms: number; kernels: numbe
   return { ms: median(times), kernels };
 }
 
-const info = await k.init();
+let info = await k.init();
+// register-tile matmuls without subgroup-shared loads of A, for comparison
+if (process.argv.includes('--no-share')) info = await k.init({ tuning: { matmulShareRows: false } });
 const col = info.driver === 'swiftshader' ? 1 : 0;
 k.manualSeed(0);
 const x = k.randn([N, C, H, H]).keep();

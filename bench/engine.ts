@@ -4,6 +4,7 @@
  *   npm run bench                 # full run on the default adapter (hardware, else lavapipe, else SwiftShader)
  *   npm run bench -- --quick      # short run
  *   npm run bench -- --scalar     # kernels without vec4 loads and stores, for comparison
+ *   npm run bench -- --no-share   # register-tile matmuls without subgroup-shared loads of A, for comparison
  *   npm run bench -- --tune       # measure the kernel tuning knobs on this adapter (bench/tune.ts)
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench   # force SwiftShader
  *
@@ -32,6 +33,7 @@ import type { Tensor } from '../src/index.js';
 const QUICK = process.argv.includes('--quick');
 /** `--scalar`: kernels read and write one element at a time (no vec4), for comparison with the default. */
 const SCALAR = process.argv.includes('--scalar');
+const NO_SHARE = process.argv.includes('--no-share');
 const REPS = QUICK ? 3 : 7;
 const TARGET_MS = QUICK ? 150 : 500;
 /** Upper bound of the timed runs of one benchmark (at least 3 runs are made). */
@@ -273,7 +275,7 @@ async function main(): Promise<void> {
   const own0 = ownCpuSeconds();
   const cpuStart = await cpuProbe();
   await k.init();
-  if (SCALAR) await k.init({ tuning: { vectorWidth: 1 } });
+  if (SCALAR || NO_SHARE) await k.init({ tuning: { ...(SCALAR ? { vectorWidth: 1 as const } : {}), ...(NO_SHARE ? { matmulShareRows: false } : {}) } });
   const info = k.deviceInfo();
   log(`adapter: ${info.driver} — ${info.description || info.device || info.vendor}${info.icd ? ` (ICD ${info.icd})` : ''}`);
   k.manualSeed(1234);
@@ -451,6 +453,8 @@ async function main(): Promise<void> {
       device: info.device,
       icd: info.icd ?? null,
       tuning: info.tuning,
+      subgroup_size: info.subgroupSize,
+      matmul_share_rows: kernelConfig().matmulShareRows,
     },
     host: { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', cpu_probe_ms: { start: r3(cpuStart), end: r3(cpuEnd) }, other_processes_cpu_share: otherShare === null ? null : r3(otherShare) },
     method: {

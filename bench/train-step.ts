@@ -4,7 +4,7 @@
  * batch 128), the default MNIST diffusion UNet step of `kiln train`, the default DiT's and VAE's steps —
  * each compiled (`k.compile`) and eager in the same run. Prints one JSON line, then a table.
  *
- *   npm run bench:train [-- --quick] [-- --bake-index-constants] [-- --dawn-busy-poll] [-- --scalar]
+ *   npm run bench:train [-- --quick] [-- --bake-index-constants] [-- --dawn-busy-poll] [-- --scalar] [-- --no-share]
  *   VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json npm run bench:train
  */
 import * as k from '../src/index.js';
@@ -14,6 +14,8 @@ import { indexLifting } from '../src/wgsl/kernels.js';
 const QUICK = process.argv.includes('--quick');
 /** `--scalar`: kernels read and write one element at a time (no vec4), for comparison with the default. */
 const SCALAR = process.argv.includes('--scalar');
+/** `--no-share`: register-tile matmuls load every row of A themselves (no subgroup sharing), for comparison. */
+const NO_SHARE = process.argv.includes('--no-share');
 // every kernel with its index constants baked into its source (one pipeline per shape), for comparison
 if (process.argv.includes('--bake-index-constants')) indexLifting.limit = 0;
 // Dawn's own waiting (a setImmediate loop that keeps a core busy while the GPU works), for comparison
@@ -144,7 +146,7 @@ async function vaeStep(compiled: boolean): Promise<StepFigures> {
 }
 
 const info = await k.init();
-if (SCALAR) await k.init({ tuning: { vectorWidth: 1 } });
+if (SCALAR || NO_SHARE) await k.init({ tuning: { ...(SCALAR ? { vectorWidth: 1 as const } : {}), ...(NO_SHARE ? { matmulShareRows: false } : {}) } });
 const driver = info.driver;
 const col = driver === 'swiftshader' ? 1 : 0;
 // the compiled UNet runs first: its warm-up pipelines are those of a cold `kiln train` step

@@ -112,9 +112,11 @@ async function workloads(): Promise<Record<'elementwise' | 'reduce' | 'matmul', 
 const CANDIDATES: Record<'elementwise' | 'reduce' | 'matmul', Partial<Tuning>[]> = {
   elementwise: [1, 2, 4, 8].flatMap((e) => [1, 4].map((v) => ({ elementsPerInvocation: e, vectorWidth: v as 1 | 4 }))),
   reduce: [4096, 16384, 65536].flatMap((p) => (['chunk', 'stride'] as const).flatMap((m) => [false, true].map((t) => ({ reducePartials: p, reduceMapping: m, reduceTree: t })))),
+  // register tiles with and without sharing A's loads within subgroups (the same kernel on a device without them)
   matmul: [
-    ...(['registers', 'shared'] as const).flatMap((kind) => ([[4, 4], [4, 8], [8, 8]] as [number, number][]).map((tile) => ({ matmulKernel: kind, matmulTile: tile, matmulUnrollK: 1 as const }))),
-    ...([2, 4] as const).map((u) => ({ matmulKernel: 'registers' as const, matmulTile: [8, 8] as [number, number], matmulUnrollK: u })),
+    ...([[4, 4], [4, 8], [8, 8]] as [number, number][]).flatMap((tile) => [false, true].map((share) => ({ matmulKernel: 'registers' as const, matmulTile: tile, matmulUnrollK: 1 as const, matmulShareRows: share }))),
+    ...([2, 4] as const).flatMap((u) => [false, true].map((share) => ({ matmulKernel: 'registers' as const, matmulTile: [8, 8] as [number, number], matmulUnrollK: u, matmulShareRows: share }))),
+    ...([[4, 4], [4, 8], [8, 8]] as [number, number][]).map((tile) => ({ matmulKernel: 'shared' as const, matmulTile: tile, matmulUnrollK: 1 as const })),
   ],
 };
 

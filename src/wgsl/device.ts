@@ -33,6 +33,12 @@ export interface DeviceInfo {
   icd?: string;
   /** The kernel tuning in use: a row of the tuning table ('software', 'hardware', …), '+custom' when knobs changed it. */
   tuning: string;
+  /**
+   * The size of the device's subgroups when every subgroup of a 1-D workgroup is that many consecutive
+   * invocations (measured at init); 0 without the 'subgroups' feature or with any other layout. Kernels
+   * that share loads across a subgroup need this layout.
+   */
+  subgroupSize: number;
 }
 
 /** Options of `init()`. */
@@ -182,7 +188,7 @@ function tuningOption(opts: InitOptions): TuningChoice | undefined {
 
 async function acquire(opts: InitOptions): Promise<DeviceState> {
   if (opts.device) {
-    return finish(opts.device, null, undefined, false, tuningOption(opts));
+    return finish(opts.device, null, undefined, false, tuningOption(opts), await subgroupLayout(opts.device));
   }
   let adapter: GPUAdapter | null;
   let icd: string | undefined;
@@ -208,11 +214,60 @@ async function acquire(opts: InitOptions): Promise<DeviceState> {
   const requiredFeatures: GPUFeatureName[] = [];
   if (adapter!.features.has('shader-f16')) requiredFeatures.push('shader-f16');
   if (adapter!.features.has('timestamp-query')) requiredFeatures.push('timestamp-query');
+  if (adapter!.features.has('subgroups' as GPUFeatureName)) requiredFeatures.push('subgroups' as GPUFeatureName);
   const device = await adapter!.requestDevice({ requiredLimits, requiredFeatures });
-  return finish(device, adapter!, icd, true, tuningOption(opts));
+  return finish(device, adapter!, icd, true, tuningOption(opts), await subgroupLayout(device));
 }
 
-function finish(device: GPUDevice, adapter: GPUAdapter | null, icd: string | undefined, owned: boolean, tuning: TuningChoice | undefined): DeviceState {
+/**
+ * The subgroup size S when every subgroup of a 64-invocation workgroup is S consecutive invocations
+ * (invocation i is lane i mod S of the subgroup that starts at i − i mod S), else 0. WebGPU leaves the
+ * layout to the implementation, so it is checked on the device: a kernel reads each invocation's
+ * subgroup size, lane and the index broadcast from lane 0.
+ */
+async function subgroupLayout(device: GPUDevice): Promise<number> {
+  if (!device.features.has('subgroups' as GPUFeatureName)) return 0;
+  try {
+    const n = 64;
+    const module = device.createShaderModule({
+      code: `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> out: array<u32, ${3 * n}>;
+@compute @workgroup_size(${n})
+fn main(@builtin(local_invocation_index) i: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) size: u32) {
+  out[3u * i] = size;
+  out[3u * i + 1u] = lane;
+  out[3u * i + 2u] = subgroupBroadcast(i, 0u);
+}`,
+    });
+    const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const bytes = 3 * n * 4;
+    const buf = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    const read = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: buf } }] }));
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    enc.copyBufferToBuffer(buf, 0, read, 0, bytes);
+    device.queue.submit([enc.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    const v = new Uint32Array(read.getMappedRange().slice(0));
+    read.unmap();
+    buf.destroy();
+    read.destroy();
+    const size = v[0]!;
+    if (!(size >= 1 && n % size === 0)) return 0;
+    for (let i = 0; i < n; i++) {
+      if (v[3 * i] !== size || v[3 * i + 1] !== i % size || v[3 * i + 2] !== i - (i % size)) return 0;
+    }
+    return size;
+  } catch {
+    return 0;
+  }
+}
+
+function finish(device: GPUDevice, adapter: GPUAdapter | null, icd: string | undefined, owned: boolean, tuning: TuningChoice | undefined, subgroupSize: number): DeviceState {
   const ai = (adapter?.info ?? (device as unknown as { adapterInfo?: GPUAdapterInfo }).adapterInfo) as GPUAdapterInfo | undefined;
   const fallback = !!((ai as { isFallbackAdapter?: boolean } | undefined)?.isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean } | null)?.isFallbackAdapter);
   const l = device.limits;
@@ -235,11 +290,12 @@ function finish(device: GPUDevice, adapter: GPUAdapter | null, icd: string | und
       maxUniformBufferBindingSize: l.maxUniformBufferBindingSize,
     },
     tuning: '',
+    subgroupSize,
   };
   if (icd) info.icd = icd;
   const row = tuningFor(info, tuning);
   info.tuning = row.name;
-  const kernels: KernelConfig = { maxWorkgroupsPerDim: l.maxComputeWorkgroupsPerDimension, ...row.config };
+  const kernels: KernelConfig = { maxWorkgroupsPerDim: l.maxComputeWorkgroupsPerDimension, subgroupSize, ...row.config };
   const s: DeviceState = { device, info, f16: device.features.has('shader-f16'), lost: null, error: null, owned, kernels };
   device.addEventListener('uncapturederror', (ev) => {
     const e = (ev as GPUUncapturedErrorEvent).error;
@@ -266,7 +322,7 @@ export async function init(opts: InitOptions = {}): Promise<DeviceInfo> {
     if (opts.tuning !== undefined) {
       const row = tuningFor(state.info, opts.tuning);
       state.info.tuning = row.name;
-      state.kernels = { maxWorkgroupsPerDim: state.kernels.maxWorkgroupsPerDim, ...row.config };
+      state.kernels = { maxWorkgroupsPerDim: state.kernels.maxWorkgroupsPerDim, subgroupSize: state.kernels.subgroupSize, ...row.config };
     }
     return state.info;
   }

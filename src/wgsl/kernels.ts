@@ -107,6 +107,8 @@ export interface Pass {
 /** Tuning knobs chosen per adapter. */
 export interface KernelConfig {
   maxWorkgroupsPerDim: number;
+  /** The device's subgroup size when its subgroups are consecutive invocations (`DeviceInfo.subgroupSize`), else 0. */
+  subgroupSize: number;
   /** Target number of partial sums for a split reduction. */
   reducePartials: number;
   /** Minimum elements one invocation reduces before a split is worth it. */
@@ -129,6 +131,13 @@ export interface KernelConfig {
    * same order as one at a time.
    */
   matmulUnrollK: 1 | 2 | 4;
+  /**
+   * Register-tile matmuls share the loads of A within a subgroup (on devices whose `subgroupSize` is not
+   * 0): the invocations of a subgroup compute tiles of the same rows, each loads 1/S of those rows' values
+   * and takes the others by subgroupBroadcast. On CPU drivers a load costs far more than a broadcast
+   * (the 1024³ matmul ran 1.1–1.5× as fast on lavapipe, 1.2–1.3× on SwiftShader; see src/wgsl/tuning.ts).
+   */
+  matmulShareRows: boolean;
   /** Elements one elementwise invocation computes (strided by the invocation count, so lanes stay contiguous). */
   elementsPerInvocation: number;
   /**

@@ -84,6 +84,8 @@ interface FirstPass {
   header: HeaderOptions;
   /** The pass has workgroup barriers: it reads its uniforms directly (a private copy is not uniform). */
   barriers: boolean;
+  /** The pass uses subgroup operations. */
+  subgroups: boolean;
 }
 
 /**
@@ -93,7 +95,10 @@ interface FirstPass {
 export function renderMatmul(k: MatmulKernel, cfg: KernelConfig): Pass[] {
   const first = cfg.matmulKernel === 'shared' ? sharedTiles(k, cfg) : registerTiles(k, cfg);
   const { main, wg, S, C, epi, outSize, header: opts } = first;
-  const direct = (code: string) => (first.barriers ? readUniformsDirectly(code) : code);
+  // every invocation of a subgroup reaches each broadcast (see registerTiles), which the uniformity
+  // analysis cannot see through the loop bounds read from the invocation's index
+  const subgroups = first.subgroups ? 'enable subgroups;\ndiagnostic(off, subgroup_uniformity);\n' : '';
+  const direct = (code: string) => subgroups + (first.barriers ? readUniformsDirectly(code) : code);
   if (S === 1) {
     const h1 = prelude(k, C, main, opts);
     return [{ code: direct(`${h1.text}\n${main}`), workgroups: wg, bindings: h1.bindings, params: C.words }];
@@ -127,8 +132,12 @@ function registerTiles(k: MatmulKernel, cfg: KernelConfig): FirstPass {
   const S = matmulSplitK(batch * tilesM * tilesN, k.K, cfg);
   const chunk = Math.ceil(k.K / S);
   const outSize = batch * k.M * k.N;
+  // rows shared within subgroups of G invocations (0: not shared): the G invocations of a subgroup compute
+  // tiles of the same rows, each loads ⌈TM / G⌉ of their values per k and takes the others by broadcast
+  const G = cfg.matmulShareRows && cfg.subgroupSize > 0 && WG % cfg.subgroupSize === 0 ? cfg.subgroupSize : 0;
   // a workgroup computes a block of BM × BN tiles, so the rows of A and columns of B it reads stay in cache
-  const BM = 2 ** Math.floor(Math.log2(Math.min(tilesM, 16))), BN = WG / BM;
+  // (rows shared: BN a multiple of G, so a subgroup's consecutive invocations are in one row of tiles)
+  const BM = 2 ** Math.floor(Math.log2(Math.min(tilesM, 16, G ? WG / G : WG))), BN = WG / BM;
   const blocksN = Math.ceil(tilesN / BN), blocksM = Math.ceil(tilesM / BM);
   const perSlice = batch * blocksM * blocksN * WG;
   const { wg, nx } = grid(perSlice * S, WG, cfg);
@@ -136,19 +145,30 @@ function registerTiles(k: MatmulKernel, cfg: KernelConfig): FirstPass {
   const epi = fnOf('epilogue', 'gid: u32, acc: f32', k.epilogue.t, k.epilogue, C);
   // row and column offsets are computed once per tile; only the k offsets change inside the loop
   const setup: string[] = [`  let lastM = ${C.u32(k.M - 1)};`, `  let lastN = ${C.u32(k.N - 1)};`];
-  for (let i = 0; i < TM; i++) setup.push(`  let mr${i} = min(m0 + ${i}u, lastM);`, `  let ar${i} = aBase + ${axisOffset(`mr${i}`, k.a.rows, C, 'ar')};`);
+  const shareLoads = Math.ceil(TM / G);
+  if (G) {
+    for (let q = 0; q < shareLoads; q++) {
+      const row = (q + 1) * G > TM ? `min(lane + ${q * G}u, ${TM - 1}u)` : `lane + ${q * G}u`;
+      setup.push(`  let ms${q} = min(m0 + ${row}, lastM);`, `  let as${q} = aBase + ${axisOffset(`ms${q}`, k.a.rows, C, 'ar')};`);
+    }
+  } else for (let i = 0; i < TM; i++) setup.push(`  let mr${i} = min(m0 + ${i}u, lastM);`, `  let ar${i} = aBase + ${axisOffset(`mr${i}`, k.a.rows, C, 'ar')};`);
   // B read as vec4 (4 columns at a time; its k offsets are multiples of 4): the start of each group of 4
   // columns, the last group at the edge clamped to the last 4 columns (their extra values are not stored)
   const bVec4 = cfg.vectorWidth === 4 && vec4Columns(k, TN);
   if (bVec4) for (let j = 0; j < TN; j += 4) setup.push(`  let nq${j} = min(n0 + ${j}u, ${C.u32(k.N - 4)});`, `  let bq${j} = (bBase + ${axisOffset(`nq${j}`, k.b.cols, C, 'bc')}) >> 2u;`);
   else for (let j = 0; j < TN; j++) setup.push(`  let nc${j} = min(n0 + ${j}u, lastN);`, `  let bc${j} = bBase + ${axisOffset(`nc${j}`, k.b.cols, C, 'bc')};`);
   for (let i = 0; i < TM; i++) for (let j = 0; j < TN; j++) setup.push(`  var c${i}_${j} = 0.0;`);
-  const ak = axisStepper('ak', k.a.cols, C, 'kStart'), bk = axisStepper('bk', k.b.rows, C, 'kStart');
+  // read as vec4, B's k offset counts vec4s (its row strides are multiples of 4): no shift in the loop
+  const bRows = bVec4 ? k.b.rows.map(([n, s]): Atom => [n, s / 4]) : k.b.rows;
+  const ak = axisStepper('ak', k.a.cols, C, 'kStart'), bk = axisStepper('bk', bRows, C, 'kStart');
   // the loads of one k (their names suffixed); stepK moves the k offsets to the next
   const loads = (u: string): string[] => {
     const out: string[] = [];
-    for (let i = 0; i < TM; i++) out.push(`    let a${i}${u} = f32(B${k.a.slot}[ar${i} + ak]);`);
-    if (bVec4) for (let j = 0; j < TN; j += 4) out.push(`    let bv${j}${u} = B${k.b.slot}[(bk >> 2u) + bq${j}];`, ...[0, 1, 2, 3].map((c) => `    let b${j + c}${u} = bv${j}${u}[${c}];`));
+    if (G) {
+      for (let q = 0; q < shareLoads; q++) out.push(`    let s${q}${u} = f32(B${k.a.slot}[as${q} + ak]);`);
+      for (let i = 0; i < TM; i++) out.push(`    let a${i}${u} = subgroupBroadcast(s${Math.floor(i / G)}${u}, ${i % G}u);`);
+    } else for (let i = 0; i < TM; i++) out.push(`    let a${i}${u} = f32(B${k.a.slot}[ar${i} + ak]);`);
+    if (bVec4) for (let j = 0; j < TN; j += 4) out.push(`    let bv${j}${u} = B${k.b.slot}[bk + bq${j}];`, ...[0, 1, 2, 3].map((c) => `    let b${j + c}${u} = bv${j}${u}[${c}];`));
     else for (let j = 0; j < TN; j++) out.push(`    let b${j}${u} = f32(B${k.b.slot}[bk + bc${j}]);`);
     return out;
   };
@@ -194,9 +214,16 @@ ${ENTRY}
   let tn = (blk - bmn * blocksN) * ${C.u32(BN)} + (within & ${C.u32(BN - 1)});
   let b = ${C.div('bmn', blocksM, 'blocksM')};
   let tm = (bmn - b * ${C.u32(blocksM, 'blocksM')}) * ${C.u32(BM)} + (within >> ${C.u32(Math.log2(BN))});
-  if (tn >= ${C.u32(tilesN)} || tm >= ${C.u32(tilesM)}) { return; }
+${G ? `  // rows shared: a subgroup (G invocations, tiles tn − lane … tn − lane + G − 1 of one row of tiles) returns
+  // as a whole; an invocation past the last column of tiles computes the last tile again (the others need
+  // its loads) and stores nothing
+  let lane = lid % ${G}u;
+  if (tm >= ${C.u32(tilesM)} || tn - lane >= ${C.u32(tilesN)}) { return; }
+  let live = tn < ${C.u32(tilesN)};
   let m0 = tm * ${TM}u;
-  let n0 = tn * ${TN}u;
+  let n0 = min(tn, ${C.u32(tilesN - 1)}) * ${TN}u;` : `  if (tn >= ${C.u32(tilesN)} || tm >= ${C.u32(tilesM)}) { return; }
+  let m0 = tm * ${TM}u;
+  let n0 = tn * ${TN}u;`}
   let aBase = ${operandIndex(k.a, k.batchShape, C, 'a')};
   let bBase = ${operandIndex(k.b, k.batchShape, C, 'b')};
 ${setup.join('\n')}
@@ -213,9 +240,9 @@ ${body.join('\n')}
   for (; kk < kEnd; kk++) {
 ${one.join('\n')}
   }`}
-${stores.join('\n')}
+${G ? '  if (!live) { return; }\n' : ''}${stores.join('\n')}
 }`;
-  return { main, wg, S, C, epi, outSize, header: bVec4 ? { vec4Inputs: new Set([k.b.slot]) } : {}, barriers: false };
+  return { main, wg, S, C, epi, outSize, header: bVec4 ? { vec4Inputs: new Set([k.b.slot]) } : {}, barriers: false, subgroups: G > 0 };
 }
 
 /**
@@ -320,7 +347,7 @@ ${body.join('\n')}
     }
   }
 }`;
-  return { main, wg, S, C, epi, outSize, header: {}, barriers: true };
+  return { main, wg, S, C, epi, outSize, header: {}, barriers: true, subgroups: false };
 }
 
 /**

@@ -7,8 +7,8 @@
 import type { KernelConfig } from './kernels.js';
 import type { DeviceInfo } from './device.js';
 
-/** The knobs of a row (the device limits are added at init). */
-export type Tuning = Omit<KernelConfig, 'maxWorkgroupsPerDim'>;
+/** The knobs of a row (the device's limits and subgroup layout are added at init). */
+export type Tuning = Omit<KernelConfig, 'maxWorkgroupsPerDim' | 'subgroupSize'>;
 
 /** The knobs of CPU drivers (lavapipe, SwiftShader, WARP): few wide threads, and each pipeline compiles at its first dispatch. */
 function softwareRow(): Tuning {
@@ -30,6 +30,12 @@ function softwareRow(): Tuning {
     vectorWidth: 4,
     // one step of k per iteration on lavapipe (see the SwiftShader row)
     matmulUnrollK: 1,
+    // A's rows loaded once per subgroup and broadcast (where the device's subgroups are consecutive
+    // invocations): a load costs these drivers far more than a broadcast. `npm run bench -- --quick` against
+    // `--no-share`, alternating twice: 1024³ 36.6 / 27.1 against 24.1 / 25.0 GFLOP/s on lavapipe, 6.15 / 6.11
+    // against 4.87 / 4.95 on SwiftShader; `bench:conv -- --quick` fwd + bwd 23.7 / 23.5 against 17.5 / 12.2
+    // on lavapipe, 3.98 / 3.54 against 3.18 / 3.02 on SwiftShader
+    matmulShareRows: true,
   };
 }
 
@@ -71,6 +77,8 @@ export const TUNING_TABLE: readonly TuningRow[] = [
       matmulKernel: 'shared',
       matmulTile: [4, 4],
       matmulUnrollK: 1,
+      // not measured on a GPU yet (and a GPU's subgroup size may differ from one pipeline to another)
+      matmulShareRows: false,
       elementsPerInvocation: 1,
       vectorWidth: 4,
     },
@@ -89,6 +97,7 @@ const KNOBS: { [K in keyof Tuning]: (v: unknown) => boolean } = {
   matmulKernel: (v) => v === 'registers' || v === 'shared',
   matmulTile: (v) => Array.isArray(v) && v.length === 2 && v.every((t) => [1, 2, 4, 8].includes(t)),
   matmulUnrollK: (v) => v === 1 || v === 2 || v === 4,
+  matmulShareRows: (v) => typeof v === 'boolean',
   elementsPerInvocation: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 64,
   vectorWidth: (v) => v === 1 || v === 4,
 };

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as k from '../../src/index.ts';
 import { close } from '../shared/util.ts';
 import { classify } from '../../src/wgsl/device.ts';
-import { tuningFor } from '../../src/wgsl/tuning.ts';
+import { tuningFor, type Tuning } from '../../src/wgsl/tuning.ts';
 import { sharedLayout } from '../../src/wgsl/matmul.ts';
 import { kernelConfig } from '../../src/wgsl/runtime.ts';
 import { Scheduler } from '../../src/tensor/plan.ts';
@@ -457,6 +457,42 @@ describe('fusion', () => {
       expect(Math.max(...Array.from(cpu, Math.abs)), name).toBeGreaterThan(1);
     }
     for (const t of [a, b, c, d, e]) t.dispose();
+  });
+
+  it('register-tile matmuls share the loads of A within subgroups where the device has them, and agree with float64 either way', async () => {
+    // (tests/shared/suite.ts checks the layout measured at init: subgroups of consecutive invocations)
+    const { subgroupSize } = k.deviceInfo();
+    const shares = (f: () => k.Tensor) => k.scope(() => new Scheduler([f().node]).planned.some((p) => p.kernel.kind === 'matmul' && render(p.kernel, kernelConfig()).some((q) => q.code.includes('subgroupBroadcast('))));
+    const host = (n: number, seed: number) => Array.from({ length: n }, lcg(seed)).map((v) => 2 * v - 1);
+    const [as, bs, cs] = [host(2 * 70 * 33, 11), host(2 * 33 * 300, 12), host(1200 * 45, 13)];
+    const make = () => [k.tensor(as, { shape: [2, 70, 33] }), k.tensor(bs, { shape: [2, 33, 300] }), k.tensor(cs, { shape: [1200, 45] })] as const;
+    const cases: [string, (a: k.Tensor, b: k.Tensor, c: k.Tensor) => k.Tensor][] = [
+      // M = 70: the last row of tiles is part full and whole subgroups are past it; N = 300: the last column of tiles part full
+      ['batched [2, 70, 33] × [2, 33, 300], + relu', (a, b) => a.matmul(b).relu()],
+      ['one row (M = 1)', (a, b) => a.slice(1, 3, 4).matmul(b)],
+      ['B read element by element (N = 45), A transposed', (a, _b, c) => a.slice(0, 0, 1).reshape([70, 33]).transpose(0, 1).matmul(c.slice(0, 0, 70))],
+      ['split along k (K = 1200, 45 columns)', (_a, _b, c) => c.transpose(0, 1).matmul(c.slice(1, 0, 16))],
+    ];
+    const [a, b, c] = make();
+    await k.realize(a, b, c);
+    const cpu = await k.withDevice('cpu', () => Promise.all(cases.map(([, f]) => k.scope(() => f(...make()).data()))));
+    try {
+      // tiles of 8 rows (one row per invocation of a subgroup of 8, two of 4), of 4 and of 2 rows (fewer rows than a subgroup
+      // has invocations), 2 steps of k per iteration
+      const variants: Partial<Tuning>[] = [{}, { matmulTile: [4, 8] }, { matmulTile: [2, 4] }, { matmulUnrollK: 2 }, { matmulShareRows: false }];
+      for (const knobs of variants) {
+        await k.init({ tuning: { matmulKernel: 'registers', matmulShareRows: true, ...knobs } });
+        for (const [i, [name, f]] of cases.entries()) {
+          expect(shares(() => f(a, b, c)), `${name} ${JSON.stringify(knobs)}`).toBe(subgroupSize > 0 && !('matmulShareRows' in knobs));
+          const gpu = await k.scope(() => f(a, b, c).data());
+          close(Array.from(gpu), Array.from(cpu[i]!), 1e-4, 1e-4);
+          expect(Math.max(...Array.from(cpu[i]!, Math.abs)), name).toBeGreaterThan(1);
+        }
+      }
+    } finally {
+      await k.init({ tuning: 'auto' });
+    }
+    for (const t of [a, b, c]) t.dispose();
   });
 
   it('sums 4 elements at a time where a long row is read from a multiple of 4, and agrees with float64', async () => {

@@ -26,7 +26,7 @@ export function conformanceSuite(k: Kiln, platform: string, tunings: string[] = 
       }
       afterAll(async () => {
         const pipelines = results.reduce((s, r) => s + r.pipelines, 0);
-        console.log(`conformance (${platform} ${k.deviceInfo().driver}, ${k.deviceInfo().tuning} tuning, fusion ${fusion ? 'on' : 'off'}): ${results.length} cases, ${pipelines} pipelines compiled\n${errorReport(results)}`);
+        console.log(`conformance (${platform} ${k.deviceInfo().driver}, ${k.deviceInfo().tuning} tuning, subgroups of ${k.deviceInfo().subgroupSize}, fusion ${fusion ? 'on' : 'off'}): ${results.length} cases, ${pipelines} pipelines compiled\n${errorReport(results)}`);
         if (tuning) await k.init({ tuning: 'auto' });
       });
       for (const c of cases) {
@@ -38,6 +38,16 @@ export function conformanceSuite(k: Kiln, platform: string, tunings: string[] = 
       }
     });
   }
+
+  describe(`subgroups (${platform})`, () => {
+    it('the subgroup layout kernels rely on is measured at init; the CPU drivers have it wherever they have subgroups', () => {
+      const { driver, features, subgroupSize } = k.deviceInfo();
+      // 0, or subgroups of consecutive invocations that tile a 64-invocation workgroup
+      expect(subgroupSize === 0 || (64 % subgroupSize === 0 && (subgroupSize & (subgroupSize - 1)) === 0), String(subgroupSize)).toBe(true);
+      // lavapipe (8 per subgroup with 256-bit vectors) and SwiftShader (4): register-tile matmuls share their row loads
+      if (driver === 'lavapipe' || driver === 'swiftshader') expect(subgroupSize > 0).toBe(features.includes('subgroups'));
+    });
+  });
 
   describe(`random (${platform})`, () => {
     it('k.philox4x32 matches the Random123 known-answer vectors', () => {
