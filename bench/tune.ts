@@ -114,7 +114,7 @@ const CANDIDATES: Record<'elementwise' | 'reduce' | 'matmul', Partial<Tuning>[]>
   reduce: [4096, 16384, 65536].flatMap((p) => (['chunk', 'stride'] as const).flatMap((m) => [false, true].map((t) => ({ reducePartials: p, reduceMapping: m, reduceTree: t })))),
   // register tiles with and without sharing A's loads within subgroups (the same kernel on a device without them)
   matmul: [
-    ...([[4, 4], [4, 8], [8, 8]] as [number, number][]).flatMap((tile) => [false, true].map((share) => ({ matmulKernel: 'registers' as const, matmulTile: tile, matmulUnrollK: 1 as const, matmulShareRows: share }))),
+    ...([[4, 4], [4, 8], [8, 8], [16, 8]] as [number, number][]).flatMap((tile) => [false, true].map((share) => ({ matmulKernel: 'registers' as const, matmulTile: tile, matmulUnrollK: 1 as const, matmulShareRows: share }))),
     ...([2, 4] as const).flatMap((u) => [false, true].map((share) => ({ matmulKernel: 'registers' as const, matmulTile: [8, 8] as [number, number], matmulUnrollK: u, matmulShareRows: share }))),
     ...([[4, 4], [4, 8], [8, 8]] as [number, number][]).map((tile) => ({ matmulKernel: 'shared' as const, matmulTile: tile, matmulUnrollK: 1 as const })),
   ],

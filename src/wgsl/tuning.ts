@@ -17,13 +17,13 @@ function softwareRow(): Tuning {
     reduceMinChunk: 256,
     reduceMapping: 'chunk',
     reduceTree: false,
-    // 8×8: since the tile is stored through a loop (its epilogue emitted once), no more code to compile
-    // than 4×8, and the default UNet step's matmuls take 15–25 % less time (222/209 against 251/278 ms in
-    // two alternating k.profile runs; the toy MLP step 20.2 against 22.4 ms)
-    // on SwiftShader too (one process, old against new kernels alternating): 4×8 tiles ran 0.71–0.93× as
-    // fast, 4×4 0.59–0.78×, 8×16 0.92–0.97× (on lavapipe 0.92–1.10×)
+    // 16×8 on lavapipe, where each invocation of a subgroup of 8 loads 2 of the 16 rows (matmulShareRows):
+    // the default UNet step's matmuls took 101–138 ms of kernel time against 164–178 with 8×8 (k.profile,
+    // alternating processes, 4 pairs), and a cold `kiln train --steps 3` compiled no slower (29.8 / 38.9
+    // against 31.9 / 39.9 s). Before rows were shared, 8×8 beat 4×8 by 15–25 % and 8×16 ran 0.92–1.10× as fast.
+    // The tile is stored through a loop (its epilogue emitted once), so a larger tile adds little code.
     matmulKernel: 'registers',
-    matmulTile: [8, 8],
+    matmulTile: [16, 8],
     // SwiftShader: 1 element per invocation ran the chain 0.65× as fast, 8 within noise
     elementsPerInvocation: 4,
     // vec4 loads: lavapipe's chain 1.8×, SwiftShader's 1.5× (see bench/README.md)
@@ -53,9 +53,12 @@ export const TUNING_TABLE: readonly TuningRow[] = [
     // SwiftShader: the software row with two steps of k per matmul loop iteration where B is read as vec4; one
     // process per setting, alternating: 1024³ 4.08–4.68 GFLOP/s against 3.53–3.65 with one step (four steps
     // 4.12–4.34); on lavapipe two ran the same within noise (1024³ 25.3 against 25.3) and four at half speed
+    // 8×8 tiles: 4×8 ran 0.71–0.93× as fast, 4×4 0.59–0.78×, 8×16 0.92–0.97×; with rows shared (4 invocations per
+    // subgroup, 2 rows each) 16×8 ran the 1024³ matmul at 5.57 GFLOP/s and 8×16 at 4.78 against 5.73 (one
+    // process, alternating)
     name: 'swiftshader',
     matches: (i) => i.driver === 'swiftshader',
-    config: { ...softwareRow(), matmulUnrollK: 2 },
+    config: { ...softwareRow(), matmulTile: [8, 8], matmulUnrollK: 2 },
   },
   {
     // the other CPU drivers (lavapipe, WARP)
@@ -95,7 +98,7 @@ const KNOBS: { [K in keyof Tuning]: (v: unknown) => boolean } = {
   reduceMapping: (v) => v === 'chunk' || v === 'stride',
   reduceTree: (v) => typeof v === 'boolean',
   matmulKernel: (v) => v === 'registers' || v === 'shared',
-  matmulTile: (v) => Array.isArray(v) && v.length === 2 && v.every((t) => [1, 2, 4, 8].includes(t)),
+  matmulTile: (v) => Array.isArray(v) && v.length === 2 && v.every((t) => [1, 2, 4, 8, 16].includes(t)),
   matmulUnrollK: (v) => v === 1 || v === 2 || v === 4,
   matmulShareRows: (v) => typeof v === 'boolean',
   elementsPerInvocation: (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 64,

@@ -477,13 +477,13 @@ describe('fusion', () => {
     await k.realize(a, b, c);
     const cpu = await k.withDevice('cpu', () => Promise.all(cases.map(([, f]) => k.scope(() => f(...make()).data()))));
     try {
-      // tiles of 8 rows (one row per invocation of a subgroup of 8, two of 4), of 4 and of 2 rows (fewer rows than a subgroup
-      // has invocations), 2 steps of k per iteration
-      const variants: Partial<Tuning>[] = [{}, { matmulTile: [4, 8] }, { matmulTile: [2, 4] }, { matmulUnrollK: 2 }, { matmulShareRows: false }];
-      const results: Float32Array[][] = [];
+      // the row's tiles (lavapipe: 16 rows, two per invocation of a subgroup of 8), tiles of 8, 4 and 2 rows (one row
+      // per invocation, and fewer rows than a subgroup has invocations), 2 steps of k per iteration, rows not shared
+      const variants: Partial<Tuning>[] = [{}, { matmulTile: [8, 8] }, { matmulTile: [4, 8] }, { matmulTile: [2, 4] }, { matmulUnrollK: 2 }, { matmulShareRows: false }];
+      const results: ArrayLike<number>[][] = [];
       for (const knobs of variants) {
         await k.init({ tuning: { matmulKernel: 'registers', matmulShareRows: true, ...knobs } });
-        const got: Float32Array[] = [];
+        const got: ArrayLike<number>[] = [];
         for (const [i, [name, f]] of cases.entries()) {
           expect(shares(() => f(a, b, c)), `${name} ${JSON.stringify(knobs)}`).toBe(subgroupSize > 0 && !('matmulShareRows' in knobs));
           got.push(await k.scope(() => f(a, b, c).data()));
@@ -493,7 +493,7 @@ describe('fusion', () => {
         results.push(got);
       }
       // a broadcast value is the loaded one and each accumulator takes the same products in the same order:
-      // shared and unshared 8×8 tiles give the same bits
+      // shared and unshared tiles of the row give the same bits
       for (const [i, [name]] of cases.entries()) expect(results[0]![i], name).toEqual(results[variants.length - 1]![i]);
     } finally {
       await k.init({ tuning: 'auto' });
