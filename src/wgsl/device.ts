@@ -227,8 +227,13 @@ async function acquire(opts: InitOptions): Promise<DeviceState> {
  */
 async function subgroupLayout(device: GPUDevice): Promise<number> {
   if (!device.features.has('subgroups' as GPUFeatureName)) return 0;
+  const n = 64, bytes = 3 * n * 4;
+  let buf: GPUBuffer | undefined, read: GPUBuffer | undefined;
+  let scoped = false;
   try {
-    const n = 64;
+    // synchronous calls inside one error scope, so a device that cannot run the probe reports nothing elsewhere
+    device.pushErrorScope('validation');
+    scoped = true;
     const module = device.createShaderModule({
       code: `enable subgroups;
 @group(0) @binding(0) var<storage, read_write> out: array<u32, ${3 * n}>;
@@ -239,10 +244,9 @@ fn main(@builtin(local_invocation_index) i: u32, @builtin(subgroup_invocation_id
   out[3u * i + 2u] = subgroupBroadcast(i, 0u);
 }`,
     });
-    const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    const bytes = 3 * n * 4;
-    const buf = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-    const read = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    buf = device.createBuffer({ size: bytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+    read = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     const enc = device.createCommandEncoder();
     const pass = enc.beginComputePass();
     pass.setPipeline(pipeline);
@@ -251,11 +255,11 @@ fn main(@builtin(local_invocation_index) i: u32, @builtin(subgroup_invocation_id
     pass.end();
     enc.copyBufferToBuffer(buf, 0, read, 0, bytes);
     device.queue.submit([enc.finish()]);
+    scoped = false;
+    if (await device.popErrorScope()) return 0;
     await read.mapAsync(GPUMapMode.READ);
     const v = new Uint32Array(read.getMappedRange().slice(0));
     read.unmap();
-    buf.destroy();
-    read.destroy();
     const size = v[0]!;
     if (!(size >= 1 && n % size === 0)) return 0;
     for (let i = 0; i < n; i++) {
@@ -264,6 +268,10 @@ fn main(@builtin(local_invocation_index) i: u32, @builtin(subgroup_invocation_id
     return size;
   } catch {
     return 0;
+  } finally {
+    if (scoped) void device.popErrorScope().catch(() => null);
+    buf?.destroy();
+    read?.destroy();
   }
 }
 
