@@ -33,6 +33,7 @@ import type { Tensor } from '../src/index.js';
 const QUICK = process.argv.includes('--quick');
 /** `--scalar`: kernels read and write one element at a time (no vec4), for comparison with the default. */
 const SCALAR = process.argv.includes('--scalar');
+/** `--no-share`: register-tile matmuls load every row of A themselves (no subgroup sharing), for comparison. */
 const NO_SHARE = process.argv.includes('--no-share');
 const REPS = QUICK ? 3 : 7;
 const TARGET_MS = QUICK ? 150 : 500;

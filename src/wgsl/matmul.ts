@@ -145,7 +145,8 @@ function registerTiles(k: MatmulKernel, cfg: KernelConfig): FirstPass {
   const epi = fnOf('epilogue', 'gid: u32, acc: f32', k.epilogue.t, k.epilogue, C);
   // row and column offsets are computed once per tile; only the k offsets change inside the loop
   const setup: string[] = [`  let lastM = ${C.u32(k.M - 1)};`, `  let lastN = ${C.u32(k.N - 1)};`];
-  const shareLoads = Math.ceil(TM / G);
+  // rows shared: each invocation loads rows lane, lane + G, … of the tile (the last clamped into it)
+  const shareLoads = G ? Math.ceil(TM / G) : 0;
   if (G) {
     for (let q = 0; q < shareLoads; q++) {
       const row = (q + 1) * G > TM ? `min(lane + ${q * G}u, ${TM - 1}u)` : `lane + ${q * G}u`;
